@@ -1,0 +1,61 @@
+"""The ``[backup]`` section: what to back up and how cycles are formed."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from localbackup import paths
+from localbackup.configkit import Section
+
+MODES = ("incremental", "differential")
+CHANGE_DETECTION = ("metadata", "content")
+
+
+@dataclass(frozen=True, slots=True)
+class BackupConfig:
+    sources: tuple[Path, ...]
+    exclude: tuple[str, ...] = ()
+    spool_dir: Path = paths.data_home() / "spool"
+    increments_per_cycle: int = 7
+    full_every: float | None = None  # seconds
+    mode: str = "incremental"
+    compression_level: int = 3
+    compression_threads: int = 0
+    one_file_system: bool = False
+    exclude_caches: bool = True
+    change_detection: str = "metadata"
+    host: str = ""
+
+    @property
+    def differential(self) -> bool:
+        return self.mode == "differential"
+
+
+def default_host() -> str:
+    return socket.gethostname().split(".")[0] or "localhost"
+
+
+def backup_config(section: Section) -> BackupConfig:
+    """Read ``[backup]``; raises :class:`ConfigError` naming the key on any problem."""
+    sources = tuple(section.resolve(s) for s in section.string_list("sources"))
+    host = section.string("host", default_host())
+    if not host or "/" in host or any(c.isspace() for c in host):
+        raise section.error("host", f"must be a simple name without '/' or spaces, got {host!r}")
+    cfg = BackupConfig(
+        sources=sources,
+        exclude=section.string_list("exclude"),
+        spool_dir=section.path("spool_dir", paths.data_home() / "spool") or paths.data_home(),
+        increments_per_cycle=section.integer("increments_per_cycle", 7, minimum=0, maximum=10_000),
+        full_every=section.duration("full_every", None),
+        mode=section.choice("mode", "incremental", MODES),
+        compression_level=section.integer("compression_level", 3, minimum=1, maximum=22),
+        compression_threads=section.integer("compression_threads", 0, minimum=0, maximum=256),
+        one_file_system=section.boolean("one_file_system", False),
+        exclude_caches=section.boolean("exclude_caches", True),
+        change_detection=section.choice("change_detection", "metadata", CHANGE_DETECTION),
+        host=host,
+    )
+    section.finish()
+    return cfg

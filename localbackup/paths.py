@@ -1,0 +1,43 @@
+"""Where the suite keeps things by default (XDG base directories) and how it creates them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP = "glacier-backup"
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    value = os.environ.get(var, "")
+    # The XDG spec says relative values are invalid and must be ignored.
+    if value and os.path.isabs(value):
+        return Path(value)
+    return Path.home() / fallback
+
+
+def config_home() -> Path:
+    return _xdg("XDG_CONFIG_HOME", ".config") / APP
+
+
+def data_home() -> Path:
+    return _xdg("XDG_DATA_HOME", ".local/share") / APP
+
+
+def state_home() -> Path:
+    return _xdg("XDG_STATE_HOME", ".local/state") / APP
+
+
+def default_config_file() -> Path:
+    return config_home() / "config.toml"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) if needed and make sure it is 0700.
+
+    Spool, state and key directories hold backups and secrets: no one else may read them.
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o777 != 0o700:
+        path.chmod(0o700)
+    return path

@@ -1,0 +1,176 @@
+"""The spool: the cycle directories on local disk, their lock, and recovery after a crash.
+
+Nothing here trusts a file that may be half-written: increment files are written under a
+``.partial`` name and renamed, and an increment counts only once its manifest exists. Recovery
+deletes everything else, so a later run never builds on a partial file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from localbackup import cycle as fmt
+from localbackup.atomic import fsync_dir
+from localbackup.paths import ensure_private_dir
+from localbackup.plan import OpenCycle
+
+log = structlog.get_logger(__name__)
+
+CYCLES = "cycles"
+LOCK = ".lock"
+CREATED = "created"  # cycle start time, written when a cycle directory is made
+
+
+class SpoolBusyError(RuntimeError):
+    """Another process holds the spool lock."""
+
+
+@dataclass(frozen=True, slots=True)
+class CycleDir:
+    path: Path
+    cycle_id: str
+
+    @property
+    def sealed(self) -> bool:
+        return (self.path / fmt.CYCLE_JSON).exists()
+
+    def manifests(self) -> list[fmt.IncrementManifest]:
+        """Complete increments, in order, stopping at the first gap."""
+        out: list[fmt.IncrementManifest] = []
+        while (self.path / fmt.manifest_name(len(out))).exists():
+            out.append(fmt.load_manifest(self.path / fmt.manifest_name(len(out))))
+        return out
+
+    def created_at(self) -> datetime:
+        return fmt.parse_iso((self.path / CREATED).read_text().strip())
+
+
+class Spool:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.cycles_dir = root / CYCLES
+
+    def prepare(self) -> None:
+        ensure_private_dir(self.root)
+        ensure_private_dir(self.cycles_dir)
+
+    @contextlib.contextmanager
+    def locked(self, wait: float = 3600.0) -> Iterator[None]:
+        """Hold the spool lock (one writer at a time: timer, service and CLI may all run)."""
+        self.prepare()
+        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + wait
+            logged = False
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise SpoolBusyError(
+                            f"another glacier-backup process holds {self.root / LOCK}"
+                        ) from None
+                    if not logged:
+                        log.info("spool.waiting_for_lock", spool=str(self.root))
+                        logged = True
+                    time.sleep(0.2)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    def cycles(self) -> list[CycleDir]:
+        if not self.cycles_dir.is_dir():
+            return []
+        return sorted(
+            (
+                CycleDir(p, p.name)
+                for p in self.cycles_dir.iterdir()
+                if p.is_dir() and fmt.CYCLE_ID.match(p.name)
+            ),
+            key=lambda c: c.cycle_id,
+        )
+
+    def sealed_cycles(self) -> list[CycleDir]:
+        return [c for c in self.cycles() if c.sealed]
+
+    def open_cycle(self) -> CycleDir | None:
+        """The newest unsealed cycle, if any (there is at most one in a healthy spool)."""
+        unsealed = [c for c in self.cycles() if not c.sealed]
+        return unsealed[-1] if unsealed else None
+
+    def open_cycle_state(self) -> tuple[CycleDir, OpenCycle] | None:
+        c = self.open_cycle()
+        if c is None:
+            return None
+        return c, OpenCycle(c.cycle_id, c.created_at(), len(c.manifests()))
+
+    def create_cycle(self, now: datetime) -> CycleDir:
+        self.prepare()
+        cycle_id = fmt.new_cycle_id(now, {c.cycle_id for c in self.cycles()})
+        path = self.cycles_dir / cycle_id
+        tmp = self.cycles_dir / f".{cycle_id}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(mode=0o700)
+        created = tmp / CREATED
+        with open(created, "w") as f:
+            f.write(fmt.utc_iso(now) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+        fsync_dir(self.cycles_dir)
+        return CycleDir(path, cycle_id)
+
+    def recover(self) -> list[Path]:
+        """Delete what a crash left behind; return the removed paths.
+
+        - ``.partial`` files and directories anywhere in the spool;
+        - in unsealed cycles, increment data files without a manifest, and every increment
+          after the first gap (a later manifest is never trusted without its predecessors);
+        - an unsealed cycle that has no start time (its creation never finished).
+        """
+        removed: list[Path] = []
+        if not self.cycles_dir.is_dir():
+            return removed
+        for p in self.cycles_dir.iterdir():
+            if p.name.endswith(".partial"):
+                _remove(p)
+                removed.append(p)
+        for c in self.cycles():
+            if c.sealed:
+                continue
+            if not (c.path / CREATED).exists():
+                _remove(c.path)
+                removed.append(c.path)
+                continue
+            complete = {fmt.manifest_name(i) for i in range(len(c.manifests()))}
+            keep = {CREATED} | complete
+            keep |= {fmt.tar_name(i) for i in range(len(complete))}
+            keep |= {fmt.index_name(i) for i in range(len(complete))}
+            for p in sorted(c.path.iterdir()):
+                if p.name not in keep:
+                    _remove(p)
+                    removed.append(p)
+        for p in removed:
+            log.warning("spool.recovered", removed=str(p))
+        return removed
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    else:
+        p.unlink(missing_ok=True)

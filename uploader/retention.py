@@ -1,0 +1,31 @@
+"""The ``[retention]`` section: how large the store may grow and what must be kept."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from localbackup.configkit import Section
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    max_store_size: int | None = None  # bytes; None: no budget, nothing is pruned for size
+    min_age: float | None = None  # seconds; None: "auto", by storage class (90d / 180d)
+    keep_last: int = 2
+    over_budget: str = "upload"  # "upload" anyway, or "wait" until pruning makes room
+
+
+def retention_config(section: Section) -> RetentionConfig:
+    min_age: float | None = None
+    if section.peek("min_age") == "auto":
+        section.string("min_age", "auto")
+    else:
+        min_age = section.duration("min_age", None)
+    cfg = RetentionConfig(
+        max_store_size=section.size("max_store_size", None),
+        min_age=min_age,
+        keep_last=section.integer("keep_last", 2, minimum=1),
+        over_budget=section.choice("over_budget", "upload", ("upload", "wait")),
+    )
+    section.finish()
+    return cfg
