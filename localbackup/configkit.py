@@ -162,7 +162,9 @@ class Section:
         value = self.string(key, default)
         if value not in choices:
             hint = _hint(value, choices)
-            raise self.error(key, f"must be one of {', '.join(map(repr, choices))}, got {value!r}{hint}")
+            raise self.error(
+                key, f"must be one of {', '.join(map(repr, choices))}, got {value!r}{hint}"
+            )
         return value
 
     def integer(

@@ -264,4 +264,6 @@ def _check_format(d: dict[str, Any], expected: str) -> None:
         raise FormatError(f"expected format {expected!r}, found {d.get('format')!r}")
     version = d.get("version")
     if version != FORMAT_VERSION:
-        raise FormatError(f"{expected} version {version!r} is not supported (this reads {FORMAT_VERSION})")
+        raise FormatError(
+            f"{expected} version {version!r} is not supported (this reads {FORMAT_VERSION})"
+        )

@@ -16,8 +16,13 @@ def _xdg(var: str, fallback: str) -> Path:
     return Path.home() / fallback
 
 
+def config_root() -> Path:
+    """$XDG_CONFIG_HOME itself (systemd user units live below it)."""
+    return _xdg("XDG_CONFIG_HOME", ".config")
+
+
 def config_home() -> Path:
-    return _xdg("XDG_CONFIG_HOME", ".config") / APP
+    return config_root() / APP
 
 
 def data_home() -> Path:

@@ -59,12 +59,14 @@ def plan_backup(
         return fresh(True, f"the open cycle already holds {open_cycle.increments} increments")
     age = max(0.0, (now - open_cycle.created_at).total_seconds())
     if policy.full_every is not None and age >= policy.full_every:
-        return fresh(True, f"the full is {format_duration(age)} old (full_every is "
-                           f"{format_duration(policy.full_every)})")
+        return fresh(
+            True,
+            f"the full is {format_duration(age)} old (full_every is "
+            f"{format_duration(policy.full_every)})",
+        )
     number = open_cycle.increments
     if policy.differential:
         kind, base = "differential", 0
     else:
         kind, base = "incremental", number - 1
-    return BackupPlan(False, False, number, kind, base, number >= n,
-                      f"increment {number} of {n}")
+    return BackupPlan(False, False, number, kind, base, number >= n, f"increment {number} of {n}")

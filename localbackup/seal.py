@@ -24,7 +24,9 @@ class SealError(RuntimeError):
     """A cycle cannot be sealed (nothing in it, or its files do not match their manifests)."""
 
 
-def seal_cycle(cycle: CycleDir, host: str, mode: str, marker_dir: Path, now: datetime) -> fmt.SealedCycle:
+def seal_cycle(
+    cycle: CycleDir, host: str, mode: str, marker_dir: Path, now: datetime
+) -> fmt.SealedCycle:
     """Write ``cycle.json`` for a cycle with at least one complete increment, then its marker.
 
     Each increment's files were fsynced when written; sizes are checked against the manifests
@@ -51,7 +53,9 @@ def seal_cycle(cycle: CycleDir, host: str, mode: str, marker_dir: Path, now: dat
     )
     atomic_write_bytes(cycle.path / fmt.CYCLE_JSON, sealed.render())
     write_marker(cycle, marker_dir)
-    log.info("backup.sealed", cycle=cycle.cycle_id, increments=len(manifests), bytes=sealed.data_size)
+    log.info(
+        "backup.sealed", cycle=cycle.cycle_id, increments=len(manifests), bytes=sealed.data_size
+    )
     return sealed
 
 
@@ -68,7 +72,9 @@ def write_marker(cycle: CycleDir, marker_dir: Path) -> fmt.Marker:
     )
     ensure_private_dir(marker_dir)
     atomic_write_bytes(marker_dir / marker.file_name, marker.render())
-    log.info("backup.marker_written", cycle=cycle.cycle_id, marker=str(marker_dir / marker.file_name))
+    log.info(
+        "backup.marker_written", cycle=cycle.cycle_id, marker=str(marker_dir / marker.file_name)
+    )
     return marker
 
 

@@ -7,10 +7,20 @@ from localbackup.configkit import ConfigError, Section, format_duration, parse_d
 F = Path("/etc/gb/config.toml")
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("90s", 90), ("30m", 1800), ("12h", 43200), ("7d", 604800), ("2w", 1209600),
-    ("1d12h", 129600), ("1.5h", 5400), ("45", 45), (" 3 d ", 259200),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90s", 90),
+        ("30m", 1800),
+        ("12h", 43200),
+        ("7d", 604800),
+        ("2w", 1209600),
+        ("1d12h", 129600),
+        ("1.5h", 5400),
+        ("45", 45),
+        (" 3 d ", 259200),
+    ],
+)
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
@@ -26,10 +36,19 @@ def test_format_duration_round_trips() -> None:
         assert parse_duration(format_duration(s)) == s
 
 
-@pytest.mark.parametrize(("text", "n"), [
-    ("64MiB", 64 * 2**20), ("5 MiB", 5 * 2**20), ("500GB", 500 * 10**9), ("2TiB", 2 * 2**40),
-    ("1.5GiB", 3 * 2**29), ("1024", 1024), (4096, 4096), ("10k", 10_000),
-])
+@pytest.mark.parametrize(
+    ("text", "n"),
+    [
+        ("64MiB", 64 * 2**20),
+        ("5 MiB", 5 * 2**20),
+        ("500GB", 500 * 10**9),
+        ("2TiB", 2 * 2**40),
+        ("1.5GiB", 3 * 2**29),
+        ("1024", 1024),
+        (4096, 4096),
+        ("10k", 10_000),
+    ],
+)
 def test_parse_size(text: str | int, n: int) -> None:
     assert parse_size(text) == n
 
@@ -52,8 +71,11 @@ def test_error_names_file_key_and_problem() -> None:
 def test_unknown_key_gets_a_did_you_mean_hint() -> None:
     s = Section({"incremnts_per_cycle": 3}, "backup", F)
     s.integer("increments_per_cycle", 7)
-    with pytest.raises(ConfigError, match=r"backup\.incremnts_per_cycle: unknown key "
-                                          r"\(did you mean 'increments_per_cycle'\?\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"backup\.incremnts_per_cycle: unknown key "
+        r"\(did you mean 'increments_per_cycle'\?\)",
+    ):
         s.finish()
 
 

@@ -19,22 +19,76 @@ TABLE = [
     ("crashed full, forced", 0, 0, CyclePolicy(7), True, (False, False, 0, "full", None, False)),
     ("first incremental", 1, 1, CyclePolicy(7), False, (False, False, 1, "incremental", 0, False)),
     ("chained", 4, 4, CyclePolicy(7), False, (False, False, 4, "incremental", 3, False)),
-    ("last increment seals", 7, 7, CyclePolicy(7), False, (False, False, 7, "incremental", 6, True)),
-    ("differential base is the full", 4, 1, CyclePolicy(7, differential=True), False,
-     (False, False, 4, "differential", 0, False)),
-    ("forced full seals the open cycle", 3, 1, CyclePolicy(7), True, (True, True, 0, "full", None, False)),
-    ("full too old", 3, 7, CyclePolicy(7, full_every=7 * DAY), False, (True, True, 0, "full", None, False)),
-    ("full not yet too old", 3, 6.9, CyclePolicy(7, full_every=7 * DAY), False,
-     (False, False, 3, "incremental", 2, False)),
-    ("complete cycle left unsealed by a crash", 8, 1, CyclePolicy(7), False,
-     (True, True, 0, "full", None, False)),
-    ("policy shrank below the open cycle", 5, 1, CyclePolicy(2), False, (True, True, 0, "full", None, False)),
-    ("one increment per cycle", 1, 1, CyclePolicy(1), False, (False, False, 1, "incremental", 0, True)),
+    (
+        "last increment seals",
+        7,
+        7,
+        CyclePolicy(7),
+        False,
+        (False, False, 7, "incremental", 6, True),
+    ),
+    (
+        "differential base is the full",
+        4,
+        1,
+        CyclePolicy(7, differential=True),
+        False,
+        (False, False, 4, "differential", 0, False),
+    ),
+    (
+        "forced full seals the open cycle",
+        3,
+        1,
+        CyclePolicy(7),
+        True,
+        (True, True, 0, "full", None, False),
+    ),
+    (
+        "full too old",
+        3,
+        7,
+        CyclePolicy(7, full_every=7 * DAY),
+        False,
+        (True, True, 0, "full", None, False),
+    ),
+    (
+        "full not yet too old",
+        3,
+        6.9,
+        CyclePolicy(7, full_every=7 * DAY),
+        False,
+        (False, False, 3, "incremental", 2, False),
+    ),
+    (
+        "complete cycle left unsealed by a crash",
+        8,
+        1,
+        CyclePolicy(7),
+        False,
+        (True, True, 0, "full", None, False),
+    ),
+    (
+        "policy shrank below the open cycle",
+        5,
+        1,
+        CyclePolicy(2),
+        False,
+        (True, True, 0, "full", None, False),
+    ),
+    (
+        "one increment per cycle",
+        1,
+        1,
+        CyclePolicy(1),
+        False,
+        (False, False, 1, "incremental", 0, True),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "incs", "age", "policy", "force", "expected"), TABLE,
-                         ids=[row[0] for row in TABLE])
+@pytest.mark.parametrize(
+    ("name", "incs", "age", "policy", "force", "expected"), TABLE, ids=[row[0] for row in TABLE]
+)
 def test_plan_table(name, incs, age, policy, force, expected) -> None:
     open_cycle = None if incs is None else OpenCycle("c", T0, incs)
     plan = plan_backup(open_cycle, policy, T0 + timedelta(days=age), force_full=force)
@@ -44,7 +98,9 @@ def test_plan_table(name, incs, age, policy, force, expected) -> None:
 
 
 def test_clock_going_backwards_is_not_an_old_full() -> None:
-    plan = plan_backup(OpenCycle("c", T0, 2), CyclePolicy(7, full_every=DAY), T0 - timedelta(days=3))
+    plan = plan_backup(
+        OpenCycle("c", T0, 2), CyclePolicy(7, full_every=DAY), T0 - timedelta(days=3)
+    )
     assert (plan.new_cycle, plan.number) == (False, 2)
 
 

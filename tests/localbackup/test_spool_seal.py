@@ -20,8 +20,15 @@ def fake_increment(c, number: int, payload: bytes = b"data") -> fmt.IncrementMan
     for name in (fmt.tar_name(number), fmt.index_name(number)):
         (c.path / name).write_bytes(payload)
         files.append(fmt.CycleFile(name, len(payload), hashlib.sha256(payload).hexdigest()))
-    m = fmt.IncrementManifest(number, "full" if number == 0 else "incremental",
-                              None if number == 0 else number - 1, T0, T0, files[0], files[1])
+    m = fmt.IncrementManifest(
+        number,
+        "full" if number == 0 else "incremental",
+        None if number == 0 else number - 1,
+        T0,
+        T0,
+        files[0],
+        files[1],
+    )
     (c.path / fmt.manifest_name(number)).write_bytes(m.render())
     return m
 
@@ -60,8 +67,13 @@ def test_recover_removes_partials_and_unmanifested_increments(tmp_path: Path) ->
     assert ".20261126T050000Z.partial" in removed
     assert [m.number for m in c.manifests()] == [0, 1]
     assert sorted(p.name for p in c.path.iterdir()) == sorted(
-        ["created", *(fmt.tar_name(i) for i in (0, 1)), *(fmt.index_name(i) for i in (0, 1)),
-         *(fmt.manifest_name(i) for i in (0, 1))])
+        [
+            "created",
+            *(fmt.tar_name(i) for i in (0, 1)),
+            *(fmt.index_name(i) for i in (0, 1)),
+            *(fmt.manifest_name(i) for i in (0, 1)),
+        ]
+    )
 
 
 def test_recover_leaves_sealed_cycles_alone(tmp_path: Path) -> None:
@@ -114,20 +126,36 @@ def test_ensure_markers_repairs_a_crash_between_seal_and_marker(tmp_path: Path) 
     assert ensure_markers(spool, markers) == [c.cycle_id]
     # a marker the watcher already filed under done/ counts as written
     (markers / "done").mkdir()
-    os.rename(markers / f"cycle-h-{c.cycle_id}.json", markers / "done" / f"cycle-h-{c.cycle_id}.json")
+    os.rename(
+        markers / f"cycle-h-{c.cycle_id}.json", markers / "done" / f"cycle-h-{c.cycle_id}.json"
+    )
     assert ensure_markers(spool, markers) == []
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    (b"not json", "not valid JSON"),
-    (b"[]", "not a JSON object"),
-    (b'{"format": "other", "version": 1}', "expected format 'glacier-backup-marker'"),
-    (b'{"format": "glacier-backup-marker", "version": 99}', "version 99 is not supported"),
-    (b'{"format": "glacier-backup-marker", "version": 1, "host": "h"}', "lacks the field"),
-    (json.dumps({"format": "glacier-backup-marker", "version": 1, "host": "h", "cycle_id": "../x",
-                 "cycle_dir": "/x", "sealed_at": "x", "cycle_json_sha256": "0"}).encode(),
-     "malformed cycle_id"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"not json", "not valid JSON"),
+        (b"[]", "not a JSON object"),
+        (b'{"format": "other", "version": 1}', "expected format 'glacier-backup-marker'"),
+        (b'{"format": "glacier-backup-marker", "version": 99}', "version 99 is not supported"),
+        (b'{"format": "glacier-backup-marker", "version": 1, "host": "h"}', "lacks the field"),
+        (
+            json.dumps(
+                {
+                    "format": "glacier-backup-marker",
+                    "version": 1,
+                    "host": "h",
+                    "cycle_id": "../x",
+                    "cycle_dir": "/x",
+                    "sealed_at": "x",
+                    "cycle_json_sha256": "0",
+                }
+            ).encode(),
+            "malformed cycle_id",
+        ),
+    ],
+)
 def test_bad_markers_say_what_is_wrong(data: bytes, message: str) -> None:
     with pytest.raises(fmt.FormatError, match=message):
         fmt.parse_marker(data)

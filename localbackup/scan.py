@@ -1,0 +1,183 @@
+"""Walk the backup sources and yield every entry with its lstat metadata.
+
+Paths are bytes end to end (no decoding cost, non-UTF-8 names survive). The walk is
+depth-first, parents before children, names sorted within a directory, so archive order is
+deterministic. Sockets and FIFOs are skipped and counted; excluded paths are counted and
+excluded directories are not descended into.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import stat
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from localbackup.exclude import ExcludeMatcher
+
+__all__ = ["CACHEDIR_SIGNATURE", "ScanEntry", "ScanStats", "display_path", "scan"]
+
+CACHEDIR_SIGNATURE = b"Signature: 8a477f597d28d172789f06886806bc55"
+
+#: One scanned entry: (absolute path, lstat result). A tuple because it is made per file.
+ScanEntry = tuple[bytes, os.stat_result]
+
+_SKIPPED_KINDS = {stat.S_IFSOCK: "socket", stat.S_IFIFO: "fifo"}
+
+
+def display_path(path: bytes) -> str:
+    """Printable form of a byte path: undecodable bytes shown as backslash escapes."""
+    return path.decode("utf-8", "backslashreplace")
+
+
+@dataclass(slots=True)
+class ScanStats:
+    """Mutable tallies a scan fills in while it runs."""
+
+    skipped: Counter[str] = field(default_factory=Counter)
+    warnings: list[tuple[bytes, str, str]] = field(default_factory=list)
+    #: directories that exist but could not be listed (their old contents are carried over)
+    unreadable_dirs: list[bytes] = field(default_factory=list)
+
+    def warn(self, path: bytes, kind: str, message: str) -> None:
+        self.warnings.append((path, kind, message))
+
+
+def _is_cachedir_tag(path: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(CACHEDIR_SIGNATURE)) == CACHEDIR_SIGNATURE
+    except OSError:
+        return False
+
+
+def _normalize_sources(sources: tuple[Path, ...]) -> list[bytes]:
+    """Absolute byte paths in the given order; duplicates and sources nested in another
+    source are dropped (they are archived once, under the outer source)."""
+    paths = [os.path.normpath(os.fsencode(s)) for s in sources]
+    outer = [p.rstrip(b"/") + b"/" for p in paths]
+    kept: list[bytes] = []
+    for p in paths:
+        if p not in kept and not any(p != o and p.startswith(o) for o in outer):
+            kept.append(p)
+    return kept
+
+
+def _classify(entry: ScanEntry, matcher: ExcludeMatcher | None, stats: ScanStats) -> int:
+    """0: archive it, 1: a directory to descend into, -1: skip it (counted)."""
+    path, st = entry
+    is_dir = stat.S_ISDIR(st.st_mode)
+    if matcher is not None and matcher.matches(path, is_dir):
+        stats.skipped["excluded"] += 1
+        return -1
+    if is_dir:
+        return 1
+    kind = _SKIPPED_KINDS.get(stat.S_IFMT(st.st_mode))
+    if kind is not None:
+        stats.skipped[kind] += 1
+        return -1
+    return 0
+
+
+_by_name = operator.attrgetter("name")
+
+
+def _list_dir(dpath: bytes, stats: ScanStats, exclude_caches: bool) -> list[os.DirEntry[bytes]]:
+    """Sorted children; [] with a warning if unreadable. Raises FileNotFoundError, _CacheDir."""
+    try:
+        with os.scandir(dpath) as it:
+            children = sorted(it, key=_by_name)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        stats.warn(dpath, "unreadable", f"cannot list directory: {e.strerror}")
+        stats.unreadable_dirs.append(dpath)
+        return []
+    if (
+        exclude_caches
+        and any(c.name == b"CACHEDIR.TAG" for c in children)
+        and _is_cachedir_tag(os.path.join(dpath, b"CACHEDIR.TAG"))
+    ):
+        raise _CacheDirError
+    return children
+
+
+class _CacheDirError(Exception):
+    """The directory holds a valid CACHEDIR.TAG."""
+
+
+def _walk(
+    root: ScanEntry,
+    matcher: ExcludeMatcher | None,
+    stats: ScanStats,
+    one_file_system: bool,
+    exclude_caches: bool,
+) -> Iterator[ScanEntry]:
+    root_dev = root[1].st_dev
+    # Explicit stack of directories still to list: no recursion limit on deep trees.
+    stack: list[ScanEntry] = [root]
+    while stack:
+        dpath, dst = stack.pop()
+        if one_file_system and dst.st_dev != root_dev:
+            yield dpath, dst  # the mount point itself, empty, like rsync -x
+            continue
+        try:
+            children = _list_dir(dpath, stats, exclude_caches)
+        except FileNotFoundError:
+            stats.warn(dpath, "vanished", "directory vanished during the scan")
+            continue
+        except _CacheDirError:
+            stats.skipped["cachedir"] += 1
+            continue
+        yield dpath, dst
+        subdirs: list[ScanEntry] = []
+        for child in children:
+            try:
+                entry = (child.path, child.stat(follow_symlinks=False))
+            except FileNotFoundError:
+                stats.warn(child.path, "vanished", "vanished during the scan")
+                continue
+            except OSError as e:
+                stats.warn(child.path, "unreadable", f"cannot stat: {e.strerror}")
+                continue
+            # _classify inlined: this runs once per file
+            mode = entry[1].st_mode
+            if matcher is not None and matcher.matches(entry[0], stat.S_ISDIR(mode)):
+                stats.skipped["excluded"] += 1
+            elif stat.S_ISDIR(mode):
+                subdirs.append(entry)
+            elif stat.S_ISREG(mode) or (kind := _SKIPPED_KINDS.get(stat.S_IFMT(mode))) is None:
+                yield entry
+            else:
+                stats.skipped[kind] += 1
+        # Files of a directory come before its subdirectories, which are popped in name order.
+        stack.extend(reversed(subdirs))
+
+
+def scan(
+    sources: tuple[Path, ...],
+    matcher: ExcludeMatcher,
+    stats: ScanStats,
+    *,
+    one_file_system: bool = False,
+    exclude_caches: bool = True,
+) -> Iterator[ScanEntry]:
+    """Yield ``(path, lstat)`` for each source and, for directories, everything below it."""
+    active = matcher if matcher else None
+    for src in _normalize_sources(sources):
+        try:
+            entry = (src, os.lstat(src))
+        except FileNotFoundError:
+            stats.warn(src, "missing_source", "source does not exist")
+            continue
+        except OSError as e:
+            stats.warn(src, "unreadable", f"cannot stat source: {e.strerror}")
+            continue
+        verdict = _classify(entry, active, stats)
+        if verdict == 0:
+            yield entry
+        elif verdict == 1:
+            yield from _walk(entry, active, stats, one_file_system, exclude_caches)

@@ -1,0 +1,192 @@
+"""One backup step: plan, write the increment crash-safely, seal when the cycle is complete."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import structlog
+
+from localbackup import cycle as fmt
+from localbackup.atomic import atomic_write_bytes, fsync_dir, temp_name
+from localbackup.config import BackupConfig
+from localbackup.increment import IncrementOptions, IncrementResult, write_increment
+from localbackup.index import Index, read_index
+from localbackup.plan import BackupPlan, CyclePolicy, plan_backup
+from localbackup.seal import ensure_markers, seal_cycle
+from localbackup.spool import CycleDir, Spool
+
+log = structlog.get_logger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    plan: BackupPlan
+    cycle_id: str
+    increment: IncrementResult
+    manifest: fmt.IncrementManifest
+    sealed: tuple[fmt.SealedCycle, ...]  # cycles sealed by this step (before and/or after)
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class SealResult:
+    sealed: fmt.SealedCycle | None
+    reason: str
+
+
+class _HashingWriter:
+    """Counts and hashes what passes through to the file (the manifest records both)."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self._f.write(data)
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return self._f.closed
+
+
+def policy_of(cfg: BackupConfig) -> CyclePolicy:
+    return CyclePolicy(cfg.increments_per_cycle, cfg.full_every, cfg.differential)
+
+
+def options_of(cfg: BackupConfig) -> IncrementOptions:
+    return IncrementOptions(
+        sources=cfg.sources,
+        exclude=cfg.exclude,
+        one_file_system=cfg.one_file_system,
+        exclude_caches=cfg.exclude_caches,
+        content_hash=cfg.change_detection == "content",
+        compression_level=cfg.compression_level,
+        compression_threads=cfg.compression_threads,
+    )
+
+
+def run_backup_step(
+    cfg: BackupConfig,
+    marker_dir: Path,
+    *,
+    now: datetime | None = None,
+    force_full: bool = False,
+    progress: Progress | None = None,
+) -> StepResult:
+    """Take one backup: the whole of ``glacier-backup backup``."""
+    started = time.monotonic()
+    spool = Spool(cfg.spool_dir)
+    with spool.locked():
+        now = now or datetime.now(UTC)
+        spool.recover()
+        ensure_markers(spool, marker_dir)
+        state = spool.open_cycle_state()
+        plan = plan_backup(state[1] if state else None, policy_of(cfg), now, force_full=force_full)
+        log.info("backup.planned", kind=plan.kind, number=plan.number, reason=plan.reason)
+        sealed: list[fmt.SealedCycle] = []
+        if plan.seal_open_cycle and state is not None:
+            sealed.append(seal_cycle(state[0], cfg.host, cfg.mode, marker_dir, now))
+        target = spool.create_cycle(now) if plan.new_cycle or state is None else state[0]
+        with structlog.contextvars.bound_contextvars(cycle=target.cycle_id, increment=plan.number):
+            result, manifest = _write_increment(cfg, target, plan, now, progress)
+            if plan.seal_after:
+                sealed.append(seal_cycle(target, cfg.host, cfg.mode, marker_dir, datetime.now(UTC)))
+    return StepResult(
+        plan, target.cycle_id, result, manifest, tuple(sealed), time.monotonic() - started
+    )
+
+
+def seal_open_cycle(
+    cfg: BackupConfig, marker_dir: Path, *, now: datetime | None = None
+) -> SealResult:
+    """Seal the open cycle now (``glacier-backup seal`` and the watcher's force request)."""
+    spool = Spool(cfg.spool_dir)
+    with spool.locked():
+        spool.recover()
+        ensure_markers(spool, marker_dir)
+        state = spool.open_cycle_state()
+        if state is None:
+            return SealResult(None, "there is no open cycle")
+        if state[1].increments == 0:
+            return SealResult(None, f"cycle {state[1].cycle_id} has no complete increment yet")
+        sealed = seal_cycle(state[0], cfg.host, cfg.mode, marker_dir, now or datetime.now(UTC))
+        return SealResult(sealed, "sealed on request")
+
+
+def _load_base(cycle: CycleDir, plan: BackupPlan) -> Index | None:
+    if plan.base is None:
+        return None
+    with open(cycle.path / fmt.index_name(plan.base), "rb") as f:
+        return read_index(f)
+
+
+def _write_increment(
+    cfg: BackupConfig, cycle: CycleDir, plan: BackupPlan, now: datetime, progress: Progress | None
+) -> tuple[IncrementResult, fmt.IncrementManifest]:
+    base = _load_base(cycle, plan)
+    tar_path = cycle.path / fmt.tar_name(plan.number)
+    index_path = cycle.path / fmt.index_name(plan.number)
+    tar_tmp, index_tmp = temp_name(tar_path), temp_name(index_path)
+    log.info("backup.started", kind=plan.kind, base=plan.base)
+    with _create(tar_tmp) as tar_f, _create(index_tmp) as index_f:
+        tar_w, index_w = _HashingWriter(tar_f), _HashingWriter(index_f)
+        result = write_increment(options_of(cfg), base, tar_w, index_w, progress)  # type: ignore[arg-type]
+        for f in (tar_f, index_f):
+            f.flush()
+            os.fsync(f.fileno())
+    os.rename(tar_tmp, tar_path)
+    os.rename(index_tmp, index_path)
+    fsync_dir(cycle.path)
+    manifest = fmt.IncrementManifest(
+        number=plan.number,
+        kind=plan.kind,
+        base=plan.base,
+        started_at=now,
+        finished_at=datetime.now(UTC),
+        tar=fmt.CycleFile(tar_path.name, tar_w.size, tar_w.sha256.hexdigest()),
+        index=fmt.CycleFile(index_path.name, index_w.size, index_w.sha256.hexdigest()),
+        stats={
+            "files_scanned": result.files_scanned,
+            "files_written": result.files_written,
+            "bytes_in": result.bytes_in,
+            "bytes_out": result.bytes_out,
+            "deleted": result.deleted,
+            "skipped": dict(result.skipped),
+            "warnings": len(result.warnings),
+        },
+    )
+    # The manifest is the commit point: written last, atomically.
+    atomic_write_bytes(cycle.path / fmt.manifest_name(plan.number), manifest.render())
+    for w in result.warnings:
+        log.warning("backup.file_warning", path=w.path, kind=w.kind, message=w.message)
+    log.info(
+        "backup.increment_written",
+        files=result.files_written,
+        bytes_in=result.bytes_in,
+        bytes_out=result.bytes_out,
+        warnings=len(result.warnings),
+    )
+    return result, manifest
+
+
+def _create(path: Path) -> BinaryIO:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return os.fdopen(fd, "wb")

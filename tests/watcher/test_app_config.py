@@ -1,0 +1,94 @@
+"""The configuration file as users write it: every error names the file, the key and the problem."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from localbackup.configkit import ConfigError
+from watcher.config import load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "config.toml"
+    p.write_text(text)
+    return p
+
+
+def test_example_config_is_valid_and_documents_the_defaults(tmp_path: Path) -> None:
+    cfg = load_config(ROOT / "config.example.toml")
+    assert cfg.backup.increments_per_cycle == 7
+    assert cfg.backup.mode == "incremental"
+    assert cfg.backup.exclude_caches is True
+    assert cfg.watch.keep_local_cycles == 1
+    assert cfg.store.type == "local"
+    assert cfg.upload.concurrency == 4
+    assert cfg.retention.keep_last == 2
+    assert cfg.watch.marker_dir == Path("~/.local/share/glacier-backup/spool/markers").expanduser()
+
+
+def test_minimal_config_gets_xdg_defaults(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    cfg = load_config(
+        write(tmp_path, '[backup]\nsources = ["/srv"]\n[encryption]\nmode = "none"\n')
+    )
+    assert cfg.backup.sources == (Path("/srv"),)
+    assert cfg.backup.spool_dir == tmp_path / "data/glacier-backup/spool"
+    assert cfg.watch.marker_dir == tmp_path / "data/glacier-backup/spool/markers"
+    assert cfg.state_dir == tmp_path / "state/glacier-backup"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[backup]\nsources = ["/a"]\nincrements_per_cycle = -1\n',
+            "backup.increments_per_cycle: must be at least 0, got -1",
+        ),
+        (
+            '[backup]\nsources = ["/a"]\nfull_every = "weekly"\n',
+            "backup.full_every: not a duration",
+        ),
+        (
+            '[backup]\nsources = ["/a"]\nexlude = ["*.tmp"]\n',
+            "backup.exlude: unknown key (did you mean 'exclude'?)",
+        ),
+        ('[bakup]\nsources = ["/a"]\n', "bakup: unknown key (did you mean 'backup'?)"),
+        ('[backup]\nsources = "/a"\n', "backup.sources: expected a list of strings"),
+        ('[backup]\nmode = "diff"\n', "backup.mode: must be one of 'incremental', 'differential'"),
+        ('[watch]\nkeep_local_cycles = "one"\n', "watch.keep_local_cycles: expected an integer"),
+        ('[retention]\nmax_store_size = "lots"\n', "retention.max_store_size: not a size"),
+        ("[backup\nsources = 1\n", "(syntax): is not valid TOML"),
+    ],
+)
+def test_errors_name_file_key_and_problem(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert str(e.value).startswith(f"{path}: ")
+    assert message in str(e.value)
+
+
+def test_missing_default_config_suggests_init(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    with pytest.raises(ConfigError, match="run 'glacier-backup init'"):
+        load_config()
+
+
+def test_cli_reports_config_errors_with_exit_code_2(tmp_path: Path) -> None:
+    path = write(tmp_path, '[backup]\nsources = ["/a"]\ncompresion_level = 3\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "watcher", "--config", str(path), "backup"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert (
+        f"{path}: backup.compresion_level: unknown key (did you mean 'compression_level'?)"
+        in proc.stderr
+    )

@@ -1,0 +1,131 @@
+"""``init``: write a starter configuration (never overwriting one) and create the directories."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from localbackup import paths
+from localbackup.atomic import fsync_dir, temp_name
+from watcher.exitcodes import FAILURE, OK
+
+DEFAULT_EXCLUDES = ("*.tmp", "*.swp", ".cache/", "node_modules/", "__pycache__/")
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "init", help="write a starter config (never overwrites) and create directories"
+    )
+    p.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a directory or file to back up (repeatable; default: ~/Documents)",
+    )
+    p.add_argument(
+        "--recipient",
+        action="append",
+        default=[],
+        metavar="AGE1...",
+        help="age recipient to encrypt to (default: a new identity is generated)",
+    )
+    p.set_defaults(run=run, needs_config=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    config_file: Path = args.config or paths.default_config_file()
+    if config_file.exists():
+        print(f"glacier-backup: {config_file} already exists; not overwriting it")
+        return FAILURE
+    paths.ensure_private_dir(config_file.parent)
+    data, state = paths.data_home(), paths.state_home()
+    spool, vault = data / "spool", data / "vault"
+    identity_file = paths.config_home() / "identity.txt"
+    recipients = list(args.recipient) or [_recipient_for(identity_file)]
+    sources = [str(Path(s).expanduser().absolute()) for s in args.source] or ["~/Documents"]
+    text = render_starter(sources, recipients, identity_file, spool, state, vault)
+    _write_new(config_file, text.encode())
+    for d in (spool, spool / "markers", state, vault):
+        paths.ensure_private_dir(d)
+    print(f"wrote {config_file}")
+    print(f"spool {spool}, state {state}, local store {vault}")
+    print("next: edit [backup] sources, then run 'glacier-backup backup'")
+    return OK
+
+
+def _recipient_for(identity_file: Path) -> str:
+    from uploader.crypto import load_identities, write_identity_file
+
+    if identity_file.exists():
+        identity = load_identities(identity_file)[0]
+        return identity.recipient().to_string()  # type: ignore[attr-defined, no-any-return]
+    paths.ensure_private_dir(identity_file.parent)
+    new = write_identity_file(identity_file)
+    print(f"created the age identity {identity_file} (mode 0600).")
+    print("  Keep a copy of it somewhere safe and offline: without it no backup can be restored.")
+    print(
+        "  The backup host needs only the recipient in the config; you may move the identity away."
+    )
+    return new.recipient().to_string()
+
+
+def _q(s: str | Path) -> str:
+    return json.dumps(str(s))  # a JSON string is a valid TOML basic string
+
+
+def render_starter(  # noqa: PLR0917 - one value per placeholder of the template
+    sources: list[str],
+    recipients: list[str],
+    identity_file: Path,
+    spool: Path,
+    state: Path,
+    vault: Path,
+) -> str:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
+    return f"""# Written by 'glacier-backup init' on {stamp}. Every key, with its default, is
+# documented in config.example.toml.
+state_dir = {_q(state)}
+
+[backup]
+sources = [{", ".join(map(_q, sources))}]
+exclude = [{", ".join(map(_q, DEFAULT_EXCLUDES))}]
+spool_dir = {_q(spool)}
+increments_per_cycle = 7
+mode = "incremental"
+compression_level = 3
+
+[watch]
+marker_dir = {_q(spool / "markers")}
+keep_local_cycles = 1
+
+[encryption]
+recipients = [{", ".join(map(_q, recipients))}]
+identity_file = {_q(identity_file)}
+
+[store]
+type = "local"
+path = {_q(vault)}
+
+[upload]
+part_size = "auto"
+concurrency = 4
+"""
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write atomically and refuse to replace an existing file (link fails if the name exists)."""
+    tmp = temp_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+        fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)

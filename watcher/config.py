@@ -1,0 +1,93 @@
+"""The whole configuration: one TOML file, each package reading its own section."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from localbackup import paths
+from localbackup.config import BackupConfig, backup_config
+from localbackup.configkit import ConfigError, Section
+from uploader.config import (
+    EncryptionConfig,
+    StoreConfig,
+    UploadConfig,
+    encryption_config,
+    store_config,
+    upload_config,
+)
+from uploader.retention import RetentionConfig, retention_config
+
+SECTIONS = ("backup", "watch", "encryption", "store", "upload", "retention")
+
+
+@dataclass(frozen=True, slots=True)
+class WatchConfig:
+    marker_dir: Path
+    keep_local_cycles: int = 1
+    stop_timeout: float = 30.0  # seconds a graceful stop may take
+    backup_every: float | None = None  # built-in local backup schedule; None: a timer does it
+    maintenance_every: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class AppConfig:
+    file: Path | None
+    state_dir: Path
+    backup: BackupConfig
+    watch: WatchConfig
+    encryption: EncryptionConfig
+    store: StoreConfig
+    upload: UploadConfig
+    retention: RetentionConfig
+
+
+def watch_config(section: Section, backup: BackupConfig) -> WatchConfig:
+    cfg = WatchConfig(
+        marker_dir=section.path("marker_dir", backup.spool_dir / "markers") or backup.spool_dir,
+        keep_local_cycles=section.integer("keep_local_cycles", 1, minimum=0),
+        stop_timeout=section.duration("stop_timeout", 30.0) or 30.0,
+        backup_every=section.duration("backup_every", None),
+        maintenance_every=section.duration("maintenance_every", 3600.0) or 3600.0,
+    )
+    section.finish()
+    return cfg
+
+
+def load_config(file: Path | None = None) -> AppConfig:
+    """Read and validate the configuration; :class:`ConfigError` names file, key and problem."""
+    explicit = file is not None
+    path = (file if file is not None else paths.default_config_file()).absolute()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        hint = "" if explicit else " (run 'glacier-backup init' to write a starter config)"
+        raise ConfigError(path, "(file)", f"no such file{hint}") from None
+    except OSError as exc:
+        raise ConfigError(path, "(file)", f"cannot be read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, "(file)", f"is not UTF-8 text: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "(syntax)", f"is not valid TOML: {exc}") from None
+    return config_from_dict(data, path)
+
+
+def config_from_dict(data: dict[str, object], path: Path | None) -> AppConfig:
+    root = Section(data, "", path)
+    state_dir = root.path("state_dir", paths.state_home()) or paths.state_home()
+    tables = {name: root.table(name) for name in SECTIONS}
+    root.finish()  # an unknown section is reported before anything inside the known ones
+    backup = backup_config(tables["backup"])
+    return AppConfig(
+        file=path,
+        state_dir=state_dir,
+        backup=backup,
+        watch=watch_config(tables["watch"], backup),
+        encryption=encryption_config(tables["encryption"]),
+        store=store_config(tables["store"]),
+        upload=upload_config(tables["upload"]),
+        retention=retention_config(tables["retention"]),
+    )
