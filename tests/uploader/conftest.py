@@ -1,0 +1,141 @@
+"""Fixtures for the uploader tests: a real moto S3 server, sealed cycles, stores."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from localbackup.cycle import CycleFile, IncrementManifest, SealedCycle
+from tests.support.servers import MOTO_MIN_PART
+from uploader.stores.base import Capabilities, Store
+from uploader.stores.local import LocalStore
+from uploader.stores.s3 import S3Store
+
+MOTO_CAPABILITIES = Capabilities(
+    min_part_size=MOTO_MIN_PART, max_part_size=5 << 30, max_parts=10_000
+)
+
+
+def make_bucket(endpoint: str) -> str:
+    import boto3
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **_keys()).create_bucket(
+        Bucket=name
+    )
+    return name
+
+
+def _keys() -> dict[str, str]:
+    return {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def s3_store(endpoint: str, bucket: str, prefix: str = "pfx/") -> S3Store:
+    return S3Store(
+        bucket,
+        prefix,
+        "STANDARD",
+        region="us-east-1",
+        endpoint_url=endpoint,
+        capabilities=MOTO_CAPABILITIES,
+        max_attempts=2,
+    )
+
+
+# Adding a store to the contract suite is one entry here.
+STORE_FACTORIES: dict[str, Callable[[Path, str], Store]] = {
+    "local": lambda tmp, endpoint: LocalStore(tmp / "vault"),
+    "s3": lambda tmp, endpoint: s3_store(endpoint, make_bucket(endpoint)),
+}
+
+
+@pytest.fixture(params=sorted(STORE_FACTORIES))
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, aws_env: None, moto_server: str
+) -> AsyncIterator[Store]:
+    async with STORE_FACTORIES[request.param](tmp_path, moto_server) as s:
+        yield s
+
+
+def build_cycle(
+    spool: Path,
+    sizes: list[int],
+    *,
+    host: str = "testhost",
+    cycle_id: str = "20260101T000000Z",
+    seed: int = 1,
+    sparse: bool = False,
+) -> Path:
+    """A sealed cycle directory with data files of ``sizes`` bytes (pseudo-random content)."""
+    d = spool / "cycles" / cycle_id
+    d.mkdir(parents=True)
+    files = []
+    for i, size in enumerate(sizes):
+        name = f"inc-{i // 2:04d}.{'tar.zst' if i % 2 == 0 else 'index.zst'}"
+        path = d / name
+        h = hashlib.sha256()
+        with open(path, "wb") as f:
+            if sparse:
+                f.truncate(size)
+                block = bytes(1 << 20)
+                left = size
+                while left:
+                    n = min(left, len(block))
+                    h.update(block[:n])
+                    left -= n
+            else:
+                data = _noise(size, seed * 1000 + i)
+                f.write(data)
+                h.update(data)
+        files.append(CycleFile(name, size, h.hexdigest()))
+    if len(files) % 2:
+        files.append(_empty(d, f"inc-{len(files) // 2:04d}.index.zst"))
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    incs = tuple(
+        IncrementManifest(
+            n, "full" if n == 0 else "incremental", None, t, t, files[2 * n], files[2 * n + 1]
+        )
+        for n in range(len(files) // 2)
+    )
+    cycle = SealedCycle(
+        host, cycle_id, "incremental", t, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), incs
+    )
+    (d / "cycle.json").write_bytes(cycle.render())
+    return d
+
+
+def _empty(d: Path, name: str) -> CycleFile:
+    (d / name).write_bytes(b"")
+    return CycleFile(name, 0, hashlib.sha256(b"").hexdigest())
+
+
+def _noise(size: int, seed: int) -> bytes:
+    out = bytearray()
+    block = hashlib.sha512(str(seed).encode()).digest()
+    while len(out) < size:
+        block = hashlib.sha512(block).digest()
+        out += block * 64
+    return bytes(out[:size])
+
+
+@pytest.fixture
+def age_key(tmp_path: Path) -> tuple[Path, str]:
+    """An identity file made by the real age-keygen, and its recipient."""
+    key = tmp_path / "key.txt"
+    subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
+    recipient = next(
+        line.split(": ", 1)[1] for line in key.read_text().splitlines() if "public key" in line
+    )
+    return key, recipient.strip()
+
+
+def read_object(path_or_bytes: bytes, key: Path) -> bytes:
+    return subprocess.run(
+        ["age", "-d", "-i", str(key)], input=path_or_bytes, check=True, capture_output=True
+    ).stdout

@@ -1,0 +1,63 @@
+"""Run one upload slowly, to be killed with SIGKILL by test_resume.py.
+
+usage: resume_child.py CYCLE_DIR STATE_DIR STORE_SPEC RECIPIENT
+STORE_SPEC is ``local:<dir>`` or ``s3:<endpoint>|<bucket>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from conftest import s3_store
+
+from uploader.catalogue import Catalogue
+from uploader.config import EncryptionConfig, UploadConfig
+from uploader.multipart import MultipartOptions
+from uploader.stores.base import PartInfo, Store
+from uploader.stores.local import LocalStore
+from uploader.upload import upload_cycle
+
+PART = 64 * 1024
+
+
+class Slow:
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def upload_part(self, *args: Any) -> PartInfo:
+        part = await self.inner.upload_part(*args)
+        await asyncio.sleep(0.15)
+        return part
+
+
+def open_spec(spec: str) -> Store:
+    kind, _, rest = spec.partition(":")
+    if kind == "local":
+        return LocalStore(Path(rest))
+    endpoint, bucket = rest.split("|")
+    return s3_store(endpoint, bucket)
+
+
+async def main() -> None:
+    cycle_dir, state_dir, spec, recipient = sys.argv[1:5]
+    async with open_spec(spec) as store:
+        await upload_cycle(
+            Path(cycle_dir),
+            Slow(store),  # type: ignore[arg-type]
+            Catalogue.in_state_dir(Path(state_dir)),
+            EncryptionConfig(recipients=(recipient,)),
+            UploadConfig(part_size=PART),
+            options=MultipartOptions(concurrency=2, retries=0),
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,289 @@
+"""The multipart driver and the upload use case, against every store."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from uploader.bundle import BundleReader
+from uploader.catalogue import Catalogue
+from uploader.config import EncryptionConfig, UploadConfig
+from uploader.crypto import X25519Identity, decrypt_file, new_encryption
+from uploader.multipart import (
+    EncryptedPayload,
+    IncompleteUpload,
+    MultipartOptions,
+    choose_part_size,
+)
+from uploader.stores.base import (
+    Capabilities,
+    MiB,
+    PartInfo,
+    PermanentStoreError,
+    Store,
+    TransientStoreError,
+)
+from uploader.upload import upload_cycle
+
+from .conftest import build_cycle, read_object
+
+PART = 64 * 1024
+FAST = MultipartOptions(concurrency=4, retries=3, backoff=lambda n: 0.0)
+
+
+class Wrapped:
+    """Delegates to a store; tests override :meth:`upload_part` to observe or break it."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.calls: list[int] = []
+        self.completed = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def upload_part(
+        self, key: str, upload_id: str, number: int, data: Any, cs: str
+    ) -> PartInfo:
+        self.calls.append(number)
+        return await self.inner.upload_part(key, upload_id, number, data, cs)
+
+    async def complete_multipart_upload(self, *args: Any) -> None:
+        self.completed += 1
+        await self.inner.complete_multipart_upload(*args)
+
+
+async def _download(store: Store, key: str) -> bytes:
+    return b"".join([c async for c in store.read(key)])
+
+
+def _bundle(d: Path) -> bytes:
+    with BundleReader(d) as b:
+        return b.read(0, b.size)
+
+
+@pytest.fixture
+def catalogue(tmp_path: Path) -> Catalogue:
+    return Catalogue.in_state_dir(tmp_path / "state")
+
+
+async def test_upload_decrypts_with_the_age_cli_to_the_bundle(
+    store: Store, tmp_path: Path, catalogue: Catalogue, age_key: tuple[Path, str]
+) -> None:
+    key_file, recipient = age_key
+    d = build_cycle(tmp_path / "spool", [300_000, 1234, 70_000])
+    seen: list[tuple[int, int]] = []
+    with capture_logs() as logs:
+        record = await upload_cycle(
+            d,
+            store,
+            catalogue,
+            EncryptionConfig(recipients=(recipient,)),
+            UploadConfig(part_size=PART),
+            progress=lambda done, total: seen.append((done, total)),
+            options=FAST,
+        )
+    assert record.key == "testhost/20260101T000000Z.tar.age"
+    blob = await _download(store, record.key)
+    assert len(blob) == record.size
+    assert read_object(blob, key_file) == _bundle(d)
+    assert seen[-1] == (record.size, record.size)
+    events = [e["event"] for e in logs]
+    assert events[0] == "upload.started" and events[-1] == "upload.completed"
+    assert events.count("upload.part_done") == -(-record.size // PART)
+    info = await store.head(record.key)
+    assert info.metadata["cycle-id"] == "20260101T000000Z"
+    assert info.metadata["plaintext-sha256"] == record.plaintext_sha256
+    assert await store.list_multipart_uploads() == []
+
+
+async def test_parts_are_uploaded_concurrently(
+    store: Store, tmp_path: Path, catalogue: Catalogue
+) -> None:
+    in_flight, peak = 0, 0
+
+    class Slow(Wrapped):
+        async def upload_part(self, *args: Any) -> PartInfo:
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.02)
+            try:
+                return await super().upload_part(*args)
+            finally:
+                in_flight -= 1
+
+    d = build_cycle(tmp_path / "spool", [PART * 12])
+    cfg = EncryptionConfig(mode="none")
+    await upload_cycle(d, Slow(store), catalogue, cfg, UploadConfig(part_size=PART), options=FAST)  # type: ignore[arg-type]
+    assert 1 < peak <= FAST.concurrency
+
+
+async def test_a_transient_part_failure_is_retried(
+    store: Store, tmp_path: Path, catalogue: Catalogue
+) -> None:
+    class Flaky(Wrapped):
+        async def upload_part(
+            self, key: str, upload_id: str, number: int, data: Any, cs: str
+        ) -> PartInfo:
+            if number == 2 and self.calls.count(2) < 2:
+                self.calls.append(number)
+                raise TransientStoreError("connection reset")
+            return await super().upload_part(key, upload_id, number, data, cs)
+
+    d = build_cycle(tmp_path / "spool", [PART * 3])
+    flaky = Flaky(store)
+    with capture_logs() as logs:
+        record = await upload_cycle(
+            d,
+            flaky,
+            catalogue,
+            EncryptionConfig(mode="none"),
+            UploadConfig(part_size=PART),
+            options=FAST,  # type: ignore[arg-type]
+        )
+    assert flaky.calls.count(2) == 3
+    assert [e["attempt"] for e in logs if e["event"] == "upload.part_retry"] == [1, 2]
+    assert await _download(store, record.key) == _bundle(d)
+
+
+async def test_a_fatal_error_aborts_and_leaves_no_multipart_upload(
+    store: Store, tmp_path: Path, catalogue: Catalogue
+) -> None:
+    class Broken(Wrapped):
+        async def upload_part(
+            self, key: str, upload_id: str, number: int, data: Any, cs: str
+        ) -> PartInfo:
+            if number == 3:
+                raise PermanentStoreError("access denied")
+            return await super().upload_part(key, upload_id, number, data, cs)
+
+    d = build_cycle(tmp_path / "spool", [PART * 6])
+    broken = Broken(store)
+    with capture_logs() as logs, pytest.raises(PermanentStoreError, match="access denied"):
+        await upload_cycle(
+            d,
+            broken,
+            catalogue,
+            EncryptionConfig(mode="none"),
+            UploadConfig(part_size=PART),
+            options=FAST,  # type: ignore[arg-type]
+        )
+    assert "upload.aborted" in [e["event"] for e in logs]
+    assert await store.list_multipart_uploads() == []
+    assert catalogue.uploads() == []
+    assert broken.completed == 0
+
+
+async def test_exhausted_retries_abort_too(
+    store: Store, tmp_path: Path, catalogue: Catalogue
+) -> None:
+    class Down(Wrapped):
+        async def upload_part(self, *args: Any) -> PartInfo:
+            raise TransientStoreError("network unreachable")
+
+    d = build_cycle(tmp_path / "spool", [PART * 2])
+    with pytest.raises(TransientStoreError):
+        await upload_cycle(
+            d,
+            Down(store),
+            catalogue,
+            EncryptionConfig(mode="none"),
+            UploadConfig(part_size=PART),
+            options=FAST,  # type: ignore[arg-type]
+        )
+    assert await store.list_multipart_uploads() == []
+
+
+async def test_the_byte_count_check_refuses_to_complete_when_short(
+    store: Store, tmp_path: Path, catalogue: Catalogue
+) -> None:
+    class Lossy(Wrapped):
+        async def upload_part(
+            self, key: str, upload_id: str, number: int, data: Any, cs: str
+        ) -> PartInfo:
+            if number == 2:  # a store (or proxy) that silently loses the last byte
+                data = bytes(data[:-1])
+                cs = __import__("uploader.multipart").multipart.checksum(data)
+            return await super().upload_part(key, upload_id, number, data, cs)
+
+    d = build_cycle(tmp_path / "spool", [PART * 3])
+    lossy = Lossy(store)
+    with pytest.raises(IncompleteUpload):
+        await upload_cycle(
+            d,
+            lossy,
+            catalogue,
+            EncryptionConfig(mode="none"),
+            UploadConfig(part_size=PART),
+            options=FAST,  # type: ignore[arg-type]
+        )
+    assert lossy.completed == 0
+    assert await store.list_multipart_uploads() == []
+    assert await store.list_objects() == []
+
+
+async def test_an_archived_cycle_is_not_uploaded_again(
+    store: Store, tmp_path: Path, catalogue: Catalogue
+) -> None:
+    d = build_cycle(tmp_path / "spool", [PART * 2])
+    counting = Wrapped(store)
+    cfg = EncryptionConfig(mode="none")
+    first = await upload_cycle(
+        d, counting, catalogue, cfg, UploadConfig(part_size=PART), options=FAST
+    )  # type: ignore[arg-type]
+    n = len(counting.calls)
+    again = await upload_cycle(
+        d, counting, catalogue, cfg, UploadConfig(part_size=PART), options=FAST
+    )  # type: ignore[arg-type]
+    assert again == first
+    assert len(counting.calls) == n
+    assert [a.cycle_id for a in catalogue.archives()] == [first.cycle_id]
+
+
+@pytest.mark.parametrize("size", [0, 1, 65_535, 65_536, 65_537, 3 * 65_536, 200_000])
+def test_encrypted_payload_ranges_equal_the_whole_stream(size: int) -> None:
+    class Source:
+        def __init__(self, data: bytes) -> None:
+            self.data, self.size = data, len(data)
+
+        def readinto(self, offset: int, view: memoryview) -> None:
+            view[:] = self.data[offset : offset + len(view)]
+
+    identity = X25519Identity.generate()
+    plain = bytes(i % 251 for i in range(size))
+    payload = EncryptedPayload(Source(plain), new_encryption([identity.recipient()]))
+    whole = bytearray(payload.size)
+    payload.readinto(0, memoryview(whole))
+    out = io.BytesIO()
+    decrypt_file(io.BytesIO(bytes(whole)), out, [identity])
+    assert out.getvalue() == plain
+    for start, step in [(0, 7), (100, 65_552), (5, 65_536), (len(whole) // 2, 1000)]:
+        pieces = bytearray()
+        pos = start
+        while pos < len(whole):
+            n = min(step, len(whole) - pos)
+            buf = bytearray(n)
+            payload.readinto(pos, memoryview(buf))
+            pieces += buf
+            pos += n
+        assert pieces == whole[start:]
+
+
+def test_part_size_is_chosen_within_the_store_limits() -> None:
+    s3 = Capabilities(min_part_size=5 * MiB, max_part_size=5 << 30, max_parts=10_000)
+    assert choose_part_size(1, s3) == 16 * MiB
+    assert choose_part_size(1 << 40, s3) == 105 * MiB  # 1 TiB / 10,000 rounded up to a MiB
+    with pytest.raises(PermanentStoreError):
+        choose_part_size(10, s3, configured=1 * MiB)
+    with pytest.raises(PermanentStoreError):
+        choose_part_size(100 * (5 << 30) * 10_000, s3)
+    vault = Capabilities(1 * MiB, 4 << 30, 10_000, power_of_two_parts=True)
+    assert choose_part_size(1 << 40, vault) == 128 * MiB
+    with pytest.raises(PermanentStoreError):
+        choose_part_size(1, vault, configured=3 * MiB)

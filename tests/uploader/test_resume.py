@@ -1,0 +1,136 @@
+"""kill -9 in the middle of an upload, then resume: nothing acknowledged is sent twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from uploader.bundle import BundleReader
+from uploader.catalogue import CATALOGUE_FILE, Catalogue
+from uploader.config import EncryptionConfig, UploadConfig
+from uploader.multipart import MultipartOptions
+from uploader.stores.base import PartInfo, Store
+from uploader.upload import upload_cycle
+
+from .conftest import build_cycle, read_object
+
+PART = 64 * 1024
+CHILD = Path(__file__).with_name("resume_child.py")
+
+
+class Counting:
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.sent: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def upload_part(self, key: str, upload_id: str, number: int, *rest: Any) -> PartInfo:
+        self.sent.append(number)
+        return await self.inner.upload_part(key, upload_id, number, *rest)
+
+
+def _recorded(state_dir: Path) -> set[int]:
+    db = state_dir / CATALOGUE_FILE
+    if not db.exists():
+        return set()
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            return {n for (n,) in con.execute("SELECT number FROM upload_parts")}
+    except sqlite3.OperationalError:  # schema not created yet
+        return set()
+
+
+async def test_an_upload_killed_mid_way_resumes_without_resending_parts(
+    store: Store, tmp_path: Path, age_key: tuple[Path, str]
+) -> None:
+    key_file, recipient = age_key
+    cycle_dir = build_cycle(tmp_path / "spool", [PART * 20 + 123, 4567])
+    state_dir = tmp_path / "state"
+    if store.name.startswith("local:"):
+        spec = f"local:{store.root}"  # type: ignore[attr-defined]
+    else:
+        spec = f"s3:{store._endpoint_url}|{store.bucket}"  # type: ignore[attr-defined]
+
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), str(cycle_dir), str(state_dir), spec, recipient],
+        # the child imports this folder's conftest, which imports tests.support
+        env={**os.environ, "PYTHONPATH": str(CHILD.parents[2])},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(_recorded(state_dir)) < 4:
+            assert child.poll() is None, "the upload finished before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    acknowledged = _recorded(state_dir)
+    assert len(await store.list_multipart_uploads()) == 1
+
+    counting = Counting(store)
+    with Catalogue.in_state_dir(state_dir) as catalogue:
+        total = -(-catalogue.uploads()[0].total_size // PART)
+        assert len(acknowledged) < total
+        record = await upload_cycle(
+            cycle_dir,
+            counting,  # type: ignore[arg-type]
+            catalogue,
+            EncryptionConfig(recipients=(recipient,)),
+            UploadConfig(part_size=PART),
+            options=MultipartOptions(concurrency=3, retries=0),
+        )
+        assert catalogue.uploads() == []
+    assert not set(counting.sent) & acknowledged
+    assert len(counting.sent) <= total - len(acknowledged)
+    assert [o.key for o in await store.list_objects()] == [record.key]
+    assert await store.list_multipart_uploads() == []
+    blob = b"".join([c async for c in store.read(record.key)])
+    with BundleReader(cycle_dir) as bundle:
+        assert read_object(blob, key_file) == bundle.read(0, bundle.size)
+
+
+@pytest.mark.parametrize("gone", ["aborted", "completed"])
+async def test_resume_copes_with_an_upload_that_vanished_from_the_store(
+    store: Store, tmp_path: Path, gone: str
+) -> None:
+    cycle_dir = build_cycle(tmp_path / "spool", [PART * 3])
+    opts = MultipartOptions(concurrency=2, retries=0)
+    cfg, up = EncryptionConfig(mode="none"), UploadConfig(part_size=PART)
+    with Catalogue.in_state_dir(tmp_path / "state") as catalogue:
+        first = await upload_cycle(cycle_dir, store, catalogue, cfg, up, options=opts)
+        # Rewind the catalogue as if the process died just before recording the outcome.
+        with catalogue._tx() as db:
+            db.execute("DELETE FROM archives")
+            db.execute(
+                "INSERT INTO uploads (store, key, cycle_id, host, upload_id, part_size, total_size,"
+                " plaintext_size, plaintext_sha256, encryption, started_at) VALUES"
+                " (?, ?, ?, ?, 'gone', ?, ?, ?, ?, NULL, '2026-01-01T00:00:00+00:00')",
+                (
+                    store.name,
+                    first.key,
+                    first.cycle_id,
+                    first.host,
+                    PART,
+                    first.size,
+                    first.size,
+                    first.plaintext_sha256,
+                ),
+            )
+        if gone == "aborted":
+            await store.delete(first.key)
+        counting = Counting(store)
+        again = await upload_cycle(cycle_dir, counting, catalogue, cfg, up, options=opts)  # type: ignore[arg-type]
+        assert again.key == first.key
+        assert (counting.sent == []) == (gone == "completed")
+        assert catalogue.uploads() == []

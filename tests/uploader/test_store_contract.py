@@ -1,0 +1,100 @@
+"""The contract every store passes (parametrized over STORE_FACTORIES in conftest)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+
+from uploader.stores.base import ObjectNotFound, Store, UploadNotFound
+
+PART = 64 * 1024
+
+
+def _cs(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+async def _read(store: Store, key: str, start: int = 0, end: int | None = None) -> bytes:
+    return b"".join([chunk async for chunk in store.read(key, start, end)])
+
+
+async def _put(store: Store, key: str, data: bytes, meta: dict[str, str] | None = None) -> None:
+    upload_id = await store.create_multipart_upload(key, PART, meta or {})
+    parts = []
+    for i in range(0, max(len(data), 1), PART):
+        chunk = data[i : i + PART]
+        parts.append(await store.upload_part(key, upload_id, i // PART + 1, chunk, _cs(chunk)))
+    await store.complete_multipart_upload(key, upload_id, parts)
+
+
+async def test_capabilities_are_coherent(store: Store) -> None:
+    caps = store.capabilities
+    assert 0 < caps.min_part_size <= caps.max_part_size
+    assert caps.max_parts >= 1
+    assert caps.check_part_size(caps.min_part_size) is None
+
+
+async def test_multipart_upload_round_trips_bytes_and_metadata(store: Store) -> None:
+    data = bytes(range(256)) * (PART * 2 // 256) + b"tail"
+    await _put(store, "h/c.tar.age", data, {"host": "h", "cycle-id": "c"})
+    info = await store.head("h/c.tar.age")
+    assert info.size == len(data)
+    assert info.metadata["host"] == "h"
+    assert info.metadata["cycle-id"] == "c"
+    assert await _read(store, "h/c.tar.age") == data
+    assert await _read(store, "h/c.tar.age", 10, PART + 10) == data[10 : PART + 10]
+    assert await _read(store, "h/c.tar.age", PART * 2) == b"tail"
+
+
+async def test_parts_are_listed_while_in_progress_and_parts_may_arrive_out_of_order(
+    store: Store,
+) -> None:
+    a, b = b"a" * PART, b"bb"
+    upload_id = await store.create_multipart_upload("h/x", PART, {})
+    pb = await store.upload_part("h/x", upload_id, 2, b, _cs(b))
+    pa = await store.upload_part("h/x", upload_id, 1, a, _cs(a))
+    listed = await store.list_parts("h/x", upload_id)
+    assert [(p.number, p.size) for p in listed] == [(1, PART), (2, 2)]
+    assert all(p.checksum in ("", q.checksum) for p, q in zip(listed, [pa, pb], strict=True))
+    uploads = await store.list_multipart_uploads("h/")
+    assert [(u.key, u.upload_id) for u in uploads] == [("h/x", upload_id)]
+    await store.complete_multipart_upload("h/x", upload_id, [pa, pb])
+    assert await _read(store, "h/x") == a + b
+    assert await store.list_multipart_uploads() == []
+
+
+async def test_abort_drops_the_upload_and_is_idempotent(store: Store) -> None:
+    upload_id = await store.create_multipart_upload("h/y", PART, {})
+    await store.upload_part("h/y", upload_id, 1, b"z", _cs(b"z"))
+    await store.abort_multipart_upload("h/y", upload_id)
+    assert await store.list_multipart_uploads() == []
+    with pytest.raises(UploadNotFound):
+        await store.list_parts("h/y", upload_id)
+    await store.abort_multipart_upload("h/y", upload_id)
+    with pytest.raises(ObjectNotFound):
+        await store.head("h/y")
+
+
+async def test_missing_objects_raise_object_not_found(store: Store) -> None:
+    with pytest.raises(ObjectNotFound):
+        await store.head("nope/x")
+    with pytest.raises(ObjectNotFound):
+        await _read(store, "nope/x")
+
+
+async def test_list_objects_filters_by_prefix_and_delete_removes(store: Store) -> None:
+    await _put(store, "h1/a", b"1")
+    await _put(store, "h2/b", b"22")
+    assert [(o.key, o.size) for o in await store.list_objects("h1/")] == [("h1/a", 1)]
+    assert sorted(o.key for o in await store.list_objects()) == ["h1/a", "h2/b"]
+    await store.delete("h1/a")
+    await store.delete("h1/a")
+    assert [o.key for o in await store.list_objects()] == ["h2/b"]
+
+
+async def test_an_empty_object_can_be_uploaded(store: Store) -> None:
+    await _put(store, "h/empty", b"")
+    assert (await store.head("h/empty")).size == 0
+    assert await _read(store, "h/empty") == b""

@@ -1,0 +1,205 @@
+"""The bundle: the deterministic, uncompressed tar of one sealed cycle that is uploaded.
+
+Members, in order: ``<cycle_id>/cycle.json`` (the canonical rendering of the sealed cycle), then
+every file of :attr:`SealedCycle.files` as ``<cycle_id>/<name>``. Every header is fixed: mtime is
+the sealing time, uid/gid 0, mode 0644, no user or group names; pax headers appear only where
+ustar cannot hold a name. The stream ends like Python's and GNU tar's: two zero blocks, padded to
+a 10 KiB record. Its exact size is known up front, and any byte range can be regenerated, which
+is what lets an interrupted upload resume from the middle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import Self
+
+from localbackup.cycle import CYCLE_JSON, SealedCycle, load_sealed_cycle
+
+BLOCK = tarfile.BLOCKSIZE
+RECORD = tarfile.RECORDSIZE
+_READ = 1024 * 1024
+
+
+class BundleError(Exception):
+    """The cycle on disk does not match its ``cycle.json`` (or cannot be bundled)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    offset: int
+    size: int
+    data: bytes | None = None  # headers, padding and cycle.json are held in memory
+    name: str | None = None  # otherwise a data file of the cycle
+    sha256: str | None = None
+
+
+def _header(cycle: SealedCycle, name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(f"{cycle.cycle_id}/{name}")
+    info.size = size
+    info.mtime = int(cycle.sealed_at.timestamp())
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.type = tarfile.REGTYPE
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def _check_name(name: str) -> None:
+    p = PurePosixPath(name)
+    if name == CYCLE_JSON or len(p.parts) != 1 or name in ("", ".", ".."):
+        raise BundleError(f"cycle.json lists an invalid file name {name!r}")
+
+
+def _layout(cycle: SealedCycle) -> tuple[list[_Segment], int]:
+    segments: list[_Segment] = []
+    offset = 0
+
+    def add(
+        size: int, data: bytes | None = None, name: str | None = None, sha: str | None = None
+    ) -> None:
+        nonlocal offset
+        if size:
+            segments.append(_Segment(offset, size, data, name, sha))
+            offset += size
+
+    def member(name: str, size: int, data: bytes | None, sha: str | None) -> None:
+        add(len(h := _header(cycle, name, size)), h)
+        add(size, data, None if data is not None else name, sha)
+        add(-size % BLOCK, bytes(-size % BLOCK))
+
+    member(CYCLE_JSON, len(rendered := cycle.render()), rendered, None)
+    for f in cycle.files:
+        _check_name(f.name)
+        member(f.name, f.size, None, f.sha256)
+    end = offset + 2 * BLOCK
+    add(2 * BLOCK + (-end % RECORD), bytes(2 * BLOCK + (-end % RECORD)))
+    return segments, offset
+
+
+def bundle_size(cycle: SealedCycle) -> int:
+    """The exact number of bytes of the bundle of ``cycle``."""
+    return _layout(cycle)[1]
+
+
+class BundleReader:
+    """Random access to the bundle of a sealed cycle directory.
+
+    Use as a context manager (it keeps data files open) from one thread at a time. Each file's
+    size is checked against ``cycle.json`` when it is first opened; :meth:`verify` also checks
+    every SHA-256 by reading the files whole.
+    """
+
+    def __init__(self, cycle_dir: Path, cycle: SealedCycle | None = None) -> None:
+        self.cycle_dir = cycle_dir
+        self.cycle = cycle if cycle is not None else load_sealed_cycle(cycle_dir)
+        self._segments, self.size = _layout(self.cycle)
+        self._fds: dict[str, int] = {}
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    def _fd(self, seg: _Segment) -> int:
+        assert seg.name is not None
+        fd = self._fds.get(seg.name)
+        if fd is None:
+            path = self.cycle_dir / seg.name
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError as exc:
+                raise BundleError(f"cannot open {path}: {exc.strerror}") from None
+            actual = os.fstat(fd).st_size
+            if actual != seg.size:
+                os.close(fd)
+                raise BundleError(f"{path} has {actual} bytes, cycle.json says {seg.size}")
+            self._fds[seg.name] = fd
+        return fd
+
+    def readinto(self, offset: int, view: memoryview) -> None:
+        """Fill ``view`` with the bundle bytes starting at ``offset`` (must lie inside)."""
+        if offset < 0 or offset + len(view) > self.size:
+            raise ValueError(f"range {offset}+{len(view)} is outside the bundle ({self.size})")
+        pos, filled = offset, 0
+        for seg in self._segments[self._find(offset) :]:
+            if filled == len(view):
+                break
+            inner = pos - seg.offset
+            n = min(seg.size - inner, len(view) - filled)
+            if seg.data is not None:
+                view[filled : filled + n] = seg.data[inner : inner + n]
+            else:
+                got = os.preadv(self._fd(seg), [view[filled : filled + n]], inner)
+                if got != n:
+                    raise BundleError(f"{self.cycle_dir / str(seg.name)} shrank while reading")
+            pos += n
+            filled += n
+
+    def read(self, offset: int, size: int) -> bytes:
+        buf = bytearray(size)
+        self.readinto(offset, memoryview(buf))
+        return bytes(buf)
+
+    def _find(self, offset: int) -> int:
+        lo, hi = 0, len(self._segments) - 1
+        while lo < hi:  # last segment starting at or before offset
+            mid = (lo + hi + 1) // 2
+            if self._segments[mid].offset <= offset:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def verify(self) -> str:
+        """Read the whole bundle once: check every file against cycle.json, return its SHA-256."""
+        whole = hashlib.sha256()
+        bufs = (bytearray(_READ), bytearray(_READ))
+        # The bundle digest runs in a second thread (hashlib releases the GIL) while this one
+        # hashes the file; two buffers alternate so that neither is overwritten while in use.
+        with ThreadPoolExecutor(1) as pool:
+            pending: Future[None] | None = None
+
+            def feed(data: bytes | memoryview) -> None:
+                nonlocal pending
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(whole.update, data)
+
+            k = 0
+            for seg in self._segments:
+                if seg.data is not None:
+                    feed(seg.data)
+                    continue
+                part = hashlib.sha256()
+                done = 0
+                while done < seg.size:
+                    view = memoryview(bufs[k])[: min(_READ, seg.size - done)]
+                    k ^= 1
+                    self.readinto(seg.offset + done, view)
+                    feed(view)
+                    part.update(view)
+                    done += len(view)
+                if part.hexdigest() != seg.sha256:
+                    raise BundleError(
+                        f"{self.cycle_dir / str(seg.name)}: SHA-256 does not match cycle.json"
+                    )
+            if pending is not None:
+                pending.result()
+        return whole.hexdigest()

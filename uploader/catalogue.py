@@ -1,0 +1,362 @@
+"""The catalogue: SQLite in the state directory, the local memory of what went where.
+
+For now it holds uploads in progress (the resume state, including the encryption state with its
+file key: the database is 0600 in a 0700 directory), their acknowledged parts, and archives.
+The schema is versioned with ``PRAGMA user_version``; later features append migrations.
+Every method is blocking and short; async callers run them with ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from localbackup.paths import ensure_private_dir
+from uploader.stores.base import PartInfo
+
+CATALOGUE_FILE = "catalogue.sqlite3"
+
+# Each entry moves the schema from version i to i + 1. Append only; never edit a shipped one.
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """
+        CREATE TABLE uploads (
+            id INTEGER PRIMARY KEY,
+            store TEXT NOT NULL,
+            key TEXT NOT NULL,
+            cycle_id TEXT NOT NULL,
+            host TEXT NOT NULL,
+            upload_id TEXT NOT NULL,
+            part_size INTEGER NOT NULL,
+            total_size INTEGER NOT NULL,
+            plaintext_size INTEGER NOT NULL,
+            plaintext_sha256 TEXT NOT NULL,
+            encryption TEXT,  -- EncryptionState JSON (holds the file key), NULL: plaintext
+            started_at TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'uploading',
+            UNIQUE (store, cycle_id)
+        )
+        """,
+        """
+        CREATE TABLE upload_parts (
+            upload INTEGER NOT NULL REFERENCES uploads(id) ON DELETE CASCADE,
+            number INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            checksum TEXT NOT NULL,
+            etag TEXT NOT NULL,
+            PRIMARY KEY (upload, number)
+        )
+        """,
+        """
+        CREATE TABLE archives (
+            id INTEGER PRIMARY KEY,
+            store TEXT NOT NULL,
+            key TEXT NOT NULL,
+            cycle_id TEXT NOT NULL,
+            host TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            plaintext_sha256 TEXT NOT NULL,
+            uploaded_at TEXT NOT NULL,
+            confirmed_at TEXT,
+            UNIQUE (store, key)
+        )
+        """,
+        """
+        CREATE INDEX archives_cycle ON archives (cycle_id)
+        """,
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRecord:
+    """An upload in progress, as much as is needed to resume it after a crash."""
+
+    id: int
+    store: str
+    key: str
+    cycle_id: str
+    host: str
+    upload_id: str
+    part_size: int
+    total_size: int
+    plaintext_size: int
+    plaintext_sha256: str
+    encryption: str | None
+    started_at: datetime
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveRecord:
+    """One archive known to be in a store."""
+
+    store: str
+    key: str
+    cycle_id: str
+    host: str
+    size: int
+    plaintext_sha256: str
+    uploaded_at: datetime
+    confirmed_at: datetime | None
+
+
+def _ts(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat()
+
+
+def _dt(s: str | None) -> datetime | None:
+    return None if s is None else datetime.fromisoformat(s)
+
+
+class Catalogue:
+    """One SQLite connection shared by threads behind a lock (SQLite calls are short)."""
+
+    def __init__(self, path: Path, clock: Callable[[], datetime] | None = None) -> None:
+        self.path = path
+        self._clock = clock or (lambda: datetime.now(UTC))
+        ensure_private_dir(path.parent)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # created 0600 before SQLite opens it
+        os.close(fd)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._migrate()
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path) -> Catalogue:
+        return cls(state_dir / CATALOGUE_FILE)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._tx() as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"{self.path} has schema version {version}; this program knows "
+                    f"{len(MIGRATIONS)}: upgrade glacier-backup"
+                )
+            for i in range(version, len(MIGRATIONS)):
+                for statement in MIGRATIONS[i]:
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- uploads -------------------------------------------------------------------------------
+
+    def start_upload(
+        self,
+        *,
+        store: str,
+        key: str,
+        cycle_id: str,
+        host: str,
+        upload_id: str,
+        part_size: int,
+        total_size: int,
+        plaintext_size: int,
+        plaintext_sha256: str,
+        encryption: str | None,
+    ) -> UploadRecord:
+        now = self._clock()
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO uploads (store, key, cycle_id, host, upload_id, part_size,"
+                " total_size, plaintext_size, plaintext_sha256, encryption, started_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    store,
+                    key,
+                    cycle_id,
+                    host,
+                    upload_id,
+                    part_size,
+                    total_size,
+                    plaintext_size,
+                    plaintext_sha256,
+                    encryption,
+                    _ts(now),
+                ),
+            )
+            row_id = cur.lastrowid
+        assert row_id is not None
+        return UploadRecord(
+            row_id,
+            store,
+            key,
+            cycle_id,
+            host,
+            upload_id,
+            part_size,
+            total_size,
+            plaintext_size,
+            plaintext_sha256,
+            encryption,
+            now,
+            "uploading",
+        )
+
+    def find_upload(self, store: str, cycle_id: str) -> UploadRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, store, key, cycle_id, host, upload_id, part_size, total_size,"
+                " plaintext_size, plaintext_sha256, encryption, started_at, state"
+                " FROM uploads WHERE store = ? AND cycle_id = ?",
+                (store, cycle_id),
+            ).fetchone()
+        if row is None:
+            return None
+        return _upload_from_row(row)
+
+    def uploads(self, store: str | None = None) -> list[UploadRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT store, cycle_id FROM uploads WHERE ? IS NULL OR store = ?", (store, store)
+            ).fetchall()
+        return [r for s, c in rows if (r := self.find_upload(s, c)) is not None]
+
+    def record_part(self, upload: int, part: PartInfo) -> None:
+        """Remember an acknowledged part (its own transaction, committed before returning)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO upload_parts (upload, number, size, checksum, etag)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (upload, part.number, part.size, part.checksum, part.etag),
+            )
+
+    def parts(self, upload: int) -> list[PartInfo]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT number, size, checksum, etag FROM upload_parts WHERE upload = ?"
+                " ORDER BY number",
+                (upload,),
+            ).fetchall()
+        return [PartInfo(*r) for r in rows]
+
+    def drop_upload(self, upload: int) -> None:
+        """Forget an upload (aborted, or found gone from the store) and its parts."""
+        with self._tx() as db:
+            db.execute("DELETE FROM uploads WHERE id = ?", (upload,))
+
+    def finish_upload(self, upload: UploadRecord, size: int) -> ArchiveRecord:
+        """Turn a completed (and size-confirmed) upload into an archive, in one transaction."""
+        now = self._clock()
+        record = ArchiveRecord(
+            upload.store,
+            upload.key,
+            upload.cycle_id,
+            upload.host,
+            size,
+            upload.plaintext_sha256,
+            now,
+            now,
+        )
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO archives (store, key, cycle_id, host, size,"
+                " plaintext_sha256, uploaded_at, confirmed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.store,
+                    record.key,
+                    record.cycle_id,
+                    record.host,
+                    record.size,
+                    record.plaintext_sha256,
+                    _ts(now),
+                    _ts(now),
+                ),
+            )
+            db.execute("DELETE FROM uploads WHERE id = ?", (upload.id,))
+        return record
+
+    # -- archives ------------------------------------------------------------------------------
+
+    def find_archive(self, store: str, cycle_id: str) -> ArchiveRecord | None:
+        found = self.archives(store=store, cycle_id=cycle_id)
+        return found[0] if found else None
+
+    def archives(
+        self, store: str | None = None, cycle_id: str | None = None
+    ) -> list[ArchiveRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT store, key, cycle_id, host, size, plaintext_sha256, uploaded_at,"
+                " confirmed_at FROM archives WHERE (? IS NULL OR store = ?)"
+                " AND (? IS NULL OR cycle_id = ?) ORDER BY cycle_id",
+                (store, store, cycle_id, cycle_id),
+            ).fetchall()
+        return [_archive_from_row(r) for r in rows]
+
+
+def _upload_from_row(r: tuple[Any, ...]) -> UploadRecord:
+    started = _dt(r[11])
+    assert started is not None
+    return UploadRecord(
+        id=r[0],
+        store=r[1],
+        key=r[2],
+        cycle_id=r[3],
+        host=r[4],
+        upload_id=r[5],
+        part_size=r[6],
+        total_size=r[7],
+        plaintext_size=r[8],
+        plaintext_sha256=r[9],
+        encryption=r[10],
+        started_at=started,
+        state=r[12],
+    )
+
+
+def _archive_from_row(r: tuple[Any, ...]) -> ArchiveRecord:
+    uploaded = _dt(r[6])
+    assert uploaded is not None
+    return ArchiveRecord(
+        store=r[0],
+        key=r[1],
+        cycle_id=r[2],
+        host=r[3],
+        size=r[4],
+        plaintext_sha256=r[5],
+        uploaded_at=uploaded,
+        confirmed_at=_dt(r[7]),
+    )

@@ -1,0 +1,215 @@
+"""The ``[encryption]``, ``[store]`` and ``[upload]`` sections as typed, frozen objects."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from localbackup import paths
+from localbackup.configkit import ConfigError, Section
+from uploader.crypto import InvalidRecipientError, parse_recipient
+
+PASSPHRASE_ENV = "GLACIER_BACKUP_PASSPHRASE"  # noqa: S105 - the name, not a secret
+ENCRYPTION_MODES = ("age", "none")
+STORE_TYPES = ("local", "s3", "glacier")
+STORAGE_CLASSES = ("DEEP_ARCHIVE", "GLACIER", "GLACIER_IR", "STANDARD_IA", "STANDARD")
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_VAULT = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
+_ACCOUNT = re.compile(r"^(-|\d{12})$")
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptionConfig:
+    """How archives are encrypted: to age recipients, with a passphrase, or (loudly) not at all."""
+
+    mode: str = "age"  # "age" | "none"
+    recipients: tuple[str, ...] = ()
+    passphrase_file: Path | None = None
+    passphrase_env: str | None = None  # name of the variable holding the passphrase
+    identity_file: Path | None = None  # only needed to restore
+    source: Path | None = field(default=None, compare=False)  # named by errors raised later
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "none"
+
+    def require_key(self) -> None:
+        """Raise :class:`ConfigError` unless archives can be encrypted (or encryption is off).
+
+        Loading a configuration without a key is allowed (a local backup needs none); anything
+        that uploads calls this first.
+        """
+        if self.enabled and not (self.recipients or self.passphrase_file or self.passphrase_env):
+            raise ConfigError(
+                self.source,
+                "encryption.recipients",
+                f"no encryption key: set recipients, passphrase_file or {PASSPHRASE_ENV}, "
+                'or mode = "none" to upload unencrypted',
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class LocalStoreConfig:
+    path: Path
+    type: str = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class S3StoreConfig:
+    bucket: str
+    prefix: str = ""
+    storage_class: str = "DEEP_ARCHIVE"
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+    type: str = "s3"
+
+
+@dataclass(frozen=True, slots=True)
+class GlacierStoreConfig:
+    vault: str
+    account_id: str = "-"
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+    type: str = "glacier"
+
+
+StoreConfig = LocalStoreConfig | S3StoreConfig | GlacierStoreConfig
+
+
+@dataclass(frozen=True, slots=True)
+class UploadConfig:
+    part_size: int | None = None  # None: chosen from the bundle size and the store's limits
+    concurrency: int = 4
+    retries: int = 5  # per part, on top of the request retries of the AWS SDK
+
+
+def encryption_config(
+    section: Section, environ: Mapping[str, str] | None = None
+) -> EncryptionConfig:
+    """Read ``[encryption]``. Exactly one source of keys, unless ``mode = "none"``."""
+    env = os.environ if environ is None else environ
+    mode = section.choice("mode", "age", ENCRYPTION_MODES)
+    recipients = section.string_list("recipients")
+    passphrase_file = section.path("passphrase_file", None)
+    identity_file = section.path("identity_file", None)
+    section.finish()
+    if mode == "none":
+        for key, value in (("recipients", recipients), ("passphrase_file", passphrase_file)):
+            if value:
+                raise section.error(key, 'cannot be combined with mode = "none"')
+        return EncryptionConfig(mode="none", identity_file=identity_file, source=section.file)
+    for i, r in enumerate(recipients):
+        try:
+            parse_recipient(r)
+        except InvalidRecipientError as exc:
+            raise section.error(f"recipients[{i}]", f"not an age recipient: {exc}") from None
+    if recipients and passphrase_file:
+        raise section.error(
+            "passphrase_file", "age cannot mix a passphrase with recipients; choose one"
+        )
+    passphrase_env = None
+    if not recipients and passphrase_file is None and env.get(PASSPHRASE_ENV):
+        passphrase_env = PASSPHRASE_ENV
+    return EncryptionConfig(
+        mode="age",
+        recipients=recipients,
+        passphrase_file=passphrase_file,
+        passphrase_env=passphrase_env,
+        identity_file=identity_file,
+        source=section.file,
+    )
+
+
+_STORE_KEYS = {
+    "local": ("path",),
+    "s3": ("bucket", "prefix", "storage_class", "region", "profile", "endpoint_url"),
+    "glacier": ("vault", "account_id", "region", "profile", "endpoint_url"),
+}
+
+
+def store_config(section: Section) -> StoreConfig:
+    """Read ``[store]``; keys of another store type are named as such."""
+    kind = section.choice("type", "local", STORE_TYPES)
+    for other, keys in _STORE_KEYS.items():
+        for key in keys:
+            if section.has(key) and key not in _STORE_KEYS[kind]:
+                raise section.error(key, f"applies to store type {other!r}, not {kind!r}")
+    cfg: StoreConfig
+    if kind == "local":
+        path = section.path("path", paths.data_home() / "vault")
+        assert path is not None
+        cfg = LocalStoreConfig(path=path)
+    elif kind == "s3":
+        bucket = _required(section, "bucket")
+        if not _BUCKET.match(bucket):
+            raise section.error("bucket", f"not a valid S3 bucket name: {bucket!r}")
+        prefix = section.string("prefix", "")
+        if prefix.startswith("/"):
+            raise section.error("prefix", "must not start with '/'")
+        cfg = S3StoreConfig(
+            bucket=bucket,
+            prefix=prefix,
+            storage_class=section.choice("storage_class", "DEEP_ARCHIVE", STORAGE_CLASSES),
+            region=section.optional_string("region"),
+            profile=section.optional_string("profile"),
+            endpoint_url=_endpoint(section),
+        )
+    else:
+        vault = _required(section, "vault")
+        if not _VAULT.match(vault):
+            raise section.error("vault", f"not a valid vault name: {vault!r}")
+        account_id = section.string("account_id", "-")
+        if not _ACCOUNT.match(account_id):
+            raise section.error("account_id", 'must be "-" or a 12-digit AWS account id')
+        cfg = GlacierStoreConfig(
+            vault=vault,
+            account_id=account_id,
+            region=section.optional_string("region"),
+            profile=section.optional_string("profile"),
+            endpoint_url=_endpoint(section),
+        )
+    section.finish()
+    return cfg
+
+
+def upload_config(section: Section) -> UploadConfig:
+    """Read ``[upload]``."""
+    part_size: int | None = None
+    try:
+        auto = section.string("part_size", "auto") == "auto"
+    except ConfigError:  # a plain number of bytes
+        auto = False
+    if not auto:
+        part_size = section.size("part_size", None)
+        assert part_size is not None
+        if not MiB <= part_size <= 5 * GiB:
+            raise section.error("part_size", 'must be "auto" or between 1MiB and 5GiB')
+    cfg = UploadConfig(
+        part_size=part_size,
+        concurrency=section.integer("concurrency", 4, minimum=1, maximum=64),
+        retries=section.integer("retries", 5, minimum=0, maximum=100),
+    )
+    section.finish()
+    return cfg
+
+
+def _required(section: Section, key: str) -> str:
+    value = section.optional_string(key)
+    if not value:
+        raise section.error(key, "is required for this store type")
+    return value
+
+
+def _endpoint(section: Section) -> str | None:
+    url = section.optional_string("endpoint_url")
+    if url is not None and not re.match(r"^https?://[^/\s]+", url):
+        raise section.error("endpoint_url", f"must be an http(s) URL, got {url!r}")
+    return url

@@ -1,0 +1,61 @@
+"""Stores: where archives go. One protocol (:mod:`.base`), one module per store."""
+
+from __future__ import annotations
+
+from uploader.config import GlacierStoreConfig, LocalStoreConfig, S3StoreConfig, StoreConfig
+from uploader.stores.base import (
+    Capabilities,
+    MultipartUploadInfo,
+    ObjectInfo,
+    ObjectNotFound,
+    PartInfo,
+    PermanentStoreError,
+    Store,
+    StoreError,
+    TransientStoreError,
+    UploadNotFound,
+)
+
+__all__ = [
+    "Capabilities",
+    "MultipartUploadInfo",
+    "ObjectInfo",
+    "ObjectNotFound",
+    "PartInfo",
+    "PermanentStoreError",
+    "Store",
+    "StoreError",
+    "StoreNotAvailable",
+    "TransientStoreError",
+    "UploadNotFound",
+    "open_store",
+]
+
+
+class StoreNotAvailable(PermanentStoreError):
+    """The configured store type cannot be used by this version."""
+
+
+def open_store(config: StoreConfig) -> Store:
+    """The store described by ``config``, ready to be entered with ``async with``."""
+    if isinstance(config, LocalStoreConfig):
+        from uploader.stores.local import LocalStore
+
+        return LocalStore(config.path)
+    if isinstance(config, S3StoreConfig):
+        from uploader.stores.s3 import S3Store
+
+        return S3Store(
+            config.bucket,
+            config.prefix,
+            config.storage_class,
+            region=config.region,
+            profile=config.profile,
+            endpoint_url=config.endpoint_url,
+        )
+    if isinstance(config, GlacierStoreConfig):
+        raise StoreNotAvailable(
+            f'store type "glacier" (vault {config.vault!r}) is not supported by this version '
+            'yet; use type = "s3" with a GLACIER or DEEP_ARCHIVE storage_class, or "local"'
+        )
+    raise StoreNotAvailable(f"unknown store configuration {config!r}")

@@ -1,0 +1,149 @@
+"""The storage contract: one small :class:`Store` protocol, capabilities as data, our error types.
+
+Every store translates its provider's errors (``OSError``, botocore ``ClientError``) into the
+types below at its boundary; nothing above a store looks at provider errors. Retry decisions are
+made from the type alone: :class:`TransientStoreError` may succeed if tried again, anything else
+will not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+class StoreError(Exception):
+    """Something went wrong talking to a store."""
+
+
+class TransientStoreError(StoreError):
+    """A failure that may go away if the same request is tried again (network, throttling, 5xx)."""
+
+
+class PermanentStoreError(StoreError):
+    """A failure that retrying will not fix (permissions, bad request, missing bucket)."""
+
+
+class ObjectNotFound(PermanentStoreError):
+    """The object does not exist (or is not visible yet)."""
+
+
+class UploadNotFound(PermanentStoreError):
+    """The multipart upload does not exist any more (completed, aborted or expired)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a store can do, declared as data so that the generic driver can plan around it."""
+
+    min_part_size: int  # every part but the last must be at least this big
+    max_part_size: int
+    max_parts: int
+    power_of_two_parts: bool = False  # part size must be 1 MiB x 2^n (Glacier vaults)
+    immediate_listing: bool = True  # a completed object shows up in list_objects at once
+    needs_retrieval: bool = False  # reading an object first needs a (slow, paid) restore request
+
+    def check_part_size(self, part_size: int) -> str | None:
+        """Why ``part_size`` is not acceptable for this store, or None if it is."""
+        if not self.min_part_size <= part_size <= self.max_part_size:
+            return f"part size {part_size} is outside {self.min_part_size}..{self.max_part_size}"
+        if self.power_of_two_parts and not _is_power_of_two_mib(part_size):
+            return f"part size {part_size} is not 1 MiB times a power of two"
+        return None
+
+
+def _is_power_of_two_mib(n: int) -> bool:
+    return n % MiB == 0 and (n // MiB) & (n // MiB - 1) == 0
+
+
+@dataclass(frozen=True, slots=True)
+class PartInfo:
+    """One uploaded part as the store acknowledged it."""
+
+    number: int  # 1-based, as S3 numbers them
+    size: int
+    checksum: str  # base64 of the part's SHA-256, what S3 calls ChecksumSHA256
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartUploadInfo:
+    key: str
+    upload_id: str
+    initiated: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    storage_class: str | None = None
+    last_modified: datetime | None = None
+
+
+class Store(Protocol):
+    """A place that keeps archives. Keys are relative (``<host>/<cycle_id>.tar.age``)."""
+
+    @property
+    def name(self) -> str:
+        """A stable identity for the catalogue, e.g. ``s3://bucket/prefix`` or ``local:/path``."""
+        ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def create_multipart_upload(
+        self, key: str, part_size: int, metadata: Mapping[str, str]
+    ) -> str:
+        """Start an upload; ``part_size`` is the size of every part but the last. Returns its id."""
+        ...
+
+    async def upload_part(
+        self, key: str, upload_id: str, number: int, data: bytes | bytearray, checksum: str
+    ) -> PartInfo:
+        """Send part ``number`` (1-based); the store verifies ``checksum`` (base64 SHA-256)."""
+        ...
+
+    async def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        """Parts the store holds for an upload in progress (raises :class:`UploadNotFound`)."""
+        ...
+
+    async def complete_multipart_upload(
+        self, key: str, upload_id: str, parts: Sequence[PartInfo]
+    ) -> None: ...
+
+    async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        """Drop an upload and its parts; aborting an unknown upload is not an error."""
+        ...
+
+    async def list_multipart_uploads(self, prefix: str = "") -> list[MultipartUploadInfo]: ...
+
+    async def head(self, key: str) -> ObjectInfo:
+        """Size and metadata of an object (raises :class:`ObjectNotFound`)."""
+        ...
+
+    async def list_objects(self, prefix: str = "") -> list[ObjectInfo]: ...
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """The bytes ``[start, end)`` of an object as a stream of chunks."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove an object; deleting a missing object is not an error."""
+        ...

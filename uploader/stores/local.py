@@ -1,0 +1,298 @@
+"""A store in a plain directory (a NAS mount, a USB disk, a test folder).
+
+Layout under the root::
+
+    <key>                          completed objects (``host/cycle.tar.age``)
+    .meta/<key>.json               their metadata
+    .uploads/<upload_id>/data      the object being uploaded, parts written at their offsets
+    .uploads/<upload_id>/upload.json, parts/<n>.json   what this store needs to resume
+
+An object appears under its key only once complete: the data is fsynced and renamed into place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import Any, Self
+
+from localbackup.atomic import atomic_write_bytes, fsync_dir
+from uploader.stores.base import (
+    Capabilities,
+    GiB,
+    MultipartUploadInfo,
+    ObjectInfo,
+    ObjectNotFound,
+    PartInfo,
+    PermanentStoreError,
+    StoreError,
+    TransientStoreError,
+    UploadNotFound,
+)
+
+LOCAL_CAPABILITIES = Capabilities(min_part_size=1, max_part_size=5 * GiB, max_parts=10_000)
+_READ_CHUNK = 1024 * 1024
+_UPLOADS = ".uploads"
+_META = ".meta"
+
+
+@contextlib.contextmanager
+def _errors(what: str) -> Iterator[None]:
+    """Translate ``OSError`` into the store's error types."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except FileNotFoundError as exc:
+        raise ObjectNotFound(f"{what}: not found ({exc.filename})") from exc
+    except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        raise PermanentStoreError(f"{what}: {exc}") from exc
+    except OSError as exc:
+        # Full disks and I/O errors on a removable drive may clear up; let the driver retry.
+        raise TransientStoreError(f"{what}: {exc}") from exc
+
+
+class LocalStore:
+    """A directory as a store. All blocking file work runs in threads."""
+
+    def __init__(self, root: Path, capabilities: Capabilities = LOCAL_CAPABILITIES) -> None:
+        self.root = root
+        self._capabilities = capabilities
+
+    @property
+    def name(self) -> str:
+        return f"local:{self.root}"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    async def __aenter__(self) -> Self:
+        with _errors(f"opening {self.root}"):
+            await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    # -- paths ---------------------------------------------------------------------------------
+
+    def _object_path(self, key: str) -> Path:
+        parts = PurePosixPath(key).parts
+        if not parts or key.startswith("/") or any(p in ("..", ".") for p in parts):
+            raise PermanentStoreError(f"invalid object key {key!r}")
+        if parts[0] in (_UPLOADS, _META):
+            raise PermanentStoreError(f"object key {key!r} uses a reserved name")
+        return self.root.joinpath(*parts)
+
+    def _meta_path(self, key: str) -> Path:
+        return self.root / _META / (key + ".json")
+
+    def _upload_dir(self, upload_id: str) -> Path:
+        if not upload_id.isalnum():
+            raise UploadNotFound(f"invalid upload id {upload_id!r}")
+        return self.root / _UPLOADS / upload_id
+
+    def _load_upload(self, key: str, upload_id: str) -> dict[str, Any]:
+        d = self._upload_dir(upload_id)
+        try:
+            state: dict[str, Any] = json.loads((d / "upload.json").read_bytes())
+        except FileNotFoundError:
+            raise UploadNotFound(f"no upload {upload_id} in {self.root}") from None
+        if state["key"] != key:
+            raise UploadNotFound(f"upload {upload_id} is for {state['key']!r}, not {key!r}")
+        return state
+
+    # -- multipart -----------------------------------------------------------------------------
+
+    async def create_multipart_upload(
+        self, key: str, part_size: int, metadata: Mapping[str, str]
+    ) -> str:
+        self._object_path(key)  # validate early
+        upload_id = secrets.token_hex(16)
+
+        def create() -> None:
+            d = self._upload_dir(upload_id)
+            (d / "parts").mkdir(parents=True)
+            with open(d / "data", "wb"):
+                pass
+            state = {
+                "key": key,
+                "part_size": part_size,
+                "metadata": dict(metadata),
+                "initiated": datetime.now(UTC).isoformat(),
+            }
+            atomic_write_bytes(d / "upload.json", json.dumps(state).encode())
+            fsync_dir(d.parent)
+
+        with _errors(f"creating an upload for {key}"):
+            await asyncio.to_thread(create)
+        return upload_id
+
+    async def upload_part(
+        self, key: str, upload_id: str, number: int, data: bytes | bytearray, checksum: str
+    ) -> PartInfo:
+        def write() -> PartInfo:
+            state = self._load_upload(key, upload_id)
+            part_size = int(state["part_size"])
+            if len(data) > part_size or number < 1:
+                raise PermanentStoreError(f"part {number} ({len(data)} bytes) does not fit")
+            digest = hashlib.sha256(data).digest()
+            if base64.b64encode(digest).decode() != checksum:
+                raise PermanentStoreError(f"part {number}: SHA-256 checksum mismatch")
+            d = self._upload_dir(upload_id)
+            fd = os.open(d / "data", os.O_WRONLY)
+            try:
+                os.pwrite(fd, data, (number - 1) * part_size)
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+            part = PartInfo(number, len(data), checksum, digest.hex())
+            record = {"size": part.size, "checksum": part.checksum, "etag": part.etag}
+            atomic_write_bytes(d / "parts" / f"{number}.json", json.dumps(record).encode())
+            return part
+
+        with _errors(f"uploading part {number} of {key}"):
+            return await asyncio.to_thread(write)
+
+    def _parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        self._load_upload(key, upload_id)
+        out = []
+        for p in (self._upload_dir(upload_id) / "parts").glob("*.json"):
+            r = json.loads(p.read_bytes())
+            out.append(PartInfo(int(p.stem), int(r["size"]), str(r["checksum"]), str(r["etag"])))
+        return sorted(out, key=lambda p: p.number)
+
+    async def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        with _errors(f"listing the parts of {key}"):
+            return await asyncio.to_thread(self._parts, key, upload_id)
+
+    async def complete_multipart_upload(
+        self, key: str, upload_id: str, parts: Sequence[PartInfo]
+    ) -> None:
+        def complete() -> None:
+            state = self._load_upload(key, upload_id)
+            held = {p.number: p for p in self._parts(key, upload_id)}
+            numbers = [p.number for p in parts]
+            if numbers != list(range(1, len(parts) + 1)):
+                raise PermanentStoreError(f"parts must be numbered 1..n in order, got {numbers}")
+            for p in parts:
+                if held.get(p.number) != p:
+                    raise PermanentStoreError(f"part {p.number} does not match the uploaded part")
+            part_size = int(state["part_size"])
+            if any(p.size != part_size for p in parts[:-1]):
+                raise PermanentStoreError("every part but the last must have the part size")
+            size = sum(p.size for p in parts)
+            d = self._upload_dir(upload_id)
+            target = self._object_path(key)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(d / "data", "r+b") as f:
+                f.truncate(size)
+                f.flush()
+                os.fsync(f.fileno())
+            meta = self._meta_path(key)
+            meta.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(meta, json.dumps(state["metadata"]).encode(), mode=0o644)
+            os.replace(d / "data", target)
+            fsync_dir(target.parent)
+            shutil.rmtree(d)
+
+        with _errors(f"completing the upload of {key}"):
+            await asyncio.to_thread(complete)
+
+    async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        def abort() -> None:
+            try:
+                self._load_upload(key, upload_id)
+            except UploadNotFound:
+                return
+            shutil.rmtree(self._upload_dir(upload_id))
+
+        with _errors(f"aborting the upload of {key}"):
+            await asyncio.to_thread(abort)
+
+    async def list_multipart_uploads(self, prefix: str = "") -> list[MultipartUploadInfo]:
+        def scan() -> list[MultipartUploadInfo]:
+            out = []
+            base = self.root / _UPLOADS
+            for f in sorted(base.glob("*/upload.json")) if base.is_dir() else []:
+                with contextlib.suppress(FileNotFoundError):
+                    s = json.loads(f.read_bytes())
+                    if s["key"].startswith(prefix):
+                        when = datetime.fromisoformat(s["initiated"])
+                        out.append(MultipartUploadInfo(s["key"], f.parent.name, when))
+            return out
+
+        with _errors("listing uploads in progress"):
+            return await asyncio.to_thread(scan)
+
+    # -- objects -------------------------------------------------------------------------------
+
+    def _info(self, key: str) -> ObjectInfo:
+        st = self._object_path(key).stat()
+        try:
+            metadata = json.loads(self._meta_path(key).read_bytes())
+        except FileNotFoundError:
+            metadata = {}
+        when = datetime.fromtimestamp(st.st_mtime, UTC)
+        return ObjectInfo(key, st.st_size, metadata, None, when)
+
+    async def head(self, key: str) -> ObjectInfo:
+        with _errors(f"reading the metadata of {key}"):
+            return await asyncio.to_thread(self._info, key)
+
+    async def list_objects(self, prefix: str = "") -> list[ObjectInfo]:
+        def scan() -> list[ObjectInfo]:
+            out = []
+            for dirpath, dirnames, filenames in os.walk(self.root):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    rel = Path(dirpath, name).relative_to(self.root).as_posix()
+                    if rel.startswith(prefix) and not name.startswith("."):
+                        with contextlib.suppress(FileNotFoundError):
+                            out.append(self._info(rel))
+            return out
+
+        with _errors("listing objects"):
+            return await asyncio.to_thread(scan)
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        path = self._object_path(key)
+        with _errors(f"reading {key}"):
+            f = await asyncio.to_thread(open, path, "rb")
+        try:
+            pos = start
+            while end is None or pos < end:
+                n = _READ_CHUNK if end is None else min(_READ_CHUNK, end - pos)
+                with _errors(f"reading {key}"):
+                    chunk = await asyncio.to_thread(os.pread, f.fileno(), n, pos)
+                if not chunk:
+                    break
+                pos += len(chunk)
+                yield chunk
+        finally:
+            f.close()
+
+    async def delete(self, key: str) -> None:
+        def delete() -> None:
+            for p in (self._object_path(key), self._meta_path(key)):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+
+        with _errors(f"deleting {key}"):
+            await asyncio.to_thread(delete)

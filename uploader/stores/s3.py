@@ -1,0 +1,314 @@
+"""An S3 bucket (or any S3-compatible endpoint) as a store, through aiobotocore.
+
+Credentials come from the standard AWS chain (environment, shared profiles, instance roles);
+our configuration never holds keys. Request-level retries are botocore's own ("standard" or
+"adaptive" mode); the multipart driver adds part-level retries on top.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any, Self
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+
+from uploader.stores.base import (
+    Capabilities,
+    GiB,
+    MiB,
+    MultipartUploadInfo,
+    ObjectInfo,
+    ObjectNotFound,
+    PartInfo,
+    PermanentStoreError,
+    StoreError,
+    TransientStoreError,
+    UploadNotFound,
+)
+
+S3_CAPABILITIES = Capabilities(min_part_size=5 * MiB, max_part_size=5 * GiB, max_parts=10_000)
+COLD_CLASSES = frozenset({"DEEP_ARCHIVE", "GLACIER"})
+_NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
+_TRANSIENT = frozenset(
+    {
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "InternalError",
+        "ServiceUnavailable",
+    }
+)
+_READ_CHUNK = 1024 * 1024
+
+
+@contextlib.contextmanager
+def _errors(what: str) -> Iterator[None]:
+    """Translate botocore errors into the store's error types (the only place that sees them)."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        message = f"{what}: {code or status}: {exc.response.get('Error', {}).get('Message', '')}"
+        if code in _NOT_FOUND:
+            raise ObjectNotFound(message) from exc
+        if code == "NoSuchUpload":
+            raise UploadNotFound(message) from exc
+        if code in _TRANSIENT or status >= 500 or status == 429:
+            raise TransientStoreError(message) from exc
+        raise PermanentStoreError(message) from exc
+    except NoCredentialsError as exc:
+        raise PermanentStoreError(f"{what}: no AWS credentials found ({exc})") from exc
+    except (BotoConnectionError, HTTPClientError) as exc:
+        raise TransientStoreError(f"{what}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise PermanentStoreError(f"{what}: {exc}") from exc
+    except OSError as exc:  # aiohttp and socket errors that slipped through botocore
+        raise TransientStoreError(f"{what}: {exc}") from exc
+
+
+class S3Store:
+    """A bucket and key prefix; objects are written with ``storage_class``."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        storage_class: str = "DEEP_ARCHIVE",
+        *,
+        region: str | None = None,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        retry_mode: str = "standard",
+        max_attempts: int = 5,
+        max_connections: int = 32,
+        capabilities: Capabilities | None = None,
+        session: AioSession | None = None,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self.storage_class = storage_class
+        self._region = region
+        self._endpoint_url = endpoint_url
+        self._session = session if session is not None else AioSession(profile=profile)
+        self._config = AioConfig(
+            retries={"mode": retry_mode, "max_attempts": max_attempts},
+            max_pool_connections=max_connections,
+            # Every part carries its SHA-256 checksum, which S3 verifies: hashing the body once
+            # more for the SigV4 signature (botocore does on plain http) would only cost time.
+            s3={"payload_signing_enabled": False},
+        )
+        self._capabilities = capabilities or Capabilities(
+            min_part_size=S3_CAPABILITIES.min_part_size,
+            max_part_size=S3_CAPABILITIES.max_part_size,
+            max_parts=S3_CAPABILITIES.max_parts,
+            needs_retrieval=storage_class in COLD_CLASSES,
+        )
+        self._stack = AsyncExitStack()
+        self._client: Any = None
+
+    @property
+    def name(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    async def __aenter__(self) -> Self:
+        with _errors("connecting to S3"):
+            self._client = await self._stack.enter_async_context(
+                self._session.create_client(
+                    "s3",
+                    region_name=self._region,
+                    endpoint_url=self._endpoint_url,
+                    config=self._config,
+                )
+            )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._client = None
+        await self._stack.aclose()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            raise PermanentStoreError("the S3 store is not open (use 'async with')")
+        return self._client
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    def _rel(self, full_key: str) -> str:
+        return full_key[len(self.prefix) :]
+
+    # -- multipart -----------------------------------------------------------------------------
+
+    async def create_multipart_upload(
+        self, key: str, part_size: int, metadata: Mapping[str, str]
+    ) -> str:
+        with _errors(f"starting the upload of {key}"):
+            r = await self.client.create_multipart_upload(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                StorageClass=self.storage_class,
+                Metadata=dict(metadata),
+                ChecksumAlgorithm="SHA256",
+                ContentType="application/octet-stream",
+            )
+        return str(r["UploadId"])
+
+    async def upload_part(
+        self, key: str, upload_id: str, number: int, data: bytes | bytearray, checksum: str
+    ) -> PartInfo:
+        with _errors(f"uploading part {number} of {key}"):
+            r = await self.client.upload_part(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=data,
+                ContentLength=len(data),
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=checksum,
+            )
+        returned = r.get("ChecksumSHA256")
+        if returned is not None and returned != checksum:
+            raise TransientStoreError(f"part {number} of {key}: the store saw another checksum")
+        return PartInfo(number, len(data), checksum, str(r["ETag"]))
+
+    async def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        out = []
+        with _errors(f"listing the parts of {key}"):
+            pages = self.client.get_paginator("list_parts").paginate(
+                Bucket=self.bucket, Key=self._key(key), UploadId=upload_id
+            )
+            async for page in pages:
+                for p in page.get("Parts", []):
+                    out.append(
+                        PartInfo(
+                            int(p["PartNumber"]),
+                            int(p["Size"]),
+                            str(p.get("ChecksumSHA256", "")),
+                            str(p["ETag"]),
+                        )
+                    )
+        return sorted(out, key=lambda p: p.number)
+
+    async def complete_multipart_upload(
+        self, key: str, upload_id: str, parts: Sequence[PartInfo]
+    ) -> None:
+        with _errors(f"completing the upload of {key}"):
+            await self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                UploadId=upload_id,
+                MultipartUpload={
+                    "Parts": [
+                        {"PartNumber": p.number, "ETag": p.etag, "ChecksumSHA256": p.checksum}
+                        for p in parts
+                    ]
+                },
+            )
+
+    async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        try:
+            with _errors(f"aborting the upload of {key}"):
+                await self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=self._key(key), UploadId=upload_id
+                )
+        except UploadNotFound:
+            pass
+
+    async def list_multipart_uploads(self, prefix: str = "") -> list[MultipartUploadInfo]:
+        out = []
+        with _errors("listing uploads in progress"):
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=self._key(prefix)
+            )
+            async for page in pages:
+                for u in page.get("Uploads", []):
+                    out.append(
+                        MultipartUploadInfo(
+                            self._rel(str(u["Key"])), str(u["UploadId"]), u.get("Initiated")
+                        )
+                    )
+        return out
+
+    # -- objects -------------------------------------------------------------------------------
+
+    async def head(self, key: str) -> ObjectInfo:
+        with _errors(f"reading the metadata of {key}"):
+            r = await self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        return ObjectInfo(
+            key,
+            int(r["ContentLength"]),
+            dict(r.get("Metadata", {})),
+            str(r.get("StorageClass", "STANDARD")),
+            r.get("LastModified"),
+        )
+
+    async def list_objects(self, prefix: str = "") -> list[ObjectInfo]:
+        out = []
+        with _errors("listing objects"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._key(prefix)
+            )
+            async for page in pages:
+                for o in page.get("Contents", []):
+                    out.append(
+                        ObjectInfo(
+                            self._rel(str(o["Key"])),
+                            int(o["Size"]),
+                            {},
+                            str(o.get("StorageClass", "STANDARD")),
+                            o.get("LastModified"),
+                        )
+                    )
+        return out
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        if end is not None and end <= start:
+            return
+        extra = {}
+        if start > 0 or end is not None:
+            extra["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        with _errors(f"reading {key}"):
+            r = await self.client.get_object(Bucket=self.bucket, Key=self._key(key), **extra)
+        body = r["Body"]
+        try:
+            while True:
+                with _errors(f"reading {key}"):
+                    chunk = await body.read(_READ_CHUNK)
+                if not chunk:
+                    break
+                yield bytes(chunk)
+        finally:
+            body.close()
+
+    async def delete(self, key: str) -> None:
+        with _errors(f"deleting {key}"):
+            await self.client.delete_object(Bucket=self.bucket, Key=self._key(key))

@@ -1,0 +1,252 @@
+"""The upload use case: one sealed cycle -> one encrypted archive in a store, resumable.
+
+The catalogue remembers each upload in progress (store upload id, part size, the encryption
+state) and each acknowledged part. After a crash, the next attempt regenerates the same bytes,
+confirms the recorded parts with the store, sends only the missing ones and completes: one
+object, nothing acknowledged is sent twice, and a cycle already archived is never sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from structlog.contextvars import bound_contextvars
+
+from localbackup.cycle import CYCLE_JSON, FORMAT_VERSION, SealedCycle, load_sealed_cycle
+from uploader.bundle import BundleReader
+from uploader.catalogue import ArchiveRecord, Catalogue, UploadRecord
+from uploader.config import EncryptionConfig, UploadConfig
+from uploader.crypto import (
+    EncryptionState,
+    Recipient,
+    ScryptRecipient,
+    new_encryption,
+    parse_recipient,
+    read_passphrase,
+)
+from uploader.multipart import (
+    EncryptedPayload,
+    MultipartOptions,
+    PartPlan,
+    PayloadSource,
+    ProgressCallback,
+    choose_part_size,
+    upload_multipart,
+)
+from uploader.stores.base import ObjectNotFound, PartInfo, Store, UploadNotFound
+
+log = structlog.get_logger("uploader.upload")
+
+ARCHIVE_FORMAT = "glacier-backup-archive"
+
+
+def object_key(host: str, cycle_id: str, encrypted: bool = True) -> str:
+    """Where a cycle's archive lives in a store (the store adds its own prefix)."""
+    return f"{host}/{cycle_id}.tar.age" if encrypted else f"{host}/{cycle_id}.tar"
+
+
+def sealed_cycle_dirs(spool_dir: Path) -> list[Path]:
+    """Every sealed cycle in the spool, oldest first."""
+    root = spool_dir / "cycles"
+    if not root.is_dir():
+        return []
+    return sorted(p.parent for p in root.glob(f"*/{CYCLE_JSON}"))
+
+
+def pending_cycle_dirs(spool_dir: Path, catalogue: Catalogue, store: str) -> list[Path]:
+    """Sealed cycles that have no archive in ``store`` yet."""
+    archived = {a.cycle_id for a in catalogue.archives(store=store)}
+    return [d for d in sealed_cycle_dirs(spool_dir) if d.name not in archived]
+
+
+def recipients_for(cfg: EncryptionConfig) -> list[Recipient]:
+    """The age recipients of the configuration (reads the passphrase if that is the key)."""
+    cfg.require_key()
+    if cfg.recipients:
+        return [parse_recipient(r) for r in cfg.recipients]
+    if cfg.passphrase_file is not None:
+        return [ScryptRecipient(read_passphrase(file=cfg.passphrase_file))]
+    return [ScryptRecipient(read_passphrase(env=cfg.passphrase_env))]
+
+
+@dataclass(frozen=True, slots=True)
+class _Resume:
+    record: UploadRecord
+    done: list[PartInfo]
+    held: dict[int, PartInfo]
+
+
+async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
+    cycle_dir: Path,
+    store: Store,
+    catalogue: Catalogue,
+    encryption: EncryptionConfig,
+    upload_cfg: UploadConfig,
+    progress: ProgressCallback | None = None,
+    *,
+    options: MultipartOptions | None = None,
+) -> ArchiveRecord:
+    """Upload the sealed cycle in ``cycle_dir`` (resuming an interrupted attempt)."""
+    cycle = await asyncio.to_thread(load_sealed_cycle, cycle_dir)
+    with bound_contextvars(cycle=cycle.cycle_id):
+        found = await asyncio.to_thread(catalogue.find_archive, store.name, cycle.cycle_id)
+        if found is not None:
+            log.info("upload.skipped", reason="already archived", key=found.key)
+            return found
+        with BundleReader(cycle_dir, cycle) as bundle:
+            sha256 = await asyncio.to_thread(bundle.verify)
+            key = object_key(cycle.host, cycle.cycle_id, encryption.enabled)
+            resume = await _resume(store, catalogue, cycle, key, sha256)
+            if isinstance(resume, ArchiveRecord):
+                return resume
+            if resume is None:
+                record = await _start(
+                    store,
+                    catalogue,
+                    cycle=cycle,
+                    key=key,
+                    bundle=bundle,
+                    sha256=sha256,
+                    encryption=encryption,
+                    upload_cfg=upload_cfg,
+                )
+                done: list[PartInfo] = []
+                held: dict[int, PartInfo] = {}
+            else:
+                record, done, held = resume.record, resume.done, resume.held
+                log.info("upload.resuming", key=key, parts_done=len(done), parts_held=len(held))
+            state = EncryptionState.from_json(record.encryption) if record.encryption else None
+            source = _payload(bundle, state)
+
+            async def on_part(part: PartInfo) -> None:
+                await asyncio.to_thread(catalogue.record_part, record.id, part)
+
+            opts = options or MultipartOptions(
+                concurrency=upload_cfg.concurrency, retries=upload_cfg.retries
+            )
+            try:
+                info = await upload_multipart(
+                    store,
+                    key,
+                    record.upload_id,
+                    source,
+                    PartPlan(record.total_size, record.part_size),
+                    done=done,
+                    held=held,
+                    options=opts,
+                    on_part=on_part,
+                    progress=progress,
+                )
+            except Exception:
+                await asyncio.to_thread(catalogue.drop_upload, record.id)  # the driver aborted
+                raise
+        return await asyncio.to_thread(catalogue.finish_upload, record, info.size)
+
+
+def _payload(bundle: BundleReader, state: EncryptionState | None) -> PayloadSource:
+    return bundle if state is None else EncryptedPayload(bundle, state)
+
+
+async def _start(
+    store: Store,
+    catalogue: Catalogue,
+    *,
+    cycle: SealedCycle,
+    key: str,
+    bundle: BundleReader,
+    sha256: str,
+    encryption: EncryptionConfig,
+    upload_cfg: UploadConfig,
+) -> UploadRecord:
+    # An upload the catalogue does not know is left from a crash between create and record.
+    for stray in await store.list_multipart_uploads(key):
+        if stray.key == key:
+            log.warning("upload.stray_aborted", key=key, upload_id=stray.upload_id)
+            await store.abort_multipart_upload(key, stray.upload_id)
+    state = None
+    if encryption.enabled:
+        recipients = await asyncio.to_thread(recipients_for, encryption)
+        state = await asyncio.to_thread(new_encryption, recipients)
+    source = _payload(bundle, state)
+    part_size = choose_part_size(source.size, store.capabilities, upload_cfg.part_size)
+    metadata = {
+        "format": ARCHIVE_FORMAT,
+        "format-version": str(FORMAT_VERSION),
+        "host": cycle.host,
+        "cycle-id": cycle.cycle_id,
+        "plaintext-sha256": sha256,
+        "plaintext-size": str(bundle.size),
+        "encryption": "age" if state else "none",
+    }
+    upload_id = await store.create_multipart_upload(key, part_size, metadata)
+    return await asyncio.to_thread(
+        lambda: catalogue.start_upload(
+            store=store.name,
+            key=key,
+            cycle_id=cycle.cycle_id,
+            host=cycle.host,
+            upload_id=upload_id,
+            part_size=part_size,
+            total_size=source.size,
+            plaintext_size=bundle.size,
+            plaintext_sha256=sha256,
+            encryption=state.to_json() if state else None,
+        )
+    )
+
+
+async def _resume(
+    store: Store, catalogue: Catalogue, cycle: SealedCycle, key: str, sha256: str
+) -> _Resume | ArchiveRecord | None:
+    """What an earlier attempt left: parts to keep, a finished archive, or nothing usable."""
+    record = await asyncio.to_thread(catalogue.find_upload, store.name, cycle.cycle_id)
+    if record is None:
+        return None
+    if record.key != key or record.plaintext_sha256 != sha256:
+        log.warning("upload.restarting", key=key, reason="the bundle changed since the last try")
+        await store.abort_multipart_upload(record.key, record.upload_id)
+        await asyncio.to_thread(catalogue.drop_upload, record.id)
+        return None
+    try:
+        listed = {p.number: p for p in await store.list_parts(key, record.upload_id)}
+    except UploadNotFound:
+        # Completed just before a crash (or expired): keep the object if it is ours and whole.
+        try:
+            info = await store.head(key)
+        except ObjectNotFound:
+            info = None
+        if (
+            info is not None
+            and info.size == record.total_size
+            and info.metadata.get("plaintext-sha256") == sha256
+        ):
+            log.info("upload.completed", key=key, bytes=info.size, recovered=True)
+            return await asyncio.to_thread(catalogue.finish_upload, record, info.size)
+        await asyncio.to_thread(catalogue.drop_upload, record.id)
+        return None
+    recorded = await asyncio.to_thread(catalogue.parts, record.id)
+    done = [p for p in recorded if _same(listed.get(p.number), p)]
+    numbers = {p.number for p in recorded}
+    held = {n: p for n, p in listed.items() if n not in numbers and p.checksum}
+    return _Resume(record, done, held)
+
+
+def _same(listed: PartInfo | None, recorded: PartInfo) -> bool:
+    return (
+        listed is not None
+        and listed.size == recorded.size
+        and listed.checksum in ("", recorded.checksum)
+    )
+
+
+__all__: Sequence[str] = [
+    "object_key",
+    "pending_cycle_dirs",
+    "recipients_for",
+    "sealed_cycle_dirs",
+    "upload_cycle",
+]

@@ -1,0 +1,124 @@
+"""``upload [CYCLE]``: upload sealed cycles now, without the service."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
+
+from localbackup.configkit import format_size
+from localbackup.cycle import CYCLE_JSON, FormatError
+from uploader.bundle import BundleError
+from uploader.catalogue import Catalogue
+from uploader.crypto import AgeError
+from uploader.stores import Store, StoreError, StoreNotAvailable, open_store
+from uploader.upload import pending_cycle_dirs, upload_cycle
+from watcher.exitcodes import FAILURE, OK, USAGE
+
+if TYPE_CHECKING:
+    from watcher.config import AppConfig
+
+log = structlog.get_logger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("upload", help="upload sealed cycles now, without the service")
+    p.add_argument(
+        "cycle", nargs="?", metavar="CYCLE", help="a cycle id (default: every sealed cycle)"
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, config: AppConfig) -> int:
+    """Upload the named cycle, or every sealed cycle not yet archived in the configured store."""
+    config.encryption.require_key()
+    if not config.encryption.enabled:
+        log.warning(
+            "encryption.disabled",
+            message='[encryption] mode = "none": archives are uploaded UNENCRYPTED',
+        )
+    try:
+        store = open_store(config.store)
+    except StoreNotAvailable as exc:
+        print(f"glacier-backup: configuration error: {config.file}: store: {exc}", file=sys.stderr)
+        return USAGE
+    cycles_root = config.backup.spool_dir / "cycles"
+    with Catalogue.in_state_dir(config.state_dir) as catalogue:
+        if args.cycle:
+            cycle_dir = cycles_root / args.cycle
+            if "/" in args.cycle or not (cycle_dir / CYCLE_JSON).is_file():
+                print(
+                    f"glacier-backup: no sealed cycle {args.cycle!r} in {cycles_root}",
+                    file=sys.stderr,
+                )
+                return USAGE
+            todo = [cycle_dir]
+        else:
+            todo = pending_cycle_dirs(config.backup.spool_dir, catalogue, store.name)
+        if not todo:
+            print("nothing to upload: every sealed cycle is archived")
+            return OK
+        return asyncio.run(_upload_all(todo, store, catalogue, config))
+
+
+async def _upload_all(
+    todo: list[Path], store: Store, catalogue: Catalogue, config: AppConfig
+) -> int:
+    failed = 0
+    async with store as s:
+        for cycle_dir in todo:
+            with _progress(cycle_dir.name) as progress:
+                try:
+                    record = await upload_cycle(
+                        cycle_dir, s, catalogue, config.encryption, config.upload, progress
+                    )
+                except (StoreError, BundleError, FormatError, AgeError, OSError) as exc:
+                    failed += 1
+                    log.error("upload.failed", cycle=cycle_dir.name, error=str(exc))
+                    print(f"upload of {cycle_dir.name} failed: {exc}", file=sys.stderr)
+                    continue
+            print(f"{record.cycle_id}: {record.key} ({format_size(record.size)}) in {s.name}")
+    return FAILURE if failed else OK
+
+
+@contextmanager
+def _progress(cycle_id: str) -> Iterator[Progress | None]:
+    """A bytes / rate / ETA bar on a terminal; otherwise the structured log events suffice."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+    from rich.progress import (
+        Progress as Bar,
+    )
+
+    with Bar(
+        TextColumn(f"[bold]upload[/] {cycle_id}"),
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("upload", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
