@@ -1,0 +1,147 @@
+"""``status [--json]``: cycles, uploads, store usage, last success and failure.
+
+Everything comes from local state (spool, marker directory, catalogue): no store request, so it
+is instant and free, and it works while the service runs (the catalogue is SQLite in WAL mode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from localbackup import cycle as fmt
+from localbackup.configkit import format_size
+from localbackup.spool import Spool
+from uploader.catalogue import Catalogue
+from uploader.stores import open_store
+from watcher.exitcodes import OK
+from watcher.markers import FAILED, QUARANTINE
+
+if TYPE_CHECKING:
+    from watcher.config import AppConfig
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("status", help="cycles, uploads, store usage, last success/failure")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=run)
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.astimezone(UTC).isoformat()
+
+
+def collect(config: AppConfig) -> dict[str, Any]:
+    store = open_store(config.store).name
+    spool = Spool(config.backup.spool_dir)
+    with Catalogue.in_state_dir(config.state_dir) as cat:
+        archives = cat.archives(store=store)
+        uploads = [u for u in cat.uploads() if u.store == store]
+        parts = {u.id: cat.parts(u.id) for u in uploads}
+    archived = {a.cycle_id for a in archives}
+    open_cycle = None
+    state = spool.open_cycle_state()
+    if state is not None:
+        oc = state[1]
+        open_cycle = {
+            "cycle_id": oc.cycle_id,
+            "increments": oc.increments,
+            "created_at": _iso(oc.created_at),
+        }
+    waiting = []
+    for c in spool.sealed_cycles():
+        if c.cycle_id not in archived:
+            sealed = fmt.load_sealed_cycle(c.path)
+            waiting.append(
+                {
+                    "cycle_id": c.cycle_id,
+                    "sealed_at": _iso(sealed.sealed_at),
+                    "size": sealed.data_size,
+                    "increments": len(sealed.increments),
+                }
+            )
+    newest = max(archives, key=lambda a: a.uploaded_at, default=None)
+    return {
+        "host": config.backup.host,
+        "store": store,
+        "open_cycle": open_cycle,
+        "sealed_waiting": waiting,
+        "uploads_in_progress": [
+            {
+                "cycle_id": u.cycle_id,
+                "key": u.key,
+                "started_at": _iso(u.started_at),
+                "total_size": u.total_size,
+                "parts_done": len(parts[u.id]),
+                "bytes_done": sum(p.size for p in parts[u.id]),
+            }
+            for u in uploads
+        ],
+        "last_success": None
+        if newest is None
+        else {
+            "cycle_id": newest.cycle_id,
+            "key": newest.key,
+            "size": newest.size,
+            "uploaded_at": _iso(newest.uploaded_at),
+            "confirmed_at": _iso(newest.confirmed_at),
+        },
+        "last_failure": _last_failure(config.watch.marker_dir),
+        "store_usage": {"archives": len(archives), "bytes": sum(a.size for a in archives)},
+        "markers": {
+            "pending": _count(config.watch.marker_dir, lambda p: fmt.is_marker_name(p.name)),
+            "failed": _count(config.watch.marker_dir / FAILED, _not_reason),
+            "quarantined": _count(config.watch.marker_dir / QUARANTINE, _not_reason),
+        },
+    }
+
+
+def _not_reason(p: Path) -> bool:
+    return not p.name.endswith(".reason")
+
+
+def _count(d: Path, pred: Any) -> int:
+    return sum(1 for p in d.iterdir() if p.is_file() and pred(p)) if d.is_dir() else 0
+
+
+def _last_failure(marker_dir: Path) -> dict[str, Any] | None:
+    reasons = list((marker_dir / FAILED).glob("*.reason")) if (marker_dir / FAILED).is_dir() else []
+    if not reasons:
+        return None
+    newest = max(reasons, key=lambda p: p.stat().st_mtime)
+    return {
+        "marker": newest.name.removesuffix(".reason"),
+        "reason": newest.read_text().strip(),
+        "at": _iso(datetime.fromtimestamp(newest.stat().st_mtime, UTC)),
+    }
+
+
+def run(args: argparse.Namespace, config: AppConfig) -> int:
+    s = collect(config)
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return OK
+    oc = s["open_cycle"]
+    print(f"host {s['host']}, store {s['store']}")
+    print("open cycle: " + (f"{oc['cycle_id']} ({oc['increments']} increments)" if oc else "none"))
+    print(f"sealed, waiting for upload: {len(s['sealed_waiting'])}")
+    for w in s["sealed_waiting"]:
+        print(f"  {w['cycle_id']}  {format_size(w['size'])}")
+    for u in s["uploads_in_progress"]:
+        print(
+            f"uploading {u['cycle_id']}: {format_size(u['bytes_done'])} of "
+            f"{format_size(u['total_size'])} ({u['parts_done']} parts)"
+        )
+    ls = s["last_success"]
+    print("last upload: " + (f"{ls['cycle_id']} at {ls['uploaded_at']}" if ls else "never"))
+    lf = s["last_failure"]
+    if lf:
+        print(f"last failure: {lf['marker']} at {lf['at']}: {lf['reason']}")
+    usage = s["store_usage"]
+    print(f"store usage: {usage['archives']} archives, {format_size(usage['bytes'])}")
+    m = s["markers"]
+    print(f"markers: {m['pending']} pending, {m['failed']} failed, {m['quarantined']} quarantined")
+    return OK

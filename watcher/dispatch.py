@@ -1,0 +1,152 @@
+"""What the service does with one file in the marker directory.
+
+- a marker (``cycle-<host>-<id>.json``): upload its cycle exactly once, then file the marker under
+  ``done/``; a permanent failure files it under ``failed/`` with the reason next to it; a
+  transient one leaves it in place for a retry; a malformed one goes to ``quarantine/``.
+- any other file: a force request — seal the open cycle now (its new marker follows), then the
+  request file is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from structlog.contextvars import bound_contextvars
+
+from localbackup import cycle as fmt
+from localbackup.spool import Spool
+from localbackup.step import seal_open_cycle
+from uploader.catalogue import ArchiveRecord, Catalogue
+from uploader.config import StoreConfig
+from uploader.multipart import ProgressCallback
+from uploader.stores import open_store
+from uploader.stores.base import TransientStoreError
+from uploader.upload import upload_cycle
+from watcher.config import AppConfig
+from watcher.markers import DONE, FAILED, QUARANTINE, file_away
+
+log = structlog.get_logger(__name__)
+
+
+class RetryLater(Exception):
+    """A transient failure: the marker stays where it is and is tried again after a pause."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    action: str  # "uploaded" | "already_uploaded" | "failed" | "quarantined" | "sealed" | "ignored"
+    detail: str = ""
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        config: Callable[[], AppConfig],
+        catalogue: Catalogue,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self._config = config
+        self._catalogue = catalogue
+        self._progress = progress
+
+    async def handle(self, path: Path) -> Outcome:
+        if not path.is_file():
+            return Outcome("ignored", "gone")  # handled already (duplicate event)
+        if fmt.is_marker_name(path.name):
+            return await self._marker(path)
+        return await self._force(path)
+
+    async def _force(self, path: Path) -> Outcome:
+        cfg = self._config()
+        log.info("watch.force_requested", request=path.name)
+        result = await asyncio.to_thread(seal_open_cycle, cfg.backup, cfg.watch.marker_dir)
+        path.unlink(missing_ok=True)
+        if result.sealed is None:
+            log.info("watch.force_nothing_to_seal", reason=result.reason)
+            return Outcome("ignored", result.reason)
+        return Outcome("sealed", result.sealed.cycle_id)
+
+    async def _marker(self, path: Path) -> Outcome:
+        cfg = self._config()
+        marker_dir = cfg.watch.marker_dir
+        try:
+            marker = fmt.parse_marker(await asyncio.to_thread(path.read_bytes))
+            if marker.file_name != path.name:
+                raise fmt.FormatError(f"the marker describes {marker.file_name}, not {path.name}")
+        except fmt.FormatError as exc:
+            reason = f"malformed marker: {exc}"
+            file_away(path, marker_dir, QUARANTINE, reason)
+            log.warning("watch.marker_quarantined", marker=path.name, reason=reason)
+            return Outcome("quarantined", reason)
+        with bound_contextvars(cycle=marker.cycle_id):
+            problem = await asyncio.to_thread(self._check_cycle, marker)
+            if problem == "archived":
+                file_away(path, marker_dir, DONE)
+                return Outcome("already_uploaded")
+            if problem:
+                file_away(path, marker_dir, FAILED, problem)
+                log.error("watch.marker_failed", marker=path.name, reason=problem)
+                return Outcome("failed", problem)
+            try:
+                record = await self._upload(marker.cycle_dir, cfg)
+            except TransientStoreError as exc:
+                log.warning("watch.upload_retry_later", error=str(exc))
+                raise RetryLater(str(exc)) from exc
+            except Exception as exc:
+                reason = f"upload failed: {type(exc).__name__}: {exc}"
+                file_away(path, marker_dir, FAILED, reason)
+                log.error("watch.marker_failed", marker=path.name, reason=reason)
+                return Outcome("failed", reason)
+            file_away(path, marker_dir, DONE)
+            log.info("watch.uploaded", key=record.key, size=record.size)
+            await asyncio.to_thread(self.prune_local_cycles)
+            return Outcome("uploaded", record.key)
+
+    def _check_cycle(self, marker: fmt.Marker) -> str | None:
+        """None when the cycle can be uploaded; "archived", or the reason it cannot."""
+        store = self._config().store
+        store_name = _store_name(store)
+        if self._catalogue.find_archive(store_name, marker.cycle_id) is not None:
+            return "archived"
+        cycle_json = marker.cycle_dir / fmt.CYCLE_JSON
+        if not cycle_json.is_file():
+            return f"the sealed cycle {marker.cycle_dir} is gone and was never uploaded"
+        digest = hashlib.sha256(cycle_json.read_bytes()).hexdigest()
+        if digest != marker.cycle_json_sha256:
+            return f"{cycle_json} changed after the marker was written (sha256 {digest})"
+        return None
+
+    async def _upload(self, cycle_dir: Path, cfg: AppConfig) -> ArchiveRecord:
+        async with open_store(cfg.store) as store:
+            return await upload_cycle(
+                cycle_dir, store, self._catalogue, cfg.encryption, cfg.upload, self._progress
+            )
+
+    def prune_local_cycles(self) -> list[str]:
+        """Delete uploaded cycles from the spool beyond the newest ``keep_local_cycles``.
+
+        Only cycles whose archive is in the catalogue for the configured store are candidates;
+        open and not-yet-uploaded cycles are never touched.
+        """
+        cfg = self._config()
+        spool = Spool(cfg.backup.spool_dir)
+        archived = {a.cycle_id for a in self._catalogue.archives(store=_store_name(cfg.store))}
+        removed: list[str] = []
+        with spool.locked():
+            uploaded = [c for c in spool.sealed_cycles() if c.cycle_id in archived]
+            keep = cfg.watch.keep_local_cycles
+            for c in uploaded[: max(0, len(uploaded) - keep)]:
+                shutil.rmtree(c.path)
+                removed.append(c.cycle_id)
+                log.info("watch.local_cycle_removed", removed_cycle=c.cycle_id)
+        return removed
+
+
+def _store_name(store: StoreConfig) -> str:
+    return open_store(store).name  # constructing a store does no I/O

@@ -1,0 +1,176 @@
+"""``glacier-backup watch``: the long-running service.
+
+One TaskGroup owns every long-lived coroutine: the upload worker fed by the marker watcher, the
+systemd watchdog pinger and, if configured, the built-in local backup schedule. One stop event
+ends them all: SIGTERM/SIGINT set it, the tasks are cancelled, and an upload in flight simply
+stops — its acknowledged parts are in the catalogue, so the next start resumes it. SIGHUP reloads
+the configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from localbackup.spool import Spool
+from uploader.catalogue import Catalogue
+from watcher.config import AppConfig, load_config
+from watcher.dispatch import Dispatcher, RetryLater
+from watcher.markers import MarkerWatcher
+from watcher.sdnotify import Notifier, watchdog_interval
+
+log = structlog.get_logger(__name__)
+
+RETRY_FIRST, RETRY_MAX = 15.0, 3600.0
+
+
+class Service:
+    def __init__(
+        self,
+        config: AppConfig,
+        *,
+        reload: Callable[[], AppConfig] | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        self._reload_config = reload or (lambda: load_config(config.file))
+        self._notifier = notifier or Notifier()
+        self._stop = asyncio.Event()
+        self._retry_delay: dict[Path, float] = {}
+
+    def request_stop(self, why: str = "requested") -> None:
+        if not self._stop.is_set():
+            log.info("watch.stopping", reason=why)
+            self._notifier.stopping()
+            self._stop.set()
+
+    def reload(self) -> None:
+        try:
+            new = self._reload_config()
+            new.encryption.require_key()
+        except Exception as exc:  # a broken edit must not take the service down
+            log.error("watch.reload_failed", error=str(exc))
+            return
+        if new.watch.marker_dir != self.config.watch.marker_dir:
+            log.warning("watch.reload_needs_restart", key="watch.marker_dir")
+        self.config = new
+        log.info("watch.reloaded", config=str(new.file))
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, sig.name)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        watcher = MarkerWatcher(self.config.watch.marker_dir)
+        catalogue = await asyncio.to_thread(Catalogue.in_state_dir, self.config.state_dir)
+        try:
+            dispatcher = Dispatcher(lambda: self.config, catalogue)
+            self._post_interrupted_first(catalogue, watcher)
+            watcher.start()
+            self._notifier.ready(f"watching {self.config.watch.marker_dir}")
+            log.info("watch.started", marker_dir=str(self.config.watch.marker_dir))
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(self._work(watcher, dispatcher))]
+                interval = watchdog_interval()
+                if interval:
+                    tasks.append(tg.create_task(self._ping(interval)))
+                if self.config.watch.backup_every:
+                    tasks.append(tg.create_task(self._backup_schedule()))
+                await self._stop.wait()
+                for t in tasks:
+                    t.cancel()
+        finally:
+            watcher.stop()
+            catalogue.close()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+        log.info("watch.stopped")
+        return 0
+
+    def _post_interrupted_first(self, catalogue: Catalogue, watcher: MarkerWatcher) -> None:
+        """Markers of uploads a crash interrupted go to the head of the queue."""
+        marker_dir = self.config.watch.marker_dir
+        if not marker_dir.is_dir():
+            return
+        interrupted = {u.cycle_id for u in catalogue.uploads()}
+        for p in sorted(marker_dir.iterdir()):
+            if any(p.name.endswith(f"-{c}.json") for c in interrupted):
+                log.info("watch.resuming_interrupted", marker=p.name)
+                watcher.post(p)
+
+    async def _work(self, watcher: MarkerWatcher, dispatcher: Dispatcher) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            path = await watcher.next()
+            self._notifier.status(f"handling {path.name}")
+            try:
+                outcome = await dispatcher.handle(path)
+            except RetryLater as exc:
+                self._schedule_retry(loop, watcher, path, str(exc))
+            except Exception as exc:  # never let one marker take the service down
+                log.exception("watch.handler_crashed", marker=path.name)
+                self._schedule_retry(loop, watcher, path, f"{type(exc).__name__}: {exc}")
+            else:
+                self._retry_delay.pop(path, None)
+                log.info(
+                    "watch.handled", marker=path.name, action=outcome.action, detail=outcome.detail
+                )
+            self._notifier.status(f"idle, watching {self.config.watch.marker_dir}")
+
+    def _schedule_retry(
+        self, loop: asyncio.AbstractEventLoop, watcher: MarkerWatcher, path: Path, why: str
+    ) -> None:
+        delay = min(self._retry_delay.get(path, RETRY_FIRST / 2) * 2, RETRY_MAX)
+        self._retry_delay[path] = delay
+        log.warning("watch.retry_scheduled", marker=path.name, wait_for=delay, error=why)
+        loop.call_later(delay, watcher.post, path)
+
+    async def _ping(self, interval: float) -> None:
+        while True:
+            self._notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    async def _backup_schedule(self) -> None:
+        """Run ``glacier-backup backup`` every ``backup_every`` (as a child process, so a stop
+        can end it at once: the spool is crash-safe by construction)."""
+        while True:
+            every = self.config.watch.backup_every or 86400.0
+            last = await asyncio.to_thread(_last_backup_time, self.config)
+            wait = 0.0 if last is None else every - (datetime.now(UTC) - last).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            await self._run_backup_child()
+
+    async def _run_backup_child(self) -> None:
+        args = [sys.executable, "-m", "watcher"]
+        if self.config.file is not None:
+            args += ["--config", str(self.config.file)]
+        proc = await asyncio.create_subprocess_exec(*args, "--log-format", "json", "backup")
+        try:
+            rc = await proc.wait()
+        except asyncio.CancelledError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(proc.wait()), 10)
+            raise
+        (log.info if rc in (0, 3) else log.error)("watch.scheduled_backup_done", exit_code=rc)
+        if rc not in (0, 3):
+            await asyncio.sleep(min(self.config.watch.backup_every or 3600.0, 3600.0))
+
+
+def _last_backup_time(config: AppConfig) -> datetime | None:
+    times = []
+    for c in Spool(config.backup.spool_dir).cycles():
+        manifests = c.manifests()
+        if manifests:
+            times.append(manifests[-1].finished_at)
+    return max(times) if times else None
