@@ -1,0 +1,366 @@
+"""The restore engine: rebuild one point in time of a cycle from its increments.
+
+Increments (``.tar.zst`` streams, see docs/formats.md) are applied in order into a fresh
+directory: later members replace earlier ones (removed first, never written through). Then
+:meth:`Extractor.finish` takes the index of the target increment and removes every path it does
+not list (deletions and the old names of renames), and applies directory owners, modes and
+mtimes last, deepest first. Path safety rules live in :mod:`localbackup.safepath`.
+
+:func:`staged_target` (in :mod:`localbackup.safepath`) puts the result in place.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import hashlib
+import os
+import stat
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+import structlog
+import zstandard
+
+from localbackup import cycle as fmt
+from localbackup.index import TYPE_CODE, Index, read_index
+from localbackup.pointintime import increment_chain
+from localbackup.safepath import (
+    ExtractError,
+    SafeTree,
+    UnsafeMemberError,
+    member_parts,
+    staged_target,
+)
+
+__all__ = [
+    "ExtractError",
+    "ExtractOptions",
+    "ExtractStats",
+    "Extractor",
+    "PathFilter",
+    "UnsafeMemberError",
+    "VerifyingReader",
+    "restore_from_cycle_dir",
+    "staged_target",
+]
+
+log = structlog.get_logger(__name__)
+
+_COPY = 1 << 20
+_DIR = TYPE_CODE["dir"]
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_XATTR_SKIP = (errno.ENOTSUP, errno.EPERM, errno.EACCES, errno.E2BIG, errno.ERANGE, errno.ENOSPC)
+_DEFAULT_DIR_MODE = 0o755  # directories above the backed-up roots (not in the archive)
+_MAX_WARNINGS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractOptions:
+    patterns: tuple[str, ...] = ()  # --path: fnmatch on archive paths; a directory = its subtree
+    allow_devices: bool = False  # create device nodes and FIFOs (otherwise refused)
+    owners: bool | None = None  # restore uid/gid; None: when running as root
+
+
+@dataclass(slots=True)
+class ExtractStats:
+    members: int = 0  # members written (all increments)
+    files: int = 0
+    bytes: int = 0
+    deleted: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+class PathFilter:
+    """``--path`` patterns: a path is selected if it or one of its ancestors matches."""
+
+    def __init__(self, patterns: tuple[str, ...]) -> None:
+        self.patterns = tuple(os.fsencode(p).strip(b"/") or b"*" for p in patterns)
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns)
+
+    def __call__(self, path: bytes) -> bool:
+        if not self.patterns:
+            return True
+        candidate = path
+        while True:
+            if any(fnmatch.fnmatchcase(candidate, p) for p in self.patterns):
+                return True
+            cut = candidate.rfind(b"/")
+            if cut < 0:
+                return False
+            candidate = candidate[:cut]
+
+
+def _mtime_ns(m: tarfile.TarInfo) -> int:
+    """The exact mtime: the pax record carries nanoseconds that ``TarInfo.mtime`` rounds."""
+    raw = m.pax_headers.get("mtime")
+    if raw is None:
+        return int(m.mtime) * 1_000_000_000
+    neg = raw.startswith("-")
+    whole, _, frac = raw.lstrip("-").partition(".")
+    ns = int(whole or "0") * 1_000_000_000 + int((frac + "000000000")[:9])
+    return -ns if neg else ns
+
+
+class Extractor:
+    """Applies increments into ``root`` (a fresh directory), then :meth:`finish` once."""
+
+    def __init__(self, root: Path, options: ExtractOptions | None = None) -> None:
+        self.options = options or ExtractOptions()
+        self.tree = SafeTree(os.fsencode(root))
+        self.select = PathFilter(self.options.patterns)
+        self.owners = self.options.owners if self.options.owners is not None else os.geteuid() == 0
+        self.stats = ExtractStats()
+        self._xattr_failures = 0
+
+    def warn(self, message: str) -> None:
+        if len(self.stats.warnings) < _MAX_WARNINGS:
+            self.stats.warnings.append(message)
+        log.warning("restore.warning", message=message)
+
+    # -- increments --------------------------------------------------------------------------
+    def apply(self, stream: BinaryIO, label: str = "increment") -> None:
+        """Apply one zstd-compressed tar read from ``stream`` (streamed, memory bounded)."""
+        dctx = zstandard.ZstdDecompressor()
+        with dctx.stream_reader(stream, read_across_frames=True, closefd=False) as zin:
+            try:
+                with tarfile.open(
+                    fileobj=zin, mode="r|", encoding="utf-8", errors="surrogateescape"
+                ) as tf:
+                    for m in tf:
+                        self._member(tf, m)
+            except (tarfile.TarError, zstandard.ZstdError, EOFError) as exc:
+                raise ExtractError(f"{label}: not a valid increment: {exc}") from None
+
+    def _member(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+        name = m.name.encode("utf-8", "surrogateescape")
+        parts = member_parts(name)
+        if not parts:
+            if m.isdir():
+                return  # "./": the target directory itself
+            raise UnsafeMemberError(name, "it names the target directory itself")
+        if not self.select(b"/".join(parts)):
+            return
+        if m.isreg():
+            self._file(tf, m, name, parts)
+        elif m.isdir():
+            if not self.tree.clear(name, parts, keep_dir=True):
+                os.mkdir(self.tree.path(parts), 0o700)
+                self.tree.known.add(b"/".join(parts))
+            self._xattrs(self.tree.path(parts), m)  # owner, mode, mtime: from the index, last
+        elif m.issym():
+            self.tree.clear(name, parts)
+            full = self.tree.path(parts)
+            os.symlink(m.linkname.encode("utf-8", "surrogateescape"), full)
+            if self.owners:
+                os.chown(full, m.uid, m.gid, follow_symlinks=False)
+            mt = _mtime_ns(m)
+            os.utime(full, ns=(mt, mt), follow_symlinks=False)
+        elif m.islnk():
+            self._hardlink(m, name, parts)
+        elif m.ischr() or m.isblk() or m.isfifo():
+            self._device(m, name, parts)
+        else:
+            raise UnsafeMemberError(name, f"unsupported member type {m.type!r}")
+        self.stats.members += 1
+
+    def _file(
+        self, tf: tarfile.TarFile, m: tarfile.TarInfo, name: bytes, parts: tuple[bytes, ...]
+    ) -> None:
+        self.tree.clear(name, parts)
+        src: Any = tf.fileobj
+        src.seek(m.offset_data)
+        sparse: list[tuple[int, int]] | None = m.sparse  # type: ignore[assignment]
+        regions = sparse if sparse is not None else [(0, m.size)]
+        fd = os.open(self.tree.path(parts), _CREATE, 0o600)
+        try:
+            for offset, length in regions:
+                if offset + length > m.size:
+                    raise ExtractError(f"{m.name!r}: sparse map goes beyond the file size")
+                pos, left = offset, length
+                while left:
+                    chunk = src.read(min(left, _COPY))
+                    if not chunk:
+                        raise ExtractError(f"increment ends inside the member {m.name!r}")
+                    view = memoryview(chunk)
+                    while view:
+                        n = os.pwrite(fd, view, pos)
+                        view, pos = view[n:], pos + n
+                    left -= len(chunk)
+            if sparse is not None:
+                os.ftruncate(fd, m.size)  # a trailing hole
+            self._metadata(fd, m)
+        finally:
+            os.close(fd)
+        self.stats.files += 1
+        self.stats.bytes += m.size
+
+    def _hardlink(self, m: tarfile.TarInfo, name: bytes, parts: tuple[bytes, ...]) -> None:
+        target = m.linkname.encode("utf-8", "surrogateescape")
+        source = self.tree.hardlink_source(name, target)
+        if source == self.tree.path(parts):
+            raise UnsafeMemberError(name, "hardlink points at itself")
+        if source is None:
+            if self.select:
+                self.warn(f"{_show(name)}: not restored, its hardlink target is not selected")
+                return
+            raise ExtractError(f"hardlink {_show(name)}: target {_show(target)} not in the archive")
+        self.tree.clear(name, parts)
+        os.link(source, self.tree.path(parts), follow_symlinks=False)
+
+    def _device(self, m: tarfile.TarInfo, name: bytes, parts: tuple[bytes, ...]) -> None:
+        if not self.options.allow_devices:
+            what = "FIFO" if m.isfifo() else "device node"
+            raise UnsafeMemberError(name, f"it is a {what} (restore with --allow-devices)")
+        self.tree.clear(name, parts)
+        full = self.tree.path(parts)
+        try:
+            if m.isfifo():
+                os.mkfifo(full, 0o600)
+            else:
+                node = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+                os.mknod(full, 0o600 | node, os.makedev(m.devmajor, m.devminor))
+        except PermissionError as exc:
+            self.warn(f"{_show(name)}: cannot create the device node: {exc.strerror}")
+            return
+        if self.owners:
+            os.chown(full, m.uid, m.gid, follow_symlinks=False)
+        os.chmod(full, m.mode & 0o7777)
+        mt = _mtime_ns(m)
+        os.utime(full, ns=(mt, mt), follow_symlinks=False)
+
+    def _metadata(self, fd: int, m: tarfile.TarInfo) -> None:
+        if self.owners:
+            os.fchown(fd, m.uid, m.gid)  # before chmod: chown clears set-id bits
+        os.fchmod(fd, m.mode & 0o7777)
+        self._xattrs(fd, m)
+        mt = _mtime_ns(m)
+        os.utime(fd, ns=(mt, mt))
+
+    def _xattrs(self, target: int | bytes, m: tarfile.TarInfo) -> None:
+        for key, value in m.pax_headers.items():
+            if not key.startswith("SCHILY.xattr."):
+                continue
+            attr = key[len("SCHILY.xattr.") :]
+            if not (attr.startswith("user.") or self.owners):
+                continue
+            try:
+                os.setxattr(target, attr, value.encode("utf-8", "surrogateescape"))
+            except OSError as exc:
+                if exc.errno not in _XATTR_SKIP:
+                    raise
+                self._xattr_failures += 1
+                if self._xattr_failures == 1:
+                    self.warn(f"{m.name!r}: extended attribute {attr} not restored: {exc.strerror}")
+
+    # -- the end -----------------------------------------------------------------------------
+    def finish(self, index: Index) -> ExtractStats:
+        """Remove what ``index`` does not list, then set directory metadata, deepest first."""
+        if self._xattr_failures > 1:
+            self.warn(f"extended attributes could not be restored on {self._xattr_failures} paths")
+        records = index.records
+        ancestors: set[bytes] = set()
+        for p in records:
+            parent = p.rpartition(b"/")[0]
+            while parent and parent not in records and parent not in ancestors:
+                ancestors.add(parent)
+                parent = parent.rpartition(b"/")[0]
+        dirs: list[bytes] = []
+        stack = [b""]
+        while stack:
+            rel = stack.pop()
+            with os.scandir(self.tree.path(tuple(rel.split(b"/")) if rel else ())) as it:
+                entries = list(it)
+            for e in entries:
+                child = rel + b"/" + e.name if rel else e.name
+                is_dir = e.is_dir(follow_symlinks=False)
+                rec = records.get(child)
+                if (rec is not None and (rec[9] == _DIR) == is_dir) or (
+                    is_dir and child in ancestors
+                ):
+                    if is_dir:
+                        stack.append(child)
+                        dirs.append(child)
+                    continue
+                self.tree.remove(tuple(child.split(b"/")))
+                self.stats.deleted += 1
+        dirs.sort(key=lambda d: d.count(b"/"), reverse=True)
+        for d in dirs:
+            full = os.path.join(self.tree.root, d)
+            rec = records.get(d)
+            if rec is None:
+                os.chmod(full, _DEFAULT_DIR_MODE)
+                continue
+            if self.owners:
+                os.chown(full, rec[1], rec[2], follow_symlinks=False)
+            os.chmod(full, rec[0] & 0o7777)
+            os.utime(full, ns=(rec[4], rec[4]), follow_symlinks=False)
+        return self.stats
+
+
+def _show(name: bytes) -> str:
+    return repr(name.decode("utf-8", "backslashreplace"))
+
+
+class Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class VerifyingReader:
+    """Reads exactly ``size`` bytes of ``src`` while hashing; :meth:`verify` checks them."""
+
+    def __init__(self, src: Readable, size: int, sha256: str, name: str) -> None:
+        self._src, self._left, self._sha256, self.name = src, size, sha256, name
+        self._hash = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        want = self._left if n is None or n < 0 else min(n, self._left)
+        data = self._src.read(want) if want else b""
+        self._hash.update(data)
+        self._left -= len(data)
+        if want and not data:
+            raise ExtractError(f"{self.name}: ends {self._left} bytes early")
+        return data
+
+    def verify(self) -> None:
+        """Read what the consumer left (end padding), then compare size and SHA-256."""
+        while self._left:
+            self.read(_COPY)
+        if self._src.read(1):
+            raise ExtractError(f"{self.name}: longer than its manifest says")
+        if self._hash.hexdigest() != self._sha256:
+            raise ExtractError(f"{self.name}: SHA-256 does not match the cycle's manifest")
+
+
+def restore_from_cycle_dir(
+    cycle_dir: Path,
+    increments: list[fmt.IncrementManifest],
+    number: int,
+    to: Path,
+    *,
+    force: bool = False,
+    options: ExtractOptions | None = None,
+) -> ExtractStats:
+    """Restore increment ``number`` of a spool cycle (sealed or open) into ``to``.
+
+    Every file read is checked against its manifest's size and SHA-256.
+    """
+    by_number = {m.number: m for m in increments}
+    with staged_target(to, force=force) as work:
+        extractor = Extractor(work, options)
+        for n in increment_chain(increments, number):
+            info = by_number[n].tar
+            with open(cycle_dir / info.name, "rb") as f:
+                reader = VerifyingReader(f, info.size, info.sha256, info.name)
+                extractor.apply(reader, info.name)  # type: ignore[arg-type]
+                reader.verify()
+        info = by_number[number].index
+        with open(cycle_dir / info.name, "rb") as f:
+            reader = VerifyingReader(f, info.size, info.sha256, info.name)
+            index = read_index(reader)  # type: ignore[arg-type]
+            reader.verify()
+        return extractor.finish(index)

@@ -1,0 +1,225 @@
+"""Path safety for restores: where an archive member may be written inside the target.
+
+An archive is data from outside (a cold store, a disk); nothing in it may make a restore write
+outside the target directory. The rules, each a refusal that fails the whole restore:
+
+- a member name must be relative and free of ``..`` components;
+- no member is written through a symlink: every parent of a member inside the target must be a
+  real directory, whether the symlink came from the archive or was there before;
+- a hardlink must point at a regular file inside the target, reached without symlinks.
+
+Entries are created with ``O_EXCL | O_NOFOLLOW`` after removing what was at the path, so an
+existing symlink (or hardlink) at the final component is replaced, never written through.
+
+:func:`staged_target` is how a restore reaches its destination: all work happens in
+``.<name>.restoring`` next to it, renamed into place only on success.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ExtractError", "SafeTree", "UnsafeMemberError", "member_parts", "staged_target"]
+
+
+class ExtractError(Exception):
+    """A restore cannot go on (bad archive, I/O error); the partial result is discarded."""
+
+
+class UnsafeMemberError(ExtractError):
+    """An archive member breaks a safety rule; the message names it."""
+
+    def __init__(self, member: bytes, reason: str) -> None:
+        self.member = member
+        super().__init__(f"refusing archive member {_show(member)}: {reason}")
+
+
+def _show(name: bytes) -> str:
+    return repr(name.decode("utf-8", "backslashreplace"))
+
+
+def member_parts(name: bytes, *, what: str = "member") -> tuple[bytes, ...]:
+    """The components of a member name; raises :class:`UnsafeMemberError` if it is unsafe.
+
+    ``.`` components and repeated slashes are dropped; an empty result means the target root.
+    """
+    if name.startswith(b"/"):
+        raise UnsafeMemberError(name, f"{what} name is an absolute path")
+    if b"\0" in name:
+        raise UnsafeMemberError(name, f"{what} name contains a NUL byte")
+    parts = tuple(p for p in name.split(b"/") if p not in (b"", b"."))
+    if b".." in parts:
+        raise UnsafeMemberError(name, f"{what} name has a '..' component")
+    return parts
+
+
+class SafeTree:
+    """The target directory of one restore, with the directories known to be real.
+
+    ``known`` caches relative paths checked (or made) to be real directories, so the common
+    case costs a set lookup; removing a directory drops it and everything below from the cache.
+    Meant for a fresh, private directory that no other process writes into meanwhile.
+    """
+
+    def __init__(self, root: bytes) -> None:
+        self.root = root
+        self.known: set[bytes] = set()
+
+    def path(self, parts: tuple[bytes, ...]) -> bytes:
+        return os.path.join(self.root, *parts) if parts else self.root
+
+    def parent_dirs(self, member: bytes, parts: tuple[bytes, ...], *, create: bool = True) -> bool:
+        """Make sure every parent of ``parts`` is a real directory (created 0700 if missing).
+
+        A symlink among them is a refusal; a non-directory is replaced (a later increment says
+        a directory is there now). With ``create=False`` nothing is changed: a non-directory
+        is a refusal and a missing parent returns False.
+        """
+        for i in range(1, len(parts)):
+            rel = b"/".join(parts[:i])
+            if rel in self.known:
+                continue
+            full = os.path.join(self.root, rel)
+            try:
+                st = os.lstat(full)
+            except FileNotFoundError:
+                if not create:
+                    return False
+                os.mkdir(full, 0o700)
+                self.known.add(rel)
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                raise UnsafeMemberError(
+                    member, f"it would be written through the symlink {_show(rel)}"
+                )
+            if not stat.S_ISDIR(st.st_mode):
+                if not create:
+                    raise UnsafeMemberError(member, f"{_show(rel)} is not a directory")
+                os.unlink(full)
+                os.mkdir(full, 0o700)
+            self.known.add(rel)
+        return True
+
+    def clear(self, member: bytes, parts: tuple[bytes, ...], *, keep_dir: bool = False) -> bool:
+        """Prepare ``parts`` to be created: parents checked, whatever is there removed.
+
+        With ``keep_dir``, an existing real directory stays (a directory member merges into
+        it); returns True when it did.
+        """
+        self.parent_dirs(member, parts)
+        full = self.path(parts)
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            if keep_dir:
+                self.known.add(b"/".join(parts))
+                return True
+            self.remove(parts)
+        else:
+            os.unlink(full)
+        return False
+
+    def remove(self, parts: tuple[bytes, ...]) -> None:
+        """Delete a path (a directory with its contents; a symlink itself, never its target)."""
+        full = self.path(parts)
+        st = os.lstat(full)
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(full)
+            rel = b"/".join(parts)
+            below = rel + b"/"
+            self.known = {k for k in self.known if k != rel and not k.startswith(below)}
+        else:
+            os.unlink(full)
+
+    def hardlink_source(self, member: bytes, target: bytes) -> bytes | None:
+        """The absolute path of a hardlink's target, or None if it is not in the tree.
+
+        Refuses targets outside the tree, reached through a symlink, or not regular files.
+        """
+        try:
+            parts = member_parts(target, what="hardlink target")
+        except UnsafeMemberError:
+            raise UnsafeMemberError(
+                member, f"hardlink points outside the target ({_show(target)})"
+            ) from None
+        if not parts:
+            raise UnsafeMemberError(member, "hardlink points at the target directory itself")
+        if not self.parent_dirs(member, parts, create=False):
+            return None
+        full = self.path(parts)
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeMemberError(
+                member, f"hardlink target {_show(target)} is not a regular file"
+            )
+        return full
+
+
+def _force_rmtree(path: Path) -> None:
+    """Remove a tree even where restored directory modes forbid writing."""
+
+    def onerror(func: Callable[..., Any], p: str, exc: Any) -> None:
+        parent = os.path.dirname(p)
+        with contextlib.suppress(OSError):
+            os.chmod(parent, 0o700)
+            os.chmod(p, 0o700) if os.path.isdir(p) and not os.path.islink(p) else None
+        func(p)
+
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path, onerror=onerror)
+
+
+@contextlib.contextmanager
+def staged_target(to: Path, *, force: bool = False) -> Iterator[Path]:
+    """A fresh directory to restore into, put in place of ``to`` only if the block succeeds.
+
+    The work happens in ``.<name>.restoring`` next to ``to`` (same filesystem, mode 0700); on
+    failure it is removed. A non-empty ``to`` is refused unless ``force``: then, on success,
+    ``to`` is renamed to ``.<name>.replaced``, the restored tree renamed to ``to``, and the old
+    tree deleted.
+    """
+    to = Path(os.path.abspath(to))
+    existed = os.path.lexists(to)
+    if existed:
+        if to.is_symlink() or not to.is_dir():
+            raise ExtractError(f"{to} exists and is not a directory")
+        if any(to.iterdir()) and not force:
+            raise ExtractError(f"{to} is not empty (use --force to replace its contents)")
+    to.parent.mkdir(parents=True, exist_ok=True)
+    work = to.parent / f".{to.name}.restoring"
+    if os.path.lexists(work):
+        _force_rmtree(work)  # left by an earlier restore that failed
+    os.mkdir(work, 0o700)
+    try:
+        yield work
+        os.chmod(work, stat.S_IMODE(to.stat().st_mode) if existed else 0o700)
+        if existed and any(to.iterdir()):
+            old = to.parent / f".{to.name}.replaced"
+            if os.path.lexists(old):
+                _force_rmtree(old)
+            os.rename(to, old)
+            os.rename(work, to)
+            _force_rmtree(old)
+        else:
+            os.rename(work, to)  # replaces an empty directory
+    except BaseException:
+        _force_rmtree(work)
+        raise
+    fd = os.open(to.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,266 @@
+"""Restore from an archive: store stream -> age decryption -> bundle tar -> restore engine.
+
+One pass, nothing buffered whole: the bundle is read as a stream; ``cycle.json`` must come
+first, then every data file in the order it lists. Each file the restore needs is hashed while
+the engine consumes it and checked (size and SHA-256) when it ends; a mismatch fails the
+restore, whose half-built tree is then deleted (:func:`localbackup.extract.staged_target`).
+With age, tampering is caught earlier still: no plaintext leaves the decryptor before its
+chunk authenticated. Reading stops after the index of the chosen increment.
+
+Cold objects (S3 GLACIER / DEEP_ARCHIVE, Glacier vaults) need a retrieval first; that comes in
+a later version and is refused here with :class:`RetrievalRequired`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import tarfile
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import structlog
+
+from localbackup.cycle import CYCLE_JSON, FormatError, IncrementManifest, SealedCycle
+from localbackup.extract import (
+    ExtractOptions,
+    Extractor,
+    ExtractStats,
+    VerifyingReader,
+    staged_target,
+)
+from localbackup.index import read_index
+from localbackup.pointintime import choose_increment, increment_chain
+from uploader.catalogue import Catalogue
+from uploader.config import EncryptionConfig
+from uploader.crypto import Decryptor, Identity, ScryptIdentity, load_identities, read_passphrase
+from uploader.stores.base import Store
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+__all__ = [
+    "COLD_STORAGE_CLASSES",
+    "ArchiveRef",
+    "RestoreError",
+    "RestoreResult",
+    "RetrievalRequired",
+    "find_archives",
+    "identities_for",
+    "restore_archive",
+    "restore_stream",
+]
+
+log = structlog.get_logger(__name__)
+
+COLD_STORAGE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+_MAX_CYCLE_JSON = 64 << 20
+_KEY = re.compile(r"^(?P<host>[^/]+)/(?P<cycle>\d{8}T\d{6}Z(?:-\d+)?)\.tar(?:\.age)?$")
+
+OnPlan = Callable[[SealedCycle, IncrementManifest], None]
+
+
+class RestoreError(Exception):
+    """The archive cannot be restored (malformed bundle, no key to decrypt it, ...)."""
+
+
+class RetrievalRequired(RestoreError):
+    """The object sits in a cold storage class; it must be retrieved before it can be read."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveRef:
+    cycle_id: str
+    key: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreResult:
+    cycle: SealedCycle
+    increment: IncrementManifest
+    stats: ExtractStats
+
+
+def identities_for(cfg: EncryptionConfig, identity_file: Path | None = None) -> list[Identity]:
+    """The age identities to decrypt with: ``identity_file`` (the CLI's), the configured
+    identity file, or the configured passphrase."""
+    path = identity_file or cfg.identity_file
+    if path is not None:
+        return load_identities(path)
+    if cfg.passphrase_file is not None:
+        return [ScryptIdentity(read_passphrase(file=cfg.passphrase_file))]
+    if cfg.passphrase_env is not None:
+        return [ScryptIdentity(read_passphrase(env=cfg.passphrase_env))]
+    raise RestoreError(
+        "no key to decrypt with: set [encryption] identity_file (or passphrase_file), "
+        "or pass --identity FILE"
+    )
+
+
+async def find_archives(store: Store, catalogue: Catalogue, host: str) -> list[ArchiveRef]:
+    """This host's archives, oldest first: from the catalogue, else from the store's listing."""
+    known = [
+        ArchiveRef(a.cycle_id, a.key, a.size)
+        for a in await asyncio.to_thread(catalogue.archives, store.name)
+        if a.host == host
+    ]
+    if known:
+        return known
+    found = []
+    for obj in await store.list_objects(f"{host}/"):
+        m = _KEY.match(obj.key)
+        if m and m["host"] == host:
+            found.append(ArchiveRef(m["cycle"], obj.key, obj.size))
+    return sorted(found, key=lambda a: a.cycle_id)
+
+
+async def restore_archive(
+    store: Store,
+    key: str,
+    to: Path,
+    *,
+    identities: list[Identity] | None,
+    at: int | datetime | None = None,
+    force: bool = False,
+    options: ExtractOptions | None = None,
+    on_plan: OnPlan | None = None,
+) -> RestoreResult:
+    """Restore the point in time ``at`` of the archive ``key`` into ``to``."""
+    info = await store.head(key)
+    cold = info.storage_class in COLD_STORAGE_CLASSES or (
+        info.storage_class is None and store.capabilities.needs_retrieval
+    )
+    if cold:
+        raise RetrievalRequired(
+            f"{key} is in the {info.storage_class or 'cold'} storage class: it needs a retrieval "
+            "request before it can be read, which this version cannot make yet (it comes in a "
+            "later version; meanwhile restore it with the provider's tools, then use this command "
+            "on a local store)"
+        )
+    encrypted = key.endswith(".age")
+    if encrypted and not identities:
+        raise RestoreError(f"{key} is encrypted and no identity was given")
+    chunks = store.read(key)
+    loop = asyncio.get_running_loop()
+    try:
+        src = io.BufferedReader(_StreamReader(chunks, loop), buffer_size=1 << 20)
+        return await asyncio.to_thread(
+            restore_stream,
+            src,
+            to,
+            identities=identities if encrypted else None,
+            at=at,
+            force=force,
+            options=options,
+            on_plan=on_plan,
+        )
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def restore_stream(
+    raw: BinaryIO,
+    to: Path,
+    *,
+    identities: list[Identity] | None,
+    at: int | datetime | None = None,
+    force: bool = False,
+    options: ExtractOptions | None = None,
+    on_plan: OnPlan | None = None,
+) -> RestoreResult:
+    """The blocking pipeline over an archive's bytes (decrypted when ``identities`` is given)."""
+    src: BinaryIO = Decryptor(identities).open(raw) if identities else raw  # type: ignore[assignment]
+    try:
+        with tarfile.open(fileobj=src, mode="r|") as bundle:
+            cycle = _read_cycle_json(bundle)
+            inc = choose_increment(cycle.increments, at)
+            by_number = {m.number: m for m in cycle.increments}
+            chain = {by_number[n].tar.name for n in increment_chain(cycle.increments, inc.number)}
+            if on_plan is not None:
+                on_plan(cycle, inc)
+            log.info("restore.started", cycle=cycle.cycle_id, increment=inc.number, to=str(to))
+            with staged_target(to, force=force) as work:
+                extractor = Extractor(work, options)
+                for f in cycle.files:
+                    m = bundle.next()
+                    if m is None or m.name != f"{cycle.cycle_id}/{f.name}" or not m.isreg():
+                        got = "the end" if m is None else repr(m.name)
+                        raise RestoreError(f"bundle: expected {f.name}, found {got}")
+                    if m.size != f.size:
+                        raise RestoreError(
+                            f"bundle: {f.name} has {m.size} bytes, cycle.json says {f.size}"
+                        )
+                    if f.name not in chain and f.name != inc.index.name:
+                        continue  # not needed for this point in time: skipped unread
+                    member = bundle.extractfile(m)
+                    assert member is not None
+                    reader: Any = VerifyingReader(member, f.size, f.sha256, f.name)
+                    if f.name == inc.index.name:
+                        index = read_index(reader)
+                        reader.verify()
+                        return RestoreResult(cycle, inc, extractor.finish(index))
+                    extractor.apply(reader, f.name)
+                    reader.verify()
+                raise RestoreError(f"bundle: no index {inc.index.name}")
+    except tarfile.TarError as exc:
+        raise RestoreError(f"the archive is not a valid bundle: {exc}") from None
+
+
+def _read_cycle_json(bundle: tarfile.TarFile) -> SealedCycle:
+    first = bundle.next()
+    if first is None or not first.isreg() or not first.name.endswith(f"/{CYCLE_JSON}"):
+        raise RestoreError("the bundle does not start with cycle.json")
+    if first.size > _MAX_CYCLE_JSON:
+        raise RestoreError(f"cycle.json is implausibly large ({first.size} bytes)")
+    f = bundle.extractfile(first)
+    assert f is not None
+    try:
+        cycle = SealedCycle.from_json(json.loads(f.read()))
+    except (ValueError, KeyError, TypeError) as exc:
+        if isinstance(exc, FormatError):
+            raise RestoreError(f"cycle.json: {exc}") from None
+        raise RestoreError(f"cycle.json is malformed: {exc!r}") from None
+    if first.name != f"{cycle.cycle_id}/{CYCLE_JSON}":
+        raise RestoreError(f"the bundle's first member {first.name!r} does not match its cycle")
+    return cycle
+
+
+class _StreamReader(io.RawIOBase):
+    """A blocking reader (for a worker thread) over an async chunk stream on ``loop``."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._loop = loop
+        self._buf = memoryview(b"")
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    async def _next(self) -> bytes | None:
+        try:
+            return await anext(self._chunks)
+        except StopAsyncIteration:
+            return None
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._buf and not self._eof:
+            coro: Coroutine[Any, Any, bytes | None] = self._next()
+            chunk = asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+            if chunk is None:
+                self._eof = True
+            else:
+                self._buf = memoryview(chunk)
+        n = min(len(buffer), len(self._buf))
+        buffer[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
