@@ -73,6 +73,30 @@ MIGRATIONS: list[tuple[str, ...]] = [
         CREATE INDEX archives_cycle ON archives (cycle_id)
         """,
     ),
+    (
+        # The increment indexes of every cycle handed to a store, as written (zstd), so that
+        # `files` lists and searches backed-up paths without any retrieval.
+        """
+        CREATE TABLE cycle_indexes (
+            host TEXT NOT NULL,
+            cycle_id TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            finished_at TEXT NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (host, cycle_id, number)
+        )
+        """,
+        """
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            cycle_id TEXT,
+            detail TEXT NOT NULL
+        )
+        """,
+    ),
 ]
 
 
@@ -151,6 +175,17 @@ class Catalogue:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (for the table modules next to this one)."""
+        with self._tx() as db:
+            yield db
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one read-only statement."""
+        with self._lock:
+            return list(self._db.execute(sql, params).fetchall())
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

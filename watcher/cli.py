@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "watcher.commands.status",
     "watcher.commands.service",
     "watcher.commands.restore",
+    "watcher.commands.files",
 )
 
 

@@ -23,6 +23,7 @@ from localbackup import cycle as fmt
 from localbackup.spool import Spool
 from localbackup.step import seal_open_cycle
 from uploader.catalogue import ArchiveRecord, Catalogue
+from uploader.catalogue_indexes import record_event, remember_cycle_indexes
 from uploader.config import StoreConfig
 from uploader.multipart import ProgressCallback
 from uploader.stores import open_store
@@ -83,6 +84,9 @@ class Dispatcher:
             reason = f"malformed marker: {exc}"
             file_away(path, marker_dir, QUARANTINE, reason)
             log.warning("watch.marker_quarantined", marker=path.name, reason=reason)
+            await asyncio.to_thread(
+                record_event, self._catalogue, "marker_quarantined", f"{path.name}: {reason}"
+            )
             return Outcome("quarantined", reason)
         with bound_contextvars(cycle=marker.cycle_id):
             problem = await asyncio.to_thread(self._check_cycle, marker)
@@ -90,23 +94,36 @@ class Dispatcher:
                 file_away(path, marker_dir, DONE)
                 return Outcome("already_uploaded")
             if problem:
-                file_away(path, marker_dir, FAILED, problem)
-                log.error("watch.marker_failed", marker=path.name, reason=problem)
-                return Outcome("failed", problem)
+                return await self._failed(path, marker, problem)
             try:
                 record = await self._upload(marker.cycle_dir, cfg)
             except TransientStoreError as exc:
                 log.warning("watch.upload_retry_later", error=str(exc))
                 raise RetryLater(str(exc)) from exc
             except Exception as exc:
-                reason = f"upload failed: {type(exc).__name__}: {exc}"
-                file_away(path, marker_dir, FAILED, reason)
-                log.error("watch.marker_failed", marker=path.name, reason=reason)
-                return Outcome("failed", reason)
+                return await self._failed(
+                    path, marker, f"upload failed: {type(exc).__name__}: {exc}"
+                )
+            await asyncio.to_thread(remember_cycle_indexes, self._catalogue, marker.cycle_dir)
+            await asyncio.to_thread(
+                record_event, self._catalogue, "uploaded", record.key, marker.cycle_id
+            )
             file_away(path, marker_dir, DONE)
             log.info("watch.uploaded", key=record.key, size=record.size)
             await asyncio.to_thread(self.prune_local_cycles)
             return Outcome("uploaded", record.key)
+
+    async def _failed(self, path: Path, marker: fmt.Marker, reason: str) -> Outcome:
+        file_away(path, self._config().watch.marker_dir, FAILED, reason)
+        log.error("watch.marker_failed", marker=path.name, reason=reason)
+        await asyncio.to_thread(
+            record_event,
+            self._catalogue,
+            "upload_failed",
+            f"{path.name}: {reason}",
+            marker.cycle_id,
+        )
+        return Outcome("failed", reason)
 
     def _check_cycle(self, marker: fmt.Marker) -> str | None:
         """None when the cycle can be uploaded; "archived", or the reason it cannot."""
@@ -142,6 +159,7 @@ class Dispatcher:
             uploaded = [c for c in spool.sealed_cycles() if c.cycle_id in archived]
             keep = cfg.watch.keep_local_cycles
             for c in uploaded[: max(0, len(uploaded) - keep)]:
+                remember_cycle_indexes(self._catalogue, c.path)  # `files` keeps working
                 shutil.rmtree(c.path)
                 removed.append(c.cycle_id)
                 log.info("watch.local_cycle_removed", removed_cycle=c.cycle_id)

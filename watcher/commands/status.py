@@ -16,6 +16,7 @@ from localbackup import cycle as fmt
 from localbackup.configkit import format_size
 from localbackup.spool import Spool
 from uploader.catalogue import Catalogue
+from uploader.catalogue_indexes import last_event
 from uploader.stores import open_store
 from watcher.exitcodes import OK
 from watcher.markers import FAILED, QUARANTINE
@@ -41,6 +42,7 @@ def collect(config: AppConfig) -> dict[str, Any]:
         archives = cat.archives(store=store)
         uploads = [u for u in cat.uploads() if u.store == store]
         parts = {u.id: cat.parts(u.id) for u in uploads}
+        failure = last_event(cat, ("upload_failed", "marker_quarantined"))
     archived = {a.cycle_id for a in archives}
     open_cycle = None
     state = spool.open_cycle_state()
@@ -89,7 +91,16 @@ def collect(config: AppConfig) -> dict[str, Any]:
             "uploaded_at": _iso(newest.uploaded_at),
             "confirmed_at": _iso(newest.confirmed_at),
         },
-        "last_failure": _last_failure(config.watch.marker_dir),
+        "last_failure": (
+            {
+                "kind": failure.kind,
+                "cycle_id": failure.cycle_id,
+                "reason": failure.detail,
+                "at": _iso(failure.at),
+            }
+            if failure is not None
+            else _last_failure(config.watch.marker_dir)
+        ),
         "store_usage": {"archives": len(archives), "bytes": sum(a.size for a in archives)},
         "markers": {
             "pending": _count(config.watch.marker_dir, lambda p: fmt.is_marker_name(p.name)),
@@ -139,7 +150,7 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     print("last upload: " + (f"{ls['cycle_id']} at {ls['uploaded_at']}" if ls else "never"))
     lf = s["last_failure"]
     if lf:
-        print(f"last failure: {lf['marker']} at {lf['at']}: {lf['reason']}")
+        print(f"last failure at {lf['at']}: {lf['reason']}")
     usage = s["store_usage"]
     print(f"store usage: {usage['archives']} archives, {format_size(usage['bytes'])}")
     m = s["markers"]

@@ -16,6 +16,7 @@ from localbackup.configkit import format_size
 from localbackup.cycle import CYCLE_JSON, FormatError
 from uploader.bundle import BundleError
 from uploader.catalogue import Catalogue
+from uploader.catalogue_indexes import remember_cycle_indexes
 from uploader.crypto import AgeError
 from uploader.stores import Store, StoreError, StoreNotAvailable, open_store
 from uploader.upload import pending_cycle_dirs, upload_cycle
@@ -85,6 +86,7 @@ async def _upload_all(
                     log.error("upload.failed", cycle=cycle_dir.name, error=str(exc))
                     print(f"upload of {cycle_dir.name} failed: {exc}", file=sys.stderr)
                     continue
+            await asyncio.to_thread(remember_cycle_indexes, catalogue, cycle_dir)
             print(f"{record.cycle_id}: {record.key} ({format_size(record.size)}) in {s.name}")
     return FAILURE if failed else OK
 
