@@ -183,7 +183,7 @@ def _list_point_in_time(cycles: dict[str, list[IncrementIndex]], as_json: bool) 
         return OK
     cycle_id = max(cycles)
     inc = cycles[cycle_id][-1]
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "path": display(e.path),
             "type": e.type,
