@@ -87,9 +87,9 @@ class Project:
 class Service:
     """The ``watch`` service as a child process; its JSON log events are collected live."""
 
-    def __init__(self, argv: list[str]) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+            argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env
         )
         self.events: list[Event] = []
         self.raw: list[str] = []
