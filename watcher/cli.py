@@ -17,6 +17,7 @@ from watcher.exitcodes import FAILURE, USAGE
 # Each module registers its subcommands with add_parser(subparsers) and runs them.
 COMMAND_MODULES = (
     "watcher.commands.init",
+    "watcher.commands.keygen",
     "watcher.commands.backup",
     "watcher.commands.upload",
     "watcher.commands.watch",

@@ -251,3 +251,22 @@ def test_init_writes_a_starter_config_and_private_dirs(tmp_path: Path) -> None:
         check=False,
     )
     assert r.returncode == 0, r.stderr
+
+
+def test_keygen_writes_a_private_identity_that_age_accepts(tmp_path: Path) -> None:
+    out = tmp_path / "id.txt"
+    cmd = [sys.executable, "-m", "watcher", "keygen", "-o", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    recipient = r.stdout.strip()
+    assert recipient.startswith("age1") and out.stat().st_mode & 0o777 == 0o600
+    assert "AGE-SECRET-KEY-1" not in r.stdout + r.stderr  # the secret is never printed
+    enc = subprocess.run(
+        ["age", "-r", recipient], input=b"secret data", capture_output=True, check=True
+    ).stdout
+    dec = subprocess.run(["age", "-d", "-i", str(out)], input=enc, capture_output=True, check=True)
+    assert dec.stdout == b"secret data"
+    before = out.read_bytes()
+    again = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert out.read_bytes() == before
