@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from emulators.glacier import Emulator, run_emulator
 from localbackup.cycle import CycleFile, IncrementManifest, SealedCycle
 from tests.support.servers import MOTO_MIN_PART
+from tests.uploader.glacier_support import glacier_store
 from uploader.stores.base import Capabilities, Store
 from uploader.stores.local import LocalStore
 from uploader.stores.s3 import S3Store
@@ -52,15 +54,41 @@ def s3_store(endpoint: str, bucket: str, prefix: str = "pfx/") -> S3Store:
 STORE_FACTORIES: dict[str, Callable[[Path, str], Store]] = {
     "local": lambda tmp, endpoint: LocalStore(tmp / "vault"),
     "s3": lambda tmp, endpoint: s3_store(endpoint, make_bucket(endpoint)),
+    "glacier": lambda tmp, endpoint: glacier_store(endpoint),
 }
+# The session fixture each store talks to; it gives the endpoint URL passed to the factory.
+STORE_SERVERS = {"s3": "moto_server", "glacier": "glacier_endpoint"}
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
 async def store(
-    request: pytest.FixtureRequest, tmp_path: Path, aws_env: None, moto_server: str
+    request: pytest.FixtureRequest, tmp_path: Path, aws_env: None
 ) -> AsyncIterator[Store]:
-    async with STORE_FACTORIES[request.param](tmp_path, moto_server) as s:
+    server = STORE_SERVERS.get(request.param)
+    endpoint = request.getfixturevalue(server) if server else ""
+    s = STORE_FACTORIES[request.param](tmp_path, endpoint)
+    caps = s.capabilities
+    if (caps.needs_retrieval or not caps.immediate_listing) and not getattr(
+        request.module, "CAPABILITY_AWARE", False
+    ):
+        pytest.skip(
+            f"{request.param}: needs_retrieval / no immediate_listing, and this module reads or "
+            "lists objects directly (set CAPABILITY_AWARE in a module that checks capabilities)"
+        )
+    async with s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def glacier_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """One Glacier emulator process for the session (virtual clock, default job delays)."""
+    with run_emulator(tmp_path_factory.mktemp("glacier-emulator")) as emu:
+        yield emu
+
+
+@pytest.fixture(scope="session")
+def glacier_endpoint(glacier_emulator: Emulator) -> str:
+    return glacier_emulator.endpoint_url
 
 
 def build_cycle(

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pytest
-
 from uploader.catalogue import Catalogue
 from watcher.commands import upload as command
 from watcher.config import config_from_dict
@@ -51,12 +49,28 @@ def test_an_unknown_cycle_is_a_usage_error(tmp_path: Path, age_key: tuple[Path, 
     assert command.run(_parse("20990101T000000Z"), _config(tmp_path, age_key[1])) == 2
 
 
-def test_the_glacier_store_is_reported_as_a_configuration_error(
-    tmp_path: Path, age_key: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+def test_upload_into_a_glacier_vault(
+    tmp_path: Path, age_key: tuple[Path, str], glacier_endpoint: str, aws_env: None
 ) -> None:
-    config = _config(tmp_path, age_key[1], {"type": "glacier", "vault": "v"})
-    assert command.run(_parse(), config) == 2
-    assert "not supported by this version" in capsys.readouterr().err
+    """The command against the Glacier emulator: multipart with tree hashes, then recorded."""
+    import boto3
+
+    vault = f"v-{tmp_path.name[-20:]}".replace("_", "-")
+    boto3.client("glacier", endpoint_url=glacier_endpoint, region_name="us-east-1").create_vault(
+        vaultName=vault
+    )
+    build_cycle(tmp_path / "spool", [3 << 20, 100])
+    store = {
+        "type": "glacier",
+        "vault": vault,
+        "endpoint_url": glacier_endpoint,
+        "region": "us-east-1",
+    }
+    config = _config(tmp_path, age_key[1], store)
+    assert command.run(_parse(), config) == 0
+    with Catalogue.in_state_dir(tmp_path / "state") as cat:
+        (archive,) = cat.archives()
+    assert archive.store.startswith("glacier://") and archive.cycle_id == "20260101T000000Z"
 
 
 def test_the_catalogue_is_private(tmp_path: Path, age_key: tuple[Path, str]) -> None:

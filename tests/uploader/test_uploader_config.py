@@ -19,7 +19,7 @@ from uploader.config import (
     upload_config,
 )
 from uploader.crypto import generate_identity
-from uploader.stores import StoreNotAvailable, open_store
+from uploader.stores import open_store
 from uploader.stores.local import LocalStore
 from uploader.stores.s3 import S3Store
 
@@ -104,11 +104,10 @@ def test_s3_store_reads_all_its_keys() -> None:
     assert store_config(sec("store", type="s3", bucket="b-1")).storage_class == "DEEP_ARCHIVE"
 
 
-def test_glacier_store_is_read_and_validated_but_not_opened() -> None:
+def test_glacier_store_is_read_validated_and_opened() -> None:
     cfg = store_config(sec("store", type="glacier", vault="photos", region="us-east-1"))
     assert cfg == GlacierStoreConfig("photos", "-", "us-east-1")
-    with pytest.raises(StoreNotAvailable, match="not supported by this version"):
-        open_store(cfg)
+    assert open_store(cfg).name == "glacier://us-east-1/-/photos"
 
 
 @pytest.mark.parametrize(

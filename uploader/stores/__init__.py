@@ -54,8 +54,13 @@ def open_store(config: StoreConfig) -> Store:
             endpoint_url=config.endpoint_url,
         )
     if isinstance(config, GlacierStoreConfig):
-        raise StoreNotAvailable(
-            f'store type "glacier" (vault {config.vault!r}) is not supported by this version '
-            'yet; use type = "s3" with a GLACIER or DEEP_ARCHIVE storage_class, or "local"'
+        from uploader.stores.glacier import GlacierStore
+
+        return GlacierStore(
+            config.vault,
+            config.account_id,
+            region=config.region,
+            profile=config.profile,
+            endpoint_url=config.endpoint_url,
         )
     raise StoreNotAvailable(f"unknown store configuration {config!r}")

@@ -86,6 +86,9 @@ class ObjectInfo:
     metadata: Mapping[str, str] = field(default_factory=dict)
     storage_class: str | None = None
     last_modified: datetime | None = None
+    # Where the store put the object when the key alone cannot find it again (a Glacier
+    # ArchiveId); None for keyed stores. The catalogue should record it.
+    archive_id: str | None = None
 
 
 class Store(Protocol):

@@ -1,0 +1,433 @@
+"""An Amazon Glacier vault (the 2012-06-01 vault API) as a store, through aiobotocore.
+
+Glacier has no keys: an archive is an ArchiveId plus a description fixed at upload. The store
+maps the protocol's ``key`` to our archive description (:mod:`.glacier_description`) and reports
+the ArchiveId in :attr:`ObjectInfo.archive_id`. Parts carry their byte range and SHA-256 tree
+hash (kept in :attr:`PartInfo.etag`, which is what completion needs); the driver's base64 SHA-256
+becomes the linear ``x-amz-content-sha256``, so each part is hashed once more, in a thread.
+
+What Glacier cannot do at once is not faked: ``head`` knows only archives completed by this
+store object; ``list_objects`` raises :class:`InventoryRequired` and ``read``
+:class:`RetrievalRequired`. The job calls (inventory, retrieval, job output) are below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+import structlog
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+
+from uploader.stores.base import (
+    Capabilities,
+    GiB,
+    MiB,
+    MultipartUploadInfo,
+    ObjectInfo,
+    ObjectNotFound,
+    PartInfo,
+    PermanentStoreError,
+    TransientStoreError,
+    UploadNotFound,
+)
+from uploader.stores.glacier_description import (
+    ArchiveDescription,
+    DescriptionError,
+    parse_description,
+)
+from uploader.stores.glacier_hash import combine_tree_hashes, tree_hash
+from uploader.stores.glacier_jobs import (
+    TIERS,
+    IncompleteResponse,
+    Inventory,
+    InventoryRequired,
+    JobInfo,
+    JobOutputExpired,
+    RetrievalRequired,
+    job_from_response,
+    parse_inventory,
+    parse_time,
+    retrieval_range,
+)
+from uploader.stores.glacier_wire import (
+    CONTENT_PARAM,
+    NoInventoryYet,
+    VaultNotFound,
+    errors,
+    failing,
+    install_hooks,
+    verified_stream,
+)
+
+__all__ = [
+    "GLACIER_CAPABILITIES",
+    "GlacierStore",
+    "IncompleteResponse",
+    "Inventory",
+    "InventoryRequired",
+    "JobInfo",
+    "JobOutputExpired",
+    "NoInventoryYet",
+    "RetrievalRequired",
+    "VaultNotFound",
+]
+
+log = structlog.get_logger("uploader.stores.glacier")
+
+GLACIER_CAPABILITIES = Capabilities(
+    min_part_size=MiB,
+    max_part_size=4 * GiB,
+    max_parts=10_000,
+    power_of_two_parts=True,
+    immediate_listing=False,
+    needs_retrieval=True,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Upload:
+    part_size: int
+    description: ArchiveDescription | None
+
+
+class GlacierStore:
+    """One vault. ``account_id`` is ``-`` (the signing account) or a 12-digit account id."""
+
+    def __init__(
+        self,
+        vault: str,
+        account_id: str = "-",
+        *,
+        region: str | None = None,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        max_attempts: int = 5,
+        max_connections: int = 16,
+        session: AioSession | None = None,
+    ) -> None:
+        self.vault = vault
+        self.account_id = account_id
+        self._session = session if session is not None else AioSession(profile=profile)
+        self.region = region or self._session.get_config_variable("region")
+        self._endpoint_url = endpoint_url
+        self._config = AioConfig(
+            # botocore's max_attempts counts retries; total_max_attempts is the attempt count.
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
+            max_pool_connections=max_connections,
+        )
+        self._stack = AsyncExitStack()
+        self._client: Any = None
+        self._uploads: dict[str, _Upload] = {}
+        self._archives: dict[str, ObjectInfo] = {}  # completed by this object, by key
+
+    @property
+    def name(self) -> str:
+        return f"glacier://{self.region or '-'}/{self.account_id}/{self.vault}"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return GLACIER_CAPABILITIES
+
+    async def __aenter__(self) -> Self:
+        with errors("connecting to Glacier"):
+            self._client = await self._stack.enter_async_context(
+                self._session.create_client(
+                    "glacier",
+                    region_name=self.region,
+                    endpoint_url=self._endpoint_url,
+                    config=self._config,
+                )
+            )
+        install_hooks(self._client.meta.events)  # this client's own copy of the handlers
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._client = None
+        await self._stack.aclose()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            raise PermanentStoreError("the Glacier store is not open (use 'async with')")
+        return self._client
+
+    def _args(self, **kwargs: Any) -> dict[str, Any]:
+        return {"accountId": self.account_id, "vaultName": self.vault, **kwargs}
+
+    # -- multipart -----------------------------------------------------------------------------
+
+    async def create_multipart_upload(
+        self, key: str, part_size: int, metadata: Mapping[str, str]
+    ) -> str:
+        try:
+            description = ArchiveDescription.from_metadata(key, metadata)
+            text = description.render()
+        except DescriptionError as exc:
+            raise PermanentStoreError(f"starting the upload of {key}: {exc}") from None
+        with errors(f"starting the upload of {key}"):
+            r = await self.client.initiate_multipart_upload(
+                **self._args(archiveDescription=text, partSize=str(part_size))
+            )
+        upload_id = r.get("uploadId")
+        if not upload_id:
+            raise IncompleteResponse(f"starting the upload of {key}: no upload id in the response")
+        self._uploads[upload_id] = _Upload(part_size, description)
+        return str(upload_id)
+
+    async def _upload(self, key: str, upload_id: str) -> _Upload:
+        """Part size and description of an upload (asked of Glacier after a restart)."""
+        if upload_id not in self._uploads:
+            with errors(f"looking up the upload of {key}", UploadNotFound):
+                r = await self.client.list_parts(**self._args(uploadId=upload_id, limit="1"))
+            self._remember(upload_id, r, f"looking up the upload of {key}")
+        return self._uploads[upload_id]
+
+    def _remember(self, upload_id: str, r: Mapping[str, Any], what: str) -> None:
+        if not r.get("PartSizeInBytes"):
+            raise IncompleteResponse(f"{what}: the response has no PartSizeInBytes")
+        description = parse_description(r.get("ArchiveDescription"))
+        self._uploads[upload_id] = _Upload(int(r["PartSizeInBytes"]), description)
+
+    async def upload_part(
+        self, key: str, upload_id: str, number: int, data: bytes | bytearray, checksum: str
+    ) -> PartInfo:
+        what = f"uploading part {number} of {key}"
+        part_size = (await self._upload(key, upload_id)).part_size
+        if not 0 < len(data) <= part_size or number < 1:
+            raise PermanentStoreError(f"{what}: {len(data)} bytes for parts of {part_size}")
+        try:
+            linear = base64.b64decode(checksum, validate=True).hex()
+        except binascii.Error:
+            raise PermanentStoreError(f"{what}: checksum {checksum!r} is not base64") from None
+        tree = await asyncio.to_thread(tree_hash, data) if len(data) > MiB else tree_hash(data)
+        first = (number - 1) * part_size
+        with errors(what, UploadNotFound):
+            r = await self.client.upload_multipart_part(
+                **self._args(uploadId=upload_id, range=f"bytes {first}-{first + len(data) - 1}/*"),
+                checksum=tree,
+                body=data,
+                **{CONTENT_PARAM: linear},
+            )
+        if r.get("checksum") != tree:
+            raise TransientStoreError(f"{what}: Glacier computed another tree hash for the part")
+        return PartInfo(number, len(data), checksum, tree)
+
+    async def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        """Parts with their tree hash (``etag``); ``checksum`` (a plain SHA-256) is only known
+        for parts of at most 1 MiB, where it equals the tree hash, and is "" otherwise."""
+        what = f"listing the parts of {key}"
+        out = []
+        with errors(what, UploadNotFound):
+            pages = self.client.get_paginator("list_parts").paginate(
+                **self._args(uploadId=upload_id)
+            )
+            async for page in pages:
+                if "Parts" not in page:
+                    raise IncompleteResponse(f"{what}: the response has no Parts")
+                self._remember(upload_id, page, what)
+                part_size = self._uploads[upload_id].part_size
+                for p in page["Parts"]:
+                    first, _, last = str(p["RangeInBytes"]).partition("-")
+                    size, tree = int(last) - int(first) + 1, str(p["SHA256TreeHash"])
+                    linear = base64.b64encode(bytes.fromhex(tree)).decode() if size <= MiB else ""
+                    out.append(PartInfo(int(first) // part_size + 1, size, linear, tree))
+        return sorted(out, key=lambda p: p.number)
+
+    async def complete_multipart_upload(
+        self, key: str, upload_id: str, parts: Sequence[PartInfo]
+    ) -> None:
+        what = f"completing the upload of {key}"
+        upload = await self._upload(key, upload_id)
+        ordered = sorted(parts, key=lambda p: p.number)
+        if any(len(p.etag) != 64 for p in ordered):
+            raise PermanentStoreError(f"{what}: a part has no SHA-256 tree hash")
+        size, tree = sum(p.size for p in ordered), combine_tree_hashes(p.etag for p in ordered)
+        with errors(what, UploadNotFound):
+            r = await self.client.complete_multipart_upload(
+                **self._args(uploadId=upload_id, archiveSize=str(size), checksum=tree)
+            )
+        archive_id = r.get("archiveId")
+        if not archive_id:  # completion is idempotent: a retry returns the same archive id
+            raise IncompleteResponse(f"{what}: no archive id in the response")
+        if r.get("checksum") not in (None, tree):
+            raise PermanentStoreError(f"{what}: Glacier computed another archive tree hash")
+        metadata = upload.description.metadata() if upload.description else {}
+        self._archives[key] = ObjectInfo(
+            key, size, metadata, None, datetime.now(UTC), archive_id=str(archive_id)
+        )
+        self._uploads.pop(upload_id, None)
+        log.info("glacier.archive_created", key=key, archive_id=archive_id, bytes=size, tree=tree)
+
+    async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        with (
+            contextlib.suppress(UploadNotFound),
+            errors(f"aborting the upload of {key}", UploadNotFound),
+        ):
+            await self.client.abort_multipart_upload(**self._args(uploadId=upload_id))
+        self._uploads.pop(upload_id, None)
+
+    async def list_multipart_uploads(self, prefix: str = "") -> list[MultipartUploadInfo]:
+        """Our uploads in progress whose key starts with ``prefix`` (foreign ones are skipped)."""
+        what = "listing uploads in progress"
+        out = []
+        with errors(what):
+            async for page in self.client.get_paginator("list_multipart_uploads").paginate(
+                **self._args()
+            ):
+                if "UploadsList" not in page:
+                    raise IncompleteResponse(f"{what}: the response has no UploadsList")
+                for u in page["UploadsList"]:
+                    upload_id = str(u["MultipartUploadId"])
+                    self._remember(upload_id, u, what)
+                    desc = self._uploads[upload_id].description
+                    if desc is not None and desc.key.startswith(prefix):
+                        created = parse_time(u["CreationDate"], what)
+                        out.append(MultipartUploadInfo(desc.key, upload_id, created))
+        return out
+
+    # -- objects -------------------------------------------------------------------------------
+
+    async def head(self, key: str) -> ObjectInfo:
+        """An archive this store object completed (size, metadata, ``archive_id``)."""
+        info = self._archives.get(key)
+        if info is None:
+            raise ObjectNotFound(
+                f"{key}: not completed by this store object, and a Glacier vault cannot look an "
+                "archive up by key (its ArchiveId is in the catalogue or in a vault inventory)"
+            )
+        return info
+
+    async def list_objects(self, prefix: str = "") -> list[ObjectInfo]:
+        raise InventoryRequired(
+            f"listing the archives of vault {self.vault}: Glacier has no immediate listing; "
+            "an inventory job (initiate_inventory_job, then get_inventory) is needed"
+        )
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        return failing(
+            RetrievalRequired(
+                f"reading {key}: a Glacier archive is read through a retrieval job "
+                "(initiate_retrieval_job, then read_job_output once it has succeeded)"
+            )
+        )
+
+    async def delete(self, key: str) -> None:
+        """Delete an archive: ``key`` is an ArchiveId, or a key completed by this object."""
+        known = self._archives.get(key)
+        if known is None and "/" in key:  # our keys always have a "/", ArchiveIds never do
+            raise InventoryRequired(
+                f"deleting {key}: its ArchiveId is needed (catalogue, inventory)"
+            )
+        await self.delete_archive(known.archive_id if known and known.archive_id else key)
+        self._archives.pop(key, None)
+
+    async def delete_archive(self, archive_id: str) -> None:
+        """Delete an archive by id; an id that is already gone is not an error."""
+        with contextlib.suppress(ObjectNotFound), errors(f"deleting archive {archive_id}"):
+            await self.client.delete_archive(**self._args(archiveId=archive_id))
+        for key, info in list(self._archives.items()):
+            if info.archive_id == archive_id:
+                del self._archives[key]
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    async def _initiate_job(
+        self, parameters: dict[str, Any], what: str, not_found: type[PermanentStoreError]
+    ) -> str:
+        with errors(what, not_found):
+            r = await self.client.initiate_job(**self._args(jobParameters=parameters))
+        if not r.get("jobId"):
+            raise IncompleteResponse(f"{what}: no job id in the response")
+        log.info(
+            "glacier.job_initiated", vault=self.vault, job_id=r["jobId"], type=parameters["Type"]
+        )
+        return str(r["jobId"])
+
+    async def initiate_inventory_job(self) -> str:
+        """Ask for the vault's last inventory (JSON); returns the job id."""
+        return await self._initiate_job(
+            {"Type": "inventory-retrieval", "Format": "JSON"},
+            f"starting an inventory of vault {self.vault}",
+            NoInventoryYet,
+        )
+
+    async def initiate_retrieval_job(
+        self,
+        archive_id: str,
+        tier: str = "Bulk",
+        byte_range: tuple[int, int] | None = None,
+        *,
+        archive_size: int | None = None,
+    ) -> str:
+        """Stage an archive (or the half-open, MiB-aligned ``byte_range`` of it) for download;
+        returns the job id. A range may end off a MiB boundary only at ``archive_size``."""
+        if tier not in TIERS:
+            raise PermanentStoreError(f"retrieval tier {tier!r} is not one of {', '.join(TIERS)}")
+        parameters = {"Type": "archive-retrieval", "ArchiveId": archive_id, "Tier": tier}
+        if byte_range is not None:
+            parameters["RetrievalByteRange"] = retrieval_range(byte_range, archive_size)
+        return await self._initiate_job(
+            parameters, f"retrieving archive {archive_id}", ObjectNotFound
+        )
+
+    async def describe_job(self, job_id: str) -> JobInfo:
+        what = f"describing job {job_id}"
+        with errors(what, JobOutputExpired):
+            r = await self.client.describe_job(**self._args(jobId=job_id))
+        return job_from_response(r, what)
+
+    async def list_jobs(self) -> list[JobInfo]:
+        """Jobs in progress and recently finished, oldest first."""
+        what = f"listing the jobs of vault {self.vault}"
+        out: list[JobInfo] = []
+        with errors(what):
+            async for page in self.client.get_paginator("list_jobs").paginate(**self._args()):
+                if "JobList" not in page:
+                    raise IncompleteResponse(f"{what}: the response has no JobList")
+                out.extend(job_from_response(j, what) for j in page["JobList"])
+        return out
+
+    async def get_inventory(self, job_id: str) -> Inventory:
+        """The output of a succeeded inventory job, parsed."""
+        raw = b"".join([chunk async for chunk in self.read_job_output(job_id)])
+        return parse_inventory(raw, f"reading the inventory of job {job_id}")
+
+    async def read_job_output(
+        self, job_id: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Bytes ``[start, end)`` of a job's output. The length is always checked, and the tree
+        hash whenever Glacier sends one (tree-hash-aligned ranges of tree-hash-aligned
+        retrievals, see ``glacier_jobs.tree_hash_ranges``), at the end of the range: chunks are
+        yielded as they arrive, so keep them only if iteration ends without an error.
+        A cut connection raises :class:`TransientStoreError` (retry the range); an expired
+        output :class:`JobOutputExpired`."""
+        what = f"reading the output of job {job_id}"
+        extra = {}
+        if start > 0 or end is not None:
+            if end is not None and end <= start:
+                return
+            extra["range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        try:
+            with errors(what, JobOutputExpired):
+                r = await self.client.get_job_output(**self._args(jobId=job_id), **extra)
+        except JobOutputExpired as exc:
+            raise JobOutputExpired(
+                f"{exc}. Job output is kept about 24 h after the job completes: start a new job"
+            ) from exc
+        async for chunk in verified_stream(r, what):
+            yield chunk

@@ -1,0 +1,133 @@
+"""The Glacier store's boundary with botocore: error translation and one request hook.
+
+Nothing above :mod:`uploader.stores.glacier` sees a botocore or aiohttp exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+import aiohttp
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    IncompleteReadError,
+    NoCredentialsError,
+    NoRegionError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.handlers import add_glacier_checksums
+
+from uploader.stores.base import (
+    ObjectNotFound,
+    PermanentStoreError,
+    StoreError,
+    TransientStoreError,
+)
+from uploader.stores.glacier_hash import TreeHasher, tree_hash
+
+_TRANSIENT = frozenset(
+    {"ThrottlingException", "RequestTimeoutException", "ServiceUnavailableException"}
+)
+READ_CHUNK = 1024 * 1024
+CONTENT_PARAM = "GlacierBackupContentSHA256"  # ours, removed before botocore validates
+_CONTENT_CONTEXT = "glacier_backup_content_sha256"
+
+
+class VaultNotFound(PermanentStoreError):
+    """The vault does not exist in this account and region (the store never creates one)."""
+
+
+class NoInventoryYet(PermanentStoreError):
+    """The vault has no inventory yet: Glacier makes one about daily after the first upload."""
+
+
+@contextlib.contextmanager
+def errors(what: str, not_found: type[PermanentStoreError] = ObjectNotFound) -> Iterator[None]:
+    """Translate botocore/aiohttp errors into the store's types (the only place that sees them);
+    ``not_found`` is what ResourceNotFoundException means for this call."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        text = f"{what}: {code or status}: {message}"
+        if code == "ResourceNotFoundException":
+            if message.startswith("Vault not found"):
+                raise VaultNotFound(text) from exc
+            raise not_found(text) from exc
+        if code in _TRANSIENT or status >= 500 or status == 429:
+            raise TransientStoreError(text) from exc
+        raise PermanentStoreError(text) from exc
+    except NoCredentialsError as exc:
+        raise PermanentStoreError(f"{what}: no AWS credentials found ({exc})") from exc
+    except NoRegionError as exc:
+        raise PermanentStoreError(f"{what}: no AWS region: set [store] region") from exc
+    except (BotoConnectionError, HTTPClientError, IncompleteReadError) as exc:
+        raise TransientStoreError(f"{what}: {exc}") from exc  # includes cut response bodies
+    except BotoCoreError as exc:
+        raise PermanentStoreError(f"{what}: {exc}") from exc
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:  # slipped through botocore
+        raise TransientStoreError(f"{what}: {exc!r}") from exc
+
+
+def install_hooks(events: Any) -> None:
+    """On one client's event emitter: part uploads take their linear SHA-256 from us."""
+    part = "glacier.UploadMultipartPart"
+    events.unregister(f"before-call.{part}", add_glacier_checksums)
+    events.register(f"provide-client-params.{part}", take_content_hash)
+    events.register(f"before-call.{part}", set_content_hash)
+
+
+def take_content_hash(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    context[_CONTENT_CONTEXT] = params.pop(CONTENT_PARAM, None)
+
+
+def set_content_hash(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """Stands in for botocore's ``add_glacier_checksums``, which hashes the body again in the
+    event loop and needs a ``bytes``/file body (the driver hands us a ``bytearray``)."""
+    headers, body = params["headers"], params["body"]
+    linear = context.get(_CONTENT_CONTEXT) or hashlib.sha256(body).hexdigest()
+    headers["x-amz-content-sha256"] = linear
+    if "x-amz-sha256-tree-hash" not in headers:
+        headers["x-amz-sha256-tree-hash"] = tree_hash(body)
+
+
+async def verified_stream(response: Mapping[str, Any], what: str) -> AsyncIterator[bytes]:
+    """The body of a GetJobOutput response, checked at its end: the length against
+    ``Content-Length`` and, when Glacier sent one, the tree hash of the bytes."""
+    length = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("content-length")
+    expected = int(length) if isinstance(length, str) and length.isdigit() else None
+    checksum, body = response.get("checksum"), response["body"]
+    hasher, got = TreeHasher(), 0
+    try:
+        while True:
+            with errors(what):
+                chunk = await body.read(READ_CHUNK)
+            if not chunk:
+                break
+            got += len(chunk)
+            if checksum:
+                hasher.update(chunk)
+            yield bytes(chunk)
+    finally:
+        body.close()
+    if expected is not None and got != expected:
+        raise TransientStoreError(f"{what}: received {got} of {expected} bytes")
+    if checksum and hasher.hexdigest() != checksum:
+        raise TransientStoreError(f"{what}: the bytes do not match their tree hash {checksum}")
+
+
+async def failing(exc: Exception) -> AsyncIterator[bytes]:
+    """An async iterator that raises ``exc`` when first awaited (never yields)."""
+    nothing: tuple[bytes, ...] = ()
+    for chunk in nothing:
+        yield chunk
+    raise exc
