@@ -97,6 +97,127 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    (
+        # Maintenance: inventories, reconciliation and pruning (uploader/catalogue_maintenance.py).
+        # The store-side id of an archive when the key cannot find it (a Glacier ArchiveId).
+        """
+        ALTER TABLE archives ADD COLUMN archive_id TEXT
+        """,
+        """
+        CREATE TABLE inventory_jobs (
+            store TEXT NOT NULL,
+            job_id TEXT NOT NULL,
+            initiated_at TEXT NOT NULL,
+            status TEXT NOT NULL,
+            completed_at TEXT,
+            checked_at TEXT,
+            message TEXT,
+            PRIMARY KEY (store, job_id)
+        )
+        """,
+        """
+        CREATE TABLE inventory_state (
+            store TEXT PRIMARY KEY,
+            last_requested_at TEXT,
+            not_ready_at TEXT
+        )
+        """,
+        """
+        CREATE TABLE inventories (
+            id INTEGER PRIMARY KEY,
+            store TEXT NOT NULL,
+            inventory_date TEXT NOT NULL,
+            fetched_at TEXT NOT NULL,
+            job_id TEXT,
+            archive_count INTEGER NOT NULL,
+            total_size INTEGER NOT NULL,
+            archives TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE foreign_archives (
+            store TEXT NOT NULL,
+            store_id TEXT NOT NULL,
+            key TEXT,
+            size INTEGER NOT NULL,
+            created TEXT,
+            description TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            PRIMARY KEY (store, store_id)
+        )
+        """,
+        """
+        CREATE TABLE archive_flags (
+            store TEXT NOT NULL,
+            key TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            resolved_at TEXT,
+            PRIMARY KEY (store, key, kind)
+        )
+        """,
+        """
+        CREATE TABLE prune_decisions (
+            id INTEGER PRIMARY KEY,
+            store TEXT NOT NULL,
+            planned_at TEXT NOT NULL,
+            key TEXT NOT NULL,
+            action TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            fee REAL NOT NULL,
+            dry_run INTEGER NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE pending_deletions (
+            store TEXT NOT NULL,
+            key TEXT NOT NULL,
+            archive_id TEXT,
+            cycle_id TEXT,
+            size INTEGER NOT NULL,
+            deleted_at TEXT NOT NULL,
+            confirmed_at TEXT,
+            PRIMARY KEY (store, key)
+        )
+        """,
+    ),
+    (
+        # Restores from cold storage (uploader/catalogue_retrievals.py): a retrieval request
+        # (S3 restore_object or a Glacier archive-retrieval job) and the verified byte ranges
+        # of its download, so that `restore --resume` continues where it stopped.
+        """
+        CREATE TABLE retrievals (
+            id INTEGER PRIMARY KEY,
+            store TEXT NOT NULL,
+            key TEXT NOT NULL,
+            archive_id TEXT,
+            size INTEGER NOT NULL,
+            storage_class TEXT NOT NULL,
+            tier TEXT NOT NULL,
+            days INTEGER,
+            requested_at TEXT NOT NULL,
+            job_id TEXT,
+            state TEXT NOT NULL,
+            download_path TEXT,
+            range_size INTEGER,
+            UNIQUE (store, key)
+        )
+        """,
+        """
+        CREATE TABLE retrieval_ranges (
+            retrieval INTEGER NOT NULL REFERENCES retrievals(id) ON DELETE CASCADE,
+            start INTEGER NOT NULL,
+            "end" INTEGER NOT NULL,
+            PRIMARY KEY (retrieval, start)
+        )
+        """,
+    ),
 ]
 
 

@@ -13,6 +13,12 @@ class RetentionConfig:
     min_age: float | None = None  # seconds; None: "auto", by storage class (90d / 180d)
     keep_last: int = 2
     over_budget: str = "upload"  # "upload" anyway, or "wait" until pruning makes room
+    # Calendar rules (restic/borg style), 0 = off: keep the newest archive of each of the last N
+    # days / ISO weeks / months / years. When any is on, archives no rule keeps are pruned.
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+    keep_yearly: int = 0
 
 
 def retention_config(section: Section) -> RetentionConfig:
@@ -26,6 +32,10 @@ def retention_config(section: Section) -> RetentionConfig:
         min_age=min_age,
         keep_last=section.integer("keep_last", 2, minimum=1),
         over_budget=section.choice("over_budget", "upload", ("upload", "wait")),
+        keep_daily=section.integer("keep_daily", 0, minimum=0),
+        keep_weekly=section.integer("keep_weekly", 0, minimum=0),
+        keep_monthly=section.integer("keep_monthly", 0, minimum=0),
+        keep_yearly=section.integer("keep_yearly", 0, minimum=0),
     )
     section.finish()
     return cfg

@@ -25,6 +25,10 @@ COMMAND_MODULES = (
     "watcher.commands.service",
     "watcher.commands.restore",
     "watcher.commands.files",
+    "watcher.commands.inventory",
+    "watcher.commands.prune",
+    "watcher.commands.config_cmd",
+    "watcher.commands.legacy",
 )
 
 

@@ -14,6 +14,7 @@ import hashlib
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -24,8 +25,10 @@ from localbackup.spool import Spool
 from localbackup.step import seal_open_cycle
 from uploader.catalogue import ArchiveRecord, Catalogue
 from uploader.catalogue_indexes import record_event, remember_cycle_indexes
+from uploader.catalogue_maintenance import prune_inputs
 from uploader.config import StoreConfig
 from uploader.multipart import ProgressCallback
+from uploader.prune import PrunePolicy, may_upload, plan_prune, storage_class_for
 from uploader.stores import open_store
 from uploader.stores.base import TransientStoreError
 from uploader.upload import upload_cycle
@@ -51,10 +54,12 @@ class Dispatcher:
         config: Callable[[], AppConfig],
         catalogue: Catalogue,
         progress: ProgressCallback | None = None,
+        uploaded: asyncio.Event | None = None,
     ) -> None:
         self._config = config
         self._catalogue = catalogue
         self._progress = progress
+        self._uploaded = uploaded  # set after each upload: maintenance runs a pass then
 
     async def handle(self, path: Path) -> Outcome:
         if not path.is_file():
@@ -95,6 +100,11 @@ class Dispatcher:
                 return Outcome("already_uploaded")
             if problem:
                 return await self._failed(path, marker, problem)
+            if cfg.retention.over_budget == "wait":
+                blocked = await asyncio.to_thread(self._over_budget, marker.cycle_dir, cfg)
+                if blocked:
+                    log.warning("watch.upload_waits_for_budget", reason=blocked)
+                    raise RetryLater(blocked)
             try:
                 record = await self._upload(marker.cycle_dir, cfg)
             except TransientStoreError as exc:
@@ -110,6 +120,8 @@ class Dispatcher:
             )
             file_away(path, marker_dir, DONE)
             log.info("watch.uploaded", key=record.key, size=record.size)
+            if self._uploaded is not None:
+                self._uploaded.set()
             await asyncio.to_thread(self.prune_local_cycles)
             return Outcome("uploaded", record.key)
 
@@ -124,6 +136,17 @@ class Dispatcher:
             marker.cycle_id,
         )
         return Outcome("failed", reason)
+
+    def _over_budget(self, cycle_dir: Path, cfg: AppConfig) -> str | None:
+        """With ``over_budget = "wait"``: why this upload must wait, or None (from the catalogue
+        alone: pruning itself is the maintenance loop's job)."""
+        store = _store_name(cfg.store)
+        policy = PrunePolicy.from_config(cfg.retention, storage_class_for(cfg.store))
+        size = fmt.load_sealed_cycle(cycle_dir).data_size
+        plan = plan_prune(prune_inputs(self._catalogue, store), policy, datetime.now(UTC), size)
+        if may_upload(plan, cfg.retention):
+            return None
+        return f"the store would exceed retention.max_store_size by {plan.shortfall} bytes"
 
     def _check_cycle(self, marker: fmt.Marker) -> str | None:
         """None when the cycle can be uploaded; "archived", or the reason it cannot."""

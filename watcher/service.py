@@ -23,6 +23,7 @@ from localbackup.spool import Spool
 from uploader.catalogue import Catalogue
 from watcher.config import AppConfig, load_config
 from watcher.dispatch import Dispatcher, RetryLater
+from watcher.maintenance_loop import maintenance_loop
 from watcher.markers import MarkerWatcher
 from watcher.sdnotify import Notifier, watchdog_interval
 
@@ -71,13 +72,17 @@ class Service:
         watcher = MarkerWatcher(self.config.watch.marker_dir)
         catalogue = await asyncio.to_thread(Catalogue.in_state_dir, self.config.state_dir)
         try:
-            dispatcher = Dispatcher(lambda: self.config, catalogue)
+            uploaded = asyncio.Event()
+            dispatcher = Dispatcher(lambda: self.config, catalogue, uploaded=uploaded)
             self._post_interrupted_first(catalogue, watcher)
             watcher.start()
             self._notifier.ready(f"watching {self.config.watch.marker_dir}")
             log.info("watch.started", marker_dir=str(self.config.watch.marker_dir))
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(self._work(watcher, dispatcher))]
+                tasks.append(
+                    tg.create_task(maintenance_loop(lambda: self.config, catalogue, uploaded))
+                )
                 interval = watchdog_interval()
                 if interval:
                     tasks.append(tg.create_task(self._ping(interval)))

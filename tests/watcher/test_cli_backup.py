@@ -191,7 +191,7 @@ def _kill_mid_increment(e: Env, number: int) -> None:
 def test_sigkill_mid_increment_then_next_run_recovers(tmp_path: Path) -> None:
     e = Env(tmp_path, level=19)  # slow compression keeps the increment in flight long enough
     for i in range(8):
-        (e.src / f"blob{i}").write_bytes(os.urandom(3 << 20))
+        (e.src / f"blob{i}").write_bytes(os.urandom(3 << 19))
     _kill_mid_increment(e, 0)
     r = e.run("backup")  # the full is written again, nothing partial is trusted
     assert r.returncode == 0, r.stderr
@@ -199,7 +199,7 @@ def test_sigkill_mid_increment_then_next_run_recovers(tmp_path: Path) -> None:
     assert "spool.recovered" in r.stderr
 
     for i in range(8):
-        (e.src / f"blob{i}").write_bytes(os.urandom(3 << 20))
+        (e.src / f"blob{i}").write_bytes(os.urandom(3 << 19))
     _kill_mid_increment(e, 1)
     r = e.run("backup")  # continues the cycle from its last complete increment
     assert r.returncode == 0, r.stderr

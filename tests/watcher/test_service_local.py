@@ -161,3 +161,20 @@ def test_sighup_reloads_and_a_broken_config_is_survived(tmp_path: Path) -> None:
         svc.wait_for(lambda e: e["event"] == "watch.uploaded")
     finally:
         assert svc.stop() == 0
+
+
+def test_over_budget_wait_holds_the_upload_back(tmp_path: Path) -> None:
+    p = Project(tmp_path, increments=0)
+    p.config.write_text(
+        p.config.read_text() + '[retention]\nmax_store_size = "1KiB"\nover_budget = "wait"\n'
+    )
+    svc = p.start_service()
+    try:
+        (p.src / "big").write_bytes(os.urandom(64 << 10))
+        p.backup()
+        event = svc.wait_for(lambda e: e["event"] == "watch.upload_waits_for_budget")
+        assert "retention.max_store_size" in event["reason"]
+        assert archives(p) == []
+        assert p.status()["markers"]["pending"] == 1  # kept for a later retry, not dropped
+    finally:
+        assert svc.stop() == 0

@@ -17,6 +17,7 @@ from localbackup.configkit import format_size
 from localbackup.spool import Spool
 from uploader.catalogue import Catalogue
 from uploader.catalogue_indexes import last_event
+from uploader.catalogue_maintenance import inventory_state, open_flags
 from uploader.stores import open_store
 from watcher.exitcodes import OK
 from watcher.markers import FAILED, QUARANTINE
@@ -43,6 +44,8 @@ def collect(config: AppConfig) -> dict[str, Any]:
         uploads = [u for u in cat.uploads() if u.store == store]
         parts = {u.id: cat.parts(u.id) for u in uploads}
         failure = last_event(cat, ("upload_failed", "marker_quarantined"))
+        inventory = inventory_state(cat, store)
+        flags = open_flags(cat, store)
     archived = {a.cycle_id for a in archives}
     open_cycle = None
     state = spool.open_cycle_state()
@@ -102,6 +105,22 @@ def collect(config: AppConfig) -> dict[str, Any]:
             else _last_failure(config.watch.marker_dir)
         ),
         "store_usage": {"archives": len(archives), "bytes": sum(a.size for a in archives)},
+        "jobs": [
+            {
+                "kind": "inventory",
+                "job_id": j.job_id,
+                "status": j.status,
+                "initiated_at": _iso(j.initiated_at),
+                "completed_at": _iso(j.completed_at),
+            }
+            for j in inventory.jobs
+            if j.status in ("InProgress", "Succeeded")
+        ],
+        "last_inventory_date": _iso(inventory.last_inventory_date),
+        "flags": [
+            {"key": f.key, "kind": f.kind, "detail": f.detail, "first_seen": _iso(f.first_seen)}
+            for f in flags
+        ],
         "markers": {
             "pending": _count(config.watch.marker_dir, lambda p: fmt.is_marker_name(p.name)),
             "failed": _count(config.watch.marker_dir / FAILED, _not_reason),
@@ -153,6 +172,10 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         print(f"last failure at {lf['at']}: {lf['reason']}")
     usage = s["store_usage"]
     print(f"store usage: {usage['archives']} archives, {format_size(usage['bytes'])}")
+    for j in s["jobs"]:
+        print(f"{j['kind']} job {j['job_id'][:16]}: {j['status']} since {j['initiated_at']}")
+    for f in s["flags"]:
+        print(f"FLAG {f['kind'].upper()}: {f['key']}: {f['detail']}")
     m = s["markers"]
     print(f"markers: {m['pending']} pending, {m['failed']} failed, {m['quarantined']} quarantined")
     return OK

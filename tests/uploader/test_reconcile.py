@@ -1,0 +1,108 @@
+"""reconcile: the catalogue against a listing or an inventory, as a table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from uploader.reconcile import (
+    KnownArchive,
+    ListedArchive,
+    Listing,
+    PendingDeletion,
+    reconcile,
+)
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+D = timedelta(days=1)
+SHA = "a" * 64
+HOST = "h1"
+
+
+def known(key: str, ago: timedelta, size: int = 10, sha: str = SHA) -> KnownArchive:
+    return KnownArchive(key, size, NOW - ago, sha)
+
+
+def listed(
+    key: str | None, size: int = 10, host: str | None = HOST, sha: str = SHA
+) -> ListedArchive:
+    return ListedArchive(store_id=f"id-{key}", size=size, key=key, host=host, plaintext_sha256=sha)
+
+
+def test_golden_table() -> None:
+    listing = Listing(
+        (
+            listed("h1/a.tar.age"),
+            listed("h1/b.tar.age", size=11),
+            listed("h1/c.tar.age", sha="b" * 64),
+            listed("h1/lost.tar.age"),
+            listed(None, host=None),
+            listed("h2/x.tar.age", host="h2"),
+            listed("h1/del-late.tar.age"),
+            listed("h1/del-old.tar.age"),
+        ),
+        as_of=NOW - 2 * D,  # an inventory two days old
+        grace=D.total_seconds(),
+    )
+    catalogue = [
+        known("h1/a.tar.age", 10 * D),
+        known("h1/b.tar.age", 10 * D),
+        known("h1/c.tar.age", 10 * D),
+        known("h1/gone.tar.age", 10 * D),
+        known("h1/recent.tar.age", 2 * D),  # after as_of - grace: not judged
+    ]
+    deletions = [
+        PendingDeletion("h1/del-late.tar.age", NOW - D),
+        PendingDeletion("h1/del-old.tar.age", NOW - 20 * D),
+        PendingDeletion("h1/del-done.tar.age", NOW - 20 * D),
+    ]
+    result = reconcile(catalogue, listing, HOST, deletions)
+    assert sorted((a.kind, a.key or "") for a in result.actions) == sorted(
+        [
+            ("confirmed", "h1/a.tar.age"),
+            ("mismatch", "h1/b.tar.age"),
+            ("mismatch", "h1/c.tar.age"),
+            ("missing", "h1/gone.tar.age"),
+            ("not_judged", "h1/recent.tar.age"),
+            ("adopt", "h1/lost.tar.age"),
+            ("foreign", ""),
+            ("foreign", "h2/x.tar.age"),
+            ("deletion_pending", "h1/del-late.tar.age"),
+            ("deletion_failed", "h1/del-old.tar.age"),
+            ("deletion_confirmed", "h1/del-done.tar.age"),
+        ]
+    )
+    (b,) = [a for a in result.of("mismatch") if a.key == "h1/b.tar.age"]
+    assert "size 11" in b.detail
+
+
+def test_inventory_lag_nothing_uploaded_after_the_inventory_is_judged() -> None:
+    listing = Listing((), as_of=NOW - 3 * D, grace=D.total_seconds())
+    result = reconcile(
+        [known("h1/new.tar.age", 3 * D), known("h1/old.tar.age", 5 * D)], listing, HOST
+    )
+    assert {(a.kind, a.key) for a in result.actions} == {
+        ("not_judged", "h1/new.tar.age"),
+        ("missing", "h1/old.tar.age"),
+    }
+
+
+def test_empty_catalogue_adopts_everything_ours() -> None:
+    listing = Listing((listed("h1/a.tar.age"), listed("h1/b.tar.age")), as_of=NOW)
+    result = reconcile([], listing, HOST)
+    assert [a.key for a in result.of("adopt")] == ["h1/a.tar.age", "h1/b.tar.age"]
+
+
+def test_duplicate_key_is_foreign_not_adopted_twice() -> None:
+    a1 = ListedArchive("id1", 10, "h1/a.tar.age", HOST)
+    a2 = ListedArchive("id2", 10, "h1/a.tar.age", HOST)
+    result = reconcile([], Listing((a2, a1), as_of=NOW), HOST)
+    assert [x.listed.store_id for x in result.of("adopt") if x.listed] == ["id1"]
+    assert [x.listed.store_id for x in result.of("foreign") if x.listed] == ["id2"]
+
+
+def test_a_reuploaded_key_is_judged_as_a_catalogue_archive() -> None:
+    listing = Listing((listed("h1/a.tar.age"),), as_of=NOW)
+    result = reconcile(
+        [known("h1/a.tar.age", D)], listing, HOST, [PendingDeletion("h1/a.tar.age", NOW - D)]
+    )
+    assert [(a.kind, a.key) for a in result.actions] == [("confirmed", "h1/a.tar.age")]

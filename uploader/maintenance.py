@@ -1,0 +1,419 @@
+"""One maintenance pass: learn what the store holds, reconcile the catalogue, prune.
+
+A thin executor: the decisions are the pure planners' (``plan_inventory``, ``reconcile``,
+``plan_prune``); this module only talks to the store and the catalogue. It never raises for the
+store's sake: expired job output, failed or vanished jobs, a vault without an inventory yet and
+store errors end up in the report and the log, and the next pass carries on.
+
+- stores with immediate listing (S3, local): list, head the unknown objects for their metadata,
+  reconcile;
+- Glacier vaults: advance the inventory job state machine (initiate / describe / fetch output),
+  reconcile when an inventory arrives;
+- then plan the prune and, unless ``dry_run``, delete; each deletion waits in the catalogue until
+  a later listing or inventory confirms it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+import structlog
+
+from uploader import catalogue_maintenance as cm
+from uploader.catalogue import Catalogue
+from uploader.inventory_plan import (
+    FetchOutput,
+    ForgetJob,
+    InventoryJobState,
+    InventorySettings,
+    InventoryState,
+    PollJob,
+    RequestJob,
+    plan_inventory,
+)
+from uploader.prune import PrunePlan, PrunePolicy, may_upload, plan_prune
+from uploader.reconcile import ListedArchive, Listing, Reconciliation, reconcile
+from uploader.retention import RetentionConfig
+from uploader.stores.base import ObjectInfo, ObjectNotFound, Store, StoreError
+from uploader.stores.glacier_jobs import Inventory, JobInfo, JobOutputExpired
+
+log = structlog.get_logger("uploader.maintenance")
+
+ARCHIVE_FORMAT = "glacier-backup-archive"
+DAY = 86400.0
+_MAX_STEPS = 8  # state machine steps per pass (poll -> fetch -> request -> poll ...)
+
+
+@runtime_checkable
+class InventoryStore(Protocol):
+    """The job calls of a store without immediate listing (a Glacier vault)."""
+
+    async def initiate_inventory_job(self) -> str: ...
+
+    async def describe_job(self, job_id: str) -> JobInfo: ...
+
+    async def list_jobs(self) -> list[JobInfo]: ...
+
+    async def get_inventory(self, job_id: str) -> Inventory: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceConfig:
+    retention: RetentionConfig
+    storage_class: str  # uploader.prune.storage_class_for(store config)
+    host: str
+    inventory: InventorySettings = field(default_factory=InventorySettings)
+    grace: float = DAY  # inventory lag: what changed this long before an inventory is not judged
+    dry_run: bool = False
+    prune: bool = True
+    request_inventory: bool = False  # ask for an inventory now if no job is in flight
+    next_upload_size: int = 0
+
+
+@dataclass(slots=True)
+class MaintenanceReport:
+    store: str
+    inventory_status: str = ""
+    reconciliation: Reconciliation | None = None
+    plan: PrunePlan | None = None
+    deleted: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    jobs_in_flight: int = 0
+
+
+async def run_maintenance(
+    store: Store, catalogue: Catalogue, config: MaintenanceConfig, now: datetime
+) -> MaintenanceReport:
+    """One pass over an open store (see the module docstring). Never raises a store error."""
+    report = MaintenanceReport(store.name)
+    listing: Listing | None = None
+    try:
+        if store.capabilities.immediate_listing:
+            listing = await _list(store, catalogue, now)
+            report.inventory_status = "listed"
+        elif isinstance(store, InventoryStore):
+            listing = await _advance_inventory(store, catalogue, config, now, report)
+        else:
+            report.inventory_status = "this store can neither list nor take inventory jobs"
+        if listing is not None:
+            report.reconciliation = await _reconcile(store.name, catalogue, config, listing, now)
+    except StoreError as exc:
+        report.problems.append(f"inventory/listing: {exc}")
+        log.warning("maintenance.listing_failed", store=store.name, error=str(exc))
+    if config.prune:
+        await _prune(store, catalogue, config, now, report)
+    return report
+
+
+# -- listing and inventories ---------------------------------------------------------------------
+
+
+def listed_from_metadata(info: ObjectInfo) -> ListedArchive:
+    """An object of an S3/local store as the reconciler sees it (ours by its metadata)."""
+    m = info.metadata
+    ours = m.get("format") == ARCHIVE_FORMAT
+    return ListedArchive(
+        store_id=info.key,
+        size=info.size,
+        key=info.key if ours else None,
+        host=m.get("host") if ours else None,
+        cycle_id=m.get("cycle-id") if ours else None,
+        plaintext_sha256=m.get("plaintext-sha256") if ours else None,
+        created=info.last_modified,
+        description=",".join(f"{k}={v}" for k, v in sorted(m.items()))[:1024],
+    )
+
+
+def listed_from_inventory(inventory: Inventory) -> list[ListedArchive]:
+    out = []
+    for a in inventory.archives:
+        d = a.description
+        out.append(
+            ListedArchive(
+                store_id=a.archive_id,
+                size=a.size,
+                key=None if d is None else d.key,
+                host=None if d is None else d.host,
+                cycle_id=None if d is None else d.cycle_id,
+                plaintext_sha256=None if d is None else d.plaintext_sha256,
+                created=a.created,
+                description=a.raw_description,
+            )
+        )
+    return out
+
+
+async def _list(store: Store, catalogue: Catalogue, now: datetime) -> Listing:
+    objects = await store.list_objects()
+    known = {a.key: a for a in await asyncio.to_thread(cm.known_archives, catalogue, store.name)}
+    foreign = {
+        f.store_id: f for f in await asyncio.to_thread(cm.foreign_archives, catalogue, store.name)
+    }
+    items = []
+    for info in objects:
+        if info.key in known:  # the size is compared; no need to read the metadata again
+            items.append(
+                ListedArchive(info.key, info.size, info.key, None, None, None, info.last_modified)
+            )
+            continue
+        f = foreign.get(info.key)
+        if f is not None and f.size == info.size:
+            items.append(ListedArchive(info.key, info.size, f.key, created=info.last_modified))
+            continue
+        full = info
+        if not info.metadata:
+            try:
+                full = await store.head(info.key)
+            except ObjectNotFound:
+                continue  # deleted while we listed
+        items.append(listed_from_metadata(full))
+    return Listing(tuple(items), now, 0.0)
+
+
+async def _advance_inventory(
+    store: InventoryStore,
+    catalogue: Catalogue,
+    config: MaintenanceConfig,
+    now: datetime,
+    report: MaintenanceReport,
+) -> Listing | None:
+    """Run the inventory state machine until it has nothing left to do now."""
+    return await _InventoryPass(store, report.store, catalogue, config, now).run(report)
+
+
+@dataclass(slots=True)
+class _InventoryPass:
+    store: InventoryStore
+    name: str
+    catalogue: Catalogue
+    config: MaintenanceConfig
+    now: datetime
+    requested: bool = False
+
+    async def _state(self) -> InventoryState:
+        return await asyncio.to_thread(cm.inventory_state, self.catalogue, self.name)
+
+    async def run(self, report: MaintenanceReport) -> Listing | None:
+        listing: Listing | None = None
+        if not (await self._state()).jobs:
+            await self._adopt_jobs()
+        for _ in range(_MAX_STEPS):
+            state = await self._state()
+            plan = plan_inventory(state, self.now, self.config.inventory)
+            actions = list(plan.actions)
+            in_flight = [j for j in state.jobs if j.status in ("InProgress", "Succeeded")]
+            if (
+                self.config.request_inventory
+                and not (self.requested or in_flight)
+                and not any(isinstance(a, RequestJob) for a in actions)
+            ):
+                actions.append(RequestJob("requested on the command line"))
+            progressed = False
+            for action in actions:
+                if isinstance(action, PollJob):
+                    progressed |= await self._poll(state, action.job_id)
+                elif isinstance(action, ForgetJob):
+                    log.warning(
+                        "maintenance.inventory_job_dropped",
+                        job_id=action.job_id,
+                        reason=action.reason,
+                    )
+                    await asyncio.to_thread(cm.forget_job, self.catalogue, self.name, action.job_id)
+                    progressed = True
+                elif isinstance(action, FetchOutput):
+                    listing = await self._fetch(state, action.job_id) or listing
+                    progressed = True
+                elif isinstance(action, RequestJob) and not self.requested:
+                    self.requested = True
+                    progressed |= await self._request(action.reason)
+            if not progressed:
+                break
+        state = await self._state()
+        report.jobs_in_flight = len(state.jobs)
+        report.inventory_status = plan_inventory(state, self.now, self.config.inventory).status
+        return listing
+
+    async def _adopt_jobs(self) -> None:
+        """After a catalogue loss, inventory jobs still running or finished are not wasted."""
+        try:
+            jobs = await self.store.list_jobs()
+        except StoreError as exc:
+            log.info("maintenance.list_jobs_failed", error=str(exc))
+            return
+        for j in jobs:
+            if j.action == "InventoryRetrieval" and not j.failed:
+                job = InventoryJobState(j.job_id, j.created, j.status, j.completed)
+                await asyncio.to_thread(cm.save_job, self.catalogue, self.name, job)
+                await asyncio.to_thread(cm.mark_requested, self.catalogue, self.name, j.created)
+                log.info("maintenance.inventory_job_found", job_id=j.job_id, status=j.status)
+
+    async def _poll(self, state: InventoryState, job_id: str) -> bool:
+        old = next(j for j in state.jobs if j.job_id == job_id)
+        try:
+            info = await self.store.describe_job(job_id)
+        except JobOutputExpired:
+            new = replace(old, status="Expired", checked_at=self.now, message="the job is gone")
+        else:
+            new = replace(
+                old,
+                status=info.status,
+                completed_at=info.completed,
+                checked_at=self.now,
+                message=info.status_message,
+            )
+        await asyncio.to_thread(cm.save_job, self.catalogue, self.name, new)
+        if new.status != old.status:
+            log.info("maintenance.inventory_job", job_id=job_id, status=new.status)
+        return new.status != old.status
+
+    async def _fetch(self, state: InventoryState, job_id: str) -> Listing | None:
+        old = next(j for j in state.jobs if j.job_id == job_id)
+        try:
+            inventory = await self.store.get_inventory(job_id)
+        except JobOutputExpired:
+            log.warning("maintenance.inventory_output_expired", job_id=job_id)
+            expired = replace(old, status="Expired")
+            await asyncio.to_thread(cm.save_job, self.catalogue, self.name, expired)
+            return None
+        items = listed_from_inventory(inventory)
+        await asyncio.to_thread(
+            cm.record_inventory,
+            self.catalogue,
+            self.name,
+            inventory.date,
+            items,
+            now=self.now,
+            job_id=job_id,
+        )
+        log.info(
+            "maintenance.inventory_received",
+            job_id=job_id,
+            inventory_date=inventory.date.isoformat(),
+            archives=len(items),
+        )
+        return Listing(tuple(items), inventory.date, self.config.grace)
+
+    async def _request(self, reason: str) -> bool:
+        from uploader.stores.glacier import NoInventoryYet
+
+        log.info(
+            "maintenance.inventory_requesting",
+            reason=reason,
+            expected_wait_hours=self.config.inventory.expected_job_time / 3600,
+            note="an inventory job takes hours; its output is kept about 24 h",
+        )
+        try:
+            job_id = await self.store.initiate_inventory_job()
+        except NoInventoryYet:
+            log.info(
+                "maintenance.no_inventory_yet",
+                note="a vault's first inventory is made about a day after the first upload",
+            )
+            await asyncio.to_thread(cm.inventory_not_ready, self.catalogue, self.name, self.now)
+            return False
+        await asyncio.to_thread(cm.job_requested, self.catalogue, self.name, job_id, self.now)
+        return True
+
+
+# -- reconciliation ------------------------------------------------------------------------------
+
+
+async def _reconcile(
+    name: str, catalogue: Catalogue, config: MaintenanceConfig, listing: Listing, now: datetime
+) -> Reconciliation:
+    known = await asyncio.to_thread(cm.known_archives, catalogue, name)
+    pending = await asyncio.to_thread(cm.pending_deletions, catalogue, name)
+    result = reconcile(known, listing, config.host, pending)
+    await asyncio.to_thread(
+        lambda: _apply(catalogue, name, config.host, listing.as_of, result, now=now)
+    )
+    counts = result.counts()
+    log.info("maintenance.reconciled", store=name, as_of=listing.as_of.isoformat(), **counts)
+    return result
+
+
+def _apply(
+    catalogue: Catalogue,
+    name: str,
+    host: str,
+    as_of: datetime,
+    result: Reconciliation,
+    *,
+    now: datetime,
+) -> None:
+    for a in result.actions:
+        if a.kind == "confirmed" and a.key is not None:
+            cm.confirm_archive(catalogue, name, a.key, as_of)
+            if (
+                a.listed is not None
+                and a.listed.store_id != a.key
+                and a.known
+                and not a.known.store_id
+            ):
+                cm.set_archive_id(catalogue, name, a.key, a.listed.store_id)
+        elif a.kind == "adopt" and a.listed is not None:
+            cm.adopt_archive(catalogue, name, a.listed, host, as_of)
+            log.info("maintenance.adopted", key=a.key, size=a.listed.size)
+        elif a.kind == "foreign" and a.listed is not None:
+            cm.record_foreign(catalogue, name, a.listed, a.detail, now)
+        elif a.kind in ("missing", "mismatch", "deletion_failed") and a.key is not None:
+            cm.flag_archive(catalogue, name, a.key, a.kind, detail=a.detail, now=now)
+            log.error(f"maintenance.archive_{a.kind}", key=a.key, detail=a.detail)
+        elif a.kind == "deletion_confirmed" and a.key is not None:
+            cm.confirm_deletion(catalogue, name, a.key, now)
+            log.info("maintenance.deletion_confirmed", key=a.key)
+    cm.forget_foreign_except(
+        catalogue, name, [a.listed.store_id for a in result.of("foreign") if a.listed]
+    )
+
+
+# -- pruning -------------------------------------------------------------------------------------
+
+
+async def _prune(
+    store: Store,
+    catalogue: Catalogue,
+    config: MaintenanceConfig,
+    now: datetime,
+    report: MaintenanceReport,
+) -> None:
+    inputs = await asyncio.to_thread(cm.prune_inputs, catalogue, store.name)
+    policy = PrunePolicy.from_config(config.retention, config.storage_class)
+    plan = plan_prune(inputs, policy, now, config.next_upload_size)
+    report.plan = plan
+    await asyncio.to_thread(cm.record_prune_plan, catalogue, store.name, plan, now, config.dry_run)
+    if plan.over_budget:
+        log.warning(
+            "maintenance.over_budget",
+            shortfall=plan.shortfall,
+            blocked_by=plan.blocked_by,
+            uploads="go ahead" if may_upload(plan, config.retention) else "wait",
+        )
+    for d in plan.deletions:
+        log.info(
+            "maintenance.prune_decision",
+            key=d.key,
+            rule=d.rule,
+            reason=d.reason,
+            estimated_fee_usd=round(d.fee_if_deleted, 4),
+            dry_run=config.dry_run,
+        )
+        if d.fee_if_deleted > 0:
+            log.warning(
+                "maintenance.early_deletion_fee", key=d.key, estimated_fee_usd=d.fee_if_deleted
+            )
+        if config.dry_run:
+            continue
+        archive_id = await asyncio.to_thread(cm.archive_id_of, catalogue, store.name, d.key)
+        try:
+            await store.delete(archive_id or d.key)
+        except StoreError as exc:
+            report.problems.append(f"deleting {d.key}: {exc}")
+            log.warning("maintenance.delete_failed", key=d.key, error=str(exc))
+            continue
+        await asyncio.to_thread(cm.record_deletion, catalogue, store.name, d.key, archive_id, now)
+        report.deleted.append(d.key)
+        log.info("maintenance.deleted", key=d.key, bytes=d.size)

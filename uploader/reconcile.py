@@ -1,0 +1,160 @@
+"""Compare what the catalogue says with what the store holds: a pure list of actions.
+
+The listing is either immediate (S3, local: ``as_of`` is now) or a Glacier inventory (``as_of`` is
+its ``InventoryDate``, hours to days old). Inventory lag: nothing uploaded (or deleted) after
+``as_of - grace`` is judged by the listing — it is "not yet judged", never MISSING.
+
+Actions:
+
+- ``confirmed``: in both, sizes (and checksums, when the listing has them) agree;
+- ``adopt``: in the store, ours (our description/metadata, this host), not in the catalogue —
+  the catalogue is rebuilt after a loss;
+- ``foreign``: in the store, not ours (another tool, a hand upload, another host): recorded, never
+  touched;
+- ``missing``: in the catalogue, uploaded before ``as_of - grace``, absent from the listing. Loud;
+- ``mismatch``: in both, but size or checksum differ;
+- ``deletion_confirmed``: we deleted it and it is gone; ``deletion_pending``: deleted but still
+  listed by a listing older than the deletion; ``deletion_failed``: still listed long after;
+- ``not_judged``: uploaded after the listing's date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class KnownArchive:
+    """An archive as the catalogue knows it."""
+
+    key: str
+    size: int
+    uploaded_at: datetime
+    plaintext_sha256: str | None = None
+    store_id: str | None = None  # Glacier ArchiveId; the key for S3/local
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDeletion:
+    key: str
+    deleted_at: datetime
+    store_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListedArchive:
+    """An archive as the store lists it; ``key`` is None when it is not ours at all."""
+
+    store_id: str  # S3/local key, Glacier ArchiveId
+    size: int
+    key: str | None = None
+    host: str | None = None
+    cycle_id: str | None = None
+    plaintext_sha256: str | None = None
+    created: datetime | None = None
+    description: str = ""  # Glacier description / a summary of the metadata, for the records
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    archives: tuple[ListedArchive, ...]
+    as_of: datetime  # now (immediate listing) or the inventory date
+    grace: float = 0.0  # seconds: what changed within this before ``as_of`` is not judged
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileAction:
+    kind: str  # see the module docstring
+    key: str | None
+    detail: str
+    known: KnownArchive | None = None
+    listed: ListedArchive | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    actions: tuple[ReconcileAction, ...]
+    as_of: datetime
+
+    def of(self, kind: str) -> list[ReconcileAction]:
+        return [a for a in self.actions if a.kind == kind]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for a in self.actions:
+            out[a.kind] = out.get(a.kind, 0) + 1
+        return out
+
+
+def _split(
+    listed: Iterable[ListedArchive], host: str
+) -> tuple[dict[str, ListedArchive], list[ReconcileAction]]:
+    """Our archives by key, and the foreign ones (not ours, another host's, duplicates)."""
+    ours: dict[str, ListedArchive] = {}
+    foreign: list[ReconcileAction] = []
+    for item in sorted(listed, key=lambda a: (a.key or "", a.store_id)):
+        if item.key is None:
+            foreign.append(ReconcileAction("foreign", None, "not ours", listed=item))
+        elif item.host is not None and item.host != host:
+            why = f"another host's archive ({item.host})"
+            foreign.append(ReconcileAction("foreign", item.key, why, listed=item))
+        elif item.key in ours:
+            why = "a second archive with the same key"
+            foreign.append(ReconcileAction("foreign", item.key, why, listed=item))
+        else:
+            ours[item.key] = item
+    return ours, foreign
+
+
+def _judge(k: KnownArchive, item: ListedArchive | None, listing: Listing) -> ReconcileAction:
+    """One catalogue archive against the listing."""
+    when = listing.as_of.isoformat()
+    if item is None:
+        if k.uploaded_at > listing.as_of - timedelta(seconds=listing.grace):
+            return ReconcileAction("not_judged", k.key, f"uploaded after the listing of {when}", k)
+        return ReconcileAction("missing", k.key, f"absent from the listing of {when}", k)
+    problems = []
+    if item.size != k.size:
+        problems.append(f"size {item.size} in the store, {k.size} in the catalogue")
+    sums = (item.plaintext_sha256, k.plaintext_sha256)
+    if all(sums) and sums[0] != sums[1]:
+        problems.append("plaintext SHA-256 differs")
+    if problems:
+        return ReconcileAction("mismatch", k.key, "; ".join(problems), k, item)
+    return ReconcileAction("confirmed", k.key, "present", k, item)
+
+
+def _deletion(d: PendingDeletion, item: ListedArchive | None, listing: Listing) -> ReconcileAction:
+    if item is None:
+        return ReconcileAction("deletion_confirmed", d.key, "gone from the store")
+    if d.deleted_at > listing.as_of - timedelta(seconds=listing.grace):
+        detail = f"deleted after the listing of {listing.as_of.isoformat()}"
+        return ReconcileAction("deletion_pending", d.key, detail, listed=item)
+    detail = f"deleted {d.deleted_at.isoformat()} but still listed"
+    return ReconcileAction("deletion_failed", d.key, detail, listed=item)
+
+
+def reconcile(
+    known: Iterable[KnownArchive],
+    listing: Listing,
+    host: str,
+    deletions: Iterable[PendingDeletion] = (),
+) -> Reconciliation:
+    """What to do about every archive on either side (see the module docstring)."""
+    ours, actions = _split(listing.archives, host)
+    seen: set[str] = set()
+    for k in sorted(known, key=lambda a: a.key):
+        seen.add(k.key)
+        actions.append(_judge(k, ours.get(k.key), listing))
+    for d in sorted(deletions, key=lambda d: d.key):
+        if d.key not in seen:  # a key re-uploaded since is judged as a catalogue archive above
+            seen.add(d.key)
+            actions.append(_deletion(d, ours.get(d.key), listing))
+    for key, item in sorted(ours.items()):
+        if key not in seen:
+            actions.append(ReconcileAction("adopt", key, "ours, not in the catalogue", listed=item))
+    return Reconciliation(tuple(actions), listing.as_of)

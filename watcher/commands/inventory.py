@@ -1,0 +1,101 @@
+"""``inventory [--request] [--wait]``: reconcile the catalogue with what the store holds.
+
+S3 and local stores are listed at once. A Glacier vault only knows its inventory jobs: this
+advances them (polls, fetches a finished job's output); ``--request`` asks for a new inventory
+(it takes hours), ``--wait`` polls until the job has finished and reconciles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from localbackup.configkit import format_size
+from uploader.catalogue import Catalogue
+from uploader.maintenance import MaintenanceReport
+from uploader.stores import StoreNotAvailable
+from watcher.exitcodes import OK, USAGE, WARNINGS
+from watcher.maintenance_loop import maintenance_pass
+
+if TYPE_CHECKING:
+    from watcher.config import AppConfig
+
+LABELS = {
+    "adopt": "adopted (ours, rebuilt into the catalogue)",
+    "foreign": "foreign (left alone)",
+    "missing": "MISSING (in the catalogue, absent from the store)",
+    "mismatch": "MISMATCH (size or checksum differs)",
+    "deletion_confirmed": "deletion confirmed",
+    "deletion_failed": "DELETION NOT EFFECTIVE",
+    "not_judged": "too recent for this listing (not judged)",
+}
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("inventory", help="reconcile the catalogue with the store")
+    p.add_argument(
+        "--request", action="store_true", help="Glacier: ask for a new inventory (takes hours)"
+    )
+    p.add_argument(
+        "--wait", action="store_true", help="Glacier: poll until the job finishes, then reconcile"
+    )
+    p.add_argument(
+        "--poll-every", type=float, default=900.0, metavar="SECONDS", help=argparse.SUPPRESS
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, config: AppConfig) -> int:
+    try:
+        with Catalogue.in_state_dir(config.state_dir) as catalogue:
+            report = asyncio.run(_run(args, config, catalogue))
+    except StoreNotAvailable as exc:
+        print(f"glacier-backup: configuration error: store: {exc}", file=sys.stderr)
+        return USAGE
+    return print_report(report)
+
+
+async def _run(
+    args: argparse.Namespace, config: AppConfig, catalogue: Catalogue
+) -> MaintenanceReport:
+    report = await maintenance_pass(
+        config, catalogue, datetime.now(UTC), prune=False, request_inventory=args.request
+    )
+    while args.wait and report.reconciliation is None and report.jobs_in_flight:
+        print(f"{report.inventory_status}; checking again in {args.poll_every:g} s", flush=True)
+        await asyncio.sleep(args.poll_every)
+        report = await maintenance_pass(config, catalogue, datetime.now(UTC), prune=False)
+    return report
+
+
+def print_report(report: MaintenanceReport) -> int:
+    print(f"store {report.store}: {report.inventory_status}")
+    rec = report.reconciliation
+    warn = bool(report.problems)
+    if rec is None:
+        print("no listing or inventory to reconcile with in this pass")
+    else:
+        print(f"reconciled with the store's state as of {rec.as_of.isoformat(timespec='seconds')}")
+        counts = rec.counts()
+        print(f"  confirmed: {counts.get('confirmed', 0)}")
+        for kind, label in LABELS.items():
+            items = rec.of(kind)
+            if not items:
+                continue
+            print(f"  {label}: {len(items)}")
+            for a in items:
+                size = f" ({format_size(a.listed.size)})" if a.listed else ""
+                name = a.key or (a.listed.store_id if a.listed else "?")
+                print(f"    {name}{size}: {a.detail}")
+        warn = warn or any(rec.of(k) for k in ("missing", "mismatch", "deletion_failed"))
+        if rec.of("missing"):
+            print(
+                "  MISSING archives were uploaded before this listing but are not in it: "
+                "see docs/retention.md (what MISSING means and what to do)"
+            )
+    for p in report.problems:
+        print(f"problem: {p}", file=sys.stderr)
+    return WARNINGS if warn else OK

@@ -1,0 +1,73 @@
+"""``prune [--dry-run]``: apply the retention policy, printing every decision and its reason.
+
+Each decision shows the estimated early-deletion fee: incurred if the archive is deleted before
+its storage class's minimum duration, avoided if it is kept. Fees are estimates from the price
+table in ``uploader/prune.py``. Deletions are confirmed by a later listing or inventory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from localbackup.configkit import format_size
+from uploader.catalogue import Catalogue
+from uploader.prune import PrunePlan, may_upload
+from uploader.stores import StoreNotAvailable
+from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
+from watcher.maintenance_loop import maintenance_pass
+
+if TYPE_CHECKING:
+    from watcher.config import AppConfig
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("prune", help="apply the retention policy")
+    p.add_argument("--dry-run", action="store_true", help="print the decisions, delete nothing")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, config: AppConfig) -> int:
+    try:
+        with Catalogue.in_state_dir(config.state_dir) as catalogue:
+            report = asyncio.run(
+                maintenance_pass(config, catalogue, datetime.now(UTC), dry_run=args.dry_run)
+            )
+    except StoreNotAvailable as exc:
+        print(f"glacier-backup: configuration error: store: {exc}", file=sys.stderr)
+        return USAGE
+    for p in report.problems:
+        print(f"problem: {p}", file=sys.stderr)
+    if report.plan is None:
+        return FAILURE
+    print_plan(report.plan, dry_run=args.dry_run)
+    if not args.dry_run:
+        print(f"deleted {len(report.deleted)} archive(s); confirmed by the next listing/inventory")
+    if not may_upload(report.plan, config.retention):
+        print('uploads wait until pruning makes room ([retention] over_budget = "wait")')
+    return WARNINGS if report.problems or report.plan.over_budget else OK
+
+
+def usd(amount: float) -> str:
+    return f"${amount:.2f}" if amount >= 0.01 else "<$0.01"
+
+
+def print_plan(plan: PrunePlan, *, dry_run: bool) -> None:
+    verb = "would delete" if dry_run else "delete"
+    print(f"storage class {plan.storage_class}; fees are ESTIMATES from a fixed price table")
+    for d in plan.decisions:
+        action = verb if d.delete else "keep"
+        fee = d.fee_incurred if d.delete else d.fee_avoided
+        fee_text = (
+            f"est. early-deletion fee {usd(fee)} {'incurred' if d.delete else 'avoided'}"
+            if fee
+            else "est. early-deletion fee $0"
+        )
+        print(
+            f"{action:12} {d.key}  {format_size(d.size)}, {d.age_days:.0f} d old  "
+            f"[{d.rule}] {d.reason}; {fee_text}"
+        )
+    print(plan.summary())

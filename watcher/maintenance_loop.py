@@ -1,0 +1,108 @@
+"""The service's maintenance coroutine: a pass every ``[watch] maintenance_every`` seconds.
+
+Each pass opens the store, advances inventories / reconciles, and prunes
+(:func:`uploader.maintenance.run_maintenance`). Every failure is caught and logged: the service
+never dies of maintenance, the next pass simply tries again. :func:`maintenance_config` is also
+what the ``inventory`` and ``prune`` commands use, so that the CLI and the service agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from localbackup.cycle import load_sealed_cycle
+from uploader.catalogue import Catalogue
+from uploader.maintenance import MaintenanceConfig, MaintenanceReport, run_maintenance
+from uploader.prune import storage_class_for
+from uploader.stores import open_store
+from uploader.upload import pending_cycle_dirs
+from watcher.config import AppConfig
+
+log = structlog.get_logger(__name__)
+
+
+def expected_next_upload(config: AppConfig, catalogue: Catalogue, store: str) -> int:
+    """Bytes the next upload will add: the sealed cycles waiting, else the newest archive's size."""
+    pending = pending_cycle_dirs(config.backup.spool_dir, catalogue, store)
+    if pending:
+        return sum(load_sealed_cycle(d).data_size for d in pending)
+    archives = catalogue.archives(store=store)
+    return max(archives, key=lambda a: a.uploaded_at).size if archives else 0
+
+
+def maintenance_config(
+    config: AppConfig,
+    *,
+    next_upload_size: int = 0,
+    dry_run: bool = False,
+    prune: bool = True,
+    request_inventory: bool = False,
+) -> MaintenanceConfig:
+    return MaintenanceConfig(
+        retention=config.retention,
+        storage_class=storage_class_for(config.store),
+        host=config.backup.host,
+        dry_run=dry_run,
+        prune=prune,
+        request_inventory=request_inventory,
+        next_upload_size=next_upload_size,
+    )
+
+
+async def maintenance_pass(
+    config: AppConfig,
+    catalogue: Catalogue,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    prune: bool = True,
+    request_inventory: bool = False,
+) -> MaintenanceReport:
+    """One pass against the configured store (used by the loop and the CLI)."""
+    store = open_store(config.store)
+    nxt = await asyncio.to_thread(expected_next_upload, config, catalogue, store.name)
+    mcfg = maintenance_config(
+        config,
+        next_upload_size=nxt,
+        dry_run=dry_run,
+        prune=prune,
+        request_inventory=request_inventory,
+    )
+    async with store as s:
+        return await run_maintenance(s, catalogue, mcfg, now)
+
+
+async def maintenance_loop(
+    config: Callable[[], AppConfig], catalogue: Catalogue, wake: asyncio.Event | None = None
+) -> None:
+    """Run a maintenance pass now and every ``maintenance_every`` seconds, forever; setting
+    ``wake`` (e.g. after an upload, where a listing is cheap) runs the next pass early."""
+    while True:
+        cfg = config()
+        try:
+            report = await maintenance_pass(cfg, catalogue, datetime.now(UTC))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # never let maintenance take the service down
+            log.exception("maintenance.pass_failed", error=str(exc), type=type(exc).__name__)
+        else:
+            plan = report.plan
+            log.info(
+                "maintenance.pass_done",
+                store=report.store,
+                inventory=report.inventory_status,
+                deleted=len(report.deleted),
+                over_budget=bool(plan and plan.over_budget),
+                problems=len(report.problems),
+            )
+        if wake is None:
+            await asyncio.sleep(cfg.watch.maintenance_every)
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), cfg.watch.maintenance_every)
+        wake.clear()
