@@ -38,7 +38,9 @@ class _Handler(FileSystemEventHandler):
         self._watcher = watcher
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory or event.event_type in ("deleted", "opened"):
+        # Act once a writer is done: on close after writing (a plain `touch` too) or on a rename
+        # into the directory (atomic writers). "created" would hand over a half-written file.
+        if event.is_directory or event.event_type not in ("closed", "moved"):
             return
         raw = getattr(event, "dest_path", "") or event.src_path
         path = Path(raw if isinstance(raw, str) else raw.decode(errors="surrogateescape"))
