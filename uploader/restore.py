@@ -7,8 +7,9 @@ restore, whose half-built tree is then deleted (:func:`localbackup.extract.stage
 With age, tampering is caught earlier still: no plaintext leaves the decryptor before its
 chunk authenticated. Reading stops after the index of the chosen increment.
 
-Cold objects (S3 GLACIER / DEEP_ARCHIVE, Glacier vaults) need a retrieval first; that comes in
-a later version and is refused here with :class:`RetrievalRequired`.
+Cold objects (S3 GLACIER / DEEP_ARCHIVE, Glacier vaults) need a retrieval first: this module
+refuses them with :class:`RetrievalRequired`; :mod:`uploader.retrieval` requests it and
+:mod:`uploader.cold_download` downloads the ciphertext, then feeds it to :func:`restore_stream`.
 """
 
 from __future__ import annotations
@@ -139,9 +140,8 @@ async def restore_archive(
     if cold:
         raise RetrievalRequired(
             f"{key} is in the {info.storage_class or 'cold'} storage class: it needs a retrieval "
-            "request before it can be read, which this version cannot make yet (it comes in a "
-            "later version; meanwhile restore it with the provider's tools, then use this command "
-            "on a local store)"
+            "request before it can be read (the restore command requests one, waits or resumes, "
+            "and downloads it: watcher/commands/restore_cold.py, uploader/retrieval.py)"
         )
     encrypted = key.endswith(".age")
     if encrypted and not identities:

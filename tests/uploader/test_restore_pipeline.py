@@ -134,13 +134,13 @@ class _ColdStore:
 
 
 @pytest.mark.parametrize("storage_class", ["DEEP_ARCHIVE", "GLACIER"])
-async def test_cold_objects_need_a_retrieval_that_comes_later(
+async def test_cold_objects_are_not_read_without_a_retrieval(
     tmp_path: Path, storage_class: str
 ) -> None:
     a = await _archive(tmp_path)
     cold: Any = _ColdStore(a.store, storage_class)
     async with a.store:
-        with pytest.raises(RetrievalRequired, match=rf"{storage_class}.*later version"):
+        with pytest.raises(RetrievalRequired, match=rf"{storage_class}.*needs a retrieval"):
             await restore_archive(
                 cold, a.key, tmp_path / "out", identities=load_identities(a.key_file)
             )

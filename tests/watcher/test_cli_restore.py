@@ -9,7 +9,9 @@ import pytest
 
 from localbackup.seal import seal_cycle
 from tests.localbackup.test_extract import T0, History, make_history, restored, snapshot
+from uploader.catalogue import Catalogue
 from uploader.crypto import write_identity_file
+from uploader.stores import open_store
 from watcher.commands import restore as command
 from watcher.commands import upload
 from watcher.config import AppConfig, config_from_dict
@@ -150,10 +152,24 @@ def test_usage_errors(
     assert not (tmp_path / "out").exists()
 
 
-def test_a_glacier_vault_needs_a_retrieval_that_comes_later(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_a_glacier_vault_archive_without_an_archive_id_asks_for_an_inventory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], aws_env: None
 ) -> None:
     h = make_history(tmp_path)
-    config = _config(tmp_path, h, {"type": "glacier", "vault": "v"})
-    assert _run(config, "restore", "--to", str(tmp_path / "out")) == 1
-    assert "later version" in capsys.readouterr().err
+    config = _config(tmp_path, h, {"type": "glacier", "vault": "v", "region": "us-east-1"})
+    with Catalogue.in_state_dir(config.state_dir) as catalogue, catalogue.transaction() as db:
+        db.execute(
+            "INSERT INTO archives (store, key, cycle_id, host, size, plaintext_sha256,"
+            " uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                open_store(config.store).name,
+                "h/20260101T000000Z.tar.age",
+                "20260101T000000Z",
+                "h",
+                1000,
+                "0" * 64,
+                "2026-01-02T00:00:00+00:00",
+            ),
+        )
+    assert _run(config, "restore", "--to", str(tmp_path / "out"), "--yes") == 1
+    assert "run 'glacier-backup inventory'" in capsys.readouterr().err

@@ -29,10 +29,15 @@ from localbackup.pointintime import (
 )
 from localbackup.spool import Spool
 from uploader.catalogue import Catalogue
-from uploader.config import GlacierStoreConfig
 from uploader.crypto import AgeError
 from uploader.restore import RestoreError, find_archives, identities_for, restore_archive
 from uploader.stores import Store, StoreError, StoreNotAvailable, open_store
+from watcher.commands.restore_cold import (
+    RetrievalDeclined,
+    add_cold_arguments,
+    cold_class,
+    restore_cold,
+)
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
 
 if TYPE_CHECKING:
@@ -100,7 +105,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="FILE",
         help="age identity file (default: [encryption] identity_file)",
     )
-    p.add_argument("--yes", action="store_true", help="do not ask before replacing with --force")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="do not ask before replacing with --force, or before requesting a retrieval",
+    )
+    add_cold_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -120,14 +130,12 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
                 config, wanted=args.cycle, at=at, to=to, force=args.force, options=options
             )
         else:
-            if isinstance(config.store, GlacierStoreConfig):
-                raise RestoreError(
-                    "restoring from a Glacier vault needs a retrieval job, which comes in a "
-                    "later version"
-                )
             store = open_store(config.store)
-            stats = asyncio.run(_from_store(store, config, args, at=at, to=to, options=options))
-    except (PointInTimeError, StoreNotAvailable) as exc:
+            found = asyncio.run(_from_store(store, config, args, at=at, to=to, options=options))
+            if found is None:  # a retrieval is running: the command said so
+                return OK
+            stats = found
+    except (PointInTimeError, StoreNotAvailable, RetrievalDeclined) as exc:
         return _usage(str(exc))
     except _FAILURES as exc:
         log.error("restore.failed", error=str(exc), type=type(exc).__name__)
@@ -180,7 +188,7 @@ async def _from_store(
     at: int | datetime | None,
     to: Path,
     options: ExtractOptions,
-) -> ExtractStats:
+) -> ExtractStats | None:
     async with store as s:
         with Catalogue.in_state_dir(config.state_dir) as catalogue:
             archives = {
@@ -201,6 +209,21 @@ async def _from_store(
             )
             _print_plan(where, list(cycle.increments), inc, cycle.mode)
 
+        storage_class = await cold_class(s, archive.key)
+        if storage_class is not None:
+            with Catalogue.in_state_dir(config.state_dir) as catalogue:
+                return await restore_cold(
+                    s,
+                    catalogue,
+                    archive,
+                    storage_class,
+                    args,
+                    identities=identities,
+                    at=at,
+                    to=to,
+                    options=options,
+                    on_plan=on_plan,
+                )
         result = await restore_archive(
             s,
             archive.key,

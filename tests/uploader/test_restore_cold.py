@@ -1,0 +1,274 @@
+"""``restore`` from cold storage: Glacier vault jobs (emulator, virtual clock) and S3
+DEEP_ARCHIVE restore_object (moto), through the CLI; resume after SIGKILL; expired output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulators.glacier import Emulator
+from localbackup.config import BackupConfig
+from localbackup.seal import seal_cycle
+from localbackup.spool import Spool
+from localbackup.step import run_backup_step
+from tests.localbackup.test_extract import T0, History, make_history, restored, snapshot
+from tests.uploader.conftest import make_bucket
+from tests.uploader.glacier_support import make_vault
+from uploader import retrieval as rt
+from uploader.crypto import write_identity_file
+from watcher.commands import restore as command
+from watcher.commands import upload
+from watcher.config import AppConfig, config_from_dict
+
+CHILD = Path(__file__).with_name("restore_child.py")
+HOUR = 3600.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    command.add_parser(sub)
+    upload.add_parser(sub)
+    return parser
+
+
+def run_cli(config: AppConfig, *argv: str) -> int:
+    args = _parser().parse_args(list(argv))
+    return int(args.run(args, config))
+
+
+def config_dict(tmp_path: Path, src: Path, store: dict[str, object]) -> dict[str, Any]:
+    key = tmp_path / "key.txt"
+    if not key.exists():
+        write_identity_file(key)
+    recipient = next(
+        line.split(": ", 1)[1] for line in key.read_text().splitlines() if "public key" in line
+    )
+    return {
+        "state_dir": str(tmp_path / "state"),
+        "backup": {"sources": [str(src)], "spool_dir": str(tmp_path / "spool"), "host": "h"},
+        "encryption": {"recipients": [recipient], "identity_file": str(key)},
+        "store": store,
+    }
+
+
+def _config(tmp_path: Path, src: Path, store: dict[str, object]) -> AppConfig:
+    return config_from_dict(config_dict(tmp_path, src, store), tmp_path / "config.toml")
+
+
+def _vault_store(emu: Emulator) -> dict[str, object]:
+    return {
+        "type": "glacier",
+        "vault": make_vault(emu.endpoint_url),
+        "region": "us-east-1",
+        "endpoint_url": emu.endpoint_url,
+    }
+
+
+def _uploaded(tmp_path: Path, h: History, store: dict[str, object]) -> AppConfig:
+    seal_cycle(h.cycle, "h", "incremental", tmp_path / "markers", T0)
+    config = _config(tmp_path, h.src, store)
+    assert run_cli(config, "upload") == 0
+    return config
+
+
+def _big_history(tmp_path: Path, size: int) -> History:
+    """One full backup of a tree holding ``size`` incompressible bytes."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(os.urandom(size))
+    (src / "small.txt").write_text("hello\n")
+    cfg = BackupConfig(sources=(src,), spool_dir=tmp_path / "spool", host="h")
+    run_backup_step(cfg, tmp_path / "markers", now=T0)
+    (cycle,) = Spool(cfg.spool_dir).cycles()
+    return History(src, cycle, [snapshot(src)])
+
+
+def test_a_vault_restore_requests_a_job_waits_and_resumes(
+    tmp_path: Path,
+    glacier_emulator: Emulator,
+    aws_env: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    emu = glacier_emulator
+    h = make_history(tmp_path)
+    config = _uploaded(tmp_path, h, _vault_store(emu))
+    out = tmp_path / "out"
+    capsys.readouterr()
+    # No terminal and no --yes: nothing is requested.
+    assert run_cli(config, "restore", "--to", str(out)) == 2
+    assert "add --yes" in capsys.readouterr().err
+    jobs = emu.control.request_count("InitiateJob")
+    assert run_cli(config, "restore", "--to", str(out), "--yes") == 0
+    printed = capsys.readouterr().out
+    assert "tier Standard: typically ready 3-5 hours" in printed
+    assert "estimated retrieval cost: $" in printed
+    assert "waiting:" in printed
+    assert emu.control.request_count("InitiateJob") == jobs + 1
+    assert not out.exists()
+
+    assert run_cli(config, "restore", "--to", str(out), "--resume") == 0
+    assert "not ready yet" in capsys.readouterr().out
+    assert emu.control.request_count("InitiateJob") == jobs + 1  # not asked (or paid) twice
+
+    emu.control.advance(4 * HOUR + 60)
+    assert run_cli(config, "restore", "--to", str(out), "--resume") == 0
+    printed = capsys.readouterr().out
+    assert "ranges downloaded and verified" in printed
+    assert snapshot(restored(out, h.src)) == h.snapshots[-1]
+    assert not list(tmp_path.glob(".out.retrieval*"))  # the download file is gone
+    with sqlite3.connect(tmp_path / "state" / "catalogue.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM retrievals").fetchone() == (0,)
+
+
+def test_an_expired_job_output_is_reported_and_resume_requests_again(
+    tmp_path: Path,
+    glacier_emulator: Emulator,
+    aws_env: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    emu = glacier_emulator
+    h = make_history(tmp_path)
+    config = _uploaded(tmp_path, h, _vault_store(emu))
+    out = tmp_path / "out"
+    assert run_cli(config, "restore", "--to", str(out), "--yes", "--tier", "Expedited") == 0
+    emu.control.advance(300 + 25 * HOUR)  # done, then kept ~24 h, then gone
+    jobs = emu.control.request_count("InitiateJob")
+    capsys.readouterr()
+    assert run_cli(config, "restore", "--to", str(out), "--resume", "--yes") == 0
+    captured = capsys.readouterr()
+    assert "has expired" in captured.err
+    assert "requesting the retrieval again" in captured.out
+    assert "waiting:" in captured.out
+    assert emu.control.request_count("InitiateJob") == jobs + 1
+    emu.control.advance(4 * HOUR + 60)
+    assert run_cli(config, "restore", "--to", str(out), "--resume") == 0
+    assert snapshot(restored(out, h.src)) == h.snapshots[-1]
+
+
+def test_a_killed_download_resumes_without_fetching_verified_ranges_again(
+    tmp_path: Path, glacier_emulator: Emulator, aws_env: None
+) -> None:
+    emu = glacier_emulator
+    h = _big_history(tmp_path, 9 << 20)
+    store = _vault_store(emu)
+    config = _uploaded(tmp_path, h, store)
+    out = tmp_path / "out"
+    assert run_cli(config, "restore", "--to", str(out), "--yes") == 0
+    emu.control.advance(4 * HOUR + 60)
+
+    spec = tmp_path / "config.json"
+    spec.write_text(json.dumps(config_dict(tmp_path, h.src, store)))
+    before = emu.control.request_count("GetJobOutput")
+    argv = ["restore", "--to", str(out), "--resume", "--parallel", "1", "--range-size", "1"]
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), str(spec), *argv],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
+    db_path = tmp_path / "state" / "catalogue.sqlite3"
+    deadline = time.monotonic() + 60
+    done = 0
+    while done < 3:
+        assert time.monotonic() < deadline, "the child recorded no ranges"
+        assert child.poll() is None, "the child ended before it was killed"
+        time.sleep(0.05)
+        with sqlite3.connect(db_path) as db:
+            done = db.execute("SELECT count(*) FROM retrieval_ranges").fetchone()[0]
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    with sqlite3.connect(db_path) as db:
+        done = db.execute("SELECT count(*) FROM retrieval_ranges").fetchone()[0]
+    fetched_by_child = emu.control.request_count("GetJobOutput") - before
+    assert 3 <= done < 10 and fetched_by_child >= done
+    assert not out.exists()
+    part = tmp_path / ".out.retrieval"
+    assert part.stat().st_mode & 0o777 == 0o700
+    (file,) = part.iterdir()
+    assert file.stat().st_mode & 0o777 == 0o600
+
+    before = emu.control.request_count("GetJobOutput")
+    assert run_cli(config, *argv) == 0
+    ranges = 10  # 9 MiB of data plus the age and tar overhead: 10 ranges of 1 MiB
+    assert emu.control.request_count("GetJobOutput") - before == ranges - done
+    assert snapshot(restored(out, h.src)) == h.snapshots[-1]
+    assert not part.exists()
+
+
+def test_an_s3_deep_archive_object_is_restored_then_downloaded(
+    tmp_path: Path,
+    moto_server: str,
+    aws_env: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    h = make_history(tmp_path)
+    store: dict[str, object] = {
+        "type": "s3",
+        "bucket": make_bucket(moto_server),
+        "prefix": "p/",
+        "storage_class": "DEEP_ARCHIVE",
+        "endpoint_url": moto_server,
+        "region": "us-east-1",
+    }
+    config = _uploaded(tmp_path, h, store)
+    out = tmp_path / "out"
+    capsys.readouterr()
+    # Expedited does not exist for DEEP_ARCHIVE.
+    assert run_cli(config, "restore", "--to", str(out), "--yes", "--tier", "Expedited") == 1
+    assert "not available for DEEP_ARCHIVE" in capsys.readouterr().err
+    # moto makes the restored copy readable at once (x-amz-restore: ongoing-request="false"),
+    # so one call requests, finds it ready, downloads and restores.
+    assert run_cli(config, "restore", "--to", str(out), "--yes", "--range-size", "1") == 0
+    printed = capsys.readouterr().out
+    assert "tier Bulk: typically ready within 48 hours" in printed
+    assert "ranges downloaded and verified" in printed
+    assert snapshot(restored(out, h.src)) == h.snapshots[-1]
+
+
+def test_estimates_and_tiers() -> None:
+    assert rt.tiers_for("DEEP_ARCHIVE") == ["Standard", "Bulk"]
+    assert rt.default_tier("DEEP_ARCHIVE") == "Bulk"
+    assert rt.default_tier("GLACIER") == rt.default_tier(rt.VAULT) == "Standard"
+    est = rt.estimate("GLACIER", "Expedited", 10 << 30)
+    assert est.cost_usd == pytest.approx(0.3)
+    with pytest.raises(rt.RetrievalError, match="not available"):
+        rt.estimate("DEEP_ARCHIVE", "Expedited", 1)
+
+
+def test_an_s3_object_restored_by_someone_else_is_not_requested_again(
+    tmp_path: Path,
+    moto_server: str,
+    aws_env: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import boto3
+
+    h = make_history(tmp_path)
+    bucket = make_bucket(moto_server)
+    store: dict[str, object] = {
+        "type": "s3",
+        "bucket": bucket,
+        "prefix": "p/",
+        "storage_class": "GLACIER",
+        "endpoint_url": moto_server,
+        "region": "us-east-1",
+    }
+    config = _uploaded(tmp_path, h, store)
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    (obj,) = s3.list_objects_v2(Bucket=bucket)["Contents"]
+    s3.restore_object(Bucket=bucket, Key=obj["Key"], RestoreRequest={"Days": 1})
+    out = tmp_path / "out"
+    capsys.readouterr()
+    # No --yes needed: nothing is requested (nor billed).
+    assert run_cli(config, "restore", "--to", str(out)) == 0
+    assert "a restored copy is there already" in capsys.readouterr().out
+    assert snapshot(restored(out, h.src)) == h.snapshots[-1]

@@ -1,0 +1,130 @@
+"""The catalogue's retrieval requests: restores from cold storage that outlive one command.
+
+A retrieval takes hours; ``restore`` records its request (tier, when, the Glacier job id or the
+S3 restore) and then, while downloading, every byte range once it is written and verified, so
+``restore --resume`` neither asks (and pays) twice nor downloads a verified range again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from uploader.catalogue import Catalogue
+
+# Retrieval states: asked for, and not yet seen ready | ready (downloading or about to).
+REQUESTED = "requested"
+READY = "ready"
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalRecord:
+    id: int
+    store: str
+    key: str
+    archive_id: str | None
+    size: int
+    storage_class: str  # S3 class, or "GLACIER_VAULT"
+    tier: str
+    days: int | None
+    requested_at: datetime
+    job_id: str | None
+    state: str
+    download_path: Path | None
+    range_size: int | None
+
+
+_COLUMNS = (
+    "id, store, key, archive_id, size, storage_class, tier, days, requested_at, job_id, state,"
+    " download_path, range_size"
+)
+
+
+def _record(r: tuple[object, ...]) -> RetrievalRecord:
+    return RetrievalRecord(
+        id=int(str(r[0])),
+        store=str(r[1]),
+        key=str(r[2]),
+        archive_id=None if r[3] is None else str(r[3]),
+        size=int(str(r[4])),
+        storage_class=str(r[5]),
+        tier=str(r[6]),
+        days=None if r[7] is None else int(str(r[7])),
+        requested_at=datetime.fromisoformat(str(r[8])),
+        job_id=None if r[9] is None else str(r[9]),
+        state=str(r[10]),
+        download_path=None if r[11] is None else Path(str(r[11])),
+        range_size=None if r[12] is None else int(str(r[12])),
+    )
+
+
+def find_retrieval(catalogue: Catalogue, store: str, key: str) -> RetrievalRecord | None:
+    rows = catalogue.query(
+        f"SELECT {_COLUMNS} FROM retrievals WHERE store = ? AND key = ?",  # noqa: S608
+        (store, key),
+    )
+    return _record(rows[0]) if rows else None
+
+
+def record_request(
+    catalogue: Catalogue,
+    *,
+    store: str,
+    key: str,
+    archive_id: str | None,
+    size: int,
+    storage_class: str,
+    tier: str,
+    days: int | None,
+    job_id: str | None,
+    now: datetime | None = None,
+) -> RetrievalRecord:
+    """A new request for ``key`` (replacing an older one, with its downloaded ranges)."""
+    at = (now or datetime.now(UTC)).astimezone(UTC).isoformat()
+    with catalogue.transaction() as db:
+        db.execute("DELETE FROM retrievals WHERE store = ? AND key = ?", (store, key))
+        db.execute(
+            "INSERT INTO retrievals (store, key, archive_id, size, storage_class, tier, days,"
+            " requested_at, job_id, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (store, key, archive_id, size, storage_class, tier, days, at, job_id, REQUESTED),
+        )
+    found = find_retrieval(catalogue, store, key)
+    assert found is not None
+    return found
+
+
+def mark_ready(catalogue: Catalogue, retrieval: int) -> None:
+    with catalogue.transaction() as db:
+        db.execute("UPDATE retrievals SET state = ? WHERE id = ?", (READY, retrieval))
+
+
+def set_download(catalogue: Catalogue, retrieval: int, path: Path, range_size: int) -> None:
+    """Where the ciphertext goes and how it is cut; a change forgets the ranges done so far."""
+    with catalogue.transaction() as db:
+        db.execute("DELETE FROM retrieval_ranges WHERE retrieval = ?", (retrieval,))
+        db.execute(
+            "UPDATE retrievals SET download_path = ?, range_size = ? WHERE id = ?",
+            (str(path), range_size, retrieval),
+        )
+
+
+def record_range(catalogue: Catalogue, retrieval: int, start: int, end: int) -> None:
+    """A range ``[start, end)`` written to the download file and verified."""
+    with catalogue.transaction() as db:
+        db.execute(
+            'INSERT OR REPLACE INTO retrieval_ranges (retrieval, start, "end") VALUES (?, ?, ?)',
+            (retrieval, start, end),
+        )
+
+
+def done_ranges(catalogue: Catalogue, retrieval: int) -> set[tuple[int, int]]:
+    rows = catalogue.query(
+        'SELECT start, "end" FROM retrieval_ranges WHERE retrieval = ?', (retrieval,)
+    )
+    return {(int(a), int(b)) for a, b in rows}
+
+
+def drop_retrieval(catalogue: Catalogue, retrieval: int) -> None:
+    with catalogue.transaction() as db:
+        db.execute("DELETE FROM retrievals WHERE id = ?", (retrieval,))

@@ -1,0 +1,180 @@
+"""Retrieval requests for cold archives: tiers, expected waits, cost estimates, status.
+
+Two kinds of cold storage: S3 objects in ``GLACIER`` / ``DEEP_ARCHIVE`` (``restore_object``
+makes a temporary readable copy for ``days``) and Glacier vaults (an archive-retrieval job
+stages the archive as job output for about 24 h). Both take a tier that trades wait for price.
+The request is recorded in the catalogue (:mod:`uploader.catalogue_retrievals`) so a later
+``restore --resume`` checks on it instead of asking (and paying) again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from uploader import catalogue_retrievals as cr
+from uploader.catalogue import Catalogue
+from uploader.stores.base import GiB, PermanentStoreError, Store
+from uploader.stores.glacier_jobs import JobOutputExpired
+
+log = structlog.get_logger(__name__)
+
+VAULT = "GLACIER_VAULT"  # the "storage class" of an archive in a Glacier vault
+
+# One table, documented in docs/restore.md: (class, tier) -> (typical wait, what the docs say,
+# retrieval USD per GB). Prices are public us-east-1 list prices at the time of writing, an
+# ESTIMATE only: per-request fees, data transfer out and other regions are not included.
+TIERS: dict[tuple[str, str], tuple[timedelta, str, float]] = {
+    ("GLACIER", "Expedited"): (timedelta(minutes=5), "1-5 minutes", 0.03),
+    ("GLACIER", "Standard"): (timedelta(hours=5), "3-5 hours", 0.01),
+    ("GLACIER", "Bulk"): (timedelta(hours=12), "5-12 hours", 0.0),
+    ("DEEP_ARCHIVE", "Standard"): (timedelta(hours=12), "within 12 hours", 0.02),
+    ("DEEP_ARCHIVE", "Bulk"): (timedelta(hours=48), "within 48 hours", 0.0025),
+    (VAULT, "Expedited"): (timedelta(minutes=5), "1-5 minutes", 0.03),
+    (VAULT, "Standard"): (timedelta(hours=5), "3-5 hours", 0.01),
+    (VAULT, "Bulk"): (timedelta(hours=12), "5-12 hours", 0.0025),
+}
+COLD_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE", VAULT})
+
+
+class RetrievalError(PermanentStoreError):
+    """A retrieval cannot be requested or has failed (unknown tier, failed job, no id...)."""
+
+
+class RetrievalExpired(RetrievalError):
+    """The staged copy is gone (Glacier job output after ~24 h, or an S3 copy past its days)."""
+
+
+def tiers_for(storage_class: str) -> list[str]:
+    return [t for (c, t) in TIERS if c == storage_class]
+
+
+def default_tier(storage_class: str) -> str:
+    """Bulk where it is the DEEP_ARCHIVE-style cheap choice, else Standard (Glacier's own)."""
+    return "Bulk" if storage_class == "DEEP_ARCHIVE" else "Standard"
+
+
+def check_tier(storage_class: str, tier: str) -> None:
+    if (storage_class, tier) not in TIERS:
+        allowed = ", ".join(tiers_for(storage_class))
+        raise RetrievalError(f"tier {tier} is not available for {storage_class} (use {allowed})")
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    wait: timedelta
+    wait_text: str
+    cost_usd: float
+
+
+def estimate(storage_class: str, tier: str, size: int) -> Estimate:
+    """Expected wait and retrieval fee (an estimate, see :data:`TIERS`)."""
+    check_tier(storage_class, tier)
+    wait, text, per_gb = TIERS[(storage_class, tier)]
+    return Estimate(wait, text, per_gb * size / GiB)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    ready: bool
+    detail: str
+    expected_ready: datetime | None = None
+
+
+def is_vault(store: Store) -> bool:
+    return hasattr(store, "initiate_retrieval_job")
+
+
+async def request(
+    store: Store,
+    catalogue: Catalogue,
+    *,
+    key: str,
+    archive_id: str | None,
+    size: int,
+    storage_class: str,
+    tier: str,
+    days: int,
+    ask: bool = True,
+) -> cr.RetrievalRecord:
+    """Ask the store for a retrieval and record it (replacing an older record). ``ask=False``
+    records an S3 restore that is already there or running (see :func:`s3_restore_under_way`)."""
+    check_tier(storage_class, tier)
+    s: Any = store
+    job_id: str | None = None
+    if not ask:
+        pass
+    elif storage_class == VAULT:
+        if not archive_id:
+            raise RetrievalError(f"{key}: no ArchiveId known")
+        job_id = await s.initiate_retrieval_job(archive_id, tier, archive_size=size)
+    else:
+        outcome = await s.restore_object(key, tier, days)
+        log.info("retrieval.s3_restore", key=key, outcome=outcome, tier=tier, days=days)
+    record = await asyncio.to_thread(
+        cr.record_request,
+        catalogue,
+        store=store.name,
+        key=key,
+        archive_id=archive_id,
+        size=size,
+        storage_class=storage_class,
+        tier=tier,
+        days=None if storage_class == VAULT else days,
+        job_id=job_id,
+    )
+    log.info("retrieval.requested", key=key, tier=tier, job_id=job_id, cls=storage_class)
+    return record
+
+
+async def s3_restore_under_way(store: Store, key: str) -> str | None:
+    """For an S3 object: "restored" (a readable copy exists: ``ongoing-request="false"``),
+    "in-progress" (``ongoing-request="true"``), or None (nothing requested, or expired)."""
+    s: Any = store
+    state = await s.restore_state(key)
+    if state is None:
+        return None
+    return "restored" if 'ongoing-request="false"' in state else "in-progress"
+
+
+def expected_ready(record: cr.RetrievalRecord) -> datetime:
+    return record.requested_at + TIERS[(record.storage_class, record.tier)][0]
+
+
+async def status(store: Store, record: cr.RetrievalRecord) -> Status:
+    """Whether the staged copy can be downloaded now. Raises :class:`RetrievalExpired` when
+    it is gone and :class:`RetrievalError` when the job failed."""
+    s: Any = store
+    when = expected_ready(record)
+    if record.storage_class == VAULT:
+        assert record.job_id is not None
+        try:
+            job = await s.describe_job(record.job_id)
+        except JobOutputExpired as exc:
+            raise RetrievalExpired(
+                f"the retrieval job for {record.key} (requested "
+                f"{record.requested_at:%Y-%m-%d %H:%M} UTC) has expired: Glacier keeps job "
+                f"output about 24 h after it completes ({exc})"
+            ) from exc
+        if job.failed:
+            raise RetrievalError(f"the retrieval job for {record.key} failed: {job.status_message}")
+        if job.succeeded:
+            return Status(True, f"job {record.job_id[:12]}... succeeded")
+        return Status(False, f"Glacier job {record.job_id[:12]}... in progress", when)
+    restore = await s.restore_state(record.key)
+    if restore is None:
+        raise RetrievalExpired(
+            f"{record.key} has no restored copy (none requested, or it expired after "
+            f"{record.days} days)"
+        )
+    if 'ongoing-request="false"' in restore:
+        return Status(True, f"restored copy available ({restore})")
+    return Status(False, "S3 restore in progress", when)
+
+
+def format_when(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
