@@ -4,6 +4,11 @@ On-disk format (version 1, documented in docs/formats.md ``## Index``): one zstd
 content is the magic line ``GLACIER-BACKUP-INDEX 1\\n``, a count, then columns: fixed-size
 packed rows, a flags byte per entry, and NUL-separated paths, link targets and hashes (paths
 never contain NUL). Columns make reading a 50k-entry index a handful of C-level calls.
+
+An index read from a file stays in its encoded columns until something asks for its records:
+change detection compares each scanned file with the row's leading bytes (its *change key*,
+:data:`CHANGE_KEY`) by position, so an unchanged incremental never builds a tuple per entry,
+and its index is written by copying the base's columns with new flags.
 """
 
 from __future__ import annotations
@@ -11,17 +16,20 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator, KeysView, Mapping
 from dataclasses import dataclass
-from itertools import starmap
+from itertools import compress, starmap
 from typing import BinaryIO
 
 import zstandard
 
 __all__ = [
+    "CHANGE_KEY",
     "INDEX_MAGIC",
+    "ROW_SIZE",
     "Index",
     "IndexEntry",
     "IndexFormatError",
     "Record",
+    "Rows",
     "read_index",
     "write_index",
 ]
@@ -32,11 +40,16 @@ TYPES = ("file", "dir", "symlink", "hardlink", "chardev", "blockdev")
 TYPE_CODE = {name: code for code, name in enumerate(TYPES)}
 
 FLAG_IN_INCREMENT = 1
+_IN_INCREMENT_BIT = bytes(b & FLAG_IN_INCREMENT for b in range(256))  # bytes.translate table
 
 #: count, then the byte lengths of the paths, link targets and content hashes columns
 _HEAD = struct.Struct("<QQQQ")
 #: one fixed-size row per entry: mode, uid, gid, size, mtime_ns, ctime_ns, ino, dev, nlink, type
 _ROW = struct.Struct("<IIIQqqQQIB")
+#: The leading bytes of a row: mode, uid, gid, size, mtime_ns, ctime_ns, ino — exactly what
+#: metadata change detection compares. ``CHANGE_KEY.pack(...)`` of a file's current lstat
+#: equals its row's first ``CHANGE_KEY.size`` bytes iff the file is unchanged.
+CHANGE_KEY = struct.Struct("<IIIQqqQ")
 
 #: (mode, uid, gid, size, mtime_ns, ctime_ns, ino, dev, nlink, type_code). The first seven
 #: fields are what metadata change detection compares.
@@ -67,15 +80,81 @@ class IndexEntry:
     in_increment: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """An index's entries by position (archive order) as encoded rows: what change detection
+    walks. The change key (:data:`CHANGE_KEY`) of entry ``i`` is the ``CHANGE_KEY.size``
+    bytes of ``data`` at ``at + i * ROW_SIZE``."""
+
+    paths: list[bytes]
+    data: bytes
+    at: int
+
+    def record(self, i: int) -> Record:
+        """The record of entry ``i``."""
+        return _ROW.unpack_from(self.data, self.at + i * _ROW.size)
+
+    def records(self, start: int, stop: int) -> list[Record]:
+        """The records of entries ``start`` to ``stop - 1``."""
+        view = memoryview(self.data)[self.at + start * _ROW.size : self.at + stop * _ROW.size]
+        return list(_ROW.iter_unpack(view))
+
+
+ROW_SIZE = _ROW.size
+
+
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    """A decompressed index stream (already validated) and where its columns are."""
+
+    data: bytes
+    count: int
+    rows_at: int  # offset of row 0; the flags column follows the rows
+    paths: list[bytes]  # archive order
+    links_at: int  # offsets of the links and hashes columns
+    hashes_at: int
+
+    @property
+    def flags_at(self) -> int:
+        return self.rows_at + self.count * _ROW.size
+
+    def rows(self) -> Rows:
+        return Rows(self.paths, self.data, self.rows_at)
+
+    def records(self) -> dict[bytes, Record]:
+        return dict(zip(self.paths, self.rows().records(0, self.count), strict=True))
+
+    def written(self) -> set[bytes]:
+        flags = self.data[self.flags_at : self.flags_at + self.count]
+        if flags.count(0) == self.count:
+            return set()
+        return set(compress(self.paths, flags.translate(_IN_INCREMENT_BIT)))
+
+    def links(self) -> dict[bytes, bytes]:
+        col = self.data[self.links_at : self.hashes_at]
+        if len(col) < self.count:  # all empty (count - 1 separators): the common case
+            return {}
+        return {p: t for p, t in zip(self.paths, col.split(b"\0"), strict=True) if t}
+
+    def hashes(self) -> dict[bytes, str]:
+        col = self.data[self.hashes_at :]
+        if len(col) < self.count:
+            return {}
+        return {
+            p: h.decode("ascii") for p, h in zip(self.paths, col.split(b"\0"), strict=True) if h
+        }
+
+
 class Index(Mapping[bytes, IndexEntry]):
     """Archive path (bytes) -> :class:`IndexEntry`, iterating in archive order.
 
     Stored as columns rather than objects, so 50k+ entries read, compare and write fast:
     ``records`` (path -> :data:`Record`), ``written`` (paths whose content is in this
-    increment), ``links`` (symlink/hardlink targets) and ``hashes`` (content hashes).
+    increment), ``links`` (symlink/hardlink targets) and ``hashes`` (content hashes). An index
+    read by :func:`read_index` decodes each of these on first use.
     """
 
-    __slots__ = ("hashes", "links", "records", "written")
+    __slots__ = ("_columns", "_hashes", "_links", "_records", "_written")
 
     def __init__(
         self,
@@ -84,10 +163,48 @@ class Index(Mapping[bytes, IndexEntry]):
         links: dict[bytes, bytes] | None = None,
         hashes: dict[bytes, str] | None = None,
     ) -> None:
-        self.records: dict[bytes, Record] = records if records is not None else {}
-        self.written: set[bytes] = written if written is not None else set()
-        self.links: dict[bytes, bytes] = links if links is not None else {}
-        self.hashes: dict[bytes, str] = hashes if hashes is not None else {}
+        self._columns: _Columns | None = None
+        self._records: dict[bytes, Record] | None = records if records is not None else {}
+        self._written: set[bytes] | None = written if written is not None else set()
+        self._links: dict[bytes, bytes] | None = links if links is not None else {}
+        self._hashes: dict[bytes, str] | None = hashes if hashes is not None else {}
+
+    @classmethod
+    def _encoded(cls, columns: _Columns, written: set[bytes] | None) -> Index:
+        """An index backed by ``columns``; ``written`` None: as the flags column says."""
+        index = cls()
+        index._columns = columns
+        index._records = index._links = index._hashes = None
+        index._written = written
+        return index
+
+    def _cols(self) -> _Columns:
+        assert self._columns is not None  # only called while a column is still encoded
+        return self._columns
+
+    @property
+    def records(self) -> dict[bytes, Record]:
+        if self._records is None:
+            self._records = self._cols().records()
+        return self._records
+
+    @property
+    def written(self) -> set[bytes]:
+        if self._written is None:
+            self._written = self._cols().written()
+        return self._written
+
+    @property
+    def links(self) -> dict[bytes, bytes]:
+        if self._links is None:
+            self._links = self._cols().links()
+        return self._links
+
+    @property
+    def hashes(self) -> dict[bytes, str]:
+        if self._hashes is None:
+            self._hashes = self._cols().hashes()
+        return self._hashes
 
     @classmethod
     def from_entries(cls, entries: Iterable[IndexEntry]) -> Index:
@@ -95,6 +212,29 @@ class Index(Mapping[bytes, IndexEntry]):
         for e in entries:
             index.add(e)
         return index
+
+    def rows(self) -> Rows:
+        """A snapshot of the entries by position, for change detection. Cheap for an index
+        as read (its own columns); an index changed since is encoded for it."""
+        cols = self._as_read()
+        if cols is not None:
+            return cols.rows()
+        records = self.records
+        return Rows(list(records), b"".join(starmap(_ROW.pack, records.values())), 0)
+
+    def _as_read(self) -> _Columns | None:
+        """The columns, if records, links and hashes were never decoded (so never changed)."""
+        if self._records is None and self._links is None and self._hashes is None:
+            return self._columns
+        return None
+
+    def carried_over(self) -> Index:
+        """A copy with no entry in the increment: the index of an increment that found
+        nothing new, changed or deleted since this one."""
+        cols = self._as_read()
+        if cols is not None:
+            return Index._encoded(cols, set())
+        return Index(dict(self.records), None, dict(self.links), dict(self.hashes))
 
     def add(self, e: IndexEntry) -> None:
         """Append (or replace) one entry."""
@@ -140,7 +280,7 @@ class Index(Mapping[bytes, IndexEntry]):
         return iter(self.records)
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self._records) if self._records is not None else self._cols().count
 
     def paths(self) -> KeysView[bytes]:
         """All archive paths, in archive order."""
@@ -152,13 +292,38 @@ class Index(Mapping[bytes, IndexEntry]):
             yield self[path]
 
     def __repr__(self) -> str:
-        return f"Index({len(self.records)} entries, {len(self.written)} in this increment)"
+        return f"Index({len(self)} entries, {len(self.written)} in this increment)"
 
 
 def write_index(index: Index, f: BinaryIO, *, level: int = 1) -> None:
     """Write ``index`` to ``f`` as one zstd frame (``f`` is left open)."""
-    paths = list(index.records)
-    links, hashes, written = index.links, index.hashes, index.written
+    cols = index._as_read()
+    parts: list[bytes | memoryview]
+    if cols is not None:  # copy the encoded columns, only the flags are new
+        data = memoryview(cols.data)
+        flags_at, flags_end = cols.flags_at, cols.flags_at + cols.count
+        parts = [data[:flags_at], _flags(cols.paths, index.written), data[flags_end:]]
+    else:
+        parts = _encode(index)
+    # Streamed part by part: no joined copy of the whole (megabytes for 50k entries). The
+    # size goes in the frame header, so a reader decompresses in one call.
+    size = sum(map(len, parts))
+    cctx = zstandard.ZstdCompressor(level=level, write_content_size=True)
+    with cctx.stream_writer(f, size=size, closefd=False) as out:
+        for part in parts:
+            out.write(part)
+
+
+def _flags(paths: list[bytes], written: set[bytes]) -> bytes:
+    if not written:
+        return bytes(len(paths))
+    return bytes([FLAG_IN_INCREMENT if p in written else 0 for p in paths])
+
+
+def _encode(index: Index) -> list[bytes | memoryview]:
+    records = index.records
+    paths = list(records)
+    links, hashes = index.links, index.hashes
     path_col = b"\0".join(paths)
     if path_col.count(b"\0") != max(len(paths) - 1, 0):
         raise ValueError("NUL byte in a path")
@@ -168,19 +333,20 @@ def write_index(index: Index, f: BinaryIO, *, level: int = 1) -> None:
         if hashes
         else b"\0" * (len(paths) - 1)
     )
-    flags = bytes([FLAG_IN_INCREMENT if p in written else 0 for p in paths])
-    rows = b"".join(starmap(_ROW.pack, index.records.values()))
-    out = b"".join(
-        (INDEX_MAGIC, _HEAD.pack(len(paths), len(path_col), len(link_col), len(hash_col)),
-         rows, flags, path_col, link_col, hash_col)
-    )  # fmt: skip
-    f.write(zstandard.ZstdCompressor(level=level, write_content_size=True).compress(out))
+    rows = b"".join(starmap(_ROW.pack, records.values()))
+    return [INDEX_MAGIC, _HEAD.pack(len(paths), len(path_col), len(link_col), len(hash_col)),
+            rows, _flags(paths, index.written), path_col, link_col, hash_col]  # fmt: skip
 
 
 def read_index(f: BinaryIO) -> Index:
     """Read an index written by :func:`write_index`."""
+    raw = f.read()
     try:
-        data = zstandard.ZstdDecompressor().decompressobj().decompress(f.read())
+        dctx = zstandard.ZstdDecompressor()
+        if zstandard.frame_content_size(raw) >= 0:  # one call, no growing buffer
+            data = dctx.decompress(raw)
+        else:
+            data = dctx.decompressobj().decompress(raw)
     except zstandard.ZstdError as e:
         raise IndexFormatError(f"not a zstd-compressed index: {e}") from None
     if not data.startswith(INDEX_MAGIC):
@@ -192,32 +358,19 @@ def read_index(f: BinaryIO) -> Index:
     except struct.error:
         raise IndexFormatError("truncated index header") from None
     pos += _HEAD.size
-    rows_end = pos + count * _ROW.size
-    if rows_end + count + lp + ll + lh != len(data):
+    rows_at = pos
+    paths_at = rows_at + count * _ROW.size + count
+    if paths_at + lp + ll + lh != len(data):
         raise IndexFormatError("index size does not match its header")
     if count == 0:
         return Index()
-    rows = list(_ROW.iter_unpack(data[pos:rows_end]))
-    flags = data[rows_end : rows_end + count]
-    pos = rows_end + count
-    paths = data[pos : pos + lp].split(b"\0")
-    link_col = data[pos + lp : pos + lp + ll]
-    hash_col = data[pos + lp + ll :]
-    links = link_col.split(b"\0")
-    hashes = hash_col.split(b"\0")
-    if not len(paths) == len(links) == len(hashes) == count:
+    paths = data[paths_at : paths_at + lp].split(b"\0")
+    links_at = paths_at + lp
+    hashes_at = links_at + ll
+    if not (
+        len(paths) == count
+        and data.count(0, links_at, hashes_at) == count - 1
+        and data.count(0, hashes_at) == count - 1
+    ):
         raise IndexFormatError("index columns disagree on the entry count")
-    records: dict[bytes, Record] = dict(zip(paths, rows, strict=True))
-    # Skip the per-entry loops for columns that are all empty (the common case).
-    written = (
-        {p for p, fl in zip(paths, flags, strict=True) if fl & FLAG_IN_INCREMENT}
-        if flags.count(0) != count
-        else set()
-    )
-    link_map = {p: t for p, t in zip(paths, links, strict=True) if t} if ll >= count else {}
-    hash_map = (
-        {p: h.decode("ascii") for p, h in zip(paths, hashes, strict=True) if h}
-        if lh >= count
-        else {}
-    )
-    return Index(records, written, link_map, hash_map)
+    return Index._encoded(_Columns(data, count, rows_at, paths, links_at, hashes_at), None)

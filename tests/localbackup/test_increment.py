@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import socket
 import stat
 import tarfile
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from localbackup.increment import open_for_reading
+from localbackup.index import Index
 
 from .conftest import Backup, BackupFn, archived_root, gnu_extract, needs_gnu_tar, snapshot
 
@@ -491,3 +493,86 @@ def test_unlistable_directory_keeps_its_base_entries(
     assert list(inc.warnings_by_kind) == ["unreadable"]
     assert inc.result.deleted == 0  # not "deleted": we just could not look
     assert set(inc.index) == set(full.index)
+
+
+# -- change detection by position in the base index -----------------------------------------
+
+
+def _contents(index: Index) -> list[tuple[bytes, object, object, object]]:
+    """Everything an index says except which entries are in the increment, in order."""
+    return [(p, index.records[p], index.links.get(p), index.hashes.get(p)) for p in index]
+
+
+def _rel(src: Path, names: set[bytes]) -> set[str]:
+    top = str(src).lstrip("/")
+    return {os.fsdecode(n)[len(top) :].lstrip("/") or "." for n in names}
+
+
+@pytest.mark.parametrize("content_hash", [False, True], ids=["metadata", "content"])
+def test_additions_deletions_and_renames_anywhere_give_the_index_of_a_fresh_scan(
+    tmp_path: Path, backup: BackupFn, content_hash: bool
+) -> None:
+    src = tmp_path / "src"
+    for d in range(6):
+        (src / f"d{d}").mkdir(parents=True)
+        for f in range(5):
+            (src / f"d{d}" / f"f{f}").write_text(f"{d}{f}")
+    (src / "d2" / "ln").symlink_to("f0")
+    full = backup(src, content_hash=content_hash)
+    (src / "d0" / "f0").unlink()  # the first file in archive order
+    shutil.rmtree(src / "d3")  # a whole directory in the middle
+    (src / "d2" / "new").write_text("new")
+    (src / "d5" / "f4").write_text("changed!")  # the last entry
+    (src / "a_first").write_text("first")
+    (src / "z_last").mkdir()
+    (src / "d1" / "f1").rename(src / "d4" / "moved")
+    inc = backup(src, base=full, content_hash=content_hash)
+    fresh = backup(src, content_hash=content_hash)
+    assert _contents(inc.index) == _contents(fresh.index)
+    assert _rel(src, inc.index.written) == {
+        ".", "a_first", "z_last", "d0", "d1", "d2", "d2/new", "d4", "d4/moved", "d5/f4"
+    }  # fmt: skip
+    assert inc.result.files_written == 10
+    assert inc.result.deleted == 1 + 6 + 1  # d0/f0, d3 and its files, d1/f1
+    again = backup(src, base=inc, content_hash=content_hash)
+    assert again.result.files_written == again.result.deleted == 0
+    assert _contents(again.index) == _contents(fresh.index)
+
+
+def test_sources_in_another_order_change_nothing_but_the_order(
+    tmp_path: Path, backup: BackupFn
+) -> None:
+    a, b = make_tree(tmp_path / "a"), make_tree(tmp_path / "b")
+    full = backup([a, b])
+    swapped = backup([b, a], base=full)
+    assert swapped.result.files_written == swapped.result.deleted == 0
+    assert _contents(swapped.index) == _contents(backup([b, a]).index)
+
+
+def test_incrementals_over_a_decoded_base_index(tmp_path: Path, backup: BackupFn) -> None:
+    src = make_tree(tmp_path / "src")
+    full = backup(src)
+    assert len(list(full.index.entries())) == len(full.index)  # decodes every column
+    same = backup(src, base=full)
+    assert same.result.files_written == same.result.deleted == 0
+    assert _contents(same.index) == _contents(full.index) and not same.index.written
+    (src / "docs" / "a.txt").write_text("changed\n")
+    assert len(same.index.records) == len(full.index)  # decoded base again
+    changed = backup(src, base=same)
+    assert _rel(src, changed.index.written) == {"docs/a.txt"}
+    assert _contents(changed.index) == _contents(backup(src).index)
+
+
+def test_missing_last_source_is_deleted_even_when_nothing_else_changed(
+    tmp_path: Path, backup: BackupFn
+) -> None:
+    src = make_tree(tmp_path / "src")
+    single = tmp_path / "single.txt"
+    single.write_text("x")
+    full = backup([src, single])
+    single.unlink()  # its parent directory is not archived: nothing else changes
+    inc = backup([src, single], base=full)
+    assert inc.result.files_written == 0 and inc.result.deleted == 1
+    assert str(single).lstrip("/").encode() not in inc.index
+    assert len(inc.index) == len(full.index) - 1
+    assert list(inc.warnings_by_kind) == ["missing_source"]

@@ -142,3 +142,66 @@ def test_one_file_system_stops_at_mount_points(tmp_path: Path) -> None:
         assert "mnt/inside" in names(tmp_path, entries)
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_children_are_stated_relative_to_a_directory_fd_that_is_closed(tmp_path: Path) -> None:
+    for d in ("a/b", "c"):
+        (tmp_path / d).mkdir(parents=True)
+        (tmp_path / d / "f").write_text("x")
+    (tmp_path / "a" / "link").symlink_to("nowhere")
+    before = _open_fds()
+    entries, stats = run([tmp_path])
+    assert _open_fds() == before
+    assert names(tmp_path, entries) == [".", "a", "a/link", "a/b", "a/b/f", "c", "c/f"]
+    assert all(os.lstat(p) == st for p, st in entries)  # lstat: symlinks are not followed
+    assert stats.warnings == []
+
+
+def test_directory_that_cannot_be_opened_is_stated_by_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_text("x")
+    expected = names(tmp_path, run([tmp_path])[0])
+    real_open = os.open
+
+    def no_dirs(path, flags, *args):  # type: ignore[no-untyped-def]
+        if flags & os.O_DIRECTORY:
+            raise OSError(24, "Too many open files")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", no_dirs)
+    entries, stats = run([tmp_path])
+    assert names(tmp_path, entries) == expected == [".", "d", "d/f"]
+    assert all(os.lstat(p) == st for p, st in entries)
+    assert stats.warnings == []
+
+
+def test_file_vanishing_between_listing_and_stat_is_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "gone").write_text("x")
+    (tmp_path / "kept").write_text("x")
+    real = os.scandir
+
+    def scandir(p):  # type: ignore[no-untyped-def]
+        listing = list(real(p))
+        if os.path.exists(tmp_path / "gone"):
+            os.unlink(tmp_path / "gone")  # listed, then deleted before its stat
+        return _Listing(listing)
+
+    class _Listing(list):  # type: ignore[type-arg]
+        def __enter__(self):  # type: ignore[no-untyped-def]
+            return iter(self)
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    entries, stats = run([tmp_path])
+    assert names(tmp_path, entries) == [".", "kept"]
+    assert [(os.path.basename(p), k) for p, k, _ in stats.warnings] == [(b"gone", "vanished")]
