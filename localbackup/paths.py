@@ -37,12 +37,16 @@ def default_config_file() -> Path:
     return config_home() / "config.toml"
 
 
-def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) if needed and make sure it is 0700.
+def ensure_private_dir(path: Path, *, ours: bool = True) -> Path:
+    """Create ``path`` (and parents) if needed, 0700.
 
-    Spool, state and key directories hold backups and secrets: no one else may read them.
+    Spool, state and key directories hold backups and secrets: no one else may read them, so a
+    directory that is ``ours`` (dedicated to the suite) is also made 0700 if it already exists.
+    A directory that is not ours (the folder a user chose for the config file, say) is only
+    created when missing, never chmodded.
     """
+    existed = path.is_dir()
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if path.stat().st_mode & 0o777 != 0o700:
+    if (ours or not existed) and path.stat().st_mode & 0o777 != 0o700:
         path.chmod(0o700)
     return path

@@ -21,7 +21,7 @@ from pathlib import Path
 import structlog
 
 from localbackup import cycle as fmt
-from localbackup.atomic import fsync_dir
+from localbackup.atomic import atomic_write_bytes, fsync_dir
 from localbackup.paths import ensure_private_dir
 from localbackup.plan import OpenCycle
 
@@ -30,6 +30,8 @@ log = structlog.get_logger(__name__)
 CYCLES = "cycles"
 LOCK = ".lock"
 CREATED = "created"  # cycle start time, written when a cycle directory is made
+USED_IDS = "cycle-ids"  # every cycle id given out, one a line
+LAST_BACKUP = "last-backup"  # finish time of the newest increment (survives local pruning)
 
 
 class SpoolBusyError(RuntimeError):
@@ -118,9 +120,21 @@ class Spool:
             return None
         return c, OpenCycle(c.cycle_id, c.created_at(), len(c.manifests()))
 
+    def used_cycle_ids(self) -> set[str]:
+        """Every id this spool ever gave out: a cycle removed after its upload keeps its id."""
+        ids = {c.cycle_id for c in self.cycles()}
+        with contextlib.suppress(FileNotFoundError):
+            ids |= set((self.root / USED_IDS).read_text().split())
+        return ids
+
     def create_cycle(self, now: datetime) -> CycleDir:
         self.prepare()
-        cycle_id = fmt.new_cycle_id(now, {c.cycle_id for c in self.cycles()})
+        cycle_id = fmt.new_cycle_id(now, self.used_cycle_ids())
+        # Recorded first: an id is never given out twice, even after a crash right here.
+        with open(self.root / USED_IDS, "a") as f:
+            f.write(cycle_id + "\n")
+            f.flush()
+            os.fsync(f.fileno())
         path = self.cycles_dir / cycle_id
         tmp = self.cycles_dir / f".{cycle_id}.partial"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -133,6 +147,25 @@ class Spool:
         os.rename(tmp, path)
         fsync_dir(self.cycles_dir)
         return CycleDir(path, cycle_id)
+
+    def remove_cycle(self, cycle: CycleDir) -> None:
+        """Delete a cycle so that a crash half-way cannot leave something that looks like one:
+        rename it to a ``.partial`` name first (recovery finishes the job)."""
+        doomed = self.cycles_dir / f".{cycle.cycle_id}.partial"
+        os.rename(cycle.path, doomed)
+        fsync_dir(self.cycles_dir)
+        shutil.rmtree(doomed)
+
+    def record_backup_time(self, when: datetime) -> None:
+        atomic_write_bytes(self.root / LAST_BACKUP, (fmt.utc_iso(when) + "\n").encode())
+
+    def last_backup_time(self) -> datetime | None:
+        """When the newest increment finished (None before the first backup)."""
+        try:
+            return fmt.parse_iso((self.root / LAST_BACKUP).read_text().strip())
+        except (FileNotFoundError, ValueError):
+            times = [m[-1].finished_at for c in self.cycles() if (m := c.manifests())]
+            return max(times, default=None)
 
     def recover(self) -> list[Path]:
         """Delete what a crash left behind; return the removed paths.

@@ -63,7 +63,8 @@ def adopt_archive(
     catalogue: Catalogue, store: str, item: ListedArchive, host: str, as_of: datetime
 ) -> None:
     """Record an archive of ours found in the store but not in the catalogue."""
-    assert item.key is not None
+    if item.key is None or (item.host or item.key.split("/", 1)[0]) != host:
+        raise ValueError(f"refusing to adopt {item.store_id}: it is not this host's archive")
     cycle_id = item.cycle_id or item.key.rsplit("/", 1)[-1].split(".", 1)[0]
     archive_id = item.store_id if item.store_id != item.key else None
     with catalogue.transaction() as db:
@@ -74,7 +75,7 @@ def adopt_archive(
                 store,
                 item.key,
                 cycle_id,
-                item.host or host,
+                host,
                 item.size,
                 item.plaintext_sha256 or "",
                 _ts(item.created or as_of),

@@ -161,7 +161,8 @@ async def _list(store: Store, catalogue: Catalogue, now: datetime) -> Listing:
             continue
         f = foreign.get(info.key)
         if f is not None and f.size == info.size:
-            items.append(ListedArchive(info.key, info.size, f.key, created=info.last_modified))
+            # Known to be foreign: it stays foreign (no key, so nothing can adopt or prune it).
+            items.append(ListedArchive(info.key, info.size, None, created=info.last_modified))
             continue
         full = info
         if not info.metadata:

@@ -99,8 +99,9 @@ def _split(
     for item in sorted(listed, key=lambda a: (a.key or "", a.store_id)):
         if item.key is None:
             foreign.append(ReconcileAction("foreign", None, "not ours", listed=item))
-        elif item.host is not None and item.host != host:
-            why = f"another host's archive ({item.host})"
+        elif (item.host or item.key.split("/", 1)[0]) != host:
+            # Another host's, by its metadata or, lacking that, by its key `<host>/<cycle>...`.
+            why = f"another host's archive ({item.host or item.key.split('/', 1)[0]})"
             foreign.append(ReconcileAction("foreign", item.key, why, listed=item))
         elif item.key in ours:
             why = "a second archive with the same key"

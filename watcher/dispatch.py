@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from localbackup.spool import Spool
 from localbackup.step import seal_open_cycle
 from uploader.catalogue import ArchiveRecord, Catalogue
 from uploader.catalogue_indexes import record_event, remember_cycle_indexes
-from uploader.catalogue_maintenance import prune_inputs
+from uploader.catalogue_maintenance import open_flags, prune_inputs
 from uploader.config import StoreConfig
 from uploader.multipart import ProgressCallback
 from uploader.prune import PrunePolicy, may_upload, plan_prune, storage_class_for
@@ -176,14 +175,21 @@ class Dispatcher:
         """
         cfg = self._config()
         spool = Spool(cfg.backup.spool_dir)
-        archived = {a.cycle_id for a in self._catalogue.archives(store=_store_name(cfg.store))}
+        store = _store_name(cfg.store)
+        # Safe means confirmed in the store and not flagged MISSING or mismatched since.
+        flagged = {f.key for f in open_flags(self._catalogue, store)}
+        safe = {
+            a.cycle_id
+            for a in self._catalogue.archives(store=store)
+            if a.confirmed_at is not None and a.key not in flagged
+        }
         removed: list[str] = []
         with spool.locked():
-            uploaded = [c for c in spool.sealed_cycles() if c.cycle_id in archived]
+            uploaded = [c for c in spool.sealed_cycles() if c.cycle_id in safe]
             keep = cfg.watch.keep_local_cycles
             for c in uploaded[: max(0, len(uploaded) - keep)]:
                 remember_cycle_indexes(self._catalogue, c.path)  # `files` keeps working
-                shutil.rmtree(c.path)
+                spool.remove_cycle(c)
                 removed.append(c.cycle_id)
                 log.info("watch.local_cycle_removed", removed_cycle=c.cycle_id)
         return removed

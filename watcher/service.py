@@ -147,12 +147,18 @@ class Service:
         can end it at once: the spool is crash-safe by construction)."""
         while True:
             every = self.config.watch.backup_every or 86400.0
-            last = await asyncio.to_thread(_last_backup_time, self.config)
-            wait = 0.0 if last is None else every - (datetime.now(UTC) - last).total_seconds()
-            if wait > 0:
-                await asyncio.sleep(wait)
-                continue
-            await self._run_backup_child()
+            try:
+                last = await asyncio.to_thread(_last_backup_time, self.config)
+                wait = 0.0 if last is None else every - (datetime.now(UTC) - last).total_seconds()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    continue
+                await self._run_backup_child()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # never let the schedule take the service down
+                log.exception("watch.scheduled_backup_failed", error=str(exc))
+                await asyncio.sleep(min(every, 300.0))
 
     async def _run_backup_child(self) -> None:
         args = [sys.executable, "-m", "watcher"]
@@ -173,9 +179,4 @@ class Service:
 
 
 def _last_backup_time(config: AppConfig) -> datetime | None:
-    times = []
-    for c in Spool(config.backup.spool_dir).cycles():
-        manifests = c.manifests()
-        if manifests:
-            times.append(manifests[-1].finished_at)
-    return max(times) if times else None
+    return Spool(config.backup.spool_dir).last_backup_time()

@@ -168,3 +168,34 @@ def test_lock_excludes_a_second_writer(tmp_path: Path) -> None:
         pass
     with other.locked(wait=0.3):  # released on exit
         pass
+
+
+def test_a_removed_cycle_id_is_never_given_out_again(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    first = spool.create_cycle(T0)
+    fake_increment(first, 0)
+    seal_cycle(first, "h", "incremental", tmp_path / "m", T0)
+    spool.remove_cycle(first)  # uploaded, then pruned locally
+    again = spool.create_cycle(T0)  # the same second
+    assert again.cycle_id != first.cycle_id
+
+
+def test_a_cycle_removal_cut_short_is_never_taken_for_an_open_cycle(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    c = spool.create_cycle(T0)
+    fake_increment(c, 0)
+    seal_cycle(c, "h", "incremental", tmp_path / "m", T0)
+    # kill -9 inside remove_cycle, after the rename and half of the rmtree
+    doomed = spool.cycles_dir / f".{c.cycle_id}.partial"
+    os.rename(c.path, doomed)
+    (doomed / "cycle.json").unlink()
+    assert spool.open_cycle() is None
+    spool.recover()
+    assert not doomed.exists() and spool.cycles() == []
+
+
+def test_last_backup_time_survives_local_pruning(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    assert spool.last_backup_time() is None
+    spool.record_backup_time(T0)
+    assert spool.last_backup_time() == T0

@@ -270,3 +270,22 @@ def test_keygen_writes_a_private_identity_that_age_accepts(tmp_path: Path) -> No
     again = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert again.returncode == 1 and "already exists" in again.stderr
     assert out.read_bytes() == before
+
+
+def test_init_never_changes_the_mode_of_a_folder_the_user_named(tmp_path: Path) -> None:
+    pytest.importorskip("uploader.crypto")
+    env = {**os.environ, **{k: str(tmp_path / k.lower()) for k in ENV_KEYS}}
+    shared = tmp_path / "etc"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    config = shared / "glacier-backup.toml"
+    r = subprocess.run(
+        [sys.executable, "-m", "watcher", "--config", str(config), "init"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert shared.stat().st_mode & 0o777 == 0o755
+    assert config.stat().st_mode & 0o777 == 0o600

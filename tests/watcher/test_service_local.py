@@ -65,6 +65,7 @@ def test_markers_written_while_stopped_are_handled_at_start(tmp_path: Path) -> N
         svc.wait_for(lambda e: e["event"] == "watch.uploaded", count=2)
         assert len(archives(p)) == 2
         # keep_local_cycles = 1: only the newest uploaded cycle stays in the spool
+        svc.wait_for(lambda e: e["event"] == "watch.local_cycle_removed")
         assert len(list((p.spool / "cycles").iterdir())) == 1
     finally:
         assert svc.stop() == 0

@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     if config_file.exists():
         print(f"glacier-backup: {config_file} already exists; not overwriting it")
         return FAILURE
-    paths.ensure_private_dir(config_file.parent)
+    # The default folder is ours; a folder the user named (/etc, ~) is never chmodded.
+    paths.ensure_private_dir(config_file.parent, ours=args.config is None)
     data, state = paths.data_home(), paths.state_home()
     spool, vault = data / "spool", data / "vault"
     identity_file = paths.config_home() / "identity.txt"
