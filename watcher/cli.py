@@ -14,25 +14,40 @@ from localbackup.configkit import ConfigError
 from watcher import logs
 from watcher.exitcodes import FAILURE, USAGE
 
-# Each module registers its subcommands with add_parser(subparsers) and runs them.
-COMMAND_MODULES = (
-    "watcher.commands.init",
-    "watcher.commands.keygen",
-    "watcher.commands.backup",
-    "watcher.commands.upload",
-    "watcher.commands.watch",
-    "watcher.commands.status",
-    "watcher.commands.service",
-    "watcher.commands.restore",
-    "watcher.commands.files",
-    "watcher.commands.inventory",
-    "watcher.commands.prune",
-    "watcher.commands.config_cmd",
-    "watcher.commands.legacy",
-)
+# Each module registers its subcommands with add_parser(subparsers) and runs them. The map from
+# command to module lets a run import only its own command's module (start-up time matters for
+# a backup run by a timer every hour); --help and unknown commands load them all.
+COMMANDS = {
+    "init": "watcher.commands.init",
+    "keygen": "watcher.commands.keygen",
+    "backup": "watcher.commands.backup",
+    "seal": "watcher.commands.backup",
+    "upload": "watcher.commands.upload",
+    "watch": "watcher.commands.watch",
+    "status": "watcher.commands.status",
+    "service": "watcher.commands.service",
+    "restore": "watcher.commands.restore",
+    "files": "watcher.commands.files",
+    "inventory": "watcher.commands.inventory",
+    "prune": "watcher.commands.prune",
+    "config": "watcher.commands.config_cmd",
+    "restore-legacy": "watcher.commands.legacy",
+}
+_GLOBAL_OPTIONS_WITH_VALUE = ("--config", "--log-level", "--log-format")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not a global option)."""
+    args = iter(argv)
+    for word in args:
+        if word in _GLOBAL_OPTIONS_WITH_VALUE:
+            next(args, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="glacier-backup",
         description="Incremental local backups, sealed into cycles and uploaded encrypted to "
@@ -52,13 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="console lines or JSON lines (default: console on a terminal, JSON otherwise)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    modules = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in modules:
         importlib.import_module(name).add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(command_of(argv))
     args = parser.parse_args(argv)
     logs.configure(args.log_level, args.log_format)
     log = structlog.get_logger("glacier_backup")

@@ -92,3 +92,15 @@ def test_cli_reports_config_errors_with_exit_code_2(tmp_path: Path) -> None:
         f"{path}: backup.compresion_level: unknown key (did you mean 'compression_level'?)"
         in proc.stderr
     )
+
+
+def test_each_command_is_found_in_argv_and_help_lists_them_all() -> None:
+    from watcher.cli import COMMANDS, build_parser, command_of
+
+    assert (
+        command_of(["--config", "c.toml", "--log-level", "debug", "backup", "--full"]) == "backup"
+    )
+    assert command_of(["--log-format", "json", "restore", "latest"]) == "restore"
+    assert command_of(["--help"]) is None
+    choices = build_parser(None)._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert set(COMMANDS) <= set(choices)
