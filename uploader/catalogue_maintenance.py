@@ -187,15 +187,30 @@ def open_flags(catalogue: Catalogue, store: str) -> list[Flag]:
 # -- pruning -------------------------------------------------------------------------------------
 
 
+def cycle_time(cycle_id: str) -> datetime | None:
+    """The start time encoded in a cycle id (``20261126T040000Z``, maybe ``-2``), if it is one."""
+    try:
+        return datetime.strptime(cycle_id.split("-", 1)[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
 def prune_inputs(catalogue: Catalogue, store: str) -> list[PruneArchive]:
     """The catalogue's archives (confirmed unless flagged MISSING) plus foreign ones."""
     flagged = {f.key for f in open_flags(catalogue, store) if f.kind == "missing"}
     rows = catalogue.query(
-        "SELECT key, size, uploaded_at, confirmed_at FROM archives WHERE store = ?", (store,)
+        "SELECT key, size, uploaded_at, confirmed_at, cycle_id FROM archives WHERE store = ?",
+        (store,),
     )
     out = [
-        PruneArchive(k, int(s), _req(u), confirmed=c is not None and k not in flagged)
-        for k, s, u, c in rows
+        PruneArchive(
+            k,
+            int(s),
+            _req(u),
+            confirmed=c is not None and k not in flagged,
+            taken_at=cycle_time(cid),
+        )
+        for k, s, u, c, cid in rows
     ]
     for f in foreign_archives(catalogue, store):
         created = f.created or datetime.fromtimestamp(0, UTC)

@@ -87,6 +87,13 @@ class PruneArchive:
     created: datetime  # upload time (S3/local) or the inventory's CreationDate (Glacier)
     confirmed: bool = True  # seen in the store (listing, inventory, or our own completed upload)
     ours: bool = True  # False: foreign (another tool or host): never a candidate
+    taken_at: datetime | None = None  # when the backup was taken (its cycle's start)
+
+    @property
+    def point_in_time(self) -> datetime:
+        """What "newest" and the calendar rules go by: the backup's time, not the upload's
+        (a cycle uploaded late is not newer than the ones taken after it)."""
+        return self.taken_at or self.created
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +203,7 @@ _PERIODS: tuple[tuple[str, Callable[[datetime], tuple[int, ...]]], ...] = (
 
 
 def _order(a: PruneArchive) -> tuple[datetime, str]:
-    return (a.created, a.key)
+    return (a.point_in_time, a.key)
 
 
 def _protected(ours: Sequence[PruneArchive], policy: PrunePolicy) -> dict[str, tuple[str, str]]:
@@ -215,7 +222,7 @@ def _protected(ours: Sequence[PruneArchive], policy: PrunePolicy) -> dict[str, t
         for a in newest_first:
             if len(seen) >= count:
                 break
-            p = period(a.created)
+            p = period(a.point_in_time)
             if p in seen:
                 continue
             seen.add(p)

@@ -288,3 +288,15 @@ def test_invariants(archives: list[PruneArchive], policy: PrunePolicy, nxt: int)
     assert plan_prune(list(reversed(archives)), policy, NOW, nxt) == plan
     # one decision per archive, oldest first
     assert [d.key for d in plan.decisions] == [a.key for a in sorted(archives, key=_order)]
+
+
+def test_a_cycle_uploaded_late_is_not_the_newest_backup() -> None:
+    """Newest means the backup's time: an old cycle uploaded last must not push out the newest."""
+    late = PruneArchive(
+        "old-cycle", 10, NOW - timedelta(days=1), taken_at=NOW - timedelta(days=300)
+    )
+    recent = PruneArchive(
+        "new-cycle", 10, NOW - timedelta(days=5), taken_at=NOW - timedelta(days=5)
+    )
+    plan = plan_prune([late, recent], PrunePolicy(max_store_size=15, keep_last=1), NOW)
+    assert table(plan) == [("old-cycle", "delete", "budget"), ("new-cycle", "keep", "keep_last")]
