@@ -3,8 +3,10 @@
 Increments (``.tar.zst`` streams, see docs/formats.md) are applied in order into a fresh
 directory: later members replace earlier ones (removed first, never written through). Then
 :meth:`Extractor.finish` takes the index of the target increment and removes every path it does
-not list (deletions and the old names of renames), and applies directory owners, modes and
-mtimes last, deepest first. Path safety rules live in :mod:`localbackup.safepath`.
+not list (deletions and the old names of renames), and applies the index's owners, modes and
+mtimes to every entry it keeps (the index is the truth for the point in time: with content-hash
+change detection a file only touched keeps its older tar member), directories last, deepest
+first. Path safety rules live in :mod:`localbackup.safepath`.
 
 :func:`staged_target` (in :mod:`localbackup.safepath`) puts the result in place.
 """
@@ -25,12 +27,14 @@ import structlog
 import zstandard
 
 from localbackup import cycle as fmt
-from localbackup.index import TYPE_CODE, Index, read_index
+from localbackup.index import TYPE_CODE, Index, Record, read_index
 from localbackup.pointintime import increment_chain
 from localbackup.safepath import (
     ExtractError,
+    IntegrityError,
     SafeTree,
     UnsafeMemberError,
+    check_target,
     member_parts,
     staged_target,
 )
@@ -40,9 +44,11 @@ __all__ = [
     "ExtractOptions",
     "ExtractStats",
     "Extractor",
+    "IntegrityError",
     "PathFilter",
     "UnsafeMemberError",
     "VerifyingReader",
+    "check_target",
     "restore_from_cycle_dir",
     "staged_target",
 ]
@@ -134,7 +140,7 @@ class Extractor:
                     for m in tf:
                         self._member(tf, m)
             except (tarfile.TarError, zstandard.ZstdError, EOFError) as exc:
-                raise ExtractError(f"{label}: not a valid increment: {exc}") from None
+                raise IntegrityError(f"{label}: not a valid increment: {exc}") from None
 
     def _member(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
         name = m.name.encode("utf-8", "surrogateescape")
@@ -259,7 +265,8 @@ class Extractor:
 
     # -- the end -----------------------------------------------------------------------------
     def finish(self, index: Index) -> ExtractStats:
-        """Remove what ``index`` does not list, then set directory metadata, deepest first."""
+        """Remove what ``index`` does not list and set the index's metadata on the rest:
+        files, symlinks and device nodes as they are seen, directories last, deepest first."""
         if self._xattr_failures > 1:
             self.warn(f"extended attributes could not be restored on {self._xattr_failures} paths")
         records = index.records
@@ -285,6 +292,8 @@ class Extractor:
                     if is_dir:
                         stack.append(child)
                         dirs.append(child)
+                    elif rec is not None:
+                        self._set_metadata(os.fsencode(e.path), rec, e.is_symlink())
                     continue
                 self.tree.remove(tuple(child.split(b"/")))
                 self.stats.deleted += 1
@@ -295,11 +304,17 @@ class Extractor:
             if rec is None:
                 os.chmod(full, _DEFAULT_DIR_MODE)
                 continue
-            if self.owners:
-                os.chown(full, rec[1], rec[2], follow_symlinks=False)
-            os.chmod(full, rec[0] & 0o7777)
-            os.utime(full, ns=(rec[4], rec[4]), follow_symlinks=False)
+            self._set_metadata(full, rec, False)
         return self.stats
+
+    def _set_metadata(self, full: bytes, rec: Record, symlink: bool) -> None:
+        """Owner (before the mode: chown clears set-id bits), mode and mtime of ``rec``; a
+        symlink's own owner and mtime, never its target's (it has no mode of its own)."""
+        if self.owners:
+            os.chown(full, rec[1], rec[2], follow_symlinks=False)
+        if not symlink:
+            os.chmod(full, rec[0] & 0o7777)
+        os.utime(full, ns=(rec[4], rec[4]), follow_symlinks=False)
 
 
 def _show(name: bytes) -> str:
@@ -323,7 +338,7 @@ class VerifyingReader:
         self._hash.update(data)
         self._left -= len(data)
         if want and not data:
-            raise ExtractError(f"{self.name}: ends {self._left} bytes early")
+            raise IntegrityError(f"{self.name}: ends {self._left} bytes early")
         return data
 
     def verify(self) -> None:
@@ -331,9 +346,9 @@ class VerifyingReader:
         while self._left:
             self.read(_COPY)
         if self._src.read(1):
-            raise ExtractError(f"{self.name}: longer than its manifest says")
+            raise IntegrityError(f"{self.name}: longer than its manifest says")
         if self._hash.hexdigest() != self._sha256:
-            raise ExtractError(f"{self.name}: SHA-256 does not match the cycle's manifest")
+            raise IntegrityError(f"{self.name}: SHA-256 does not match the cycle's manifest")
 
 
 def restore_from_cycle_dir(

@@ -12,7 +12,8 @@ Entries are created with ``O_EXCL | O_NOFOLLOW`` after removing what was at the 
 existing symlink (or hardlink) at the final component is replaced, never written through.
 
 :func:`staged_target` is how a restore reaches its destination: all work happens in
-``.<name>.restoring`` next to it, renamed into place only on success.
+``.<name>.restoring`` next to it, renamed into place only on success (inside it, for a mount
+point); :func:`check_target` checks its preconditions before any costly work.
 """
 
 from __future__ import annotations
@@ -25,11 +26,25 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ExtractError", "SafeTree", "UnsafeMemberError", "member_parts", "staged_target"]
+__all__ = [
+    "STAGE_NAME",
+    "ExtractError",
+    "IntegrityError",
+    "SafeTree",
+    "UnsafeMemberError",
+    "check_target",
+    "member_parts",
+    "staged_target",
+    "stages_inside",
+]
 
 
 class ExtractError(Exception):
     """A restore cannot go on (bad archive, I/O error); the partial result is discarded."""
+
+
+class IntegrityError(ExtractError):
+    """The data read does not match what it must be (a checksum, a size, a valid stream)."""
 
 
 class UnsafeMemberError(ExtractError):
@@ -182,6 +197,66 @@ def _force_rmtree(path: Path) -> None:
         shutil.rmtree(path, onerror=onerror)
 
 
+STAGE_NAME = ".glacier-restoring"  # the work directory inside a mount-point target
+_REPLACED_NAME = ".glacier-replaced"  # the old contents of such a target, during --force
+_STAGE_NAMES = frozenset({STAGE_NAME, _REPLACED_NAME})
+
+
+def stages_inside(to: Path) -> bool:
+    """Whether a restore into ``to`` must be staged inside it rather than next to it.
+
+    True when ``to`` is an existing directory on another filesystem than its parent (a mount
+    point, e.g. a freshly mounted disk): a directory there cannot be renamed onto it.
+    """
+    try:
+        st = os.lstat(to)
+        if not stat.S_ISDIR(st.st_mode):
+            return False
+        return os.path.ismount(to) or st.st_dev != os.stat(to.parent).st_dev
+    except OSError:
+        return False
+
+
+def _entries(to: Path, inside: bool) -> list[str]:
+    """The names in ``to``; inside-staged targets ignore leftovers of a killed restore."""
+    names = os.listdir(to)
+    return [n for n in names if n not in _STAGE_NAMES] if inside else names
+
+
+def _writable_dir(path: Path, what: str) -> None:
+    """``path``, or the nearest existing ancestor that would hold it, is a writable directory."""
+    probe = path
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ExtractError(f"{what}: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ExtractError(f"{what}: {probe} is not writable")
+
+
+def check_target(to: Path, *, force: bool = False, download_dir: Path | None = None) -> None:
+    """Every precondition of :func:`staged_target`, checked before any costly work.
+
+    Raises :class:`ExtractError` if ``to`` exists and is not a directory, is not empty without
+    ``force``, or if the directory the restore is staged in (or ``download_dir``, where a
+    retrieved archive would be downloaded) cannot be created or written.
+    """
+    to = Path(os.path.abspath(to))
+    inside = False
+    if os.path.lexists(to):
+        if to.is_symlink() or not to.is_dir():
+            raise ExtractError(f"{to} exists and is not a directory")
+        inside = stages_inside(to)
+        if _entries(to, inside) and not force:
+            raise ExtractError(f"{to} is not empty (use --force to replace its contents)")
+    if inside:
+        _writable_dir(to, f"cannot restore into {to}")
+    else:
+        _writable_dir(to.parent, f"cannot restore into {to}")
+    if download_dir is not None:
+        _writable_dir(download_dir, f"cannot download into {download_dir}")
+
+
 @contextlib.contextmanager
 def staged_target(to: Path, *, force: bool = False) -> Iterator[Path]:
     """A fresh directory to restore into, put in place of ``to`` only if the block succeeds.
@@ -190,14 +265,19 @@ def staged_target(to: Path, *, force: bool = False) -> Iterator[Path]:
     failure it is removed. A non-empty ``to`` is refused unless ``force``: then, on success,
     ``to`` is renamed to ``.<name>.replaced``, the restored tree renamed to ``to``, and the old
     tree deleted.
+
+    When ``to`` is a mount point (or otherwise on another filesystem than its parent), the work
+    happens in ``to/.glacier-restoring`` instead, whose entries are moved up into ``to`` on
+    success (renames within one filesystem); on failure it is removed, so ``to`` keeps exactly
+    what it had.
     """
     to = Path(os.path.abspath(to))
+    check_target(to, force=force)
+    if stages_inside(to):
+        with _staged_inside(to) as work:
+            yield work
+        return
     existed = os.path.lexists(to)
-    if existed:
-        if to.is_symlink() or not to.is_dir():
-            raise ExtractError(f"{to} exists and is not a directory")
-        if any(to.iterdir()) and not force:
-            raise ExtractError(f"{to} is not empty (use --force to replace its contents)")
     to.parent.mkdir(parents=True, exist_ok=True)
     work = to.parent / f".{to.name}.restoring"
     if os.path.lexists(work):
@@ -218,7 +298,77 @@ def staged_target(to: Path, *, force: bool = False) -> Iterator[Path]:
     except BaseException:
         _force_rmtree(work)
         raise
-    fd = os.open(to.parent, os.O_RDONLY | os.O_DIRECTORY)
+    _fsync_dir(to.parent)
+
+
+@contextlib.contextmanager
+def _staged_inside(to: Path) -> Iterator[Path]:
+    """:func:`staged_target` for a target that cannot be renamed onto: stage inside it."""
+    work = to / STAGE_NAME
+    old = to / _REPLACED_NAME
+    for leftover in (work, old):  # left by an earlier restore that was killed
+        if os.path.lexists(leftover):
+            _force_rmtree(leftover)
+    os.mkdir(work, 0o700)
+    try:
+        yield work
+        restored = os.listdir(work)
+        if STAGE_NAME in restored or _REPLACED_NAME in restored:
+            raise ExtractError(
+                f"the restored tree has a top-level entry named {STAGE_NAME} or "
+                f"{_REPLACED_NAME}: restore into a directory that is not a mount point"
+            )
+        _swap_entries(to, work, old, restored)
+        os.rmdir(work)
+    except BaseException:
+        _force_rmtree(work)
+        with contextlib.suppress(OSError):
+            os.rmdir(old)  # emptied by the rollback
+        raise
+    _force_rmtree(old)
+    _fsync_dir(to)
+
+
+def _swap_entries(to: Path, work: Path, old: Path, restored: list[str]) -> None:
+    """Move the old entries of ``to`` into ``old``, then those of ``work`` up into ``to``;
+    on failure move everything back where it was."""
+    moved_out: list[str] = []
+    moved_up: list[str] = []
+    try:
+        previous = _entries(to, True)
+        if previous:
+            os.mkdir(old, 0o700)
+            for name in previous:
+                _move(to / name, old / name)
+                moved_out.append(name)
+        for name in restored:
+            _move(work / name, to / name)
+            moved_up.append(name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            for name in reversed(moved_up):
+                _move(to / name, work / name)
+            for name in reversed(moved_out):
+                _move(old / name, to / name)
+        raise
+
+
+def _move(src: Path, dst: Path) -> None:
+    """Rename to another directory of the same filesystem. A directory changing parent must
+    be writable (its ``..`` entry changes): a restored read-only one is lent ``u+w``."""
+    st = os.lstat(src)
+    if stat.S_ISDIR(st.st_mode) and not os.access(src, os.W_OK, follow_symlinks=False):
+        os.chmod(src, stat.S_IMODE(st.st_mode) | stat.S_IWUSR)
+        try:
+            os.rename(src, dst)
+        finally:
+            os.chmod(dst if os.path.lexists(dst) else src, stat.S_IMODE(st.st_mode))
+    else:
+        os.rename(src, dst)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:

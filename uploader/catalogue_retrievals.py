@@ -109,6 +109,16 @@ def set_download(catalogue: Catalogue, retrieval: int, path: Path, range_size: i
         )
 
 
+def forget_download(catalogue: Catalogue, retrieval: int) -> None:
+    """Forget the download of a retrieval (its file and ranges can no longer be trusted)."""
+    with catalogue.transaction() as db:
+        db.execute("DELETE FROM retrieval_ranges WHERE retrieval = ?", (retrieval,))
+        db.execute(
+            "UPDATE retrievals SET download_path = NULL, range_size = NULL WHERE id = ?",
+            (retrieval,),
+        )
+
+
 def record_range(catalogue: Catalogue, retrieval: int, start: int, end: int) -> None:
     """A range ``[start, end)`` written to the download file and verified."""
     with catalogue.transaction() as db:

@@ -12,13 +12,22 @@ What is verified per range:
 * S3: the length of each range (``Content-Length``). S3 has no per-range checksum to give (an
   object's full checksum covers the whole object, a multipart one covers parts of the upload's
   part size): the content is authenticated afterwards by age (every 64 KiB chunk carries a
-  Poly1305 tag) and by the SHA-256 of every bundle file in ``cycle.json``.
+  Poly1305 tag) and by the SHA-256 of every bundle file in ``cycle.json``. Every range is
+  pinned to the object seen when the download started: its ETag (and VersionId, in a
+  versioned bucket) is kept next to the download (``<name>.part.version``) and sent with each
+  ranged GET (``If-Match``), so a replaced object fails the download (which is then discarded)
+  instead of mixing two objects' bytes.
+
+When the restore from a finished download fails an integrity check (age authentication, a
+SHA-256 or a malformed bundle), :func:`forget_download` drops its recorded ranges and the file:
+``restore --resume`` then downloads it again rather than reusing bad bytes forever.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -33,9 +42,10 @@ from uploader import catalogue_retrievals as cr
 from uploader.catalogue import Catalogue
 from uploader.crypto import Identity
 from uploader.restore import OnPlan, RestoreResult, restore_stream
-from uploader.retrieval import VAULT, RetrievalExpired
+from uploader.retrieval import VAULT, RetrievalError, RetrievalExpired
 from uploader.stores.base import MiB, Store, TransientStoreError
 from uploader.stores.glacier_jobs import JobOutputExpired, tree_hash_ranges
+from uploader.stores.s3 import ObjectChanged
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +54,11 @@ DEFAULT_PARALLEL = 4
 _ATTEMPTS = 4
 
 OnRange = Callable[[int, int, int], None]  # (bytes done, total bytes, ranges left)
+Pin = dict[str, str]  # read() keywords pinning one object version: if_match, version_id
+
+
+class DownloadDiscarded(RetrievalError):
+    """The object changed during the download: the partial download was discarded."""
 
 
 def download_path(to: Path, key: str) -> Path:
@@ -70,10 +85,19 @@ async def download(
     """Fetch every range not yet recorded into ``path``; returns how many were fetched."""
     ranges = plan_ranges(record, range_size)
     ensure_private_dir(path.parent)
-    fresh = record.download_path != path or record.range_size != range_size or not path.is_file()
+    versioned = record.storage_class != VAULT and hasattr(store, "object_version")
+    pin = _read_pin(path) if versioned else {}
+    fresh = (
+        record.download_path != path
+        or record.range_size != range_size
+        or not path.is_file()
+        or (versioned and not pin)
+    )
     if fresh:
         await asyncio.to_thread(cr.set_download, catalogue, record.id, path, range_size)
         path.unlink(missing_ok=True)
+        if versioned:
+            pin = await _pin_object(store, record.key, path)
     done = await asyncio.to_thread(cr.done_ranges, catalogue, record.id)
     todo = [r for r in ranges if r not in done]
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -84,7 +108,7 @@ async def download(
 
         async def one(a: int, b: int) -> None:
             async with gate:
-                data = await _fetch(store, record, a, b)
+                data = await _fetch(store, record, a, b, pin)
                 await asyncio.to_thread(_write, fd, a, data)
                 await asyncio.to_thread(cr.record_range, catalogue, record.id, a, b)
             progress[0] += b - a
@@ -100,6 +124,12 @@ async def download(
             f"the staged copy of {record.key} expired during the download "
             f"({group.exceptions[0]}): run restore --resume again to request it anew"
         ) from None
+    except* ObjectChanged as group:
+        await asyncio.to_thread(forget_download, catalogue, record, path)
+        raise DownloadDiscarded(
+            f"{group.exceptions[0]}: the partial download was discarded; check what replaced "
+            f"{record.key} in the store, then run restore --resume to download it anew"
+        ) from None
     finally:
         os.close(fd)
     log.info("retrieval.downloaded", key=record.key, ranges=len(todo), skipped=len(done))
@@ -114,12 +144,47 @@ def _write(fd: int, offset: int, data: bytes) -> None:
     os.fsync(fd)
 
 
-async def _fetch(store: Store, record: cr.RetrievalRecord, a: int, b: int) -> bytes:
+def _version_path(path: Path) -> Path:
+    return path.with_name(path.name + ".version")
+
+
+def _read_pin(path: Path) -> Pin:
+    """The object version a download in ``path`` is pinned to; empty if none is recorded."""
+    try:
+        raw = json.loads(_version_path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(raw, dict) or not isinstance(raw.get("if_match"), str):
+        return {}
+    return {k: v for k, v in raw.items() if k in ("if_match", "version_id") and isinstance(v, str)}
+
+
+async def _pin_object(store: Store, key: str, path: Path) -> Pin:
+    """Record the ETag and VersionId of ``key`` as it is now, for every ranged GET."""
+    s: Any = store
+    etag, version_id = await s.object_version(key)
+    pin = {"if_match": etag} | ({"version_id": version_id} if version_id else {})
+
+    def write() -> None:
+        tmp = _version_path(path).with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(pin, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, _version_path(path))
+
+    await asyncio.to_thread(write)
+    log.info("retrieval.pinned", key=key, **pin)
+    return pin
+
+
+async def _fetch(store: Store, record: cr.RetrievalRecord, a: int, b: int, pin: Pin) -> bytes:
     """One range, whole and verified, retried on transient errors (cut, hash mismatch)."""
     for attempt in range(_ATTEMPTS):
         try:
             buf = bytearray()
-            async for chunk in _reader(store, record, a, b):
+            async for chunk in _reader(store, record, a, b, pin):
                 buf += chunk
             if len(buf) != b - a:
                 raise TransientStoreError(f"range {a}-{b}: {len(buf)} bytes, expected {b - a}")
@@ -132,12 +197,17 @@ async def _fetch(store: Store, record: cr.RetrievalRecord, a: int, b: int) -> by
     raise AssertionError("unreachable")
 
 
-def _reader(store: Store, record: cr.RetrievalRecord, a: int, b: int) -> AsyncIterator[bytes]:
+def _reader(
+    store: Store, record: cr.RetrievalRecord, a: int, b: int, pin: Pin
+) -> AsyncIterator[bytes]:
+    s: Any = store
     if record.storage_class == VAULT:
-        s: Any = store
         assert record.job_id is not None
         chunks: AsyncIterator[bytes] = s.read_job_output(record.job_id, a, b)
         return chunks
+    if pin:
+        pinned: AsyncIterator[bytes] = s.read(record.key, a, b, **pin)
+        return pinned
     return store.read(record.key, a, b)
 
 
@@ -170,5 +240,14 @@ async def restore_downloaded(
 
 def remove_download(path: Path) -> None:
     path.unlink(missing_ok=True)
+    _version_path(path).unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # not empty: another download shares it
         path.parent.rmdir()
+
+
+def forget_download(catalogue: Catalogue, record: cr.RetrievalRecord, path: Path) -> None:
+    """Drop a download whose bytes cannot be trusted: its recorded ranges, its file and its
+    pinned version. The retrieval itself stays recorded: ``--resume`` downloads it again."""
+    cr.forget_download(catalogue, record.id)
+    remove_download(path)
+    log.warning("retrieval.download_discarded", key=record.key, path=str(path))

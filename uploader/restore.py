@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COLD_STORAGE_CLASSES",
     "ArchiveRef",
+    "CorruptArchive",
     "RestoreError",
     "RestoreResult",
     "RetrievalRequired",
@@ -68,6 +69,10 @@ OnPlan = Callable[[SealedCycle, IncrementManifest], None]
 
 class RestoreError(Exception):
     """The archive cannot be restored (malformed bundle, no key to decrypt it, ...)."""
+
+
+class CorruptArchive(RestoreError):
+    """The archive's bytes do not make a valid bundle (cut, damaged, or not a bundle)."""
 
 
 class RetrievalRequired(RestoreError):
@@ -193,9 +198,9 @@ def restore_stream(
                     m = bundle.next()
                     if m is None or m.name != f"{cycle.cycle_id}/{f.name}" or not m.isreg():
                         got = "the end" if m is None else repr(m.name)
-                        raise RestoreError(f"bundle: expected {f.name}, found {got}")
+                        raise CorruptArchive(f"bundle: expected {f.name}, found {got}")
                     if m.size != f.size:
-                        raise RestoreError(
+                        raise CorruptArchive(
                             f"bundle: {f.name} has {m.size} bytes, cycle.json says {f.size}"
                         )
                     if f.name not in chain and f.name != inc.index.name:
@@ -209,17 +214,17 @@ def restore_stream(
                         return RestoreResult(cycle, inc, extractor.finish(index))
                     extractor.apply(reader, f.name)
                     reader.verify()
-                raise RestoreError(f"bundle: no index {inc.index.name}")
+                raise CorruptArchive(f"bundle: no index {inc.index.name}")
     except tarfile.TarError as exc:
-        raise RestoreError(f"the archive is not a valid bundle: {exc}") from None
+        raise CorruptArchive(f"the archive is not a valid bundle: {exc}") from None
 
 
 def _read_cycle_json(bundle: tarfile.TarFile) -> SealedCycle:
     first = bundle.next()
     if first is None or not first.isreg() or not first.name.endswith(f"/{CYCLE_JSON}"):
-        raise RestoreError("the bundle does not start with cycle.json")
+        raise CorruptArchive("the bundle does not start with cycle.json")
     if first.size > _MAX_CYCLE_JSON:
-        raise RestoreError(f"cycle.json is implausibly large ({first.size} bytes)")
+        raise CorruptArchive(f"cycle.json is implausibly large ({first.size} bytes)")
     f = bundle.extractfile(first)
     assert f is not None
     try:
@@ -227,9 +232,9 @@ def _read_cycle_json(bundle: tarfile.TarFile) -> SealedCycle:
     except (ValueError, KeyError, TypeError) as exc:
         if isinstance(exc, FormatError):
             raise RestoreError(f"cycle.json: {exc}") from None
-        raise RestoreError(f"cycle.json is malformed: {exc!r}") from None
+        raise CorruptArchive(f"cycle.json is malformed: {exc!r}") from None
     if first.name != f"{cycle.cycle_id}/{CYCLE_JSON}":
-        raise RestoreError(f"the bundle's first member {first.name!r} does not match its cycle")
+        raise CorruptArchive(f"the bundle's first member {first.name!r} does not match its cycle")
     return cycle
 
 

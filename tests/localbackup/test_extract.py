@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -266,3 +266,121 @@ def test_an_extractor_can_be_driven_directly(tmp_path: Path) -> None:
         stats = ex.finish(read_index(f))
     assert stats.deleted == 0
     assert snapshot(restored(out, h.src)) == h.snapshots[0]
+
+
+def test_content_hash_mode_restores_the_index_metadata_of_touched_files(tmp_path: Path) -> None:
+    """An unchanged-content file only touched (a new mtime) keeps its older tar member under
+    content-hash change detection; the restore must still give it the index's metadata."""
+    src = tmp_path / "src"
+    src.mkdir()
+    f = src / "a"
+    f.write_text("same")
+    f.chmod(0o644)
+    os.symlink("a", src / "ln")
+    old, new = 1_600_000_000_000_000_000, 1_700_000_000_123_456_789
+    os.utime(f, ns=(old, old))
+    os.utime(src / "ln", ns=(old, old), follow_symlinks=False)
+    cfg = BackupConfig(
+        sources=(src,),
+        spool_dir=tmp_path / "spool",
+        host="h",
+        change_detection="content",
+        compression_threads=1,
+    )
+    run_backup_step(cfg, tmp_path / "m", now=T0)
+    os.utime(f, ns=(new, new))  # touched, content unchanged
+    os.utime(src / "ln", ns=(new, new), follow_symlinks=False)
+    run_backup_step(cfg, tmp_path / "m", now=T0 + timedelta(hours=1))
+    (c,) = Spool(cfg.spool_dir).cycles()
+    out = tmp_path / "out"
+    restore_from_cycle_dir(c.path, c.manifests(), 1, out)
+    got = restored(out, src)
+    assert (got / "a").stat().st_mtime_ns == new
+    assert (got / "ln").lstat().st_mtime_ns == new
+    assert snapshot(got) == snapshot(src)
+    # ... and the older point in time still has the older metadata.
+    out0 = tmp_path / "out0"
+    restore_from_cycle_dir(c.path, c.manifests(), 0, out0)
+    assert (restored(out0, src) / "a").stat().st_mtime_ns == old
+
+
+@pytest.fixture
+def mounted(tmp_path: Path) -> Iterator[Path]:
+    """An empty tmpfs mounted at ``tmp_path/disk`` (another filesystem than its parent)."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    try:
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64m,mode=0755", "tmpfs", str(disk)],
+            check=True,
+            capture_output=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot mount a tmpfs here (needs root and mount rights): {exc}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_mount_point_target_is_restored_in_place(tmp_path: Path, mounted: Path) -> None:
+    h = make_history(tmp_path)
+    assert os.path.ismount(mounted)
+    restore_from_cycle_dir(h.cycle.path, h.cycle.manifests(), 3, mounted)
+    assert snapshot(restored(mounted, h.src)) == h.snapshots[3]
+    assert ".glacier-restoring" not in os.listdir(mounted)
+    assert not (tmp_path / ".disk.restoring").exists()
+
+
+def test_a_failed_restore_into_a_mount_point_leaves_it_empty(tmp_path: Path, mounted: Path) -> None:
+    h = make_history(tmp_path)
+    manifests = h.cycle.manifests()
+    tar = h.cycle.path / manifests[1].tar.name
+    data = bytearray(tar.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    tar.write_bytes(bytes(data))
+    with pytest.raises(ExtractError):
+        restore_from_cycle_dir(h.cycle.path, manifests, 2, mounted)
+    assert os.listdir(mounted) == []
+    assert not (tmp_path / ".disk.restoring").exists()
+
+
+def test_force_into_a_mount_point_replaces_its_contents(tmp_path: Path, mounted: Path) -> None:
+    h = make_history(tmp_path)
+    (mounted / "old.txt").write_text("old")
+    (mounted / ".glacier-restoring").mkdir()  # left by a killed restore: ignored, removed
+    with pytest.raises(ExtractError, match="not empty"):
+        restore_from_cycle_dir(h.cycle.path, h.cycle.manifests(), 1, mounted)
+    restore_from_cycle_dir(h.cycle.path, h.cycle.manifests(), 1, mounted, force=True)
+    assert snapshot(restored(mounted, h.src)) == h.snapshots[1]
+    assert sorted(os.listdir(mounted)) == [str(h.src).lstrip("/").split("/")[0]]
+
+
+def test_a_failure_while_moving_staged_entries_up_puts_everything_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from localbackup import safepath
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    monkeypatch.setattr(safepath, "stages_inside", lambda to: True)
+    real_move = safepath._move
+    moved: list[str] = []
+
+    def failing_move(src: Path, dst: Path) -> None:
+        if src.parent.name == ".glacier-restoring" and moved:
+            raise OSError("disk gone")
+        if src.parent.name == ".glacier-restoring":
+            moved.append(src.name)
+        real_move(src, dst)
+
+    monkeypatch.setattr(safepath, "_move", failing_move)
+    with pytest.raises(OSError, match="disk gone"), staged_target(out, force=True) as work:
+        assert work == out / ".glacier-restoring"
+        (work / "new1").write_text("1")
+        (work / "new2").write_text("2")
+    assert sorted(os.listdir(out)) == ["old.txt"]
+    assert (out / "old.txt").read_text() == "old"

@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,14 @@ from localbackup.seal import seal_cycle
 from localbackup.spool import Spool
 from localbackup.step import run_backup_step
 from tests.localbackup.test_extract import T0, History, make_history, restored, snapshot
-from tests.uploader.conftest import make_bucket
+from tests.uploader.conftest import make_bucket, s3_store
 from tests.uploader.glacier_support import make_vault
+from uploader import catalogue_retrievals as cr
+from uploader import cold_download as dl
 from uploader import retrieval as rt
+from uploader.catalogue import Catalogue
 from uploader.crypto import write_identity_file
+from uploader.stores.s3 import S3Store
 from watcher.commands import restore as command
 from watcher.commands import upload
 from watcher.config import AppConfig, config_from_dict
@@ -272,3 +277,177 @@ def test_an_s3_object_restored_by_someone_else_is_not_requested_again(
     assert run_cli(config, "restore", "--to", str(out)) == 0
     assert "a restored copy is there already" in capsys.readouterr().out
     assert snapshot(restored(out, h.src)) == h.snapshots[-1]
+
+
+# -- target preconditions come before any retrieval -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "argv", "code", "message"),
+    [
+        ("non-empty", ["--yes"], 1, "is not empty (use --force"),
+        ("non-empty", ["--force"], 2, "is not empty: add --yes to replace"),
+        ("under-a-file", ["--yes"], 1, "is not a directory"),
+        ("a-file", ["--yes"], 1, "exists and is not a directory"),
+    ],
+)
+def test_a_bad_target_is_refused_before_a_retrieval_is_requested(
+    tmp_path: Path,
+    glacier_emulator: Emulator,
+    aws_env: None,
+    capsys: pytest.CaptureFixture[str],
+    target: str,
+    argv: list[str],
+    code: int,
+    message: str,
+) -> None:
+    emu = glacier_emulator
+    h = make_history(tmp_path)
+    config = _uploaded(tmp_path, h, _vault_store(emu))
+    out = tmp_path / "out"
+    if target == "non-empty":
+        out.mkdir()
+        (out / "keep.txt").write_text("mine")
+    elif target == "under-a-file":
+        (tmp_path / "file").write_text("x")
+        out = tmp_path / "file" / "out"
+    else:
+        out.write_text("x")
+    jobs = emu.control.request_count("InitiateJob")
+    capsys.readouterr()
+    assert run_cli(config, "restore", "--to", str(out), *argv) == code
+    assert message in capsys.readouterr().err
+    assert emu.control.request_count("InitiateJob") == jobs  # nothing requested, nor billed
+    with sqlite3.connect(tmp_path / "state" / "catalogue.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM retrievals").fetchone() == (0,)
+
+
+def test_a_target_filled_while_the_retrieval_ran_is_refused_before_the_download(
+    tmp_path: Path,
+    glacier_emulator: Emulator,
+    aws_env: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    emu = glacier_emulator
+    h = make_history(tmp_path)
+    config = _uploaded(tmp_path, h, _vault_store(emu))
+    out = tmp_path / "out"
+    assert run_cli(config, "restore", "--to", str(out), "--yes") == 0
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    emu.control.advance(4 * HOUR + 60)
+    downloads = emu.control.request_count("GetJobOutput")
+    capsys.readouterr()
+    assert run_cli(config, "restore", "--to", str(out), "--resume") == 1
+    assert "is not empty" in capsys.readouterr().err
+    assert emu.control.request_count("GetJobOutput") == downloads  # nothing downloaded
+    assert not (tmp_path / ".out.retrieval").exists()
+    (out / "keep.txt").unlink()  # the recorded retrieval is still there to resume
+    assert run_cli(config, "restore", "--to", str(out), "--resume") == 0
+    assert snapshot(restored(out, h.src)) == h.snapshots[-1]
+
+
+# -- S3: bad bytes are not trusted forever, and ranges come from one object -------------------
+
+
+def _deep_archive(moto_server: str) -> dict[str, object]:
+    return {
+        "type": "s3",
+        "bucket": make_bucket(moto_server),
+        "prefix": "p/",
+        "storage_class": "DEEP_ARCHIVE",
+        "endpoint_url": moto_server,
+        "region": "us-east-1",
+    }
+
+
+def test_an_s3_download_failing_authentication_is_discarded_and_resume_fetches_it_again(
+    tmp_path: Path,
+    moto_server: str,
+    aws_env: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    h = make_history(tmp_path)
+    config = _uploaded(tmp_path, h, _deep_archive(moto_server))
+    real_read = S3Store.read
+    reads: list[int] = []
+
+    async def flip(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        data = bytearray()
+        async for c in chunks:
+            data += c
+        data[len(data) // 2] ^= 0x01  # right length, wrong bytes (in the age payload)
+        yield bytes(data)
+
+    def read(self: S3Store, key: str, start: int = 0, end: int | None = None, **kw: Any) -> Any:
+        reads.append(start)
+        chunks = real_read(self, key, start, end, **kw)
+        return flip(chunks) if len(reads) == 1 else chunks
+
+    monkeypatch.setattr(S3Store, "read", read)
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert run_cli(config, "restore", "--to", str(out), "--yes") == 1
+    err = capsys.readouterr().err
+    assert "was discarded" in err and "--resume" in err
+    assert not out.exists()
+    assert not list((tmp_path / ".out.retrieval").glob("*"))  # no .part file kept
+    with sqlite3.connect(tmp_path / "state" / "catalogue.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM retrievals").fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM retrieval_ranges").fetchone() == (0,)
+    first = len(reads)
+    assert run_cli(config, "restore", "--to", str(out), "--resume") == 0
+    assert len(reads) - first == first  # every range downloaded again
+    assert "ranges downloaded and verified" in capsys.readouterr().out
+    assert snapshot(restored(out, h.src)) == h.snapshots[-1]
+
+
+async def test_an_s3_object_replaced_during_a_download_is_never_mixed_in(
+    tmp_path: Path, moto_server: str, aws_env: None
+) -> None:
+    import boto3
+
+    bucket = make_bucket(moto_server)
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    key = "h/20260101T000000Z.tar.age"
+    v1, v2 = os.urandom(3 << 20), os.urandom(3 << 20)
+    s3.put_object(Bucket=bucket, Key=f"pfx/{key}", Body=v1)
+    catalogue = Catalogue(tmp_path / "cat.sqlite3")
+    record = cr.record_request(
+        catalogue,
+        store=f"s3://{bucket}/pfx/",
+        key=key,
+        archive_id=None,
+        size=len(v1),
+        storage_class="DEEP_ARCHIVE",
+        tier="Bulk",
+        days=3,
+        job_id=None,
+    )
+    path = dl.download_path(tmp_path / "out", key)
+
+    class Killed(Exception):
+        pass
+
+    def killed(done: int, total: int, left: int) -> None:
+        raise Killed  # the first range is recorded, then the command dies
+
+    async with s3_store(moto_server, bucket) as store:
+        with pytest.raises(ExceptionGroup) as killed_group:
+            await dl.download(
+                store, catalogue, record, path, range_size=1 << 20, parallel=1, on_range=killed
+            )
+        assert killed_group.group_contains(Killed)
+        assert len(cr.done_ranges(catalogue, record.id)) == 1
+        s3.put_object(Bucket=bucket, Key=f"pfx/{key}", Body=v2)  # replaced under the same key
+        resumed = cr.find_retrieval(catalogue, record.store, key)
+        assert resumed is not None
+        with pytest.raises(dl.DownloadDiscarded, match="no longer the object"):
+            await dl.download(store, catalogue, resumed, path, range_size=1 << 20)
+        assert cr.done_ranges(catalogue, record.id) == set()
+        assert not path.exists()
+        again = cr.find_retrieval(catalogue, record.store, key)
+        assert again is not None
+        assert await dl.download(store, catalogue, again, path, range_size=1 << 20) == 3
+        assert path.read_bytes() == v2

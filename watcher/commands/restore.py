@@ -18,7 +18,13 @@ import structlog
 
 from localbackup.configkit import format_size
 from localbackup.cycle import FormatError, IncrementManifest, SealedCycle, load_sealed_cycle
-from localbackup.extract import ExtractError, ExtractOptions, ExtractStats, restore_from_cycle_dir
+from localbackup.extract import (
+    ExtractError,
+    ExtractOptions,
+    ExtractStats,
+    check_target,
+    restore_from_cycle_dir,
+)
 from localbackup.index import IndexFormatError
 from localbackup.pointintime import (
     PointInTimeError,
@@ -121,8 +127,9 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     except PointInTimeError as exc:
         return _usage(str(exc))
     to: Path = args.to.expanduser().absolute()
-    if not _may_replace(to, args):
-        return USAGE
+    refused = _target_refused(to, args)
+    if refused is not None:
+        return refused
     options = ExtractOptions(patterns=tuple(args.path), allow_devices=args.allow_devices)
     try:
         if args.from_spool:
@@ -250,6 +257,16 @@ def _print_plan(
     )
     print(f"  applying increments {', '.join(map(str, chain))} ({format_size(size)} compressed)")
     sys.stdout.flush()
+
+
+def _target_refused(to: Path, args: argparse.Namespace) -> int | None:
+    """Every precondition on the target, before any work (the exit code if one fails): a cold
+    restore would otherwise pay for a retrieval and download it all, only to be refused."""
+    try:
+        check_target(to, force=args.force)
+    except ExtractError as exc:
+        return _fail(str(exc))
+    return None if _may_replace(to, args) else USAGE
 
 
 def _may_replace(to: Path, args: argparse.Namespace) -> bool:

@@ -15,17 +15,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from localbackup.configkit import format_size
-from localbackup.extract import ExtractOptions, ExtractStats
+from localbackup.extract import ExtractOptions, ExtractStats, IntegrityError, check_target
 from uploader import catalogue_retrievals as cr
 from uploader import cold_download as dl
 from uploader import retrieval as rt
 from uploader.catalogue import Catalogue
 from uploader.catalogue_maintenance import archive_id_of
-from uploader.crypto import Identity
-from uploader.restore import ArchiveRef, OnPlan, RestoreError
+from uploader.crypto import HeaderError, Identity, PayloadError
+from uploader.restore import ArchiveRef, CorruptArchive, OnPlan, RestoreError
 from uploader.stores.base import MiB, Store
 
 Sleep = Callable[[float], Awaitable[None]]
+
+# Failures meaning the downloaded bytes are bad (not the key, the target or the disk): the
+# download is discarded so that --resume fetches it again.
+_BAD_DOWNLOAD = (HeaderError, PayloadError, IntegrityError, CorruptArchive)
 
 
 class RetrievalDeclined(RestoreError):
@@ -85,7 +89,13 @@ async def restore_cold(
     on_plan: OnPlan,
     sleep: Sleep = asyncio.sleep,
 ) -> ExtractStats | None:
-    """Restore once the archive is retrieved; None (after saying so) while it is not yet."""
+    """Restore once the archive is retrieved; None (after saying so) while it is not yet.
+
+    The target's preconditions (empty unless --force, writable) are checked first: a
+    retrieval is billed and a download may take hours, neither is wasted on a bad ``--to``.
+    """
+    path = dl.download_path(to, archive.key)
+    check_target(to, force=args.force, download_dir=path.parent)
     record = await asyncio.to_thread(cr.find_retrieval, catalogue, store.name, archive.key)
     if record is None:
         if args.resume:
@@ -111,7 +121,6 @@ async def restore_cold(
         return None
     if record.state != cr.READY:
         await asyncio.to_thread(cr.mark_ready, catalogue, record.id)
-    path = dl.download_path(to, archive.key)
     print(f"downloading {archive.key} ({format_size(record.size)}) into {path.parent}")
     fetched = await dl.download(
         store,
@@ -125,15 +134,22 @@ async def restore_cold(
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(f"  {fetched} ranges downloaded and verified")
-    result = await dl.restore_downloaded(
-        path,
-        to,
-        identities=identities,
-        at=at,
-        force=args.force,
-        options=options,
-        on_plan=on_plan,
-    )
+    try:
+        result = await dl.restore_downloaded(
+            path,
+            to,
+            identities=identities,
+            at=at,
+            force=args.force,
+            options=options,
+            on_plan=on_plan,
+        )
+    except _BAD_DOWNLOAD as exc:
+        await asyncio.to_thread(dl.forget_download, catalogue, record, path)
+        raise type(exc)(
+            f"{exc} (the downloaded copy of {archive.key} failed this check and was discarded: "
+            "run the same command with --resume to download it again)"
+        ) from exc
     dl.remove_download(path)
     await asyncio.to_thread(cr.drop_retrieval, catalogue, record.id)
     return result.stats
