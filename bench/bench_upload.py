@@ -1,10 +1,23 @@
 """Upload benchmarks: our encrypted multipart upload vs boto3's managed transfer, and memory.
 
-    /work/venv/bin/python bench/bench_upload.py [--size-mib 512] [--part-mib 16] [--concurrency 4]
+    /work/venv/bin/python bench/bench_upload.py [--size-mib 512] [--part-mib 16]
+        [--concurrency 4] [--rounds 5] [--skip-memory] [--skip-throughput]
 
-1. Throughput, same moto server, same part size and concurrency: ``upload_cycle`` (bundle +
-   age encryption + SHA-256 part checksums) of a sealed cycle vs ``boto3 upload_file`` of the
-   plaintext data file. Prints both rates and the ratio (target >= 1.0).
+1. Throughput, one moto server process for the whole run, same part size and concurrency for
+   everyone, all variants warmed up, then ``--rounds`` rounds in rotating order (the machine is
+   noisy: medians are what count):
+
+   - ``ours``: ``upload_cycle`` of a sealed cycle (bundle streamed and verified against
+     cycle.json, age encryption, SHA-256 checksum per part, S3 store on aiobotocore);
+   - ``boto3``: ``upload_file`` of the plaintext data file, defaults (botocore's default
+     integrity: a CRC32 checksum per part);
+   - ``boto3-sha256``: the same with ``ExtraArgs={"ChecksumAlgorithm": "SHA256"}``, the
+     integrity guarantee we give (S3 verifies a SHA-256 per part);
+   - ``raw``: aiobotocore ``upload_part`` of the same plaintext parts with their SHA-256
+     checksums computed beforehand, nothing else on the client: what the server alone costs.
+
+   Prints every round, the median seconds and MiB/s of each, and the ratios (ours / peer
+   throughput; target >= 1.0 against boto3).
 2. Peak RSS of an upload into the local store, in a child process, with a 1 GiB and a 4 GiB
    bundle (sparse data files): must agree within 10% and stay under
    64 MiB + (concurrency + 1) x part size.
@@ -19,11 +32,13 @@ import os
 import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -93,9 +108,12 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # moto spools every part and object to temporary files: keep them in memory when possible,
+    # so that disk writeback (not part of either client) does not add to the noise.
+    tmp = {"TMPDIR": "/dev/shm"} if os.path.isdir("/dev/shm") else {}
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env={**os.environ, **ENV},
+        env={**os.environ, **ENV, **tmp},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -109,49 +127,153 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("moto did not start")
 
 
-def throughput(size: int, part: int, conc: int, work: Path) -> tuple[float, float]:
+def raw_upload(url: str, key: str, parts: list[tuple[bytes, str]], conc: int) -> float:
+    """aiobotocore upload_part of ready-made parts (SHA-256 checksums known): the server floor."""
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import AioSession
+
+    async def run() -> float:
+        config = AioConfig(s3={"payload_signing_enabled": False}, max_pool_connections=32)
+        async with AioSession().create_client(
+            "s3", endpoint_url=url, region_name="us-east-1", config=config
+        ) as c:
+            t0 = time.perf_counter()
+            r = await c.create_multipart_upload(Bucket="bench", Key=key, ChecksumAlgorithm="SHA256")
+            gate = asyncio.Semaphore(conc)
+
+            async def put(n: int, body: bytes, cs: str) -> dict[str, object]:
+                async with gate:
+                    p = await c.upload_part(
+                        Bucket="bench",
+                        Key=key,
+                        UploadId=r["UploadId"],
+                        PartNumber=n,
+                        Body=body,
+                        ContentLength=len(body),
+                        ChecksumAlgorithm="SHA256",
+                        ChecksumSHA256=cs,
+                    )
+                return {"PartNumber": n, "ETag": p["ETag"], "ChecksumSHA256": cs}
+
+            done = await asyncio.gather(*(put(n, b, cs) for n, (b, cs) in enumerate(parts, 1)))
+            await c.complete_multipart_upload(
+                Bucket="bench", Key=key, UploadId=r["UploadId"], MultipartUpload={"Parts": done}
+            )
+            return time.perf_counter() - t0
+
+    return asyncio.run(run())
+
+
+VARIANTS = ("ours", "boto3", "boto3-sha256", "raw")
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    wall: float  # seconds
+    cpu: float  # CPU seconds of this process (every thread): the client's work
+    server: float  # CPU seconds of the moto server
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def throughput(size: int, part: int, conc: int, rounds: int, work: Path) -> dict[str, list[Sample]]:
+    import base64
+
     import boto3
+    from aiobotocore.session import AioSession
     from boto3.s3.transfer import TransferConfig
 
     from uploader.stores.s3 import S3Store
 
     os.environ.update(ENV)
+    session = AioSession()  # loaded models are reused, as the boto3 client below is
     proc, url = start_moto()
     try:
         client = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
         client.create_bucket(Bucket="bench")
         cycle = make_cycle(work / "spool", size, sparse=False)
         data_file = cycle / "inc-0000.tar.zst"
-        warm = make_cycle(work / "warm", MiB, sparse=False)
+        warm = make_cycle(work / "warm", part + MiB, sparse=False)
         cfg = TransferConfig(
             multipart_threshold=part, multipart_chunksize=part, max_concurrency=conc
         )
 
-        def run_ours(tag: str, d: Path) -> float:
-            t0 = time.perf_counter()
-            store = S3Store("bench", f"{tag}/", "STANDARD", endpoint_url=url, region="us-east-1")
-            asyncio.run(our_upload(d, store, work / f"state-{tag}", part, conc))
-            elapsed = time.perf_counter() - t0
-            client.delete_object(Bucket="bench", Key=f"{tag}/bench/20260101T000000Z.tar.age")
-            return elapsed
+        def ready_parts(path: Path) -> list[tuple[bytes, str]]:
+            out = []
+            with open(path, "rb") as f:
+                while block := f.read(part):
+                    out.append((block, base64.b64encode(hashlib.sha256(block).digest()).decode()))
+            return out
 
-        def run_boto3(tag: str, path: Path) -> float:
-            t0 = time.perf_counter()
-            client.upload_file(str(path), "bench", f"{tag}/plain", Config=cfg)
-            elapsed = time.perf_counter() - t0
-            client.delete_object(Bucket="bench", Key=f"{tag}/plain")
-            return elapsed
+        def timed(variant: str, tag: str, d: Path) -> Sample:
+            path = d / "inc-0000.tar.zst"
+            parts = ready_parts(path) if variant == "raw" else []  # not measured
+            cpu, server = time.process_time(), cpu_seconds(proc.pid)
+            if variant == "ours":
+                key = f"{tag}/bench/20260101T000000Z.tar.age"
+                store = S3Store(
+                    "bench",
+                    f"{tag}/",
+                    "STANDARD",
+                    endpoint_url=url,
+                    region="us-east-1",
+                    session=session,
+                )
+                t0 = time.perf_counter()
+                asyncio.run(our_upload(d, store, work / f"state-{tag}", part, conc))
+                elapsed = time.perf_counter() - t0
+            elif variant == "raw":
+                key = f"{tag}/plain"
+                elapsed = raw_upload(url, key, parts, conc)
+            else:
+                key = f"{tag}/plain"
+                extra = {"ChecksumAlgorithm": "SHA256"} if variant == "boto3-sha256" else None
+                t0 = time.perf_counter()
+                client.upload_file(str(path), "bench", key, ExtraArgs=extra, Config=cfg)
+                elapsed = time.perf_counter() - t0
+            sample = Sample(elapsed, time.process_time() - cpu, cpu_seconds(proc.pid) - server)
+            client.delete_object(Bucket="bench", Key=key)
+            return sample
 
-        # Warm both (imports, service models, page cache), then keep the best of two runs each.
-        run_ours("warm", warm)
-        run_boto3("warm", warm / "inc-0000.tar.zst")
+        # Warm every variant (imports, service models, connections), and the page cache.
+        for v in VARIANTS:
+            timed(v, f"warm-{v}", warm)
         subprocess.run(["cat", str(data_file)], stdout=subprocess.DEVNULL, check=True)
-        ours = min(run_ours(f"ours{i}", cycle) for i in range(2))
-        theirs = min(run_boto3(f"boto{i}", data_file) for i in range(2))
-        return ours, theirs
+        times: dict[str, list[Sample]] = {v: [] for v in VARIANTS}
+        for r in range(rounds):
+            order = VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]
+            for v in order:
+                times[v].append(timed(v, f"{v}-{r}", cycle))
+            print(
+                f"round {r + 1}: "
+                + "  ".join(f"{v} {size / MiB / times[v][-1].wall:6.1f}" for v in VARIANTS)
+                + " MiB/s",
+                flush=True,
+            )
+        return times
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def report_throughput(size: int, part: int, conc: int, rounds: int, work: Path) -> None:
+    print(f"## throughput: {size // MiB} MiB, part {part // MiB} MiB, concurrency {conc}, moto")
+    times = throughput(size, part, conc, rounds, work)
+    med = {v: statistics.median(s.wall for s in t) for v, t in times.items()}
+    print("medians:       wall   MiB/s  client CPU s  server CPU s")
+    for v in VARIANTS:
+        cpu = statistics.median(s.cpu for s in times[v])
+        server = statistics.median(s.server for s in times[v])
+        print(f"{v:13} {med[v]:6.2f} s {size / MiB / med[v]:7.1f} {cpu:12.2f} {server:13.2f}")
+    for peer in ("boto3", "boto3-sha256", "raw"):
+        per_round = [p.wall / o.wall for o, p in zip(times["ours"], times[peer], strict=True)]
+        print(
+            f"ratio ours / {peer:13} median {med[peer] / med['ours']:.2f}"
+            f"  (per round: {', '.join(f'{x:.2f}' for x in per_round)})"
+        )
 
 
 def child_memory(cycle_dir: str, vault: str, state: str, part: int, conc: int) -> None:
@@ -195,7 +317,9 @@ def main() -> None:
     p.add_argument("--size-mib", type=int, default=512)
     p.add_argument("--part-mib", type=int, default=16)
     p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--skip-throughput", action="store_true")
     p.add_argument("--child-memory", nargs=5)
     a = p.parse_args()
     import logging
@@ -210,14 +334,8 @@ def main() -> None:
     part, conc, size = a.part_mib * MiB, a.concurrency, a.size_mib * MiB
     with tempfile.TemporaryDirectory(prefix="bench-upload-") as tmp:
         work = Path(tmp)
-        ours, theirs = throughput(size, part, conc, work)
-        print(f"## throughput: {a.size_mib} MiB, part {a.part_mib} MiB, concurrency {conc}, moto")
-        for label, secs in (
-            ("glacier-backup (bundle+age+sha256)", ours),
-            ("boto3 upload_file", theirs),
-        ):
-            print(f"{label:36} {secs:6.2f} s {size / MiB / secs:7.1f} MiB/s")
-        print(f"ratio (ours / boto3 throughput): {theirs / ours:.2f}  (target >= 1.0)")
+        if not a.skip_throughput:
+            report_throughput(size, part, conc, a.rounds, work)
         if a.skip_memory:
             return
         small = peak_rss(1 << 30, part, conc, work)

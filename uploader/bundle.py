@@ -6,6 +6,10 @@ the sealing time, uid/gid 0, mode 0644, no user or group names; pax headers appe
 ustar cannot hold a name. The stream ends like Python's and GNU tar's: two zero blocks, padded to
 a 10 KiB record. Its exact size is known up front, and any byte range can be regenerated, which
 is what lets an interrupted upload resume from the middle.
+
+``cycle.json`` pins every file (size and SHA-256), so the bundle is identified before it is read
+by :func:`cycle_sha256`; an upload checks the files while it streams them
+(:class:`VerifyingBundle`) instead of reading the bundle once more beforehand.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tarfile
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -87,12 +92,17 @@ def bundle_size(cycle: SealedCycle) -> int:
     return _layout(cycle)[1]
 
 
+def cycle_sha256(cycle: SealedCycle) -> str:
+    """SHA-256 of the bundle's first member, ``cycle.json``: it pins every byte of the bundle."""
+    return hashlib.sha256(cycle.render()).hexdigest()
+
+
 class BundleReader:
     """Random access to the bundle of a sealed cycle directory.
 
     Use as a context manager (it keeps data files open) from one thread at a time. Each file's
     size is checked against ``cycle.json`` when it is first opened; :meth:`verify` also checks
-    every SHA-256 by reading the files whole.
+    every SHA-256 by reading the files whole, :class:`VerifyingBundle` while they stream.
     """
 
     def __init__(self, cycle_dir: Path, cycle: SealedCycle | None = None) -> None:
@@ -157,6 +167,10 @@ class BundleReader:
         self.readinto(offset, memoryview(buf))
         return bytes(buf)
 
+    @property
+    def segments(self) -> Sequence[_Segment]:
+        return self._segments
+
     def _find(self, offset: int) -> int:
         lo, hi = 0, len(self._segments) - 1
         while lo < hi:  # last segment starting at or before offset
@@ -203,3 +217,103 @@ class BundleReader:
             if pending is not None:
                 pending.result()
         return whole.hexdigest()
+
+
+class VerifyingBundle:
+    """The bundle as an upload reads it, front to back: every file is checked on the way.
+
+    A :class:`PayloadSource` over a :class:`BundleReader` that hashes each data file and the
+    whole bundle as the bytes pass and raises :class:`BundleError` as soon as a file's last byte
+    shows that it does not match ``cycle.json``, so a bad file fails the upload before it can
+    complete. Reads must move forward; a read that starts past the bytes seen so far (a resumed
+    upload skipping acknowledged parts) first reads the gap without returning it, so the check
+    and the bundle SHA-256 always cover every byte. :meth:`finish` reads what is left and
+    returns the bundle SHA-256. Use as a context manager: the bundle SHA-256 runs on a helper
+    thread, alongside the file SHA-256 (hashlib releases the GIL), so that reading keeps pace.
+    """
+
+    def __init__(self, reader: BundleReader) -> None:
+        empty = hashlib.sha256().hexdigest()
+        for f in reader.cycle.files:  # an empty file has no bytes to check as they pass
+            if f.size == 0 and f.sha256 != empty:
+                raise BundleError(f"cycle.json gives the empty file {f.name} a wrong SHA-256")
+        self._reader = reader
+        self._pos = 0
+        self._seg = 0  # index of the segment holding byte self._pos
+        self._whole = hashlib.sha256()
+        self._file = hashlib.sha256()
+        self._sha256: str | None = None
+        self._helper = ThreadPoolExecutor(1, thread_name_prefix="bundle-sha256")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._helper.shutdown()
+
+    @property
+    def size(self) -> int:
+        return self._reader.size
+
+    @property
+    def sha256(self) -> str:
+        """The bundle SHA-256, once :meth:`finish` has run."""
+        if self._sha256 is None:
+            raise BundleError("the bundle has not been read to the end yet")
+        return self._sha256
+
+    def readinto(self, offset: int, view: memoryview) -> None:
+        if offset < self._pos:
+            raise BundleError(f"bundle read out of order: {offset} after {self._pos} bytes")
+        self._skip_to(offset)
+        self._reader.readinto(offset, view)
+        self._feed(view)
+
+    def finish(self) -> str:
+        """Read the rest (without returning it), check every file, return the bundle SHA-256."""
+        self._skip_to(self.size)
+        self._sha256 = self._whole.hexdigest()
+        return self._sha256
+
+    def _skip_to(self, offset: int) -> None:
+        if offset <= self._pos:
+            return
+        scratch = memoryview(bytearray(min(_READ, offset - self._pos)))
+        while self._pos < offset:
+            view = scratch[: min(len(scratch), offset - self._pos)]
+            self._reader.readinto(self._pos, view)
+            self._feed(view)
+
+    def _feed(self, view: memoryview) -> None:
+        whole = self._helper.submit(self._whole.update, view)
+        try:
+            self._check_files(view)
+        finally:
+            whole.result()  # the caller reuses the buffer behind ``view`` once this returns
+
+    def _check_files(self, view: memoryview) -> None:
+        segments = self._reader.segments
+        done = 0
+        while done < len(view):
+            seg = segments[self._seg]
+            n = min(seg.offset + seg.size - self._pos, len(view) - done)
+            if seg.sha256 is not None:
+                self._file.update(view[done : done + n])
+            done += n
+            self._pos += n
+            if self._pos < seg.offset + seg.size:
+                continue
+            self._seg += 1
+            if seg.sha256 is not None:
+                if self._file.hexdigest() != seg.sha256:
+                    path = self._reader.cycle_dir / str(seg.name)
+                    raise BundleError(f"{path}: SHA-256 does not match cycle.json")
+                self._file = hashlib.sha256()

@@ -71,6 +71,11 @@ class EncryptedPayload:
         self._prefix = state.prefix
         self._chunks = max(1, -(-plain.size // CHUNK_SIZE))
         self.size = _ciphertext_size(plain.size, len(self._prefix))
+        # Plaintext staging for _BATCH chunks, reused by every call (one caller at a time).
+        self._stage = bytearray()
+        # The chunk a part boundary cut, kept for the next part: the plaintext is then read
+        # once, in order (what VerifyingBundle needs), and each chunk is sealed once.
+        self._cut: tuple[int, bytes] | None = None
 
     def _plain_len(self, i: int) -> int:
         return min(CHUNK_SIZE, self._plain.size - i * CHUNK_SIZE)
@@ -86,8 +91,10 @@ class EncryptedPayload:
             n = min(p, end) - pos
             view[:n] = self._prefix[pos : pos + n]
             pos, filled = pos + n, n
-        # Plaintext staging for up to _BATCH chunks, no bigger than this range needs.
-        buf = bytearray(min(_BATCH, (end - pos) // (CHUNK_SIZE + TAG_SIZE) + 2) * CHUNK_SIZE)
+        want = min(_BATCH, (end - pos) // (CHUNK_SIZE + TAG_SIZE) + 2) * CHUNK_SIZE
+        if len(self._stage) < want:
+            self._stage = bytearray(want)
+        buf = self._stage
         while pos < end:
             i = (pos - p) // (CHUNK_SIZE + TAG_SIZE)
             start = chunk_offset(i, p)
@@ -101,14 +108,19 @@ class EncryptedPayload:
                 self._plain.readinto(i * CHUNK_SIZE, plain)
                 final = i + k == self._chunks
                 n = self._sealer.seal_into(i, plain, view[filled:], final)
-            else:  # a part boundary cuts this chunk: seal it and copy the slice
-                plain = memoryview(buf)[: self._plain_len(i)]
-                self._plain.readinto(i * CHUNK_SIZE, plain)
-                sealed = self._sealer.seal_chunk(i, bytes(plain), i == self._chunks - 1)
+            else:  # a part boundary cuts this chunk: seal it (once) and copy the slice
+                sealed = self._sealed(i, buf)
                 a, b = pos - start, min(end - start, len(sealed))
                 n = b - a
                 view[filled : filled + n] = sealed[a:b]
             pos, filled = pos + n, filled + n
+
+    def _sealed(self, i: int, buf: bytearray) -> bytes:
+        if self._cut is None or self._cut[0] != i:
+            plain = memoryview(buf)[: self._plain_len(i)]
+            self._plain.readinto(i * CHUNK_SIZE, plain)
+            self._cut = (i, self._sealer.seal_chunk(i, bytes(plain), i == self._chunks - 1))
+        return self._cut[1]
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -179,13 +191,15 @@ async def upload_multipart(
     options: MultipartOptions | None = None,
     on_part: PartCallback | None = None,
     progress: ProgressCallback | None = None,
+    before_complete: Callable[[], object] | None = None,
 ) -> ObjectInfo:
     """Upload the parts of ``source`` not in ``done``, then complete and verify the object.
 
     ``done`` are parts known to be acknowledged; ``held`` are parts the store lists but nobody
     recorded (a crash right after the acknowledgement): they are regenerated and not sent again
-    if their checksum matches. On any error but cancellation the upload is aborted; a cancelled
-    upload is left for the next attempt to resume.
+    if their checksum matches. ``before_complete`` runs in a worker thread once every part is
+    acknowledged; if it raises, the upload is not completed. On any error but cancellation the
+    upload is aborted; a cancelled upload is left for the next attempt to resume.
     """
     if plan.total_size != source.size:
         raise IncompleteUpload(f"plan for {plan.total_size} bytes, payload has {source.size}")
@@ -204,14 +218,18 @@ async def upload_multipart(
     try:
         await run.upload_parts()
         _check_complete(plan, run.finished)
+        if before_complete is not None:
+            await asyncio.to_thread(before_complete)
         parts = [run.finished[n] for n in range(1, plan.count + 1)]
         await store.complete_multipart_upload(key, upload_id, parts)
     except BaseException as exc:
         error = _first_error(exc)
         if isinstance(error, asyncio.CancelledError | KeyboardInterrupt):
+            run.cancel_sends()
             log.info("upload.interrupted", key=key, parts_done=len(run.finished))
             raise
         log.error("upload.aborted", key=key, error=str(error), error_type=type(error).__name__)
+        await run.settle()  # a part still being written after the abort would outlive it
         await _abort(store, key, upload_id)
         raise error from None
     info = await store.head(key)
@@ -222,7 +240,12 @@ async def upload_multipart(
 
 
 class _Run:
-    """The state of one pass over the missing parts: a producer thread and N senders."""
+    """One pass over the missing parts.
+
+    A producer makes the parts in order (reading and encrypting in a worker thread; each
+    part's checksum is computed in another thread beside the next part), N senders upload
+    them, and one recorder hands acknowledged parts to ``on_part`` without holding up a sender.
+    """
 
     def __init__(
         self,
@@ -242,22 +265,32 @@ class _Run:
         self.progress: ProgressCallback | None = None
         # Every part in memory holds a token: (concurrency + 1) x part size at most.
         self.tokens = asyncio.Semaphore(opts.concurrency + 1)
-        self.queue: asyncio.Queue[tuple[int, bytearray, str] | None] = asyncio.Queue(
+        # (number, bytes, its checksum being computed); None: no more parts
+        self.queue: asyncio.Queue[tuple[int, bytearray, asyncio.Task[str]] | None] = asyncio.Queue(
             opts.concurrency
         )
         self.sent = 0
         # Full-size part buffers are recycled (at most concurrency + 1 exist, one per token):
         # allocating a fresh one per part lets the C allocator keep freed ones and grow RSS.
         self.free: list[bytearray] = []
+        # Part uploads run as their own tasks: cancelling a worker does not stop a store that
+        # is writing in a thread, so an abort first waits for them (settle).
+        self.sends: set[asyncio.Task[PartInfo]] = set()
+        # Acknowledged parts are recorded (on_part: a database commit) by one task, so that a
+        # sender goes on to its next part at once; None: every sender is done. A part the
+        # store holds but nobody recorded is what resume already handles (``held``).
+        self.acked: asyncio.Queue[PartInfo | None] = asyncio.Queue()
+        self.senders = opts.concurrency
 
     async def upload_parts(self) -> None:
         self.sent = sum(p.size for p in self.finished.values())
         if self.progress:
             self.progress(self.sent, self.plan.total_size)
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.produce())
+            tg.create_task(self.produce(tg))
             for _ in range(self.opts.concurrency):
                 tg.create_task(self.work())
+            tg.create_task(self.record())
 
     def buffer(self, number: int) -> bytearray:
         size = self.plan.size(number)
@@ -270,9 +303,8 @@ class _Run:
             self.free.append(data)
         self.tokens.release()
 
-    def make_part(self, number: int, data: bytearray) -> str:
+    def make_part(self, number: int, data: bytearray) -> None:
         self.source.readinto(self.plan.span(number)[0], memoryview(data))
-        return checksum(data)
 
     async def accept(self, part: PartInfo) -> None:
         self.finished[part.number] = part
@@ -283,15 +315,18 @@ class _Run:
         if self.progress:
             self.progress(self.sent, self.plan.total_size)
 
-    async def produce(self) -> None:
+    async def produce(self, tg: asyncio.TaskGroup) -> None:
         for number in range(1, self.plan.count + 1):
             if number in self.finished:
                 continue
             await self.tokens.acquire()
             data = self.buffer(number)
-            digest = await asyncio.to_thread(self.make_part, number, data)
+            # Parts are made one after the other (a payload is read in order); each checksum
+            # is computed in another thread while the next part is made.
+            await asyncio.to_thread(self.make_part, number, data)
+            digest = tg.create_task(asyncio.to_thread(checksum, data))
             known = self.held.get(number)
-            if known and known.checksum == digest and known.size == len(data):
+            if known and known.size == len(data) and known.checksum == await digest:
                 await self.accept(known)  # acknowledged before a crash: nothing to send
                 self.recycle(data)
                 continue
@@ -299,10 +334,27 @@ class _Run:
         for _ in range(self.opts.concurrency):
             await self.queue.put(None)
 
+    async def send_once(self, number: int, data: bytearray, digest: str) -> PartInfo:
+        task = asyncio.ensure_future(
+            self.store.upload_part(self.key, self.upload_id, number, data, digest)
+        )
+        self.sends.add(task)
+        task.add_done_callback(self.sends.discard)
+        return await asyncio.shield(task)
+
+    async def settle(self) -> None:
+        """Wait for the part uploads still running (their outcome no longer matters)."""
+        if self.sends:
+            await asyncio.gather(*self.sends, return_exceptions=True)
+
+    def cancel_sends(self) -> None:
+        for task in list(self.sends):
+            task.cancel()
+
     async def send(self, number: int, data: bytearray, digest: str) -> PartInfo:
         for attempt in range(self.opts.retries + 1):
             try:
-                return await self.store.upload_part(self.key, self.upload_id, number, data, digest)
+                return await self.send_once(number, data, digest)
             except TransientStoreError as exc:
                 if attempt == self.opts.retries:
                     raise
@@ -315,12 +367,20 @@ class _Run:
 
     async def work(self) -> None:
         while (item := await self.queue.get()) is not None:
-            number, data, digest = item
+            number, data, pending = item
+            digest = await pending
             part = await self.send(number, data, digest)
             if part.checksum != digest or part.size != self.plan.size(number):
                 raise IncompleteUpload(f"the store acknowledged part {number} with other bytes")
             self.recycle(data)
-            del data, item
+            del data, item, pending
+            self.acked.put_nowait(part)
+        self.senders -= 1
+        if not self.senders:
+            self.acked.put_nowait(None)
+
+    async def record(self) -> None:
+        while (part := await self.acked.get()) is not None:
             await self.accept(part)
 
 

@@ -4,11 +4,20 @@ The catalogue remembers each upload in progress (store upload id, part size, the
 state) and each acknowledged part. After a crash, the next attempt regenerates the same bytes,
 confirms the recorded parts with the store, sends only the missing ones and completes: one
 object, nothing acknowledged is sent twice, and a cycle already archived is never sent again.
+
+The bundle is not read ahead of the upload. What identifies it up front is the SHA-256 of its
+``cycle.json`` (which pins every file's size and SHA-256): that goes into the object metadata,
+and an upload in progress keeps it in the catalogue's ``plaintext_sha256`` column as
+``cycle-sha256:<hex>``. Each file is checked against ``cycle.json`` while the bundle streams
+through the upload (a mismatch aborts before completing; a resumed upload reads, without
+sending, the bytes its acknowledged parts hold), and the bundle's own SHA-256, computed on the
+way, becomes the archive record's ``plaintext_sha256``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +26,9 @@ import structlog
 from structlog.contextvars import bound_contextvars
 
 from localbackup.cycle import CYCLE_JSON, FORMAT_VERSION, SealedCycle, load_sealed_cycle
-from uploader.bundle import BundleReader
+from uploader.bundle import BundleReader, VerifyingBundle, cycle_sha256
 from uploader.catalogue import ArchiveRecord, Catalogue, UploadRecord
+from uploader.catalogue_maintenance import set_archive_id
 from uploader.config import EncryptionConfig, UploadConfig
 from uploader.crypto import (
     EncryptionState,
@@ -97,10 +107,12 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
         if found is not None:
             log.info("upload.skipped", reason="already archived", key=found.key)
             return found
-        with BundleReader(cycle_dir, cycle) as bundle:
-            sha256 = await asyncio.to_thread(bundle.verify)
+        # Files are checked against cycle.json as the parts are made (VerifyingBundle), and
+        # whatever the parts do not cover (acknowledged by an earlier attempt) is read before
+        # completing.
+        with BundleReader(cycle_dir, cycle) as bundle, VerifyingBundle(bundle) as verified:
             key = object_key(cycle.host, cycle.cycle_id, encryption.enabled)
-            resume = await _resume(store, catalogue, cycle, key, sha256)
+            resume = await _resume(store, catalogue, bundle, key)
             if isinstance(resume, ArchiveRecord):
                 return resume
             if resume is None:
@@ -110,7 +122,6 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
                     cycle=cycle,
                     key=key,
                     bundle=bundle,
-                    sha256=sha256,
                     encryption=encryption,
                     upload_cfg=upload_cfg,
                 )
@@ -120,7 +131,6 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
                 record, done, held = resume.record, resume.done, resume.held
                 log.info("upload.resuming", key=key, parts_done=len(done), parts_held=len(held))
             state = EncryptionState.from_json(record.encryption) if record.encryption else None
-            source = _payload(bundle, state)
 
             async def on_part(part: PartInfo) -> None:
                 await asyncio.to_thread(catalogue.record_part, record.id, part)
@@ -133,22 +143,44 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
                     store,
                     key,
                     record.upload_id,
-                    source,
+                    _payload(verified, state),
                     PartPlan(record.total_size, record.part_size),
                     done=done,
                     held=held,
                     options=opts,
                     on_part=on_part,
                     progress=progress,
+                    before_complete=verified.finish,
                 )
             except Exception:
                 await asyncio.to_thread(catalogue.drop_upload, record.id)  # the driver aborted
                 raise
-        return await asyncio.to_thread(catalogue.finish_upload, record, info.size)
+        return await _finish(catalogue, record, verified.sha256, info.size, info.archive_id)
 
 
-def _payload(bundle: BundleReader, state: EncryptionState | None) -> PayloadSource:
+def _payload(bundle: PayloadSource, state: EncryptionState | None) -> PayloadSource:
     return bundle if state is None else EncryptedPayload(bundle, state)
+
+
+def _pin(cycle: SealedCycle) -> str:
+    """What an upload in progress records in ``plaintext_sha256``: the bundle is not read yet."""
+    return f"cycle-sha256:{cycle_sha256(cycle)}"
+
+
+async def _finish(
+    catalogue: Catalogue,
+    record: UploadRecord,
+    sha256: str,
+    size: int,
+    archive_id: str | None = None,
+) -> ArchiveRecord:
+    """The archive record, with the bundle SHA-256 computed while it was read, and the
+    store-side id (a Glacier ArchiveId) that a retrieval needs later."""
+    done = dataclasses.replace(record, plaintext_sha256=sha256)
+    archived = await asyncio.to_thread(catalogue.finish_upload, done, size)
+    if archive_id:
+        await asyncio.to_thread(set_archive_id, catalogue, archived.store, archived.key, archive_id)
+    return archived
 
 
 async def _start(
@@ -158,7 +190,6 @@ async def _start(
     cycle: SealedCycle,
     key: str,
     bundle: BundleReader,
-    sha256: str,
     encryption: EncryptionConfig,
     upload_cfg: UploadConfig,
 ) -> UploadRecord:
@@ -178,7 +209,7 @@ async def _start(
         "format-version": str(FORMAT_VERSION),
         "host": cycle.host,
         "cycle-id": cycle.cycle_id,
-        "plaintext-sha256": sha256,
+        "cycle-sha256": cycle_sha256(cycle),
         "plaintext-size": str(bundle.size),
         "encryption": "age" if state else "none",
     }
@@ -193,20 +224,21 @@ async def _start(
             part_size=part_size,
             total_size=source.size,
             plaintext_size=bundle.size,
-            plaintext_sha256=sha256,
+            plaintext_sha256=_pin(cycle),
             encryption=state.to_json() if state else None,
         )
     )
 
 
 async def _resume(
-    store: Store, catalogue: Catalogue, cycle: SealedCycle, key: str, sha256: str
+    store: Store, catalogue: Catalogue, bundle: BundleReader, key: str
 ) -> _Resume | ArchiveRecord | None:
     """What an earlier attempt left: parts to keep, a finished archive, or nothing usable."""
+    cycle = bundle.cycle
     record = await asyncio.to_thread(catalogue.find_upload, store.name, cycle.cycle_id)
     if record is None:
         return None
-    if record.key != key or record.plaintext_sha256 != sha256:
+    if record.key != key or record.plaintext_sha256 != _pin(cycle):
         log.warning("upload.restarting", key=key, reason="the bundle changed since the last try")
         await store.abort_multipart_upload(record.key, record.upload_id)
         await asyncio.to_thread(catalogue.drop_upload, record.id)
@@ -222,10 +254,12 @@ async def _resume(
         if (
             info is not None
             and info.size == record.total_size
-            and info.metadata.get("plaintext-sha256") == sha256
+            and info.metadata.get("cycle-sha256") == cycle_sha256(cycle)
         ):
+            # Completed only after every file matched; the bundle SHA-256 died with that run.
+            sha256 = await asyncio.to_thread(bundle.verify)
             log.info("upload.completed", key=key, bytes=info.size, recovered=True)
-            return await asyncio.to_thread(catalogue.finish_upload, record, info.size)
+            return await _finish(catalogue, record, sha256, info.size, info.archive_id)
         await asyncio.to_thread(catalogue.drop_upload, record.id)
         return None
     recorded = await asyncio.to_thread(catalogue.parts, record.id)

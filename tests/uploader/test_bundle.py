@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import subprocess
 import tarfile
@@ -10,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from localbackup.cycle import load_sealed_cycle
-from uploader.bundle import BundleError, BundleReader, bundle_size
+from uploader.bundle import (
+    BundleError,
+    BundleReader,
+    VerifyingBundle,
+    bundle_size,
+    cycle_sha256,
+)
 
 from .conftest import build_cycle
 
@@ -76,8 +83,6 @@ def test_gnu_tar_lists_members_in_order_with_fixed_metadata(tmp_path: Path) -> N
 
 
 def test_verify_returns_the_bundle_sha256_and_checks_files(tmp_path: Path) -> None:
-    import hashlib
-
     d = build_cycle(tmp_path, [100, 200])
     with BundleReader(d) as b:
         assert b.verify() == hashlib.sha256(_whole(d)).hexdigest()
@@ -92,3 +97,59 @@ def test_a_file_whose_size_changed_is_refused(tmp_path: Path) -> None:
     (d / load_sealed_cycle(d).files[1].name).write_bytes(b"short")
     with BundleReader(d) as b, pytest.raises(BundleError, match=r"cycle\.json says 200"):
         b.read(0, b.size)
+
+
+def test_verifying_bundle_streams_the_bundle_and_returns_its_sha256(tmp_path: Path) -> None:
+    d = build_cycle(tmp_path, [100_000, 0, 5000, 70_000])
+    whole = _whole(d)
+    with BundleReader(d) as b, VerifyingBundle(b) as v:
+        pieces = bytearray()
+        for start in range(0, 60_000, 7000):  # a gap from 60,000 to 90,000 is skipped
+            buf = bytearray(7000)
+            v.readinto(start, memoryview(buf))
+            pieces += buf
+        buf = bytearray(1000)
+        v.readinto(90_000, memoryview(buf))
+        assert bytes(pieces) == whole[:63_000] and bytes(buf) == whole[90_000:91_000]
+        assert v.finish() == v.sha256 == hashlib.sha256(whole).hexdigest()
+
+
+@pytest.mark.parametrize("skip", [False, True], ids=["read", "skipped-over"])
+def test_verifying_bundle_refuses_a_file_that_does_not_match(tmp_path: Path, skip: bool) -> None:
+    d = build_cycle(tmp_path, [100, 50_000, 200])
+    target = d / load_sealed_cycle(d).files[1].name
+    target.write_bytes(b"y" * 50_000)
+    match = f"{target.name}: SHA-256 does not match"
+    with BundleReader(d) as b, VerifyingBundle(b) as v, pytest.raises(BundleError, match=match):
+        if skip:  # the bad file lies before the first byte asked for
+            v.readinto(b.size - 512, memoryview(bytearray(512)))
+        else:
+            v.readinto(0, memoryview(bytearray(b.size)))
+
+
+def test_verifying_bundle_refuses_to_go_backwards(tmp_path: Path) -> None:
+    d = build_cycle(tmp_path, [10_000])
+    with BundleReader(d) as b, VerifyingBundle(b) as v:
+        v.readinto(0, memoryview(bytearray(4096)))
+        with pytest.raises(BundleError, match="out of order"):
+            v.readinto(1024, memoryview(bytearray(10)))
+        with pytest.raises(BundleError, match="not been read to the end"):
+            _ = v.sha256
+
+
+def test_the_cycle_sha256_is_that_of_the_bundled_cycle_json(tmp_path: Path) -> None:
+    d = build_cycle(tmp_path, [10])
+    cycle = load_sealed_cycle(d)
+    with tarfile.open(fileobj=io.BytesIO(_whole(d))) as tf:
+        member = tf.extractfile(f"{cycle.cycle_id}/cycle.json")
+        assert member is not None
+        assert cycle_sha256(cycle) == hashlib.sha256(member.read()).hexdigest()
+
+
+def test_verifying_bundle_refuses_an_empty_file_with_another_sha256(tmp_path: Path) -> None:
+    d = build_cycle(tmp_path, [10])  # its index file is empty
+    empty = hashlib.sha256().hexdigest()
+    cycle_json = d / "cycle.json"
+    cycle_json.write_text(cycle_json.read_text().replace(empty, "0" * 64))
+    with BundleReader(d) as b, pytest.raises(BundleError, match="empty file"):
+        VerifyingBundle(b)

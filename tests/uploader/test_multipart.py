@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from uploader.bundle import BundleReader
+from localbackup.cycle import load_sealed_cycle
+from uploader.bundle import BundleError, BundleReader
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig, UploadConfig
 from uploader.crypto import X25519Identity, decrypt_file, new_encryption
@@ -98,7 +100,12 @@ async def test_upload_decrypts_with_the_age_cli_to_the_bundle(
     assert events.count("upload.part_done") == -(-record.size // PART)
     info = await store.head(record.key)
     assert info.metadata["cycle-id"] == "20260101T000000Z"
-    assert info.metadata["plaintext-sha256"] == record.plaintext_sha256
+    assert (
+        info.metadata["cycle-sha256"] == hashlib.sha256((d / "cycle.json").read_bytes()).hexdigest()
+    )
+    assert info.metadata["plaintext-size"] == str(len(_bundle(d)))
+    assert record.plaintext_sha256 == hashlib.sha256(_bundle(d)).hexdigest()
+    assert catalogue.archives()[0].plaintext_sha256 == record.plaintext_sha256
     assert await store.list_multipart_uploads() == []
 
 
@@ -178,6 +185,39 @@ async def test_a_fatal_error_aborts_and_leaves_no_multipart_upload(
     assert await store.list_multipart_uploads() == []
     assert catalogue.uploads() == []
     assert broken.completed == 0
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "age"])
+@pytest.mark.parametrize("bad", [0, 1], ids=["first-file", "last-file"])
+async def test_a_file_that_does_not_match_cycle_json_fails_the_upload_while_streaming(
+    store: Store, tmp_path: Path, catalogue: Catalogue, encrypted: bool, bad: int
+) -> None:
+    d = build_cycle(tmp_path / "spool", [PART * 3 + 17, PART * 2])
+    target = d / load_sealed_cycle(d).files[bad].name
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 1  # same size, last byte differs: found only once the file has been read
+    target.write_bytes(data)
+    watched = Wrapped(store)
+    cfg = (
+        EncryptionConfig(recipients=(X25519Identity.generate().recipient().to_string(),))
+        if encrypted
+        else EncryptionConfig(mode="none")
+    )
+    with capture_logs() as logs, pytest.raises(BundleError, match="SHA-256 does not match"):
+        await upload_cycle(
+            d,
+            watched,  # type: ignore[arg-type]
+            catalogue,
+            cfg,
+            UploadConfig(part_size=PART),
+            options=FAST,
+        )
+    events = [e["event"] for e in logs]
+    assert "upload.started" in events and "upload.aborted" in events  # failed mid-upload
+    assert watched.completed == 0
+    assert await store.list_multipart_uploads() == []
+    assert await store.list_objects() == []
+    assert catalogue.uploads() == [] and catalogue.archives() == []
 
 
 async def test_exhausted_retries_abort_too(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import os
 import signal
 import sqlite3
@@ -13,9 +15,11 @@ from typing import Any
 
 import pytest
 
-from uploader.bundle import BundleReader
+from localbackup.cycle import load_sealed_cycle
+from uploader.bundle import BundleError, BundleReader, cycle_sha256
 from uploader.catalogue import CATALOGUE_FILE, Catalogue
 from uploader.config import EncryptionConfig, UploadConfig
+from uploader.crypto import X25519Identity
 from uploader.multipart import MultipartOptions
 from uploader.stores.base import PartInfo, Store
 from uploader.upload import upload_cycle
@@ -124,7 +128,8 @@ async def test_resume_copes_with_an_upload_that_vanished_from_the_store(
                     PART,
                     first.size,
                     first.size,
-                    first.plaintext_sha256,
+                    # what an upload in progress records: the bundle is identified by cycle.json
+                    f"cycle-sha256:{cycle_sha256(load_sealed_cycle(cycle_dir))}",
                 ),
             )
         if gone == "aborted":
@@ -134,3 +139,93 @@ async def test_resume_copes_with_an_upload_that_vanished_from_the_store(
         assert again.key == first.key
         assert (counting.sent == []) == (gone == "completed")
         assert catalogue.uploads() == []
+        assert again.plaintext_sha256 == first.plaintext_sha256 == _bundle_sha256(cycle_dir)
+
+
+def _bundle_sha256(cycle_dir: Path) -> str:
+    with BundleReader(cycle_dir) as bundle:
+        return hashlib.sha256(bundle.read(0, bundle.size)).hexdigest()
+
+
+class StopAt(Counting):
+    """Acknowledges parts below ``stop``; later parts hang until the upload is cancelled."""
+
+    def __init__(self, inner: Store, stop: int, concurrency: int) -> None:
+        super().__init__(inner)
+        self.stop, self.concurrency = stop, concurrency
+        self.stalled = asyncio.Event()
+        self.waiting = 0
+
+    async def upload_part(self, key: str, upload_id: str, number: int, *rest: Any) -> PartInfo:
+        if number < self.stop:
+            return await super().upload_part(key, upload_id, number, *rest)
+        self.waiting += 1
+        if self.waiting == self.concurrency:  # every sender is past parts 1..stop-1
+            self.stalled.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def _interrupted_upload(
+    store: Store, cycle_dir: Path, catalogue: Catalogue, cfg: EncryptionConfig
+) -> set[int]:
+    """Upload until parts 1 and 2 are stored and recorded, then cancel (as Ctrl-C would)."""
+    stopping = StopAt(store, stop=3, concurrency=2)
+    task = asyncio.create_task(
+        upload_cycle(
+            cycle_dir,
+            stopping,  # type: ignore[arg-type]
+            catalogue,
+            cfg,
+            UploadConfig(part_size=PART),
+            options=MultipartOptions(concurrency=2, retries=0),
+        )
+    )
+    await stopping.stalled.wait()
+    for _ in range(1000):  # parts are recorded by their own task, shortly after the store acks
+        uploads = catalogue.uploads()
+        if uploads and {p.number for p in catalogue.parts(uploads[0].id)} == {1, 2}:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (upload,) = catalogue.uploads()
+    return {p.number for p in catalogue.parts(upload.id)}
+
+
+@pytest.mark.parametrize("corrupt", [False, True], ids=["intact", "changed-before-resume-point"])
+async def test_a_resume_that_starts_mid_file_still_verifies_that_file(
+    store: Store, tmp_path: Path, corrupt: bool
+) -> None:
+    # One data file over six parts: the resume starts at part 3, in the middle of it.
+    cycle_dir = build_cycle(tmp_path / "spool", [PART * 6, 100])
+    cfg = EncryptionConfig(recipients=(X25519Identity.generate().recipient().to_string(),))
+    with Catalogue.in_state_dir(tmp_path / "state") as catalogue:
+        assert await _interrupted_upload(store, cycle_dir, catalogue, cfg) == {1, 2}
+        assert len(await store.list_multipart_uploads()) == 1
+        if corrupt:  # bytes that were already sent, so the resume does not send them again
+            target = cycle_dir / load_sealed_cycle(cycle_dir).files[0].name
+            data = bytearray(target.read_bytes())
+            data[100] ^= 1
+            target.write_bytes(data)
+        counting = Counting(store)
+        resume = upload_cycle(
+            cycle_dir,
+            counting,  # type: ignore[arg-type]
+            catalogue,
+            cfg,
+            UploadConfig(part_size=PART),
+            options=MultipartOptions(concurrency=2, retries=0),
+        )
+        if corrupt:
+            with pytest.raises(BundleError, match="SHA-256 does not match"):
+                await resume
+            assert await store.list_multipart_uploads() == []
+            assert await store.list_objects() == []
+            assert catalogue.uploads() == [] and catalogue.archives() == []
+            return
+        record = await resume
+    assert 1 not in counting.sent and 2 not in counting.sent
+    assert [o.key for o in await store.list_objects()] == [record.key]
+    assert record.plaintext_sha256 == _bundle_sha256(cycle_dir)

@@ -84,6 +84,22 @@ def _errors(what: str) -> Iterator[None]:
         raise TransientStoreError(f"{what}: {exc}") from exc
 
 
+class ObjectChanged(PermanentStoreError):
+    """A pinned read (``if_match`` / ``version_id``) found another object under the key."""
+
+
+def _part_body_as_view(params: dict[str, Any], **_: Any) -> None:
+    """Send a part held in a bytearray as a memoryview of it.
+
+    aiohttp copies a bytearray body (it slices it) before sending, a memoryview it does not:
+    16 MiB less to copy per part. botocore's parameter validation refuses memoryviews, so the
+    swap is made after it, just before the request is built.
+    """
+    body = params.get("body")
+    if isinstance(body, bytearray):
+        params["body"] = memoryview(body)
+
+
 class S3Store:
     """A bucket and key prefix; objects are written with ``storage_class``."""
 
@@ -142,6 +158,7 @@ class S3Store:
                     config=self._config,
                 )
             )
+        self._client.meta.events.register("before-call.s3.UploadPart", _part_body_as_view)
         return self
 
     async def __aexit__(
@@ -271,6 +288,42 @@ class S3Store:
             r.get("LastModified"),
         )
 
+    # -- retrieval from GLACIER / DEEP_ARCHIVE -------------------------------------------------
+
+    async def restore_state(self, key: str) -> str | None:
+        """The ``x-amz-restore`` header of ``key``: None if never restored (or expired),
+        ``ongoing-request="true"`` while running, ``ongoing-request="false", expiry-date=...``
+        once the temporary copy is readable."""
+        with _errors(f"reading the metadata of {key}"):
+            r = await self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        restore = r.get("Restore")
+        return None if restore is None else str(restore)
+
+    async def restore_object(self, key: str, tier: str, days: int) -> str:
+        """Ask S3 for a temporary copy of an archived object: ``"started"`` (202),
+        ``"restored"`` (200: a copy exists, its expiry is renewed) or ``"in-progress"``
+        (``RestoreAlreadyInProgress``)."""
+        request = {"Days": days, "GlacierJobParameters": {"Tier": tier}}
+        try:
+            with _errors(f"requesting a restore of {key}"):
+                r = await self.client.restore_object(
+                    Bucket=self.bucket, Key=self._key(key), RestoreRequest=request
+                )
+        except PermanentStoreError as exc:
+            if "RestoreAlreadyInProgress" in str(exc):
+                return "in-progress"
+            raise
+        status = int(r.get("ResponseMetadata", {}).get("HTTPStatusCode", 202) or 202)
+        return "restored" if status == 200 else "started"
+
+    async def object_version(self, key: str) -> tuple[str, str | None]:
+        """The ``ETag`` and ``VersionId`` (None in an unversioned bucket) of ``key``: what a
+        ranged download passes to :meth:`read` so that every range comes from one object."""
+        with _errors(f"reading the metadata of {key}"):
+            r = await self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        version = r.get("VersionId")
+        return str(r["ETag"]), None if version in (None, "null") else str(version)
+
     async def list_objects(self, prefix: str = "") -> list[ObjectInfo]:
         out = []
         with _errors("listing objects"):
@@ -290,14 +343,38 @@ class S3Store:
                     )
         return out
 
-    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    async def read(
+        self,
+        key: str,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        if_match: str | None = None,
+        version_id: str | None = None,
+    ) -> AsyncIterator[bytes]:
+        """``if_match`` (an ETag) and ``version_id`` pin the object read: another one raises
+        :class:`ObjectChanged` instead of mixing its bytes in (see :meth:`object_version`)."""
         if end is not None and end <= start:
             return
         extra = {}
         if start > 0 or end is not None:
             extra["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
-        with _errors(f"reading {key}"):
-            r = await self.client.get_object(Bucket=self.bucket, Key=self._key(key), **extra)
+        if if_match is not None:
+            extra["IfMatch"] = if_match
+        if version_id is not None:
+            extra["VersionId"] = version_id
+        try:
+            with _errors(f"reading {key}"):
+                r = await self.client.get_object(Bucket=self.bucket, Key=self._key(key), **extra)
+        except PermanentStoreError as exc:
+            if extra.keys() & {"IfMatch", "VersionId"} and (
+                "PreconditionFailed" in str(exc) or "NoSuchVersion" in str(exc)
+            ):
+                raise ObjectChanged(
+                    f"{key} is no longer the object whose download started "
+                    f"(ETag {if_match}, version {version_id or '-'}): {exc}"
+                ) from exc
+            raise
         body = r["Body"]
         try:
             while True:
