@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -48,9 +49,13 @@ class Service:
 
     def request_stop(self, why: str = "requested") -> None:
         if not self._stop.is_set():
-            log.info("watch.stopping", reason=why)
+            log.info("watch.stopping", reason=why, stop_timeout=self.config.watch.stop_timeout)
             self._notifier.stopping()
             self._stop.set()
+            # Cancellation normally ends every task at once; a blocking step in a thread (a big
+            # part being encrypted, SQLite) cannot be interrupted. Everything on disk is
+            # crash-safe, so past the deadline the process simply ends.
+            asyncio.get_running_loop().call_later(self.config.watch.stop_timeout, _stop_now)
 
     def reload(self) -> None:
         try:
@@ -176,6 +181,11 @@ class Service:
         (log.info if rc in (0, 3) else log.error)("watch.scheduled_backup_done", exit_code=rc)
         if rc not in (0, 3):
             await asyncio.sleep(min(self.config.watch.backup_every or 3600.0, 3600.0))
+
+
+def _stop_now() -> None:
+    log.warning("watch.stop_timeout", message="tasks did not end in time; exiting now")
+    os._exit(0)
 
 
 def _last_backup_time(config: AppConfig) -> datetime | None:
