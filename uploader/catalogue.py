@@ -8,6 +8,7 @@ Every method is blocking and short; async callers run them with ``asyncio.to_thr
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -23,6 +24,7 @@ from localbackup.paths import ensure_private_dir
 from uploader.stores.base import PartInfo
 
 CATALOGUE_FILE = "catalogue.sqlite3"
+COMPLETING = "completing"
 
 # Each entry moves the schema from version i to i + 1. Append only; never edit a shipped one.
 MIGRATIONS: list[tuple[str, ...]] = [
@@ -218,6 +220,15 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    (
+        # An upload whose completion was asked of the store (state 'completing'): the parts
+        # and the bundle SHA-256 it was completed with, so that a crash or a lost response
+        # before the archive is recorded is resolved by completing again, never by a second
+        # upload (JSON, see Catalogue.begin_completion).
+        """
+        ALTER TABLE uploads ADD COLUMN completion TEXT
+        """,
+    ),
 ]
 
 
@@ -238,6 +249,22 @@ class UploadRecord:
     encryption: str | None
     started_at: datetime
     state: str
+    completion: str | None = None  # JSON while state == "completing" (begin_completion)
+
+    @property
+    def completing(self) -> bool:
+        """Completion was asked of the store: never abort or drop this upload."""
+        return self.state == COMPLETING
+
+    def completion_parts(self) -> list[PartInfo]:
+        """The parts the completion was asked with (state 'completing' only)."""
+        data = json.loads(self.completion or "{}")
+        return [PartInfo(int(n), int(s), str(c), str(e)) for n, s, c, e in data.get("parts", [])]
+
+    def completion_sha256(self) -> str | None:
+        """The bundle SHA-256 computed by the run that asked for completion."""
+        value = json.loads(self.completion or "{}").get("sha256")
+        return str(value) if value else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,7 +422,7 @@ class Catalogue:
         with self._lock:
             row = self._db.execute(
                 "SELECT id, store, key, cycle_id, host, upload_id, part_size, total_size,"
-                " plaintext_size, plaintext_sha256, encryption, started_at, state"
+                " plaintext_size, plaintext_sha256, encryption, started_at, state, completion"
                 " FROM uploads WHERE store = ? AND cycle_id = ?",
                 (store, cycle_id),
             ).fetchone()
@@ -433,8 +460,36 @@ class Catalogue:
         with self._tx() as db:
             db.execute("DELETE FROM uploads WHERE id = ?", (upload,))
 
-    def finish_upload(self, upload: UploadRecord, size: int) -> ArchiveRecord:
-        """Turn a completed (and size-confirmed) upload into an archive, in one transaction."""
+    def begin_completion(self, upload: int, parts: list[PartInfo], sha256: str) -> None:
+        """Before asking the store to complete: every part and the bundle SHA-256, and the
+        state 'completing', in one transaction. From here on the upload is never aborted or
+        dropped; a resume completes it again (Glacier then returns the same ArchiveId)."""
+        completion = json.dumps(
+            {"parts": [[p.number, p.size, p.checksum, p.etag] for p in parts], "sha256": sha256}
+        )
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO upload_parts (upload, number, size, checksum, etag)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(upload, p.number, p.size, p.checksum, p.etag) for p in parts],
+            )
+            db.execute(
+                "UPDATE uploads SET state = ?, completion = ? WHERE id = ?",
+                (COMPLETING, completion, upload),
+            )
+
+    def finish_upload(
+        self,
+        upload: UploadRecord,
+        size: int,
+        archive_id: str | None = None,
+        *,
+        confirmed: bool = True,
+    ) -> ArchiveRecord:
+        """Turn a completed (and size-confirmed) upload into an archive, in one transaction,
+        with the store-side id (a Glacier ArchiveId) if there is one. ``confirmed=False``: the
+        store completed the upload but could not show the archive (a Glacier upload completed
+        by a run that died before recording it); the next inventory confirms it by key."""
         now = self._clock()
         record = ArchiveRecord(
             upload.store,
@@ -444,12 +499,13 @@ class Catalogue:
             size,
             upload.plaintext_sha256,
             now,
-            now,
+            now if confirmed else None,
         )
         with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO archives (store, key, cycle_id, host, size,"
-                " plaintext_sha256, uploaded_at, confirmed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " plaintext_sha256, uploaded_at, confirmed_at, archive_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.store,
                     record.key,
@@ -458,7 +514,8 @@ class Catalogue:
                     record.size,
                     record.plaintext_sha256,
                     _ts(now),
-                    _ts(now),
+                    _ts(now) if confirmed else None,
+                    archive_id or None,
                 ),
             )
             db.execute("DELETE FROM uploads WHERE id = ?", (upload.id,))
@@ -500,6 +557,7 @@ def _upload_from_row(r: tuple[Any, ...]) -> UploadRecord:
         encryption=r[10],
         started_at=started,
         state=r[12],
+        completion=r[13],
     )
 
 

@@ -277,6 +277,15 @@ def confirm_deletion(catalogue: Catalogue, store: str, key: str, now: datetime) 
         )
 
 
+def pruned_at(catalogue: Catalogue, store: str, cycle_id: str) -> datetime | None:
+    """When the archive of ``cycle_id`` was pruned from ``store`` (the latest time), or None."""
+    rows = catalogue.query(
+        "SELECT MAX(deleted_at) FROM pending_deletions WHERE store = ? AND cycle_id = ?",
+        (store, cycle_id),
+    )
+    return _dt(rows[0][0]) if rows else None
+
+
 def pruned_cycle_ids(catalogue: Catalogue, store: str) -> set[str]:
     """Cycles whose archive was pruned from ``store``: never upload them again."""
     rows = catalogue.query(

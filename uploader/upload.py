@@ -20,6 +20,7 @@ import asyncio
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -28,7 +29,7 @@ from structlog.contextvars import bound_contextvars
 from localbackup.cycle import CYCLE_JSON, FORMAT_VERSION, SealedCycle, load_sealed_cycle
 from uploader.bundle import BundleReader, VerifyingBundle, cycle_sha256
 from uploader.catalogue import ArchiveRecord, Catalogue, UploadRecord
-from uploader.catalogue_maintenance import set_archive_id
+from uploader.catalogue_maintenance import pruned_at, pruned_cycle_ids
 from uploader.config import EncryptionConfig, UploadConfig
 from uploader.crypto import (
     EncryptionState,
@@ -47,7 +48,15 @@ from uploader.multipart import (
     choose_part_size,
     upload_multipart,
 )
-from uploader.stores.base import ObjectNotFound, PartInfo, Store, UploadNotFound
+from uploader.stores.base import (
+    ObjectInfo,
+    ObjectNotFound,
+    PartInfo,
+    PermanentStoreError,
+    Store,
+    TransientStoreError,
+    UploadNotFound,
+)
 
 log = structlog.get_logger("uploader.upload")
 
@@ -68,9 +77,21 @@ def sealed_cycle_dirs(spool_dir: Path) -> list[Path]:
 
 
 def pending_cycle_dirs(spool_dir: Path, catalogue: Catalogue, store: str) -> list[Path]:
-    """Sealed cycles that have no archive in ``store`` yet."""
-    archived = {a.cycle_id for a in catalogue.archives(store=store)}
-    return [d for d in sealed_cycle_dirs(spool_dir) if d.name not in archived]
+    """Sealed cycles that have no archive in ``store`` yet and were never pruned from it."""
+    done = {a.cycle_id for a in catalogue.archives(store=store)}
+    done |= pruned_cycle_ids(catalogue, store)
+    return [d for d in sealed_cycle_dirs(spool_dir) if d.name not in done]
+
+
+class CyclePruned(PermanentStoreError):
+    """The cycle's archive was pruned from the store: uploading it again needs ``force``."""
+
+    def __init__(self, cycle_id: str, store: str, at: datetime) -> None:
+        self.cycle_id, self.store, self.pruned_at = cycle_id, store, at
+        super().__init__(
+            f"cycle {cycle_id} was pruned from {store} on {at:%Y-%m-%d %H:%M} UTC; "
+            "it is not uploaded again unless forced"
+        )
 
 
 def recipients_for(cfg: EncryptionConfig) -> list[Recipient]:
@@ -99,14 +120,23 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
     progress: ProgressCallback | None = None,
     *,
     options: MultipartOptions | None = None,
+    force: bool = False,
 ) -> ArchiveRecord:
-    """Upload the sealed cycle in ``cycle_dir`` (resuming an interrupted attempt)."""
+    """Upload the sealed cycle in ``cycle_dir`` (resuming an interrupted attempt).
+
+    A cycle whose archive was pruned from the store raises :class:`CyclePruned` unless
+    ``force`` is set (pruning decided it should not be there; the spool may still hold it).
+    """
     cycle = await asyncio.to_thread(load_sealed_cycle, cycle_dir)
     with bound_contextvars(cycle=cycle.cycle_id):
         found = await asyncio.to_thread(catalogue.find_archive, store.name, cycle.cycle_id)
         if found is not None:
             log.info("upload.skipped", reason="already archived", key=found.key)
             return found
+        pruned = await asyncio.to_thread(pruned_at, catalogue, store.name, cycle.cycle_id)
+        if pruned is not None and not force:
+            log.warning("upload.refused", reason="pruned", pruned_at=pruned.isoformat())
+            raise CyclePruned(cycle.cycle_id, store.name, pruned.astimezone(UTC))
         # Files are checked against cycle.json as the parts are made (VerifyingBundle), and
         # whatever the parts do not cover (acknowledged by an earlier attempt) is read before
         # completing.
@@ -135,6 +165,16 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
             async def on_part(part: PartInfo) -> None:
                 await asyncio.to_thread(catalogue.record_part, record.id, part)
 
+            completing = False
+
+            async def on_complete(parts: list[PartInfo]) -> None:
+                nonlocal completing
+                # Persisted before the store is asked: a crash or a lost answer from here on
+                # is resolved by completing again (same Glacier ArchiveId), never a new upload.
+                sha256 = verified.sha256
+                await asyncio.to_thread(catalogue.begin_completion, record.id, parts, sha256)
+                completing = True
+
             opts = options or MultipartOptions(
                 concurrency=upload_cfg.concurrency, retries=upload_cfg.retries
             )
@@ -151,9 +191,13 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
                     on_part=on_part,
                     progress=progress,
                     before_complete=verified.finish,
+                    on_complete=on_complete,
                 )
+            except TransientStoreError:
+                raise  # the upload and its parts are kept: the next attempt resumes them
             except Exception:
-                await asyncio.to_thread(catalogue.drop_upload, record.id)  # the driver aborted
+                if not completing:
+                    await asyncio.to_thread(catalogue.drop_upload, record.id)  # driver aborted
                 raise
         return await _finish(catalogue, record, verified.sha256, info.size, info.archive_id)
 
@@ -173,14 +217,15 @@ async def _finish(
     sha256: str,
     size: int,
     archive_id: str | None = None,
+    *,
+    confirmed: bool = True,
 ) -> ArchiveRecord:
     """The archive record, with the bundle SHA-256 computed while it was read, and the
-    store-side id (a Glacier ArchiveId) that a retrieval needs later."""
+    store-side id (a Glacier ArchiveId) that a retrieval needs later, in one transaction."""
     done = dataclasses.replace(record, plaintext_sha256=sha256)
-    archived = await asyncio.to_thread(catalogue.finish_upload, done, size)
-    if archive_id:
-        await asyncio.to_thread(set_archive_id, catalogue, archived.store, archived.key, archive_id)
-    return archived
+    return await asyncio.to_thread(
+        lambda: catalogue.finish_upload(done, size, archive_id, confirmed=confirmed)
+    )
 
 
 async def _start(
@@ -238,6 +283,8 @@ async def _resume(
     record = await asyncio.to_thread(catalogue.find_upload, store.name, cycle.cycle_id)
     if record is None:
         return None
+    if record.completing:
+        return await _complete_again(store, catalogue, bundle, record)
     if record.key != key or record.plaintext_sha256 != _pin(cycle):
         log.warning("upload.restarting", key=key, reason="the bundle changed since the last try")
         await store.abort_multipart_upload(record.key, record.upload_id)
@@ -265,8 +312,64 @@ async def _resume(
     recorded = await asyncio.to_thread(catalogue.parts, record.id)
     done = [p for p in recorded if _same(listed.get(p.number), p)]
     numbers = {p.number for p in recorded}
-    held = {n: p for n, p in listed.items() if n not in numbers and p.checksum}
+    trees = store.capabilities.tree_hash_etags
+    held = {
+        n: p for n, p in listed.items() if n not in numbers and (p.checksum or (trees and p.etag))
+    }
     return _Resume(record, done, held)
+
+
+async def _complete_again(
+    store: Store, catalogue: Catalogue, bundle: BundleReader, record: UploadRecord
+) -> ArchiveRecord | None:
+    """An upload whose completion was asked for before the last run ended: complete it again
+    (a repeat returns the same Glacier ArchiveId) and record it. Where the store cannot show
+    the object and the upload is gone (Glacier, a while later), the archive is recorded as
+    completed but unconfirmed: the next inventory confirms it by key, nothing uploads it again.
+    """
+    key, cycle = record.key, bundle.cycle
+    parts = record.completion_parts()
+    sha256 = record.completion_sha256()
+    gone = False
+    try:
+        await store.complete_multipart_upload(key, record.upload_id, parts)
+    except UploadNotFound:
+        gone = True
+    info: ObjectInfo | None
+    try:
+        info = await store.head(key)
+    except ObjectNotFound:
+        info = None
+    if info is not None:
+        if info.size != record.total_size or info.metadata.get("cycle-sha256") not in (
+            None,
+            cycle_sha256(cycle),
+        ):
+            raise PermanentStoreError(
+                f"{key}: the store holds {info.size} bytes that are not this cycle's upload "
+                f"({record.total_size} bytes); the upload in the catalogue is kept"
+            )
+        if sha256 is None:
+            sha256 = await asyncio.to_thread(bundle.verify)
+        log.info("upload.completed", key=key, bytes=info.size, recovered=True)
+        return await _finish(catalogue, record, sha256, info.size, info.archive_id)
+    if not gone:
+        raise PermanentStoreError(f"{key}: completed, but the store does not show it")
+    if store.capabilities.immediate_listing:
+        # S3 / local: neither the upload nor the object exists, so nothing was made; a new
+        # upload writes the same key (no duplicate can come of it).
+        log.warning("upload.restarting", key=key, reason="completed upload not in the store")
+        await asyncio.to_thread(catalogue.drop_upload, record.id)
+        return None
+    if sha256 is None:
+        sha256 = await asyncio.to_thread(bundle.verify)
+    log.warning(
+        "upload.completed_unconfirmed",
+        key=key,
+        bytes=record.total_size,
+        reason="the upload was completed before; the next inventory confirms the archive",
+    )
+    return await _finish(catalogue, record, sha256, record.total_size, None, confirmed=False)
 
 
 def _same(listed: PartInfo | None, recorded: PartInfo) -> bool:
@@ -278,6 +381,7 @@ def _same(listed: PartInfo | None, recorded: PartInfo) -> bool:
 
 
 __all__: Sequence[str] = [
+    "CyclePruned",
     "object_key",
     "pending_cycle_dirs",
     "recipients_for",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,15 +23,22 @@ from structlog.contextvars import bound_contextvars
 from localbackup import cycle as fmt
 from localbackup.spool import Spool
 from localbackup.step import seal_open_cycle
+from uploader.bundle import BundleError
 from uploader.catalogue import ArchiveRecord, Catalogue
 from uploader.catalogue_indexes import record_event, remember_cycle_indexes
 from uploader.catalogue_maintenance import open_flags, prune_inputs
 from uploader.config import StoreConfig
+from uploader.crypto import AgeError
 from uploader.multipart import ProgressCallback
 from uploader.prune import PrunePolicy, may_upload, plan_prune, storage_class_for
 from uploader.stores import open_store
-from uploader.stores.base import TransientStoreError
-from uploader.upload import upload_cycle
+from uploader.stores.base import (
+    PermanentStoreError,
+    StoreError,
+    TransientStoreError,
+    UploadNotFound,
+)
+from uploader.upload import CyclePruned, upload_cycle
 from watcher.config import AppConfig
 from watcher.markers import DONE, FAILED, QUARANTINE, file_away
 
@@ -106,13 +114,16 @@ class Dispatcher:
                     raise RetryLater(blocked)
             try:
                 record = await self._upload(marker.cycle_dir, cfg)
-            except TransientStoreError as exc:
-                log.warning("watch.upload_retry_later", error=str(exc))
-                raise RetryLater(str(exc)) from exc
+            except CyclePruned as exc:
+                file_away(path, marker_dir, DONE)
+                log.warning("watch.upload_refused", reason=str(exc))
+                return Outcome("already_uploaded", str(exc))
             except Exception as exc:
-                return await self._failed(
-                    path, marker, f"upload failed: {type(exc).__name__}: {exc}"
-                )
+                retry = _retry_reason(exc, marker.cycle_dir)
+                if retry is not None:
+                    log.warning("watch.upload_retry_later", error=str(exc), reason=retry)
+                    raise RetryLater(f"{retry}: {type(exc).__name__}: {exc}") from exc
+                return await self._failed(path, marker, _failure_reason(exc))
             await asyncio.to_thread(remember_cycle_indexes, self._catalogue, marker.cycle_dir)
             await asyncio.to_thread(
                 record_event, self._catalogue, "uploaded", record.key, marker.cycle_id
@@ -193,6 +204,60 @@ class Dispatcher:
                 removed.append(c.cycle_id)
                 log.info("watch.local_cycle_removed", removed_cycle=c.cycle_id)
         return removed
+
+
+_AUTH_CODES = (
+    "AccessDenied",
+    "ExpiredToken",
+    "InvalidAccessKeyId",
+    "InvalidClientTokenId",
+    "InvalidSignature",
+    "MissingAuthenticationToken",
+    "RequestExpired",
+    "SignatureDoesNotMatch",
+    "UnrecognizedClient",
+    "no AWS credentials found",
+)
+
+
+def _retry_reason(exc: BaseException, cycle_dir: Path) -> str | None:
+    """Why a failed upload should be tried again later, or None if the marker is failed.
+
+    The cycle's own bytes or configuration (BundleError, FormatError, AgeError, a file of the
+    cycle that cannot be read) and permanent store errors fail it; a transient store error, an
+    upload the store forgot (a new one is started), a busy catalogue or an OS error outside the
+    cycle (the state directory) are retried."""
+    if isinstance(exc, TransientStoreError):
+        return "transient store error"
+    if isinstance(exc, UploadNotFound):
+        return "the store no longer has the upload in progress; it starts again"
+    if isinstance(exc, sqlite3.OperationalError):
+        return "the catalogue is busy or unavailable"
+    name = getattr(exc, "filename", None) if isinstance(exc, OSError) else None
+    outside = not isinstance(name, str | bytes) or not _inside(Path(str(name)), cycle_dir)
+    # The cycle's own bytes or configuration, and permanent store errors, fail the marker.
+    own = isinstance(exc, BundleError | fmt.FormatError | AgeError | StoreError)
+    if isinstance(exc, OSError) and outside and not own:
+        return "an OS error outside the cycle (state directory?)"
+    return None
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    try:
+        path.resolve().relative_to(directory.resolve())
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def _failure_reason(exc: BaseException) -> str:
+    text = f"upload failed: {type(exc).__name__}: {exc}"
+    if isinstance(exc, PermanentStoreError) and any(c in str(exc) for c in _AUTH_CODES):
+        return (
+            f"{text} -- the store refused the credentials or permissions: fix them, then move "
+            "this marker back from failed/ to upload the cycle"
+        )
+    return text
 
 
 def _store_name(store: StoreConfig) -> str:

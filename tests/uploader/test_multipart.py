@@ -220,7 +220,7 @@ async def test_a_file_that_does_not_match_cycle_json_fails_the_upload_while_stre
     assert catalogue.uploads() == [] and catalogue.archives() == []
 
 
-async def test_exhausted_retries_abort_too(
+async def test_exhausted_retries_keep_the_upload_for_the_next_attempt(
     store: Store, tmp_path: Path, catalogue: Catalogue
 ) -> None:
     class Down(Wrapped):
@@ -237,7 +237,9 @@ async def test_exhausted_retries_abort_too(
             UploadConfig(part_size=PART),
             options=FAST,  # type: ignore[arg-type]
         )
-    assert await store.list_multipart_uploads() == []
+    # Transient: the multipart upload and its resume state stay, the next attempt resumes them.
+    assert len(await store.list_multipart_uploads()) == 1
+    assert len(catalogue.uploads()) == 1
 
 
 async def test_the_byte_count_check_refuses_to_complete_when_short(

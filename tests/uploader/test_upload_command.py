@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import pytest
+
 from uploader.catalogue import Catalogue
 from watcher.commands import upload as command
 from watcher.config import config_from_dict
@@ -78,3 +80,27 @@ def test_the_catalogue_is_private(tmp_path: Path, age_key: tuple[Path, str]) -> 
     assert command.run(_parse("20260101T000000Z"), _config(tmp_path, age_key[1])) == 0
     assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
     assert (tmp_path / "state" / "catalogue.sqlite3").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_pruned_cycle_needs_force(
+    tmp_path: Path, age_key: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from uploader.stores.local import LocalStore
+
+    build_cycle(tmp_path / "spool", [3000], cycle_id="20260101T000000Z")
+    config = _config(tmp_path, age_key[1])
+    store = LocalStore(tmp_path / "vault").name
+    with Catalogue.in_state_dir(tmp_path / "state") as cat, cat.transaction() as db:
+        db.execute(
+            "INSERT INTO pending_deletions (store, key, archive_id, cycle_id, size, deleted_at)"
+            " VALUES (?, 'testhost/20260101T000000Z.tar.age', NULL, '20260101T000000Z', 10,"
+            " '2026-03-04T05:06:00+00:00')",
+            (store,),
+        )
+    assert command.run(_parse(), config) == 0  # not pending
+    assert not (tmp_path / "vault" / "testhost").exists()
+    assert command.run(_parse("20260101T000000Z"), config) == 1
+    err = capsys.readouterr().err
+    assert "was pruned from" in err and "2026-03-04 05:06" in err and "--force" in err
+    assert command.run(_parse("--force", "20260101T000000Z"), config) == 0
+    assert (tmp_path / "vault" / "testhost" / "20260101T000000Z.tar.age").exists()

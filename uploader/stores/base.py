@@ -48,6 +48,9 @@ class Capabilities:
     power_of_two_parts: bool = False  # part size must be 1 MiB x 2^n (Glacier vaults)
     immediate_listing: bool = True  # a completed object shows up in list_objects at once
     needs_retrieval: bool = False  # reading an object first needs a (slow, paid) restore request
+    # PartInfo.etag is the part's SHA-256 tree hash (Glacier): a listed part whose plain
+    # SHA-256 is unknown can still be matched by it.
+    tree_hash_etags: bool = False
 
     def check_part_size(self, part_size: int) -> str | None:
         """Why ``part_size`` is not acceptable for this store, or None if it is."""

@@ -91,6 +91,7 @@ GLACIER_CAPABILITIES = Capabilities(
     power_of_two_parts=True,
     immediate_listing=False,
     needs_retrieval=True,
+    tree_hash_etags=True,
 )
 
 
@@ -252,7 +253,13 @@ class GlacierStore:
         self, key: str, upload_id: str, parts: Sequence[PartInfo]
     ) -> None:
         what = f"completing the upload of {key}"
-        upload = await self._upload(key, upload_id)
+        try:
+            upload = await self._upload(key, upload_id)
+        except UploadNotFound:
+            # Completed already (by a run that died before recording it, or whose response
+            # was lost): Glacier answers a repeated completion with the same ArchiveId for a
+            # while, so ask; it raises UploadNotFound if the upload is really gone.
+            upload = _Upload(0, None)
         ordered = sorted(parts, key=lambda p: p.number)
         if any(len(p.etag) != 64 for p in ordered):
             raise PermanentStoreError(f"{what}: a part has no SHA-256 tree hash")

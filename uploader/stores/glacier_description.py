@@ -58,7 +58,8 @@ class ArchiveDescription:
     @classmethod
     def from_metadata(cls, key: str, metadata: Mapping[str, str]) -> ArchiveDescription:
         """From the object metadata ``upload_cycle`` passes to a store (unknown keys dropped;
-        :class:`DescriptionError` for a malformed ``plaintext-sha256``)."""
+        :class:`DescriptionError` for a malformed ``cycle-sha256`` or, in the descriptions of
+        older archives, ``plaintext-sha256``)."""
         size = metadata.get("plaintext-size")
         return cls(
             key=key,

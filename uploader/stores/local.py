@@ -200,6 +200,13 @@ class LocalStore:
             size = sum(p.size for p in parts)
             d = self._upload_dir(upload_id)
             target = self._object_path(key)
+            if not (d / "data").exists():
+                # An earlier complete moved the data into place and died before cleaning up:
+                # done, if the object is the one this upload made.
+                if self._is_done(key, size, state["metadata"]):
+                    shutil.rmtree(d)
+                    return
+                raise PermanentStoreError(f"upload {upload_id} of {key} lost its data")
             target.parent.mkdir(parents=True, exist_ok=True)
             with open(d / "data", "r+b") as f:
                 f.truncate(size)
@@ -214,6 +221,15 @@ class LocalStore:
 
         with _errors(f"completing the upload of {key}"):
             await asyncio.to_thread(complete)
+
+    def _is_done(self, key: str, size: int, metadata: Mapping[str, str]) -> bool:
+        """Whether the object under ``key`` has ``size`` bytes and ``metadata``."""
+        try:
+            st = self._object_path(key).stat()
+            meta = json.loads(self._meta_path(key).read_bytes())
+        except FileNotFoundError:
+            return False
+        return st.st_size == size and meta == dict(metadata)
 
     async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
         def abort() -> None:

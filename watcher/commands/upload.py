@@ -17,6 +17,7 @@ from localbackup.cycle import CYCLE_JSON, FormatError
 from uploader.bundle import BundleError
 from uploader.catalogue import Catalogue
 from uploader.catalogue_indexes import remember_cycle_indexes
+from uploader.catalogue_maintenance import pruned_at
 from uploader.crypto import AgeError
 from uploader.stores import Store, StoreError, StoreNotAvailable, open_store
 from uploader.upload import pending_cycle_dirs, upload_cycle
@@ -34,6 +35,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p = subparsers.add_parser("upload", help="upload sealed cycles now, without the service")
     p.add_argument(
         "cycle", nargs="?", metavar="CYCLE", help="a cycle id (default: every sealed cycle)"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="upload CYCLE even if its archive was pruned from the store",
     )
     p.set_defaults(run=run)
 
@@ -61,17 +67,32 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
                     file=sys.stderr,
                 )
                 return USAGE
+            when = pruned_at(catalogue, store.name, args.cycle)
+            force = bool(getattr(args, "force", False))
+            if (
+                when is not None
+                and not force
+                and catalogue.find_archive(store.name, args.cycle) is None
+            ):
+                print(
+                    f"glacier-backup: cycle {args.cycle} was pruned from {store.name} on "
+                    f"{when:%Y-%m-%d %H:%M} UTC and is not uploaded again; to upload it anyway: "
+                    f"glacier-backup upload --force {args.cycle}",
+                    file=sys.stderr,
+                )
+                return FAILURE
             todo = [cycle_dir]
         else:
             todo = pending_cycle_dirs(config.backup.spool_dir, catalogue, store.name)
         if not todo:
             print("nothing to upload: every sealed cycle is archived")
             return OK
-        return asyncio.run(_upload_all(todo, store, catalogue, config))
+        force = bool(args.cycle and getattr(args, "force", False))
+        return asyncio.run(_upload_all(todo, store, catalogue, config, force=force))
 
 
 async def _upload_all(
-    todo: list[Path], store: Store, catalogue: Catalogue, config: AppConfig
+    todo: list[Path], store: Store, catalogue: Catalogue, config: AppConfig, *, force: bool = False
 ) -> int:
     failed = 0
     async with store as s:
@@ -79,7 +100,13 @@ async def _upload_all(
             with _progress(cycle_dir.name) as progress:
                 try:
                     record = await upload_cycle(
-                        cycle_dir, s, catalogue, config.encryption, config.upload, progress
+                        cycle_dir,
+                        s,
+                        catalogue,
+                        config.encryption,
+                        config.upload,
+                        progress,
+                        force=force,
                     )
                 except (StoreError, BundleError, FormatError, AgeError, OSError) as exc:
                     failed += 1
