@@ -15,53 +15,13 @@ import pytest
 
 from localbackup import cycle as fmt
 from localbackup.index import read_index
+from tests.watcher.service_harness import Project
 
 ENV_KEYS = ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME")
 
 
-class Env:
-    def __init__(self, root: Path, increments: int = 7, level: int = 3) -> None:
-        self.root = root
-        self.src = root / "src"
-        self.src.mkdir()
-        self.config = root / "config.toml"
-        self.spool = root / "spool"
-        self.config.write_text(
-            f'[backup]\nsources = ["{self.src}"]\nspool_dir = "{self.spool}"\n'
-            f"increments_per_cycle = {increments}\ncompression_level = {level}\n"
-            f'[encryption]\nmode = "none"\n[store]\npath = "{root / "vault"}"\n'
-        )
-
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        for k in ENV_KEYS:
-            env[k] = str(self.root / k.lower())
-        return env
-
-    def cmd(self, *args: str) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "watcher",
-            "--config",
-            str(self.config),
-            "--log-format",
-            "json",
-            *args,
-        ]
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            self.cmd(*args),
-            capture_output=True,
-            text=True,
-            env=self.env(),
-            check=False,
-            timeout=120,
-        )
-
-    def cycles(self) -> list[Path]:
-        return sorted(p for p in (self.spool / "cycles").iterdir() if not p.name.startswith("."))
+def cycles(p: Project) -> list[Path]:
+    return sorted(c for c in (p.spool / "cycles").iterdir() if not c.name.startswith("."))
 
 
 def snapshot(root: Path) -> dict[str, tuple]:
@@ -89,7 +49,7 @@ def extract(cycle: Path, upto: int, dest: Path) -> None:
 
 
 def test_backup_cycle_changes_and_gnu_tar_extraction(tmp_path: Path) -> None:
-    e = Env(tmp_path, increments=2)
+    e = Project(tmp_path, increments=2, level=3)
     (e.src / "docs").mkdir()
     (e.src / "docs" / "a.txt").write_text("alpha\n")
     (e.src / "docs" / "b.txt").write_text("beta\n")
@@ -111,7 +71,7 @@ def test_backup_cycle_changes_and_gnu_tar_extraction(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "increment 1 (incremental)" in r.stdout
 
-    (cycle,) = e.cycles()
+    (cycle,) = cycles(e)
     with open(cycle / fmt.index_name(1), "rb") as f:
         index1 = read_index(f)
     prefix = str(e.src).lstrip("/").encode()
@@ -136,11 +96,11 @@ def test_backup_cycle_changes_and_gnu_tar_extraction(tmp_path: Path) -> None:
 
     r = e.run("backup")  # the next backup starts a new cycle with a full
     assert r.returncode == 0 and "increment 0 (full)" in r.stdout
-    assert len(e.cycles()) == 2
+    assert len(cycles(e)) == 2
 
 
 def test_seal_and_forced_full(tmp_path: Path) -> None:
-    e = Env(tmp_path)
+    e = Project(tmp_path, increments=7, level=3)
     (e.src / "f").write_text("x")
     assert e.run("seal").stdout.startswith("nothing to seal: there is no open cycle")
     assert e.run("backup").returncode == 0
@@ -149,14 +109,14 @@ def test_seal_and_forced_full(tmp_path: Path) -> None:
     assert e.run("backup").returncode == 0
     r = e.run("backup", "--full")
     assert r.returncode == 0 and "a full backup was requested" in r.stdout
-    first, second, third = e.cycles()
+    first, second, third = cycles(e)
     assert (first / "cycle.json").exists() and (second / "cycle.json").exists()
     assert not (third / "cycle.json").exists()
     assert len(list((e.spool / "markers").iterdir())) == 2
 
 
 def test_missing_source_is_a_warning_with_exit_code_3(tmp_path: Path) -> None:
-    e = Env(tmp_path)
+    e = Project(tmp_path, increments=7, level=3)
     (e.src / "f").write_text("x")
     e.config.write_text(
         e.config.read_text().replace(
@@ -166,15 +126,13 @@ def test_missing_source_is_a_warning_with_exit_code_3(tmp_path: Path) -> None:
     r = e.run("backup")
     assert r.returncode == 3, r.stderr
     assert "missing_source" in r.stdout and str(tmp_path / "nope") in r.stdout
-    (cycle,) = e.cycles()
+    (cycle,) = cycles(e)
     assert (cycle / fmt.manifest_name(0)).exists()  # the backup itself completed
 
 
-def _kill_mid_increment(e: Env, number: int) -> None:
+def _kill_mid_increment(e: Project, number: int) -> None:
     """Start a backup and SIGKILL it while increment ``number`` is being written."""
-    proc = subprocess.Popen(
-        e.cmd("backup"), env=e.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    proc = subprocess.Popen(e.cmd("backup"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     partial = None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
@@ -189,7 +147,9 @@ def _kill_mid_increment(e: Env, number: int) -> None:
 
 
 def test_sigkill_mid_increment_then_next_run_recovers(tmp_path: Path) -> None:
-    e = Env(tmp_path, level=19)  # slow compression keeps the increment in flight long enough
+    e = Project(
+        tmp_path, increments=7, level=19
+    )  # slow compression keeps the increment in flight long enough
     for i in range(8):
         (e.src / f"blob{i}").write_bytes(os.urandom(3 << 19))
     _kill_mid_increment(e, 0)
@@ -205,7 +165,7 @@ def test_sigkill_mid_increment_then_next_run_recovers(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "increment 1 (incremental)" in r.stdout
 
-    (cycle,) = e.cycles()
+    (cycle,) = cycles(e)
     assert not list(cycle.glob(".*"))
     for n in (0, 1):
         m = fmt.load_manifest(cycle / fmt.manifest_name(n))
