@@ -137,10 +137,16 @@ class Extractor:
                 with tarfile.open(
                     fileobj=zin, mode="r|", encoding="utf-8", errors="surrogateescape"
                 ) as tf:
-                    for m in tf:
-                        self._member(tf, m)
+                    self.apply_tar(tf)
             except (tarfile.TarError, zstandard.ZstdError, EOFError) as exc:
                 raise IntegrityError(f"{label}: not a valid increment: {exc}") from None
+
+    def apply_tar(self, tf: tarfile.TarFile) -> None:
+        """Apply every member of ``tf``, an open tar of any compression (a stream, ``r|``, is
+        enough; open it with ``encoding="utf-8", errors="surrogateescape"``). A damaged archive
+        raises the ``tarfile`` or decompressor error as it is: the caller knows the format."""
+        for m in tf:
+            self._member(tf, m)
 
     def _member(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
         name = m.name.encode("utf-8", "surrogateescape")
@@ -157,7 +163,7 @@ class Extractor:
             if not self.tree.clear(name, parts, keep_dir=True):
                 os.mkdir(self.tree.path(parts), 0o700)
                 self.tree.known.add(b"/".join(parts))
-            self._xattrs(self.tree.path(parts), m)  # owner, mode, mtime: from the index, last
+            self._directory(m, parts)
         elif m.issym():
             self.tree.clear(name, parts)
             full = self.tree.path(parts)
@@ -168,11 +174,23 @@ class Extractor:
             os.utime(full, ns=(mt, mt), follow_symlinks=False)
         elif m.islnk():
             self._hardlink(m, name, parts)
-        elif m.ischr() or m.isblk() or m.isfifo():
-            self._device(m, name, parts)
-        else:
-            raise UnsafeMemberError(name, f"unsupported member type {m.type!r}")
+        elif not self._special(m, name, parts):
+            return
         self.stats.members += 1
+
+    # Hooks for archive formats with other rules (uploader.legacy: the original tool's tars).
+    def _directory(self, m: tarfile.TarInfo, parts: tuple[bytes, ...]) -> None:
+        """A directory member, once it exists: its owner, mode and mtime come from the index,
+        in :meth:`finish`; only its extended attributes are set here."""
+        self._xattrs(self.tree.path(parts), m)
+
+    def _special(self, m: tarfile.TarInfo, name: bytes, parts: tuple[bytes, ...]) -> bool:
+        """Any other member type: a device node or FIFO is made (if allowed), anything else
+        refused. Returns whether the member counts as written."""
+        if not (m.ischr() or m.isblk() or m.isfifo()):
+            raise UnsafeMemberError(name, f"unsupported member type {m.type!r}")
+        self._device(m, name, parts)
+        return True
 
     def _file(
         self, tf: tarfile.TarFile, m: tarfile.TarInfo, name: bytes, parts: tuple[bytes, ...]

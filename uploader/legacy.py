@@ -11,11 +11,12 @@ inner one too (``.enc``), may be encrypted with ``openssl enc -aes-256-cbc -pbkd
 The original tool recorded no deletions: a restore brings back every file the chain ever held,
 including files deleted (or renamed away) before the chosen point in time.
 
-The restore goes through :func:`localbackup.safepath.staged_target` and
-:class:`localbackup.safepath.SafeTree`: the same path-safety rules and staging as every other
-restore. An encrypted archive is first decrypted to a private scratch file next to the target:
-CBC carries no authentication, so only a complete decryption (its padding check) tells a wrong
-passphrase before anything is extracted, and the members may sit in any order in the outer tar.
+The restore goes through :func:`localbackup.safepath.staged_target` and the restore engine's
+:class:`localbackup.extract.Extractor` (with the old tool's rules, see :class:`_LegacyExtractor`):
+the same member writer, path-safety rules and staging as every other restore. An encrypted
+archive is first decrypted to a private scratch file next to the target: CBC carries no
+authentication, so only a complete decryption (its padding check) tells a wrong passphrase
+before anything is extracted, and the members may sit in any order in the outer tar.
 """
 
 from __future__ import annotations
@@ -34,15 +35,9 @@ from typing import IO, BinaryIO, cast
 
 import structlog
 
-from localbackup.extract import ExtractOptions, ExtractStats, PathFilter
+from localbackup.extract import ExtractOptions, Extractor, ExtractStats, _mtime_ns, _show
 from localbackup.pointintime import PointInTimeError
-from localbackup.safepath import (
-    ExtractError,
-    SafeTree,
-    UnsafeMemberError,
-    member_parts,
-    staged_target,
-)
+from localbackup.safepath import ExtractError, staged_target
 from uploader.crypto import LegacyDecryptError, decrypt_openssl
 
 __all__ = [
@@ -68,10 +63,7 @@ _MEMBER = re.compile(
 )
 _TIMESTAMP = re.compile(r"^\d{14}$")
 _SALTED = b"Salted__"
-_COPY = 1 << 20
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DEFAULT_DIR_MODE = 0o755  # the old tool archived files only, never directories
-_MAX_WARNINGS = 100
 
 
 class LegacyArchiveError(ExtractError):
@@ -203,13 +195,13 @@ def restore_legacy(
             if on_plan is not None:
                 on_plan(plan)
             log.info("legacy.restore_started", archive=str(archive), at=plan.target.timestamp)
-            applier = _Applier(work, options or ExtractOptions())
+            extractor = _LegacyExtractor(work, options or ExtractOptions())
             for point in plan.chain:
                 src = outer.extractfile(infos[point.member])
                 assert src is not None
                 with src, _inner(point, src, inner_passphrase or passphrase, scratch) as f:
-                    applier.apply(f, point.member)
-        return LegacyResult(plan, applier.finish())
+                    extractor.apply_bz2(f, point.member)
+        return LegacyResult(plan, extractor.finish_legacy())
 
 
 def list_legacy(archive: Path, passphrase: bytes | None) -> LegacyPlan:
@@ -302,116 +294,46 @@ def _decrypt(label: str, src: Path | IO[bytes], out: Path, passphrase: bytes) ->
         raise LegacyArchiveError(f"{label}: cannot decrypt: {exc}") from None
 
 
-def _mtime_ns(m: tarfile.TarInfo) -> int:
-    """Exact mtime: Python's tarfile wrote fractional mtimes as a pax record."""
-    raw = m.pax_headers.get("mtime")
-    if raw is None:
-        return int(m.mtime) * 1_000_000_000
-    neg = raw.startswith("-")
-    whole, _, frac = raw.lstrip("-").partition(".")
-    ns = int(whole or "0") * 1_000_000_000 + int((frac + "000000000")[:9])
-    return -ns if neg else ns
+class _LegacyExtractor(Extractor):
+    """:class:`Extractor` with the original tool's rules, for its bzip2 tars.
 
-
-def _show(name: bytes) -> str:
-    return repr(name.decode("utf-8", "backslashreplace"))
-
-
-class _Applier:
-    """Writes the members of legacy bzip2 tars into a fresh directory, with SafeTree's rules.
-
-    The old tool archived regular files and symlinks (hardlinks within one tar); directories
-    appear only as parents. Device nodes and FIFOs are skipped with a warning.
+    It archived regular files and symlinks (hardlinks within one tar); directories appear only
+    as parents, and there is no index: :meth:`finish_legacy` removes nothing and gives
+    directories their archived owner, mode and mtime (0755 when not archived). Device nodes,
+    FIFOs and unknown types are skipped with a warning; extended attributes (Python's tarfile
+    wrote none) are not restored.
     """
 
     def __init__(self, root: Path, options: ExtractOptions) -> None:
-        self.tree = SafeTree(os.fsencode(root))
-        self.select = PathFilter(options.patterns)
-        self.owners = options.owners if options.owners is not None else os.geteuid() == 0
-        self.stats = ExtractStats()
+        super().__init__(root, options)
         self.dirs: dict[bytes, tarfile.TarInfo] = {}
 
-    def warn(self, message: str) -> None:
-        if len(self.stats.warnings) < _MAX_WARNINGS:
-            self.stats.warnings.append(message)
-        log.warning("restore.warning", message=message)
-
-    def apply(self, stream: IO[bytes], label: str) -> None:
+    def apply_bz2(self, stream: IO[bytes], label: str) -> None:
         try:
             with tarfile.open(
                 fileobj=stream, mode="r|bz2", encoding="utf-8", errors="surrogateescape"
             ) as tf:
-                for m in tf:
-                    self._member(tf, m)
+                self.apply_tar(tf)
         except (tarfile.TarError, EOFError, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno is not None:
                 raise  # a local I/O error, not a damaged archive
             raise LegacyArchiveError(f"{label}: not a valid bzip2 tar: {exc}") from None
+        except ExtractError as exc:
+            if type(exc) is not ExtractError:
+                raise  # UnsafeMemberError, IntegrityError: as they are
+            raise LegacyArchiveError(f"{label}: {exc}") from None
 
-    def _member(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
-        name = m.name.encode("utf-8", "surrogateescape")
-        parts = member_parts(name)
-        if not parts:
-            if m.isdir():
-                return
-            raise UnsafeMemberError(name, "it names the target directory itself")
-        rel = b"/".join(parts)
-        if not self.select(rel):
-            return
-        if m.isreg():
-            self._file(tf, m, name, parts)
-        elif m.isdir():
-            if not self.tree.clear(name, parts, keep_dir=True):
-                os.mkdir(self.tree.path(parts), 0o700)
-                self.tree.known.add(rel)
-            self.dirs[rel] = m
-        elif m.issym():
-            self.tree.clear(name, parts)
-            full = self.tree.path(parts)
-            os.symlink(m.linkname.encode("utf-8", "surrogateescape"), full)
-            if self.owners:
-                os.chown(full, m.uid, m.gid, follow_symlinks=False)
-            os.utime(full, ns=(_mtime_ns(m),) * 2, follow_symlinks=False)
-        elif m.islnk():
-            self._hardlink(m, name, parts)
-        else:
-            self.warn(f"{_show(name)}: not restored (a device node, FIFO or unknown type)")
-            return
-        self.stats.members += 1
+    def _directory(self, m: tarfile.TarInfo, parts: tuple[bytes, ...]) -> None:
+        self.dirs[b"/".join(parts)] = m
 
-    def _file(
-        self, tf: tarfile.TarFile, m: tarfile.TarInfo, name: bytes, parts: tuple[bytes, ...]
-    ) -> None:
-        self.tree.clear(name, parts)
-        src = tf.extractfile(m)
-        assert src is not None
-        fd = os.open(self.tree.path(parts), _CREATE, 0o600)
-        try:
-            with os.fdopen(os.dup(fd), "wb") as out:
-                shutil.copyfileobj(src, out, _COPY)
-            if self.owners:
-                os.fchown(fd, m.uid, m.gid)  # before chmod: chown clears set-id bits
-            os.fchmod(fd, m.mode & 0o7777)
-            os.utime(fd, ns=(_mtime_ns(m),) * 2)
-        finally:
-            os.close(fd)
-        self.stats.files += 1
-        self.stats.bytes += m.size
+    def _special(self, m: tarfile.TarInfo, name: bytes, parts: tuple[bytes, ...]) -> bool:
+        self.warn(f"{_show(name)}: not restored (a device node, FIFO or unknown type)")
+        return False
 
-    def _hardlink(self, m: tarfile.TarInfo, name: bytes, parts: tuple[bytes, ...]) -> None:
-        target = m.linkname.encode("utf-8", "surrogateescape")
-        source = self.tree.hardlink_source(name, target)
-        if source == self.tree.path(parts):
-            raise UnsafeMemberError(name, "hardlink points at itself")
-        if source is None:
-            if self.select:
-                self.warn(f"{_show(name)}: not restored, its hardlink target is not selected")
-                return
-            raise LegacyArchiveError(f"hardlink {_show(name)}: target {_show(target)} missing")
-        self.tree.clear(name, parts)
-        os.link(source, self.tree.path(parts), follow_symlinks=False)
+    def _xattrs(self, target: int | bytes, m: tarfile.TarInfo) -> None:
+        pass
 
-    def finish(self) -> ExtractStats:
+    def finish_legacy(self) -> ExtractStats:
         """Set directory modes last, deepest first: archived ones as archived, others 0755."""
         dirs: list[bytes] = []
         for top, subdirs, _files in os.walk(self.tree.root):
