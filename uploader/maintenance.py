@@ -9,6 +9,8 @@ store errors end up in the report and the log, and the next pass carries on.
   reconcile;
 - Glacier vaults: advance the inventory job state machine (initiate / describe / fetch output),
   reconcile when an inventory arrives;
+- abort this host's orphaned multipart uploads (unknown to the catalogue, older than
+  ``orphan_grace``: see :mod:`uploader.orphans`), whose parts would be billed forever;
 - then plan the prune and, unless ``dry_run``, delete; each deletion waits in the catalogue until
   a later listing or inventory confirms it.
 """
@@ -34,6 +36,7 @@ from uploader.inventory_plan import (
     RequestJob,
     plan_inventory,
 )
+from uploader.orphans import KnownUpload, host_prefix, plan_orphan_aborts
 from uploader.prune import PrunePlan, PrunePolicy, may_upload, plan_prune
 from uploader.reconcile import ListedArchive, Listing, Reconciliation, reconcile
 from uploader.retention import RetentionConfig
@@ -71,6 +74,10 @@ class MaintenanceConfig:
     prune: bool = True
     request_inventory: bool = False  # ask for an inventory now if no job is in flight
     next_upload_size: int = 0
+    # Multipart uploads unknown to the catalogue are aborted once this old (a concurrent upload
+    # process records its upload within seconds; see uploader.orphans).
+    orphan_grace: float = DAY
+    sweep_orphans: bool = True
 
 
 @dataclass(slots=True)
@@ -82,6 +89,7 @@ class MaintenanceReport:
     deleted: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     jobs_in_flight: int = 0
+    orphans_aborted: list[str] = field(default_factory=list)  # "<key> <upload id>"
 
 
 async def run_maintenance(
@@ -103,6 +111,8 @@ async def run_maintenance(
     except StoreError as exc:
         report.problems.append(f"inventory/listing: {exc}")
         log.warning("maintenance.listing_failed", store=store.name, error=str(exc))
+    if config.sweep_orphans:
+        await _sweep_orphans(store, catalogue, config, now, report)
     if config.prune:
         await _prune(store, catalogue, config, now, report)
     return report
@@ -369,6 +379,46 @@ def _apply(
     cm.forget_foreign_except(
         catalogue, name, [a.listed.store_id for a in result.of("foreign") if a.listed]
     )
+
+
+# -- orphaned multipart uploads ------------------------------------------------------------------
+
+
+async def _sweep_orphans(
+    store: Store,
+    catalogue: Catalogue,
+    config: MaintenanceConfig,
+    now: datetime,
+    report: MaintenanceReport,
+) -> None:
+    try:
+        # The store first, then the catalogue: an upload recorded in between is seen as known.
+        listed = await store.list_multipart_uploads(host_prefix(config.host))
+    except StoreError as exc:
+        report.problems.append(f"listing uploads in progress: {exc}")
+        log.warning("maintenance.list_uploads_failed", store=store.name, error=str(exc))
+        return
+    records = await asyncio.to_thread(catalogue.uploads, store.name)
+    known = [KnownUpload(r.key, r.upload_id, r.state) for r in records]
+    for orphan in plan_orphan_aborts(listed, known, config.host, now, config.orphan_grace):
+        u = orphan.upload
+        if config.dry_run:
+            log.info(
+                "maintenance.orphan_found", key=u.key, upload_id=u.upload_id, reason=orphan.reason
+            )
+            continue
+        try:
+            await store.abort_multipart_upload(u.key, u.upload_id)
+        except StoreError as exc:
+            report.problems.append(f"aborting the upload {u.upload_id} of {u.key}: {exc}")
+            log.warning(
+                "maintenance.orphan_abort_failed", key=u.key, upload_id=u.upload_id, error=str(exc)
+            )
+            continue
+        report.orphans_aborted.append(f"{u.key} {u.upload_id}")
+        log.info(
+            "maintenance.orphan_aborted", key=u.key, upload_id=u.upload_id, reason=orphan.reason
+        )
 
 
 # -- pruning -------------------------------------------------------------------------------------

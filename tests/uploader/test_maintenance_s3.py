@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
+from structlog.testing import capture_logs
 
 from uploader import catalogue_maintenance as cm
 from uploader.catalogue import Catalogue
@@ -176,3 +178,73 @@ async def test_missing_object_is_flagged_loudly(
             assert [(f.key, f.kind) for f in cm.open_flags(cat, store.name)] == [
                 (keys[0], "missing")
             ]
+
+
+def _uploads_in_progress(endpoint: str, bucket: str) -> set[tuple[str, str]]:
+    r = _client(endpoint).list_multipart_uploads(Bucket=bucket)
+    return {(u["Key"], u["UploadId"]) for u in r.get("Uploads", [])}
+
+
+async def test_orphaned_multipart_uploads_are_aborted_after_the_grace_period(
+    tmp_path: Path, aws_env: None, moto_server: str
+) -> None:
+    bucket = make_bucket(moto_server)
+    meta = {"format": "glacier-backup-archive", "host": HOST}
+    async with s3_store(moto_server, bucket) as store:
+        with Catalogue(tmp_path / "c.sqlite3") as cat:
+            # A failed cycle whose abort failed too: the catalogue forgot it, S3 bills its parts.
+            orphan = await store.create_multipart_upload(f"{HOST}/c1.tar", 5 * 1024**2, meta)
+            # Known to the catalogue: kept for the next attempt to resume.
+            known = await store.create_multipart_upload(f"{HOST}/c2.tar", 5 * 1024**2, meta)
+            cat.start_upload(
+                store=store.name,
+                key=f"{HOST}/c2.tar",
+                cycle_id="c2",
+                host=HOST,
+                upload_id=known,
+                part_size=5 * 1024**2,
+                total_size=1,
+                plaintext_size=1,
+                plaintext_sha256="x",
+                encryption=None,
+            )
+            other = await store.create_multipart_upload("otherhost/c1.tar", 5 * 1024**2, {})
+            everything = {
+                (f"pfx/{HOST}/c1.tar", orphan),
+                (f"pfx/{HOST}/c2.tar", known),
+                ("pfx/otherhost/c1.tar", other),
+            }
+            # moto reports one fixed Initiated time (2010-11-10) for every upload: the passes
+            # below move ``now`` relative to it. (A fresh and an old upload in one pass: the
+            # local store's test in test_orphans.py, and the table test there.)
+            when = [u.initiated for u in await store.list_multipart_uploads()]
+            assert len(when) == 3 and all(when)
+            t0 = max(w for w in when if w is not None)
+
+            # Within the grace period of a day (a concurrent upload process that has not
+            # recorded its upload yet): nothing is touched.
+            report = await run_maintenance(store, cat, _config(), t0 + timedelta(hours=12))
+            assert report.orphans_aborted == [] and not report.problems
+            assert _uploads_in_progress(moto_server, bucket) == everything
+            # A dry run says what it would abort, and aborts nothing.
+            later = t0 + timedelta(days=2)
+            dry = replace(_config(), dry_run=True)
+            with capture_logs() as logs:
+                report = await run_maintenance(store, cat, dry, later)
+            assert report.orphans_aborted == []
+            assert [e["upload_id"] for e in logs if e["event"] == "maintenance.orphan_found"] == [
+                orphan
+            ]
+            assert _uploads_in_progress(moto_server, bucket) == everything
+
+            # Two days later: the orphan goes; the known one and another host's stay.
+            with capture_logs() as logs:
+                report = await run_maintenance(store, cat, _config(), later)
+            assert report.orphans_aborted == [f"{HOST}/c1.tar {orphan}"]
+            aborted = [e for e in logs if e["event"] == "maintenance.orphan_aborted"]
+            assert [(e["key"], e["upload_id"]) for e in aborted] == [(f"{HOST}/c1.tar", orphan)]
+            assert "not in the catalogue" in aborted[0]["reason"]
+            assert _uploads_in_progress(moto_server, bucket) == everything - {
+                (f"pfx/{HOST}/c1.tar", orphan)
+            }
+            assert [u.upload_id for u in cat.uploads()] == [known]

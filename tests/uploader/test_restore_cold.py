@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -134,6 +135,66 @@ def test_a_vault_restore_requests_a_job_waits_and_resumes(
     assert not list(tmp_path.glob(".out.retrieval*"))  # the download file is gone
     with sqlite3.connect(tmp_path / "state" / "catalogue.sqlite3") as db:
         assert db.execute("SELECT count(*) FROM retrievals").fetchone() == (0,)
+
+
+def test_wait_polls_until_the_job_is_ready_then_restores(
+    tmp_path: Path,
+    glacier_emulator: Emulator,
+    aws_env: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    emu = glacier_emulator
+    h = make_history(tmp_path)
+    config = _uploaded(tmp_path, h, _vault_store(emu))
+    out = tmp_path / "out"
+    capsys.readouterr()
+    jobs = emu.control.request_count("InitiateJob")
+    checks = emu.control.request_count("DescribeJob")
+    argv = ("restore", "--to", str(out), "--yes", "--wait", "--poll-interval", "0.05")
+    result: dict[str, object] = {}
+
+    def restore() -> None:
+        try:
+            result["rc"] = run_cli(config, *argv, "--poll-max", "0.2")
+        except BaseException as exc:  # reported by the test thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=restore, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    # Requested, then checked a few times while the (virtual) hours have not passed.
+    while (
+        emu.control.request_count("InitiateJob") == jobs
+        or emu.control.request_count("DescribeJob") < checks + 8
+    ):
+        assert thread.is_alive(), result
+        assert time.monotonic() < deadline, "the job was not requested and polled"
+        time.sleep(0.05)
+    assert emu.control.request_count("InitiateJob") == jobs + 1
+    assert not out.exists()
+    emu.control.advance(4 * HOUR + 60)
+    thread.join(60)
+    assert not thread.is_alive(), "--wait did not finish by itself"
+    assert result == {"rc": 0}
+    printed = capsys.readouterr().out
+    assert "next check in 0.05s" in printed and "next check in 0.2s" in printed
+    assert "ready after" in printed and "waiting:" not in printed
+    assert "ranges downloaded and verified" in printed
+    assert snapshot(restored(out, h.src)) == h.snapshots[-1]
+    assert emu.control.request_count("InitiateJob") == jobs + 1  # requested once
+    with sqlite3.connect(tmp_path / "state" / "catalogue.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM retrievals").fetchone() == (0,)
+
+
+def test_poll_options_take_positive_seconds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _parser().parse_args(["restore", "--to", str(tmp_path)])
+    assert (args.poll_interval, args.poll_max) == (60.0, 1800.0)  # the defaults
+    for bad in ("0", "-1", "nan", "inf", "soon"):
+        with pytest.raises(SystemExit):
+            _parser().parse_args(["restore", "--to", str(tmp_path), "--poll-interval", bad])
+        assert "positive number of seconds" in capsys.readouterr().err
 
 
 def test_an_expired_job_output_is_reported_and_resume_requests_again(

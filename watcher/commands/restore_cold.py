@@ -27,6 +27,9 @@ from uploader.stores.base import MiB, Store
 
 Sleep = Callable[[float], Awaitable[None]]
 
+POLL_FIRST = 60.0  # --wait: seconds before the second check, growing by half each time ...
+POLL_MAX = 1800.0  # ... up to this
+
 # Failures meaning the downloaded bytes are bad (not the key, the target or the disk): the
 # download is discarded so that --resume fetches it again.
 _BAD_DOWNLOAD = (HeaderError, PayloadError, IntegrityError, CorruptArchive)
@@ -48,6 +51,21 @@ def add_cold_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--wait", action="store_true", help="wait for the retrieval, then restore")
     g.add_argument(
+        "--poll-interval",
+        type=_seconds,
+        default=POLL_FIRST,
+        metavar="SECONDS",
+        help=f"--wait: first interval between checks, growing by half each time "
+        f"(default {POLL_FIRST:.0f})",
+    )
+    g.add_argument(
+        "--poll-max",
+        type=_seconds,
+        default=POLL_MAX,
+        metavar="SECONDS",
+        help=f"--wait: longest interval between checks (default {POLL_MAX:.0f})",
+    )
+    g.add_argument(
         "--resume",
         action="store_true",
         help="continue a recorded retrieval: say if it is still running, else download "
@@ -63,6 +81,16 @@ def add_cold_arguments(p: argparse.ArgumentParser) -> None:
         metavar="MIB",
         help="download range size in MiB (Glacier: a power of two; default 32)",
     )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+    return value
 
 
 async def cold_class(store: Store, key: str) -> str | None:
@@ -109,7 +137,8 @@ async def restore_cold(
         record = await _request(store, catalogue, archive, storage_class, args)
         status = await rt.status(store, record)
     if not status.ready and args.wait:
-        status = await _wait(store, record, sleep)
+        first = getattr(args, "poll_interval", POLL_FIRST)
+        status = await _wait(store, record, sleep, first, getattr(args, "poll_max", POLL_MAX))
     if not status.ready:
         when = rt.format_when(status.expected_ready or rt.expected_ready(record))
         print(
@@ -219,18 +248,32 @@ def _confirm(args: argparse.Namespace) -> None:
         raise RetrievalDeclined("retrieval not requested")
 
 
-async def _wait(store: Store, record: cr.RetrievalRecord, sleep: Sleep) -> rt.Status:
-    """Poll with backoff (1 min, growing to 30 min) until ready, with a status line."""
-    delay = 60.0
+async def _wait(
+    store: Store,
+    record: cr.RetrievalRecord,
+    sleep: Sleep,
+    first: float = POLL_FIRST,
+    maximum: float = POLL_MAX,
+) -> rt.Status:
+    """Poll with backoff until ready, with a status line: ``first`` seconds (1 min by default)
+    between the first checks, half as long again each time, up to ``maximum`` (30 min; never
+    below ``first``)."""
+    delay = first
+    maximum = max(maximum, first)
+    waited = 0
     while True:
         status = await rt.status(store, record)
         if status.ready:
+            if waited:
+                print(f"\n  ready after {waited} check{'s' if waited > 1 else ''}")
             return status
         when = rt.format_when(status.expected_ready or rt.expected_ready(record))
-        print(f"\r  {status.detail}; expected around {when}; next check in {delay:.0f}s", end="")
+        shown = f"{delay:.0f}" if delay >= 10 else f"{delay:.2g}"
+        print(f"\r  {status.detail}; expected around {when}; next check in {shown}s", end="")
         sys.stdout.flush()
         await sleep(delay)
-        delay = min(delay * 1.5, 1800.0)
+        waited += 1
+        delay = min(delay * 1.5, maximum)
 
 
 def _progress(done: int, total: int, left: int) -> None:
