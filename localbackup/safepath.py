@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "RETRIEVAL_NAME",
     "STAGE_NAME",
     "ExtractError",
     "IntegrityError",
@@ -199,7 +200,8 @@ def _force_rmtree(path: Path) -> None:
 
 STAGE_NAME = ".glacier-restoring"  # the work directory inside a mount-point target
 _REPLACED_NAME = ".glacier-replaced"  # the old contents of such a target, during --force
-_STAGE_NAMES = frozenset({STAGE_NAME, _REPLACED_NAME})
+RETRIEVAL_NAME = ".glacier-retrieval"  # a cold download into such a target (uploader)
+_STAGE_NAMES = frozenset({STAGE_NAME, _REPLACED_NAME, RETRIEVAL_NAME})
 
 
 def stages_inside(to: Path) -> bool:
@@ -218,9 +220,64 @@ def stages_inside(to: Path) -> bool:
 
 
 def _entries(to: Path, inside: bool) -> list[str]:
-    """The names in ``to``; inside-staged targets ignore leftovers of a killed restore."""
+    """The names in ``to``; inside-staged targets ignore the suite's own work directories.
+
+    A leftover ``.glacier-replaced`` is never ignored silently: :func:`_check_leftovers`
+    refuses the target while it holds anything.
+    """
     names = os.listdir(to)
     return [n for n in names if n not in _STAGE_NAMES] if inside else names
+
+
+def _replaced_beside(to: Path) -> Path:
+    """Where a ``--force`` restore next to ``to`` keeps its old tree during the swap."""
+    return to.parent / f".{to.name}.replaced"
+
+
+def _holds_something(path: Path) -> bool:
+    """Whether ``path`` exists and is anything but an empty real directory."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False  # missing, or under a non-directory: nothing there to lose
+    if not stat.S_ISDIR(st.st_mode):
+        return True
+    try:
+        return bool(os.listdir(path))
+    except OSError:
+        return True  # unreadable: assume it holds data
+
+
+def _check_leftovers(to: Path) -> None:
+    """Refuse a target whose previous contents were left aside by an interrupted ``--force``.
+
+    A ``--force`` restore moves the old contents of ``to`` aside (``to/.glacier-replaced``
+    for a mount point, ``.<name>.replaced`` next to ``to`` otherwise) and deletes them only
+    once the restored tree is in place. If it was killed in between, the user's data may be
+    nowhere else: it is never deleted nor merged back automatically (a half-done swap would
+    mix old and restored entries); the error names the path and how to put it back.
+    """
+    inside_old = to / _REPLACED_NAME
+    if os.path.isdir(to) and not to.is_symlink() and _holds_something(inside_old):
+        raise ExtractError(
+            f"{to} is not empty: {inside_old} holds the previous contents of {to}, left by "
+            f"an interrupted --force restore. Put them back (move every entry of {inside_old} "
+            f"into {to}, e.g. 'mv {inside_old}/* {inside_old}/.[!.]* {to}/', after removing "
+            f"any restored entry of the same name), or move them elsewhere; then remove the "
+            f"empty {inside_old} and restore again"
+        )
+    beside_old = _replaced_beside(to)
+    if _holds_something(beside_old):
+        back = (
+            f"'mv {beside_old} {to}'"
+            if not os.path.lexists(to)
+            else f"move {to} aside, then 'mv {beside_old} {to}'"
+        )
+        raise ExtractError(
+            f"{beside_old} holds the previous contents of {to}, left by an interrupted "
+            f"--force restore. To put them back: {back}; or, if they are no longer needed, "
+            f"delete {beside_old} yourself; then restore again"
+        )
 
 
 def _writable_dir(path: Path, what: str) -> None:
@@ -239,9 +296,13 @@ def check_target(to: Path, *, force: bool = False, download_dir: Path | None = N
 
     Raises :class:`ExtractError` if ``to`` exists and is not a directory, is not empty without
     ``force``, or if the directory the restore is staged in (or ``download_dir``, where a
-    retrieved archive would be downloaded) cannot be created or written.
+    retrieved archive would be downloaded) cannot be created or written. The previous contents
+    of ``to`` left aside by an interrupted ``--force`` restore (a non-empty
+    ``to/.glacier-replaced`` or ``.<name>.replaced`` next to it) are refused even with
+    ``force``, naming where they are: they are never deleted.
     """
     to = Path(os.path.abspath(to))
+    _check_leftovers(to)
     inside = False
     if os.path.lexists(to):
         if to.is_symlink() or not to.is_dir():
@@ -269,7 +330,16 @@ def staged_target(to: Path, *, force: bool = False) -> Iterator[Path]:
     When ``to`` is a mount point (or otherwise on another filesystem than its parent), the work
     happens in ``to/.glacier-restoring`` instead, whose entries are moved up into ``to`` on
     success (renames within one filesystem); on failure it is removed, so ``to`` keeps exactly
-    what it had.
+    what it had. With ``force`` the old entries wait in ``to/.glacier-replaced`` meanwhile,
+    deleted once the restored ones are in place.
+
+    A leftover work directory (restored data only) is removed. The old contents left aside by
+    a ``--force`` restore that was killed mid-swap (a non-empty ``.glacier-replaced`` or
+    ``.<name>.replaced``) are never deleted nor merged back: the restore is refused with an
+    error naming them (see :func:`check_target`) until the user has put them back or away.
+    That is the safer choice: after a half-done swap ``to`` may hold some restored entries,
+    and moving the old ones back would silently mix two trees. If a failed swap cannot be
+    rolled back, :class:`ExtractError` says where the old entries are.
     """
     to = Path(os.path.abspath(to))
     check_target(to, force=force)
@@ -287,9 +357,10 @@ def staged_target(to: Path, *, force: bool = False) -> Iterator[Path]:
         yield work
         os.chmod(work, stat.S_IMODE(to.stat().st_mode) if existed else 0o700)
         if existed and any(to.iterdir()):
-            old = to.parent / f".{to.name}.replaced"
-            if os.path.lexists(old):
-                _force_rmtree(old)
+            old = _replaced_beside(to)
+            _check_leftovers(to)  # never delete a leftover: it may be the only copy
+            with contextlib.suppress(FileNotFoundError):
+                os.rmdir(old)  # an empty directory holds nothing
             os.rename(to, old)
             os.rename(work, to)
             _force_rmtree(old)
@@ -306,17 +377,20 @@ def _staged_inside(to: Path) -> Iterator[Path]:
     """:func:`staged_target` for a target that cannot be renamed onto: stage inside it."""
     work = to / STAGE_NAME
     old = to / _REPLACED_NAME
-    for leftover in (work, old):  # left by an earlier restore that was killed
-        if os.path.lexists(leftover):
-            _force_rmtree(leftover)
+    _check_leftovers(to)  # the old contents left aside by a killed --force: never deleted
+    with contextlib.suppress(FileNotFoundError):
+        os.rmdir(old)  # empty: nothing to keep
+    if os.path.lexists(work):
+        _force_rmtree(work)  # restored entries of an earlier restore that was killed
     os.mkdir(work, 0o700)
     try:
         yield work
         restored = os.listdir(work)
-        if STAGE_NAME in restored or _REPLACED_NAME in restored:
+        clash = sorted(_STAGE_NAMES.intersection(restored))
+        if clash:
             raise ExtractError(
-                f"the restored tree has a top-level entry named {STAGE_NAME} or "
-                f"{_REPLACED_NAME}: restore into a directory that is not a mount point"
+                f"the restored tree has a top-level entry named {', '.join(clash)}: "
+                "restore into a directory that is not a mount point"
             )
         _swap_entries(to, work, old, restored)
         os.rmdir(work)
@@ -344,13 +418,49 @@ def _swap_entries(to: Path, work: Path, old: Path, restored: list[str]) -> None:
         for name in restored:
             _move(work / name, to / name)
             moved_up.append(name)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            for name in reversed(moved_up):
-                _move(to / name, work / name)
-            for name in reversed(moved_out):
-                _move(old / name, to / name)
+    except BaseException as exc:
+        _roll_back(to, work, old, moved_up, moved_out, cause=exc)
         raise
+
+
+def _roll_back(
+    to: Path,
+    work: Path,
+    old: Path,
+    moved_up: list[str],
+    moved_out: list[str],
+    *,
+    cause: BaseException,
+) -> None:
+    """Undo :func:`_swap_entries` entry by entry: one failed move does not stop the others.
+
+    Raises :class:`ExtractError` naming where the old entries are if any could not go back.
+    """
+    stuck_up: list[str] = []
+    for name in reversed(moved_up):
+        try:
+            _move(to / name, work / name)
+        except OSError:
+            stuck_up.append(name)
+    stuck_out: list[str] = []
+    for name in reversed(moved_out):
+        try:
+            _move(old / name, to / name)
+        except OSError:
+            stuck_out.append(name)
+    if not stuck_out and not stuck_up:
+        return
+    parts = [f"the restore into {to} failed ({cause!r}) and could not be fully undone"]
+    if stuck_out:
+        parts.append(
+            f"{len(stuck_out)} of the previous entries of {to} are still in {old} "
+            f"({', '.join(sorted(stuck_out))}): move them back into {to} yourself"
+        )
+    if stuck_up:
+        parts.append(
+            f"{len(stuck_up)} restored entries remain in {to} ({', '.join(sorted(stuck_up))})"
+        )
+    raise ExtractError("; ".join(parts)) from cause
 
 
 def _move(src: Path, dst: Path) -> None:

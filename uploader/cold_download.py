@@ -1,8 +1,10 @@
 """Download a retrieved archive in parallel, verified byte ranges; then restore from it.
 
 The ciphertext (never a decrypted copy) goes into a 0600 file inside a 0700 directory next to
-the restore target. Each range is written with ``pwrite`` at its offset, fsynced, and only then
-recorded in the catalogue: a killed download resumes with the ranges not recorded.
+the restore target (inside it, ``.glacier-retrieval``, when the target is a mount point: the
+download then lands on the disk being restored to, not on its parent's filesystem). Each range
+is written with ``pwrite`` at its offset, fsynced, and only then recorded in the catalogue: a
+killed download resumes with the ranges not recorded.
 
 What is verified per range:
 
@@ -38,6 +40,7 @@ import structlog
 
 from localbackup.extract import ExtractOptions
 from localbackup.paths import ensure_private_dir
+from localbackup.safepath import RETRIEVAL_NAME, stages_inside
 from uploader import catalogue_retrievals as cr
 from uploader.catalogue import Catalogue
 from uploader.crypto import Identity
@@ -62,8 +65,31 @@ class DownloadDiscarded(RetrievalError):
 
 
 def download_path(to: Path, key: str) -> Path:
-    """``<parent of to>/.<to name>.retrieval/<archive name>.part``."""
-    return to.parent / f".{to.name}.retrieval" / f"{Path(key).name}.part"
+    """Where a new download of ``key`` for a restore into ``to`` goes.
+
+    ``<to>/.glacier-retrieval/<archive name>.part`` when ``to`` is staged inside itself (a
+    mount point: the restore's emptiness check ignores that directory), else
+    ``<parent of to>/.<to name>.retrieval/<archive name>.part``.
+    """
+    return download_paths(to, key)[0]
+
+
+def download_paths(to: Path, key: str) -> tuple[Path, ...]:
+    """Every place a download of ``key`` for ``to`` may be, the one for a new download first."""
+    name = f"{Path(key).name}.part"
+    beside = to.parent / f".{to.name}.retrieval" / name
+    inside = to / RETRIEVAL_NAME / name
+    return (inside, beside) if stages_inside(to) else (beside, inside)
+
+
+def resume_path(to: Path, key: str, recorded: Path | None) -> Path:
+    """The download to continue: the recorded one if it is still at one of the places
+    :func:`download_paths` names (a download started before the target became a mount
+    point, or by an older version, is found where it is), else a new one's place."""
+    places = download_paths(to, key)
+    if recorded is not None and recorded in places and recorded.is_file():
+        return recorded
+    return places[0]
 
 
 def plan_ranges(record: cr.RetrievalRecord, range_size: int) -> list[tuple[int, int]]:

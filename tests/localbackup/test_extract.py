@@ -384,3 +384,17 @@ def test_a_failure_while_moving_staged_entries_up_puts_everything_back(
         (work / "new2").write_text("2")
     assert sorted(os.listdir(out)) == ["old.txt"]
     assert (out / "old.txt").read_text() == "old"
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_mount_point_with_old_contents_left_aside_is_refused_and_kept(
+    tmp_path: Path, mounted: Path, force: bool
+) -> None:
+    h = make_history(tmp_path)
+    old = mounted / ".glacier-replaced"  # a --force restore was killed mid-swap
+    old.mkdir()
+    (old / "precious.txt").write_text("only copy")
+    with pytest.raises(ExtractError, match=r"\.glacier-replaced holds the previous contents"):
+        restore_from_cycle_dir(h.cycle.path, h.cycle.manifests(), 1, mounted, force=force)
+    assert (old / "precious.txt").read_text() == "only copy"
+    assert sorted(os.listdir(mounted)) == [".glacier-replaced"]

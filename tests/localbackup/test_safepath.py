@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 import zstandard
 
+from localbackup import safepath
 from localbackup.extract import ExtractOptions, Extractor, staged_target
 from localbackup.index import Index
-from localbackup.safepath import UnsafeMemberError, member_parts
+from localbackup.safepath import ExtractError, UnsafeMemberError, check_target, member_parts
 
 Member = tuple[str, bytes, dict[str, object]]  # type name: "file" | "dir" | "symlink" | ...
 
@@ -190,3 +194,141 @@ def test_a_plain_archive_with_dot_slash_names_extracts(root: Path) -> None:
     )
     apply(root, archive)
     assert (root / "d" / "f").read_bytes() == b"ok"
+
+
+# -- a --force restore killed mid-swap never loses the previous contents of the target --------
+
+_KILL_CHILD = """
+import os, sys
+from pathlib import Path
+import localbackup.safepath as sp
+
+to, when = Path(sys.argv[1]), sys.argv[2]
+sp.stages_inside = lambda p: True  # `to` stands for a mount point
+real_move = sp._move
+
+def move(src, dst):
+    if when == "before-up" and Path(src).parent.name == sp.STAGE_NAME:
+        os._exit(9)  # every old entry moved aside, no restored one moved up yet
+    real_move(src, dst)
+    if Path(src).parent.name == sp.STAGE_NAME:
+        os._exit(9)  # killed (stop_timeout, kill -9, power loss) while moving restored entries up
+
+sp._move = move
+with sp.staged_target(to, force=True) as work:
+    (work / "restored.txt").write_text("restored")
+    (work / "zz-restored2.txt").write_text("restored")
+"""
+
+
+def _kill_during_swap(to: Path, when: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_CHILD, str(to), when],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 9, proc.stderr
+
+
+@pytest.fixture
+def inside(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(safepath, "stages_inside", lambda to: True)
+
+
+@pytest.mark.parametrize("when", ["before-up", "during-up"])
+@pytest.mark.parametrize("force", [False, True])
+def test_a_force_restore_killed_mid_swap_keeps_the_old_contents_and_refuses_the_next(
+    tmp_path: Path, inside: None, when: str, force: bool
+) -> None:
+    to = tmp_path / "to"
+    to.mkdir()
+    (to / "user.txt").write_text("mine")
+    (to / "zz-user.txt").write_text("mine too")
+    _kill_during_swap(to, when)
+    old = to / ".glacier-replaced"
+    assert sorted(os.listdir(old)) == ["user.txt", "zz-user.txt"]
+    with pytest.raises(ExtractError, match=r"not empty.*\.glacier-replaced holds the previous"):
+        check_target(to, force=force)
+    with (
+        pytest.raises(ExtractError, match=re.escape(str(old))),
+        staged_target(to, force=force) as work,
+    ):
+        (work / "again.txt").write_text("x")  # pragma: no cover - never reached
+    assert (old / "user.txt").read_text() == "mine"  # never deleted
+    assert (old / "zz-user.txt").read_text() == "mine too"
+    assert not (to / "again.txt").exists()
+
+
+def test_a_leftover_glacier_replaced_is_refused_even_outside_a_mount_point(
+    tmp_path: Path,
+) -> None:
+    to = tmp_path / "to"
+    (to / ".glacier-replaced").mkdir(parents=True)
+    (to / ".glacier-replaced" / "user.txt").write_text("mine")
+    with pytest.raises(ExtractError, match="previous contents"):
+        check_target(to, force=True)
+    assert (to / ".glacier-replaced" / "user.txt").read_text() == "mine"
+
+
+def test_an_empty_leftover_glacier_replaced_is_dropped(tmp_path: Path, inside: None) -> None:
+    to = tmp_path / "to"
+    (to / ".glacier-replaced").mkdir(parents=True)
+    (to / ".glacier-restoring").mkdir()
+    (to / ".glacier-restoring" / "stale").write_text("restored only")
+    with staged_target(to) as work:
+        (work / "new.txt").write_text("new")
+    assert sorted(os.listdir(to)) == ["new.txt"]
+
+
+@pytest.mark.parametrize("target_exists", [False, True])
+def test_a_leftover_replaced_tree_next_to_the_target_is_never_deleted(
+    tmp_path: Path, target_exists: bool
+) -> None:
+    to = tmp_path / "out"
+    old = tmp_path / ".out.replaced"
+    old.mkdir()
+    (old / "user.txt").write_text("mine")  # a --force restore was killed after moving it aside
+    if target_exists:
+        to.mkdir()
+        (to / "restored.txt").write_text("restored")
+    with (
+        pytest.raises(ExtractError, match=re.escape(f"{old} holds the previous contents")),
+        staged_target(to, force=True) as work,
+    ):
+        (work / "again.txt").write_text("x")  # pragma: no cover - never reached
+    assert (old / "user.txt").read_text() == "mine"
+    assert not list(tmp_path.glob(".out.restoring"))
+
+
+def test_the_rollback_goes_on_after_a_failed_move_and_names_where_the_data_is(
+    tmp_path: Path, inside: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    to = tmp_path / "to"
+    to.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (to / name).write_text(name)
+    real_move = safepath._move
+
+    def move(src: Path, dst: Path) -> None:
+        if src.parent.name == ".glacier-restoring" and src.name == "new2":
+            raise OSError("disk gone")
+        if src.parent.name == ".glacier-replaced" and src.name == "c.txt":
+            raise OSError("cannot move back")  # the first old entry moved back fails
+        real_move(src, dst)
+
+    monkeypatch.setattr(safepath, "_move", move)
+    with (
+        pytest.raises(ExtractError) as caught,
+        staged_target(to, force=True) as work,
+    ):
+        (work / "new1").write_text("1")
+        (work / "new2").write_text("2")
+    message = str(caught.value)
+    assert f"still in {to / '.glacier-replaced'} (c.txt)" in message
+    assert isinstance(caught.value.__cause__, OSError)
+    # Every other entry went back, the one that could not is kept, nothing restored remains.
+    assert sorted(os.listdir(to)) == [".glacier-replaced", "a.txt", "b.txt"]
+    assert (to / ".glacier-replaced" / "c.txt").read_text() == "c.txt"
+    assert (to / "a.txt").read_text() == "a.txt"

@@ -512,3 +512,95 @@ async def test_an_s3_object_replaced_during_a_download_is_never_mixed_in(
         assert again is not None
         assert await dl.download(store, catalogue, again, path, range_size=1 << 20) == 3
         assert path.read_bytes() == v2
+
+
+# -- a mount-point target: the download goes onto the disk restored to ------------------------
+
+
+def test_download_paths_for_a_mount_point_are_inside_it_and_the_old_place_still_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    inside = out / ".glacier-retrieval" / "a.tar.zst.age.part"
+    beside = tmp_path / ".out.retrieval" / "a.tar.zst.age.part"
+    assert dl.download_path(out, "p/a.tar.zst.age") == beside  # not a mount point
+    monkeypatch.setattr(dl, "stages_inside", lambda to: True)
+    assert dl.download_path(out, "p/a.tar.zst.age") == inside
+    assert dl.resume_path(out, "p/a.tar.zst.age", None) == inside
+    assert dl.resume_path(out, "p/a.tar.zst.age", beside) == inside  # nothing there
+    beside.parent.mkdir()
+    beside.write_bytes(b"partial")
+    assert dl.resume_path(out, "p/a.tar.zst.age", beside) == beside  # started there: resumed
+    assert dl.resume_path(out, "p/a.tar.zst.age", tmp_path / "elsewhere") == inside
+
+
+def _as_mount_point(monkeypatch: pytest.MonkeyPatch, out: Path) -> None:
+    from localbackup import safepath
+
+    real = safepath.stages_inside
+
+    def fake(to: Path) -> bool:
+        return Path(to) == out or real(to)
+
+    monkeypatch.setattr(safepath, "stages_inside", fake)
+    monkeypatch.setattr(dl, "stages_inside", fake)
+
+
+def test_a_cold_restore_into_a_mount_point_downloads_inside_it(
+    tmp_path: Path,
+    glacier_emulator: Emulator,
+    aws_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    emu = glacier_emulator
+    h = make_history(tmp_path)
+    config = _uploaded(tmp_path, h, _vault_store(emu))
+    out = tmp_path / "out"
+    out.mkdir()
+    _as_mount_point(monkeypatch, out)
+    assert run_cli(config, "restore", "--to", str(out), "--yes") == 0
+    emu.control.advance(4 * HOUR + 60)
+    seen: list[Path] = []
+    real_restore = dl.restore_downloaded
+
+    async def restore_downloaded(path: Path, to: Path, **kw: Any) -> Any:
+        seen.append(path)
+        assert path.parent.stat().st_mode & 0o777 == 0o700
+        return await real_restore(path, to, **kw)
+
+    monkeypatch.setattr(dl, "restore_downloaded", restore_downloaded)
+    assert run_cli(config, "restore", "--to", str(out), "--resume") == 0
+    assert [p.parent for p in seen] == [out / ".glacier-retrieval"]
+    assert not list(tmp_path.glob(".out.*"))  # nothing on the parent's filesystem
+    assert snapshot(restored(out, h.src)) == h.snapshots[-1]
+    assert ".glacier-retrieval" not in os.listdir(out)  # removed after success
+
+
+def test_a_download_started_next_to_a_target_is_resumed_there_once_it_is_a_mount_point(
+    tmp_path: Path,
+    glacier_emulator: Emulator,
+    aws_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    emu = glacier_emulator
+    h = make_history(tmp_path)
+    config = _uploaded(tmp_path, h, _vault_store(emu))
+    out = tmp_path / "out"
+    out.mkdir()
+    assert run_cli(config, "restore", "--to", str(out), "--yes") == 0
+    emu.control.advance(4 * HOUR + 60)
+
+    async def fail(path: Path, to: Path, **kw: Any) -> Any:
+        raise OSError("disk unplugged")
+
+    with monkeypatch.context() as m:
+        m.setattr(dl, "restore_downloaded", fail)
+        assert run_cli(config, "restore", "--to", str(out), "--resume") == 1
+    (part,) = (tmp_path / ".out.retrieval").iterdir()  # downloaded next to the target
+    _as_mount_point(monkeypatch, out)  # ... which is a mount point now
+    before = emu.control.request_count("GetJobOutput")
+    assert run_cli(config, "restore", "--to", str(out), "--resume") == 0
+    assert emu.control.request_count("GetJobOutput") == before  # not downloaded again
+    assert snapshot(restored(out, h.src)) == h.snapshots[-1]
+    assert not part.exists() and ".glacier-retrieval" not in os.listdir(out)

@@ -150,6 +150,7 @@ async def restore_cold(
         return None
     if record.state != cr.READY:
         await asyncio.to_thread(cr.mark_ready, catalogue, record.id)
+    path = dl.resume_path(to, archive.key, record.download_path)
     print(f"downloading {archive.key} ({format_size(record.size)}) into {path.parent}")
     fetched = await dl.download(
         store,
