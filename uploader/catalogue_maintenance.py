@@ -100,6 +100,25 @@ def confirm_archive(catalogue: Catalogue, store: str, key: str, at: datetime) ->
         )
 
 
+def drop_archive(catalogue: Catalogue, store: str, key: str) -> None:
+    """Forget an archive record (one that stands for nothing: ``upload --force``)."""
+    with catalogue.transaction() as db:
+        db.execute("DELETE FROM archives WHERE store = ? AND key = ?", (store, key))
+
+
+def requeue_unconfirmed(catalogue: Catalogue, store: str, key: str) -> str | None:
+    """Drop the archive record of ``key`` if the store never confirmed it (a Glacier upload
+    recorded as completed that an inventory taken well after it does not show: it may never
+    have been completed), so that its cycle is pending again. The cycle id, if dropped."""
+    with catalogue.transaction() as db:
+        row = db.execute(
+            "DELETE FROM archives WHERE store = ? AND key = ? AND confirmed_at IS NULL"
+            " RETURNING cycle_id",
+            (store, key),
+        ).fetchone()
+    return None if row is None else str(row[0])
+
+
 # -- foreign archives and flags ------------------------------------------------------------------
 
 

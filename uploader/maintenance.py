@@ -373,6 +373,10 @@ def _apply(
         elif a.kind in ("missing", "mismatch", "deletion_failed") and a.key is not None:
             cm.flag_archive(catalogue, name, a.key, a.kind, detail=a.detail, now=now)
             log.error(f"maintenance.archive_{a.kind}", key=a.key, detail=a.detail)
+            if a.kind == "missing" and (cycle := cm.requeue_unconfirmed(catalogue, name, a.key)):
+                # Recorded as completed but never seen: the upload may have expired before it
+                # was completed. Pending again (the spool keeps unconfirmed cycles).
+                log.warning("maintenance.unconfirmed_requeued", key=a.key, cycle=cycle)
         elif a.kind == "deletion_confirmed" and a.key is not None:
             cm.confirm_deletion(catalogue, name, a.key, now)
             log.info("maintenance.deletion_confirmed", key=a.key)

@@ -201,20 +201,22 @@ async def upload_multipart(
 ) -> ObjectInfo:
     """Upload the parts of ``source`` not in ``done``, then complete and verify the object.
 
-    ``done`` are parts known to be acknowledged; ``held`` are parts the store lists but nobody
-    recorded (a crash right after the acknowledgement): they are regenerated and not sent again
-    if their checksum matches. ``before_complete`` runs in a worker thread once every part is
-    acknowledged; if it raises, the upload is not completed. ``on_complete`` gets the parts
-    right before completion is asked for (to persist them: after that call the upload must be
-    completed again, never started afresh). On a permanent error before completion the upload
-    is aborted; a cancelled upload, or one that failed with a :class:`TransientStoreError`
-    (after the part retries), is left for the next attempt to resume, and so is an upload whose
-    completion was asked for, whatever happens then.
+    ``done`` are parts known to be acknowledged: they are regenerated too, and one whose
+    checksum (or Glacier tree hash) is not the recorded one is sent again. ``held`` are parts
+    the store lists but nobody recorded (a crash right after the acknowledgement): they are
+    regenerated and not sent again if their checksum matches. ``before_complete`` runs in a
+    worker thread once every part is acknowledged; if it raises, the upload is not completed.
+    ``on_complete`` gets the parts right before completion is asked for (to persist them:
+    after that call the upload must be completed again, never started afresh). On a permanent
+    error before completion the upload is aborted; a cancelled upload, or one that failed with
+    a :class:`TransientStoreError` (after the part retries), is left for the next attempt to
+    resume, and so is an upload whose completion was asked for, whatever happens then.
     """
     if plan.total_size != source.size:
         raise IncompleteUpload(f"plan for {plan.total_size} bytes, payload has {source.size}")
     run = _Run(store, key, upload_id, source, plan, opts=options or MultipartOptions())
     run.finished = {p.number: p for p in done}
+    run.resumed = dict(run.finished)
     run.held = dict(held or {})
     run.on_part, run.progress = on_part, progress
     log.info(
@@ -287,6 +289,10 @@ class _Run:
         self.source, self.plan, self.opts = source, plan, opts
         self.finished: dict[int, PartInfo] = {}
         self.held: dict[int, PartInfo] = {}
+        # Parts acknowledged by an earlier attempt: regenerated in turn (the payload is read
+        # in order anyway) and checked against what was recorded; a part that differs is sent
+        # again (that attempt may have read other bytes than the ones on disk now).
+        self.resumed: dict[int, PartInfo] = {}
         self.on_part: PartCallback | None = None
         self.progress: ProgressCallback | None = None
         # Every part in memory holds a token: (concurrency + 1) x part size at most.
@@ -343,7 +349,8 @@ class _Run:
 
     async def produce(self, tg: asyncio.TaskGroup) -> None:
         for number in range(1, self.plan.count + 1):
-            if number in self.finished:
+            recorded = self.resumed.get(number)
+            if number in self.finished and recorded is None:
                 continue
             await self.tokens.acquire()
             data = self.buffer(number)
@@ -351,6 +358,12 @@ class _Run:
             # is computed in another thread while the next part is made.
             await asyncio.to_thread(self.make_part, number, data)
             digest = tg.create_task(asyncio.to_thread(checksum, data))
+            if recorded is not None:
+                if await self.still_holds(recorded, data, digest):
+                    self.recycle(data)
+                    continue
+                await self.queue.put((number, data, digest))
+                continue
             known = self.held.get(number)
             if known and known.size == len(data) and await self.holds(known, data, digest):
                 # acknowledged before a crash: nothing to send
@@ -360,6 +373,25 @@ class _Run:
             await self.queue.put((number, data, digest))
         for _ in range(self.opts.concurrency):
             await self.queue.put(None)
+
+    async def still_holds(
+        self, recorded: PartInfo, data: bytearray, digest: asyncio.Task[str]
+    ) -> bool:
+        """Whether a part acknowledged by an earlier attempt holds ``data``; if not, it is
+        taken out of the finished parts to be sent again."""
+        same = recorded.size == len(data) and await self.holds(recorded, data, digest)
+        await digest  # the buffer is reused once the part is settled
+        if same:
+            return True
+        log.warning(
+            "upload.part_resent",
+            part=recorded.number,
+            reason="checksum_mismatch",
+            bytes=len(data),
+        )
+        del self.finished[recorded.number]
+        self.sent -= recorded.size
+        return False
 
     async def holds(self, known: PartInfo, data: bytearray, digest: asyncio.Task[str]) -> bool:
         """Whether a part the store lists holds ``data``: by its SHA-256 if listed, else (a

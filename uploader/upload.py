@@ -29,7 +29,12 @@ from structlog.contextvars import bound_contextvars
 from localbackup.cycle import CYCLE_JSON, FORMAT_VERSION, SealedCycle, load_sealed_cycle
 from uploader.bundle import BundleReader, VerifyingBundle, cycle_sha256
 from uploader.catalogue import ArchiveRecord, Catalogue, UploadRecord
-from uploader.catalogue_maintenance import pruned_at, pruned_cycle_ids
+from uploader.catalogue_maintenance import (
+    drop_archive,
+    open_flags,
+    pruned_at,
+    pruned_cycle_ids,
+)
 from uploader.config import EncryptionConfig, UploadConfig
 from uploader.crypto import (
     EncryptionState,
@@ -104,6 +109,33 @@ def recipients_for(cfg: EncryptionConfig) -> list[Recipient]:
     return [ScryptRecipient(read_passphrase(env=cfg.passphrase_env))]
 
 
+def archive_doubt(catalogue: Catalogue, archive: ArchiveRecord) -> str | None:
+    """Why an archive record may not stand for an archive in the store, if it may not:
+    ``"flagged MISSING"`` (an inventory or listing did not show it) or ``"unconfirmed"`` (a
+    completion the store never showed: a Glacier upload that may have expired before it was
+    completed). ``upload --force`` uploads such a cycle again."""
+    for f in open_flags(catalogue, archive.store):
+        # a flag raised about this record, not about an archive the key held before it
+        if f.kind == "missing" and f.key == archive.key and f.last_seen >= archive.uploaded_at:
+            return "flagged MISSING"
+    if archive.confirmed_at is None:
+        return "unconfirmed"
+    return None
+
+
+async def _requeue(store: Store, catalogue: Catalogue, archive: ArchiveRecord, why: str) -> None:
+    """Forget an archive record that may stand for nothing (``force``), and any upload left."""
+    log.warning("upload.requeued", key=archive.key, reason=why)
+    await asyncio.to_thread(drop_archive, catalogue, archive.store, archive.key)
+    stale = await asyncio.to_thread(catalogue.find_upload, store.name, archive.cycle_id)
+    if stale is not None:
+        try:
+            await store.abort_multipart_upload(stale.key, stale.upload_id)
+        except (UploadNotFound, PermanentStoreError, TransientStoreError) as exc:
+            log.info("upload.stale_upload_dropped", key=stale.key, error=str(exc))
+        await asyncio.to_thread(catalogue.drop_upload, stale.id)
+
+
 @dataclass(frozen=True, slots=True)
 class _Resume:
     record: UploadRecord
@@ -126,10 +158,18 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
 
     A cycle whose archive was pruned from the store raises :class:`CyclePruned` unless
     ``force`` is set (pruning decided it should not be there; the spool may still hold it).
+    With ``force``, a cycle whose archive is recorded but was never confirmed by the store, or
+    is flagged MISSING (see :func:`archive_doubt`), is uploaded again: its archive record (and
+    any upload record left) is dropped first. A confirmed archive is never sent twice.
     """
     cycle = await asyncio.to_thread(load_sealed_cycle, cycle_dir)
     with bound_contextvars(cycle=cycle.cycle_id):
         found = await asyncio.to_thread(catalogue.find_archive, store.name, cycle.cycle_id)
+        if found is not None and force:
+            doubt = await asyncio.to_thread(archive_doubt, catalogue, found)
+            if doubt is not None:
+                await _requeue(store, catalogue, found, doubt)
+                found = None
         if found is not None:
             log.info("upload.skipped", reason="already archived", key=found.key)
             return found
@@ -382,6 +422,7 @@ def _same(listed: PartInfo | None, recorded: PartInfo) -> bool:
 
 __all__: Sequence[str] = [
     "CyclePruned",
+    "archive_doubt",
     "object_key",
     "pending_cycle_dirs",
     "recipients_for",

@@ -164,3 +164,48 @@ async def test_lost_catalogue_rebuilt_and_foreign_left_alone(
             assert sorted(report.deleted) == keys[:2]
             # only our two archives were deleted from the vault
             assert emu.control.state()["vaults"][vault]["archives"] == 3
+
+
+async def test_an_unconfirmed_archive_missing_from_a_later_inventory_is_requeued(
+    emu: Emulator, tmp_path: Path, aws_env: None
+) -> None:
+    """Review regression (phantom archive): recorded as completed (unconfirmed) after Glacier
+    dropped an upload that was never completed. The first inventory taken well after it does
+    not show it: flagged MISSING, and the cycle is pending again."""
+    from structlog.testing import capture_logs
+
+    from uploader.upload import pending_cycle_dirs
+
+    from .test_phantom_archive import make_phantom
+
+    vault = make_vault(emu.endpoint_url)
+    spool = tmp_path / "spool"
+    with Catalogue(tmp_path / "c.sqlite3", clock=lambda: _now(emu)) as cat:
+        confirmed = await _upload_to(emu, vault, cat, spool, 2)
+        phantom = build_cycle(spool, [2 * 1024 * 1024 + 5], cycle_id="20260101T000000Z")
+        await make_phantom(phantom, emu.endpoint_url, vault, cat)
+        async with glacier_store(emu.endpoint_url, vault) as store:
+            assert pending_cycle_dirs(spool, cat, store.name) == []
+            emu.control.advance(2 * 24 * H)  # well past the grace period
+            emu.control.refresh_inventory(vault)
+            await _pass(store, cat, emu, _config(request=True))
+            emu.control.advance(5 * H)
+            with capture_logs() as logs:
+                report = await _pass(store, cat, emu)
+            rec = report.reconciliation
+            assert rec is not None
+            key = "testhost/20260101T000000Z.tar"
+            assert [a.key for a in rec.of("missing")] == [key]
+            assert [a.key for a in rec.of("confirmed")] == [confirmed]  # left alone
+            requeued = [e for e in logs if e["event"] == "maintenance.unconfirmed_requeued"]
+            assert [(e["key"], e["cycle"]) for e in requeued] == [(key, phantom.name)]
+            assert cat.find_archive(store.name, phantom.name) is None
+            assert pending_cycle_dirs(spool, cat, store.name) == [phantom]
+            again = await upload_cycle(phantom, store, cat, PLAIN, UploadConfig())
+            assert again.confirmed_at is not None
+        assert emu.control.state()["vaults"][vault]["archives"] == 2
+
+
+async def _upload_to(emu: Emulator, vault: str, cat: Catalogue, spool: Path, day: int) -> str:
+    async with glacier_store(emu.endpoint_url, vault) as store:
+        return await _upload(store, cat, spool, day)

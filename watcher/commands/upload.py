@@ -20,7 +20,7 @@ from uploader.catalogue_indexes import remember_cycle_indexes
 from uploader.catalogue_maintenance import pruned_at
 from uploader.crypto import AgeError
 from uploader.stores import Store, StoreError, StoreNotAvailable, open_store
-from uploader.upload import pending_cycle_dirs, upload_cycle
+from uploader.upload import archive_doubt, pending_cycle_dirs, upload_cycle
 from watcher.exitcodes import FAILURE, OK, USAGE
 
 if TYPE_CHECKING:
@@ -39,7 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument(
         "--force",
         action="store_true",
-        help="upload CYCLE even if its archive was pruned from the store",
+        help="upload CYCLE even if its archive was pruned from the store, or again if its"
+        " archive is unconfirmed or flagged MISSING",
     )
     p.set_defaults(run=run)
 
@@ -81,6 +82,15 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
                     file=sys.stderr,
                 )
                 return FAILURE
+            if force and (found := catalogue.find_archive(store.name, args.cycle)) is not None:
+                doubt = archive_doubt(catalogue, found)
+                if doubt is None:
+                    print(
+                        f"{args.cycle}: already archived in {store.name} and confirmed; "
+                        "--force uploads again only an unconfirmed or MISSING archive"
+                    )
+                else:
+                    print(f"{args.cycle}: the archive in {store.name} is {doubt}: uploading again")
             todo = [cycle_dir]
         else:
             todo = pending_cycle_dirs(config.backup.spool_dir, catalogue, store.name)
