@@ -215,8 +215,10 @@ def cycle_time(cycle_id: str) -> datetime | None:
 
 
 def prune_inputs(catalogue: Catalogue, store: str) -> list[PruneArchive]:
-    """The catalogue's archives (confirmed unless flagged MISSING) plus foreign ones."""
-    flagged = {f.key for f in open_flags(catalogue, store) if f.kind == "missing"}
+    """The catalogue's archives (confirmed unless flagged MISSING or MISMATCH) plus foreign
+    ones. A MISMATCH is not the archive we uploaded: it is kept for investigation, and it does
+    not count as the newest confirmed archive (that would let the good ones be pruned)."""
+    flagged = {f.key for f in open_flags(catalogue, store) if f.kind in ("missing", "mismatch")}
     rows = catalogue.query(
         "SELECT key, size, uploaded_at, confirmed_at, cycle_id FROM archives WHERE store = ?",
         (store,),

@@ -18,6 +18,7 @@ store errors end up in the report and the log, and the next pass carries on.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -78,6 +79,9 @@ class MaintenanceConfig:
     # process records its upload within seconds; see uploader.orphans).
     orphan_grace: float = DAY
     sweep_orphans: bool = True
+    # Called with the prune plan before anything is deleted (the CLI prints every decision
+    # and its estimated early-deletion fee first: deleting is what costs money).
+    on_plan: Callable[[PrunePlan], None] | None = None
 
 
 @dataclass(slots=True)
@@ -209,7 +213,11 @@ class _InventoryPass:
 
     async def run(self, report: MaintenanceReport) -> Listing | None:
         listing: Listing | None = None
-        if not (await self._state()).jobs:
+        first = await self._state()
+        if not first.jobs and first.last_requested_at is None and first.last_inventory_date is None:
+            # Only a catalogue that never requested nor fetched an inventory (a lost one) adopts
+            # the vault's jobs: otherwise the job we fetched (or dropped) would be adopted and
+            # fetched again by every pass for as long as Glacier lists it.
             await self._adopt_jobs()
         for _ in range(_MAX_STEPS):
             state = await self._state()
@@ -440,6 +448,8 @@ async def _prune(
     plan = plan_prune(inputs, policy, now, config.next_upload_size)
     report.plan = plan
     await asyncio.to_thread(cm.record_prune_plan, catalogue, store.name, plan, now, config.dry_run)
+    if config.on_plan is not None:
+        config.on_plan(plan)
     if plan.over_budget:
         log.warning(
             "maintenance.over_budget",

@@ -20,7 +20,7 @@ Actions:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -91,12 +91,20 @@ class Reconciliation:
 
 
 def _split(
-    listed: Iterable[ListedArchive], host: str
+    listed: Iterable[ListedArchive], host: str, ids: Mapping[str, str] | None = None
 ) -> tuple[dict[str, ListedArchive], list[ReconcileAction]]:
-    """Our archives by key, and the foreign ones (not ours, another host's, duplicates)."""
+    """Our archives by key, and the foreign ones (not ours, another host's, duplicates).
+
+    ``ids``: the store id the catalogue records for a key (a Glacier ArchiveId). Of several
+    archives with one key, that one is ours, whatever the order; the others are duplicates."""
+    ids = ids or {}
     ours: dict[str, ListedArchive] = {}
     foreign: list[ReconcileAction] = []
-    for item in sorted(listed, key=lambda a: (a.key or "", a.store_id)):
+
+    def first(a: ListedArchive) -> tuple[str, bool, str]:
+        return (a.key or "", ids.get(a.key or "") != a.store_id, a.store_id)
+
+    for item in sorted(listed, key=first):
         if item.key is None:
             foreign.append(ReconcileAction("foreign", None, "not ours", listed=item))
         elif (item.host or item.key.split("/", 1)[0]) != host:
@@ -146,15 +154,34 @@ def reconcile(
     deletions: Iterable[PendingDeletion] = (),
 ) -> Reconciliation:
     """What to do about every archive on either side (see the module docstring)."""
-    ours, actions = _split(listing.archives, host)
+    known = sorted(known, key=lambda a: a.key)
+    deletions = sorted(deletions, key=lambda d: d.key)
+    # The catalogue's store id of a key wins over a duplicate's (a deletion's id, unless the
+    # key was uploaded again since).
+    ids = {d.key: d.store_id for d in deletions if d.store_id}
+    ids.update({k.key: k.store_id for k in known if k.store_id})
+    ours, actions = _split(listing.archives, host, ids)
     seen: set[str] = set()
-    for k in sorted(known, key=lambda a: a.key):
+    for k in known:
         seen.add(k.key)
-        actions.append(_judge(k, ours.get(k.key), listing))
-    for d in sorted(deletions, key=lambda d: d.key):
+        item = ours.get(k.key)
+        if item is not None and k.store_id and item.store_id != k.store_id:
+            # Our ArchiveId is not listed; another archive with the key is. It does not
+            # confirm ours (that would count a copy we never recorded as our newest backup).
+            why = "a second archive with the same key (not the catalogue's)"
+            actions.append(ReconcileAction("foreign", k.key, why, listed=item))
+            item = None
+        actions.append(_judge(k, item, listing))
+    for d in deletions:
         if d.key not in seen:  # a key re-uploaded since is judged as a catalogue archive above
             seen.add(d.key)
-            actions.append(_deletion(d, ours.get(d.key), listing))
+            item = ours.get(d.key)
+            if item is not None and d.store_id and item.store_id != d.store_id:
+                # Another archive with the key of the one we deleted: not ours to judge or adopt.
+                why = "a second archive with the key of a deleted one"
+                actions.append(ReconcileAction("foreign", d.key, why, listed=item))
+                item = None
+            actions.append(_deletion(d, item, listing))
     for key, item in sorted(ours.items()):
         if key not in seen:
             actions.append(ReconcileAction("adopt", key, "ours, not in the catalogue", listed=item))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -17,8 +18,9 @@ import structlog
 
 from localbackup.cycle import load_sealed_cycle
 from uploader.catalogue import Catalogue
+from uploader.inventory_plan import InventorySettings
 from uploader.maintenance import MaintenanceConfig, MaintenanceReport, run_maintenance
-from uploader.prune import storage_class_for
+from uploader.prune import PrunePlan, storage_class_for
 from uploader.stores import open_store
 from uploader.upload import pending_cycle_dirs
 from watcher.config import AppConfig
@@ -42,15 +44,25 @@ def maintenance_config(
     dry_run: bool = False,
     prune: bool = True,
     request_inventory: bool = False,
+    poll_every: float | None = None,
+    on_plan: Callable[[PrunePlan], None] | None = None,
 ) -> MaintenanceConfig:
+    """``poll_every``: poll an inventory job in progress at most this often (``inventory
+    --wait`` polls at its own interval); ``on_plan``: called with the prune plan before any
+    deletion (the ``prune`` command shows every decision and its fee first)."""
+    settings = InventorySettings()
+    if poll_every is not None:
+        settings = dataclasses.replace(settings, poll_every=poll_every)
     return MaintenanceConfig(
         retention=config.retention,
         storage_class=storage_class_for(config.store),
         host=config.backup.host,
+        inventory=settings,
         dry_run=dry_run,
         prune=prune,
         request_inventory=request_inventory,
         next_upload_size=next_upload_size,
+        on_plan=on_plan,
     )
 
 
@@ -62,6 +74,8 @@ async def maintenance_pass(
     dry_run: bool = False,
     prune: bool = True,
     request_inventory: bool = False,
+    poll_every: float | None = None,
+    on_plan: Callable[[PrunePlan], None] | None = None,
 ) -> MaintenanceReport:
     """One pass against the configured store (used by the loop and the CLI)."""
     store = open_store(config.store)
@@ -72,6 +86,8 @@ async def maintenance_pass(
         dry_run=dry_run,
         prune=prune,
         request_inventory=request_inventory,
+        poll_every=poll_every,
+        on_plan=on_plan,
     )
     async with store as s:
         return await run_maintenance(s, catalogue, mcfg, now)

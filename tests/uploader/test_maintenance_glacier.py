@@ -6,22 +6,28 @@ finish after their tier delay of virtual time, and finished jobs vanish after th
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import dataclasses
+import threading
+import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from emulators.glacier import Emulator, run_emulator
-from tests.uploader.glacier_support import glacier_client, glacier_store, make_vault
+from tests.uploader.glacier_support import REGION, glacier_client, glacier_store, make_vault
 from uploader import catalogue_maintenance as cm
-from uploader.catalogue import Catalogue
+from uploader.catalogue import CATALOGUE_FILE, Catalogue
 from uploader.config import EncryptionConfig, UploadConfig
 from uploader.maintenance import MaintenanceConfig, MaintenanceReport, run_maintenance
 from uploader.retention import RetentionConfig
 from uploader.stores.glacier import GlacierStore
 from uploader.stores.glacier_description import ArchiveDescription
 from uploader.upload import upload_cycle
+from watcher.config import AppConfig, config_from_dict
 
 from .conftest import build_cycle
 
@@ -209,3 +215,136 @@ async def test_an_unconfirmed_archive_missing_from_a_later_inventory_is_requeued
 async def _upload_to(emu: Emulator, vault: str, cat: Catalogue, spool: Path, day: int) -> str:
     async with glacier_store(emu.endpoint_url, vault) as store:
         return await _upload(store, cat, spool, day)
+
+
+async def test_a_fetched_inventory_is_not_fetched_again_by_later_passes(
+    emu: Emulator, tmp_path: Path, aws_env: None
+) -> None:
+    """Review regression: once an inventory was fetched (and its job dropped from the
+    catalogue), every later pass found "no jobs", listed the vault's jobs, adopted the same
+    finished job again and fetched its output again, for as long as Glacier listed it (~24 h)."""
+    vault = make_vault(emu.endpoint_url)
+    async with glacier_store(emu.endpoint_url, vault) as store:
+        with Catalogue(tmp_path / "c.sqlite3") as cat:
+            await _upload(store, cat, tmp_path / "spool", 1)
+            emu.control.refresh_inventory(vault)
+            await _pass(store, cat, emu, _config(request=True))
+            emu.control.advance(5 * H)
+            assert (await _pass(store, cat, emu)).reconciliation is not None
+            fetched = emu.control.request_count("GetJobOutput")
+            initiated = emu.control.request_count("InitiateJob")
+            for _ in range(3):  # hourly passes, inside the job's 24-hour window
+                emu.control.advance(H)
+                report = await _pass(store, cat, emu)
+                assert report.reconciliation is None
+                assert report.jobs_in_flight == 0
+            assert emu.control.request_count("GetJobOutput") == fetched
+            assert emu.control.request_count("InitiateJob") == initiated
+            assert cat.query("SELECT COUNT(*) FROM inventories")[0][0] == 1
+
+
+def _inventory_cli(config: AppConfig, *argv: str) -> int:
+    from watcher.commands import inventory
+
+    parser = argparse.ArgumentParser()
+    inventory.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["inventory", *argv])
+    return int(args.run(args, config))
+
+
+async def test_inventory_request_wait_through_the_cli(
+    emu: Emulator, tmp_path: Path, aws_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``inventory --request --wait`` against the emulator: it requests one job, polls it at
+    ``--poll-interval`` (not only every 15 minutes, which a small interval used to give: the
+    state machine never polled again and --wait never ended) and reconciles once it is done."""
+    from .test_restore_cold import config_dict
+
+    vault = make_vault(emu.endpoint_url)
+    src = tmp_path / "src"
+    src.mkdir()
+    store = {"type": "glacier", "vault": vault, "region": REGION, "endpoint_url": emu.endpoint_url}
+    config = config_from_dict(config_dict(tmp_path, src, store), tmp_path / "config.toml")
+    config = dataclasses.replace(config, backup=dataclasses.replace(config.backup, host=HOST))
+    with Catalogue.in_state_dir(config.state_dir) as cat:
+        key = await _upload_to(emu, vault, cat, tmp_path / "spool", 1)
+    emu.control.refresh_inventory(vault)
+    capsys.readouterr()
+    jobs = emu.control.request_count("InitiateJob")
+    checks = emu.control.request_count("DescribeJob")
+    result: dict[str, object] = {}
+
+    def inventory() -> None:
+        try:
+            result["rc"] = _inventory_cli(config, "--request", "--wait", "--poll-interval", "0.05")
+        except BaseException as exc:  # reported by the test thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=inventory, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while (
+        emu.control.request_count("InitiateJob") == jobs
+        or emu.control.request_count("DescribeJob") < checks + 5
+    ):
+        assert thread.is_alive(), result
+        assert time.monotonic() < deadline, "the job was not requested and polled"
+        await asyncio.sleep(0.05)
+    emu.control.advance(5 * H)
+    await asyncio.to_thread(thread.join, 60)
+    assert not thread.is_alive(), "--wait did not finish by itself"
+    assert result == {"rc": 0}
+    printed = capsys.readouterr().out
+    assert "checking again in 0.05 s" in printed
+    assert "reconciled with the store's state" in printed and "confirmed: 1" in printed
+    assert emu.control.request_count("InitiateJob") == jobs + 1  # requested once
+    with Catalogue.in_state_dir(config.state_dir) as cat:
+        assert cat.query("SELECT COUNT(*) FROM inventories")[0][0] == 1
+        assert cm.archive_id_of(cat, f"glacier://{REGION}/-/{vault}", key)
+
+
+async def test_prune_shows_the_early_deletion_fee_before_deleting(
+    emu: Emulator,
+    tmp_path: Path,
+    aws_env: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review regression: ``prune`` (no --dry-run) printed its decisions and their estimated
+    early-deletion fees only after the pass had deleted (and so paid) them."""
+    from watcher.commands import prune
+
+    from .test_restore_cold import config_dict
+
+    vault = make_vault(emu.endpoint_url)
+    src = tmp_path / "src"
+    src.mkdir()
+    store = {"type": "glacier", "vault": vault, "region": REGION, "endpoint_url": emu.endpoint_url}
+    raw = config_dict(tmp_path, src, store)
+    raw["backup"]["host"] = HOST
+    two_days_ago = datetime.now(UTC) - timedelta(days=2)
+    (tmp_path / "state").mkdir()
+    path = tmp_path / "state" / CATALOGUE_FILE
+    with Catalogue(path, clock=lambda: two_days_ago) as cat:
+        keys = [await _upload_to(emu, vault, cat, tmp_path / "spool", d) for d in (1, 2)]
+        sizes = {a.key: a.size for a in cat.archives()}
+    raw["retention"] = {"min_age": "1d", "keep_last": 1, "max_store_size": 2 * sizes[keys[1]]}
+    config = config_from_dict(raw, tmp_path / "config.toml")
+    real_delete = GlacierStore.delete_archive
+
+    async def delete_archive(self: GlacierStore, archive_id: str) -> None:
+        print("DELETING NOW", flush=True)
+        await real_delete(self, archive_id)
+
+    monkeypatch.setattr(GlacierStore, "delete_archive", delete_archive)
+    capsys.readouterr()
+    parser = argparse.ArgumentParser()
+    prune.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["prune"])
+    assert await asyncio.to_thread(args.run, args, config) == 0
+    printed = capsys.readouterr().out
+    fee = next(line for line in printed.splitlines() if line.startswith("delete "))
+    assert keys[0] in fee and "incurred" in fee
+    assert printed.index(fee) < printed.index("DELETING NOW")
+    assert printed.count("DELETING NOW") == 1 and printed.count(fee) == 1
+    assert "deleted 1 archive(s)" in printed

@@ -248,3 +248,28 @@ async def test_orphaned_multipart_uploads_are_aborted_after_the_grace_period(
                 (f"pfx/{HOST}/c1.tar", orphan)
             }
             assert [u.upload_id for u in cat.uploads()] == [known]
+
+
+async def test_a_mismatched_newest_archive_does_not_count_as_the_newest_confirmed(
+    tmp_path: Path, aws_env: None, moto_server: str
+) -> None:
+    """Review regression: an archive flagged MISMATCH is not the archive we uploaded. It used to
+    count as confirmed, so as the newest one keep_last protects, and the older good archives
+    were pruned for the budget: only a corrupt copy of the newest cycle was left."""
+    bucket = make_bucket(moto_server)
+    async with s3_store(moto_server, bucket) as store:
+        with Catalogue(tmp_path / "c.sqlite3") as cat:
+            keys = await _upload(store, cat, tmp_path / "spool", 3)
+            sizes = {a.key: a.size for a in cat.archives()}
+            _client(moto_server).put_object(Bucket=bucket, Key=f"pfx/{keys[2]}", Body=b"bad")
+            now = datetime.now(UTC) + timedelta(minutes=1)
+            cfg = _config(max_store_size=sizes[keys[2]], keep_last=1)
+            report = await run_maintenance(store, cat, cfg, now)
+            assert report.reconciliation is not None
+            assert [a.key for a in report.reconciliation.of("mismatch")] == [keys[2]]
+            assert report.deleted == [] or report.deleted == [keys[0]]
+            assert report.plan is not None
+            rules = {d.key: d.rule for d in report.plan.decisions}
+            assert rules[keys[1]] == "keep_last"  # the newest good archive
+            assert rules[keys[2]] == "unconfirmed"  # kept to be investigated, never deleted
+            assert f"pfx/{keys[1]}" in _keys(moto_server, bucket)

@@ -106,3 +106,40 @@ def test_a_reuploaded_key_is_judged_as_a_catalogue_archive() -> None:
         [known("h1/a.tar.age", D)], listing, HOST, [PendingDeletion("h1/a.tar.age", NOW - D)]
     )
     assert [(a.kind, a.key) for a in result.actions] == [("confirmed", "h1/a.tar.age")]
+
+
+def test_the_catalogues_archive_id_wins_over_a_duplicate_with_the_same_key() -> None:
+    """Review regression: with two archives under one key, the one the catalogue recorded (its
+    ArchiveId) is ours, whatever their sort order; the other is the foreign duplicate."""
+    dup = ListedArchive("aaa-dup", 99, "h1/a.tar.age", HOST, plaintext_sha256="c" * 64)
+    mine = ListedArchive("zzz-mine", 10, "h1/a.tar.age", HOST, plaintext_sha256=SHA)
+    k = KnownArchive("h1/a.tar.age", 10, NOW - 10 * D, SHA, store_id="zzz-mine")
+    result = reconcile([k], Listing((dup, mine), as_of=NOW), HOST)
+    assert [(a.kind, a.listed.store_id if a.listed else None) for a in result.actions] == [
+        ("foreign", "aaa-dup"),
+        ("confirmed", "zzz-mine"),
+    ]
+
+
+def test_a_deletion_is_judged_by_its_archive_id_not_by_a_duplicate_key() -> None:
+    """Review regression: we deleted our ArchiveId; a second archive with the same key is still
+    listed. Our deletion is confirmed, and the duplicate stays foreign (never adopted)."""
+    dup = ListedArchive("aaa-dup", 10, "h1/a.tar.age", HOST)
+    gone = PendingDeletion("h1/a.tar.age", NOW - 10 * D, store_id="zzz-mine")
+    result = reconcile([], Listing((dup,), as_of=NOW), HOST, [gone])
+    assert sorted((a.kind, a.key) for a in result.actions) == [
+        ("deletion_confirmed", "h1/a.tar.age"),
+        ("foreign", "h1/a.tar.age"),
+    ]
+
+
+def test_a_duplicate_key_does_not_confirm_a_catalogue_archive_that_is_gone() -> None:
+    """Review regression: our ArchiveId is absent from the inventory, another archive with the
+    same key is listed. Ours is MISSING (not confirmed by the other one), the other foreign."""
+    dup = ListedArchive("aaa-dup", 10, "h1/a.tar.age", HOST, plaintext_sha256=SHA)
+    k = KnownArchive("h1/a.tar.age", 10, NOW - 10 * D, SHA, store_id="zzz-mine")
+    result = reconcile([k], Listing((dup,), as_of=NOW), HOST)
+    assert sorted((a.kind, a.listed.store_id if a.listed else None) for a in result.actions) == [
+        ("foreign", "aaa-dup"),
+        ("missing", None),
+    ]

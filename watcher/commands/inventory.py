@@ -43,9 +43,28 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--wait", action="store_true", help="Glacier: poll until the job finishes, then reconcile"
     )
     p.add_argument(
-        "--poll-every", type=float, default=900.0, metavar="SECONDS", help=argparse.SUPPRESS
+        "--poll-interval",
+        "--poll-every",
+        dest="poll_every",
+        type=_seconds,
+        default=POLL_EVERY,
+        metavar="SECONDS",
+        help=f"--wait: seconds between checks of the job (default {POLL_EVERY:.0f})",
     )
     p.set_defaults(run=run)
+
+
+POLL_EVERY = 900.0  # the state machine's own poll interval (InventorySettings.poll_every)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
@@ -61,13 +80,23 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
 async def _run(
     args: argparse.Namespace, config: AppConfig, catalogue: Catalogue
 ) -> MaintenanceReport:
+    # --wait polls the job at its own interval: the state machine would otherwise poll a job
+    # in progress at most every 15 minutes, whatever the interval of this loop.
+    poll = args.poll_every if args.wait else None
     report = await maintenance_pass(
-        config, catalogue, datetime.now(UTC), prune=False, request_inventory=args.request
+        config,
+        catalogue,
+        datetime.now(UTC),
+        prune=False,
+        request_inventory=args.request,
+        poll_every=poll,
     )
     while args.wait and report.reconciliation is None and report.jobs_in_flight:
         print(f"{report.inventory_status}; checking again in {args.poll_every:g} s", flush=True)
         await asyncio.sleep(args.poll_every)
-        report = await maintenance_pass(config, catalogue, datetime.now(UTC), prune=False)
+        report = await maintenance_pass(
+            config, catalogue, datetime.now(UTC), prune=False, poll_every=poll
+        )
     return report
 
 

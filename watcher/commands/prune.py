@@ -31,10 +31,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
+    printed: list[PrunePlan] = []
+
+    def show(plan: PrunePlan) -> None:
+        # Before anything is deleted: every decision with its estimated early-deletion fee.
+        print_plan(plan, dry_run=args.dry_run)
+        sys.stdout.flush()
+        printed.append(plan)
+
     try:
         with Catalogue.in_state_dir(config.state_dir) as catalogue:
             report = asyncio.run(
-                maintenance_pass(config, catalogue, datetime.now(UTC), dry_run=args.dry_run)
+                maintenance_pass(
+                    config, catalogue, datetime.now(UTC), dry_run=args.dry_run, on_plan=show
+                )
             )
     except StoreNotAvailable as exc:
         print(f"glacier-backup: configuration error: store: {exc}", file=sys.stderr)
@@ -43,7 +53,8 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         print(f"problem: {p}", file=sys.stderr)
     if report.plan is None:
         return FAILURE
-    print_plan(report.plan, dry_run=args.dry_run)
+    if not printed:
+        print_plan(report.plan, dry_run=args.dry_run)
     if not args.dry_run:
         print(f"deleted {len(report.deleted)} archive(s); confirmed by the next listing/inventory")
     if not may_upload(report.plan, config.retention):
