@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -46,6 +47,9 @@ def ensure_private_dir(path: Path, *, ours: bool = True) -> Path:
     created when missing, never chmodded.
     """
     existed = path.is_dir()
+    if not existed and (path.exists() or path.is_symlink()):
+        # mkdir would say "File exists", which hides the problem: name it.
+        raise NotADirectoryError(errno.ENOTDIR, "exists but is not a directory", str(path))
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     if (ours or not existed) and path.stat().st_mode & 0o777 != 0o700:
         path.chmod(0o700)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -46,6 +47,8 @@ class Service:
         self._notifier = notifier or Notifier()
         self._stop = asyncio.Event()
         self._retry_delay: dict[Path, float] = {}
+        self._stop_timer: asyncio.TimerHandle | None = None
+        self._stop_deadline: float | None = None  # loop time at which a stop gives up waiting
 
     def request_stop(self, why: str = "requested") -> None:
         if not self._stop.is_set():
@@ -55,7 +58,15 @@ class Service:
             # Cancellation normally ends every task at once; a blocking step in a thread (a big
             # part being encrypted, SQLite) cannot be interrupted. Everything on disk is
             # crash-safe, so past the deadline the process simply ends.
-            asyncio.get_running_loop().call_later(self.config.watch.stop_timeout, _stop_now)
+            loop = asyncio.get_running_loop()
+            self._stop_deadline = loop.time() + self.config.watch.stop_timeout
+            self._stop_timer = loop.call_at(self._stop_deadline, _stop_now)
+
+    def arm_exit_deadline(self) -> None:
+        """Bound what still runs on this loop after :meth:`run` (asyncio.run then waits for worker
+        threads, e.g. a part being encrypted) by what is left of the stop deadline."""
+        if self._stop_deadline is not None:
+            asyncio.get_running_loop().call_at(self._stop_deadline, _stop_now)
 
     def reload(self) -> None:
         try:
@@ -65,7 +76,17 @@ class Service:
             log.error("watch.reload_failed", error=str(exc))
             return
         if new.watch.marker_dir != self.config.watch.marker_dir:
-            log.warning("watch.reload_needs_restart", key="watch.marker_dir")
+            # The observer watches the old directory until a restart: keep using it, so that
+            # seals (force requests) write their markers where they are seen and handled markers
+            # are filed next to it, not into a directory nobody watches yet.
+            log.warning(
+                "watch.reload_needs_restart",
+                key="watch.marker_dir",
+                kept=str(self.config.watch.marker_dir),
+            )
+            new = dataclasses.replace(
+                new, watch=dataclasses.replace(new.watch, marker_dir=self.config.watch.marker_dir)
+            )
         self.config = new
         log.info("watch.reloaded", config=str(new.file))
 
@@ -97,6 +118,12 @@ class Service:
                 for t in tasks:
                     t.cancel()
         finally:
+            # A clean stop must not leave the stop_timeout deadline armed: it would end the
+            # process (os._exit) later, wherever the event loop is still running. The ``watch``
+            # command re-arms it (arm_exit_deadline) for asyncio.run's wait for worker threads.
+            if self._stop_timer is not None:
+                self._stop_timer.cancel()
+                self._stop_timer = None
             watcher.stop()
             catalogue.close()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -181,6 +208,15 @@ class Service:
         (log.info if rc in (0, 3) else log.error)("watch.scheduled_backup_done", exit_code=rc)
         if rc not in (0, 3):
             await asyncio.sleep(min(self.config.watch.backup_every or 3600.0, 3600.0))
+
+
+async def serve(config: AppConfig) -> int:
+    """The ``watch`` command's coroutine: the service, and a bounded wait for its threads."""
+    service = Service(config)
+    try:
+        return await service.run()
+    finally:
+        service.arm_exit_deadline()
 
 
 def _stop_now() -> None:

@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
-    from watcher.service import Service
+    from watcher.service import serve
 
     config.encryption.require_key()  # a service that cannot upload should not start
     if config.encryption.mode == "none":
@@ -28,4 +28,4 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
             "encryption.disabled",
             message="encryption mode is 'none': archives leave this host unencrypted",
         )
-    return asyncio.run(Service(config).run())
+    return asyncio.run(serve(config))
