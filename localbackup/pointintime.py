@@ -12,6 +12,7 @@ from datetime import datetime, tzinfo
 from localbackup.cycle import IncrementManifest
 
 __all__ = [
+    "LATEST",
     "PointInTimeError",
     "choose_cycle",
     "choose_increment",
@@ -63,8 +64,8 @@ def choose_cycle(cycle_ids: Sequence[str], wanted: str | None) -> str:
 def choose_increment(
     increments: Sequence[IncrementManifest], at: int | datetime | None
 ) -> IncrementManifest:
-    """The increment for ``--at``: its number, the newest finished at or before a time, or
-    (None) the last one."""
+    """The increment for ``--at``: its number, the newest finished at or before a time (naive:
+    local time), or (None) the last one."""
     if not increments:
         raise PointInTimeError("the cycle has no complete increment")
     if at is None:
@@ -77,6 +78,8 @@ def choose_increment(
             f"no increment {at} in this cycle (it has {increments[0].number}.."
             f"{increments[-1].number})"
         )
+    if at.tzinfo is None:
+        at = at.astimezone()  # naive means local time, as in parse_at
     done = [inc for inc in increments if inc.finished_at <= at]
     if not done:
         first = increments[0].finished_at.isoformat()

@@ -136,3 +136,12 @@ def test_choose_cycle_names_the_cycles_that_exist() -> None:
         choose_cycle(IDS, "2025")
     with pytest.raises(PointInTimeError, match=r"no cycle to restore"):
         choose_cycle([], None)
+
+
+def test_choose_increment_reads_a_naive_time_as_local_time() -> None:
+    """A naive datetime (an API caller that skipped parse_at) is local time, as in parse_at,
+    instead of a TypeError from comparing it with the manifests' UTC times."""
+    local = (T0 + timedelta(hours=30)).astimezone().replace(tzinfo=None)
+    assert choose_increment(CHAINED, local).number == 1
+    with pytest.raises(PointInTimeError, match="no increment finished"):
+        choose_increment(CHAINED, (T0 - timedelta(days=1)).astimezone().replace(tzinfo=None))

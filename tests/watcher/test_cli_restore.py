@@ -173,3 +173,22 @@ def test_a_glacier_vault_archive_without_an_archive_id_asks_for_an_inventory(
         )
     assert _run(config, "restore", "--to", str(tmp_path / "out"), "--yes") == 1
     assert "run 'glacier-backup inventory'" in capsys.readouterr().err
+
+
+def test_latest_from_the_spool_skips_a_new_cycle_with_no_complete_increment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Right after a cycle rotation the new open cycle has no increment yet: ``latest`` is then
+    the newest cycle that has one, not a usage error."""
+    from datetime import timedelta
+
+    from localbackup.spool import Spool
+
+    h = make_history(tmp_path)
+    config = _config(tmp_path, h)
+    seal_cycle(h.cycle, "h", "incremental", tmp_path / "markers", T0)
+    Spool(tmp_path / "spool").create_cycle(T0 + timedelta(days=30))
+    out = tmp_path / "out"
+    assert _run(config, "restore", "--from-spool", "--to", str(out)) == 0
+    assert snapshot(restored(out, h.src)) == h.snapshots[-1]
+    assert f"restoring cycle {h.cycle.cycle_id} (sealed, in the spool)" in capsys.readouterr().out

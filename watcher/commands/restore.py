@@ -27,6 +27,7 @@ from localbackup.extract import (
 )
 from localbackup.index import IndexFormatError
 from localbackup.pointintime import (
+    LATEST,
     PointInTimeError,
     choose_cycle,
     choose_increment,
@@ -174,6 +175,11 @@ def _from_spool(
     options: ExtractOptions,
 ) -> ExtractStats:
     cycles = {c.cycle_id: c for c in Spool(config.backup.spool_dir).cycles()}
+    if wanted in (None, LATEST):
+        # right after a rotation the new open cycle has no complete increment yet: "latest" is
+        # the newest cycle that has one (an explicitly named cycle still fails below)
+        restorable = {k: c for k, c in cycles.items() if c.sealed or c.manifests()}
+        cycles = restorable or cycles
     cycle_dir = cycles[choose_cycle(list(cycles), wanted)]
     sealed = cycle_dir.sealed
     increments = list(
