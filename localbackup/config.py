@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,8 @@ from localbackup import paths
 from localbackup.configkit import Section
 
 MODES = ("incremental", "differential")
+# Archive names and Glacier descriptions carry the host: keep it to a host name's alphabet.
+_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 CHANGE_DETECTION = ("metadata", "content")
 
 
@@ -34,15 +37,21 @@ class BackupConfig:
 
 
 def default_host() -> str:
-    return socket.gethostname().split(".")[0] or "localhost"
+    """The short host name, made to fit the host-name alphabet (it names archives)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0])
+    name = name.lstrip("._-")[:63]
+    return name or "localhost"
 
 
 def backup_config(section: Section) -> BackupConfig:
     """Read ``[backup]``; raises :class:`ConfigError` naming the key on any problem."""
     sources = tuple(section.resolve(s) for s in section.string_list("sources"))
     host = section.string("host", default_host())
-    if not host or "/" in host or any(c.isspace() for c in host):
-        raise section.error("host", f"must be a simple name without '/' or spaces, got {host!r}")
+    if not _HOST.match(host):
+        raise section.error(
+            "host",
+            f"must be a host name (letters, digits, '.', '_', '-'; at most 63), got {host!r}",
+        )
     cfg = BackupConfig(
         sources=sources,
         exclude=section.string_list("exclude"),

@@ -104,3 +104,20 @@ def test_each_command_is_found_in_argv_and_help_lists_them_all() -> None:
     assert command_of(["--help"]) is None
     choices = build_parser(None)._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     assert set(COMMANDS) <= set(choices)
+
+
+@pytest.mark.parametrize("host", ["a/b", "two words", "caf\u00e9", "x" * 64, "-lead", ""])
+def test_host_must_be_a_host_name(tmp_path: Path, host: str) -> None:
+    path = write(tmp_path, f'[backup]\nsources = ["/a"]\nhost = "{host}"\n')
+    with pytest.raises(ConfigError, match=r"backup\.host: must be a host name"):
+        load_config(path)
+
+
+def test_the_default_host_is_always_a_valid_host_name(monkeypatch) -> None:
+    import socket
+
+    from localbackup import config as backup_config
+
+    for raw in ("my laptop.local", "_weird", "caf\u00e9-box", ""):
+        monkeypatch.setattr(socket, "gethostname", lambda raw=raw: raw)
+        assert backup_config._HOST.match(backup_config.default_host())
