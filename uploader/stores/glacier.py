@@ -18,7 +18,6 @@ import base64
 import binascii
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -28,6 +27,7 @@ import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
+from uploader.stores.aws_client import AwsClient
 from uploader.stores.base import (
     Capabilities,
     GiB,
@@ -126,8 +126,13 @@ class GlacierStore:
             retries={"mode": "standard", "total_max_attempts": max_attempts},
             max_pool_connections=max_connections,
         )
-        self._stack = AsyncExitStack()
-        self._client: Any = None
+        self._aws = AwsClient(
+            "glacier",
+            self._session,
+            self._config,
+            region=self.region,
+            endpoint_url=self._endpoint_url,
+        )
         self._uploads: dict[str, _Upload] = {}
         self._archives: dict[str, ObjectInfo] = {}  # completed by this object, by key
 
@@ -141,15 +146,8 @@ class GlacierStore:
 
     async def __aenter__(self) -> Self:
         with errors("connecting to Glacier"):
-            self._client = await self._stack.enter_async_context(
-                self._session.create_client(
-                    "glacier",
-                    region_name=self.region,
-                    endpoint_url=self._endpoint_url,
-                    config=self._config,
-                )
-            )
-        install_hooks(self._client.meta.events)  # this client's own copy of the handlers
+            client = await self._aws.open()
+        install_hooks(client.meta.events)  # this client's own copy of the handlers
         return self
 
     async def __aexit__(
@@ -158,14 +156,11 @@ class GlacierStore:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._client = None
-        await self._stack.aclose()
+        await self._aws.close()
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            raise PermanentStoreError("the Glacier store is not open (use 'async with')")
-        return self._client
+        return self._aws.client
 
     def _args(self, **kwargs: Any) -> dict[str, Any]:
         return {"accountId": self.account_id, "vaultName": self.vault, **kwargs}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
 
@@ -25,6 +24,7 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
+from uploader.stores.aws_client import AwsClient
 from uploader.stores.base import (
     Capabilities,
     GiB,
@@ -137,8 +137,9 @@ class S3Store:
             max_parts=S3_CAPABILITIES.max_parts,
             needs_retrieval=storage_class in COLD_CLASSES,
         )
-        self._stack = AsyncExitStack()
-        self._client: Any = None
+        self._aws = AwsClient(
+            "s3", self._session, self._config, region=self._region, endpoint_url=self._endpoint_url
+        )
 
     @property
     def name(self) -> str:
@@ -150,15 +151,8 @@ class S3Store:
 
     async def __aenter__(self) -> Self:
         with _errors("connecting to S3"):
-            self._client = await self._stack.enter_async_context(
-                self._session.create_client(
-                    "s3",
-                    region_name=self._region,
-                    endpoint_url=self._endpoint_url,
-                    config=self._config,
-                )
-            )
-        self._client.meta.events.register("before-call.s3.UploadPart", _part_body_as_view)
+            client = await self._aws.open()
+        client.meta.events.register("before-call.s3.UploadPart", _part_body_as_view)
         return self
 
     async def __aexit__(
@@ -167,14 +161,11 @@ class S3Store:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._client = None
-        await self._stack.aclose()
+        await self._aws.close()
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            raise PermanentStoreError("the S3 store is not open (use 'async with')")
-        return self._client
+        return self._aws.client
 
     def _key(self, key: str) -> str:
         return self.prefix + key
