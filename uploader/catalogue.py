@@ -380,30 +380,7 @@ class Catalogue:
         plaintext_sha256: str,
         encryption: str | None,
     ) -> UploadRecord:
-        now = self._clock()
-        with self._tx() as db:
-            cur = db.execute(
-                "INSERT INTO uploads (store, key, cycle_id, host, upload_id, part_size,"
-                " total_size, plaintext_size, plaintext_sha256, encryption, started_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    store,
-                    key,
-                    cycle_id,
-                    host,
-                    upload_id,
-                    part_size,
-                    total_size,
-                    plaintext_size,
-                    plaintext_sha256,
-                    encryption,
-                    _ts(now),
-                ),
-            )
-            row_id = cur.lastrowid
-        assert row_id is not None
-        return UploadRecord(
-            row_id,
+        values = (
             store,
             key,
             cycle_id,
@@ -414,16 +391,22 @@ class Catalogue:
             plaintext_size,
             plaintext_sha256,
             encryption,
-            now,
-            "uploading",
+            _ts(self._clock()),
         )
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO uploads (store, key, cycle_id, host, upload_id, part_size,"
+                " total_size, plaintext_size, plaintext_sha256, encryption, started_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+        assert cur.lastrowid is not None
+        return _upload_from_row((cur.lastrowid, *values, "uploading", None))
 
     def find_upload(self, store: str, cycle_id: str) -> UploadRecord | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT id, store, key, cycle_id, host, upload_id, part_size, total_size,"
-                " plaintext_size, plaintext_sha256, encryption, started_at, state, completion"
-                " FROM uploads WHERE store = ? AND cycle_id = ?",
+                f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE store = ? AND cycle_id = ?",  # noqa: S608
                 (store, cycle_id),
             ).fetchone()
         if row is None:
@@ -433,18 +416,15 @@ class Catalogue:
     def uploads(self, store: str | None = None) -> list[UploadRecord]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT store, cycle_id FROM uploads WHERE ? IS NULL OR store = ?", (store, store)
+                f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE ? IS NULL OR store = ?",  # noqa: S608
+                (store, store),
             ).fetchall()
-        return [r for s, c in rows if (r := self.find_upload(s, c)) is not None]
+        return [_upload_from_row(r) for r in rows]
 
     def record_part(self, upload: int, part: PartInfo) -> None:
         """Remember an acknowledged part (its own transaction, committed before returning)."""
         with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO upload_parts (upload, number, size, checksum, etag)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (upload, part.number, part.size, part.checksum, part.etag),
-            )
+            db.execute(_INSERT_PART, (upload, part.number, part.size, part.checksum, part.etag))
 
     def parts(self, upload: int) -> list[PartInfo]:
         with self._lock:
@@ -469,9 +449,7 @@ class Catalogue:
         )
         with self._tx() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO upload_parts (upload, number, size, checksum, etag)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(upload, p.number, p.size, p.checksum, p.etag) for p in parts],
+                _INSERT_PART, [(upload, p.number, p.size, p.checksum, p.etag) for p in parts]
             )
             db.execute(
                 "UPDATE uploads SET state = ?, completion = ? WHERE id = ?",
@@ -538,6 +516,16 @@ class Catalogue:
                 (store, store, cycle_id, cycle_id),
             ).fetchall()
         return [_archive_from_row(r) for r in rows]
+
+
+_UPLOAD_COLUMNS = (
+    "id, store, key, cycle_id, host, upload_id, part_size, total_size, plaintext_size,"
+    " plaintext_sha256, encryption, started_at, state, completion"
+)
+_INSERT_PART = (
+    "INSERT OR REPLACE INTO upload_parts (upload, number, size, checksum, etag)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
 
 
 def _upload_from_row(r: tuple[Any, ...]) -> UploadRecord:
