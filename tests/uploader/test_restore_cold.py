@@ -88,6 +88,18 @@ def _uploaded(tmp_path: Path, h: History, store: dict[str, object]) -> AppConfig
     return config
 
 
+def _vault_history(tmp_path: Path, emu: Emulator) -> tuple[History, AppConfig]:
+    """A changing tree backed up four times, its cycle uploaded into a fresh emulator vault."""
+    h = make_history(tmp_path)
+    return h, _uploaded(tmp_path, h, _vault_store(emu))
+
+
+def _retrievals(tmp_path: Path) -> int:
+    """Retrieval requests the catalogue still remembers."""
+    with sqlite3.connect(tmp_path / "state" / "catalogue.sqlite3") as db:
+        return int(db.execute("SELECT count(*) FROM retrievals").fetchone()[0])
+
+
 def _big_history(tmp_path: Path, size: int) -> History:
     """One full backup of a tree holding ``size`` incompressible bytes."""
     src = tmp_path / "src"
@@ -107,8 +119,7 @@ def test_a_vault_restore_requests_a_job_waits_and_resumes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     emu = glacier_emulator
-    h = make_history(tmp_path)
-    config = _uploaded(tmp_path, h, _vault_store(emu))
+    h, config = _vault_history(tmp_path, emu)
     out = tmp_path / "out"
     capsys.readouterr()
     # No terminal and no --yes: nothing is requested.
@@ -133,8 +144,7 @@ def test_a_vault_restore_requests_a_job_waits_and_resumes(
     assert "ranges downloaded and verified" in printed
     assert snapshot(restored(out, h.src)) == h.snapshots[-1]
     assert not list(tmp_path.glob(".out.retrieval*"))  # the download file is gone
-    with sqlite3.connect(tmp_path / "state" / "catalogue.sqlite3") as db:
-        assert db.execute("SELECT count(*) FROM retrievals").fetchone() == (0,)
+    assert _retrievals(tmp_path) == 0
 
 
 def test_wait_polls_until_the_job_is_ready_then_restores(
@@ -144,8 +154,7 @@ def test_wait_polls_until_the_job_is_ready_then_restores(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     emu = glacier_emulator
-    h = make_history(tmp_path)
-    config = _uploaded(tmp_path, h, _vault_store(emu))
+    h, config = _vault_history(tmp_path, emu)
     out = tmp_path / "out"
     capsys.readouterr()
     jobs = emu.control.request_count("InitiateJob")
@@ -182,8 +191,7 @@ def test_wait_polls_until_the_job_is_ready_then_restores(
     assert "ranges downloaded and verified" in printed
     assert snapshot(restored(out, h.src)) == h.snapshots[-1]
     assert emu.control.request_count("InitiateJob") == jobs + 1  # requested once
-    with sqlite3.connect(tmp_path / "state" / "catalogue.sqlite3") as db:
-        assert db.execute("SELECT count(*) FROM retrievals").fetchone() == (0,)
+    assert _retrievals(tmp_path) == 0
 
 
 def test_poll_options_take_positive_seconds(
@@ -204,8 +212,7 @@ def test_an_expired_job_output_is_reported_and_resume_requests_again(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     emu = glacier_emulator
-    h = make_history(tmp_path)
-    config = _uploaded(tmp_path, h, _vault_store(emu))
+    h, config = _vault_history(tmp_path, emu)
     out = tmp_path / "out"
     assert run_cli(config, "restore", "--to", str(out), "--yes", "--tier", "Expedited") == 0
     emu.control.advance(300 + 25 * HOUR)  # done, then kept ~24 h, then gone
@@ -363,8 +370,7 @@ def test_a_bad_target_is_refused_before_a_retrieval_is_requested(
     message: str,
 ) -> None:
     emu = glacier_emulator
-    h = make_history(tmp_path)
-    config = _uploaded(tmp_path, h, _vault_store(emu))
+    _, config = _vault_history(tmp_path, emu)
     out = tmp_path / "out"
     if target == "non-empty":
         out.mkdir()
@@ -379,8 +385,7 @@ def test_a_bad_target_is_refused_before_a_retrieval_is_requested(
     assert run_cli(config, "restore", "--to", str(out), *argv) == code
     assert message in capsys.readouterr().err
     assert emu.control.request_count("InitiateJob") == jobs  # nothing requested, nor billed
-    with sqlite3.connect(tmp_path / "state" / "catalogue.sqlite3") as db:
-        assert db.execute("SELECT count(*) FROM retrievals").fetchone() == (0,)
+    assert _retrievals(tmp_path) == 0
 
 
 def test_a_target_filled_while_the_retrieval_ran_is_refused_before_the_download(
@@ -390,8 +395,7 @@ def test_a_target_filled_while_the_retrieval_ran_is_refused_before_the_download(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     emu = glacier_emulator
-    h = make_history(tmp_path)
-    config = _uploaded(tmp_path, h, _vault_store(emu))
+    h, config = _vault_history(tmp_path, emu)
     out = tmp_path / "out"
     assert run_cli(config, "restore", "--to", str(out), "--yes") == 0
     out.mkdir()
@@ -554,8 +558,7 @@ def test_a_cold_restore_into_a_mount_point_downloads_inside_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     emu = glacier_emulator
-    h = make_history(tmp_path)
-    config = _uploaded(tmp_path, h, _vault_store(emu))
+    h, config = _vault_history(tmp_path, emu)
     out = tmp_path / "out"
     out.mkdir()
     _as_mount_point(monkeypatch, out)
@@ -584,8 +587,7 @@ def test_a_download_started_next_to_a_target_is_resumed_there_once_it_is_a_mount
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     emu = glacier_emulator
-    h = make_history(tmp_path)
-    config = _uploaded(tmp_path, h, _vault_store(emu))
+    h, config = _vault_history(tmp_path, emu)
     out = tmp_path / "out"
     out.mkdir()
     assert run_cli(config, "restore", "--to", str(out), "--yes") == 0
