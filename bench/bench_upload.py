@@ -53,7 +53,7 @@ ENV = {
 
 def make_cycle(spool: Path, size: int, sparse: bool) -> Path:
     """A sealed cycle with one data file of ``size`` bytes (sparse, or a repeated random block)."""
-    from localbackup.cycle import CycleFile, IncrementManifest, SealedCycle
+    from localbackup.formats import CycleFile, IncrementManifest, SealedCycle
 
     d = spool / "cycles" / "20260101T000000Z"
     d.mkdir(parents=True)

@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, Protocol
 import structlog
 import zstandard
 
-from localbackup import cycle as fmt
+from localbackup import formats
 from localbackup.index import TYPE_CODE, Index, Record, read_index
 from localbackup.pointintime import increment_chain
 from localbackup.safepath import (
@@ -178,7 +178,8 @@ class Extractor:
             return
         self.stats.members += 1
 
-    # Hooks for archive formats with other rules (uploader.legacy: the original tool's tars).
+    # Hooks for archive formats with other rules
+    # (uploader.restore.legacy: the original tool's tars).
     def _directory(self, m: tarfile.TarInfo, parts: tuple[bytes, ...]) -> None:
         """A directory member, once it exists: its owner, mode and mtime come from the index,
         in :meth:`finish`; only its extended attributes are set here."""
@@ -371,7 +372,7 @@ class VerifyingReader:
 
 def restore_from_cycle_dir(
     cycle_dir: Path,
-    increments: list[fmt.IncrementManifest],
+    increments: list[formats.IncrementManifest],
     number: int,
     to: Path,
     *,

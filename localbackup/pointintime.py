@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
 
-from localbackup.cycle import IncrementManifest
+from localbackup.formats import IncrementManifest
 
 __all__ = [
     "LATEST",

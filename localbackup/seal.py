@@ -9,7 +9,7 @@ from pathlib import Path
 
 import structlog
 
-from localbackup import cycle as fmt
+from localbackup import formats
 from localbackup.atomic import atomic_write_bytes
 from localbackup.paths import ensure_private_dir
 from localbackup.spool import CycleDir, Spool
@@ -26,7 +26,7 @@ class SealError(RuntimeError):
 
 def seal_cycle(
     cycle: CycleDir, host: str, mode: str, marker_dir: Path, now: datetime
-) -> fmt.SealedCycle:
+) -> formats.SealedCycle:
     """Write ``cycle.json`` for a cycle with at least one complete increment, then its marker.
 
     Each increment's files were fsynced when written; sizes are checked against the manifests
@@ -43,7 +43,7 @@ def seal_cycle(
                 raise SealError(
                     f"cycle {cycle.cycle_id}: {f.name} is {size} bytes, its manifest says {f.size}"
                 )
-    sealed = fmt.SealedCycle(
+    sealed = formats.SealedCycle(
         host=host,
         cycle_id=cycle.cycle_id,
         mode=mode,
@@ -51,7 +51,7 @@ def seal_cycle(
         sealed_at=now,
         increments=tuple(manifests),
     )
-    atomic_write_bytes(cycle.path / fmt.CYCLE_JSON, sealed.render())
+    atomic_write_bytes(cycle.path / formats.CYCLE_JSON, sealed.render())
     write_marker(cycle, marker_dir)
     log.info(
         "backup.sealed", cycle=cycle.cycle_id, increments=len(manifests), bytes=sealed.data_size
@@ -59,11 +59,11 @@ def seal_cycle(
     return sealed
 
 
-def write_marker(cycle: CycleDir, marker_dir: Path) -> fmt.Marker:
+def write_marker(cycle: CycleDir, marker_dir: Path) -> formats.Marker:
     """Write the marker of a sealed cycle atomically (temp, fsync, rename)."""
-    raw = (cycle.path / fmt.CYCLE_JSON).read_bytes()
-    sealed = fmt.SealedCycle.from_json(json.loads(raw))
-    marker = fmt.Marker(
+    raw = (cycle.path / formats.CYCLE_JSON).read_bytes()
+    sealed = formats.SealedCycle.from_json(json.loads(raw))
+    marker = formats.Marker(
         host=sealed.host,
         cycle_id=sealed.cycle_id,
         cycle_dir=cycle.path.resolve(),
@@ -79,7 +79,7 @@ def write_marker(cycle: CycleDir, marker_dir: Path) -> fmt.Marker:
 
 
 def marker_exists(marker_dir: Path, host: str, cycle_id: str) -> bool:
-    name = fmt.marker_file_name(host, cycle_id)
+    name = formats.marker_file_name(host, cycle_id)
     return any((marker_dir / sub / name).exists() for sub in MARKER_SUBDIRS)
 
 
@@ -87,7 +87,7 @@ def ensure_markers(spool: Spool, marker_dir: Path) -> list[str]:
     """Write the marker of every sealed cycle that has none (a crash between seal and marker)."""
     written: list[str] = []
     for c in spool.sealed_cycles():
-        sealed = fmt.load_sealed_cycle(c.path)
+        sealed = formats.load_sealed_cycle(c.path)
         if not marker_exists(marker_dir, sealed.host, sealed.cycle_id):
             write_marker(c, marker_dir)
             written.append(c.cycle_id)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import structlog
 
-from localbackup import cycle as fmt
+from localbackup import formats
 from localbackup.atomic import atomic_write_bytes, fsync_dir
 from localbackup.paths import ensure_private_dir
 from localbackup.plan import OpenCycle
@@ -45,17 +45,17 @@ class CycleDir:
 
     @property
     def sealed(self) -> bool:
-        return (self.path / fmt.CYCLE_JSON).exists()
+        return (self.path / formats.CYCLE_JSON).exists()
 
-    def manifests(self) -> list[fmt.IncrementManifest]:
+    def manifests(self) -> list[formats.IncrementManifest]:
         """Complete increments, in order, stopping at the first gap."""
-        out: list[fmt.IncrementManifest] = []
-        while (self.path / fmt.manifest_name(len(out))).exists():
-            out.append(fmt.load_manifest(self.path / fmt.manifest_name(len(out))))
+        out: list[formats.IncrementManifest] = []
+        while (self.path / formats.manifest_name(len(out))).exists():
+            out.append(formats.load_manifest(self.path / formats.manifest_name(len(out))))
         return out
 
     def created_at(self) -> datetime:
-        return fmt.parse_iso((self.path / CREATED).read_text().strip())
+        return formats.parse_iso((self.path / CREATED).read_text().strip())
 
 
 class Spool:
@@ -101,7 +101,7 @@ class Spool:
             (
                 CycleDir(p, p.name)
                 for p in self.cycles_dir.iterdir()
-                if p.is_dir() and fmt.CYCLE_ID.match(p.name)
+                if p.is_dir() and formats.CYCLE_ID.match(p.name)
             ),
             key=lambda c: c.cycle_id,
         )
@@ -129,7 +129,7 @@ class Spool:
 
     def create_cycle(self, now: datetime) -> CycleDir:
         self.prepare()
-        cycle_id = fmt.new_cycle_id(now, self.used_cycle_ids())
+        cycle_id = formats.new_cycle_id(now, self.used_cycle_ids())
         # Recorded first: an id is never given out twice, even after a crash right here.
         with open(self.root / USED_IDS, "a") as f:
             f.write(cycle_id + "\n")
@@ -141,7 +141,7 @@ class Spool:
         tmp.mkdir(mode=0o700)
         created = tmp / CREATED
         with open(created, "w") as f:
-            f.write(fmt.utc_iso(now) + "\n")
+            f.write(formats.utc_iso(now) + "\n")
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, path)
@@ -157,12 +157,12 @@ class Spool:
         shutil.rmtree(doomed)
 
     def record_backup_time(self, when: datetime) -> None:
-        atomic_write_bytes(self.root / LAST_BACKUP, (fmt.utc_iso(when) + "\n").encode())
+        atomic_write_bytes(self.root / LAST_BACKUP, (formats.utc_iso(when) + "\n").encode())
 
     def last_backup_time(self) -> datetime | None:
         """When the newest increment finished (None before the first backup)."""
         try:
-            return fmt.parse_iso((self.root / LAST_BACKUP).read_text().strip())
+            return formats.parse_iso((self.root / LAST_BACKUP).read_text().strip())
         except (FileNotFoundError, ValueError):
             times = [m[-1].finished_at for c in self.cycles() if (m := c.manifests())]
             return max(times, default=None)
@@ -189,10 +189,10 @@ class Spool:
                 _remove(c.path)
                 removed.append(c.path)
                 continue
-            complete = {fmt.manifest_name(i) for i in range(len(c.manifests()))}
+            complete = {formats.manifest_name(i) for i in range(len(c.manifests()))}
             keep = {CREATED} | complete
-            keep |= {fmt.tar_name(i) for i in range(len(complete))}
-            keep |= {fmt.index_name(i) for i in range(len(complete))}
+            keep |= {formats.tar_name(i) for i in range(len(complete))}
+            keep |= {formats.index_name(i) for i in range(len(complete))}
             for p in sorted(c.path.iterdir()):
                 if p.name not in keep:
                     _remove(p)

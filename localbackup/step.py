@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 import structlog
 
-from localbackup import cycle as fmt
+from localbackup import formats
 from localbackup.atomic import atomic_write_bytes, fsync_dir, temp_name
 from localbackup.config import BackupConfig
 from localbackup.increment import IncrementOptions, IncrementResult, write_increment
@@ -32,14 +32,14 @@ class StepResult:
     plan: BackupPlan
     cycle_id: str
     increment: IncrementResult
-    manifest: fmt.IncrementManifest
-    sealed: tuple[fmt.SealedCycle, ...]  # cycles sealed by this step (before and/or after)
+    manifest: formats.IncrementManifest
+    sealed: tuple[formats.SealedCycle, ...]  # cycles sealed by this step (before and/or after)
     seconds: float
 
 
 @dataclass(frozen=True, slots=True)
 class SealResult:
-    sealed: fmt.SealedCycle | None
+    sealed: formats.SealedCycle | None
     reason: str
 
 
@@ -101,7 +101,7 @@ def run_backup_step(
         state = spool.open_cycle_state()
         plan = plan_backup(state[1] if state else None, policy_of(cfg), now, force_full=force_full)
         log.info("backup.planned", kind=plan.kind, number=plan.number, reason=plan.reason)
-        sealed: list[fmt.SealedCycle] = []
+        sealed: list[formats.SealedCycle] = []
         if plan.seal_open_cycle and state is not None:
             sealed.append(seal_cycle(state[0], cfg.host, cfg.mode, marker_dir, now))
         target = spool.create_cycle(now) if plan.new_cycle or state is None else state[0]
@@ -134,16 +134,16 @@ def seal_open_cycle(
 def _load_base(cycle: CycleDir, plan: BackupPlan) -> Index | None:
     if plan.base is None:
         return None
-    with open(cycle.path / fmt.index_name(plan.base), "rb") as f:
+    with open(cycle.path / formats.index_name(plan.base), "rb") as f:
         return read_index(f)
 
 
 def _write_increment(
     cfg: BackupConfig, cycle: CycleDir, plan: BackupPlan, now: datetime, progress: Progress | None
-) -> tuple[IncrementResult, fmt.IncrementManifest]:
+) -> tuple[IncrementResult, formats.IncrementManifest]:
     base = _load_base(cycle, plan)
-    tar_path = cycle.path / fmt.tar_name(plan.number)
-    index_path = cycle.path / fmt.index_name(plan.number)
+    tar_path = cycle.path / formats.tar_name(plan.number)
+    index_path = cycle.path / formats.index_name(plan.number)
     tar_tmp, index_tmp = temp_name(tar_path), temp_name(index_path)
     log.info("backup.started", kind=plan.kind, base=plan.base)
     with _create(tar_tmp) as tar_f, _create(index_tmp) as index_f:
@@ -155,14 +155,14 @@ def _write_increment(
     os.rename(tar_tmp, tar_path)
     os.rename(index_tmp, index_path)
     fsync_dir(cycle.path)
-    manifest = fmt.IncrementManifest(
+    manifest = formats.IncrementManifest(
         number=plan.number,
         kind=plan.kind,
         base=plan.base,
         started_at=now,
         finished_at=datetime.now(UTC),
-        tar=fmt.CycleFile(tar_path.name, tar_w.size, tar_w.sha256.hexdigest()),
-        index=fmt.CycleFile(index_path.name, index_w.size, index_w.sha256.hexdigest()),
+        tar=formats.CycleFile(tar_path.name, tar_w.size, tar_w.sha256.hexdigest()),
+        index=formats.CycleFile(index_path.name, index_w.size, index_w.sha256.hexdigest()),
         stats={
             "files_scanned": result.files_scanned,
             "files_written": result.files_written,
@@ -174,7 +174,7 @@ def _write_increment(
         },
     )
     # The manifest is the commit point: written last, atomically.
-    atomic_write_bytes(cycle.path / fmt.manifest_name(plan.number), manifest.render())
+    atomic_write_bytes(cycle.path / formats.manifest_name(plan.number), manifest.render())
     Spool(cycle.path.parent.parent).record_backup_time(manifest.finished_at)
     for w in result.warnings:
         log.warning("backup.file_warning", path=w.path, kind=w.kind, message=w.message)

@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Self
 
-from localbackup.cycle import CYCLE_JSON, SealedCycle, load_sealed_cycle
+from localbackup.formats import CYCLE_JSON, SealedCycle, load_sealed_cycle
 
 BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE

@@ -33,7 +33,7 @@ from uploader.stores.base import (
     Store,
     TransientStoreError,
 )
-from uploader.stores.glacier_hash import tree_hash
+from uploader.stores.glacier.treehash import tree_hash
 
 log = structlog.get_logger("uploader.multipart")
 

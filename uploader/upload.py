@@ -26,10 +26,12 @@ from pathlib import Path
 import structlog
 from structlog.contextvars import bound_contextvars
 
-from localbackup.cycle import CYCLE_JSON, FORMAT_VERSION, SealedCycle, load_sealed_cycle
+from localbackup.formats import CYCLE_JSON, FORMAT_VERSION, SealedCycle, load_sealed_cycle
 from uploader.bundle import BundleReader, VerifyingBundle, cycle_sha256
-from uploader.catalogue import ArchiveRecord, Catalogue, UploadRecord
-from uploader.catalogue_maintenance import (
+from uploader.catalogue import (
+    ArchiveRecord,
+    Catalogue,
+    UploadRecord,
     drop_archive,
     open_flags,
     pruned_at,

@@ -17,7 +17,7 @@ from uploader.config import (
     store_config,
     upload_config,
 )
-from uploader.retention import RetentionConfig, retention_config
+from uploader.maintenance import RetentionConfig, retention_config
 
 SECTIONS = ("backup", "watch", "encryption", "store", "upload", "retention")
 

@@ -20,17 +20,22 @@ from pathlib import Path
 import structlog
 from structlog.contextvars import bound_contextvars
 
-from localbackup import cycle as fmt
+from localbackup import formats
 from localbackup.spool import Spool
 from localbackup.step import seal_open_cycle
 from uploader.bundle import BundleError
-from uploader.catalogue import ArchiveRecord, Catalogue
-from uploader.catalogue_indexes import record_event, remember_cycle_indexes
-from uploader.catalogue_maintenance import open_flags, prune_inputs
+from uploader.catalogue import (
+    ArchiveRecord,
+    Catalogue,
+    open_flags,
+    prune_inputs,
+    record_event,
+    remember_cycle_indexes,
+)
 from uploader.config import StoreConfig
 from uploader.crypto import AgeError
+from uploader.maintenance import PrunePolicy, may_upload, plan_prune, storage_class_for
 from uploader.multipart import ProgressCallback
-from uploader.prune import PrunePolicy, may_upload, plan_prune, storage_class_for
 from uploader.stores import open_store
 from uploader.stores.base import (
     PermanentStoreError,
@@ -71,7 +76,7 @@ class Dispatcher:
     async def handle(self, path: Path) -> Outcome:
         if not path.is_file():
             return Outcome("ignored", "gone")  # handled already (duplicate event)
-        if fmt.is_marker_name(path.name):
+        if formats.is_marker_name(path.name):
             return await self._marker(path)
         return await self._force(path)
 
@@ -89,10 +94,12 @@ class Dispatcher:
         cfg = self._config()
         marker_dir = cfg.watch.marker_dir
         try:
-            marker = fmt.parse_marker(await asyncio.to_thread(path.read_bytes))
+            marker = formats.parse_marker(await asyncio.to_thread(path.read_bytes))
             if marker.file_name != path.name:
-                raise fmt.FormatError(f"the marker describes {marker.file_name}, not {path.name}")
-        except fmt.FormatError as exc:
+                raise formats.FormatError(
+                    f"the marker describes {marker.file_name}, not {path.name}"
+                )
+        except formats.FormatError as exc:
             reason = f"malformed marker: {exc}"
             file_away(path, marker_dir, QUARANTINE, reason)
             log.warning("watch.marker_quarantined", marker=path.name, reason=reason)
@@ -135,7 +142,7 @@ class Dispatcher:
             await asyncio.to_thread(self.prune_local_cycles)
             return Outcome("uploaded", record.key)
 
-    async def _failed(self, path: Path, marker: fmt.Marker, reason: str) -> Outcome:
+    async def _failed(self, path: Path, marker: formats.Marker, reason: str) -> Outcome:
         file_away(path, self._config().watch.marker_dir, FAILED, reason)
         log.error("watch.marker_failed", marker=path.name, reason=reason)
         await asyncio.to_thread(
@@ -152,19 +159,19 @@ class Dispatcher:
         alone: pruning itself is the maintenance loop's job)."""
         store = _store_name(cfg.store)
         policy = PrunePolicy.from_config(cfg.retention, storage_class_for(cfg.store))
-        size = fmt.load_sealed_cycle(cycle_dir).data_size
+        size = formats.load_sealed_cycle(cycle_dir).data_size
         plan = plan_prune(prune_inputs(self._catalogue, store), policy, datetime.now(UTC), size)
         if may_upload(plan, cfg.retention):
             return None
         return f"the store would exceed retention.max_store_size by {plan.shortfall} bytes"
 
-    def _check_cycle(self, marker: fmt.Marker) -> str | None:
+    def _check_cycle(self, marker: formats.Marker) -> str | None:
         """None when the cycle can be uploaded; "archived", or the reason it cannot."""
         store = self._config().store
         store_name = _store_name(store)
         if self._catalogue.find_archive(store_name, marker.cycle_id) is not None:
             return "archived"
-        cycle_json = marker.cycle_dir / fmt.CYCLE_JSON
+        cycle_json = marker.cycle_dir / formats.CYCLE_JSON
         if not cycle_json.is_file():
             return f"the sealed cycle {marker.cycle_dir} is gone and was never uploaded"
         digest = hashlib.sha256(cycle_json.read_bytes()).hexdigest()
@@ -236,7 +243,7 @@ def _retry_reason(exc: BaseException, cycle_dir: Path) -> str | None:
     name = getattr(exc, "filename", None) if isinstance(exc, OSError) else None
     outside = not isinstance(name, str | bytes) or not _inside(Path(str(name)), cycle_dir)
     # The cycle's own bytes or configuration, and permanent store errors, fail the marker.
-    own = isinstance(exc, BundleError | fmt.FormatError | AgeError | StoreError)
+    own = isinstance(exc, BundleError | formats.FormatError | AgeError | StoreError)
     if isinstance(exc, OSError) and outside and not own:
         return "an OS error outside the cycle (state directory?)"
     return None

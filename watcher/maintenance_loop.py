@@ -1,9 +1,9 @@
 """The service's maintenance coroutine: a pass every ``[watch] maintenance_every`` seconds.
 
 Each pass opens the store, advances inventories / reconciles, and prunes
-(:func:`uploader.maintenance.run_maintenance`). Every failure is caught and logged: the service
-never dies of maintenance, the next pass simply tries again. :func:`maintenance_config` is also
-what the ``inventory`` and ``prune`` commands use, so that the CLI and the service agree.
+(:func:`uploader.maintenance.executor.run_maintenance`). Every failure is caught and logged: the
+service never dies of maintenance, the next pass simply tries again. :func:`maintenance_config`
+is also what the ``inventory`` and ``prune`` commands use, so that the CLI and the service agree.
 """
 
 from __future__ import annotations
@@ -16,11 +16,16 @@ from datetime import UTC, datetime
 
 import structlog
 
-from localbackup.cycle import load_sealed_cycle
+from localbackup.formats import load_sealed_cycle
 from uploader.catalogue import Catalogue
-from uploader.inventory_plan import InventorySettings
-from uploader.maintenance import MaintenanceConfig, MaintenanceReport, run_maintenance
-from uploader.prune import PrunePlan, storage_class_for
+from uploader.maintenance import (
+    InventorySettings,
+    MaintenanceConfig,
+    MaintenanceReport,
+    PrunePlan,
+    run_maintenance,
+    storage_class_for,
+)
 from uploader.stores import open_store
 from uploader.upload import pending_cycle_dirs
 from watcher.config import AppConfig

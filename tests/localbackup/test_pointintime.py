@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from localbackup.cycle import CycleFile, IncrementManifest
+from localbackup.formats import CycleFile, IncrementManifest
 from localbackup.pointintime import (
     PointInTimeError,
     choose_cycle,

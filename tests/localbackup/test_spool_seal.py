@@ -8,19 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from localbackup import cycle as fmt
+from localbackup import formats
 from localbackup.seal import SealError, ensure_markers, seal_cycle
 from localbackup.spool import Spool, SpoolBusyError
 
 T0 = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)
 
 
-def fake_increment(c, number: int, payload: bytes = b"data") -> fmt.IncrementManifest:
+def fake_increment(c, number: int, payload: bytes = b"data") -> formats.IncrementManifest:
     files = []
-    for name in (fmt.tar_name(number), fmt.index_name(number)):
+    for name in (formats.tar_name(number), formats.index_name(number)):
         (c.path / name).write_bytes(payload)
-        files.append(fmt.CycleFile(name, len(payload), hashlib.sha256(payload).hexdigest()))
-    m = fmt.IncrementManifest(
+        files.append(formats.CycleFile(name, len(payload), hashlib.sha256(payload).hexdigest()))
+    m = formats.IncrementManifest(
         number,
         "full" if number == 0 else "incremental",
         None if number == 0 else number - 1,
@@ -29,7 +29,7 @@ def fake_increment(c, number: int, payload: bytes = b"data") -> fmt.IncrementMan
         files[0],
         files[1],
     )
-    (c.path / fmt.manifest_name(number)).write_bytes(m.render())
+    (c.path / formats.manifest_name(number)).write_bytes(m.render())
     return m
 
 
@@ -56,22 +56,22 @@ def test_recover_removes_partials_and_unmanifested_increments(tmp_path: Path) ->
     fake_increment(c, 0)
     fake_increment(c, 1)
     # increment 2 crashed before its manifest; increment 3's manifest is orphaned by a gap
-    (c.path / fmt.tar_name(2)).write_bytes(b"half")
-    (c.path / f".{fmt.tar_name(2)}.partial").write_bytes(b"half")
+    (c.path / formats.tar_name(2)).write_bytes(b"half")
+    (c.path / f".{formats.tar_name(2)}.partial").write_bytes(b"half")
     m3 = fake_increment(c, 3)
-    (c.path / fmt.manifest_name(2)).unlink(missing_ok=True)
+    (c.path / formats.manifest_name(2)).unlink(missing_ok=True)
     (spool.cycles_dir / ".20261126T050000Z.partial").mkdir()
     removed = {p.name for p in spool.recover()}
-    assert fmt.tar_name(2) in removed and f".{fmt.tar_name(2)}.partial" in removed
-    assert fmt.manifest_name(3) in removed and m3.tar.name in removed
+    assert formats.tar_name(2) in removed and f".{formats.tar_name(2)}.partial" in removed
+    assert formats.manifest_name(3) in removed and m3.tar.name in removed
     assert ".20261126T050000Z.partial" in removed
     assert [m.number for m in c.manifests()] == [0, 1]
     assert sorted(p.name for p in c.path.iterdir()) == sorted(
         [
             "created",
-            *(fmt.tar_name(i) for i in (0, 1)),
-            *(fmt.index_name(i) for i in (0, 1)),
-            *(fmt.manifest_name(i) for i in (0, 1)),
+            *(formats.tar_name(i) for i in (0, 1)),
+            *(formats.index_name(i) for i in (0, 1)),
+            *(formats.manifest_name(i) for i in (0, 1)),
         ]
     )
 
@@ -94,12 +94,12 @@ def test_seal_writes_cycle_json_then_marker(tmp_path: Path) -> None:
     sealed = seal_cycle(c, "host1", "incremental", tmp_path / "markers", T0 + timedelta(hours=1))
     assert sealed.files == (m0.tar, m0.index, m1.tar, m1.index)
     raw = (c.path / "cycle.json").read_bytes()
-    assert fmt.load_sealed_cycle(c.path) == sealed
+    assert formats.load_sealed_cycle(c.path) == sealed
     marker_file = tmp_path / "markers" / f"cycle-host1-{c.cycle_id}.json"
-    marker = fmt.parse_marker(marker_file.read_bytes())
+    marker = formats.parse_marker(marker_file.read_bytes())
     assert marker.cycle_json_sha256 == hashlib.sha256(raw).hexdigest()
     assert marker.cycle_dir == c.path.resolve()
-    assert fmt.is_marker_name(marker_file.name)
+    assert formats.is_marker_name(marker_file.name)
     assert spool.open_cycle() is None
 
 
@@ -109,7 +109,7 @@ def test_seal_refuses_an_empty_cycle_and_a_short_file(tmp_path: Path) -> None:
     with pytest.raises(SealError, match="no complete increment"):
         seal_cycle(c, "h", "incremental", tmp_path / "m", T0)
     fake_increment(c, 0, b"0123456789")
-    os.truncate(c.path / fmt.tar_name(0), 4)
+    os.truncate(c.path / formats.tar_name(0), 4)
     with pytest.raises(SealError, match="is 4 bytes, its manifest says 10"):
         seal_cycle(c, "h", "incremental", tmp_path / "m", T0)
     assert not (c.path / "cycle.json").exists()
@@ -157,8 +157,8 @@ def test_ensure_markers_repairs_a_crash_between_seal_and_marker(tmp_path: Path) 
     ],
 )
 def test_bad_markers_say_what_is_wrong(data: bytes, message: str) -> None:
-    with pytest.raises(fmt.FormatError, match=message):
-        fmt.parse_marker(data)
+    with pytest.raises(formats.FormatError, match=message):
+        formats.parse_marker(data)
 
 
 def test_lock_excludes_a_second_writer(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from emulators.glacier import Emulator, run_emulator
-from localbackup.cycle import CycleFile, IncrementManifest, SealedCycle
+from localbackup.formats import CycleFile, IncrementManifest, SealedCycle
 from tests.support.servers import MOTO_MIN_PART
 from tests.uploader.glacier_support import glacier_store
 from uploader.stores.base import Capabilities, Store

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from uploader import catalogue_retrievals
+from uploader import catalogue as catalogue_retrievals
 from watcher.commands import restore
 from watcher.config import config_from_dict
 

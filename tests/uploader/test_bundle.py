@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from localbackup.cycle import load_sealed_cycle
+from localbackup.formats import load_sealed_cycle
 from uploader.bundle import (
     BundleError,
     BundleReader,

@@ -12,20 +12,20 @@ from hypothesis import strategies as st
 
 from emulators.glacier import treehash as emulator_treehash
 from uploader.stores.base import MiB
-from uploader.stores.glacier_description import (
+from uploader.stores.glacier.description import (
     ARCHIVE_FORMAT,
     MAX_DESCRIPTION,
     ArchiveDescription,
     DescriptionError,
     parse_description,
 )
-from uploader.stores.glacier_hash import (
+from uploader.stores.glacier.jobs import job_from_response, tree_hash_ranges
+from uploader.stores.glacier.treehash import (
     TreeHasher,
     combine_tree_hashes,
     is_tree_hash_aligned,
     tree_hash,
 )
-from uploader.stores.glacier_jobs import job_from_response, tree_hash_ranges
 
 SHA = "ab" * 32
 OURS = '{"format": "glacier-backup-archive", "format-version": 1, '

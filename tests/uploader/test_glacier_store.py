@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from emulators.glacier import Emulator
 from emulators.glacier import treehash as emulator_treehash
-from localbackup.cycle import load_sealed_cycle
+from localbackup.formats import load_sealed_cycle
 from tests.uploader.glacier_support import glacier_client, glacier_store
 from tests.uploader.test_resume import CHILD, Counting, _recorded
 from uploader.bundle import BundleReader, cycle_sha256
@@ -30,9 +30,7 @@ from uploader.crypto import Decryptor, load_identities
 from uploader.multipart import MultipartOptions
 from uploader.stores import open_store
 from uploader.stores.base import MiB, ObjectNotFound, PermanentStoreError, TransientStoreError
-from uploader.stores.glacier import GlacierStore, NoInventoryYet
-from uploader.stores.glacier_hash import tree_hash
-from uploader.stores.glacier_jobs import (
+from uploader.stores.glacier.jobs import (
     BadByteRange,
     IncompleteResponse,
     InventoryRequired,
@@ -41,6 +39,8 @@ from uploader.stores.glacier_jobs import (
     job_from_response,
     parse_inventory,
 )
+from uploader.stores.glacier.store import GlacierStore, NoInventoryYet
+from uploader.stores.glacier.treehash import tree_hash
 from uploader.upload import upload_cycle
 
 from .conftest import _noise, build_cycle

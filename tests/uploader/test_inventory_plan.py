@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from uploader.inventory_plan import (
+from uploader.maintenance.inventory_plan import (
     FetchOutput,
     ForgetJob,
     InventoryAction,

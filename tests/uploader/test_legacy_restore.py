@@ -24,7 +24,7 @@ import pytest
 
 from localbackup.pointintime import PointInTimeError
 from localbackup.safepath import UnsafeMemberError
-from uploader.legacy import LegacyArchiveError, plan_restore, restore_legacy
+from uploader.restore.legacy import LegacyArchiveError, plan_restore, restore_legacy
 from watcher.commands import legacy as command
 
 OPENSSL = shutil.which("openssl")

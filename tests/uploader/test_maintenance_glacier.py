@@ -19,13 +19,13 @@ import pytest
 
 from emulators.glacier import Emulator, run_emulator
 from tests.uploader.glacier_support import REGION, glacier_client, glacier_store, make_vault
-from uploader import catalogue_maintenance as cm
+from uploader import catalogue as cm
 from uploader.catalogue import CATALOGUE_FILE, Catalogue
 from uploader.config import EncryptionConfig, UploadConfig
-from uploader.maintenance import MaintenanceConfig, MaintenanceReport, run_maintenance
-from uploader.retention import RetentionConfig
-from uploader.stores.glacier import GlacierStore
-from uploader.stores.glacier_description import ArchiveDescription
+from uploader.maintenance.executor import MaintenanceConfig, MaintenanceReport, run_maintenance
+from uploader.maintenance.retention import RetentionConfig
+from uploader.stores.glacier.description import ArchiveDescription
+from uploader.stores.glacier.store import GlacierStore
 from uploader.upload import upload_cycle
 from watcher.config import AppConfig, config_from_dict
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import boto3
 from structlog.testing import capture_logs
 
-from uploader import catalogue_maintenance as cm
+from uploader import catalogue as cm
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig, UploadConfig
-from uploader.maintenance import MaintenanceConfig, run_maintenance
-from uploader.retention import RetentionConfig
+from uploader.maintenance.executor import MaintenanceConfig, run_maintenance
+from uploader.maintenance.retention import RetentionConfig
 from uploader.stores.s3 import S3Store
 from uploader.upload import upload_cycle
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from tests.uploader.conftest import build_cycle
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig, UploadConfig
-from uploader.maintenance import MaintenanceConfig, run_maintenance
-from uploader.retention import RetentionConfig
+from uploader.maintenance.executor import MaintenanceConfig, run_maintenance
+from uploader.maintenance.retention import RetentionConfig
 from uploader.stores.local import LocalStore
 from uploader.upload import upload_cycle
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from localbackup.cycle import load_sealed_cycle
+from localbackup.formats import load_sealed_cycle
 from uploader.bundle import BundleError, BundleReader
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig, UploadConfig

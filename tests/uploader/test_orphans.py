@@ -11,9 +11,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from uploader.catalogue import Catalogue
-from uploader.maintenance import MaintenanceConfig, run_maintenance
-from uploader.orphans import DAY, KnownUpload, plan_orphan_aborts
-from uploader.retention import RetentionConfig
+from uploader.maintenance.executor import MaintenanceConfig, run_maintenance
+from uploader.maintenance.orphans import DAY, KnownUpload, plan_orphan_aborts
+from uploader.maintenance.retention import RetentionConfig
 from uploader.stores.base import MultipartUploadInfo
 from uploader.stores.local import LocalStore
 

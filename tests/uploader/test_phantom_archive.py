@@ -14,7 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from emulators.glacier.control_client import ControlClient
-from uploader import catalogue_maintenance as cm
+from uploader import catalogue as cm
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig, UploadConfig
 from uploader.stores.local import LocalStore

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from uploader.config import GlacierStoreConfig, LocalStoreConfig, S3StoreConfig
-from uploader.prune import (
+from uploader.maintenance.prune import (
     DAY,
     GIB,
     PRICE_PER_GB_MONTH,
@@ -22,7 +22,7 @@ from uploader.prune import (
     plan_prune,
     storage_class_for,
 )
-from uploader.retention import RetentionConfig
+from uploader.maintenance.retention import RetentionConfig
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from uploader.reconcile import (
+from uploader.maintenance.reconcile import (
     KnownArchive,
     ListedArchive,
     Listing,

@@ -26,11 +26,11 @@ from localbackup.step import run_backup_step
 from tests.localbackup.test_extract import T0, History, make_history, restored, snapshot
 from tests.uploader.conftest import make_bucket, s3_store
 from tests.uploader.glacier_support import make_vault
-from uploader import catalogue_retrievals as cr
-from uploader import cold_download as dl
-from uploader import retrieval as rt
+from uploader import catalogue as cr
 from uploader.catalogue import Catalogue
 from uploader.crypto import write_identity_file
+from uploader.restore import download as dl
+from uploader.restore import retrieval as rt
 from uploader.stores.s3 import S3Store
 from watcher.commands import restore as command
 from watcher.commands import upload

@@ -17,7 +17,7 @@ from tests.localbackup.test_extract import T0, History, make_history, restored, 
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig, UploadConfig
 from uploader.crypto import NoIdentityMatchError, PayloadError, load_identities, write_identity_file
-from uploader.restore import (
+from uploader.restore.stream import (
     RestoreError,
     RetrievalRequired,
     find_archives,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from localbackup.cycle import load_sealed_cycle
+from localbackup.formats import load_sealed_cycle
 from uploader.bundle import BundleError, BundleReader, cycle_sha256
 from uploader.catalogue import CATALOGUE_FILE, Catalogue
 from uploader.config import EncryptionConfig, UploadConfig

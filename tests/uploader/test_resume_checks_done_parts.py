@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from localbackup.cycle import load_sealed_cycle
+from localbackup.formats import load_sealed_cycle
 from uploader.bundle import BundleReader
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig, UploadConfig

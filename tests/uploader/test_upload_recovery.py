@@ -13,12 +13,12 @@ import pytest
 
 import uploader.stores.local as local_mod
 from emulators.glacier.control_client import ControlClient
-from uploader import catalogue_maintenance as cm
+from uploader import catalogue as cm
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig, UploadConfig
-from uploader.maintenance import MaintenanceConfig, run_maintenance
+from uploader.maintenance.executor import MaintenanceConfig, run_maintenance
+from uploader.maintenance.retention import RetentionConfig
 from uploader.multipart import MultipartOptions
-from uploader.retention import RetentionConfig
 from uploader.stores.base import PartInfo, Store, TransientStoreError, UploadNotFound
 from uploader.stores.local import LocalStore
 from uploader.upload import CyclePruned, pending_cycle_dirs, upload_cycle

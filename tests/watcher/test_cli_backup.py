@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from localbackup import cycle as fmt
+from localbackup import formats
 from localbackup.index import read_index
 from tests.watcher.service_harness import Project
 
@@ -44,7 +44,7 @@ def extract(cycle: Path, upto: int, dest: Path) -> None:
     dest.mkdir()
     for n in range(upto + 1):
         subprocess.run(
-            ["tar", "--zstd", "-xf", str(cycle / fmt.tar_name(n)), "-C", str(dest)], check=True
+            ["tar", "--zstd", "-xf", str(cycle / formats.tar_name(n)), "-C", str(dest)], check=True
         )
 
 
@@ -72,7 +72,7 @@ def test_backup_cycle_changes_and_gnu_tar_extraction(tmp_path: Path) -> None:
     assert "increment 1 (incremental)" in r.stdout
 
     (cycle,) = cycles(e)
-    with open(cycle / fmt.index_name(1), "rb") as f:
+    with open(cycle / formats.index_name(1), "rb") as f:
         index1 = read_index(f)
     prefix = str(e.src).lstrip("/").encode()
     assert prefix + b"/gone.txt" not in index1
@@ -87,7 +87,7 @@ def test_backup_cycle_changes_and_gnu_tar_extraction(tmp_path: Path) -> None:
 
     r = e.run("backup")  # the last increment of the cycle seals it
     assert r.returncode == 0, r.stderr
-    sealed = fmt.load_sealed_cycle(cycle)
+    sealed = formats.load_sealed_cycle(cycle)
     assert [m.kind for m in sealed.increments] == ["full", "incremental", "incremental"]
     for f in sealed.files:
         assert hashlib.sha256((cycle / f.name).read_bytes()).hexdigest() == f.sha256
@@ -127,7 +127,7 @@ def test_missing_source_is_a_warning_with_exit_code_3(tmp_path: Path) -> None:
     assert r.returncode == 3, r.stderr
     assert "missing_source" in r.stdout and str(tmp_path / "nope") in r.stdout
     (cycle,) = cycles(e)
-    assert (cycle / fmt.manifest_name(0)).exists()  # the backup itself completed
+    assert (cycle / formats.manifest_name(0)).exists()  # the backup itself completed
 
 
 def _kill_mid_increment(e: Project, number: int) -> None:
@@ -136,7 +136,7 @@ def _kill_mid_increment(e: Project, number: int) -> None:
     partial = None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        found = list((e.spool / "cycles").glob(f"*/.{fmt.tar_name(number)}.partial"))
+        found = list((e.spool / "cycles").glob(f"*/.{formats.tar_name(number)}.partial"))
         if found and found[0].stat().st_size > 0:
             partial = found[0]
             break
@@ -168,7 +168,7 @@ def test_sigkill_mid_increment_then_next_run_recovers(tmp_path: Path) -> None:
     (cycle,) = cycles(e)
     assert not list(cycle.glob(".*"))
     for n in (0, 1):
-        m = fmt.load_manifest(cycle / fmt.manifest_name(n))
+        m = formats.load_manifest(cycle / formats.manifest_name(n))
         for f in (m.tar, m.index):
             assert hashlib.sha256((cycle / f.name).read_bytes()).hexdigest() == f.sha256
     dest = tmp_path / "out"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from localbackup.cycle import FormatError
+from localbackup.formats import FormatError
 from uploader.bundle import BundleError
 from uploader.stores.base import PermanentStoreError, TransientStoreError, UploadNotFound
 from watcher.dispatch import _failure_reason, _retry_reason

@@ -8,13 +8,13 @@ import signal
 import subprocess
 from pathlib import Path
 
-from localbackup import cycle as fmt
+from localbackup import formats
 from tests.watcher.service_harness import Project
 from uploader.bundle import BundleReader, bundle_size
 
 
 def bundle_bytes(cycle_dir: Path) -> bytes:
-    cycle = fmt.load_sealed_cycle(cycle_dir)
+    cycle = formats.load_sealed_cycle(cycle_dir)
     with BundleReader(cycle_dir, cycle) as reader:
         return reader.read(0, bundle_size(cycle))
 
@@ -43,7 +43,7 @@ def test_sealed_cycle_is_uploaded_and_decrypts_with_age(tmp_path: Path) -> None:
         (archive,) = archives(p)
         assert age_decrypt(p, archive) == expected
         assert sorted(x.name for x in (p.markers / "done").iterdir()) == [
-            f"cycle-{fmt.load_sealed_cycle(cycle_dir).host}-{cycle_dir.name}.json"
+            f"cycle-{formats.load_sealed_cycle(cycle_dir).host}-{cycle_dir.name}.json"
         ]
         st = p.status()
         assert st["last_success"]["cycle_id"] == cycle_dir.name
@@ -110,7 +110,7 @@ def test_marker_of_a_vanished_cycle_fails_with_its_reason(tmp_path: Path) -> Non
     (p.src / "f").write_text("x")
     p.backup()
     (cycle_dir,) = (p.spool / "cycles").iterdir()
-    (cycle_dir / fmt.CYCLE_JSON).unlink()
+    (cycle_dir / formats.CYCLE_JSON).unlink()
     svc = p.start_service()
     try:
         svc.wait_for(lambda e: e["event"] == "watch.marker_failed")

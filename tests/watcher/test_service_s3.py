@@ -12,7 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from localbackup import cycle as fmt
+from localbackup import formats
 from tests.watcher.service_harness import Project
 from uploader.bundle import BundleReader, bundle_size
 
@@ -44,7 +44,7 @@ def project(tmp_path: Path, moto_server: str, bucket: str, concurrency: int = 1)
 
 
 def bundle_of(cycle_dir: Path) -> bytes:
-    cycle = fmt.load_sealed_cycle(cycle_dir)
+    cycle = formats.load_sealed_cycle(cycle_dir)
     with BundleReader(cycle_dir, cycle) as reader:
         return reader.read(0, bundle_size(cycle))
 

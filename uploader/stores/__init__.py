@@ -54,7 +54,7 @@ def open_store(config: StoreConfig) -> Store:
             endpoint_url=config.endpoint_url,
         )
     if isinstance(config, GlacierStoreConfig):
-        from uploader.stores.glacier import GlacierStore
+        from uploader.stores.glacier.store import GlacierStore
 
         return GlacierStore(
             config.vault,

@@ -21,12 +21,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from localbackup import cycle as fmt
+from localbackup import formats
 from localbackup.configkit import format_size
 from localbackup.index import Index, read_index
 from localbackup.spool import Spool
-from uploader.catalogue import Catalogue
-from uploader.catalogue_indexes import stored_indexes
+from uploader.catalogue import Catalogue, stored_indexes
 from watcher.exitcodes import OK, USAGE
 
 if TYPE_CHECKING:
@@ -133,7 +132,7 @@ def search(cycles: dict[str, list[IncrementIndex]], pattern: str) -> Iterator[Pa
 def run(args: argparse.Namespace, config: AppConfig) -> int:
     words = list(args.words)
     cycle = None
-    if words and (words[0] == "latest" or fmt.CYCLE_ID.match(words[0])):
+    if words and (words[0] == "latest" or formats.CYCLE_ID.match(words[0])):
         cycle = words.pop(0)
     if len(words) > 1:
         print("glacier-backup: files takes at most one CYCLE and one PATTERN", file=sys.stderr)

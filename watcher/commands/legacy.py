@@ -20,7 +20,7 @@ from localbackup.extract import ExtractOptions
 from localbackup.pointintime import PointInTimeError
 from localbackup.safepath import ExtractError
 from uploader.crypto import PassphraseError, read_passphrase
-from uploader.legacy import (
+from uploader.restore import (
     LEGACY_PASSPHRASE_ENV,
     LegacyPlan,
     list_legacy,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from localbackup.configkit import format_size
 from uploader.catalogue import Catalogue
-from uploader.prune import PrunePlan, may_upload
+from uploader.maintenance import PrunePlan, may_upload
 from uploader.stores import StoreNotAvailable
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
 from watcher.maintenance_loop import maintenance_pass

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 import structlog
 
 from localbackup.configkit import format_size
-from localbackup.cycle import FormatError, IncrementManifest, SealedCycle, load_sealed_cycle
 from localbackup.extract import (
     ExtractError,
     ExtractOptions,
@@ -25,6 +24,7 @@ from localbackup.extract import (
     check_target,
     restore_from_cycle_dir,
 )
+from localbackup.formats import FormatError, IncrementManifest, SealedCycle, load_sealed_cycle
 from localbackup.index import IndexFormatError
 from localbackup.pointintime import (
     LATEST,

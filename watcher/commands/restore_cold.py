@@ -16,13 +16,12 @@ from pathlib import Path
 
 from localbackup.configkit import format_size
 from localbackup.extract import ExtractOptions, ExtractStats, IntegrityError, check_target
-from uploader import catalogue_retrievals as cr
-from uploader import cold_download as dl
-from uploader import retrieval as rt
-from uploader.catalogue import Catalogue
-from uploader.catalogue_maintenance import archive_id_of
+from uploader import catalogue as cr
+from uploader.catalogue import Catalogue, RetrievalState, archive_id_of
 from uploader.crypto import HeaderError, Identity, PayloadError
 from uploader.restore import ArchiveRef, CorruptArchive, OnPlan, RestoreError
+from uploader.restore import download as dl
+from uploader.restore import retrieval as rt
 from uploader.stores.base import MiB, Store
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -148,7 +147,7 @@ async def restore_cold(
             f"run the same command with --resume then (or --wait to wait here)"
         )
         return None
-    if record.state != cr.READY:
+    if record.state is not RetrievalState.READY:
         await asyncio.to_thread(cr.mark_ready, catalogue, record.id)
     path = dl.resume_path(to, archive.key, record.download_path)
     print(f"downloading {archive.key} ({format_size(record.size)}) into {path.parent}")

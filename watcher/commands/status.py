@@ -12,12 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from localbackup import cycle as fmt
+from localbackup import formats
 from localbackup.configkit import format_size
 from localbackup.spool import Spool
-from uploader.catalogue import Catalogue
-from uploader.catalogue_indexes import last_event
-from uploader.catalogue_maintenance import inventory_state, open_flags
+from uploader.catalogue import Catalogue, inventory_state, last_event, open_flags
 from uploader.stores import open_store
 from watcher.exitcodes import OK
 from watcher.markers import FAILED, QUARANTINE
@@ -59,7 +57,7 @@ def collect(config: AppConfig) -> dict[str, Any]:
     waiting = []
     for c in spool.sealed_cycles():
         if c.cycle_id not in archived:
-            sealed = fmt.load_sealed_cycle(c.path)
+            sealed = formats.load_sealed_cycle(c.path)
             waiting.append(
                 {
                     "cycle_id": c.cycle_id,
@@ -122,7 +120,7 @@ def collect(config: AppConfig) -> dict[str, Any]:
             for f in flags
         ],
         "markers": {
-            "pending": _count(config.watch.marker_dir, lambda p: fmt.is_marker_name(p.name)),
+            "pending": _count(config.watch.marker_dir, lambda p: formats.is_marker_name(p.name)),
             "failed": _count(config.watch.marker_dir / FAILED, _not_reason),
             "quarantined": _count(config.watch.marker_dir / QUARANTINE, _not_reason),
         },

@@ -13,11 +13,9 @@ from typing import TYPE_CHECKING
 import structlog
 
 from localbackup.configkit import format_size
-from localbackup.cycle import CYCLE_JSON, FormatError
+from localbackup.formats import CYCLE_JSON, FormatError
 from uploader.bundle import BundleError
-from uploader.catalogue import Catalogue
-from uploader.catalogue_indexes import remember_cycle_indexes
-from uploader.catalogue_maintenance import pruned_at
+from uploader.catalogue import Catalogue, pruned_at, remember_cycle_indexes
 from uploader.crypto import AgeError
 from uploader.stores import Store, StoreError, StoreNotAvailable, open_store
 from uploader.upload import archive_doubt, pending_cycle_dirs, upload_cycle

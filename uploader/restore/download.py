@@ -41,13 +41,13 @@ import structlog
 from localbackup.extract import ExtractOptions
 from localbackup.paths import ensure_private_dir
 from localbackup.safepath import RETRIEVAL_NAME, stages_inside
-from uploader import catalogue_retrievals as cr
+from uploader import catalogue as cr
 from uploader.catalogue import Catalogue
 from uploader.crypto import Identity
-from uploader.restore import OnPlan, RestoreResult, restore_stream
-from uploader.retrieval import VAULT, RetrievalError, RetrievalExpired
+from uploader.restore.retrieval import VAULT, RetrievalError, RetrievalExpired
+from uploader.restore.stream import OnPlan, RestoreResult, restore_stream
 from uploader.stores.base import MiB, Store, TransientStoreError
-from uploader.stores.glacier_jobs import JobOutputExpired, tree_hash_ranges
+from uploader.stores.glacier.jobs import JobOutputExpired, tree_hash_ranges
 from uploader.stores.s3 import ObjectChanged
 
 log = structlog.get_logger(__name__)

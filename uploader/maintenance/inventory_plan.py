@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from uploader.catalogue.records import InventoryJobState, InventoryState
+
 DAY = 86400.0
 
 
@@ -33,25 +35,6 @@ class InventorySettings:
     poll_every: float = 15 * 60.0
     not_ready_retry: float = 6 * 3600.0  # "no inventory yet": ask again after this
     expected_job_time: float = 5 * 3600.0  # for the logs: what a request will make us wait
-
-
-@dataclass(frozen=True, slots=True)
-class InventoryJobState:
-    job_id: str
-    initiated_at: datetime
-    status: str = "InProgress"  # InProgress | Succeeded | Failed | Expired (gone from the service)
-    completed_at: datetime | None = None
-    checked_at: datetime | None = None
-    message: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class InventoryState:
-    jobs: tuple[InventoryJobState, ...] = ()
-    last_requested_at: datetime | None = None
-    last_inventory_date: datetime | None = None  # InventoryDate of the newest fetched inventory
-    last_change_at: datetime | None = None  # newest upload or deletion in this store
-    not_ready_at: datetime | None = None  # when the service last said "no inventory yet"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,33 +7,11 @@ S3 restore) and then, while downloading, every byte range once it is written and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from uploader.catalogue import Catalogue
-
-# Retrieval states: asked for, and not yet seen ready | ready (downloading or about to).
-REQUESTED = "requested"
-READY = "ready"
-
-
-@dataclass(frozen=True, slots=True)
-class RetrievalRecord:
-    id: int
-    store: str
-    key: str
-    archive_id: str | None
-    size: int
-    storage_class: str  # S3 class, or "GLACIER_VAULT"
-    tier: str
-    days: int | None
-    requested_at: datetime
-    job_id: str | None
-    state: str
-    download_path: Path | None
-    range_size: int | None
-
+from uploader.catalogue.db import Catalogue
+from uploader.catalogue.records import RetrievalRecord, RetrievalState
 
 _COLUMNS = (
     "id, store, key, archive_id, size, storage_class, tier, days, requested_at, job_id, state,"
@@ -53,7 +31,7 @@ def _record(r: tuple[object, ...]) -> RetrievalRecord:
         days=None if r[7] is None else int(str(r[7])),
         requested_at=datetime.fromisoformat(str(r[8])),
         job_id=None if r[9] is None else str(r[9]),
-        state=str(r[10]),
+        state=RetrievalState(str(r[10])),
         download_path=None if r[11] is None else Path(str(r[11])),
         range_size=None if r[12] is None else int(str(r[12])),
     )
@@ -87,7 +65,18 @@ def record_request(
         db.execute(
             "INSERT INTO retrievals (store, key, archive_id, size, storage_class, tier, days,"
             " requested_at, job_id, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (store, key, archive_id, size, storage_class, tier, days, at, job_id, REQUESTED),
+            (
+                store,
+                key,
+                archive_id,
+                size,
+                storage_class,
+                tier,
+                days,
+                at,
+                job_id,
+                RetrievalState.REQUESTED,
+            ),
         )
     found = find_retrieval(catalogue, store, key)
     assert found is not None
@@ -96,7 +85,9 @@ def record_request(
 
 def mark_ready(catalogue: Catalogue, retrieval: int) -> None:
     with catalogue.transaction() as db:
-        db.execute("UPDATE retrievals SET state = ? WHERE id = ?", (READY, retrieval))
+        db.execute(
+            "UPDATE retrievals SET state = ? WHERE id = ?", (RetrievalState.READY, retrieval)
+        )
 
 
 def set_download(catalogue: Catalogue, retrieval: int, path: Path, range_size: int) -> None:

@@ -8,8 +8,8 @@ With age, tampering is caught earlier still: no plaintext leaves the decryptor b
 chunk authenticated. Reading stops after the index of the chosen increment.
 
 Cold objects (S3 GLACIER / DEEP_ARCHIVE, Glacier vaults) need a retrieval first: this module
-refuses them with :class:`RetrievalRequired`; :mod:`uploader.retrieval` requests it and
-:mod:`uploader.cold_download` downloads the ciphertext, then feeds it to :func:`restore_stream`.
+refuses them with :class:`RetrievalRequired`; :mod:`uploader.restore.retrieval` requests it and
+:mod:`uploader.restore.download` downloads the ciphertext, then feeds it to :func:`restore_stream`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import structlog
 
-from localbackup.cycle import CYCLE_JSON, FormatError, IncrementManifest, SealedCycle
 from localbackup.extract import (
     ExtractOptions,
     Extractor,
@@ -35,6 +34,7 @@ from localbackup.extract import (
     VerifyingReader,
     staged_target,
 )
+from localbackup.formats import CYCLE_JSON, FormatError, IncrementManifest, SealedCycle
 from localbackup.index import read_index
 from localbackup.pointintime import choose_increment, increment_chain
 from uploader.catalogue import Catalogue

@@ -1,6 +1,6 @@
 """The Glacier store's boundary with botocore: error translation and one request hook.
 
-Nothing above :mod:`uploader.stores.glacier` sees a botocore or aiohttp exception.
+Nothing above :mod:`uploader.stores.glacier.store` sees a botocore or aiohttp exception.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from uploader.stores.base import (
     StoreError,
     TransientStoreError,
 )
-from uploader.stores.glacier_hash import TreeHasher, tree_hash
+from uploader.stores.glacier.treehash import TreeHasher, tree_hash
 
 _TRANSIENT = frozenset(
     {"ThrottlingException", "RequestTimeoutException", "ServiceUnavailableException"}

@@ -3,7 +3,7 @@
 Two kinds of cold storage: S3 objects in ``GLACIER`` / ``DEEP_ARCHIVE`` (``restore_object``
 makes a temporary readable copy for ``days``) and Glacier vaults (an archive-retrieval job
 stages the archive as job output for about 24 h). Both take a tier that trades wait for price.
-The request is recorded in the catalogue (:mod:`uploader.catalogue_retrievals`) so a later
+The request is recorded in the catalogue (:mod:`uploader.catalogue.retrievals`) so a later
 ``restore --resume`` checks on it instead of asking (and paying) again.
 """
 
@@ -16,10 +16,10 @@ from typing import Any
 
 import structlog
 
-from uploader import catalogue_retrievals as cr
+from uploader import catalogue as cr
 from uploader.catalogue import Catalogue
 from uploader.stores.base import GiB, PermanentStoreError, Store
-from uploader.stores.glacier_jobs import JobOutputExpired
+from uploader.stores.glacier.jobs import JobOutputExpired
 
 log = structlog.get_logger(__name__)
 

@@ -24,25 +24,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from uploader.catalogue.records import KnownArchive, PendingDeletion
+
 DAY = 86400.0
-
-
-@dataclass(frozen=True, slots=True)
-class KnownArchive:
-    """An archive as the catalogue knows it."""
-
-    key: str
-    size: int
-    uploaded_at: datetime
-    plaintext_sha256: str | None = None
-    store_id: str | None = None  # Glacier ArchiveId; the key for S3/local
-
-
-@dataclass(frozen=True, slots=True)
-class PendingDeletion:
-    key: str
-    deleted_at: datetime
-    store_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

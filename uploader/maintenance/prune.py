@@ -1,6 +1,7 @@
 """Which archives to prune: a pure plan of keep/delete decisions, each with its reason and fee.
 
-No I/O and no clock: pass ``now``. The executor (:mod:`uploader.maintenance`) carries the plan out.
+No I/O and no clock: pass ``now``. The executor (:mod:`uploader.maintenance.executor`) carries
+the plan out.
 
 The rules, in order of strength:
 
@@ -31,8 +32,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from uploader.catalogue.records import PruneArchive
 from uploader.config import LocalStoreConfig, S3StoreConfig, StoreConfig
-from uploader.retention import RetentionConfig
+from uploader.maintenance.retention import RetentionConfig
 
 DAY = 86400.0
 GIB = 1024**3
@@ -76,24 +78,6 @@ def early_deletion_fee(size: int, age_days: float, storage_class: str) -> float:
     """Estimated USD charged for deleting an archive of ``size`` bytes at ``age_days``."""
     left = max(0.0, MIN_STORAGE_DAYS.get(storage_class, 0) - age_days)
     return size / GIB * PRICE_PER_GB_MONTH.get(storage_class, 0.0) * left / 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class PruneArchive:
-    """One archive as the planner sees it."""
-
-    key: str
-    size: int
-    created: datetime  # upload time (S3/local) or the inventory's CreationDate (Glacier)
-    confirmed: bool = True  # seen in the store (listing, inventory, or our own completed upload)
-    ours: bool = True  # False: foreign (another tool or host): never a candidate
-    taken_at: datetime | None = None  # when the backup was taken (its cycle's start)
-
-    @property
-    def point_in_time(self) -> datetime:
-        """What "newest" and the calendar rules go by: the backup's time, not the upload's
-        (a cycle uploaded late is not newer than the ones taken after it)."""
-        return self.taken_at or self.created
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ store errors end up in the report and the log, and the next pass carries on.
 - Glacier vaults: advance the inventory job state machine (initiate / describe / fetch output),
   reconcile when an inventory arrives;
 - abort this host's orphaned multipart uploads (unknown to the catalogue, older than
-  ``orphan_grace``: see :mod:`uploader.orphans`), whose parts would be billed forever;
+  ``orphan_grace``: see :mod:`uploader.maintenance.orphans`), whose parts would be billed forever;
 - then plan the prune and, unless ``dry_run``, delete; each deletion waits in the catalogue until
   a later listing or inventory confirms it.
 """
@@ -25,26 +25,24 @@ from typing import Protocol, runtime_checkable
 
 import structlog
 
-from uploader import catalogue_maintenance as cm
-from uploader.catalogue import Catalogue
-from uploader.inventory_plan import (
+from uploader import catalogue as cm
+from uploader.catalogue import Catalogue, InventoryJobState, InventoryState, JobStatus
+from uploader.maintenance.inventory_plan import (
     FetchOutput,
     ForgetJob,
-    InventoryJobState,
     InventorySettings,
-    InventoryState,
     PollJob,
     RequestJob,
     plan_inventory,
 )
-from uploader.orphans import KnownUpload, host_prefix, plan_orphan_aborts
-from uploader.prune import PrunePlan, PrunePolicy, may_upload, plan_prune
-from uploader.reconcile import ListedArchive, Listing, Reconciliation, reconcile
-from uploader.retention import RetentionConfig
+from uploader.maintenance.orphans import KnownUpload, host_prefix, plan_orphan_aborts
+from uploader.maintenance.prune import PrunePlan, PrunePolicy, may_upload, plan_prune
+from uploader.maintenance.reconcile import ListedArchive, Listing, Reconciliation, reconcile
+from uploader.maintenance.retention import RetentionConfig
 from uploader.stores.base import ObjectInfo, ObjectNotFound, Store, StoreError
-from uploader.stores.glacier_jobs import Inventory, JobInfo, JobOutputExpired
+from uploader.stores.glacier.jobs import Inventory, JobInfo, JobOutputExpired
 
-log = structlog.get_logger("uploader.maintenance")
+log = structlog.get_logger("uploader.maintenance.executor")
 
 ARCHIVE_FORMAT = "glacier-backup-archive"
 DAY = 86400.0
@@ -67,7 +65,7 @@ class InventoryStore(Protocol):
 @dataclass(frozen=True, slots=True)
 class MaintenanceConfig:
     retention: RetentionConfig
-    storage_class: str  # uploader.prune.storage_class_for(store config)
+    storage_class: str  # uploader.maintenance.prune.storage_class_for(store config)
     host: str
     inventory: InventorySettings = field(default_factory=InventorySettings)
     grace: float = DAY  # inventory lag: what changed this long before an inventory is not judged
@@ -76,7 +74,7 @@ class MaintenanceConfig:
     request_inventory: bool = False  # ask for an inventory now if no job is in flight
     next_upload_size: int = 0
     # Multipart uploads unknown to the catalogue are aborted once this old (a concurrent upload
-    # process records its upload within seconds; see uploader.orphans).
+    # process records its upload within seconds; see uploader.maintenance.orphans).
     orphan_grace: float = DAY
     sweep_orphans: bool = True
     # Called with the prune plan before anything is deleted (the CLI prints every decision
@@ -264,7 +262,7 @@ class _InventoryPass:
             return
         for j in jobs:
             if j.action == "InventoryRetrieval" and not j.failed:
-                job = InventoryJobState(j.job_id, j.created, j.status, j.completed)
+                job = InventoryJobState(j.job_id, j.created, JobStatus(j.status), j.completed)
                 await asyncio.to_thread(cm.save_job, self.catalogue, self.name, job)
                 await asyncio.to_thread(cm.mark_requested, self.catalogue, self.name, j.created)
                 log.info("maintenance.inventory_job_found", job_id=j.job_id, status=j.status)
@@ -274,11 +272,13 @@ class _InventoryPass:
         try:
             info = await self.store.describe_job(job_id)
         except JobOutputExpired:
-            new = replace(old, status="Expired", checked_at=self.now, message="the job is gone")
+            new = replace(
+                old, status=JobStatus.EXPIRED, checked_at=self.now, message="the job is gone"
+            )
         else:
             new = replace(
                 old,
-                status=info.status,
+                status=JobStatus(info.status),
                 completed_at=info.completed,
                 checked_at=self.now,
                 message=info.status_message,
@@ -294,7 +294,7 @@ class _InventoryPass:
             inventory = await self.store.get_inventory(job_id)
         except JobOutputExpired:
             log.warning("maintenance.inventory_output_expired", job_id=job_id)
-            expired = replace(old, status="Expired")
+            expired = replace(old, status=JobStatus.EXPIRED)
             await asyncio.to_thread(cm.save_job, self.catalogue, self.name, expired)
             return None
         items = listed_from_inventory(inventory)
@@ -316,7 +316,7 @@ class _InventoryPass:
         return Listing(tuple(items), inventory.date, self.config.grace)
 
     async def _request(self, reason: str) -> bool:
-        from uploader.stores.glacier import NoInventoryYet
+        from uploader.stores.glacier.store import NoInventoryYet
 
         log.info(
             "maintenance.inventory_requesting",

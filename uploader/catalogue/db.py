@@ -1,9 +1,11 @@
 """The catalogue: SQLite in the state directory, the local memory of what went where.
 
-For now it holds uploads in progress (the resume state, including the encryption state with its
-file key: the database is 0600 in a 0700 directory), their acknowledged parts, and archives.
-The schema is versioned with ``PRAGMA user_version``; later features append migrations.
-Every method is blocking and short; async callers run them with ``asyncio.to_thread``.
+:class:`Catalogue` owns the connection (one, shared by threads behind a lock), the migrations
+(:mod:`.schema`) and the two tables at its core: uploads in progress (the resume state, including
+the encryption state with its file key: the database is 0600 in a 0700 directory) with their
+acknowledged parts, and archives. Every other concern has its own module next to this one, with
+its SQL, as functions taking the catalogue. Every call is blocking and short; async callers run
+them with ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
@@ -14,279 +16,32 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 from localbackup.paths import ensure_private_dir
+from uploader.catalogue.records import ArchiveRecord, UploadRecord, UploadState
+from uploader.catalogue.schema import MIGRATIONS
 from uploader.stores.base import PartInfo
 
 CATALOGUE_FILE = "catalogue.sqlite3"
-COMPLETING = "completing"
-
-# Each entry moves the schema from version i to i + 1. Append only; never edit a shipped one.
-MIGRATIONS: list[tuple[str, ...]] = [
-    (
-        """
-        CREATE TABLE uploads (
-            id INTEGER PRIMARY KEY,
-            store TEXT NOT NULL,
-            key TEXT NOT NULL,
-            cycle_id TEXT NOT NULL,
-            host TEXT NOT NULL,
-            upload_id TEXT NOT NULL,
-            part_size INTEGER NOT NULL,
-            total_size INTEGER NOT NULL,
-            plaintext_size INTEGER NOT NULL,
-            plaintext_sha256 TEXT NOT NULL,
-            encryption TEXT,  -- EncryptionState JSON (holds the file key), NULL: plaintext
-            started_at TEXT NOT NULL,
-            state TEXT NOT NULL DEFAULT 'uploading',
-            UNIQUE (store, cycle_id)
-        )
-        """,
-        """
-        CREATE TABLE upload_parts (
-            upload INTEGER NOT NULL REFERENCES uploads(id) ON DELETE CASCADE,
-            number INTEGER NOT NULL,
-            size INTEGER NOT NULL,
-            checksum TEXT NOT NULL,
-            etag TEXT NOT NULL,
-            PRIMARY KEY (upload, number)
-        )
-        """,
-        """
-        CREATE TABLE archives (
-            id INTEGER PRIMARY KEY,
-            store TEXT NOT NULL,
-            key TEXT NOT NULL,
-            cycle_id TEXT NOT NULL,
-            host TEXT NOT NULL,
-            size INTEGER NOT NULL,
-            plaintext_sha256 TEXT NOT NULL,
-            uploaded_at TEXT NOT NULL,
-            confirmed_at TEXT,
-            UNIQUE (store, key)
-        )
-        """,
-        """
-        CREATE INDEX archives_cycle ON archives (cycle_id)
-        """,
-    ),
-    (
-        # The increment indexes of every cycle handed to a store, as written (zstd), so that
-        # `files` lists and searches backed-up paths without any retrieval.
-        """
-        CREATE TABLE cycle_indexes (
-            host TEXT NOT NULL,
-            cycle_id TEXT NOT NULL,
-            number INTEGER NOT NULL,
-            kind TEXT NOT NULL,
-            finished_at TEXT NOT NULL,
-            data BLOB NOT NULL,
-            PRIMARY KEY (host, cycle_id, number)
-        )
-        """,
-        """
-        CREATE TABLE events (
-            id INTEGER PRIMARY KEY,
-            at TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            cycle_id TEXT,
-            detail TEXT NOT NULL
-        )
-        """,
-    ),
-    (
-        # Maintenance: inventories, reconciliation and pruning (uploader/catalogue_maintenance.py).
-        # The store-side id of an archive when the key cannot find it (a Glacier ArchiveId).
-        """
-        ALTER TABLE archives ADD COLUMN archive_id TEXT
-        """,
-        """
-        CREATE TABLE inventory_jobs (
-            store TEXT NOT NULL,
-            job_id TEXT NOT NULL,
-            initiated_at TEXT NOT NULL,
-            status TEXT NOT NULL,
-            completed_at TEXT,
-            checked_at TEXT,
-            message TEXT,
-            PRIMARY KEY (store, job_id)
-        )
-        """,
-        """
-        CREATE TABLE inventory_state (
-            store TEXT PRIMARY KEY,
-            last_requested_at TEXT,
-            not_ready_at TEXT
-        )
-        """,
-        """
-        CREATE TABLE inventories (
-            id INTEGER PRIMARY KEY,
-            store TEXT NOT NULL,
-            inventory_date TEXT NOT NULL,
-            fetched_at TEXT NOT NULL,
-            job_id TEXT,
-            archive_count INTEGER NOT NULL,
-            total_size INTEGER NOT NULL,
-            archives TEXT NOT NULL
-        )
-        """,
-        """
-        CREATE TABLE foreign_archives (
-            store TEXT NOT NULL,
-            store_id TEXT NOT NULL,
-            key TEXT,
-            size INTEGER NOT NULL,
-            created TEXT,
-            description TEXT NOT NULL,
-            reason TEXT NOT NULL,
-            first_seen TEXT NOT NULL,
-            last_seen TEXT NOT NULL,
-            PRIMARY KEY (store, store_id)
-        )
-        """,
-        """
-        CREATE TABLE archive_flags (
-            store TEXT NOT NULL,
-            key TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            detail TEXT NOT NULL,
-            first_seen TEXT NOT NULL,
-            last_seen TEXT NOT NULL,
-            resolved_at TEXT,
-            PRIMARY KEY (store, key, kind)
-        )
-        """,
-        """
-        CREATE TABLE prune_decisions (
-            id INTEGER PRIMARY KEY,
-            store TEXT NOT NULL,
-            planned_at TEXT NOT NULL,
-            key TEXT NOT NULL,
-            action TEXT NOT NULL,
-            rule TEXT NOT NULL,
-            reason TEXT NOT NULL,
-            size INTEGER NOT NULL,
-            fee REAL NOT NULL,
-            dry_run INTEGER NOT NULL
-        )
-        """,
-        """
-        CREATE TABLE pending_deletions (
-            store TEXT NOT NULL,
-            key TEXT NOT NULL,
-            archive_id TEXT,
-            cycle_id TEXT,
-            size INTEGER NOT NULL,
-            deleted_at TEXT NOT NULL,
-            confirmed_at TEXT,
-            PRIMARY KEY (store, key)
-        )
-        """,
-    ),
-    (
-        # Restores from cold storage (uploader/catalogue_retrievals.py): a retrieval request
-        # (S3 restore_object or a Glacier archive-retrieval job) and the verified byte ranges
-        # of its download, so that `restore --resume` continues where it stopped.
-        """
-        CREATE TABLE retrievals (
-            id INTEGER PRIMARY KEY,
-            store TEXT NOT NULL,
-            key TEXT NOT NULL,
-            archive_id TEXT,
-            size INTEGER NOT NULL,
-            storage_class TEXT NOT NULL,
-            tier TEXT NOT NULL,
-            days INTEGER,
-            requested_at TEXT NOT NULL,
-            job_id TEXT,
-            state TEXT NOT NULL,
-            download_path TEXT,
-            range_size INTEGER,
-            UNIQUE (store, key)
-        )
-        """,
-        """
-        CREATE TABLE retrieval_ranges (
-            retrieval INTEGER NOT NULL REFERENCES retrievals(id) ON DELETE CASCADE,
-            start INTEGER NOT NULL,
-            "end" INTEGER NOT NULL,
-            PRIMARY KEY (retrieval, start)
-        )
-        """,
-    ),
-    (
-        # An upload whose completion was asked of the store (state 'completing'): the parts
-        # and the bundle SHA-256 it was completed with, so that a crash or a lost response
-        # before the archive is recorded is resolved by completing again, never by a second
-        # upload (JSON, see Catalogue.begin_completion).
-        """
-        ALTER TABLE uploads ADD COLUMN completion TEXT
-        """,
-    ),
-]
 
 
-@dataclass(frozen=True, slots=True)
-class UploadRecord:
-    """An upload in progress, as much as is needed to resume it after a crash."""
-
-    id: int
-    store: str
-    key: str
-    cycle_id: str
-    host: str
-    upload_id: str
-    part_size: int
-    total_size: int
-    plaintext_size: int
-    plaintext_sha256: str
-    encryption: str | None
-    started_at: datetime
-    state: str
-    completion: str | None = None  # JSON while state == "completing" (begin_completion)
-
-    @property
-    def completing(self) -> bool:
-        """Completion was asked of the store: never abort or drop this upload."""
-        return self.state == COMPLETING
-
-    def completion_parts(self) -> list[PartInfo]:
-        """The parts the completion was asked with (state 'completing' only)."""
-        data = json.loads(self.completion or "{}")
-        return [PartInfo(int(n), int(s), str(c), str(e)) for n, s, c, e in data.get("parts", [])]
-
-    def completion_sha256(self) -> str | None:
-        """The bundle SHA-256 computed by the run that asked for completion."""
-        value = json.loads(self.completion or "{}").get("sha256")
-        return str(value) if value else None
-
-
-@dataclass(frozen=True, slots=True)
-class ArchiveRecord:
-    """One archive known to be in a store."""
-
-    store: str
-    key: str
-    cycle_id: str
-    host: str
-    size: int
-    plaintext_sha256: str
-    uploaded_at: datetime
-    confirmed_at: datetime | None
-
-
-def _ts(t: datetime) -> str:
+def to_db_time(t: datetime) -> str:
+    """How the catalogue stores a time: ISO 8601 in UTC."""
     return t.astimezone(UTC).isoformat()
 
 
-def _dt(s: str | None) -> datetime | None:
+def from_db_time(s: str | None) -> datetime | None:
+    """A stored time, or None for NULL."""
     return None if s is None else datetime.fromisoformat(s)
+
+
+def db_time(s: str) -> datetime:
+    """A stored time from a NOT NULL column."""
+    return datetime.fromisoformat(s)
 
 
 class Catalogue:
@@ -391,7 +146,7 @@ class Catalogue:
             plaintext_size,
             plaintext_sha256,
             encryption,
-            _ts(self._clock()),
+            to_db_time(self._clock()),
         )
         with self._tx() as db:
             cur = db.execute(
@@ -401,7 +156,7 @@ class Catalogue:
                 values,
             )
         assert cur.lastrowid is not None
-        return _upload_from_row((cur.lastrowid, *values, "uploading", None))
+        return _upload_from_row((cur.lastrowid, *values, UploadState.UPLOADING, None))
 
     def find_upload(self, store: str, cycle_id: str) -> UploadRecord | None:
         with self._lock:
@@ -453,7 +208,7 @@ class Catalogue:
             )
             db.execute(
                 "UPDATE uploads SET state = ?, completion = ? WHERE id = ?",
-                (COMPLETING, completion, upload),
+                (UploadState.COMPLETING, completion, upload),
             )
 
     def finish_upload(
@@ -491,8 +246,8 @@ class Catalogue:
                     record.host,
                     record.size,
                     record.plaintext_sha256,
-                    _ts(now),
-                    _ts(now) if confirmed else None,
+                    to_db_time(now),
+                    to_db_time(now) if confirmed else None,
                     archive_id or None,
                 ),
             )
@@ -529,7 +284,7 @@ _INSERT_PART = (
 
 
 def _upload_from_row(r: tuple[Any, ...]) -> UploadRecord:
-    started = _dt(r[11])
+    started = from_db_time(r[11])
     assert started is not None
     return UploadRecord(
         id=r[0],
@@ -544,13 +299,13 @@ def _upload_from_row(r: tuple[Any, ...]) -> UploadRecord:
         plaintext_sha256=r[9],
         encryption=r[10],
         started_at=started,
-        state=r[12],
+        state=UploadState(r[12]),
         completion=r[13],
     )
 
 
 def _archive_from_row(r: tuple[Any, ...]) -> ArchiveRecord:
-    uploaded = _dt(r[6])
+    uploaded = from_db_time(r[6])
     assert uploaded is not None
     return ArchiveRecord(
         store=r[0],
@@ -560,5 +315,5 @@ def _archive_from_row(r: tuple[Any, ...]) -> ArchiveRecord:
         size=r[4],
         plaintext_sha256=r[5],
         uploaded_at=uploaded,
-        confirmed_at=_dt(r[7]),
+        confirmed_at=from_db_time(r[7]),
     )

@@ -40,13 +40,12 @@ from uploader.stores.base import (
     TransientStoreError,
     UploadNotFound,
 )
-from uploader.stores.glacier_description import (
+from uploader.stores.glacier.description import (
     ArchiveDescription,
     DescriptionError,
     parse_description,
 )
-from uploader.stores.glacier_hash import combine_tree_hashes, tree_hash
-from uploader.stores.glacier_jobs import (
+from uploader.stores.glacier.jobs import (
     TIERS,
     IncompleteResponse,
     Inventory,
@@ -59,7 +58,8 @@ from uploader.stores.glacier_jobs import (
     parse_time,
     retrieval_range,
 )
-from uploader.stores.glacier_wire import (
+from uploader.stores.glacier.treehash import combine_tree_hashes, tree_hash
+from uploader.stores.glacier.wire import (
     CONTENT_PARAM,
     NoInventoryYet,
     VaultNotFound,
@@ -82,7 +82,7 @@ __all__ = [
     "VaultNotFound",
 ]
 
-log = structlog.get_logger("uploader.stores.glacier")
+log = structlog.get_logger("uploader.stores.glacier.store")
 
 GLACIER_CAPABILITIES = Capabilities(
     min_part_size=MiB,

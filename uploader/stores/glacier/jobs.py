@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from uploader.stores.base import MiB, PermanentStoreError, TransientStoreError
-from uploader.stores.glacier_description import ArchiveDescription, parse_description
+from uploader.stores.glacier.description import ArchiveDescription, parse_description
 
 TIERS = ("Bulk", "Standard", "Expedited")
 STATUSES = ("InProgress", "Succeeded", "Failed")

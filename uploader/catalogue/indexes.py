@@ -1,0 +1,49 @@
+"""The catalogue's hot copy of increment indexes.
+
+A cycle's indexes are small next to its data; keeping them in the catalogue lets ``files`` list
+and search every backed-up path, and ``restore`` choose a point in time, without a retrieval —
+also after the cycle has left the spool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from localbackup import formats
+from uploader.catalogue.db import Catalogue
+from uploader.catalogue.records import StoredIndex
+
+
+def remember_cycle_indexes(catalogue: Catalogue, cycle_dir: Path) -> int:
+    """Copy the indexes of a sealed cycle into the catalogue (idempotent); return how many."""
+    sealed = formats.load_sealed_cycle(cycle_dir)
+    rows = [
+        (
+            sealed.host,
+            sealed.cycle_id,
+            m.number,
+            m.kind,
+            formats.utc_iso(m.finished_at),
+            (cycle_dir / m.index.name).read_bytes(),
+        )
+        for m in sealed.increments
+    ]
+    with catalogue.transaction() as db:
+        db.executemany(
+            "INSERT OR REPLACE INTO cycle_indexes (host, cycle_id, number, kind, finished_at,"
+            " data) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    return len(rows)
+
+
+def stored_indexes(catalogue: Catalogue, cycle_id: str | None = None) -> Iterator[StoredIndex]:
+    """Indexes in the catalogue, by cycle then increment."""
+    rows = catalogue.query(
+        "SELECT host, cycle_id, number, kind, finished_at, data FROM cycle_indexes"
+        " WHERE ? IS NULL OR cycle_id = ? ORDER BY cycle_id, number",
+        (cycle_id, cycle_id),
+    )
+    for host, cid, number, kind, finished_at, data in rows:
+        yield StoredIndex(host, cid, int(number), kind, formats.parse_iso(finished_at), bytes(data))

@@ -1,0 +1,228 @@
+"""The records the catalogue keeps and hands out: frozen values, no I/O.
+
+Some are the inputs of the pure planners in :mod:`uploader.maintenance` (what the catalogue knows
+of archives, deletions and inventory jobs); they live here, next to the tables they come from, so
+that the catalogue never depends on the package that plans with them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+from localbackup.index import Index, read_index
+from uploader.stores.base import PartInfo
+
+
+class UploadState(StrEnum):
+    """Where an upload in progress stands."""
+
+    UPLOADING = "uploading"
+    # Completion was asked of the store: never abort or drop the upload; a resume completes it
+    # again (Glacier then returns the same ArchiveId).
+    COMPLETING = "completing"
+
+
+class RetrievalState(StrEnum):
+    """A retrieval request: asked for and not yet seen ready | ready (downloading or about to)."""
+
+    REQUESTED = "requested"
+    READY = "ready"
+
+
+class FlagKind(StrEnum):
+    """Why an archive is flagged by reconciliation or pruning."""
+
+    MISSING = "missing"
+    MISMATCH = "mismatch"
+    DELETION_FAILED = "deletion_failed"
+
+
+class JobStatus(StrEnum):
+    """A Glacier inventory job as the catalogue remembers it (Expired: gone from the service)."""
+
+    IN_PROGRESS = "InProgress"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    EXPIRED = "Expired"
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRecord:
+    """An upload in progress, as much as is needed to resume it after a crash."""
+
+    id: int
+    store: str
+    key: str
+    cycle_id: str
+    host: str
+    upload_id: str
+    part_size: int
+    total_size: int
+    plaintext_size: int
+    plaintext_sha256: str
+    encryption: str | None
+    started_at: datetime
+    state: UploadState
+    completion: str | None = None  # JSON while state == "completing" (begin_completion)
+
+    @property
+    def completing(self) -> bool:
+        """Completion was asked of the store: never abort or drop this upload."""
+        return self.state is UploadState.COMPLETING
+
+    def completion_parts(self) -> list[PartInfo]:
+        """The parts the completion was asked with (state 'completing' only)."""
+        data = json.loads(self.completion or "{}")
+        return [PartInfo(int(n), int(s), str(c), str(e)) for n, s, c, e in data.get("parts", [])]
+
+    def completion_sha256(self) -> str | None:
+        """The bundle SHA-256 computed by the run that asked for completion."""
+        value = json.loads(self.completion or "{}").get("sha256")
+        return str(value) if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveRecord:
+    """One archive known to be in a store."""
+
+    store: str
+    key: str
+    cycle_id: str
+    host: str
+    size: int
+    plaintext_sha256: str
+    uploaded_at: datetime
+    confirmed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalRecord:
+    """A retrieval request (S3 restore or Glacier archive-retrieval job) and its download."""
+
+    id: int
+    store: str
+    key: str
+    archive_id: str | None
+    size: int
+    storage_class: str  # S3 class, or GLACIER_VAULT
+    tier: str
+    days: int | None
+    requested_at: datetime
+    job_id: str | None
+    state: RetrievalState
+    download_path: Path | None
+    range_size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredIndex:
+    """The hot copy of one increment's index (zstd, as written)."""
+
+    host: str
+    cycle_id: str
+    number: int
+    kind: str
+    finished_at: datetime
+    data: bytes
+
+    def load(self) -> Index:
+        """The index, parsed."""
+        return read_index(io.BytesIO(self.data))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of the event log (last success, last failure, ...)."""
+
+    at: datetime
+    kind: str
+    cycle_id: str | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignArchive:
+    """An archive in the store that is not ours (another tool or host): never touched."""
+
+    store_id: str
+    key: str | None
+    size: int
+    created: datetime | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """An open finding about one of our archives."""
+
+    key: str
+    kind: FlagKind
+    detail: str
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KnownArchive:
+    """An archive as the catalogue knows it (reconciliation's input)."""
+
+    key: str
+    size: int
+    uploaded_at: datetime
+    plaintext_sha256: str | None = None
+    store_id: str | None = None  # Glacier ArchiveId; the key for S3/local
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDeletion:
+    """A delete the store accepted, waiting to be confirmed by a listing or inventory."""
+
+    key: str
+    deleted_at: datetime
+    store_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PruneArchive:
+    """One archive as the prune planner sees it."""
+
+    key: str
+    size: int
+    created: datetime  # upload time (S3/local) or the inventory's CreationDate (Glacier)
+    confirmed: bool = True  # seen in the store (listing, inventory, or our own completed upload)
+    ours: bool = True  # False: foreign (another tool or host): never a candidate
+    taken_at: datetime | None = None  # when the backup was taken (its cycle's start)
+
+    @property
+    def point_in_time(self) -> datetime:
+        """What "newest" and the calendar rules go by: the backup's time, not the upload's
+        (a cycle uploaded late is not newer than the ones taken after it)."""
+        return self.taken_at or self.created
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryJobState:
+    """An inventory job as remembered between maintenance passes."""
+
+    job_id: str
+    initiated_at: datetime
+    status: JobStatus = JobStatus.IN_PROGRESS
+    completed_at: datetime | None = None
+    checked_at: datetime | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryState:
+    """Everything the inventory planner needs to know about one store."""
+
+    jobs: tuple[InventoryJobState, ...] = ()
+    last_requested_at: datetime | None = None
+    last_inventory_date: datetime | None = None  # InventoryDate of the newest fetched inventory
+    last_change_at: datetime | None = None  # newest upload or deletion in this store
+    not_ready_at: datetime | None = None  # when the service last said "no inventory yet"

@@ -1,0 +1,216 @@
+"""The catalogue schema: SQLite migrations, applied in order, counted in ``PRAGMA user_version``.
+
+Each entry moves the schema from version i to i + 1. Append only; never edit a shipped one. The
+tables, by the module that reads and writes them: ``uploads``, ``upload_parts``, ``archives``
+(:mod:`.db`, :mod:`.archives`), ``cycle_indexes`` (:mod:`.indexes`), ``events`` (:mod:`.events`),
+``inventory_jobs``, ``inventory_state``, ``inventories`` (:mod:`.inventory`), ``foreign_archives``,
+``archive_flags`` (:mod:`.findings`), ``prune_decisions``, ``pending_deletions`` (:mod:`.pruning`),
+``retrievals``, ``retrieval_ranges`` (:mod:`.retrievals`).
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """
+        CREATE TABLE uploads (
+            id INTEGER PRIMARY KEY,
+            store TEXT NOT NULL,
+            key TEXT NOT NULL,
+            cycle_id TEXT NOT NULL,
+            host TEXT NOT NULL,
+            upload_id TEXT NOT NULL,
+            part_size INTEGER NOT NULL,
+            total_size INTEGER NOT NULL,
+            plaintext_size INTEGER NOT NULL,
+            plaintext_sha256 TEXT NOT NULL,
+            encryption TEXT,  -- EncryptionState JSON (holds the file key), NULL: plaintext
+            started_at TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'uploading',
+            UNIQUE (store, cycle_id)
+        )
+        """,
+        """
+        CREATE TABLE upload_parts (
+            upload INTEGER NOT NULL REFERENCES uploads(id) ON DELETE CASCADE,
+            number INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            checksum TEXT NOT NULL,
+            etag TEXT NOT NULL,
+            PRIMARY KEY (upload, number)
+        )
+        """,
+        """
+        CREATE TABLE archives (
+            id INTEGER PRIMARY KEY,
+            store TEXT NOT NULL,
+            key TEXT NOT NULL,
+            cycle_id TEXT NOT NULL,
+            host TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            plaintext_sha256 TEXT NOT NULL,
+            uploaded_at TEXT NOT NULL,
+            confirmed_at TEXT,
+            UNIQUE (store, key)
+        )
+        """,
+        """
+        CREATE INDEX archives_cycle ON archives (cycle_id)
+        """,
+    ),
+    (
+        # The increment indexes of every cycle handed to a store, as written (zstd), so that
+        # `files` lists and searches backed-up paths without any retrieval.
+        """
+        CREATE TABLE cycle_indexes (
+            host TEXT NOT NULL,
+            cycle_id TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            finished_at TEXT NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (host, cycle_id, number)
+        )
+        """,
+        """
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            cycle_id TEXT,
+            detail TEXT NOT NULL
+        )
+        """,
+    ),
+    (
+        # Maintenance: inventories, reconciliation and pruning
+        # (inventory.py, findings.py, pruning.py).
+        # The store-side id of an archive when the key cannot find it (a Glacier ArchiveId).
+        """
+        ALTER TABLE archives ADD COLUMN archive_id TEXT
+        """,
+        """
+        CREATE TABLE inventory_jobs (
+            store TEXT NOT NULL,
+            job_id TEXT NOT NULL,
+            initiated_at TEXT NOT NULL,
+            status TEXT NOT NULL,
+            completed_at TEXT,
+            checked_at TEXT,
+            message TEXT,
+            PRIMARY KEY (store, job_id)
+        )
+        """,
+        """
+        CREATE TABLE inventory_state (
+            store TEXT PRIMARY KEY,
+            last_requested_at TEXT,
+            not_ready_at TEXT
+        )
+        """,
+        """
+        CREATE TABLE inventories (
+            id INTEGER PRIMARY KEY,
+            store TEXT NOT NULL,
+            inventory_date TEXT NOT NULL,
+            fetched_at TEXT NOT NULL,
+            job_id TEXT,
+            archive_count INTEGER NOT NULL,
+            total_size INTEGER NOT NULL,
+            archives TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE foreign_archives (
+            store TEXT NOT NULL,
+            store_id TEXT NOT NULL,
+            key TEXT,
+            size INTEGER NOT NULL,
+            created TEXT,
+            description TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            PRIMARY KEY (store, store_id)
+        )
+        """,
+        """
+        CREATE TABLE archive_flags (
+            store TEXT NOT NULL,
+            key TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            resolved_at TEXT,
+            PRIMARY KEY (store, key, kind)
+        )
+        """,
+        """
+        CREATE TABLE prune_decisions (
+            id INTEGER PRIMARY KEY,
+            store TEXT NOT NULL,
+            planned_at TEXT NOT NULL,
+            key TEXT NOT NULL,
+            action TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            fee REAL NOT NULL,
+            dry_run INTEGER NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE pending_deletions (
+            store TEXT NOT NULL,
+            key TEXT NOT NULL,
+            archive_id TEXT,
+            cycle_id TEXT,
+            size INTEGER NOT NULL,
+            deleted_at TEXT NOT NULL,
+            confirmed_at TEXT,
+            PRIMARY KEY (store, key)
+        )
+        """,
+    ),
+    (
+        # Restores from cold storage (retrievals.py): a retrieval request
+        # (S3 restore_object or a Glacier archive-retrieval job) and the verified byte ranges
+        # of its download, so that `restore --resume` continues where it stopped.
+        """
+        CREATE TABLE retrievals (
+            id INTEGER PRIMARY KEY,
+            store TEXT NOT NULL,
+            key TEXT NOT NULL,
+            archive_id TEXT,
+            size INTEGER NOT NULL,
+            storage_class TEXT NOT NULL,
+            tier TEXT NOT NULL,
+            days INTEGER,
+            requested_at TEXT NOT NULL,
+            job_id TEXT,
+            state TEXT NOT NULL,
+            download_path TEXT,
+            range_size INTEGER,
+            UNIQUE (store, key)
+        )
+        """,
+        """
+        CREATE TABLE retrieval_ranges (
+            retrieval INTEGER NOT NULL REFERENCES retrievals(id) ON DELETE CASCADE,
+            start INTEGER NOT NULL,
+            "end" INTEGER NOT NULL,
+            PRIMARY KEY (retrieval, start)
+        )
+        """,
+    ),
+    (
+        # An upload whose completion was asked of the store (state 'completing'): the parts
+        # and the bundle SHA-256 it was completed with, so that a crash or a lost response
+        # before the archive is recorded is resolved by completing again, never by a second
+        # upload (JSON, see Catalogue.begin_completion).
+        """
+        ALTER TABLE uploads ADD COLUMN completion TEXT
+        """,
+    ),
+]

@@ -1,0 +1,51 @@
+"""Maintenance: keep the catalogue in step with the store, and the store under its budget.
+
+Pure planners (no I/O, no clock: ``now`` is passed in) and one executor that carries out their
+decisions: :mod:`.inventory_plan` (Glacier inventory jobs), :mod:`.reconcile` (catalogue vs
+listing), :mod:`.prune` (retention rules and the size budget), :mod:`.orphans` (stray multipart
+uploads), and :mod:`.executor` (:func:`run_maintenance`, one pass). :mod:`.retention` is the
+``[retention]`` config section.
+"""
+
+from __future__ import annotations
+
+from uploader.maintenance.executor import (
+    MaintenanceConfig,
+    MaintenanceReport,
+    run_maintenance,
+)
+from uploader.maintenance.inventory_plan import InventorySettings, plan_inventory
+from uploader.maintenance.orphans import plan_orphan_aborts
+from uploader.maintenance.prune import (
+    Decision,
+    PrunePlan,
+    PrunePolicy,
+    early_deletion_fee,
+    may_upload,
+    plan_prune,
+    storage_class_for,
+)
+from uploader.maintenance.reconcile import ListedArchive, Listing, Reconciliation, reconcile
+from uploader.maintenance.retention import RetentionConfig, retention_config
+
+__all__ = [
+    "Decision",
+    "InventorySettings",
+    "ListedArchive",
+    "Listing",
+    "MaintenanceConfig",
+    "MaintenanceReport",
+    "PrunePlan",
+    "PrunePolicy",
+    "Reconciliation",
+    "RetentionConfig",
+    "early_deletion_fee",
+    "may_upload",
+    "plan_inventory",
+    "plan_orphan_aborts",
+    "plan_prune",
+    "reconcile",
+    "retention_config",
+    "run_maintenance",
+    "storage_class_for",
+]
