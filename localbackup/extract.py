@@ -8,7 +8,7 @@ mtimes to every entry it keeps (the index is the truth for the point in time: wi
 change detection a file only touched keeps its older tar member), directories last, deepest
 first. Path safety rules live in :mod:`localbackup.safepath`.
 
-:func:`staged_target` (in :mod:`localbackup.safepath`) puts the result in place.
+:func:`staged_target` (in :mod:`localbackup.staging`) puts the result in place.
 """
 
 from __future__ import annotations
@@ -34,10 +34,9 @@ from localbackup.safepath import (
     IntegrityError,
     SafeTree,
     UnsafeMemberError,
-    check_target,
     member_parts,
-    staged_target,
 )
+from localbackup.staging import check_target, staged_target
 
 __all__ = [
     "ExtractError",

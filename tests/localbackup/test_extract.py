@@ -361,7 +361,7 @@ def test_force_into_a_mount_point_replaces_its_contents(tmp_path: Path, mounted:
 def test_a_failure_while_moving_staged_entries_up_puts_everything_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from localbackup import safepath
+    from localbackup import staging as safepath
 
     out = tmp_path / "out"
     out.mkdir()

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from localbackup import safepath
+from localbackup import staging as safepath
 from localbackup.extract import ExtractOptions, Extractor, staged_target
 from localbackup.index import Index
-from localbackup.safepath import ExtractError, UnsafeMemberError, check_target, member_parts
+from localbackup.safepath import ExtractError, UnsafeMemberError, member_parts
+from localbackup.staging import check_target
 
 Member = tuple[str, bytes, dict[str, object]]  # type name: "file" | "dir" | "symlink" | ...
 
@@ -201,7 +202,7 @@ def test_a_plain_archive_with_dot_slash_names_extracts(root: Path) -> None:
 _KILL_CHILD = """
 import os, sys
 from pathlib import Path
-import localbackup.safepath as sp
+import localbackup.staging as sp
 
 to, when = Path(sys.argv[1]), sys.argv[2]
 sp.stages_inside = lambda p: True  # `to` stands for a mount point

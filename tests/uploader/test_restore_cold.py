@@ -540,7 +540,7 @@ def test_download_paths_for_a_mount_point_are_inside_it_and_the_old_place_still_
 
 
 def _as_mount_point(monkeypatch: pytest.MonkeyPatch, out: Path) -> None:
-    from localbackup import safepath
+    from localbackup import staging as safepath
 
     real = safepath.stages_inside
 

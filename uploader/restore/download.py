@@ -40,7 +40,7 @@ import structlog
 
 from localbackup.extract import ExtractOptions
 from localbackup.paths import ensure_private_dir
-from localbackup.safepath import RETRIEVAL_NAME, stages_inside
+from localbackup.staging import RETRIEVAL_NAME, stages_inside
 from uploader import catalogue as cr
 from uploader.catalogue import Catalogue
 from uploader.crypto import Identity

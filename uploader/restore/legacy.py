@@ -11,7 +11,7 @@ inner one too (``.enc``), may be encrypted with ``openssl enc -aes-256-cbc -pbkd
 The original tool recorded no deletions: a restore brings back every file the chain ever held,
 including files deleted (or renamed away) before the chosen point in time.
 
-The restore goes through :func:`localbackup.safepath.staged_target` and the restore engine's
+The restore goes through :func:`localbackup.staging.staged_target` and the restore engine's
 :class:`localbackup.extract.Extractor` (with the old tool's rules, see :class:`_LegacyExtractor`):
 the same member writer, path-safety rules and staging as every other restore. An encrypted
 archive is first decrypted to a private scratch file next to the target: CBC carries no
@@ -37,7 +37,8 @@ import structlog
 
 from localbackup.extract import ExtractOptions, Extractor, ExtractStats, _mtime_ns, _show
 from localbackup.pointintime import PointInTimeError
-from localbackup.safepath import ExtractError, staged_target
+from localbackup.safepath import ExtractError
+from localbackup.staging import staged_target
 from uploader.crypto import LegacyDecryptError, decrypt_openssl
 
 __all__ = [
