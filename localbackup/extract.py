@@ -28,6 +28,7 @@ import zstandard
 
 from localbackup import formats
 from localbackup.index import TYPE_CODE, Index, Record, read_index
+from localbackup.paxheader import member_mtime_ns
 from localbackup.pointintime import increment_chain
 from localbackup.safepath import (
     ExtractError,
@@ -100,17 +101,6 @@ class PathFilter:
             candidate = candidate[:cut]
 
 
-def _mtime_ns(m: tarfile.TarInfo) -> int:
-    """The exact mtime: the pax record carries nanoseconds that ``TarInfo.mtime`` rounds."""
-    raw = m.pax_headers.get("mtime")
-    if raw is None:
-        return int(m.mtime) * 1_000_000_000
-    neg = raw.startswith("-")
-    whole, _, frac = raw.lstrip("-").partition(".")
-    ns = int(whole or "0") * 1_000_000_000 + int((frac + "000000000")[:9])
-    return -ns if neg else ns
-
-
 class Extractor:
     """Applies increments into ``root`` (a fresh directory), then :meth:`finish` once."""
 
@@ -169,7 +159,7 @@ class Extractor:
             os.symlink(m.linkname.encode("utf-8", "surrogateescape"), full)
             if self.owners:
                 os.chown(full, m.uid, m.gid, follow_symlinks=False)
-            mt = _mtime_ns(m)
+            mt = member_mtime_ns(m)
             os.utime(full, ns=(mt, mt), follow_symlinks=False)
         elif m.islnk():
             self._hardlink(m, name, parts)
@@ -254,7 +244,7 @@ class Extractor:
         if self.owners:
             os.chown(full, m.uid, m.gid, follow_symlinks=False)
         os.chmod(full, m.mode & 0o7777)
-        mt = _mtime_ns(m)
+        mt = member_mtime_ns(m)
         os.utime(full, ns=(mt, mt), follow_symlinks=False)
 
     def _metadata(self, fd: int, m: tarfile.TarInfo) -> None:
@@ -262,7 +252,7 @@ class Extractor:
             os.fchown(fd, m.uid, m.gid)  # before chmod: chown clears set-id bits
         os.fchmod(fd, m.mode & 0o7777)
         self._xattrs(fd, m)
-        mt = _mtime_ns(m)
+        mt = member_mtime_ns(m)
         os.utime(fd, ns=(mt, mt))
 
     def _xattrs(self, target: int | bytes, m: tarfile.TarInfo) -> None:

@@ -19,8 +19,9 @@ import zstandard
 
 from localbackup.exclude import compile_excludes
 from localbackup.index import CHANGE_KEY, ROW_SIZE, TYPE_CODE, Index, Record, write_index
+from localbackup.paxheader import xattr_records
 from localbackup.scan import ScanEntry, ScanStats, display_path, scan
-from localbackup.tarwriter import TarWriter, pax_record, read_xattrs
+from localbackup.tarwriter import TarWriter, read_xattrs
 
 __all__ = [
     "BackupWarning",
@@ -115,7 +116,7 @@ def _xattr_records(target: int | bytes) -> bytes:
         attrs = read_xattrs(target)
     except OSError:
         return b""
-    return b"".join(pax_record(b"SCHILY.xattr." + k, v) for k, v in attrs)
+    return xattr_records(attrs)
 
 
 class _Hasher(Protocol):

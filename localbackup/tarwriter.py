@@ -2,63 +2,42 @@
 
 Why not ``tarfile``: its per-member cost (TarInfo objects, header encoding, buffered copies)
 dominates backups of many small files. Here each member is one cached pax block header, a few
-pax records and one ``struct.pack``; file data is read with ``os.readv`` straight into a
-preallocated buffer that is handed to the (zstd) output in large pieces.
-
-Every member gets a pax header because ``mtime`` carries nanoseconds. Other pax records appear
-only when the ustar fields cannot hold the value: names longer than the ustar
-fields (raw bytes, also when not UTF-8), sizes above 4 GiB, large ids, xattrs
-(``SCHILY.xattr.*``) and GNU sparse format 1.0 (``GNU.sparse.*``).
+pax records and one ``struct.pack`` (:mod:`localbackup.paxheader` makes those bytes); file data
+is read with ``os.readv`` straight into a preallocated buffer that is handed to the (zstd)
+output in large pieces. Files with holes are written in GNU sparse format 1.0.
 """
 
 from __future__ import annotations
 
 import errno
-import grp
 import os
-import pwd
 import stat
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["BLOCK", "FileCopy", "TarWriter", "data_regions", "pax_record", "read_xattrs"]
+from localbackup.paxheader import (
+    BLOCK,
+    CHECKSUM_AT,
+    RECORD,
+    HeaderEncoder,
+    NameLookup,
+    checksum_field,
+    sparse_map,
+    sparse_name,
+    sparse_records,
+    with_checksum,
+)
 
-BLOCK = 512
-RECORD = 20 * BLOCK  # GNU tar's default blocking factor
+__all__ = ["FileCopy", "Sink", "TarWriter", "data_regions", "read_xattrs"]
+
 _NUL_BLOCK = bytes(BLOCK)
-_USTAR = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s12x")
-_MAGIC = b"ustar\x0000"
-_CHK_BLANK = b"        "
-_MAX_OCTAL_11 = 0o77777777777
-_MAX_OCTAL_7 = 0o7777777
-_PAX_SIZE_LIMIT = 0xFFFFFFFF  # above 4 GiB the size also goes in a pax record
 
 
 class Sink(Protocol):
+    """Where the archive's bytes go (the zstd stream writer)."""
+
     def write(self, data: memoryview | bytes, /) -> object: ...
-
-
-def pax_record(key: bytes, value: bytes) -> bytes:
-    """One ``"<len> key=value\\n"`` record; ``len`` counts itself."""
-    body = b" " + key + b"=" + value + b"\n"
-    n = len(body) + len(str(len(body)))
-    n = len(body) + len(str(n))
-    return b"%d" % n + body
-
-
-def _mtime_record(mtime_ns: int) -> bytes:
-    s, ns = divmod(mtime_ns, 1_000_000_000)
-    if 1_000_000_000 <= s < 10_000_000_000:  # 2001..2286: fixed length, the common case
-        return b"30 mtime=%d.%09d\n" % (s, ns)
-    sign = b"-" if mtime_ns < 0 else b""
-    s, ns = divmod(abs(mtime_ns), 1_000_000_000)
-    return pax_record(b"mtime", b"%s%d.%09d" % (sign, s, ns))
-
-
-def _checksum_field(header: bytes) -> bytes:
-    return b"%06o\0 " % sum(header)
 
 
 def read_xattrs(target: int | bytes) -> list[tuple[bytes, bytes]]:
@@ -126,8 +105,8 @@ class TarWriter:
         out: Sink,
         *,
         buffer_size: int = 4 << 20,
-        uname: Callable[[int], str | None] | None = None,
-        gname: Callable[[int], str | None] | None = None,
+        uname: NameLookup | None = None,
+        gname: NameLookup | None = None,
     ) -> None:
         self._out = out
         self._cap = buffer_size
@@ -135,11 +114,8 @@ class TarWriter:
         self._mv = memoryview(self._buf)
         self._pos = 0
         self.offset = 0  # bytes flushed so far (uncompressed)
-        self._uname = uname or _lookup_user
-        self._gname = gname or _lookup_group
-        self._owner_cache: dict[tuple[int, bool], tuple[bytes, bytes, bytes]] = {}
-        self._pax_block_cache: dict[int, bytes] = {}
-        self._mode_cache: dict[int, bytes] = {}
+        headers = HeaderEncoder(uname, gname)
+        self._encode, self._pax_block = headers.encode, headers.pax_block
         self.read_error: OSError | None = None  # set by a copy that hit an I/O error
 
     # -- buffer -----------------------------------------------------------------------------
@@ -170,39 +146,6 @@ class TarWriter:
             n -= k
 
     # -- headers ----------------------------------------------------------------------------
-    def _owner(self, ident: int, group: bool) -> tuple[bytes, bytes, bytes]:
-        """(octal id field, name field, extra pax records) for a uid/gid, cached."""
-        key = (ident, group)
-        hit = self._owner_cache.get(key)
-        if hit is not None:
-            return hit
-        name = (self._gname if group else self._uname)(ident)
-        raw = name.encode("utf-8", "surrogateescape") if name else b""
-        extra = b""
-        if ident > _MAX_OCTAL_7:
-            field = bytes(8)
-            extra += pax_record(b"gid" if group else b"uid", b"%d" % ident)
-        else:
-            field = b"%07o\0" % ident
-        if len(raw) > 32:
-            extra += pax_record(b"gname" if group else b"uname", raw)
-            raw = raw[:32]
-        hit = (field, raw, extra)
-        self._owner_cache[key] = hit
-        return hit
-
-    def _pax_block(self, size: int) -> bytes:
-        hit = self._pax_block_cache.get(size)
-        if hit is None:
-            hdr = _USTAR.pack(
-                b"././@PaxHeader", b"0000644\0", b"0000000\0", b"0000000\0",
-                b"%011o\0" % size, b"00000000000\0", _CHK_BLANK, b"x", b"", _MAGIC,
-                b"", b"", b"", b"", b"",
-            )  # fmt: skip
-            hit = hdr[:148] + _checksum_field(hdr) + hdr[156:]
-            self._pax_block_cache[size] = hit
-        return hit
-
     def _header(
         self,
         name: bytes,
@@ -214,39 +157,7 @@ class TarWriter:
         records: bytes = b"",
     ) -> None:
         """Write the pax extended header and the ustar header of one member."""
-        # ustar name fields hold raw bytes; pax path records only for what does not fit.
-        # Raw bytes, never re-encoded: GNU tar extracts them as they are, Python's tarfile
-        # falls back to surrogateescape. (hdrcharset=BINARY would be the pedantic marker, but
-        # GNU tar 1.34 warns about it on every member.)
-        pax = []
-        if len(name) > 100:
-            pax.append(pax_record(b"path", name))
-            name = name[:100]
-        if len(linkname) > 100:
-            pax.append(pax_record(b"linkpath", linkname))
-            linkname = linkname[:100]
-        pax.append(_mtime_record(st.st_mtime_ns))
-        if size > _PAX_SIZE_LIMIT:
-            pax.append(pax_record(b"size", b"%d" % size))
-        uid_f, uname, uid_x = self._owner(st.st_uid, False)
-        gid_f, gname, gid_x = self._owner(st.st_gid, True)
-        body = b"".join(pax) + uid_x + gid_x + records
-        mode = st.st_mode
-        mode_f = self._mode_cache.get(mode)
-        if mode_f is None:
-            mode_f = self._mode_cache[mode] = b"%07o\0" % stat.S_IMODE(mode)
-        if typeflag in b"34":
-            dmaj = b"%07o\0" % os.major(st.st_rdev)
-            dmin = b"%07o\0" % os.minor(st.st_rdev)
-        else:
-            dmaj = dmin = b""
-        mtime = st.st_mtime_ns // 1_000_000_000
-        hdr = _USTAR.pack(
-            name, mode_f, uid_f, gid_f,
-            b"%011o\0" % size if size <= _MAX_OCTAL_11 else bytes(12),
-            b"%011o\0" % mtime if 0 <= mtime <= _MAX_OCTAL_11 else bytes(12),
-            _CHK_BLANK, typeflag, linkname, _MAGIC, uname, gname, dmaj, dmin, b"",
-        )  # fmt: skip
+        body, hdr = self._encode(name, st, typeflag, size, linkname=linkname, records=records)
         n = len(body)
         pad = -n % BLOCK
         need = BLOCK + n + pad + BLOCK
@@ -254,7 +165,7 @@ class TarWriter:
             self._flush()
         if need > self._cap:  # absurdly many xattrs: slow path
             self._put(self._pax_block(n) + body + bytes(pad))
-            self._put(hdr[:148] + _checksum_field(hdr) + hdr[156:])
+            self._put(with_checksum(hdr))
             return
         buf, p = self._buf, self._pos
         buf[p : p + BLOCK] = self._pax_block(n)
@@ -265,7 +176,7 @@ class TarWriter:
             buf[p : p + pad] = _NUL_BLOCK[:pad]
             p += pad
         buf[p : p + BLOCK] = hdr
-        buf[p + 148 : p + 156] = _checksum_field(hdr)
+        buf[p + CHECKSUM_AT : p + CHECKSUM_AT + 8] = checksum_field(hdr)
         self._pos = p + BLOCK
 
     # -- members ----------------------------------------------------------------------------
@@ -334,18 +245,10 @@ class TarWriter:
         size = st.st_size
         if not regions or regions[-1][0] + regions[-1][1] < size:
             regions.append((size, 0))  # a trailing hole: GNU tar ends the map like this
-        smap = b"%d\n" % len(regions) + b"".join(b"%d\n%d\n" % r for r in regions)
-        smap += bytes(-len(smap) % BLOCK)
+        smap = sparse_map(regions)
         stored = len(smap) + sum(length for _, length in regions)
-        slash = name.rfind(b"/")
-        fake = name[: slash + 1] + b"GNUSparseFile.0/" + name[slash + 1 :]
-        sparse_records = (
-            pax_record(b"GNU.sparse.major", b"1")
-            + pax_record(b"GNU.sparse.minor", b"0")
-            + pax_record(b"GNU.sparse.name", name)
-            + pax_record(b"GNU.sparse.realsize", b"%d" % size)
-        )
-        self._header(fake[:100], st, b"0", stored, records=sparse_records + records)
+        records = sparse_records(name, size) + records
+        self._header(sparse_name(name), st, b"0", stored, records=records)
         self._put(smap)
         changed = False
         pos = 0
@@ -433,17 +336,3 @@ def _feed_zeros(update: Callable[[memoryview], object], n: int) -> None:
         k = min(n, len(chunk))
         update(chunk[:k])
         n -= k
-
-
-def _lookup_user(uid: int) -> str | None:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return None
-
-
-def _lookup_group(gid: int) -> str | None:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return None

@@ -10,7 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from localbackup.tarwriter import BLOCK, RECORD, TarWriter, data_regions, pax_record
+from localbackup.paxheader import BLOCK, RECORD, pax_record
+from localbackup.tarwriter import TarWriter, data_regions
 
 NS = 1_000_000_000
 

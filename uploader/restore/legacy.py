@@ -35,7 +35,8 @@ from typing import IO, BinaryIO, cast
 
 import structlog
 
-from localbackup.extract import ExtractOptions, Extractor, ExtractStats, _mtime_ns, _show
+from localbackup.extract import ExtractOptions, Extractor, ExtractStats, _show
+from localbackup.paxheader import member_mtime_ns as _mtime_ns
 from localbackup.pointintime import PointInTimeError
 from localbackup.safepath import ExtractError
 from localbackup.staging import staged_target
