@@ -1,7 +1,12 @@
-"""Write one backup increment: scan, change detection, the .tar.zst stream and the index.
+"""Write one backup increment: the scan, through change detection, to the .tar.zst stream and
+the index.
 
-The caller owns file naming, fsync and renames; this module only writes to the file objects it
-is given. See docs/formats.md (``## Increment``, ``## Index``) for the output formats.
+:func:`write_increment` wires the parts: :func:`localbackup.scan.scan` walks the sources,
+:class:`localbackup.changes.ChangeDetector` compares each entry with the base index, and this
+module's archiver writes what is new or changed with :class:`localbackup.tarwriter.TarWriter`
+into a zstd stream. The caller owns file naming, fsync and renames; this module only writes to
+the file objects it is given. See docs/formats.md (``## Increment``, ``## Index``) for the
+output formats.
 """
 
 from __future__ import annotations
@@ -9,18 +14,18 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import struct
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 import zstandard
 
+from localbackup.changes import TYPE_OF_FMT, ChangeDetector
 from localbackup.exclude import compile_excludes
-from localbackup.index import CHANGE_KEY, ROW_SIZE, TYPE_CODE, Index, Record, write_index
+from localbackup.index import TYPE_CODE, Index, Record, write_index
 from localbackup.paxheader import xattr_records
-from localbackup.scan import ScanEntry, ScanStats, display_path, scan
+from localbackup.scan import ScanStats, display_path, scan
 from localbackup.tarwriter import TarWriter, read_xattrs
 
 __all__ = [
@@ -33,11 +38,9 @@ __all__ = [
 ]
 
 _FILE, _DIR, _SYMLINK = TYPE_CODE["file"], TYPE_CODE["dir"], TYPE_CODE["symlink"]
-_HARDLINK, _CHR, _BLK = TYPE_CODE["hardlink"], TYPE_CODE["chardev"], TYPE_CODE["blockdev"]
+_HARDLINK = TYPE_CODE["hardlink"]
 _STALE = -1  # ctime_ns stored for entries archived inconsistently: never matches next time
-_PROGRESS_EVERY = 1024  # files between progress callbacks
-_S_IFMT, _S_IFREG = 0o170000, stat.S_IFREG
-_END = b"\0"  # after the last base path: no path contains NUL
+_S_IFREG = stat.S_IFREG
 
 #: Opens a path for reading and returns a file descriptor (a seam for fault tests).
 Opener = Callable[[bytes], int]
@@ -139,23 +142,19 @@ def _hash_fd(fd: int, buf: memoryview) -> str:
     return h.hexdigest()
 
 
-class _Run:
-    """State of one increment being written; one method per kind of entry."""
+class _Archiver:
+    """Writes the new and changed entries of one increment to its tar, and records in the new
+    index (:class:`ChangeDetector`) what it wrote or kept; one method per kind of entry."""
 
-    def __init__(self, options: IncrementOptions, base: Index | None, tar: TarWriter,
-                 opener: Opener, stats: ScanStats) -> None:  # fmt: skip
+    def __init__(
+        self, tar: TarWriter, opener: Opener, stats: ScanStats, changes: ChangeDetector
+    ) -> None:
         self.tar = tar
         self.stats = stats
         self.opener = opener
-        self.hashing = options.content_hash
+        self.changes = changes
+        self.hashing = changes.content_hash
         self.hash_buf = memoryview(bytearray(1 << 20 if self.hashing else 0))
-        self.base = base if base is not None else Index()
-        #: the base by position, in archive order (the order of the scan)
-        self.base_rows = self.base.rows()
-        self.base_paths = [*self.base_rows.paths, _END]
-        self._positions: dict[bytes, int] | None = None
-        self.carried_all = False  # the new index is the base's, none deleted
-        self.new = Index()
         self.links: dict[tuple[int, int], bytes] = {}  # inode -> its name written now
         self.warnings: list[BackupWarning] = []
         self.written = 0
@@ -164,110 +163,6 @@ class _Run:
     def warn(self, path: bytes, kind: str, message: str) -> None:
         self.warnings.append(BackupWarning(display_path(path), kind, message))
 
-    def base_position(self, name: bytes) -> int | None:
-        """Where ``name`` is in the base (the map is built on first use)."""
-        if self._positions is None:
-            paths = self.base_paths
-            self._positions = dict(zip(paths, range(len(paths)), strict=True))
-        return self._positions.get(name)
-
-    def carry(self, start: int, stop: int) -> None:
-        """Carry the unchanged base entries at positions ``start:stop`` over, in bulk."""
-        paths = self.base_paths[start:stop]
-        self.new.records.update(zip(paths, self.base_rows.records(start, stop), strict=True))
-        links, hashes = self.base.links, self.base.hashes
-        if links:
-            self.new.links.update({p: links[p] for p in links.keys() & paths})
-        if hashes:
-            self.new.hashes.update({p: hashes[p] for p in hashes.keys() & paths})
-
-    def keep(self, name: bytes, b: Record) -> None:
-        """Carry a base entry over: its content stays in an earlier increment."""
-        self.new.records[name] = b
-        link = self.base.links.get(name)
-        if link is not None:
-            self.new.links[name] = link
-        h = self.base.hashes.get(name)
-        if h is not None:
-            self.new.hashes[name] = h
-
-    def add(
-        self, name: bytes, rec: Record, link: bytes | None = None, h: str | None = None
-    ) -> None:
-        """Record an entry written to this increment."""
-        self.new.records[name] = rec
-        self.new.written.add(name)
-        if link is not None:
-            self.new.links[name] = link
-        if h is not None:
-            self.new.hashes[name] = h
-
-    def compare(self, entries: Iterator[ScanEntry], progress: Progress | None) -> int:
-        """Compare the scanned entries with the base, archive what is new or changed and
-        build the new index; returns the number of entries scanned.
-
-        This is the per-file hot path of an unchanged incremental. The scan visits paths in
-        the base index's order, so the base entry of a path is usually the one at ``cursor``:
-        no dict lookup, and unchanged entries are not copied one by one but carried over in
-        runs (:meth:`carry`). An added or deleted path puts the cursor out of step; it resumes
-        at the next path found in the base.
-        """
-        base_paths, carry, record_at = self.base_paths, self.carry, self.base_rows.record
-        keys, keys_at, stride = self.base_rows.data, self.base_rows.at, ROW_SIZE
-        pack = CHANGE_KEY.pack
-        metadata_mode = not self.hashing
-        scanned = 0
-        cursor = 0  # base position the next scanned path is expected at
-        carry_from = 0  # first base position of the current run of unchanged entries
-        for path, st in entries:
-            scanned += 1
-            if progress is not None and scanned % _PROGRESS_EVERY == 0:
-                progress(scanned, self.bytes_in)
-            name = path[1:]
-            mode = st.st_mode
-            fmt = mode & _S_IFMT
-            pos: int | None = cursor
-            if base_paths[cursor] != name:
-                if carry_from < cursor:
-                    carry(carry_from, cursor)
-                pos = self.base_position(name) if name else None  # "/" has no member name
-                if pos is not None:
-                    cursor = pos
-                carry_from = cursor
-            if pos is not None and (metadata_mode or fmt != _S_IFREG):
-                try:
-                    # fmt: off
-                    same = keys.startswith(pack(mode, st.st_uid, st.st_gid, st.st_size,
-                                                st.st_mtime_ns, st.st_ctime_ns, st.st_ino),
-                                           keys_at + pos * stride)
-                    # fmt: on
-                except struct.error:  # a value no row can hold (an mtime after 2262?)
-                    same = False
-                if same and (fmt == _S_IFREG or record_at(pos)[9] == _TYPE_OF_FMT.get(fmt)):
-                    cursor += 1  # unchanged: its content stays in an earlier increment
-                    continue
-            if carry_from < cursor:
-                carry(carry_from, cursor)
-            b = None
-            if pos is not None:
-                b = record_at(pos)
-                cursor += 1
-            carry_from = cursor
-            self.changed(path, name, st, fmt, b)
-        if carry_from == 0 and cursor == len(base_paths) - 1 and not self.new.records:
-            self.new = self.base.carried_over()  # nothing new, changed or deleted
-            self.carried_all = True
-        elif carry_from < cursor:
-            carry(carry_from, cursor)
-        return scanned
-
-    def deleted(self) -> int:
-        """Paths of the base that the new index does not list."""
-        if self.carried_all:
-            return 0
-        present = sum(map(self.new.records.__contains__, self.base_paths[:-1]))
-        return len(self.base_paths) - 1 - present
-
     def changed(
         self, path: bytes, name: bytes, st: os.stat_result, fmt: int, b: Record | None
     ) -> None:
@@ -275,7 +170,7 @@ class _Run:
         ``b`` is its base record."""
         if fmt == _S_IFREG:
             self.file(path, name, st, b)
-        elif fmt in _TYPE_OF_FMT:
+        elif fmt in TYPE_OF_FMT:
             if name:  # "/" itself has no member name
                 self.other(path, name, st, b)
         else:
@@ -292,7 +187,9 @@ class _Run:
             target = self.links[key]
             self.tar.add_hardlink(name, st, target)
             self.written += 1
-            self.add(name, (*rec[:9], _HARDLINK), target, self.new.hashes.get(target))
+            self.changes.add(
+                name, (*rec[:9], _HARDLINK), target, self.changes.new.hashes.get(target)
+            )
             return
         try:
             fd = self.opener(path)
@@ -302,7 +199,7 @@ class _Run:
         except OSError as e:
             self.warn(path, "unreadable", f"cannot open: {e.strerror or e}")
             if b is not None:
-                self.keep(name, b)
+                self.changes.keep(name, b)
             return
         try:
             if self.hashing and b is not None and self._same_hash(fd, path, name, rec, b):
@@ -322,13 +219,13 @@ class _Run:
             self.warn(path, "changed_while_reading", "changed while being read; archived with "
                       "the size recorded at scan time, will be backed up again")  # fmt: skip
         else:
-            self.add(name, rec, None, hasher.hexdigest() if hasher is not None else None)
+            self.changes.add(name, rec, None, hasher.hexdigest() if hasher is not None else None)
             return
-        self.add(name, (*rec[:5], _STALE, *rec[6:]))  # never matches next time
+        self.changes.add(name, (*rec[:5], _STALE, *rec[6:]))  # never matches next time
 
     def _same_hash(self, fd: int, path: bytes, name: bytes, rec: Record, b: Record) -> bool:
         """Content-hash mode: record ``name`` as unchanged if its content hash matches."""
-        old = self.base.hashes.get(name)
+        old = self.changes.base.hashes.get(name)
         if old is None or b[:4] != rec[:4]:  # mode, owner or size differ: changed anyway
             return False
         try:
@@ -336,23 +233,23 @@ class _Run:
             os.lseek(fd, 0, os.SEEK_SET)
         except OSError as e:
             self.warn(path, "unreadable", f"cannot read: {e.strerror or e}")
-            self.keep(name, (*b[:5], _STALE, *b[6:]))
-            self.new.hashes.pop(name, None)
+            self.changes.keep(name, (*b[:5], _STALE, *b[6:]))
+            self.changes.new.hashes.pop(name, None)
             return True
         if digest != old:
             return False
-        self.keep(name, (*rec[:9], b[9]))  # same content: times alone are no change
+        self.changes.keep(name, (*rec[:9], b[9]))  # same content: times alone are no change
         return True
 
     def other(self, path: bytes, name: bytes, st: os.stat_result, b: Record | None) -> None:
         """Directories, symlinks and devices: compared by metadata, no content to read."""
-        typ = _TYPE_OF_FMT[stat.S_IFMT(st.st_mode)]
+        typ = TYPE_OF_FMT[stat.S_IFMT(st.st_mode)]
         # fmt: off
         rec: Record = (st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns,
                        st.st_ctime_ns, st.st_ino, st.st_dev, st.st_nlink, typ)
         # fmt: on
         if b is not None and b[:7] == rec[:7] and b[9] == typ:
-            self.keep(name, b)
+            self.changes.keep(name, b)
             return
         link = None
         try:
@@ -368,18 +265,7 @@ class _Run:
             self.warn(path, kind, f"cannot read: {e.strerror or e}")
             return
         self.written += 1
-        self.add(name, rec, link)
-
-    def keep_below(self, directory: bytes) -> None:
-        """A directory that could not be listed: keep what the base knew below it, rather
-        than reporting its contents as deleted."""
-        prefix = directory[1:] + b"/"
-        for p, r in self.base.records.items():
-            if p.startswith(prefix) and p not in self.new.records:
-                self.keep(p, r)
-
-
-_TYPE_OF_FMT = {stat.S_IFDIR: _DIR, stat.S_IFLNK: _SYMLINK, stat.S_IFCHR: _CHR, stat.S_IFBLK: _BLK}
+        self.changes.add(name, rec, link)
 
 
 def write_increment(
@@ -403,7 +289,9 @@ def write_increment(
     cctx = zstandard.ZstdCompressor(level=options.compression_level, threads=threads)
     sink = _CountingSink(tar_out)
     zout = cctx.stream_writer(sink, closefd=False, write_size=1 << 20)  # type: ignore[arg-type]
-    run = _Run(options, base, TarWriter(zout), opener, stats)
+    changes = ChangeDetector(base, content_hash=options.content_hash)
+    run = _Archiver(TarWriter(zout), opener, stats, changes)
+    tick = None if progress is None else (lambda n: progress(n, run.bytes_in))
     entries = scan(
         options.sources,
         compile_excludes(options.exclude),
@@ -411,12 +299,12 @@ def write_increment(
         one_file_system=options.one_file_system,
         exclude_caches=options.exclude_caches,
     )
-    scanned = run.compare(entries, progress)
+    scanned = changes.compare(entries, run.changed, tick)
     for d in stats.unreadable_dirs:
-        run.keep_below(d)
+        changes.keep_below(d)
     run.tar.close()
     zout.close()  # type: ignore[no-untyped-call]  # ends the frame; tar_out stays open
-    write_index(run.new, index_out)
+    write_index(changes.new, index_out)
     if progress is not None:
         progress(scanned, run.bytes_in)
     warnings = [BackupWarning(display_path(p), k, m) for p, k, m in stats.warnings]
@@ -427,5 +315,5 @@ def write_increment(
         bytes_out=sink.count,
         skipped=dict(stats.skipped),
         warnings=tuple(warnings + run.warnings),
-        deleted=run.deleted(),
+        deleted=changes.deleted(),
     )

@@ -19,15 +19,25 @@ from pathlib import Path
 
 from localbackup.exclude import ExcludeMatcher
 
-__all__ = ["CACHEDIR_SIGNATURE", "ScanEntry", "ScanStats", "display_path", "scan"]
+__all__ = [
+    "CACHEDIR_SIGNATURE",
+    "FILE_TYPE_BITS",
+    "ScanEntry",
+    "ScanStats",
+    "display_path",
+    "scan",
+]
 
 CACHEDIR_SIGNATURE = b"Signature: 8a477f597d28d172789f06886806bc55"
+#: The file-type bits of ``st_mode``: ``mode & FILE_TYPE_BITS == stat.S_IFMT(mode)``, as one
+#: bit operation for the loops that run once per file.
+FILE_TYPE_BITS = 0o170000
 
 #: One scanned entry: (absolute path, lstat result). A tuple because it is made per file.
 ScanEntry = tuple[bytes, os.stat_result]
 
 _SKIPPED_KINDS = {stat.S_IFSOCK: "socket", stat.S_IFIFO: "fifo"}
-_S_IFMT, _S_IFDIR, _S_IFREG = 0o170000, stat.S_IFDIR, stat.S_IFREG
+_S_IFDIR, _S_IFREG = stat.S_IFDIR, stat.S_IFREG
 _CACHEDIR_TAG = b"CACHEDIR.TAG"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -163,7 +173,7 @@ def _walk(
                     stats.warn(child.path, "unreadable", f"cannot stat: {e.strerror}")
                     continue
                 # _classify inlined, stat tests as bit operations: this runs once per file
-                fmt = st.st_mode & _S_IFMT
+                fmt = st.st_mode & FILE_TYPE_BITS
                 if matcher is not None and matcher.matches(child.path, fmt == _S_IFDIR):
                     stats.skipped["excluded"] += 1
                 elif fmt == _S_IFREG:
