@@ -8,36 +8,37 @@ mtimes to every entry it keeps (the index is the truth for the point in time: wi
 change detection a file only touched keeps its older tar member), directories last, deepest
 first. Path safety rules live in :mod:`localbackup.safepath`.
 
-:func:`staged_target` (in :mod:`localbackup.staging`) puts the result in place.
+The engine neither reads nor places files by itself: its callers verify what they feed it
+(:mod:`localbackup.integrity`) and give it a staged work directory
+(:func:`localbackup.staging.staged_target`) that takes the target's place on success.
+:func:`localbackup.spoolrestore.restore_from_cycle_dir` does all of it for a spool cycle,
+:mod:`uploader.restore` for an archive in a store.
 """
 
 from __future__ import annotations
 
 import errno
 import fnmatch
-import hashlib
 import os
 import stat
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
 import structlog
 import zstandard
 
-from localbackup import formats
-from localbackup.index import TYPE_CODE, Index, Record, read_index
+from localbackup.index import TYPE_CODE, Index, Record
+from localbackup.integrity import IntegrityError
 from localbackup.paxheader import member_mtime_ns
-from localbackup.pointintime import increment_chain
 from localbackup.safepath import (
     ExtractError,
-    IntegrityError,
     SafeTree,
     UnsafeMemberError,
     member_parts,
+    show_member,
 )
-from localbackup.staging import check_target, staged_target
 
 __all__ = [
     "ExtractError",
@@ -47,10 +48,6 @@ __all__ = [
     "IntegrityError",
     "PathFilter",
     "UnsafeMemberError",
-    "VerifyingReader",
-    "check_target",
-    "restore_from_cycle_dir",
-    "staged_target",
 ]
 
 log = structlog.get_logger(__name__)
@@ -219,10 +216,11 @@ class Extractor:
         if source == self.tree.path(parts):
             raise UnsafeMemberError(name, "hardlink points at itself")
         if source is None:
+            shown = show_member(name)
             if self.select:
-                self.warn(f"{_show(name)}: not restored, its hardlink target is not selected")
+                self.warn(f"{shown}: not restored, its hardlink target is not selected")
                 return
-            raise ExtractError(f"hardlink {_show(name)}: target {_show(target)} not in the archive")
+            raise ExtractError(f"hardlink {shown}: target {show_member(target)} not in the archive")
         self.tree.clear(name, parts)
         os.link(source, self.tree.path(parts), follow_symlinks=False)
 
@@ -239,7 +237,7 @@ class Extractor:
                 node = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
                 os.mknod(full, 0o600 | node, os.makedev(m.devmajor, m.devminor))
         except PermissionError as exc:
-            self.warn(f"{_show(name)}: cannot create the device node: {exc.strerror}")
+            self.warn(f"{show_member(name)}: cannot create the device node: {exc.strerror}")
             return
         if self.owners:
             os.chown(full, m.uid, m.gid, follow_symlinks=False)
@@ -323,67 +321,3 @@ class Extractor:
         if not symlink:
             os.chmod(full, rec[0] & 0o7777)
         os.utime(full, ns=(rec[4], rec[4]), follow_symlinks=False)
-
-
-def _show(name: bytes) -> str:
-    return repr(name.decode("utf-8", "backslashreplace"))
-
-
-class Readable(Protocol):
-    def read(self, n: int = -1, /) -> bytes: ...
-
-
-class VerifyingReader:
-    """Reads exactly ``size`` bytes of ``src`` while hashing; :meth:`verify` checks them."""
-
-    def __init__(self, src: Readable, size: int, sha256: str, name: str) -> None:
-        self._src, self._left, self._sha256, self.name = src, size, sha256, name
-        self._hash = hashlib.sha256()
-
-    def read(self, n: int = -1) -> bytes:
-        want = self._left if n is None or n < 0 else min(n, self._left)
-        data = self._src.read(want) if want else b""
-        self._hash.update(data)
-        self._left -= len(data)
-        if want and not data:
-            raise IntegrityError(f"{self.name}: ends {self._left} bytes early")
-        return data
-
-    def verify(self) -> None:
-        """Read what the consumer left (end padding), then compare size and SHA-256."""
-        while self._left:
-            self.read(_COPY)
-        if self._src.read(1):
-            raise IntegrityError(f"{self.name}: longer than its manifest says")
-        if self._hash.hexdigest() != self._sha256:
-            raise IntegrityError(f"{self.name}: SHA-256 does not match the cycle's manifest")
-
-
-def restore_from_cycle_dir(
-    cycle_dir: Path,
-    increments: list[formats.IncrementManifest],
-    number: int,
-    to: Path,
-    *,
-    force: bool = False,
-    options: ExtractOptions | None = None,
-) -> ExtractStats:
-    """Restore increment ``number`` of a spool cycle (sealed or open) into ``to``.
-
-    Every file read is checked against its manifest's size and SHA-256.
-    """
-    by_number = {m.number: m for m in increments}
-    with staged_target(to, force=force) as work:
-        extractor = Extractor(work, options)
-        for n in increment_chain(increments, number):
-            info = by_number[n].tar
-            with open(cycle_dir / info.name, "rb") as f:
-                reader = VerifyingReader(f, info.size, info.sha256, info.name)
-                extractor.apply(reader, info.name)  # type: ignore[arg-type]
-                reader.verify()
-        info = by_number[number].index
-        with open(cycle_dir / info.name, "rb") as f:
-            reader = VerifyingReader(f, info.size, info.sha256, info.name)
-            index = read_index(reader)  # type: ignore[arg-type]
-            reader.verify()
-        return extractor.finish(index)

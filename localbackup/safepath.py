@@ -23,10 +23,10 @@ import stat
 
 __all__ = [
     "ExtractError",
-    "IntegrityError",
     "SafeTree",
     "UnsafeMemberError",
     "member_parts",
+    "show_member",
 ]
 
 
@@ -34,19 +34,16 @@ class ExtractError(Exception):
     """A restore cannot go on (bad archive, I/O error); the partial result is discarded."""
 
 
-class IntegrityError(ExtractError):
-    """The data read does not match what it must be (a checksum, a size, a valid stream)."""
-
-
 class UnsafeMemberError(ExtractError):
     """An archive member breaks a safety rule; the message names it."""
 
     def __init__(self, member: bytes, reason: str) -> None:
         self.member = member
-        super().__init__(f"refusing archive member {_show(member)}: {reason}")
+        super().__init__(f"refusing archive member {show_member(member)}: {reason}")
 
 
-def _show(name: bytes) -> str:
+def show_member(name: bytes) -> str:
+    """A member name as messages show it: quoted, undecodable bytes as backslash escapes."""
     return repr(name.decode("utf-8", "backslashreplace"))
 
 
@@ -102,11 +99,11 @@ class SafeTree:
                 continue
             if stat.S_ISLNK(st.st_mode):
                 raise UnsafeMemberError(
-                    member, f"it would be written through the symlink {_show(rel)}"
+                    member, f"it would be written through the symlink {show_member(rel)}"
                 )
             if not stat.S_ISDIR(st.st_mode):
                 if not create:
-                    raise UnsafeMemberError(member, f"{_show(rel)} is not a directory")
+                    raise UnsafeMemberError(member, f"{show_member(rel)} is not a directory")
                 os.unlink(full)
                 os.mkdir(full, 0o700)
             self.known.add(rel)
@@ -154,7 +151,7 @@ class SafeTree:
             parts = member_parts(target, what="hardlink target")
         except UnsafeMemberError:
             raise UnsafeMemberError(
-                member, f"hardlink points outside the target ({_show(target)})"
+                member, f"hardlink points outside the target ({show_member(target)})"
             ) from None
         if not parts:
             raise UnsafeMemberError(member, "hardlink points at the target directory itself")
@@ -167,6 +164,6 @@ class SafeTree:
             return None
         if not stat.S_ISREG(st.st_mode):
             raise UnsafeMemberError(
-                member, f"hardlink target {_show(target)} is not a regular file"
+                member, f"hardlink target {show_member(target)} is not a regular file"
             )
         return full

@@ -13,14 +13,10 @@ from pathlib import Path
 import pytest
 
 from localbackup.config import BackupConfig
-from localbackup.extract import (
-    ExtractError,
-    ExtractOptions,
-    Extractor,
-    restore_from_cycle_dir,
-    staged_target,
-)
+from localbackup.extract import ExtractError, ExtractOptions, Extractor
 from localbackup.spool import CycleDir, Spool
+from localbackup.spoolrestore import restore_from_cycle_dir
+from localbackup.staging import staged_target
 from localbackup.step import run_backup_step
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -15,10 +15,10 @@ import pytest
 import zstandard
 
 from localbackup import staging as safepath
-from localbackup.extract import ExtractOptions, Extractor, staged_target
+from localbackup.extract import ExtractOptions, Extractor
 from localbackup.index import Index
 from localbackup.safepath import ExtractError, UnsafeMemberError, member_parts
-from localbackup.staging import check_target
+from localbackup.staging import check_target, staged_target
 
 Member = tuple[str, bytes, dict[str, object]]  # type name: "file" | "dir" | "symlink" | ...
 

@@ -35,10 +35,11 @@ from typing import IO, BinaryIO, cast
 
 import structlog
 
-from localbackup.extract import ExtractOptions, Extractor, ExtractStats, _show
+from localbackup.extract import ExtractOptions, Extractor, ExtractStats
 from localbackup.paxheader import member_mtime_ns as _mtime_ns
 from localbackup.pointintime import PointInTimeError
 from localbackup.safepath import ExtractError
+from localbackup.safepath import show_member as _show
 from localbackup.staging import staged_target
 from uploader.crypto import LegacyDecryptError, decrypt_openssl
 

@@ -3,7 +3,7 @@
 One pass, nothing buffered whole: the bundle is read as a stream; ``cycle.json`` must come
 first, then every data file in the order it lists. Each file the restore needs is hashed while
 the engine consumes it and checked (size and SHA-256) when it ends; a mismatch fails the
-restore, whose half-built tree is then deleted (:func:`localbackup.extract.staged_target`).
+restore, whose half-built tree is then deleted (:func:`localbackup.staging.staged_target`).
 With age, tampering is caught earlier still: no plaintext leaves the decryptor before its
 chunk authenticated. Reading stops after the index of the chosen increment.
 
@@ -27,16 +27,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import structlog
 
-from localbackup.extract import (
-    ExtractOptions,
-    Extractor,
-    ExtractStats,
-    VerifyingReader,
-    staged_target,
-)
+from localbackup.extract import ExtractOptions, Extractor, ExtractStats
 from localbackup.formats import CYCLE_JSON, FormatError, IncrementManifest, SealedCycle
 from localbackup.index import read_index
+from localbackup.integrity import VerifyingReader
 from localbackup.pointintime import choose_increment, increment_chain
+from localbackup.staging import staged_target
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig
 from uploader.crypto import Decryptor, Identity, ScryptIdentity, load_identities, read_passphrase

@@ -17,13 +17,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from localbackup.configkit import format_size
-from localbackup.extract import (
-    ExtractError,
-    ExtractOptions,
-    ExtractStats,
-    check_target,
-    restore_from_cycle_dir,
-)
+from localbackup.extract import ExtractError, ExtractOptions, ExtractStats
 from localbackup.formats import FormatError, IncrementManifest, SealedCycle, load_sealed_cycle
 from localbackup.index import IndexFormatError
 from localbackup.pointintime import (
@@ -35,6 +29,8 @@ from localbackup.pointintime import (
     parse_at,
 )
 from localbackup.spool import Spool
+from localbackup.spoolrestore import restore_from_cycle_dir
+from localbackup.staging import check_target
 from uploader.catalogue import Catalogue
 from uploader.crypto import AgeError
 from uploader.restore import RestoreError, find_archives, identities_for, restore_archive

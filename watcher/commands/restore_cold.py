@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from localbackup.configkit import format_size
-from localbackup.extract import ExtractOptions, ExtractStats, IntegrityError, check_target
+from localbackup.extract import ExtractOptions, ExtractStats, IntegrityError
+from localbackup.staging import check_target
 from uploader import catalogue as cr
 from uploader.catalogue import Catalogue, RetrievalState, archive_id_of
 from uploader.crypto import HeaderError, Identity, PayloadError
