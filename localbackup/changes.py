@@ -17,7 +17,7 @@ import stat
 import struct
 from collections.abc import Callable, Iterator
 
-from localbackup.index import CHANGE_KEY, ROW_SIZE, TYPE_CODE, Index, Record
+from localbackup.index import CHANGE_KEY, ROW_SIZE, TYPE_CODE, EntryType, Index, Record
 from localbackup.scan import FILE_TYPE_BITS, ScanEntry
 
 __all__ = ["TYPE_OF_FMT", "ChangeDetector", "Changed"]
@@ -25,10 +25,10 @@ __all__ = ["TYPE_OF_FMT", "ChangeDetector", "Changed"]
 #: The index type code of every file type compared by metadata alone (no content to read), by
 #: its ``st_mode`` file-type bits. Regular files (and hardlinks) are not in it.
 TYPE_OF_FMT = {
-    stat.S_IFDIR: TYPE_CODE["dir"],
-    stat.S_IFLNK: TYPE_CODE["symlink"],
-    stat.S_IFCHR: TYPE_CODE["chardev"],
-    stat.S_IFBLK: TYPE_CODE["blockdev"],
+    stat.S_IFDIR: TYPE_CODE[EntryType.DIR],
+    stat.S_IFLNK: TYPE_CODE[EntryType.SYMLINK],
+    stat.S_IFCHR: TYPE_CODE[EntryType.CHARDEV],
+    stat.S_IFBLK: TYPE_CODE[EntryType.BLOCKDEV],
 }
 
 #: Called for a new or changed entry: (path, member name, lstat, file-type bits, base record

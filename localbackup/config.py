@@ -5,15 +5,22 @@ from __future__ import annotations
 import re
 import socket
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from localbackup import paths
 from localbackup.configkit import Section
+from localbackup.formats import BackupMode
 
-MODES = ("incremental", "differential")
 # Archive names and Glacier descriptions carry the host: keep it to a host name's alphabet.
 _HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-CHANGE_DETECTION = ("metadata", "content")
+
+
+class ChangeDetection(StrEnum):
+    """What makes a regular file changed since the base: ``[backup] change_detection``."""
+
+    METADATA = "metadata"  # mode, owner, size, mtime, ctime or inode differ
+    CONTENT = "content"  # mode, owner, size or the content hash differ
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,17 +30,17 @@ class BackupConfig:
     spool_dir: Path = paths.data_home() / "spool"
     increments_per_cycle: int = 7
     full_every: float | None = None  # seconds
-    mode: str = "incremental"
+    mode: BackupMode = BackupMode.INCREMENTAL
     compression_level: int = 3
     compression_threads: int = 0
     one_file_system: bool = False
     exclude_caches: bool = True
-    change_detection: str = "metadata"
+    change_detection: ChangeDetection = ChangeDetection.METADATA
     host: str = ""
 
     @property
     def differential(self) -> bool:
-        return self.mode == "differential"
+        return self.mode == BackupMode.DIFFERENTIAL
 
 
 def default_host() -> str:
@@ -58,12 +65,12 @@ def backup_config(section: Section) -> BackupConfig:
         spool_dir=section.path("spool_dir", paths.data_home() / "spool") or paths.data_home(),
         increments_per_cycle=section.integer("increments_per_cycle", 7, minimum=0, maximum=10_000),
         full_every=section.duration("full_every", None),
-        mode=section.choice("mode", "incremental", MODES),
+        mode=section.enum_choice("mode", BackupMode.INCREMENTAL),
         compression_level=section.integer("compression_level", 3, minimum=1, maximum=22),
         compression_threads=section.integer("compression_threads", 0, minimum=0, maximum=256),
         one_file_system=section.boolean("one_file_system", False),
         exclude_caches=section.boolean("exclude_caches", True),
-        change_detection=section.choice("change_detection", "metadata", CHANGE_DETECTION),
+        change_detection=section.enum_choice("change_detection", ChangeDetection.METADATA),
         host=host,
     )
     section.finish()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,6 +24,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+E = TypeVar("E", bound=StrEnum)
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
@@ -166,6 +168,11 @@ class Section:
                 key, f"must be one of {', '.join(map(repr, choices))}, got {value!r}{hint}"
             )
         return value
+
+    def enum_choice(self, key: str, default: E) -> E:
+        """A :meth:`choice` among the values of ``default``'s enum, returned as its member."""
+        kind = type(default)
+        return kind(self.choice(key, default.value, [m.value for m in kind]))
 
     def integer(
         self, key: str, default: int, *, minimum: int | None = None, maximum: int | None = None

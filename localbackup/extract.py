@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 import structlog
 import zstandard
 
-from localbackup.index import TYPE_CODE, Index, Record
+from localbackup.index import TYPE_CODE, EntryType, Index, Record
 from localbackup.integrity import IntegrityError
 from localbackup.paxheader import member_mtime_ns
 from localbackup.safepath import (
@@ -53,7 +53,7 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 _COPY = 1 << 20
-_DIR = TYPE_CODE["dir"]
+_DIR = TYPE_CODE[EntryType.DIR]
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _XATTR_SKIP = (errno.ENOTSUP, errno.EPERM, errno.EACCES, errno.E2BIG, errno.ERANGE, errno.ENOSPC)
 _DEFAULT_DIR_MODE = 0o755  # directories above the backed-up roots (not in the archive)

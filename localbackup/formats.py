@@ -15,8 +15,9 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 CYCLE_FORMAT = "glacier-backup-cycle"
 MARKER_FORMAT = "glacier-backup-marker"
@@ -30,6 +31,24 @@ MARKER_NAME = re.compile(r"^cycle-(?P<host>[^/\s]+?)-(?P<cycle>\d{8}T\d{6}Z(?:-\
 
 class FormatError(ValueError):
     """A cycle file, manifest or marker is not what this version writes."""
+
+
+class IncrementKind(StrEnum):
+    """What an increment was compared against: its manifest's ``kind``."""
+
+    FULL = "full"  # increment 0: everything, no base
+    INCREMENTAL = "incremental"  # base: the previous increment
+    DIFFERENTIAL = "differential"  # base: the full
+
+
+class BackupMode(StrEnum):
+    """How the increments of a cycle are taken: ``[backup] mode``, and ``mode`` in cycle.json."""
+
+    INCREMENTAL = "incremental"  # each against the previous increment
+    DIFFERENTIAL = "differential"  # each against the full
+
+
+_E = TypeVar("_E", bound=StrEnum)
 
 
 def utc_iso(t: datetime) -> str:
@@ -83,7 +102,7 @@ class IncrementManifest:
     """What ``inc-NNNN.json`` records about one finished increment."""
 
     number: int
-    kind: str  # "full" | "incremental" | "differential"
+    kind: IncrementKind
     base: int | None  # the increment whose index this one was compared against
     started_at: datetime
     finished_at: datetime
@@ -114,7 +133,7 @@ class IncrementManifest:
         base = d.get("base")
         return IncrementManifest(
             number=int(d["number"]),
-            kind=str(d["kind"]),
+            kind=_member(IncrementKind, d["kind"], "kind"),
             base=None if base is None else int(base),
             started_at=parse_iso(d["started_at"]),
             finished_at=parse_iso(d["finished_at"]),
@@ -130,7 +149,7 @@ class SealedCycle:
 
     host: str
     cycle_id: str
-    mode: str
+    mode: BackupMode
     created_at: datetime
     sealed_at: datetime
     increments: tuple[IncrementManifest, ...]
@@ -169,7 +188,7 @@ class SealedCycle:
         return SealedCycle(
             host=str(d["host"]),
             cycle_id=str(d["cycle_id"]),
-            mode=str(d["mode"]),
+            mode=_member(BackupMode, d["mode"], "mode"),
             created_at=parse_iso(d["created_at"]),
             sealed_at=parse_iso(d["sealed_at"]),
             increments=tuple(IncrementManifest.from_json(m) for m in d["increments"]),
@@ -257,6 +276,14 @@ def _load_json(path: Path) -> dict[str, Any]:
     if not isinstance(d, dict):
         raise FormatError(f"{path}: not a JSON object")
     return d
+
+
+def _member(kind: type[_E], value: object, field: str) -> _E:
+    """``value`` as a member of ``kind``; an unknown value is a :class:`FormatError`."""
+    try:
+        return kind(str(value))
+    except ValueError:
+        raise FormatError(f"unknown {field} {value!r}") from None
 
 
 def _check_format(d: dict[str, Any], expected: str) -> None:

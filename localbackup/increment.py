@@ -23,9 +23,9 @@ import zstandard
 
 from localbackup.changes import TYPE_OF_FMT, ChangeDetector
 from localbackup.exclude import compile_excludes
-from localbackup.index import TYPE_CODE, Index, Record, write_index
+from localbackup.index import TYPE_CODE, EntryType, Index, Record, write_index
 from localbackup.paxheader import xattr_records
-from localbackup.scan import ScanStats, display_path, scan
+from localbackup.scan import ScanStats, SkipReason, WarningKind, display_path, scan
 from localbackup.tarwriter import TarWriter, read_xattrs
 
 __all__ = [
@@ -37,8 +37,8 @@ __all__ = [
     "write_increment",
 ]
 
-_FILE, _DIR, _SYMLINK = TYPE_CODE["file"], TYPE_CODE["dir"], TYPE_CODE["symlink"]
-_HARDLINK = TYPE_CODE["hardlink"]
+_FILE, _HARDLINK = TYPE_CODE[EntryType.FILE], TYPE_CODE[EntryType.HARDLINK]
+_DIR, _SYMLINK = TYPE_CODE[EntryType.DIR], TYPE_CODE[EntryType.SYMLINK]
 _STALE = -1  # ctime_ns stored for entries archived inconsistently: never matches next time
 _S_IFREG = stat.S_IFREG
 
@@ -79,7 +79,7 @@ class BackupWarning:
     """A path that could not be backed up as-is; the backup went on."""
 
     path: str  # display form
-    kind: str  # unreadable | vanished | changed_while_reading | missing_source | skipped_special
+    kind: WarningKind
     message: str
 
 
@@ -91,7 +91,7 @@ class IncrementResult:
     files_written: int  # members written to the tar
     bytes_in: int  # file content bytes archived (uncompressed)
     bytes_out: int  # compressed bytes written to tar_out
-    skipped: Mapping[str, int]  # socket, fifo, excluded, cachedir, special
+    skipped: Mapping[SkipReason, int]
     warnings: tuple[BackupWarning, ...]
     deleted: int  # paths in the base index absent now
 
@@ -160,7 +160,7 @@ class _Archiver:
         self.written = 0
         self.bytes_in = 0
 
-    def warn(self, path: bytes, kind: str, message: str) -> None:
+    def warn(self, path: bytes, kind: WarningKind, message: str) -> None:
         self.warnings.append(BackupWarning(display_path(path), kind, message))
 
     def changed(
@@ -261,7 +261,7 @@ class _Archiver:
             else:
                 self.tar.add_device(name, st, _xattr_records(path))
         except OSError as e:
-            kind = "vanished" if e.errno == errno.ENOENT else "unreadable"
+            kind: WarningKind = "vanished" if e.errno == errno.ENOENT else "unreadable"
             self.warn(path, kind, f"cannot read: {e.strerror or e}")
             return
         self.written += 1

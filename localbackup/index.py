@@ -16,6 +16,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator, KeysView, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from itertools import compress, starmap
 from typing import BinaryIO
 
@@ -25,6 +26,9 @@ __all__ = [
     "CHANGE_KEY",
     "INDEX_MAGIC",
     "ROW_SIZE",
+    "TYPES",
+    "TYPE_CODE",
+    "EntryType",
     "Index",
     "IndexEntry",
     "IndexFormatError",
@@ -36,8 +40,21 @@ __all__ = [
 
 INDEX_MAGIC = b"GLACIER-BACKUP-INDEX 1\n"
 
-TYPES = ("file", "dir", "symlink", "hardlink", "chardev", "blockdev")
-TYPE_CODE = {name: code for code, name in enumerate(TYPES)}
+
+class EntryType(StrEnum):
+    """What an index entry is. The order is the format: a row stores the position (its code)."""
+
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    HARDLINK = "hardlink"  # a later name of a file's inode: ``links`` holds the first name
+    CHARDEV = "chardev"
+    BLOCKDEV = "blockdev"
+
+
+#: The entry types by code, and the code of each type.
+TYPES = tuple(EntryType)
+TYPE_CODE = {t: code for code, t in enumerate(TYPES)}
 
 FLAG_IN_INCREMENT = 1
 _IN_INCREMENT_BIT = bytes(b & FLAG_IN_INCREMENT for b in range(256))  # bytes.translate table
@@ -65,7 +82,7 @@ class IndexEntry:
     """One path of an increment. ``mode`` is the full ``st_mode`` (type bits included)."""
 
     path: bytes
-    type: str
+    type: EntryType
     mode: int
     uid: int
     gid: int

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from localbackup.configkit import format_duration
+from localbackup.formats import IncrementKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +30,7 @@ class BackupPlan:
     seal_open_cycle: bool  # seal the open cycle before writing anything
     new_cycle: bool  # the increment goes into a new cycle
     number: int  # increment number inside its cycle (0 = the full)
-    kind: str  # "full" | "incremental" | "differential"
+    kind: IncrementKind
     base: int | None  # increment whose index decides what changed
     seal_after: bool  # the cycle is complete once this increment is written
     reason: str
@@ -47,12 +48,13 @@ def plan_backup(
     n = policy.increments_per_cycle
 
     def fresh(seal_open: bool, reason: str) -> BackupPlan:
-        return BackupPlan(seal_open, True, 0, "full", None, n == 0, reason)
+        return BackupPlan(seal_open, True, 0, IncrementKind.FULL, None, n == 0, reason)
 
     if open_cycle is None:
         return fresh(False, "no open cycle")
     if open_cycle.increments == 0:
-        return BackupPlan(False, False, 0, "full", None, n == 0, "the open cycle has no full yet")
+        reason = "the open cycle has no full yet"
+        return BackupPlan(False, False, 0, IncrementKind.FULL, None, n == 0, reason)
     if force_full:
         return fresh(True, "a full backup was requested")
     if open_cycle.increments > n:
@@ -66,7 +68,7 @@ def plan_backup(
         )
     number = open_cycle.increments
     if policy.differential:
-        kind, base = "differential", 0
+        kind, base = IncrementKind.DIFFERENTIAL, 0
     else:
-        kind, base = "incremental", number - 1
+        kind, base = IncrementKind.INCREMENTAL, number - 1
     return BackupPlan(False, False, number, kind, base, number >= n, f"increment {number} of {n}")

@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
 
-from localbackup.formats import IncrementManifest
+from localbackup.formats import IncrementKind, IncrementManifest
 
 __all__ = [
     "LATEST",
@@ -105,7 +105,7 @@ def increment_chain(increments: Sequence[IncrementManifest], number: int) -> tup
         if chain and current >= chain[-1]:
             raise PointInTimeError(f"increment {chain[-1]} has an invalid base {current}")
         chain.append(current)
-        if inc.base is None and inc.kind != "full":
+        if inc.base is None and inc.kind != IncrementKind.FULL:
             raise PointInTimeError(f"increment {current} ({inc.kind}) names no base")
         current = inc.base
     return tuple(reversed(chain))

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from localbackup.exclude import ExcludeMatcher
 
@@ -24,6 +25,8 @@ __all__ = [
     "FILE_TYPE_BITS",
     "ScanEntry",
     "ScanStats",
+    "SkipReason",
+    "WarningKind",
     "display_path",
     "scan",
 ]
@@ -35,8 +38,16 @@ FILE_TYPE_BITS = 0o170000
 
 #: One scanned entry: (absolute path, lstat result). A tuple because it is made per file.
 ScanEntry = tuple[bytes, os.stat_result]
+#: Why a path was not backed up, or not as it is now: a warning's kind. (``skipped_special``
+#: and ``changed_while_reading`` come from the archiver, the others from the scan as well.)
+WarningKind = Literal[
+    "unreadable", "vanished", "changed_while_reading", "missing_source", "skipped_special"
+]
+#: What was left out on purpose, counted (``excluded``: a pattern, ``cachedir``: a directory
+#: with a CACHEDIR.TAG, ``special``: an unsupported file type).
+SkipReason = Literal["socket", "fifo", "excluded", "cachedir", "special"]
 
-_SKIPPED_KINDS = {stat.S_IFSOCK: "socket", stat.S_IFIFO: "fifo"}
+_SKIPPED_KINDS: dict[int, SkipReason] = {stat.S_IFSOCK: "socket", stat.S_IFIFO: "fifo"}
 _S_IFDIR, _S_IFREG = stat.S_IFDIR, stat.S_IFREG
 _CACHEDIR_TAG = b"CACHEDIR.TAG"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -51,12 +62,12 @@ def display_path(path: bytes) -> str:
 class ScanStats:
     """Mutable tallies a scan fills in while it runs."""
 
-    skipped: Counter[str] = field(default_factory=Counter)
-    warnings: list[tuple[bytes, str, str]] = field(default_factory=list)
+    skipped: Counter[SkipReason] = field(default_factory=Counter)
+    warnings: list[tuple[bytes, WarningKind, str]] = field(default_factory=list)
     #: directories that exist but could not be listed (their old contents are carried over)
     unreadable_dirs: list[bytes] = field(default_factory=list)
 
-    def warn(self, path: bytes, kind: str, message: str) -> None:
+    def warn(self, path: bytes, kind: WarningKind, message: str) -> None:
         self.warnings.append((path, kind, message))
 
 

@@ -25,7 +25,7 @@ class SealError(RuntimeError):
 
 
 def seal_cycle(
-    cycle: CycleDir, host: str, mode: str, marker_dir: Path, now: datetime
+    cycle: CycleDir, host: str, mode: formats.BackupMode, marker_dir: Path, now: datetime
 ) -> formats.SealedCycle:
     """Write ``cycle.json`` for a cycle with at least one complete increment, then its marker.
 

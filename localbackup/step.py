@@ -15,7 +15,7 @@ import structlog
 
 from localbackup import formats
 from localbackup.atomic import atomic_write_bytes, fsync_dir, temp_name
-from localbackup.config import BackupConfig
+from localbackup.config import BackupConfig, ChangeDetection
 from localbackup.increment import IncrementOptions, IncrementResult, write_increment
 from localbackup.index import Index, read_index
 from localbackup.plan import BackupPlan, CyclePolicy, plan_backup
@@ -77,7 +77,7 @@ def options_of(cfg: BackupConfig) -> IncrementOptions:
         exclude=cfg.exclude,
         one_file_system=cfg.one_file_system,
         exclude_caches=cfg.exclude_caches,
-        content_hash=cfg.change_detection == "content",
+        content_hash=cfg.change_detection == ChangeDetection.CONTENT,
         compression_level=cfg.compression_level,
         compression_threads=cfg.compression_threads,
     )
