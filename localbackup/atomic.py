@@ -8,6 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from localbackup.fileio import PRIVATE_FILE_MODE, create_file
+
+PARTIAL_SUFFIX = ".partial"  # ends the name of whatever is still being written
+
 
 def fsync_dir(path: Path) -> None:
     """Make a rename or creation inside ``path`` durable."""
@@ -20,18 +24,17 @@ def fsync_dir(path: Path) -> None:
 
 def temp_name(path: Path) -> Path:
     """The name a file has while it is being written: hidden, and never trusted after a crash."""
-    return path.with_name(f".{path.name}.partial")
+    return path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
+def atomic_writer(path: Path, mode: int = PRIVATE_FILE_MODE) -> Iterator[BinaryIO]:
     """Open a temp file next to ``path``; on clean exit fsync it and rename it into place.
 
     On error the temp file is removed, so readers only ever see the old file or the whole new one.
     """
     tmp = temp_name(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    f = os.fdopen(fd, "wb")
+    f = create_file(tmp, mode)
     try:
         yield f
         f.flush()
@@ -46,6 +49,7 @@ def atomic_writer(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
         raise
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
+def atomic_write_bytes(path: Path, data: bytes, mode: int = PRIVATE_FILE_MODE) -> None:
+    """Write ``data`` to ``path`` with :func:`atomic_writer`: readers see all of it or none."""
     with atomic_writer(path, mode) as f:
         f.write(data)

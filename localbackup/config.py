@@ -23,11 +23,14 @@ class ChangeDetection(StrEnum):
     CONTENT = "content"  # mode, owner, size or the content hash differ
 
 
+SPOOL_DIR_NAME = "spool"  # the default spool_dir, below paths.data_home()
+
+
 @dataclass(frozen=True, slots=True)
 class BackupConfig:
     sources: tuple[Path, ...]
     exclude: tuple[str, ...] = ()
-    spool_dir: Path = paths.data_home() / "spool"
+    spool_dir: Path = paths.data_home() / SPOOL_DIR_NAME  # evaluated at import
     increments_per_cycle: int = 7
     full_every: float | None = None  # seconds
     mode: BackupMode = BackupMode.INCREMENTAL
@@ -41,6 +44,9 @@ class BackupConfig:
     @property
     def differential(self) -> bool:
         return self.mode == BackupMode.DIFFERENTIAL
+
+
+_DEFAULT = BackupConfig(sources=())  # the default of every key (spool_dir: see backup_config)
 
 
 def default_host() -> str:
@@ -59,18 +65,26 @@ def backup_config(section: Section) -> BackupConfig:
             "host",
             f"must be a host name (letters, digits, '.', '_', '-'; at most 63), got {host!r}",
         )
+    d = _DEFAULT
     cfg = BackupConfig(
         sources=sources,
-        exclude=section.string_list("exclude"),
-        spool_dir=section.path("spool_dir", paths.data_home() / "spool") or paths.data_home(),
-        increments_per_cycle=section.integer("increments_per_cycle", 7, minimum=0, maximum=10_000),
-        full_every=section.duration("full_every", None),
-        mode=section.enum_choice("mode", BackupMode.INCREMENTAL),
-        compression_level=section.integer("compression_level", 3, minimum=1, maximum=22),
-        compression_threads=section.integer("compression_threads", 0, minimum=0, maximum=256),
-        one_file_system=section.boolean("one_file_system", False),
-        exclude_caches=section.boolean("exclude_caches", True),
-        change_detection=section.enum_choice("change_detection", ChangeDetection.METADATA),
+        exclude=section.string_list("exclude", d.exclude),
+        spool_dir=section.path("spool_dir", paths.data_home() / SPOOL_DIR_NAME)
+        or paths.data_home(),
+        increments_per_cycle=section.integer(
+            "increments_per_cycle", d.increments_per_cycle, minimum=0, maximum=10_000
+        ),
+        full_every=section.duration("full_every", d.full_every),
+        mode=section.enum_choice("mode", d.mode),
+        compression_level=section.integer(
+            "compression_level", d.compression_level, minimum=1, maximum=22
+        ),
+        compression_threads=section.integer(
+            "compression_threads", d.compression_threads, minimum=0, maximum=256
+        ),
+        one_file_system=section.boolean("one_file_system", d.one_file_system),
+        exclude_caches=section.boolean("exclude_caches", d.exclude_caches),
+        change_detection=section.enum_choice("change_detection", d.change_detection),
         host=host,
     )
     section.finish()

@@ -29,9 +29,10 @@ from typing import Any, BinaryIO
 import structlog
 import zstandard
 
+from localbackup.fileio import CHUNK_SIZE, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
 from localbackup.index import TYPE_CODE, EntryType, Index, Record
 from localbackup.integrity import IntegrityError
-from localbackup.paxheader import member_mtime_ns
+from localbackup.paxheader import XATTR_PREFIX, member_mtime_ns
 from localbackup.safepath import (
     ExtractError,
     SafeTree,
@@ -52,7 +53,6 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-_COPY = 1 << 20
 _DIR = TYPE_CODE[EntryType.DIR]
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _XATTR_SKIP = (errno.ENOTSUP, errno.EPERM, errno.EACCES, errno.E2BIG, errno.ERANGE, errno.ENOSPC)
@@ -147,7 +147,7 @@ class Extractor:
             self._file(tf, m, name, parts)
         elif m.isdir():
             if not self.tree.clear(name, parts, keep_dir=True):
-                os.mkdir(self.tree.path(parts), 0o700)
+                os.mkdir(self.tree.path(parts), PRIVATE_DIR_MODE)
                 self.tree.known.add(b"/".join(parts))
             self._directory(m, parts)
         elif m.issym():
@@ -187,14 +187,14 @@ class Extractor:
         src.seek(m.offset_data)
         sparse: list[tuple[int, int]] | None = m.sparse  # type: ignore[assignment]
         regions = sparse if sparse is not None else [(0, m.size)]
-        fd = os.open(self.tree.path(parts), _CREATE, 0o600)
+        fd = os.open(self.tree.path(parts), _CREATE, PRIVATE_FILE_MODE)
         try:
             for offset, length in regions:
                 if offset + length > m.size:
                     raise ExtractError(f"{m.name!r}: sparse map goes beyond the file size")
                 pos, left = offset, length
                 while left:
-                    chunk = src.read(min(left, _COPY))
+                    chunk = src.read(min(left, CHUNK_SIZE))
                     if not chunk:
                         raise ExtractError(f"increment ends inside the member {m.name!r}")
                     view = memoryview(chunk)
@@ -232,32 +232,32 @@ class Extractor:
         full = self.tree.path(parts)
         try:
             if m.isfifo():
-                os.mkfifo(full, 0o600)
+                os.mkfifo(full, PRIVATE_FILE_MODE)
             else:
                 node = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
-                os.mknod(full, 0o600 | node, os.makedev(m.devmajor, m.devminor))
+                os.mknod(full, PRIVATE_FILE_MODE | node, os.makedev(m.devmajor, m.devminor))
         except PermissionError as exc:
             self.warn(f"{show_member(name)}: cannot create the device node: {exc.strerror}")
             return
         if self.owners:
             os.chown(full, m.uid, m.gid, follow_symlinks=False)
-        os.chmod(full, m.mode & 0o7777)
+        os.chmod(full, stat.S_IMODE(m.mode))
         mt = member_mtime_ns(m)
         os.utime(full, ns=(mt, mt), follow_symlinks=False)
 
     def _metadata(self, fd: int, m: tarfile.TarInfo) -> None:
         if self.owners:
             os.fchown(fd, m.uid, m.gid)  # before chmod: chown clears set-id bits
-        os.fchmod(fd, m.mode & 0o7777)
+        os.fchmod(fd, stat.S_IMODE(m.mode))
         self._xattrs(fd, m)
         mt = member_mtime_ns(m)
         os.utime(fd, ns=(mt, mt))
 
     def _xattrs(self, target: int | bytes, m: tarfile.TarInfo) -> None:
         for key, value in m.pax_headers.items():
-            if not key.startswith("SCHILY.xattr."):
+            if not key.startswith(XATTR_PREFIX):
                 continue
-            attr = key[len("SCHILY.xattr.") :]
+            attr = key[len(XATTR_PREFIX) :]
             if not (attr.startswith("user.") or self.owners):
                 continue
             try:
@@ -319,5 +319,5 @@ class Extractor:
         if self.owners:
             os.chown(full, rec[1], rec[2], follow_symlinks=False)
         if not symlink:
-            os.chmod(full, rec[0] & 0o7777)
+            os.chmod(full, stat.S_IMODE(rec[0]))
         os.utime(full, ns=(rec[4], rec[4]), follow_symlinks=False)

@@ -25,8 +25,10 @@ MANIFEST_FORMAT = "glacier-backup-increment"
 FORMAT_VERSION = 1
 
 CYCLE_JSON = "cycle.json"
-CYCLE_ID = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
-MARKER_NAME = re.compile(r"^cycle-(?P<host>[^/\s]+?)-(?P<cycle>\d{8}T\d{6}Z(?:-\d+)?)\.json$")
+_CYCLE_ID_PATTERN = r"\d{8}T\d{6}Z(?:-\d+)?"  # UTC start time, -2, -3... within one second
+CYCLE_ID = re.compile(rf"^{_CYCLE_ID_PATTERN}$")
+MARKER_NAME = re.compile(rf"^cycle-(?P<host>[^/\s]+?)-(?P<cycle>{_CYCLE_ID_PATTERN})\.json$")
+_ISO_UTC = "%Y-%m-%dT%H:%M:%S.%fZ"  # every time in these files: UTC, microseconds
 
 
 class FormatError(ValueError):
@@ -52,11 +54,13 @@ _E = TypeVar("_E", bound=StrEnum)
 
 
 def utc_iso(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A time as these files write it: ``2026-11-26T04:00:00.000000Z``."""
+    return t.astimezone(UTC).strftime(_ISO_UTC)
 
 
 def parse_iso(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    """The reverse of :func:`utc_iso` (an aware UTC datetime)."""
+    return datetime.strptime(text, _ISO_UTC).replace(tzinfo=UTC)
 
 
 def new_cycle_id(now: datetime, taken: set[str]) -> str:
@@ -69,16 +73,23 @@ def new_cycle_id(now: datetime, taken: set[str]) -> str:
     return candidate
 
 
+def _increment_stem(number: int) -> str:
+    return f"inc-{number:04d}"
+
+
 def tar_name(number: int) -> str:
-    return f"inc-{number:04d}.tar.zst"
+    """``inc-NNNN.tar.zst``: the tar of increment ``number``."""
+    return f"{_increment_stem(number)}.tar.zst"
 
 
 def index_name(number: int) -> str:
-    return f"inc-{number:04d}.index.zst"
+    """``inc-NNNN.index.zst``: the index of increment ``number``."""
+    return f"{_increment_stem(number)}.index.zst"
 
 
 def manifest_name(number: int) -> str:
-    return f"inc-{number:04d}.json"
+    """``inc-NNNN.json``: the manifest of increment ``number``, its commit point."""
+    return f"{_increment_stem(number)}.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +136,7 @@ class IncrementManifest:
         }
 
     def render(self) -> bytes:
-        return (json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n").encode()
+        return _render(self.to_json())
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> IncrementManifest:
@@ -180,7 +191,7 @@ class SealedCycle:
         }
 
     def render(self) -> bytes:
-        return (json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n").encode()
+        return _render(self.to_json())
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> SealedCycle:
@@ -228,7 +239,7 @@ class Marker:
             "sealed_at": utc_iso(self.sealed_at),
             "cycle_json_sha256": self.cycle_json_sha256,
         }
-        return (json.dumps(d, indent=2, sort_keys=True) + "\n").encode()
+        return _render(d)
 
 
 def marker_file_name(host: str, cycle_id: str) -> str:
@@ -266,6 +277,11 @@ def parse_marker(data: bytes) -> Marker:
         if isinstance(exc, FormatError):
             raise
         raise FormatError(f"marker has a malformed field: {exc}") from None
+
+
+def _render(d: dict[str, Any]) -> bytes:
+    """The bytes of every JSON document here: sorted keys, two-space indent, final newline."""
+    return (json.dumps(d, indent=2, sort_keys=True) + "\n").encode()
 
 
 def _load_json(path: Path) -> dict[str, Any]:

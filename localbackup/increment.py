@@ -23,10 +23,11 @@ import zstandard
 
 from localbackup.changes import TYPE_OF_FMT, ChangeDetector
 from localbackup.exclude import compile_excludes
+from localbackup.fileio import CHUNK_SIZE, Opener, open_for_reading, read_xattrs
 from localbackup.index import TYPE_CODE, EntryType, Index, Record, write_index
 from localbackup.paxheader import xattr_records
 from localbackup.scan import ScanStats, SkipReason, WarningKind, display_path, scan
-from localbackup.tarwriter import TarWriter, read_xattrs
+from localbackup.tarwriter import TarWriter
 
 __all__ = [
     "BackupWarning",
@@ -42,23 +43,8 @@ _DIR, _SYMLINK = TYPE_CODE[EntryType.DIR], TYPE_CODE[EntryType.SYMLINK]
 _STALE = -1  # ctime_ns stored for entries archived inconsistently: never matches next time
 _S_IFREG = stat.S_IFREG
 
-#: Opens a path for reading and returns a file descriptor (a seam for fault tests).
-Opener = Callable[[bytes], int]
 #: Called with (entries scanned, content bytes archived) now and then, and at the end.
 Progress = Callable[[int, int], None]
-
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_NOATIME = getattr(os, "O_NOATIME", 0)
-
-
-def open_for_reading(path: bytes) -> int:
-    """Open without following symlinks or blocking, with O_NOATIME where permitted."""
-    if _NOATIME:
-        try:
-            return os.open(path, _OPEN_FLAGS | _NOATIME)
-        except PermissionError:
-            pass  # O_NOATIME needs ownership (or CAP_FOWNER)
-    return os.open(path, _OPEN_FLAGS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +140,7 @@ class _Archiver:
         self.opener = opener
         self.changes = changes
         self.hashing = changes.content_hash
-        self.hash_buf = memoryview(bytearray(1 << 20 if self.hashing else 0))
+        self.hash_buf = memoryview(bytearray(CHUNK_SIZE if self.hashing else 0))
         self.links: dict[tuple[int, int], bytes] = {}  # inode -> its name written now
         self.warnings: list[BackupWarning] = []
         self.written = 0
@@ -288,7 +274,7 @@ def write_increment(
     threads = {0: -1, 1: 0}.get(options.compression_threads, options.compression_threads)
     cctx = zstandard.ZstdCompressor(level=options.compression_level, threads=threads)
     sink = _CountingSink(tar_out)
-    zout = cctx.stream_writer(sink, closefd=False, write_size=1 << 20)  # type: ignore[arg-type]
+    zout = cctx.stream_writer(sink, closefd=False, write_size=CHUNK_SIZE)  # type: ignore[arg-type]
     changes = ChangeDetector(base, content_hash=options.content_hash)
     run = _Archiver(TarWriter(zout), opener, stats, changes)
     tick = None if progress is None else (lambda n: progress(n, run.bytes_in))

@@ -11,11 +11,10 @@ from __future__ import annotations
 import hashlib
 from typing import Protocol
 
+from localbackup.fileio import CHUNK_SIZE
 from localbackup.safepath import ExtractError
 
 __all__ = ["IntegrityError", "Readable", "VerifyingReader"]
-
-_COPY = 1 << 20
 
 
 class IntegrityError(ExtractError):
@@ -45,7 +44,7 @@ class VerifyingReader:
     def verify(self) -> None:
         """Read what the consumer left (end padding), then compare size and SHA-256."""
         while self._left:
-            self.read(_COPY)
+            self.read(CHUNK_SIZE)
         if self._src.read(1):
             raise IntegrityError(f"{self.name}: longer than its manifest says")
         if self._hash.hexdigest() != self._sha256:

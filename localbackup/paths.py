@@ -6,6 +6,8 @@ import errno
 import os
 from pathlib import Path
 
+from localbackup.fileio import PRIVATE_DIR_MODE
+
 APP = "glacier-backup"
 
 
@@ -50,7 +52,7 @@ def ensure_private_dir(path: Path, *, ours: bool = True) -> Path:
     if not existed and (path.exists() or path.is_symlink()):
         # mkdir would say "File exists", which hides the problem: name it.
         raise NotADirectoryError(errno.ENOTDIR, "exists but is not a directory", str(path))
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if (ours or not existed) and path.stat().st_mode & 0o777 != 0o700:
-        path.chmod(0o700)
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    if (ours or not existed) and path.stat().st_mode & 0o777 != PRIVATE_DIR_MODE:
+        path.chmod(PRIVATE_DIR_MODE)
     return path

@@ -28,6 +28,7 @@ __all__ = [
     "BLOCK",
     "CHECKSUM_AT",
     "RECORD",
+    "XATTR_PREFIX",
     "HeaderEncoder",
     "NameLookup",
     "checksum_field",
@@ -52,6 +53,8 @@ _MAX_OCTAL_7 = 0o7777777
 _PAX_SIZE_LIMIT = 0xFFFFFFFF  # above 4 GiB the size also goes in a pax record
 _USTAR_NAME = 100  # bytes of the ustar name and linkname fields
 _USTAR_OWNER = 32  # bytes of the ustar uname and gname fields
+_NS = 1_000_000_000  # nanoseconds a second
+XATTR_PREFIX = "SCHILY.xattr."  # + the attribute's name: the key of an xattr record
 
 #: Maps a uid or gid to its name (None: no name known).
 NameLookup = Callable[[int], str | None]
@@ -67,11 +70,11 @@ def pax_record(key: bytes, value: bytes) -> bytes:
 
 def mtime_record(mtime_ns: int) -> bytes:
     """The ``mtime`` pax record with nanoseconds (negative times allowed)."""
-    s, ns = divmod(mtime_ns, 1_000_000_000)
+    s, ns = divmod(mtime_ns, _NS)
     if 1_000_000_000 <= s < 10_000_000_000:  # 2001..2286: fixed length, the common case
         return b"30 mtime=%d.%09d\n" % (s, ns)
     sign = b"-" if mtime_ns < 0 else b""
-    s, ns = divmod(abs(mtime_ns), 1_000_000_000)
+    s, ns = divmod(abs(mtime_ns), _NS)
     return pax_record(b"mtime", b"%s%d.%09d" % (sign, s, ns))
 
 
@@ -80,16 +83,17 @@ def member_mtime_ns(m: tarfile.TarInfo) -> int:
     ``TarInfo.mtime`` rounds."""
     raw = m.pax_headers.get("mtime")
     if raw is None:
-        return int(m.mtime) * 1_000_000_000
+        return int(m.mtime) * _NS
     neg = raw.startswith("-")
     whole, _, frac = raw.lstrip("-").partition(".")
-    ns = int(whole or "0") * 1_000_000_000 + int((frac + "000000000")[:9])
+    ns = int(whole or "0") * _NS + int((frac + "000000000")[:9])
     return -ns if neg else ns
 
 
 def xattr_records(attrs: list[tuple[bytes, bytes]]) -> bytes:
     """``SCHILY.xattr.<name>`` records for (name, raw value) pairs."""
-    return b"".join(pax_record(b"SCHILY.xattr." + k, v) for k, v in attrs)
+    prefix = XATTR_PREFIX.encode()
+    return b"".join(pax_record(prefix + k, v) for k, v in attrs)
 
 
 def sparse_name(name: bytes) -> bytes:
@@ -211,7 +215,7 @@ class HeaderEncoder:
             dmin = b"%07o\0" % os.minor(st.st_rdev)
         else:
             dmaj = dmin = b""
-        mtime = st.st_mtime_ns // 1_000_000_000
+        mtime = st.st_mtime_ns // _NS
         hdr = _USTAR.pack(
             name, mode_f, uid_f, gid_f,
             b"%011o\0" % size if size <= _MAX_OCTAL_11 else bytes(12),

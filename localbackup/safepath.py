@@ -21,6 +21,8 @@ import os
 import shutil
 import stat
 
+from localbackup.fileio import PRIVATE_DIR_MODE
+
 __all__ = [
     "ExtractError",
     "SafeTree",
@@ -94,7 +96,7 @@ class SafeTree:
             except FileNotFoundError:
                 if not create:
                     return False
-                os.mkdir(full, 0o700)
+                os.mkdir(full, PRIVATE_DIR_MODE)
                 self.known.add(rel)
                 continue
             if stat.S_ISLNK(st.st_mode):
@@ -105,7 +107,7 @@ class SafeTree:
                 if not create:
                     raise UnsafeMemberError(member, f"{show_member(rel)} is not a directory")
                 os.unlink(full)
-                os.mkdir(full, 0o700)
+                os.mkdir(full, PRIVATE_DIR_MODE)
             self.known.add(rel)
         return True
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import structlog
 
 from localbackup import formats
-from localbackup.atomic import atomic_write_bytes, fsync_dir
+from localbackup.atomic import PARTIAL_SUFFIX, atomic_write_bytes, fsync_dir, temp_name
+from localbackup.fileio import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
 from localbackup.paths import ensure_private_dir
 from localbackup.plan import OpenCycle
 
@@ -71,7 +72,7 @@ class Spool:
     def locked(self, wait: float = 3600.0) -> Iterator[None]:
         """Hold the spool lock (one writer at a time: timer, service and CLI may all run)."""
         self.prepare()
-        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
         try:
             deadline = time.monotonic() + wait
             logged = False
@@ -136,9 +137,9 @@ class Spool:
             f.flush()
             os.fsync(f.fileno())
         path = self.cycles_dir / cycle_id
-        tmp = self.cycles_dir / f".{cycle_id}.partial"
+        tmp = temp_name(path)
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(mode=0o700)
+        tmp.mkdir(mode=PRIVATE_DIR_MODE)
         created = tmp / CREATED
         with open(created, "w") as f:
             f.write(formats.utc_iso(now) + "\n")
@@ -151,7 +152,7 @@ class Spool:
     def remove_cycle(self, cycle: CycleDir) -> None:
         """Delete a cycle so that a crash half-way cannot leave something that looks like one:
         rename it to a ``.partial`` name first (recovery finishes the job)."""
-        doomed = self.cycles_dir / f".{cycle.cycle_id}.partial"
+        doomed = temp_name(self.cycles_dir / cycle.cycle_id)
         os.rename(cycle.path, doomed)
         fsync_dir(self.cycles_dir)
         shutil.rmtree(doomed)
@@ -179,7 +180,7 @@ class Spool:
         if not self.cycles_dir.is_dir():
             return removed
         for p in self.cycles_dir.iterdir():
-            if p.name.endswith(".partial"):
+            if p.name.endswith(PARTIAL_SUFFIX):
                 _remove(p)
                 removed.append(p)
         for c in self.cycles():

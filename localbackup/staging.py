@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from localbackup.atomic import fsync_dir
+from localbackup.fileio import PRIVATE_DIR_MODE
 from localbackup.safepath import ExtractError
 
 __all__ = [
@@ -44,8 +45,8 @@ def _force_rmtree(path: Path) -> None:
     def onerror(func: Callable[..., Any], p: str, exc: Any) -> None:
         parent = os.path.dirname(p)
         with contextlib.suppress(OSError):
-            os.chmod(parent, 0o700)
-            os.chmod(p, 0o700) if os.path.isdir(p) and not os.path.islink(p) else None
+            os.chmod(parent, stat.S_IRWXU)
+            os.chmod(p, stat.S_IRWXU) if os.path.isdir(p) and not os.path.islink(p) else None
         func(p)
 
     if path.is_symlink() or path.is_file():
@@ -208,10 +209,10 @@ def staged_target(to: Path, *, force: bool = False) -> Iterator[Path]:
     work = to.parent / f".{to.name}.restoring"
     if os.path.lexists(work):
         _force_rmtree(work)  # left by an earlier restore that failed
-    os.mkdir(work, 0o700)
+    os.mkdir(work, PRIVATE_DIR_MODE)
     try:
         yield work
-        os.chmod(work, stat.S_IMODE(to.stat().st_mode) if existed else 0o700)
+        os.chmod(work, stat.S_IMODE(to.stat().st_mode) if existed else PRIVATE_DIR_MODE)
         if existed and any(to.iterdir()):
             old = _replaced_beside(to)
             _check_leftovers(to)  # never delete a leftover: it may be the only copy
@@ -238,7 +239,7 @@ def _staged_inside(to: Path) -> Iterator[Path]:
         os.rmdir(old)  # empty: nothing to keep
     if os.path.lexists(work):
         _force_rmtree(work)  # restored entries of an earlier restore that was killed
-    os.mkdir(work, 0o700)
+    os.mkdir(work, PRIVATE_DIR_MODE)
     try:
         yield work
         restored = os.listdir(work)
@@ -267,7 +268,7 @@ def _swap_entries(to: Path, work: Path, old: Path, restored: list[str]) -> None:
     try:
         previous = _entries(to, True)
         if previous:
-            os.mkdir(old, 0o700)
+            os.mkdir(old, PRIVATE_DIR_MODE)
             for name in previous:
                 _move(to / name, old / name)
                 moved_out.append(name)

@@ -16,6 +16,7 @@ import structlog
 from localbackup import formats
 from localbackup.atomic import atomic_write_bytes, fsync_dir, temp_name
 from localbackup.config import BackupConfig, ChangeDetection
+from localbackup.fileio import create_file
 from localbackup.increment import IncrementOptions, IncrementResult, write_increment
 from localbackup.index import Index, read_index
 from localbackup.plan import BackupPlan, CyclePolicy, plan_backup
@@ -146,7 +147,7 @@ def _write_increment(
     index_path = cycle.path / formats.index_name(plan.number)
     tar_tmp, index_tmp = temp_name(tar_path), temp_name(index_path)
     log.info("backup.started", kind=plan.kind, base=plan.base)
-    with _create(tar_tmp) as tar_f, _create(index_tmp) as index_f:
+    with create_file(tar_tmp) as tar_f, create_file(index_tmp) as index_f:
         tar_w, index_w = _HashingWriter(tar_f), _HashingWriter(index_f)
         result = write_increment(options_of(cfg), base, tar_w, index_w, progress)  # type: ignore[arg-type]
         for f in (tar_f, index_f):
@@ -186,8 +187,3 @@ def _write_increment(
         warnings=len(result.warnings),
     )
     return result, manifest
-
-
-def _create(path: Path) -> BinaryIO:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    return os.fdopen(fd, "wb")

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from localbackup.fileio import CHUNK_SIZE
 from localbackup.paxheader import (
     BLOCK,
     CHECKSUM_AT,
@@ -29,7 +30,7 @@ from localbackup.paxheader import (
     with_checksum,
 )
 
-__all__ = ["FileCopy", "Sink", "TarWriter", "data_regions", "read_xattrs"]
+__all__ = ["FileCopy", "Sink", "TarWriter", "data_regions"]
 
 _NUL_BLOCK = bytes(BLOCK)
 
@@ -38,31 +39,6 @@ class Sink(Protocol):
     """Where the archive's bytes go (the zstd stream writer)."""
 
     def write(self, data: memoryview | bytes, /) -> object: ...
-
-
-def read_xattrs(target: int | bytes) -> list[tuple[bytes, bytes]]:
-    """Extended attributes of an fd or (not followed) path; [] where unsupported."""
-    try:
-        names = (
-            os.listxattr(target, follow_symlinks=False)
-            if isinstance(target, bytes)
-            else (os.listxattr(target))
-        )
-        if not names:
-            return []
-        out: list[tuple[bytes, bytes]] = []
-        for name in sorted(names):
-            value = (
-                os.getxattr(target, name, follow_symlinks=False)
-                if isinstance(target, bytes)
-                else os.getxattr(target, name)
-            )
-            out.append((name.encode("utf-8", "surrogateescape"), value))
-        return out
-    except OSError as e:
-        if e.errno in (errno.ENOTSUP, errno.ENODATA, errno.EPERM, errno.EACCES):
-            return []
-        raise
 
 
 def data_regions(fd: int, size: int) -> list[tuple[int, int]]:
@@ -331,7 +307,7 @@ class TarWriter:
 
 
 def _feed_zeros(update: Callable[[memoryview], object], n: int) -> None:
-    chunk = memoryview(bytes(min(n, 1 << 20)))
+    chunk = memoryview(bytes(min(n, CHUNK_SIZE)))
     while n > 0:
         k = min(n, len(chunk))
         update(chunk[:k])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from localbackup.increment import open_for_reading
+from localbackup.fileio import open_for_reading
 from localbackup.index import Index
 
 from .conftest import Backup, BackupFn, archived_root, gnu_extract, needs_gnu_tar, snapshot
