@@ -28,6 +28,8 @@ SPOOL_DIR_NAME = "spool"  # the default spool_dir, below paths.data_home()
 
 @dataclass(frozen=True, slots=True)
 class BackupConfig:
+    """The ``[backup]`` section as read: sources, spool, cycle shape, compression."""
+
     sources: tuple[Path, ...]
     exclude: tuple[str, ...] = ()
     spool_dir: Path = paths.data_home() / SPOOL_DIR_NAME  # evaluated at import
@@ -43,6 +45,7 @@ class BackupConfig:
 
     @property
     def differential(self) -> bool:
+        """Whether each increment is taken against the full (``mode = "differential"``)."""
         return self.mode == BackupMode.DIFFERENTIAL
 
 

@@ -124,12 +124,15 @@ class Section:
         self._read: set[str] = set()
 
     def key_path(self, key: str) -> str:
+        """The dotted name of ``key`` as error messages show it (``backup.mode``)."""
         return f"{self.name}.{key}" if self.name else key
 
     def error(self, key: str, message: str) -> ConfigError:
+        """A :class:`ConfigError` about ``key`` in this section, to raise."""
         return ConfigError(self.file, self.key_path(key), message)
 
     def has(self, key: str) -> bool:
+        """Whether the table sets ``key`` (without counting it as read)."""
         return key in self._data
 
     def peek(self, key: str) -> object:
@@ -147,6 +150,7 @@ class Section:
         return value
 
     def string(self, key: str, default: str) -> str:
+        """A string; ``default`` when the key is absent."""
         if key not in self._data:
             self._read.add(key)
             return default
@@ -155,12 +159,14 @@ class Section:
         return value
 
     def optional_string(self, key: str) -> str | None:
+        """A string, or None when the key is absent."""
         self._read.add(key)
         if key not in self._data:
             return None
         return self.string(key, "")
 
     def choice(self, key: str, default: str, choices: Sequence[str]) -> str:
+        """A string among ``choices``; the error lists them and names the closest."""
         value = self.string(key, default)
         if value not in choices:
             hint = _hint(value, choices)
@@ -177,6 +183,7 @@ class Section:
     def integer(
         self, key: str, default: int, *, minimum: int | None = None, maximum: int | None = None
     ) -> int:
+        """An integer (never a boolean) within ``minimum``..``maximum`` when given."""
         if key not in self._data:
             self._read.add(key)
             return default
@@ -189,6 +196,7 @@ class Section:
         return value
 
     def boolean(self, key: str, default: bool) -> bool:
+        """``true`` or ``false``."""
         if key not in self._data:
             self._read.add(key)
             return default
@@ -211,6 +219,7 @@ class Section:
         return seconds
 
     def size(self, key: str, default: int | None) -> int | None:
+        """Bytes; the key may hold an integer or a string like "64MiB" or "500GB"."""
         if key not in self._data:
             self._read.add(key)
             return default
@@ -232,12 +241,14 @@ class Section:
         return self.resolve(value)
 
     def resolve(self, value: str) -> Path:
+        """A path as the config file means it: ``~`` expanded, relative to the file's folder."""
         p = Path(value).expanduser()
         if not p.is_absolute() and self.base_dir is not None:
             p = self.base_dir / p
         return p
 
     def string_list(self, key: str, default: Sequence[str] = ()) -> tuple[str, ...]:
+        """A list of strings (as a tuple); each item is checked."""
         if key not in self._data:
             self._read.add(key)
             return tuple(default)
@@ -253,6 +264,7 @@ class Section:
         return tuple(out)
 
     def table(self, key: str) -> Section:
+        """A sub-table as its own :class:`Section` (empty when absent)."""
         if key not in self._data:
             self._read.add(key)
             return Section({}, self.key_path(key), self.file, self.base_dir)

@@ -62,6 +62,8 @@ _MAX_WARNINGS = 100
 
 @dataclass(frozen=True, slots=True)
 class ExtractOptions:
+    """What a restore brings back and how: ``--path``, ``--allow-devices``, owners."""
+
     patterns: tuple[str, ...] = ()  # --path: fnmatch on archive paths; a directory = its subtree
     allow_devices: bool = False  # create device nodes and FIFOs (otherwise refused)
     owners: bool | None = None  # restore uid/gid; None: when running as root
@@ -69,6 +71,8 @@ class ExtractOptions:
 
 @dataclass(slots=True)
 class ExtractStats:
+    """What a restore did: counts and the warnings (the first hundred) it gave."""
+
     members: int = 0  # members written (all increments)
     files: int = 0
     bytes: int = 0
@@ -86,6 +90,7 @@ class PathFilter:
         return bool(self.patterns)
 
     def __call__(self, path: bytes) -> bool:
+        """Whether the archive path ``path`` is selected (always, with no patterns)."""
         if not self.patterns:
             return True
         candidate = path
@@ -110,6 +115,7 @@ class Extractor:
         self._xattr_failures = 0
 
     def warn(self, message: str) -> None:
+        """Record (the first hundred) and log a warning; the restore goes on."""
         if len(self.stats.warnings) < _MAX_WARNINGS:
             self.stats.warnings.append(message)
         log.warning("restore.warning", message=message)

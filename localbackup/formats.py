@@ -101,10 +101,12 @@ class CycleFile:
     sha256: str
 
     def to_json(self) -> dict[str, Any]:
+        """The ``{name, size, sha256}`` object of a manifest or ``cycle.json``."""
         return {"name": self.name, "size": self.size, "sha256": self.sha256}
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> CycleFile:
+        """The reverse of :meth:`to_json`."""
         return CycleFile(name=str(d["name"]), size=int(d["size"]), sha256=str(d["sha256"]))
 
 
@@ -122,6 +124,7 @@ class IncrementManifest:
     stats: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        """The manifest as a JSON object (``format`` and ``version`` included)."""
         return {
             "format": MANIFEST_FORMAT,
             "version": FORMAT_VERSION,
@@ -136,10 +139,12 @@ class IncrementManifest:
         }
 
     def render(self) -> bytes:
+        """The bytes of ``inc-NNNN.json``."""
         return _render(self.to_json())
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> IncrementManifest:
+        """Parse a manifest; raises :class:`FormatError` on another format or version."""
         _check_format(d, MANIFEST_FORMAT)
         base = d.get("base")
         return IncrementManifest(
@@ -175,9 +180,11 @@ class SealedCycle:
 
     @property
     def data_size(self) -> int:
+        """Bytes of all data files: the bundle's size without ``cycle.json`` and tar framing."""
         return sum(f.size for f in self.files)
 
     def to_json(self) -> dict[str, Any]:
+        """``cycle.json`` as a JSON object (``files`` derived from the increments)."""
         return {
             "format": CYCLE_FORMAT,
             "version": FORMAT_VERSION,
@@ -191,10 +198,12 @@ class SealedCycle:
         }
 
     def render(self) -> bytes:
+        """The bytes of ``cycle.json``."""
         return _render(self.to_json())
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> SealedCycle:
+        """Parse ``cycle.json``; raises :class:`FormatError` on another format or version."""
         _check_format(d, CYCLE_FORMAT)
         return SealedCycle(
             host=str(d["host"]),
@@ -212,6 +221,7 @@ def load_sealed_cycle(cycle_dir: Path) -> SealedCycle:
 
 
 def load_manifest(path: Path) -> IncrementManifest:
+    """Read an ``inc-NNNN.json`` file."""
     return IncrementManifest.from_json(_load_json(path))
 
 
@@ -227,9 +237,11 @@ class Marker:
 
     @property
     def file_name(self) -> str:
+        """``cycle-<host>-<cycle_id>.json``."""
         return marker_file_name(self.host, self.cycle_id)
 
     def render(self) -> bytes:
+        """The bytes of the marker file."""
         d = {
             "format": MARKER_FORMAT,
             "version": FORMAT_VERSION,
@@ -243,6 +255,7 @@ class Marker:
 
 
 def marker_file_name(host: str, cycle_id: str) -> str:
+    """The name of the marker of cycle ``cycle_id`` of ``host``."""
     return f"cycle-{host}-{cycle_id}.json"
 
 

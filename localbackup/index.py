@@ -201,30 +201,35 @@ class Index(Mapping[bytes, IndexEntry]):
 
     @property
     def records(self) -> dict[bytes, Record]:
+        """Path -> :data:`Record`, in archive order."""
         if self._records is None:
             self._records = self._cols().records()
         return self._records
 
     @property
     def written(self) -> set[bytes]:
+        """The paths whose content is in this increment's tar."""
         if self._written is None:
             self._written = self._cols().written()
         return self._written
 
     @property
     def links(self) -> dict[bytes, bytes]:
+        """Path -> symlink target, or for a hardlink the member name it links to."""
         if self._links is None:
             self._links = self._cols().links()
         return self._links
 
     @property
     def hashes(self) -> dict[bytes, str]:
+        """Path -> content hash (only with ``content_hash = true``)."""
         if self._hashes is None:
             self._hashes = self._cols().hashes()
         return self._hashes
 
     @classmethod
     def from_entries(cls, entries: Iterable[IndexEntry]) -> Index:
+        """An index holding ``entries``, in their order."""
         index = cls()
         for e in entries:
             index.add(e)

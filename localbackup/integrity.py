@@ -22,7 +22,11 @@ class IntegrityError(ExtractError):
 
 
 class Readable(Protocol):
-    def read(self, n: int = -1, /) -> bytes: ...
+    """A source of bytes (a file, a bundle member, a decryptor's output)."""
+
+    def read(self, n: int = -1, /) -> bytes:
+        """Up to ``n`` bytes (all when negative); ``b""`` at the end."""
+        ...
 
 
 class VerifyingReader:
@@ -33,6 +37,9 @@ class VerifyingReader:
         self._hash = hashlib.sha256()
 
     def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (all that is left when negative), never past ``size``;
+        raises :class:`IntegrityError` if the source ends early.
+        """
         want = self._left if n is None or n < 0 else min(n, self._left)
         data = self._src.read(want) if want else b""
         self._hash.update(data)

@@ -25,18 +25,22 @@ def config_root() -> Path:
 
 
 def config_home() -> Path:
+    """Where the config file and the identity live by default."""
     return config_root() / APP
 
 
 def data_home() -> Path:
+    """Where the spool (and a ``local`` store's vault) live by default."""
     return _xdg("XDG_DATA_HOME", ".local/share") / APP
 
 
 def state_home() -> Path:
+    """Where the catalogue and other state live by default."""
     return _xdg("XDG_STATE_HOME", ".local/state") / APP
 
 
 def default_config_file() -> Path:
+    """``config.toml`` in :func:`config_home`."""
     return config_home() / "config.toml"
 
 

@@ -20,6 +20,8 @@ class OpenCycle:
 
 @dataclass(frozen=True, slots=True)
 class CyclePolicy:
+    """The shape of a cycle, from the config."""
+
     increments_per_cycle: int  # incrementals after each full
     full_every: float | None = None  # seconds; start a new cycle when the full is this old
     differential: bool = False  # each increment against the full instead of the previous one
@@ -27,6 +29,8 @@ class CyclePolicy:
 
 @dataclass(frozen=True, slots=True)
 class BackupPlan:
+    """The decision for one backup step, with the reason it gives."""
+
     seal_open_cycle: bool  # seal the open cycle before writing anything
     new_cycle: bool  # the increment goes into a new cycle
     number: int  # increment number inside its cycle (0 = the full)

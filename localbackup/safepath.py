@@ -77,6 +77,7 @@ class SafeTree:
         self.known: set[bytes] = set()
 
     def path(self, parts: tuple[bytes, ...]) -> bytes:
+        """The absolute path of ``parts`` (the root itself for no parts)."""
         return os.path.join(self.root, *parts) if parts else self.root
 
     def parent_dirs(self, member: bytes, parts: tuple[bytes, ...], *, create: bool = True) -> bool:

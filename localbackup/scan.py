@@ -68,6 +68,7 @@ class ScanStats:
     unreadable_dirs: list[bytes] = field(default_factory=list)
 
     def warn(self, path: bytes, kind: WarningKind, message: str) -> None:
+        """Note a path that could not be backed up as it is."""
         self.warnings.append((path, kind, message))
 
 

@@ -79,6 +79,7 @@ def write_marker(cycle: CycleDir, marker_dir: Path) -> formats.Marker:
 
 
 def marker_exists(marker_dir: Path, host: str, cycle_id: str) -> bool:
+    """Whether the marker of a cycle was written (pending or already handled)."""
     name = formats.marker_file_name(host, cycle_id)
     return any((marker_dir / sub / name).exists() for sub in MARKER_SUBDIRS)
 

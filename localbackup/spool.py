@@ -41,11 +41,14 @@ class SpoolBusyError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class CycleDir:
+    """One cycle directory of the spool, sealed or not."""
+
     path: Path
     cycle_id: str
 
     @property
     def sealed(self) -> bool:
+        """Whether ``cycle.json`` exists (a sealed cycle never changes again)."""
         return (self.path / formats.CYCLE_JSON).exists()
 
     def manifests(self) -> list[formats.IncrementManifest]:
@@ -56,15 +59,19 @@ class CycleDir:
         return out
 
     def created_at(self) -> datetime:
+        """The start time of the cycle (its ``created`` file)."""
         return formats.parse_iso((self.path / CREATED).read_text().strip())
 
 
 class Spool:
+    """The spool directory of one host: ``cycles/``, the lock, the ids given out."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.cycles_dir = root / CYCLES
 
     def prepare(self) -> None:
+        """Create the spool and ``cycles/`` (0700) if needed."""
         ensure_private_dir(self.root)
         ensure_private_dir(self.cycles_dir)
 
@@ -96,6 +103,7 @@ class Spool:
             os.close(fd)  # closing releases the flock
 
     def cycles(self) -> list[CycleDir]:
+        """Every cycle directory, sealed or not, oldest first."""
         if not self.cycles_dir.is_dir():
             return []
         return sorted(
@@ -108,6 +116,7 @@ class Spool:
         )
 
     def sealed_cycles(self) -> list[CycleDir]:
+        """The sealed cycles, oldest first."""
         return [c for c in self.cycles() if c.sealed]
 
     def open_cycle(self) -> CycleDir | None:
@@ -116,6 +125,7 @@ class Spool:
         return unsealed[-1] if unsealed else None
 
     def open_cycle_state(self) -> tuple[CycleDir, OpenCycle] | None:
+        """The open cycle and what the planner needs to know about it, or None."""
         c = self.open_cycle()
         if c is None:
             return None
@@ -129,6 +139,9 @@ class Spool:
         return ids
 
     def create_cycle(self, now: datetime) -> CycleDir:
+        """Make a new, empty cycle started at ``now`` (crash-safe: a temp directory
+        renamed into place, its id recorded first).
+        """
         self.prepare()
         cycle_id = formats.new_cycle_id(now, self.used_cycle_ids())
         # Recorded first: an id is never given out twice, even after a crash right here.
@@ -158,6 +171,7 @@ class Spool:
         shutil.rmtree(doomed)
 
     def record_backup_time(self, when: datetime) -> None:
+        """Remember when the newest increment finished (see :meth:`last_backup_time`)."""
         atomic_write_bytes(self.root / LAST_BACKUP, (formats.utc_iso(when) + "\n").encode())
 
     def last_backup_time(self) -> datetime | None:

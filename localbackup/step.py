@@ -30,6 +30,8 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
+    """What one backup step did: the plan, the increment written, the cycles sealed."""
+
     plan: BackupPlan
     cycle_id: str
     increment: IncrementResult
@@ -40,6 +42,8 @@ class StepResult:
 
 @dataclass(frozen=True, slots=True)
 class SealResult:
+    """What a seal request did: the cycle sealed (None if none was) and why."""
+
     sealed: formats.SealedCycle | None
     reason: str
 
@@ -69,10 +73,12 @@ class _HashingWriter:
 
 
 def policy_of(cfg: BackupConfig) -> CyclePolicy:
+    """The planner's view of the config."""
     return CyclePolicy(cfg.increments_per_cycle, cfg.full_every, cfg.differential)
 
 
 def options_of(cfg: BackupConfig) -> IncrementOptions:
+    """The increment writer's view of the config."""
     return IncrementOptions(
         sources=cfg.sources,
         exclude=cfg.exclude,

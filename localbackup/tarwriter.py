@@ -38,7 +38,9 @@ _NUL_BLOCK = bytes(BLOCK)
 class Sink(Protocol):
     """Where the archive's bytes go (the zstd stream writer)."""
 
-    def write(self, data: memoryview | bytes, /) -> object: ...
+    def write(self, data: memoryview | bytes, /) -> object:
+        """Take all of ``data`` (it may be a view of the writer's buffer: copy it or use it now)."""
+        ...
 
 
 def data_regions(fd: int, size: int) -> list[tuple[int, int]]:
@@ -157,15 +159,19 @@ class TarWriter:
 
     # -- members ----------------------------------------------------------------------------
     def add_dir(self, name: bytes, st: os.stat_result, records: bytes = b"") -> None:
+        """A directory member (its name gets a trailing ``/``)."""
         self._header(name if name.endswith(b"/") else name + b"/", st, b"5", 0, records=records)
 
     def add_symlink(self, name: bytes, st: os.stat_result, target: bytes) -> None:
+        """A symlink member pointing at ``target``."""
         self._header(name, st, b"2", 0, linkname=target)
 
     def add_hardlink(self, name: bytes, st: os.stat_result, target_name: bytes) -> None:
+        """A hardlink member: another name of the member ``target_name``."""
         self._header(name, st, b"1", 0, linkname=target_name)
 
     def add_device(self, name: bytes, st: os.stat_result, records: bytes = b"") -> None:
+        """A character or block device member."""
         typeflag = b"3" if stat.S_ISCHR(st.st_mode) else b"4"
         self._header(name, st, typeflag, 0, records=records)
 
