@@ -26,7 +26,8 @@ from pathlib import Path
 import structlog
 from structlog.contextvars import bound_contextvars
 
-from localbackup.formats import CYCLE_JSON, FORMAT_VERSION, SealedCycle, load_sealed_cycle
+from localbackup.formats import CYCLE_JSON, SealedCycle, load_sealed_cycle
+from uploader.archive import ArchiveMetadata, object_key
 from uploader.bundle import BundleReader, VerifyingBundle, cycle_sha256
 from uploader.catalogue import (
     ArchiveRecord,
@@ -66,13 +67,6 @@ from uploader.stores.base import (
 )
 
 log = structlog.get_logger("uploader.upload")
-
-ARCHIVE_FORMAT = "glacier-backup-archive"
-
-
-def object_key(host: str, cycle_id: str, encrypted: bool = True) -> str:
-    """Where a cycle's archive lives in a store (the store adds its own prefix)."""
-    return f"{host}/{cycle_id}.tar.age" if encrypted else f"{host}/{cycle_id}.tar"
 
 
 def sealed_cycle_dirs(spool_dir: Path) -> list[Path]:
@@ -291,15 +285,13 @@ async def _start(
         state = await asyncio.to_thread(new_encryption, recipients)
     source = _payload(bundle, state)
     part_size = choose_part_size(source.size, store.capabilities, upload_cfg.part_size)
-    metadata = {
-        "format": ARCHIVE_FORMAT,
-        "format-version": str(FORMAT_VERSION),
-        "host": cycle.host,
-        "cycle-id": cycle.cycle_id,
-        "cycle-sha256": cycle_sha256(cycle),
-        "plaintext-size": str(bundle.size),
-        "encryption": "age" if state else "none",
-    }
+    metadata = ArchiveMetadata(
+        host=cycle.host,
+        cycle_id=cycle.cycle_id,
+        cycle_sha256=cycle_sha256(cycle),
+        plaintext_size=bundle.size,
+        encryption="age" if state else "none",
+    ).as_metadata()
     upload_id = await store.create_multipart_upload(key, part_size, metadata)
     return await asyncio.to_thread(
         lambda: catalogue.start_upload(
@@ -343,7 +335,7 @@ async def _resume(
         if (
             info is not None
             and info.size == record.total_size
-            and info.metadata.get("cycle-sha256") == cycle_sha256(cycle)
+            and ArchiveMetadata.read(info.metadata).cycle_sha256 == cycle_sha256(cycle)
         ):
             # Completed only after every file matched; the bundle SHA-256 died with that run.
             sha256 = await asyncio.to_thread(bundle.verify)
@@ -383,10 +375,8 @@ async def _complete_again(
     except ObjectNotFound:
         info = None
     if info is not None:
-        if info.size != record.total_size or info.metadata.get("cycle-sha256") not in (
-            None,
-            cycle_sha256(cycle),
-        ):
+        pinned = ArchiveMetadata.read(info.metadata).cycle_sha256
+        if info.size != record.total_size or pinned not in (None, cycle_sha256(cycle)):
             raise PermanentStoreError(
                 f"{key}: the store holds {info.size} bytes that are not this cycle's upload "
                 f"({record.total_size} bytes); the upload in the catalogue is kept"
@@ -425,7 +415,6 @@ def _same(listed: PartInfo | None, recorded: PartInfo) -> bool:
 __all__: Sequence[str] = [
     "CyclePruned",
     "archive_doubt",
-    "object_key",
     "pending_cycle_dirs",
     "recipients_for",
     "sealed_cycle_dirs",

@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 import structlog
 
 from uploader import catalogue as cm
+from uploader.archive import ArchiveMetadata
 from uploader.catalogue import Catalogue, InventoryJobState, InventoryState, JobStatus
 from uploader.maintenance.inventory_plan import (
     FetchOutput,
@@ -44,7 +45,6 @@ from uploader.stores.glacier.jobs import Inventory, JobInfo, JobOutputExpired
 
 log = structlog.get_logger("uploader.maintenance.executor")
 
-ARCHIVE_FORMAT = "glacier-backup-archive"
 DAY = 86400.0
 _MAX_STEPS = 8  # state machine steps per pass (poll -> fetch -> request -> poll ...)
 
@@ -125,17 +125,16 @@ async def run_maintenance(
 
 def listed_from_metadata(info: ObjectInfo) -> ListedArchive:
     """An object of an S3/local store as the reconciler sees it (ours by its metadata)."""
-    m = info.metadata
-    ours = m.get("format") == ARCHIVE_FORMAT
+    ours = ArchiveMetadata.parse(info.metadata)  # None: not an archive of ours
     return ListedArchive(
         store_id=info.key,
         size=info.size,
-        key=info.key if ours else None,
-        host=m.get("host") if ours else None,
-        cycle_id=m.get("cycle-id") if ours else None,
-        plaintext_sha256=m.get("plaintext-sha256") if ours else None,
+        key=None if ours is None else info.key,
+        host=None if ours is None else ours.host,
+        cycle_id=None if ours is None else ours.cycle_id,
+        plaintext_sha256=None if ours is None else ours.plaintext_sha256,
         created=info.last_modified,
-        description=",".join(f"{k}={v}" for k, v in sorted(m.items()))[:1024],
+        description=",".join(f"{k}={v}" for k, v in sorted(info.metadata.items()))[:1024],
     )
 
 

@@ -17,13 +17,32 @@ from typing import Any
 import structlog
 
 from uploader import catalogue as cr
+from uploader.archive import COLD_CLASSES, VAULT
 from uploader.catalogue import Catalogue
 from uploader.stores.base import GiB, PermanentStoreError, Store
 from uploader.stores.glacier.jobs import JobOutputExpired
 
-log = structlog.get_logger(__name__)
+__all__ = [
+    "COLD_CLASSES",
+    "TIERS",
+    "VAULT",
+    "Estimate",
+    "RetrievalError",
+    "RetrievalExpired",
+    "Status",
+    "check_tier",
+    "default_tier",
+    "estimate",
+    "expected_ready",
+    "format_when",
+    "is_vault",
+    "request",
+    "s3_restore_under_way",
+    "status",
+    "tiers_for",
+]
 
-VAULT = "GLACIER_VAULT"  # the "storage class" of an archive in a Glacier vault
+log = structlog.get_logger(__name__)
 
 # One table, documented in docs/restore.md: (class, tier) -> (typical wait, what the docs say,
 # retrieval USD per GB). Prices are public us-east-1 list prices at the time of writing, an
@@ -38,7 +57,6 @@ TIERS: dict[tuple[str, str], tuple[timedelta, str, float]] = {
     (VAULT, "Standard"): (timedelta(hours=5), "3-5 hours", 0.01),
     (VAULT, "Bulk"): (timedelta(hours=12), "5-12 hours", 0.0025),
 }
-COLD_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE", VAULT})
 
 
 class RetrievalError(PermanentStoreError):

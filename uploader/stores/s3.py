@@ -24,6 +24,7 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
+from uploader.archive import S3_COLD_CLASSES
 from uploader.stores.aws_client import AwsClient
 from uploader.stores.base import (
     Capabilities,
@@ -40,7 +41,6 @@ from uploader.stores.base import (
 )
 
 S3_CAPABILITIES = Capabilities(min_part_size=5 * MiB, max_part_size=5 * GiB, max_parts=10_000)
-COLD_CLASSES = frozenset({"DEEP_ARCHIVE", "GLACIER"})
 _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 _TRANSIENT = frozenset(
     {
@@ -135,7 +135,7 @@ class S3Store:
             min_part_size=S3_CAPABILITIES.min_part_size,
             max_part_size=S3_CAPABILITIES.max_part_size,
             max_parts=S3_CAPABILITIES.max_parts,
-            needs_retrieval=storage_class in COLD_CLASSES,
+            needs_retrieval=storage_class in S3_COLD_CLASSES,
         )
         self._aws = AwsClient(
             "s3", self._session, self._config, region=self._region, endpoint_url=self._endpoint_url
