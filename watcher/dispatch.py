@@ -37,8 +37,8 @@ from uploader.crypto import AgeError
 from uploader.maintenance import PrunePolicy, may_upload, plan_prune, storage_class_for
 from uploader.multipart import ProgressCallback
 from uploader.stores import open_store
+from uploader.stores.aws_errors import rejects_credentials
 from uploader.stores.base import (
-    PermanentStoreError,
     StoreError,
     TransientStoreError,
     UploadNotFound,
@@ -213,20 +213,6 @@ class Dispatcher:
         return removed
 
 
-_AUTH_CODES = (
-    "AccessDenied",
-    "ExpiredToken",
-    "InvalidAccessKeyId",
-    "InvalidClientTokenId",
-    "InvalidSignature",
-    "MissingAuthenticationToken",
-    "RequestExpired",
-    "SignatureDoesNotMatch",
-    "UnrecognizedClient",
-    "no AWS credentials found",
-)
-
-
 def _retry_reason(exc: BaseException, cycle_dir: Path) -> str | None:
     """Why a failed upload should be tried again later, or None if the marker is failed.
 
@@ -259,7 +245,7 @@ def _inside(path: Path, directory: Path) -> bool:
 
 def _failure_reason(exc: BaseException) -> str:
     text = f"upload failed: {type(exc).__name__}: {exc}"
-    if isinstance(exc, PermanentStoreError) and any(c in str(exc) for c in _AUTH_CODES):
+    if rejects_credentials(exc):
         return (
             f"{text} -- the store refused the credentials or permissions: fix them, then move "
             "this marker back from failed/ to upload the cycle"

@@ -46,9 +46,8 @@ from uploader.catalogue import Catalogue
 from uploader.crypto import Identity
 from uploader.restore.retrieval import VAULT, RetrievalError, RetrievalExpired
 from uploader.restore.stream import OnPlan, RestoreResult, restore_stream
-from uploader.stores.base import MiB, Store, TransientStoreError
+from uploader.stores.base import MiB, ObjectChanged, Store, TransientStoreError
 from uploader.stores.glacier.jobs import JobOutputExpired, tree_hash_ranges
-from uploader.stores.s3 import ObjectChanged
 
 log = structlog.get_logger(__name__)
 

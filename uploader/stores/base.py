@@ -38,6 +38,22 @@ class UploadNotFound(PermanentStoreError):
     """The multipart upload does not exist any more (completed, aborted or expired)."""
 
 
+class ContainerNotFound(PermanentStoreError):
+    """The bucket or vault the store is configured for does not exist (no store creates one)."""
+
+
+class CredentialsRejected(PermanentStoreError):
+    """The store refused the credentials or their permissions, or no credentials were found."""
+
+
+class ObjectChanged(PermanentStoreError):
+    """A pinned read (``if_match`` / ``version_id``) found another object under the key."""
+
+
+class RestoreAlreadyInProgress(PermanentStoreError):
+    """A restore of the object was requested before and is still running."""
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     """What a store can do, declared as data so that the generic driver can plan around it."""

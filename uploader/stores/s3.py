@@ -19,6 +19,7 @@ from botocore.exceptions import (
     ClientError,
     HTTPClientError,
     NoCredentialsError,
+    PartialCredentialsError,
 )
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
@@ -26,22 +27,37 @@ from botocore.exceptions import (
 
 from uploader.archive import S3_COLD_CLASSES
 from uploader.stores.aws_client import AwsClient
+from uploader.stores.aws_errors import client_error, credentials_missing
 from uploader.stores.base import (
     Capabilities,
+    ContainerNotFound,
+    CredentialsRejected,
     GiB,
     MiB,
     MultipartUploadInfo,
+    ObjectChanged,
     ObjectInfo,
     ObjectNotFound,
     PartInfo,
     PermanentStoreError,
+    RestoreAlreadyInProgress,
     StoreError,
     TransientStoreError,
     UploadNotFound,
 )
 
 S3_CAPABILITIES = Capabilities(min_part_size=5 * MiB, max_part_size=5 * GiB, max_parts=10_000)
-_NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
+# What an S3 error code means, before the generic rules of aws_errors.client_error apply.
+_BY_CODE: dict[str, type[PermanentStoreError]] = {
+    "NoSuchKey": ObjectNotFound,
+    "404": ObjectNotFound,  # a HEAD request's answer has no body, hence no code
+    "NotFound": ObjectNotFound,
+    "NoSuchUpload": UploadNotFound,
+    "NoSuchBucket": ContainerNotFound,
+    "RestoreAlreadyInProgress": RestoreAlreadyInProgress,
+    "PreconditionFailed": ObjectChanged,  # If-Match: the ETag is another one now
+    "NoSuchVersion": ObjectChanged,
+}
 _TRANSIENT = frozenset(
     {
         "RequestTimeout",
@@ -64,28 +80,17 @@ def _errors(what: str) -> Iterator[None]:
     except StoreError:
         raise
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        message = f"{what}: {code or status}: {exc.response.get('Error', {}).get('Message', '')}"
-        if code in _NOT_FOUND:
-            raise ObjectNotFound(message) from exc
-        if code == "NoSuchUpload":
-            raise UploadNotFound(message) from exc
-        if code in _TRANSIENT or status >= 500 or status == 429:
-            raise TransientStoreError(message) from exc
-        raise PermanentStoreError(message) from exc
+        raise client_error(exc, what, transient=_TRANSIENT, by_code=_BY_CODE) from exc
     except NoCredentialsError as exc:
-        raise PermanentStoreError(f"{what}: no AWS credentials found ({exc})") from exc
+        raise credentials_missing(what, exc) from exc
+    except PartialCredentialsError as exc:
+        raise CredentialsRejected(f"{what}: {exc}") from exc
     except (BotoConnectionError, HTTPClientError) as exc:
         raise TransientStoreError(f"{what}: {exc}") from exc
     except BotoCoreError as exc:
         raise PermanentStoreError(f"{what}: {exc}") from exc
     except OSError as exc:  # aiohttp and socket errors that slipped through botocore
         raise TransientStoreError(f"{what}: {exc}") from exc
-
-
-class ObjectChanged(PermanentStoreError):
-    """A pinned read (``if_match`` / ``version_id``) found another object under the key."""
 
 
 def _part_body_as_view(params: dict[str, Any], **_: Any) -> None:
@@ -300,10 +305,8 @@ class S3Store:
                 r = await self.client.restore_object(
                     Bucket=self.bucket, Key=self._key(key), RestoreRequest=request
                 )
-        except PermanentStoreError as exc:
-            if "RestoreAlreadyInProgress" in str(exc):
-                return "in-progress"
-            raise
+        except RestoreAlreadyInProgress:
+            return "in-progress"
         status = int(r.get("ResponseMetadata", {}).get("HTTPStatusCode", 202) or 202)
         return "restored" if status == 200 else "started"
 
@@ -357,15 +360,13 @@ class S3Store:
         try:
             with _errors(f"reading {key}"):
                 r = await self.client.get_object(Bucket=self.bucket, Key=self._key(key), **extra)
-        except PermanentStoreError as exc:
-            if extra.keys() & {"IfMatch", "VersionId"} and (
-                "PreconditionFailed" in str(exc) or "NoSuchVersion" in str(exc)
-            ):
-                raise ObjectChanged(
-                    f"{key} is no longer the object whose download started "
-                    f"(ETag {if_match}, version {version_id or '-'}): {exc}"
-                ) from exc
-            raise
+        except ObjectChanged as exc:
+            if if_match is None and version_id is None:
+                raise
+            raise ObjectChanged(
+                f"{key} is no longer the object whose download started "
+                f"(ETag {if_match}, version {version_id or '-'}): {exc}"
+            ) from exc
         body = r["Body"]
         try:
             while True:
