@@ -21,7 +21,6 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Protocol, runtime_checkable
 
 import structlog
 
@@ -40,26 +39,13 @@ from uploader.maintenance.orphans import KnownUpload, host_prefix, plan_orphan_a
 from uploader.maintenance.prune import PrunePlan, PrunePolicy, may_upload, plan_prune
 from uploader.maintenance.reconcile import ListedArchive, Listing, Reconciliation, reconcile
 from uploader.maintenance.retention import RetentionConfig
-from uploader.stores.base import ObjectInfo, ObjectNotFound, Store, StoreError
-from uploader.stores.glacier.jobs import Inventory, JobInfo, JobOutputExpired
+from uploader.stores.base import InventoryJobs, ObjectInfo, ObjectNotFound, Store, StoreError
+from uploader.stores.glacier.jobs import Inventory, JobOutputExpired
 
 log = structlog.get_logger("uploader.maintenance.executor")
 
 DAY = 86400.0
 _MAX_STEPS = 8  # state machine steps per pass (poll -> fetch -> request -> poll ...)
-
-
-@runtime_checkable
-class InventoryStore(Protocol):
-    """The job calls of a store without immediate listing (a Glacier vault)."""
-
-    async def initiate_inventory_job(self) -> str: ...
-
-    async def describe_job(self, job_id: str) -> JobInfo: ...
-
-    async def list_jobs(self) -> list[JobInfo]: ...
-
-    async def get_inventory(self, job_id: str) -> Inventory: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +90,7 @@ async def run_maintenance(
         if store.capabilities.immediate_listing:
             listing = await _list(store, catalogue, now)
             report.inventory_status = "listed"
-        elif isinstance(store, InventoryStore):
+        elif isinstance(store, InventoryJobs):
             listing = await _advance_inventory(store, catalogue, config, now, report)
         else:
             report.inventory_status = "this store can neither list nor take inventory jobs"
@@ -186,7 +172,7 @@ async def _list(store: Store, catalogue: Catalogue, now: datetime) -> Listing:
 
 
 async def _advance_inventory(
-    store: InventoryStore,
+    store: InventoryJobs,
     catalogue: Catalogue,
     config: MaintenanceConfig,
     now: datetime,
@@ -198,7 +184,7 @@ async def _advance_inventory(
 
 @dataclass(slots=True)
 class _InventoryPass:
-    store: InventoryStore
+    store: InventoryJobs
     name: str
     catalogue: Catalogue
     config: MaintenanceConfig

@@ -12,7 +12,10 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
+
+if TYPE_CHECKING:
+    from uploader.stores.glacier.jobs import Inventory, JobInfo
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -168,4 +171,90 @@ class Store(Protocol):
 
     async def delete(self, key: str) -> None:
         """Remove an object; deleting a missing object is not an error."""
+        ...
+
+
+# -- optional abilities: small protocols, checked with isinstance -------------------------------
+
+
+@runtime_checkable
+class InventoryJobs(Protocol):
+    """A store that lists its archives only through inventory jobs (a Glacier vault)."""
+
+    async def initiate_inventory_job(self) -> str:
+        """Ask for the vault's last inventory; returns the job id."""
+        ...
+
+    async def describe_job(self, job_id: str) -> JobInfo:
+        """The state of a job (raises ``JobOutputExpired`` once it is gone)."""
+        ...
+
+    async def list_jobs(self) -> list[JobInfo]:
+        """Jobs in progress and recently finished."""
+        ...
+
+    async def get_inventory(self, job_id: str) -> Inventory:
+        """The output of a succeeded inventory job."""
+        ...
+
+
+@runtime_checkable
+class RetrievalJobs(Protocol):
+    """A store whose archives are read through retrieval jobs (a Glacier vault)."""
+
+    async def initiate_retrieval_job(
+        self,
+        archive_id: str,
+        tier: str = "Bulk",
+        byte_range: tuple[int, int] | None = None,
+        *,
+        archive_size: int | None = None,
+    ) -> str:
+        """Stage an archive (or a byte range of it) for download; returns the job id."""
+        ...
+
+    async def describe_job(self, job_id: str) -> JobInfo:
+        """The state of a job (raises ``JobOutputExpired`` once it is gone)."""
+        ...
+
+    def read_job_output(
+        self, job_id: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """The bytes ``[start, end)`` of a succeeded job's output, verified."""
+        ...
+
+
+@runtime_checkable
+class ObjectRestore(Protocol):
+    """A store whose cold objects are restored to a temporary readable copy (S3 ``GLACIER``,
+    ``DEEP_ARCHIVE``)."""
+
+    async def restore_object(self, key: str, tier: str, days: int) -> str:
+        """Request a temporary copy for ``days``: ``"started"``, ``"restored"`` or
+        ``"in-progress"``."""
+        ...
+
+    async def restore_state(self, key: str) -> str | None:
+        """The object's restore status (S3's ``x-amz-restore``), None if none was requested."""
+        ...
+
+
+@runtime_checkable
+class PinnedReads(Protocol):
+    """A store that pins ranged reads to one version of an object (S3's ETag and VersionId)."""
+
+    async def object_version(self, key: str) -> tuple[str, str | None]:
+        """The ETag and version id (None when unversioned) of the object under ``key`` now."""
+        ...
+
+    def read(
+        self,
+        key: str,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        if_match: str | None = None,
+        version_id: str | None = None,
+    ) -> AsyncIterator[bytes]:
+        """Like :meth:`Store.read`; another object under the key raises ``ObjectChanged``."""
         ...
