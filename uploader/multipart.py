@@ -55,8 +55,10 @@ class PayloadSource(Protocol):
     def readinto(self, offset: int, view: memoryview) -> None: ...
 
 
-class IncompleteUpload(PermanentStoreError):
-    """The parts do not add up to the payload: completing would store a wrong object."""
+class IncompleteUpload(Exception):
+    """The parts do not add up to the payload: completing would store a wrong object.
+
+    The driver's refusal, not a store failure (the upload is aborted unless completing)."""
 
 
 def checksum(data: bytes | bytearray | memoryview) -> str:

@@ -26,9 +26,9 @@ from pathlib import Path
 import structlog
 from structlog.contextvars import bound_contextvars
 
-from localbackup.formats import CYCLE_JSON, SealedCycle, load_sealed_cycle
+from localbackup.formats import CYCLE_JSON, FormatError, SealedCycle, load_sealed_cycle
 from uploader.archive import ArchiveMetadata, object_key
-from uploader.bundle import BundleReader, VerifyingBundle, cycle_sha256
+from uploader.bundle import BundleError, BundleReader, VerifyingBundle, cycle_sha256
 from uploader.catalogue import (
     ArchiveRecord,
     Catalogue,
@@ -40,6 +40,7 @@ from uploader.catalogue import (
 )
 from uploader.config import EncryptionConfig, UploadConfig
 from uploader.crypto import (
+    AgeError,
     EncryptionState,
     Recipient,
     ScryptRecipient,
@@ -49,6 +50,7 @@ from uploader.crypto import (
 )
 from uploader.multipart import (
     EncryptedPayload,
+    IncompleteUpload,
     MultipartOptions,
     PartPlan,
     PayloadSource,
@@ -62,6 +64,7 @@ from uploader.stores.base import (
     PartInfo,
     PermanentStoreError,
     Store,
+    StoreError,
     TransientStoreError,
     UploadNotFound,
 )
@@ -84,8 +87,10 @@ def pending_cycle_dirs(spool_dir: Path, catalogue: Catalogue, store: str) -> lis
     return [d for d in sealed_cycle_dirs(spool_dir) if d.name not in done]
 
 
-class CyclePruned(PermanentStoreError):
-    """The cycle's archive was pruned from the store: uploading it again needs ``force``."""
+class CyclePruned(Exception):
+    """The cycle's archive was pruned from the store: uploading it again needs ``force``.
+
+    A refusal of this program's, not a store failure."""
 
     def __init__(self, cycle_id: str, store: str, at: datetime) -> None:
         self.cycle_id, self.store, self.pruned_at = cycle_id, store, at
@@ -93,6 +98,19 @@ class CyclePruned(PermanentStoreError):
             f"cycle {cycle_id} was pruned from {store} on {at:%Y-%m-%d %H:%M} UTC; "
             "it is not uploaded again unless forced"
         )
+
+
+# The cycle's own bytes, format or encryption are at fault: trying again will not help.
+CYCLE_FAULTS: tuple[type[Exception], ...] = (BundleError, FormatError, AgeError)
+# Every way the upload of one cycle fails that is not a bug: the store, a refusal of ours
+# (CyclePruned, IncompleteUpload), the cycle itself, the operating system.
+UPLOAD_FAILURES: tuple[type[Exception], ...] = (
+    StoreError,
+    CyclePruned,
+    IncompleteUpload,
+    *CYCLE_FAULTS,
+    OSError,
+)
 
 
 def recipients_for(cfg: EncryptionConfig) -> list[Recipient]:
@@ -127,7 +145,7 @@ async def _requeue(store: Store, catalogue: Catalogue, archive: ArchiveRecord, w
     if stale is not None:
         try:
             await store.abort_multipart_upload(stale.key, stale.upload_id)
-        except (UploadNotFound, PermanentStoreError, TransientStoreError) as exc:
+        except StoreError as exc:
             log.info("upload.stale_upload_dropped", key=stale.key, error=str(exc))
         await asyncio.to_thread(catalogue.drop_upload, stale.id)
 
@@ -413,6 +431,8 @@ def _same(listed: PartInfo | None, recorded: PartInfo) -> bool:
 
 
 __all__: Sequence[str] = [
+    "CYCLE_FAULTS",
+    "UPLOAD_FAILURES",
     "CyclePruned",
     "archive_doubt",
     "pending_cycle_dirs",

@@ -23,7 +23,6 @@ from structlog.contextvars import bound_contextvars
 from localbackup import formats
 from localbackup.spool import Spool
 from localbackup.step import seal_open_cycle
-from uploader.bundle import BundleError
 from uploader.catalogue import (
     ArchiveRecord,
     Catalogue,
@@ -33,7 +32,6 @@ from uploader.catalogue import (
     remember_cycle_indexes,
 )
 from uploader.config import StoreConfig
-from uploader.crypto import AgeError
 from uploader.maintenance import PrunePolicy, may_upload, plan_prune, storage_class_for
 from uploader.multipart import ProgressCallback
 from uploader.stores import open_store
@@ -43,7 +41,7 @@ from uploader.stores.base import (
     TransientStoreError,
     UploadNotFound,
 )
-from uploader.upload import CyclePruned, upload_cycle
+from uploader.upload import CYCLE_FAULTS, CyclePruned, upload_cycle
 from watcher.config import AppConfig
 from watcher.markers import DONE, FAILED, QUARANTINE, file_away
 
@@ -229,7 +227,7 @@ def _retry_reason(exc: BaseException, cycle_dir: Path) -> str | None:
     name = getattr(exc, "filename", None) if isinstance(exc, OSError) else None
     outside = not isinstance(name, str | bytes) or not _inside(Path(str(name)), cycle_dir)
     # The cycle's own bytes or configuration, and permanent store errors, fail the marker.
-    own = isinstance(exc, BundleError | formats.FormatError | AgeError | StoreError)
+    own = isinstance(exc, (*CYCLE_FAULTS, StoreError))
     if isinstance(exc, OSError) and outside and not own:
         return "an OS error outside the cycle (state directory?)"
     return None

@@ -18,7 +18,8 @@ import structlog
 from uploader import catalogue as cr
 from uploader.archive import COLD_CLASSES, VAULT
 from uploader.catalogue import Catalogue
-from uploader.stores.base import GiB, ObjectRestore, PermanentStoreError, RetrievalJobs, Store
+from uploader.restore.stream import RestoreError
+from uploader.stores.base import GiB, ObjectRestore, RetrievalJobs, Store
 from uploader.stores.glacier.jobs import JobOutputExpired
 
 __all__ = [
@@ -60,8 +61,10 @@ TIERS: dict[tuple[str, str], tuple[timedelta, str, float]] = {
 }
 
 
-class RetrievalError(PermanentStoreError):
-    """A retrieval cannot be requested or has failed (unknown tier, failed job, no id...)."""
+class RetrievalError(RestoreError):
+    """A retrieval cannot be requested or has failed (unknown tier, failed job, no id...).
+
+    A restore failure, not a store failure: errors of the store itself stay StoreErrors."""
 
 
 class RetrievalExpired(RetrievalError):

@@ -32,8 +32,9 @@ __all__ = [
 ]
 
 
-class StoreNotAvailable(PermanentStoreError):
-    """The configured store type cannot be used by this version."""
+class StoreNotAvailable(Exception):
+    """The configured store type cannot be used by this version (a configuration problem,
+    not a store failure)."""
 
 
 def open_store(config: StoreConfig) -> Store:
