@@ -31,7 +31,6 @@ from uploader.catalogue import (
     record_event,
     remember_cycle_indexes,
 )
-from uploader.config import StoreConfig
 from uploader.maintenance import PrunePolicy, may_upload, plan_prune, storage_class_for
 from uploader.multipart import ProgressCallback
 from uploader.stores import open_store
@@ -155,7 +154,7 @@ class Dispatcher:
     def _over_budget(self, cycle_dir: Path, cfg: AppConfig) -> str | None:
         """With ``over_budget = "wait"``: why this upload must wait, or None (from the catalogue
         alone: pruning itself is the maintenance loop's job)."""
-        store = _store_name(cfg.store)
+        store = cfg.store.name
         policy = PrunePolicy.from_config(cfg.retention, storage_class_for(cfg.store))
         size = formats.load_sealed_cycle(cycle_dir).data_size
         plan = plan_prune(prune_inputs(self._catalogue, store), policy, datetime.now(UTC), size)
@@ -165,8 +164,7 @@ class Dispatcher:
 
     def _check_cycle(self, marker: formats.Marker) -> str | None:
         """None when the cycle can be uploaded; "archived", or the reason it cannot."""
-        store = self._config().store
-        store_name = _store_name(store)
+        store_name = self._config().store.name
         if self._catalogue.find_archive(store_name, marker.cycle_id) is not None:
             return "archived"
         cycle_json = marker.cycle_dir / formats.CYCLE_JSON
@@ -191,7 +189,7 @@ class Dispatcher:
         """
         cfg = self._config()
         spool = Spool(cfg.backup.spool_dir)
-        store = _store_name(cfg.store)
+        store = cfg.store.name
         # Safe means confirmed in the store and not flagged MISSING or mismatched since.
         flagged = {f.key for f in open_flags(self._catalogue, store)}
         safe = {
@@ -249,7 +247,3 @@ def _failure_reason(exc: BaseException) -> str:
             "this marker back from failed/ to upload the cycle"
         )
     return text
-
-
-def _store_name(store: StoreConfig) -> str:
-    return open_store(store).name  # constructing a store does no I/O

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from uploader.config import GlacierStoreConfig, LocalStoreConfig, S3StoreConfig, StoreConfig
+from typing import TYPE_CHECKING
+
 from uploader.stores.base import (
     Capabilities,
     MultipartUploadInfo,
@@ -15,6 +16,9 @@ from uploader.stores.base import (
     TransientStoreError,
     UploadNotFound,
 )
+
+if TYPE_CHECKING:
+    from uploader.config import StoreConfig
 
 __all__ = [
     "Capabilities",
@@ -39,6 +43,8 @@ class StoreNotAvailable(Exception):
 
 def open_store(config: StoreConfig) -> Store:
     """The store described by ``config``, ready to be entered with ``async with``."""
+    from uploader.config import GlacierStoreConfig, LocalStoreConfig, S3StoreConfig
+
     if isinstance(config, LocalStoreConfig):
         from uploader.stores.local import LocalStore
 

@@ -11,6 +11,13 @@ from aiobotocore.session import AioSession
 from uploader.stores.base import PermanentStoreError
 
 
+def default_region(profile: str | None, session: AioSession | None = None) -> str | None:
+    """The region the AWS configuration gives ``profile`` (``AWS_DEFAULT_REGION``, the
+    profile's ``region``), or None; ``session`` is asked instead when given."""
+    region = (session or AioSession(profile=profile)).get_config_variable("region")
+    return None if region is None else str(region)
+
+
 class AwsClient:
     """One client per open store: created on :meth:`open`, released on :meth:`close`."""
 

@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from localbackup.atomic import atomic_write_bytes, fsync_dir
+from uploader.config import LocalStoreConfig
 from uploader.stores.base import (
     Capabilities,
     GiB,
@@ -67,11 +68,13 @@ class LocalStore:
 
     def __init__(self, root: Path, capabilities: Capabilities = LOCAL_CAPABILITIES) -> None:
         self.root = root
+        self.config = LocalStoreConfig(root)
         self._capabilities = capabilities
 
     @property
     def name(self) -> str:
-        return f"local:{self.root}"
+        """The configuration's name, ``local:<root>``."""
+        return self.config.name
 
     @property
     def capabilities(self) -> Capabilities:

@@ -26,6 +26,7 @@ from botocore.exceptions import (
 )
 
 from uploader.archive import S3_COLD_CLASSES
+from uploader.config import S3StoreConfig
 from uploader.stores.aws_client import AwsClient
 from uploader.stores.aws_errors import client_error, credentials_missing
 from uploader.stores.base import (
@@ -126,6 +127,7 @@ class S3Store:
         self.bucket = bucket
         self.prefix = prefix
         self.storage_class = storage_class
+        self.config = S3StoreConfig(bucket, prefix, storage_class, region, profile, endpoint_url)
         self._region = region
         self._endpoint_url = endpoint_url
         self._session = session if session is not None else AioSession(profile=profile)
@@ -148,7 +150,8 @@ class S3Store:
 
     @property
     def name(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}"
+        """The configuration's name, ``s3://<bucket>/<prefix>``."""
+        return self.config.name
 
     @property
     def capabilities(self) -> Capabilities:

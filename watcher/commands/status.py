@@ -16,7 +16,6 @@ from localbackup import formats
 from localbackup.configkit import format_size
 from localbackup.spool import Spool
 from uploader.catalogue import Catalogue, inventory_state, last_event, open_flags
-from uploader.stores import open_store
 from watcher.exitcodes import OK
 from watcher.markers import FAILED, QUARANTINE
 
@@ -35,7 +34,7 @@ def _iso(t: datetime | None) -> str | None:
 
 
 def collect(config: AppConfig) -> dict[str, Any]:
-    store = open_store(config.store).name
+    store = config.store.name
     spool = Spool(config.backup.spool_dir)
     with Catalogue.in_state_dir(config.state_dir) as cat:
         archives = cat.archives(store=store)

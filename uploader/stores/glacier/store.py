@@ -27,7 +27,8 @@ import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
-from uploader.stores.aws_client import AwsClient
+from uploader.config import GlacierStoreConfig
+from uploader.stores.aws_client import AwsClient, default_region
 from uploader.stores.base import (
     Capabilities,
     GiB,
@@ -119,7 +120,8 @@ class GlacierStore:
         self.vault = vault
         self.account_id = account_id
         self._session = session if session is not None else AioSession(profile=profile)
-        self.region = region or self._session.get_config_variable("region")
+        self.region = region or default_region(profile, self._session)
+        self.config = GlacierStoreConfig(vault, account_id, self.region, profile, endpoint_url)
         self._endpoint_url = endpoint_url
         self._config = AioConfig(
             # botocore's max_attempts counts retries; total_max_attempts is the attempt count.
@@ -138,7 +140,8 @@ class GlacierStore:
 
     @property
     def name(self) -> str:
-        return f"glacier://{self.region or '-'}/{self.account_id}/{self.vault}"
+        """The configuration's name, ``glacier://<region>/<account_id>/<vault>``."""
+        return self.config.name
 
     @property
     def capabilities(self) -> Capabilities:
