@@ -1,14 +1,16 @@
 """An Amazon Glacier vault (the 2012-06-01 vault API) as a store, through aiobotocore.
 
 Glacier has no keys: an archive is an ArchiveId plus a description fixed at upload. The store
-maps the protocol's ``key`` to our archive description (:mod:`.glacier_description`) and reports
+maps the protocol's ``key`` to our archive description (:mod:`.description`) and reports
 the ArchiveId in :attr:`ObjectInfo.archive_id`. Parts carry their byte range and SHA-256 tree
 hash (kept in :attr:`PartInfo.etag`, which is what completion needs); the driver's base64 SHA-256
 becomes the linear ``x-amz-content-sha256``, so each part is hashed once more, in a thread.
 
 What Glacier cannot do at once is not faked: ``head`` knows only archives completed by this
 store object; ``list_objects`` raises :class:`InventoryRequired` and ``read``
-:class:`RetrievalRequired`. The job calls (inventory, retrieval, job output) are below.
+:class:`RetrievalRequired`. The job calls (inventory, retrieval, job output) are made by
+:class:`.vault_jobs.VaultJobs`; the store offers them as the ``InventoryJobs`` and
+``RetrievalJobs`` abilities of :mod:`uploader.stores.base`.
 """
 
 from __future__ import annotations
@@ -47,19 +49,16 @@ from uploader.stores.glacier.description import (
     parse_description,
 )
 from uploader.stores.glacier.jobs import (
-    TIERS,
     IncompleteResponse,
     Inventory,
     InventoryRequired,
     JobInfo,
     JobOutputExpired,
     RetrievalRequired,
-    job_from_response,
-    parse_inventory,
     parse_time,
-    retrieval_range,
 )
 from uploader.stores.glacier.treehash import combine_tree_hashes, tree_hash
+from uploader.stores.glacier.vault_jobs import VaultJobs
 from uploader.stores.glacier.wire import (
     CONTENT_PARAM,
     NoInventoryYet,
@@ -67,7 +66,7 @@ from uploader.stores.glacier.wire import (
     errors,
     failing,
     install_hooks,
-    verified_stream,
+    vault_args,
 )
 
 __all__ = [
@@ -135,6 +134,7 @@ class GlacierStore:
             region=self.region,
             endpoint_url=self._endpoint_url,
         )
+        self._jobs = VaultJobs(self._aws, vault, account_id)
         self._uploads: dict[str, _Upload] = {}
         self._archives: dict[str, ObjectInfo] = {}  # completed by this object, by key
 
@@ -166,7 +166,7 @@ class GlacierStore:
         return self._aws.client
 
     def _args(self, **kwargs: Any) -> dict[str, Any]:
-        return {"accountId": self.account_id, "vaultName": self.vault, **kwargs}
+        return vault_args(self.account_id, self.vault, **kwargs)
 
     # -- multipart -----------------------------------------------------------------------------
 
@@ -349,27 +349,11 @@ class GlacierStore:
             if info.archive_id == archive_id:
                 del self._archives[key]
 
-    # -- jobs ----------------------------------------------------------------------------------
-
-    async def _initiate_job(
-        self, parameters: dict[str, Any], what: str, not_found: type[PermanentStoreError]
-    ) -> str:
-        with errors(what, not_found):
-            r = await self.client.initiate_job(**self._args(jobParameters=parameters))
-        if not r.get("jobId"):
-            raise IncompleteResponse(f"{what}: no job id in the response")
-        log.info(
-            "glacier.job_initiated", vault=self.vault, job_id=r["jobId"], type=parameters["Type"]
-        )
-        return str(r["jobId"])
+    # -- jobs (InventoryJobs, RetrievalJobs): see vault_jobs ---------------------------------
 
     async def initiate_inventory_job(self) -> str:
         """Ask for the vault's last inventory (JSON); returns the job id."""
-        return await self._initiate_job(
-            {"Type": "inventory-retrieval", "Format": "JSON"},
-            f"starting an inventory of vault {self.vault}",
-            NoInventoryYet,
-        )
+        return await self._jobs.initiate_inventory_job()
 
     async def initiate_retrieval_job(
         self,
@@ -381,58 +365,25 @@ class GlacierStore:
     ) -> str:
         """Stage an archive (or the half-open, MiB-aligned ``byte_range`` of it) for download;
         returns the job id. A range may end off a MiB boundary only at ``archive_size``."""
-        if tier not in TIERS:
-            raise PermanentStoreError(f"retrieval tier {tier!r} is not one of {', '.join(TIERS)}")
-        parameters = {"Type": "archive-retrieval", "ArchiveId": archive_id, "Tier": tier}
-        if byte_range is not None:
-            parameters["RetrievalByteRange"] = retrieval_range(byte_range, archive_size)
-        return await self._initiate_job(
-            parameters, f"retrieving archive {archive_id}", ObjectNotFound
+        return await self._jobs.initiate_retrieval_job(
+            archive_id, tier, byte_range, archive_size=archive_size
         )
 
     async def describe_job(self, job_id: str) -> JobInfo:
-        what = f"describing job {job_id}"
-        with errors(what, JobOutputExpired):
-            r = await self.client.describe_job(**self._args(jobId=job_id))
-        return job_from_response(r, what)
+        """The job's state (:class:`JobOutputExpired` once Glacier no longer knows it)."""
+        return await self._jobs.describe_job(job_id)
 
     async def list_jobs(self) -> list[JobInfo]:
         """Jobs in progress and recently finished, oldest first."""
-        what = f"listing the jobs of vault {self.vault}"
-        out: list[JobInfo] = []
-        with errors(what):
-            async for page in self.client.get_paginator("list_jobs").paginate(**self._args()):
-                if "JobList" not in page:
-                    raise IncompleteResponse(f"{what}: the response has no JobList")
-                out.extend(job_from_response(j, what) for j in page["JobList"])
-        return out
+        return await self._jobs.list_jobs()
 
     async def get_inventory(self, job_id: str) -> Inventory:
         """The output of a succeeded inventory job, parsed."""
-        raw = b"".join([chunk async for chunk in self.read_job_output(job_id)])
-        return parse_inventory(raw, f"reading the inventory of job {job_id}")
+        return await self._jobs.get_inventory(job_id)
 
-    async def read_job_output(
+    def read_job_output(
         self, job_id: str, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
-        """Bytes ``[start, end)`` of a job's output. The length is always checked, and the tree
-        hash whenever Glacier sends one (tree-hash-aligned ranges of tree-hash-aligned
-        retrievals, see ``glacier_jobs.tree_hash_ranges``), at the end of the range: chunks are
-        yielded as they arrive, so keep them only if iteration ends without an error.
-        A cut connection raises :class:`TransientStoreError` (retry the range); an expired
-        output :class:`JobOutputExpired`."""
-        what = f"reading the output of job {job_id}"
-        extra = {}
-        if start > 0 or end is not None:
-            if end is not None and end <= start:
-                return
-            extra["range"] = f"bytes={start}-{'' if end is None else end - 1}"
-        try:
-            with errors(what, JobOutputExpired):
-                r = await self.client.get_job_output(**self._args(jobId=job_id), **extra)
-        except JobOutputExpired as exc:
-            raise JobOutputExpired(
-                f"{exc}. Job output is kept about 24 h after the job completes: start a new job"
-            ) from exc
-        async for chunk in verified_stream(r, what):
-            yield chunk
+        """Bytes ``[start, end)`` of a job's output, checked (see
+        :meth:`.vault_jobs.VaultJobs.read_job_output`)."""
+        return self._jobs.read_job_output(job_id, start, end)

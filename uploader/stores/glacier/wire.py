@@ -77,6 +77,11 @@ def errors(what: str, not_found: type[PermanentStoreError] = ObjectNotFound) -> 
         raise TransientStoreError(f"{what}: {exc!r}") from exc
 
 
+def vault_args(account_id: str, vault: str, **kwargs: Any) -> dict[str, Any]:
+    """The parameters of a call on one vault: its account and name, then ``kwargs``."""
+    return {"accountId": account_id, "vaultName": vault, **kwargs}
+
+
 def install_hooks(events: Any) -> None:
     """On one client's event emitter: part uploads take their linear SHA-256 from us."""
     part = "glacier.UploadMultipartPart"
