@@ -49,15 +49,12 @@ from uploader.crypto import (
     read_passphrase,
 )
 from uploader.multipart import (
-    EncryptedPayload,
     IncompleteUpload,
     MultipartOptions,
-    PartPlan,
-    PayloadSource,
     ProgressCallback,
-    choose_part_size,
     upload_multipart,
 )
+from uploader.payload import EncryptedPayload, PartPlan, PayloadSource, choose_part_size
 from uploader.stores.base import (
     ObjectInfo,
     ObjectNotFound,
