@@ -118,21 +118,7 @@ async def upload_multipart(
             run.cancel_sends()
             log.info("upload.interrupted", key=key, parts_done=len(run.finished))
             raise
-        if completing:  # the store may have made the object: complete again, never abort
-            log.error(
-                "upload.complete_failed",
-                key=key,
-                error=str(error),
-                error_type=type(error).__name__,
-            )
-            raise error from None
-        if isinstance(error, TransientStoreError):  # keep the parts for the next attempt
-            await run.settle()
-            log.warning("upload.suspended", key=key, parts_done=len(run.finished), error=str(error))
-            raise error from None
-        log.error("upload.aborted", key=key, error=str(error), error_type=type(error).__name__)
-        await run.settle()  # a part still being written after the abort would outlive it
-        await _abort(store, key, upload_id)
+        await _after_failure(run, error, completing=completing)
         raise error from None
     info = await store.head(key)
     if info.size != plan.total_size:
@@ -336,6 +322,29 @@ def _check_complete(plan: PartPlan, finished: Mapping[int, PartInfo]) -> None:
     total = sum(p.size for p in finished.values())
     if total != plan.total_size:
         raise IncompleteUpload(f"parts hold {total} bytes, the payload has {plan.total_size}")
+
+
+async def _after_failure(run: _Run, error: BaseException, *, completing: bool) -> None:
+    """What a failed upload leaves behind, before ``error`` is raised: the upload as it is once
+    completion was asked for (the store may have made the object: complete again, never
+    abort), its parts after a transient error (the next attempt resumes them), else nothing
+    (the upload is aborted)."""
+    key = run.key
+    if completing:
+        log.error(
+            "upload.complete_failed",
+            key=key,
+            error=str(error),
+            error_type=type(error).__name__,
+        )
+        return
+    if isinstance(error, TransientStoreError):
+        await run.settle()
+        log.warning("upload.suspended", key=key, parts_done=len(run.finished), error=str(error))
+        return
+    log.error("upload.aborted", key=key, error=str(error), error_type=type(error).__name__)
+    await run.settle()  # a part still being written after the abort would outlive it
+    await _abort(run.store, key, run.upload_id)
 
 
 def _first_error(exc: BaseException) -> BaseException:
