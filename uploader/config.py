@@ -38,6 +38,7 @@ class EncryptionConfig:
 
     @property
     def enabled(self) -> bool:
+        """Whether archives are encrypted (any mode but ``none``)."""
         return self.mode != "none"
 
     def require_key(self) -> None:
@@ -113,6 +114,8 @@ StoreConfig = LocalStoreConfig | S3StoreConfig | GlacierStoreConfig
 
 @dataclass(frozen=True, slots=True)
 class UploadConfig:
+    """The ``[upload]`` section: part size, concurrency, part retries."""
+
     part_size: int | None = None  # None: chosen from the bundle size and the store's limits
     concurrency: int = 4
     retries: int = 5  # per part, on top of the request retries of the AWS SDK

@@ -47,11 +47,14 @@ def checksum(data: bytes | bytearray | memoryview) -> str:
 
 
 def default_backoff(attempt: int) -> float:
+    """Seconds to wait before retry ``attempt`` (0-based) of a part: doubling, at most 30."""
     return float(min(30.0, 0.5 * 2**attempt))
 
 
 @dataclass(frozen=True, slots=True)
 class MultipartOptions:
+    """How the driver sends parts: concurrency, retries per part and their backoff."""
+
     concurrency: int = 4
     retries: int = 5
     backoff: Callable[[int], float] = default_backoff

@@ -24,9 +24,13 @@ class PayloadSource(Protocol):
     """The bytes of an object, readable at any offset from a worker thread."""
 
     @property
-    def size(self) -> int: ...
+    def size(self) -> int:
+        """The number of bytes."""
+        ...
 
-    def readinto(self, offset: int, view: memoryview) -> None: ...
+    def readinto(self, offset: int, view: memoryview) -> None:
+        """Fill ``view`` with the bytes at ``offset`` (any offset, any order)."""
+        ...
 
 
 class EncryptedPayload:
@@ -51,6 +55,7 @@ class EncryptedPayload:
         return chunk_offset(i, len(self._prefix)) + self._plain_len(i) + TAG_SIZE
 
     def readinto(self, offset: int, view: memoryview) -> None:
+        """Fill ``view`` with the ciphertext at ``offset``, sealing only the chunks it covers."""
         end, pos, filled, p = offset + len(view), offset, 0, len(self._prefix)
         if end > self.size or offset < 0:
             raise ValueError(f"range {offset}+{len(view)} is outside the payload ({self.size})")
@@ -102,13 +107,16 @@ class PartPlan:
 
     @property
     def count(self) -> int:
+        """The number of parts (at least one)."""
         return max(1, -(-self.total_size // self.part_size))
 
     def span(self, number: int) -> tuple[int, int]:
+        """The half-open byte range ``(start, end)`` of part ``number`` (1-based)."""
         start = (number - 1) * self.part_size
         return start, min(start + self.part_size, self.total_size)
 
     def size(self, number: int) -> int:
+        """The size of part ``number``."""
         start, end = self.span(number)
         return end - start
 

@@ -53,11 +53,15 @@ class RetryLater(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    """What happened to one file of the marker directory."""
+
     action: str  # "uploaded" | "already_uploaded" | "failed" | "quarantined" | "sealed" | "ignored"
     detail: str = ""
 
 
 class Dispatcher:
+    """Handles each file that appears in the marker directory (see the module docstring)."""
+
     def __init__(
         self,
         config: Callable[[], AppConfig],
@@ -71,6 +75,7 @@ class Dispatcher:
         self._uploaded = uploaded  # set after each upload: maintenance runs a pass then
 
     async def handle(self, path: Path) -> Outcome:
+        """Handle one file of the marker directory: a marker, or a force request."""
         if not path.is_file():
             return Outcome("ignored", "gone")  # handled already (duplicate event)
         if formats.is_marker_name(path.name):

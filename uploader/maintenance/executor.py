@@ -40,6 +40,8 @@ log = structlog.get_logger("uploader.maintenance.executor")
 
 @dataclass(frozen=True, slots=True)
 class MaintenanceConfig:
+    """What one maintenance pass does and with which rules."""
+
     retention: RetentionConfig
     storage_class: str  # uploader.maintenance.prune.storage_class_for(store config)
     host: str
@@ -60,6 +62,8 @@ class MaintenanceConfig:
 
 @dataclass(slots=True)
 class MaintenanceReport:
+    """What one maintenance pass found and did."""
+
     store: str
     inventory_status: str = ""
     reconciliation: Reconciliation | None = None

@@ -91,6 +91,7 @@ def resume_path(to: Path, key: str, recorded: Path | None) -> Path:
 
 
 def plan_ranges(record: cr.RetrievalRecord, range_size: int) -> list[tuple[int, int]]:
+    """The half-open ranges a download of ``record`` fetches (Glacier: tree-hash aligned)."""
     if record.storage_class == VAULT:
         return tree_hash_ranges(record.size, range_size)  # checks range_size is 1 MiB x 2^n
     return [(a, min(a + range_size, record.size)) for a in range(0, record.size, range_size)]
@@ -260,6 +261,7 @@ async def restore_downloaded(
 
 
 def remove_download(path: Path) -> None:
+    """Delete a finished download, its pinned version and (if empty) its directory."""
     path.unlink(missing_ok=True)
     _version_path(path).unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # not empty: another download shares it

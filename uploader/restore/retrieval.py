@@ -72,6 +72,7 @@ class RetrievalExpired(RetrievalError):
 
 
 def tiers_for(storage_class: str) -> list[str]:
+    """The retrieval tiers ``storage_class`` offers."""
     return [t for (c, t) in TIERS if c == storage_class]
 
 
@@ -81,6 +82,7 @@ def default_tier(storage_class: str) -> str:
 
 
 def check_tier(storage_class: str, tier: str) -> None:
+    """Raise :class:`RetrievalError` unless ``tier`` exists for ``storage_class``."""
     if (storage_class, tier) not in TIERS:
         allowed = ", ".join(tiers_for(storage_class))
         raise RetrievalError(f"tier {tier} is not available for {storage_class} (use {allowed})")
@@ -88,6 +90,8 @@ def check_tier(storage_class: str, tier: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
+    """Expected wait (and its wording in the docs) and estimated USD fee of a retrieval."""
+
     wait: timedelta
     wait_text: str
     cost_usd: float
@@ -102,6 +106,8 @@ def estimate(storage_class: str, tier: str, size: int) -> Estimate:
 
 @dataclass(frozen=True, slots=True)
 class Status:
+    """Whether a retrieval can be downloaded now, and what to say about it."""
+
     ready: bool
     detail: str
     expected_ready: datetime | None = None
@@ -183,6 +189,7 @@ async def s3_restore_under_way(store: Store, key: str) -> str | None:
 
 
 def expected_ready(record: cr.RetrievalRecord) -> datetime:
+    """When the retrieval is expected to be ready (its tier's typical wait)."""
     return record.requested_at + TIERS[(record.storage_class, record.tier)][0]
 
 
@@ -217,4 +224,5 @@ async def status(store: Store, record: cr.RetrievalRecord) -> Status:
 
 
 def format_when(t: datetime) -> str:
+    """``t`` as shown to users: ``YYYY-MM-DD HH:MM UTC``."""
     return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -39,6 +39,7 @@ class AwsClient:
         self._client: Any = None
 
     async def open(self) -> Any:
+        """Create the client (for ``async with`` on the store)."""
         self._client = await self._stack.enter_async_context(
             self._session.create_client(
                 self._service,
@@ -50,11 +51,13 @@ class AwsClient:
         return self._client
 
     async def close(self) -> None:
+        """Close the client and release its connections."""
         self._client = None
         await self._stack.aclose()
 
     @property
     def client(self) -> Any:
+        """The open client (:class:`PermanentStoreError` if the store is not open)."""
         if self._client is None:
             raise PermanentStoreError(f"the {self._service} store is not open (use 'async with')")
         return self._client

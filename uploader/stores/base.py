@@ -96,6 +96,8 @@ class PartInfo:
 
 @dataclass(frozen=True, slots=True)
 class MultipartUploadInfo:
+    """A multipart upload in progress, as the store lists it."""
+
     key: str
     upload_id: str
     initiated: datetime | None = None
@@ -103,6 +105,8 @@ class MultipartUploadInfo:
 
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
+    """An object as the store describes it (head, listing)."""
+
     key: str
     size: int
     metadata: Mapping[str, str] = field(default_factory=dict)
@@ -122,9 +126,13 @@ class Store(Protocol):
         ...
 
     @property
-    def capabilities(self) -> Capabilities: ...
+    def capabilities(self) -> Capabilities:
+        """What the store can do (part sizes, listing, retrieval), as data."""
+        ...
 
-    async def __aenter__(self) -> Self: ...
+    async def __aenter__(self) -> Self:
+        """Open the store's clients."""
+        ...
 
     async def __aexit__(
         self,
@@ -151,19 +159,25 @@ class Store(Protocol):
 
     async def complete_multipart_upload(
         self, key: str, upload_id: str, parts: Sequence[PartInfo]
-    ) -> None: ...
+    ) -> None:
+        """Make the object from ``parts``; completing again with the same parts is harmless."""
+        ...
 
     async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
         """Drop an upload and its parts; aborting an unknown upload is not an error."""
         ...
 
-    async def list_multipart_uploads(self, prefix: str = "") -> list[MultipartUploadInfo]: ...
+    async def list_multipart_uploads(self, prefix: str = "") -> list[MultipartUploadInfo]:
+        """Uploads in progress whose key starts with ``prefix``."""
+        ...
 
     async def head(self, key: str) -> ObjectInfo:
         """Size and metadata of an object (raises :class:`ObjectNotFound`)."""
         ...
 
-    async def list_objects(self, prefix: str = "") -> list[ObjectInfo]: ...
+    async def list_objects(self, prefix: str = "") -> list[ObjectInfo]:
+        """Objects whose key starts with ``prefix`` (metadata may be left empty)."""
+        ...
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """The bytes ``[start, end)`` of an object as a stream of chunks."""

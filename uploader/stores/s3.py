@@ -155,6 +155,7 @@ class S3Store:
 
     @property
     def capabilities(self) -> Capabilities:
+        """By default: parts of 5 MiB to 5 GiB; reads need a restore in the cold classes."""
         return self._capabilities
 
     async def __aenter__(self) -> Self:
@@ -173,6 +174,7 @@ class S3Store:
 
     @property
     def client(self) -> Any:
+        """The open aiobotocore S3 client."""
         return self._aws.client
 
     def _key(self, key: str) -> str:
@@ -186,6 +188,7 @@ class S3Store:
     async def create_multipart_upload(
         self, key: str, part_size: int, metadata: Mapping[str, str]
     ) -> str:
+        """Start an upload in the store's storage class, with SHA-256 part checksums."""
         with _errors(f"starting the upload of {key}"):
             r = await self.client.create_multipart_upload(
                 Bucket=self.bucket,
@@ -200,6 +203,7 @@ class S3Store:
     async def upload_part(
         self, key: str, upload_id: str, number: int, data: bytes | bytearray, checksum: str
     ) -> PartInfo:
+        """Send a part with its SHA-256, which S3 verifies."""
         with _errors(f"uploading part {number} of {key}"):
             r = await self.client.upload_part(
                 Bucket=self.bucket,
@@ -217,6 +221,7 @@ class S3Store:
         return PartInfo(number, len(data), checksum, str(r["ETag"]))
 
     async def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        """The parts S3 holds for an upload in progress."""
         out = []
         with _errors(f"listing the parts of {key}"):
             pages = self.client.get_paginator("list_parts").paginate(
@@ -237,6 +242,7 @@ class S3Store:
     async def complete_multipart_upload(
         self, key: str, upload_id: str, parts: Sequence[PartInfo]
     ) -> None:
+        """Make the object from the parts."""
         with _errors(f"completing the upload of {key}"):
             await self.client.complete_multipart_upload(
                 Bucket=self.bucket,
@@ -251,6 +257,7 @@ class S3Store:
             )
 
     async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        """Abort an upload; an unknown upload is not an error."""
         try:
             with _errors(f"aborting the upload of {key}"):
                 await self.client.abort_multipart_upload(
@@ -260,6 +267,7 @@ class S3Store:
             pass
 
     async def list_multipart_uploads(self, prefix: str = "") -> list[MultipartUploadInfo]:
+        """Uploads in progress under ``prefix``."""
         out = []
         with _errors("listing uploads in progress"):
             pages = self.client.get_paginator("list_multipart_uploads").paginate(
@@ -277,6 +285,7 @@ class S3Store:
     # -- objects -------------------------------------------------------------------------------
 
     async def head(self, key: str) -> ObjectInfo:
+        """Size, user metadata, storage class and date of an object."""
         with _errors(f"reading the metadata of {key}"):
             r = await self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         return ObjectInfo(
@@ -322,6 +331,7 @@ class S3Store:
         return str(r["ETag"]), None if version in (None, "null") else str(version)
 
     async def list_objects(self, prefix: str = "") -> list[ObjectInfo]:
+        """Objects under ``prefix`` (metadata is not listed: empty)."""
         out = []
         with _errors("listing objects"):
             pages = self.client.get_paginator("list_objects_v2").paginate(
@@ -382,5 +392,6 @@ class S3Store:
             body.close()
 
     async def delete(self, key: str) -> None:
+        """Delete an object; a missing object is not an error."""
         with _errors(f"deleting {key}"):
             await self.client.delete_object(Bucket=self.bucket, Key=self._key(key))

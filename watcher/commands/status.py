@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``status``."""
     p = sub.add_parser("status", help="cycles, uploads, store usage, last success/failure")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=run)
@@ -34,6 +35,7 @@ def _iso(t: datetime | None) -> str | None:
 
 
 def collect(config: AppConfig) -> dict[str, Any]:
+    """Everything ``status`` shows, from local state only (the ``--json`` document)."""
     store = config.store.name
     spool = Spool(config.backup.spool_dir)
     with Catalogue.in_state_dir(config.state_dir) as cat:
@@ -147,6 +149,7 @@ def _last_failure(marker_dir: Path) -> dict[str, Any] | None:
 
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
+    """Print the status (or its JSON)."""
     s = collect(config)
     if args.json:
         print(json.dumps(s, indent=2))

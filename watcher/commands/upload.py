@@ -28,6 +28,7 @@ Progress = Callable[[int, int], None]
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``upload``."""
     p = subparsers.add_parser("upload", help="upload sealed cycles now, without the service")
     p.add_argument(
         "cycle", nargs="?", metavar="CYCLE", help="a cycle id (default: every sealed cycle)"

@@ -62,10 +62,12 @@ class JobInfo:
 
     @property
     def succeeded(self) -> bool:
+        """Whether the job finished and its output can be read."""
         return self.status == "Succeeded"
 
     @property
     def failed(self) -> bool:
+        """Whether the job failed (``status_message`` says why)."""
         return self.status == "Failed"
 
 

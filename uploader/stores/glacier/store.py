@@ -145,6 +145,7 @@ class GlacierStore:
 
     @property
     def capabilities(self) -> Capabilities:
+        """Parts of 1 MiB x 2^n, no immediate listing, reads through retrieval jobs."""
         return GLACIER_CAPABILITIES
 
     async def __aenter__(self) -> Self:
@@ -163,6 +164,7 @@ class GlacierStore:
 
     @property
     def client(self) -> Any:
+        """The open aiobotocore Glacier client."""
         return self._aws.client
 
     def _args(self, **kwargs: Any) -> dict[str, Any]:
@@ -173,6 +175,7 @@ class GlacierStore:
     async def create_multipart_upload(
         self, key: str, part_size: int, metadata: Mapping[str, str]
     ) -> str:
+        """Start an upload whose archive description carries ``key`` and ``metadata``."""
         try:
             description = ArchiveDescription.from_metadata(key, metadata)
             text = description.render()
@@ -205,6 +208,7 @@ class GlacierStore:
     async def upload_part(
         self, key: str, upload_id: str, number: int, data: bytes | bytearray, checksum: str
     ) -> PartInfo:
+        """Send a part with its byte range and tree hash; its SHA-256 goes along too."""
         what = f"uploading part {number} of {key}"
         part_size = (await self._upload(key, upload_id)).part_size
         if not 0 < len(data) <= part_size or number < 1:
@@ -250,6 +254,7 @@ class GlacierStore:
     async def complete_multipart_upload(
         self, key: str, upload_id: str, parts: Sequence[PartInfo]
     ) -> None:
+        """Complete with the size and combined tree hash; a repeat gets the same ArchiveId."""
         what = f"completing the upload of {key}"
         try:
             upload = await self._upload(key, upload_id)
@@ -279,6 +284,7 @@ class GlacierStore:
         log.info("glacier.archive_created", key=key, archive_id=archive_id, bytes=size, tree=tree)
 
     async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        """Abort an upload; an unknown upload is not an error."""
         with (
             contextlib.suppress(UploadNotFound),
             errors(f"aborting the upload of {key}", UploadNotFound),
@@ -318,12 +324,14 @@ class GlacierStore:
         return info
 
     async def list_objects(self, prefix: str = "") -> list[ObjectInfo]:
+        """Not possible at once: raises :class:`InventoryRequired`."""
         raise InventoryRequired(
             f"listing the archives of vault {self.vault}: Glacier has no immediate listing; "
             "an inventory job (initiate_inventory_job, then get_inventory) is needed"
         )
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Not possible at once: the iterator raises :class:`RetrievalRequired`."""
         return failing(
             RetrievalRequired(
                 f"reading {key}: a Glacier archive is read through a retrieval job "

@@ -91,6 +91,7 @@ def install_hooks(events: Any) -> None:
 
 
 def take_content_hash(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """Take our linear SHA-256 out of the call's parameters before botocore validates them."""
     context[_CONTENT_CONTEXT] = params.pop(CONTENT_PARAM, None)
 
 
