@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
+READ_CHUNK = MiB  # the size of the chunks a store's read() yields
 
 
 class StoreError(Exception):

@@ -29,6 +29,7 @@ from typing import Any, Self
 from localbackup.atomic import atomic_write_bytes, fsync_dir
 from uploader.config import LocalStoreConfig
 from uploader.stores.base import (
+    READ_CHUNK,
     Capabilities,
     GiB,
     MultipartUploadInfo,
@@ -42,7 +43,6 @@ from uploader.stores.base import (
 )
 
 LOCAL_CAPABILITIES = Capabilities(min_part_size=1, max_part_size=5 * GiB, max_parts=10_000)
-_READ_CHUNK = 1024 * 1024
 _UPLOADS = ".uploads"
 _META = ".meta"
 
@@ -312,7 +312,7 @@ class LocalStore:
         try:
             pos = start
             while end is None or pos < end:
-                n = _READ_CHUNK if end is None else min(_READ_CHUNK, end - pos)
+                n = READ_CHUNK if end is None else min(READ_CHUNK, end - pos)
                 with _errors(f"reading {key}"):
                     chunk = await asyncio.to_thread(os.pread, f.fileno(), n, pos)
                 if not chunk:

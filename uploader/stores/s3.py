@@ -30,6 +30,7 @@ from uploader.config import S3StoreConfig
 from uploader.stores.aws_client import AwsClient
 from uploader.stores.aws_errors import client_error, credentials_missing
 from uploader.stores.base import (
+    READ_CHUNK,
     Capabilities,
     ContainerNotFound,
     CredentialsRejected,
@@ -70,7 +71,6 @@ _TRANSIENT = frozenset(
         "ServiceUnavailable",
     }
 )
-_READ_CHUNK = 1024 * 1024
 
 
 @contextlib.contextmanager
@@ -384,7 +384,7 @@ class S3Store:
         try:
             while True:
                 with _errors(f"reading {key}"):
-                    chunk = await body.read(_READ_CHUNK)
+                    chunk = await body.read(READ_CHUNK)
                 if not chunk:
                     break
                 yield bytes(chunk)

@@ -25,6 +25,7 @@ from botocore.handlers import add_glacier_checksums
 
 from uploader.stores.aws_errors import client_error, code_and_message, credentials_missing
 from uploader.stores.base import (
+    READ_CHUNK,
     ContainerNotFound,
     CredentialsRejected,
     ObjectNotFound,
@@ -37,7 +38,6 @@ from uploader.stores.glacier.treehash import TreeHasher, tree_hash
 _TRANSIENT = frozenset(
     {"ThrottlingException", "RequestTimeoutException", "ServiceUnavailableException"}
 )
-READ_CHUNK = 1024 * 1024
 CONTENT_PARAM = "GlacierBackupContentSHA256"  # ours, removed before botocore validates
 _CONTENT_CONTEXT = "glacier_backup_content_sha256"
 
