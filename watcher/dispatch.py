@@ -33,8 +33,7 @@ from uploader.catalogue import (
 )
 from uploader.maintenance import PrunePolicy, may_upload, plan_prune, storage_class_for
 from uploader.multipart import ProgressCallback
-from uploader.stores import open_store
-from uploader.stores.aws_errors import rejects_credentials
+from uploader.stores import open_store, rejects_credentials
 from uploader.stores.base import (
     StoreError,
     TransientStoreError,

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from uploader.stores.aws_errors import rejects_credentials
 from uploader.stores.base import (
     Capabilities,
+    ContainerNotFound,
+    CredentialsRejected,
+    InventoryJobs,
     MultipartUploadInfo,
+    ObjectChanged,
     ObjectInfo,
     ObjectNotFound,
+    ObjectRestore,
     PartInfo,
     PermanentStoreError,
+    PinnedReads,
+    RestoreAlreadyInProgress,
+    RetrievalJobs,
     Store,
     StoreError,
     TransientStoreError,
@@ -22,17 +31,26 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Capabilities",
+    "ContainerNotFound",
+    "CredentialsRejected",
+    "InventoryJobs",
     "MultipartUploadInfo",
+    "ObjectChanged",
     "ObjectInfo",
     "ObjectNotFound",
+    "ObjectRestore",
     "PartInfo",
     "PermanentStoreError",
+    "PinnedReads",
+    "RestoreAlreadyInProgress",
+    "RetrievalJobs",
     "Store",
     "StoreError",
     "StoreNotAvailable",
     "TransientStoreError",
     "UploadNotFound",
     "open_store",
+    "rejects_credentials",
 ]
 
 

@@ -49,7 +49,9 @@ _META = ".meta"
 
 @contextlib.contextmanager
 def _errors(what: str) -> Iterator[None]:
-    """Translate ``OSError`` into the store's error types."""
+    """Translate ``OSError`` into the store's error types: a missing file is
+    :class:`ObjectNotFound`, a refused permission or a wrong kind of file a
+    :class:`PermanentStoreError`, any other I/O error transient."""
     try:
         yield
     except StoreError:
