@@ -7,17 +7,18 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, cast, get_args
 
 from localbackup import paths
 from localbackup.configkit import ConfigError, Section
 from uploader.crypto import InvalidRecipientError, parse_recipient
+from uploader.stores.base import GiB, MiB
 
 PASSPHRASE_ENV = "GLACIER_BACKUP_PASSPHRASE"  # noqa: S105 - the name, not a secret
 ENCRYPTION_MODES = ("age", "none")
-STORE_TYPES = ("local", "s3", "glacier")
+StoreType = Literal["local", "s3", "glacier"]
+STORE_TYPES: tuple[StoreType, ...] = get_args(StoreType)
 STORAGE_CLASSES = ("DEEP_ARCHIVE", "GLACIER", "GLACIER_IR", "STANDARD_IA", "STANDARD")
-MiB = 1024 * 1024
-GiB = 1024 * MiB
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _VAULT = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
@@ -37,6 +38,7 @@ class EncryptionConfig:
 
     @property
     def enabled(self) -> bool:
+        """Whether archives are encrypted (any mode but ``none``)."""
         return self.mode != "none"
 
     def require_key(self) -> None:
@@ -56,29 +58,55 @@ class EncryptionConfig:
 
 @dataclass(frozen=True, slots=True)
 class LocalStoreConfig:
+    """``[store] type = "local"``: a directory (a NAS mount, a USB disk, a test folder)."""
+
     path: Path
-    type: str = "local"
+    type: Literal["local"] = "local"
+
+    @property
+    def name(self) -> str:
+        """The store's stable identity in the catalogue: ``local:<path>``."""
+        return f"local:{self.path}"
 
 
 @dataclass(frozen=True, slots=True)
 class S3StoreConfig:
+    """``[store] type = "s3"``: a bucket and key prefix, objects in ``storage_class``."""
+
     bucket: str
     prefix: str = ""
     storage_class: str = "DEEP_ARCHIVE"
     region: str | None = None
     profile: str | None = None
     endpoint_url: str | None = None
-    type: str = "s3"
+    type: Literal["s3"] = "s3"
+
+    @property
+    def name(self) -> str:
+        """The store's stable identity in the catalogue: ``s3://<bucket>/<prefix>``."""
+        return f"s3://{self.bucket}/{self.prefix}"
 
 
 @dataclass(frozen=True, slots=True)
 class GlacierStoreConfig:
+    """``[store] type = "glacier"``: a vault of the original Glacier API."""
+
     vault: str
     account_id: str = "-"
     region: str | None = None
     profile: str | None = None
     endpoint_url: str | None = None
-    type: str = "glacier"
+    type: Literal["glacier"] = "glacier"
+
+    @property
+    def name(self) -> str:
+        """The store's stable identity in the catalogue:
+        ``glacier://<region>/<account_id>/<vault>``. Without ``region``, the region of the AWS
+        configuration (``AWS_DEFAULT_REGION``, the profile's), as the store itself uses."""
+        from uploader.stores.aws_client import default_region
+
+        region = self.region or default_region(self.profile)
+        return f"glacier://{region or '-'}/{self.account_id}/{self.vault}"
 
 
 StoreConfig = LocalStoreConfig | S3StoreConfig | GlacierStoreConfig
@@ -86,6 +114,8 @@ StoreConfig = LocalStoreConfig | S3StoreConfig | GlacierStoreConfig
 
 @dataclass(frozen=True, slots=True)
 class UploadConfig:
+    """The ``[upload]`` section: part size, concurrency, part retries."""
+
     part_size: int | None = None  # None: chosen from the bundle size and the store's limits
     concurrency: int = 4
     retries: int = 5  # per part, on top of the request retries of the AWS SDK
@@ -137,7 +167,7 @@ _STORE_KEYS = {
 
 def store_config(section: Section) -> StoreConfig:
     """Read ``[store]``; keys of another store type are named as such."""
-    kind = section.choice("type", "local", STORE_TYPES)
+    kind = cast(StoreType, section.choice("type", "local", STORE_TYPES))
     for other, keys in _STORE_KEYS.items():
         for key in keys:
             if section.has(key) and key not in _STORE_KEYS[kind]:

@@ -17,17 +17,16 @@ way, becomes the archive record's ``plaintext_sha256``.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 from structlog.contextvars import bound_contextvars
 
-from localbackup.formats import CYCLE_JSON, FORMAT_VERSION, SealedCycle, load_sealed_cycle
-from uploader.bundle import BundleReader, VerifyingBundle, cycle_sha256
+from localbackup.formats import CYCLE_JSON, FormatError, SealedCycle, load_sealed_cycle
+from uploader.archive import ArchiveMetadata, object_key
+from uploader.bundle import BundleError, BundleReader, VerifyingBundle, cycle_sha256
 from uploader.catalogue import (
     ArchiveRecord,
     Catalogue,
@@ -39,6 +38,7 @@ from uploader.catalogue import (
 )
 from uploader.config import EncryptionConfig, UploadConfig
 from uploader.crypto import (
+    AgeError,
     EncryptionState,
     Recipient,
     ScryptRecipient,
@@ -47,32 +47,22 @@ from uploader.crypto import (
     read_passphrase,
 )
 from uploader.multipart import (
-    EncryptedPayload,
+    IncompleteUpload,
     MultipartOptions,
-    PartPlan,
-    PayloadSource,
     ProgressCallback,
-    choose_part_size,
     upload_multipart,
 )
+from uploader.payload import EncryptedPayload, PartPlan, PayloadSource, choose_part_size
 from uploader.stores.base import (
     ObjectInfo,
-    ObjectNotFound,
     PartInfo,
-    PermanentStoreError,
     Store,
+    StoreError,
     TransientStoreError,
-    UploadNotFound,
 )
+from uploader.upload_resume import Resume, find_resume, finish_upload, upload_pin
 
 log = structlog.get_logger("uploader.upload")
-
-ARCHIVE_FORMAT = "glacier-backup-archive"
-
-
-def object_key(host: str, cycle_id: str, encrypted: bool = True) -> str:
-    """Where a cycle's archive lives in a store (the store adds its own prefix)."""
-    return f"{host}/{cycle_id}.tar.age" if encrypted else f"{host}/{cycle_id}.tar"
 
 
 def sealed_cycle_dirs(spool_dir: Path) -> list[Path]:
@@ -90,8 +80,10 @@ def pending_cycle_dirs(spool_dir: Path, catalogue: Catalogue, store: str) -> lis
     return [d for d in sealed_cycle_dirs(spool_dir) if d.name not in done]
 
 
-class CyclePruned(PermanentStoreError):
-    """The cycle's archive was pruned from the store: uploading it again needs ``force``."""
+class CyclePruned(Exception):
+    """The cycle's archive was pruned from the store: uploading it again needs ``force``.
+
+    A refusal of this program's, not a store failure."""
 
     def __init__(self, cycle_id: str, store: str, at: datetime) -> None:
         self.cycle_id, self.store, self.pruned_at = cycle_id, store, at
@@ -99,6 +91,19 @@ class CyclePruned(PermanentStoreError):
             f"cycle {cycle_id} was pruned from {store} on {at:%Y-%m-%d %H:%M} UTC; "
             "it is not uploaded again unless forced"
         )
+
+
+# The cycle's own bytes, format or encryption are at fault: trying again will not help.
+CYCLE_FAULTS: tuple[type[Exception], ...] = (BundleError, FormatError, AgeError)
+# Every way the upload of one cycle fails that is not a bug: the store, a refusal of ours
+# (CyclePruned, IncompleteUpload), the cycle itself, the operating system.
+UPLOAD_FAILURES: tuple[type[Exception], ...] = (
+    StoreError,
+    CyclePruned,
+    IncompleteUpload,
+    *CYCLE_FAULTS,
+    OSError,
+)
 
 
 def recipients_for(cfg: EncryptionConfig) -> list[Recipient]:
@@ -133,16 +138,9 @@ async def _requeue(store: Store, catalogue: Catalogue, archive: ArchiveRecord, w
     if stale is not None:
         try:
             await store.abort_multipart_upload(stale.key, stale.upload_id)
-        except (UploadNotFound, PermanentStoreError, TransientStoreError) as exc:
+        except StoreError as exc:
             log.info("upload.stale_upload_dropped", key=stale.key, error=str(exc))
         await asyncio.to_thread(catalogue.drop_upload, stale.id)
-
-
-@dataclass(frozen=True, slots=True)
-class _Resume:
-    record: UploadRecord
-    done: list[PartInfo]
-    held: dict[int, PartInfo]
 
 
 async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
@@ -166,25 +164,15 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
     """
     cycle = await asyncio.to_thread(load_sealed_cycle, cycle_dir)
     with bound_contextvars(cycle=cycle.cycle_id):
-        found = await asyncio.to_thread(catalogue.find_archive, store.name, cycle.cycle_id)
-        if found is not None and force:
-            doubt = await asyncio.to_thread(archive_doubt, catalogue, found)
-            if doubt is not None:
-                await _requeue(store, catalogue, found, doubt)
-                found = None
+        found = await _archived(store, catalogue, cycle, force=force)
         if found is not None:
-            log.info("upload.skipped", reason="already archived", key=found.key)
             return found
-        pruned = await asyncio.to_thread(pruned_at, catalogue, store.name, cycle.cycle_id)
-        if pruned is not None and not force:
-            log.warning("upload.refused", reason="pruned", pruned_at=pruned.isoformat())
-            raise CyclePruned(cycle.cycle_id, store.name, pruned.astimezone(UTC))
         # Files are checked against cycle.json as the parts are made (VerifyingBundle), and
         # whatever the parts do not cover (acknowledged by an earlier attempt) is read before
         # completing.
         with BundleReader(cycle_dir, cycle) as bundle, VerifyingBundle(bundle) as verified:
             key = object_key(cycle.host, cycle.cycle_id, encryption.enabled)
-            resume = await _resume(store, catalogue, bundle, key)
+            resume = await find_resume(store, catalogue, bundle, key)
             if isinstance(resume, ArchiveRecord):
                 return resume
             if resume is None:
@@ -197,77 +185,100 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
                     encryption=encryption,
                     upload_cfg=upload_cfg,
                 )
-                done: list[PartInfo] = []
-                held: dict[int, PartInfo] = {}
+                resume = Resume(record, done=[], held={})
             else:
-                record, done, held = resume.record, resume.done, resume.held
-                log.info("upload.resuming", key=key, parts_done=len(done), parts_held=len(held))
-            state = EncryptionState.from_json(record.encryption) if record.encryption else None
-
-            async def on_part(part: PartInfo) -> None:
-                await asyncio.to_thread(catalogue.record_part, record.id, part)
-
-            completing = False
-
-            async def on_complete(parts: list[PartInfo]) -> None:
-                nonlocal completing
-                # Persisted before the store is asked: a crash or a lost answer from here on
-                # is resolved by completing again (same Glacier ArchiveId), never a new upload.
-                sha256 = verified.sha256
-                await asyncio.to_thread(catalogue.begin_completion, record.id, parts, sha256)
-                completing = True
-
+                done, held = len(resume.done), len(resume.held)
+                log.info("upload.resuming", key=key, parts_done=done, parts_held=held)
             opts = options or MultipartOptions(
                 concurrency=upload_cfg.concurrency, retries=upload_cfg.retries
             )
-            try:
-                info = await upload_multipart(
-                    store,
-                    key,
-                    record.upload_id,
-                    _payload(verified, state),
-                    PartPlan(record.total_size, record.part_size),
-                    done=done,
-                    held=held,
-                    options=opts,
-                    on_part=on_part,
-                    progress=progress,
-                    before_complete=verified.finish,
-                    on_complete=on_complete,
-                )
-            except TransientStoreError:
-                raise  # the upload and its parts are kept: the next attempt resumes them
-            except Exception:
-                if not completing:
-                    await asyncio.to_thread(catalogue.drop_upload, record.id)  # driver aborted
-                raise
-        return await _finish(catalogue, record, verified.sha256, info.size, info.archive_id)
+            info = await _send(
+                store,
+                catalogue,
+                resume,
+                key=key,
+                verified=verified,
+                options=opts,
+                progress=progress,
+            )
+        record = resume.record
+        return await finish_upload(catalogue, record, verified.sha256, info.size, info.archive_id)
+
+
+async def _archived(
+    store: Store, catalogue: Catalogue, cycle: SealedCycle, *, force: bool
+) -> ArchiveRecord | None:
+    """The cycle's archive if it is recorded already (and, with ``force``, not in doubt);
+    :class:`CyclePruned` if it was pruned from the store and ``force`` is not set."""
+    found = await asyncio.to_thread(catalogue.find_archive, store.name, cycle.cycle_id)
+    if found is not None and force:
+        doubt = await asyncio.to_thread(archive_doubt, catalogue, found)
+        if doubt is not None:
+            await _requeue(store, catalogue, found, doubt)
+            found = None
+    if found is not None:
+        log.info("upload.skipped", reason="already archived", key=found.key)
+        return found
+    pruned = await asyncio.to_thread(pruned_at, catalogue, store.name, cycle.cycle_id)
+    if pruned is not None and not force:
+        log.warning("upload.refused", reason="pruned", pruned_at=pruned.isoformat())
+        raise CyclePruned(cycle.cycle_id, store.name, pruned.astimezone(UTC))
+    return None
+
+
+async def _send(
+    store: Store,
+    catalogue: Catalogue,
+    resume: Resume,
+    *,
+    key: str,
+    verified: VerifyingBundle,
+    options: MultipartOptions,
+    progress: ProgressCallback | None,
+) -> ObjectInfo:
+    """Upload the parts ``resume`` lacks through the driver, recording each acknowledged part
+    and, before completion is asked for, the parts and the bundle SHA-256."""
+    record = resume.record
+    state = EncryptionState.from_json(record.encryption) if record.encryption else None
+
+    async def on_part(part: PartInfo) -> None:
+        await asyncio.to_thread(catalogue.record_part, record.id, part)
+
+    completing = False
+
+    async def on_complete(parts: list[PartInfo]) -> None:
+        nonlocal completing
+        # Persisted before the store is asked: a crash or a lost answer from here on is
+        # resolved by completing again (same Glacier ArchiveId), never by a new upload.
+        sha256 = verified.sha256
+        await asyncio.to_thread(catalogue.begin_completion, record.id, parts, sha256)
+        completing = True
+
+    try:
+        return await upload_multipart(
+            store,
+            key,
+            record.upload_id,
+            _payload(verified, state),
+            PartPlan(record.total_size, record.part_size),
+            done=resume.done,
+            held=resume.held,
+            options=options,
+            on_part=on_part,
+            progress=progress,
+            before_complete=verified.finish,
+            on_complete=on_complete,
+        )
+    except TransientStoreError:
+        raise  # the upload and its parts are kept: the next attempt resumes them
+    except Exception:
+        if not completing:
+            await asyncio.to_thread(catalogue.drop_upload, record.id)  # the driver aborted
+        raise
 
 
 def _payload(bundle: PayloadSource, state: EncryptionState | None) -> PayloadSource:
     return bundle if state is None else EncryptedPayload(bundle, state)
-
-
-def _pin(cycle: SealedCycle) -> str:
-    """What an upload in progress records in ``plaintext_sha256``: the bundle is not read yet."""
-    return f"cycle-sha256:{cycle_sha256(cycle)}"
-
-
-async def _finish(
-    catalogue: Catalogue,
-    record: UploadRecord,
-    sha256: str,
-    size: int,
-    archive_id: str | None = None,
-    *,
-    confirmed: bool = True,
-) -> ArchiveRecord:
-    """The archive record, with the bundle SHA-256 computed while it was read, and the
-    store-side id (a Glacier ArchiveId) that a retrieval needs later, in one transaction."""
-    done = dataclasses.replace(record, plaintext_sha256=sha256)
-    return await asyncio.to_thread(
-        lambda: catalogue.finish_upload(done, size, archive_id, confirmed=confirmed)
-    )
 
 
 async def _start(
@@ -291,15 +302,13 @@ async def _start(
         state = await asyncio.to_thread(new_encryption, recipients)
     source = _payload(bundle, state)
     part_size = choose_part_size(source.size, store.capabilities, upload_cfg.part_size)
-    metadata = {
-        "format": ARCHIVE_FORMAT,
-        "format-version": str(FORMAT_VERSION),
-        "host": cycle.host,
-        "cycle-id": cycle.cycle_id,
-        "cycle-sha256": cycle_sha256(cycle),
-        "plaintext-size": str(bundle.size),
-        "encryption": "age" if state else "none",
-    }
+    metadata = ArchiveMetadata(
+        host=cycle.host,
+        cycle_id=cycle.cycle_id,
+        cycle_sha256=cycle_sha256(cycle),
+        plaintext_size=bundle.size,
+        encryption="age" if state else "none",
+    ).as_metadata()
     upload_id = await store.create_multipart_upload(key, part_size, metadata)
     return await asyncio.to_thread(
         lambda: catalogue.start_upload(
@@ -311,121 +320,17 @@ async def _start(
             part_size=part_size,
             total_size=source.size,
             plaintext_size=bundle.size,
-            plaintext_sha256=_pin(cycle),
+            plaintext_sha256=upload_pin(cycle),
             encryption=state.to_json() if state else None,
         )
     )
 
 
-async def _resume(
-    store: Store, catalogue: Catalogue, bundle: BundleReader, key: str
-) -> _Resume | ArchiveRecord | None:
-    """What an earlier attempt left: parts to keep, a finished archive, or nothing usable."""
-    cycle = bundle.cycle
-    record = await asyncio.to_thread(catalogue.find_upload, store.name, cycle.cycle_id)
-    if record is None:
-        return None
-    if record.completing:
-        return await _complete_again(store, catalogue, bundle, record)
-    if record.key != key or record.plaintext_sha256 != _pin(cycle):
-        log.warning("upload.restarting", key=key, reason="the bundle changed since the last try")
-        await store.abort_multipart_upload(record.key, record.upload_id)
-        await asyncio.to_thread(catalogue.drop_upload, record.id)
-        return None
-    try:
-        listed = {p.number: p for p in await store.list_parts(key, record.upload_id)}
-    except UploadNotFound:
-        # Completed just before a crash (or expired): keep the object if it is ours and whole.
-        try:
-            info = await store.head(key)
-        except ObjectNotFound:
-            info = None
-        if (
-            info is not None
-            and info.size == record.total_size
-            and info.metadata.get("cycle-sha256") == cycle_sha256(cycle)
-        ):
-            # Completed only after every file matched; the bundle SHA-256 died with that run.
-            sha256 = await asyncio.to_thread(bundle.verify)
-            log.info("upload.completed", key=key, bytes=info.size, recovered=True)
-            return await _finish(catalogue, record, sha256, info.size, info.archive_id)
-        await asyncio.to_thread(catalogue.drop_upload, record.id)
-        return None
-    recorded = await asyncio.to_thread(catalogue.parts, record.id)
-    done = [p for p in recorded if _same(listed.get(p.number), p)]
-    numbers = {p.number for p in recorded}
-    trees = store.capabilities.tree_hash_etags
-    held = {
-        n: p for n, p in listed.items() if n not in numbers and (p.checksum or (trees and p.etag))
-    }
-    return _Resume(record, done, held)
-
-
-async def _complete_again(
-    store: Store, catalogue: Catalogue, bundle: BundleReader, record: UploadRecord
-) -> ArchiveRecord | None:
-    """An upload whose completion was asked for before the last run ended: complete it again
-    (a repeat returns the same Glacier ArchiveId) and record it. Where the store cannot show
-    the object and the upload is gone (Glacier, a while later), the archive is recorded as
-    completed but unconfirmed: the next inventory confirms it by key, nothing uploads it again.
-    """
-    key, cycle = record.key, bundle.cycle
-    parts = record.completion_parts()
-    sha256 = record.completion_sha256()
-    gone = False
-    try:
-        await store.complete_multipart_upload(key, record.upload_id, parts)
-    except UploadNotFound:
-        gone = True
-    info: ObjectInfo | None
-    try:
-        info = await store.head(key)
-    except ObjectNotFound:
-        info = None
-    if info is not None:
-        if info.size != record.total_size or info.metadata.get("cycle-sha256") not in (
-            None,
-            cycle_sha256(cycle),
-        ):
-            raise PermanentStoreError(
-                f"{key}: the store holds {info.size} bytes that are not this cycle's upload "
-                f"({record.total_size} bytes); the upload in the catalogue is kept"
-            )
-        if sha256 is None:
-            sha256 = await asyncio.to_thread(bundle.verify)
-        log.info("upload.completed", key=key, bytes=info.size, recovered=True)
-        return await _finish(catalogue, record, sha256, info.size, info.archive_id)
-    if not gone:
-        raise PermanentStoreError(f"{key}: completed, but the store does not show it")
-    if store.capabilities.immediate_listing:
-        # S3 / local: neither the upload nor the object exists, so nothing was made; a new
-        # upload writes the same key (no duplicate can come of it).
-        log.warning("upload.restarting", key=key, reason="completed upload not in the store")
-        await asyncio.to_thread(catalogue.drop_upload, record.id)
-        return None
-    if sha256 is None:
-        sha256 = await asyncio.to_thread(bundle.verify)
-    log.warning(
-        "upload.completed_unconfirmed",
-        key=key,
-        bytes=record.total_size,
-        reason="the upload was completed before; the next inventory confirms the archive",
-    )
-    return await _finish(catalogue, record, sha256, record.total_size, None, confirmed=False)
-
-
-def _same(listed: PartInfo | None, recorded: PartInfo) -> bool:
-    return (
-        listed is not None
-        and listed.size == recorded.size
-        and listed.checksum in ("", recorded.checksum)
-    )
-
-
 __all__: Sequence[str] = [
+    "CYCLE_FAULTS",
+    "UPLOAD_FAILURES",
     "CyclePruned",
     "archive_doubt",
-    "object_key",
     "pending_cycle_dirs",
     "recipients_for",
     "sealed_cycle_dirs",

@@ -23,7 +23,6 @@ from structlog.contextvars import bound_contextvars
 from localbackup import formats
 from localbackup.spool import Spool
 from localbackup.step import seal_open_cycle
-from uploader.bundle import BundleError
 from uploader.catalogue import (
     ArchiveRecord,
     Catalogue,
@@ -32,18 +31,15 @@ from uploader.catalogue import (
     record_event,
     remember_cycle_indexes,
 )
-from uploader.config import StoreConfig
-from uploader.crypto import AgeError
 from uploader.maintenance import PrunePolicy, may_upload, plan_prune, storage_class_for
 from uploader.multipart import ProgressCallback
-from uploader.stores import open_store
+from uploader.stores import open_store, rejects_credentials
 from uploader.stores.base import (
-    PermanentStoreError,
     StoreError,
     TransientStoreError,
     UploadNotFound,
 )
-from uploader.upload import CyclePruned, upload_cycle
+from uploader.upload import CYCLE_FAULTS, CyclePruned, upload_cycle
 from watcher.config import AppConfig
 from watcher.markers import DONE, FAILED, QUARANTINE, file_away
 
@@ -56,11 +52,15 @@ class RetryLater(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    """What happened to one file of the marker directory."""
+
     action: str  # "uploaded" | "already_uploaded" | "failed" | "quarantined" | "sealed" | "ignored"
     detail: str = ""
 
 
 class Dispatcher:
+    """Handles each file that appears in the marker directory (see the module docstring)."""
+
     def __init__(
         self,
         config: Callable[[], AppConfig],
@@ -74,6 +74,7 @@ class Dispatcher:
         self._uploaded = uploaded  # set after each upload: maintenance runs a pass then
 
     async def handle(self, path: Path) -> Outcome:
+        """Handle one file of the marker directory: a marker, or a force request."""
         if not path.is_file():
             return Outcome("ignored", "gone")  # handled already (duplicate event)
         if formats.is_marker_name(path.name):
@@ -157,7 +158,7 @@ class Dispatcher:
     def _over_budget(self, cycle_dir: Path, cfg: AppConfig) -> str | None:
         """With ``over_budget = "wait"``: why this upload must wait, or None (from the catalogue
         alone: pruning itself is the maintenance loop's job)."""
-        store = _store_name(cfg.store)
+        store = cfg.store.name
         policy = PrunePolicy.from_config(cfg.retention, storage_class_for(cfg.store))
         size = formats.load_sealed_cycle(cycle_dir).data_size
         plan = plan_prune(prune_inputs(self._catalogue, store), policy, datetime.now(UTC), size)
@@ -167,8 +168,7 @@ class Dispatcher:
 
     def _check_cycle(self, marker: formats.Marker) -> str | None:
         """None when the cycle can be uploaded; "archived", or the reason it cannot."""
-        store = self._config().store
-        store_name = _store_name(store)
+        store_name = self._config().store.name
         if self._catalogue.find_archive(store_name, marker.cycle_id) is not None:
             return "archived"
         cycle_json = marker.cycle_dir / formats.CYCLE_JSON
@@ -193,7 +193,7 @@ class Dispatcher:
         """
         cfg = self._config()
         spool = Spool(cfg.backup.spool_dir)
-        store = _store_name(cfg.store)
+        store = cfg.store.name
         # Safe means confirmed in the store and not flagged MISSING or mismatched since.
         flagged = {f.key for f in open_flags(self._catalogue, store)}
         safe = {
@@ -213,20 +213,6 @@ class Dispatcher:
         return removed
 
 
-_AUTH_CODES = (
-    "AccessDenied",
-    "ExpiredToken",
-    "InvalidAccessKeyId",
-    "InvalidClientTokenId",
-    "InvalidSignature",
-    "MissingAuthenticationToken",
-    "RequestExpired",
-    "SignatureDoesNotMatch",
-    "UnrecognizedClient",
-    "no AWS credentials found",
-)
-
-
 def _retry_reason(exc: BaseException, cycle_dir: Path) -> str | None:
     """Why a failed upload should be tried again later, or None if the marker is failed.
 
@@ -243,7 +229,7 @@ def _retry_reason(exc: BaseException, cycle_dir: Path) -> str | None:
     name = getattr(exc, "filename", None) if isinstance(exc, OSError) else None
     outside = not isinstance(name, str | bytes) or not _inside(Path(str(name)), cycle_dir)
     # The cycle's own bytes or configuration, and permanent store errors, fail the marker.
-    own = isinstance(exc, BundleError | formats.FormatError | AgeError | StoreError)
+    own = isinstance(exc, (*CYCLE_FAULTS, StoreError))
     if isinstance(exc, OSError) and outside and not own:
         return "an OS error outside the cycle (state directory?)"
     return None
@@ -259,13 +245,9 @@ def _inside(path: Path, directory: Path) -> bool:
 
 def _failure_reason(exc: BaseException) -> str:
     text = f"upload failed: {type(exc).__name__}: {exc}"
-    if isinstance(exc, PermanentStoreError) and any(c in str(exc) for c in _AUTH_CODES):
+    if rejects_credentials(exc):
         return (
             f"{text} -- the store refused the credentials or permissions: fix them, then move "
             "this marker back from failed/ to upload the cycle"
         )
     return text
-
-
-def _store_name(store: StoreConfig) -> str:
-    return open_store(store).name  # constructing a store does no I/O

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from emulators.glacier import treehash as emulator_treehash
+from uploader.archive import ARCHIVE_FORMAT
 from uploader.stores.base import MiB
 from uploader.stores.glacier.description import (
-    ARCHIVE_FORMAT,
     MAX_DESCRIPTION,
     ArchiveDescription,
     DescriptionError,

@@ -16,12 +16,8 @@ from uploader.bundle import BundleError, BundleReader
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig, UploadConfig
 from uploader.crypto import X25519Identity, decrypt_file, new_encryption
-from uploader.multipart import (
-    EncryptedPayload,
-    IncompleteUpload,
-    MultipartOptions,
-    choose_part_size,
-)
+from uploader.multipart import IncompleteUpload, MultipartOptions
+from uploader.payload import EncryptedPayload, choose_part_size
 from uploader.stores.base import (
     Capabilities,
     MiB,

@@ -3,8 +3,8 @@
 Pure planners (no I/O, no clock: ``now`` is passed in) and one executor that carries out their
 decisions: :mod:`.inventory_plan` (Glacier inventory jobs), :mod:`.reconcile` (catalogue vs
 listing), :mod:`.prune` (retention rules and the size budget), :mod:`.orphans` (stray multipart
-uploads), and :mod:`.executor` (:func:`run_maintenance`, one pass). :mod:`.retention` is the
-``[retention]`` config section.
+uploads), and :mod:`.executor` (:func:`run_maintenance`, one pass), whose Glacier inventory
+jobs :mod:`.inventory_pass` advances. :mod:`.retention` is the ``[retention]`` config section.
 """
 
 from __future__ import annotations

@@ -19,51 +19,29 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
 
 import structlog
 
 from uploader import catalogue as cm
-from uploader.catalogue import Catalogue, InventoryJobState, InventoryState, JobStatus
-from uploader.maintenance.inventory_plan import (
-    FetchOutput,
-    ForgetJob,
-    InventorySettings,
-    PollJob,
-    RequestJob,
-    plan_inventory,
-)
-from uploader.maintenance.orphans import KnownUpload, host_prefix, plan_orphan_aborts
+from uploader.archive import ArchiveMetadata
+from uploader.catalogue import Catalogue
+from uploader.maintenance.inventory_pass import advance_inventory
+from uploader.maintenance.inventory_plan import InventorySettings
+from uploader.maintenance.orphans import DAY, KnownUpload, host_prefix, plan_orphan_aborts
 from uploader.maintenance.prune import PrunePlan, PrunePolicy, may_upload, plan_prune
 from uploader.maintenance.reconcile import ListedArchive, Listing, Reconciliation, reconcile
 from uploader.maintenance.retention import RetentionConfig
-from uploader.stores.base import ObjectInfo, ObjectNotFound, Store, StoreError
-from uploader.stores.glacier.jobs import Inventory, JobInfo, JobOutputExpired
+from uploader.stores.base import InventoryJobs, ObjectInfo, ObjectNotFound, Store, StoreError
 
 log = structlog.get_logger("uploader.maintenance.executor")
-
-ARCHIVE_FORMAT = "glacier-backup-archive"
-DAY = 86400.0
-_MAX_STEPS = 8  # state machine steps per pass (poll -> fetch -> request -> poll ...)
-
-
-@runtime_checkable
-class InventoryStore(Protocol):
-    """The job calls of a store without immediate listing (a Glacier vault)."""
-
-    async def initiate_inventory_job(self) -> str: ...
-
-    async def describe_job(self, job_id: str) -> JobInfo: ...
-
-    async def list_jobs(self) -> list[JobInfo]: ...
-
-    async def get_inventory(self, job_id: str) -> Inventory: ...
 
 
 @dataclass(frozen=True, slots=True)
 class MaintenanceConfig:
+    """What one maintenance pass does and with which rules."""
+
     retention: RetentionConfig
     storage_class: str  # uploader.maintenance.prune.storage_class_for(store config)
     host: str
@@ -84,6 +62,8 @@ class MaintenanceConfig:
 
 @dataclass(slots=True)
 class MaintenanceReport:
+    """What one maintenance pass found and did."""
+
     store: str
     inventory_status: str = ""
     reconciliation: Reconciliation | None = None
@@ -104,8 +84,19 @@ async def run_maintenance(
         if store.capabilities.immediate_listing:
             listing = await _list(store, catalogue, now)
             report.inventory_status = "listed"
-        elif isinstance(store, InventoryStore):
-            listing = await _advance_inventory(store, catalogue, config, now, report)
+        elif isinstance(store, InventoryJobs):
+            outcome = await advance_inventory(
+                store,
+                report.store,
+                catalogue,
+                config.inventory,
+                now,
+                request=config.request_inventory,
+                grace=config.grace,
+            )
+            listing = outcome.listing
+            report.inventory_status = outcome.status
+            report.jobs_in_flight = outcome.jobs_in_flight
         else:
             report.inventory_status = "this store can neither list nor take inventory jobs"
         if listing is not None:
@@ -125,37 +116,17 @@ async def run_maintenance(
 
 def listed_from_metadata(info: ObjectInfo) -> ListedArchive:
     """An object of an S3/local store as the reconciler sees it (ours by its metadata)."""
-    m = info.metadata
-    ours = m.get("format") == ARCHIVE_FORMAT
+    ours = ArchiveMetadata.parse(info.metadata)  # None: not an archive of ours
     return ListedArchive(
         store_id=info.key,
         size=info.size,
-        key=info.key if ours else None,
-        host=m.get("host") if ours else None,
-        cycle_id=m.get("cycle-id") if ours else None,
-        plaintext_sha256=m.get("plaintext-sha256") if ours else None,
+        key=None if ours is None else info.key,
+        host=None if ours is None else ours.host,
+        cycle_id=None if ours is None else ours.cycle_id,
+        plaintext_sha256=None if ours is None else ours.plaintext_sha256,
         created=info.last_modified,
-        description=",".join(f"{k}={v}" for k, v in sorted(m.items()))[:1024],
+        description=",".join(f"{k}={v}" for k, v in sorted(info.metadata.items()))[:1024],
     )
-
-
-def listed_from_inventory(inventory: Inventory) -> list[ListedArchive]:
-    out = []
-    for a in inventory.archives:
-        d = a.description
-        out.append(
-            ListedArchive(
-                store_id=a.archive_id,
-                size=a.size,
-                key=None if d is None else d.key,
-                host=None if d is None else d.host,
-                cycle_id=None if d is None else d.cycle_id,
-                plaintext_sha256=None if d is None else d.plaintext_sha256,
-                created=a.created,
-                description=a.raw_description,
-            )
-        )
-    return out
 
 
 async def _list(store: Store, catalogue: Catalogue, now: datetime) -> Listing:
@@ -184,157 +155,6 @@ async def _list(store: Store, catalogue: Catalogue, now: datetime) -> Listing:
                 continue  # deleted while we listed
         items.append(listed_from_metadata(full))
     return Listing(tuple(items), now, 0.0)
-
-
-async def _advance_inventory(
-    store: InventoryStore,
-    catalogue: Catalogue,
-    config: MaintenanceConfig,
-    now: datetime,
-    report: MaintenanceReport,
-) -> Listing | None:
-    """Run the inventory state machine until it has nothing left to do now."""
-    return await _InventoryPass(store, report.store, catalogue, config, now).run(report)
-
-
-@dataclass(slots=True)
-class _InventoryPass:
-    store: InventoryStore
-    name: str
-    catalogue: Catalogue
-    config: MaintenanceConfig
-    now: datetime
-    requested: bool = False
-
-    async def _state(self) -> InventoryState:
-        return await asyncio.to_thread(cm.inventory_state, self.catalogue, self.name)
-
-    async def run(self, report: MaintenanceReport) -> Listing | None:
-        listing: Listing | None = None
-        first = await self._state()
-        if not first.jobs and first.last_requested_at is None and first.last_inventory_date is None:
-            # Only a catalogue that never requested nor fetched an inventory (a lost one) adopts
-            # the vault's jobs: otherwise the job we fetched (or dropped) would be adopted and
-            # fetched again by every pass for as long as Glacier lists it.
-            await self._adopt_jobs()
-        for _ in range(_MAX_STEPS):
-            state = await self._state()
-            plan = plan_inventory(state, self.now, self.config.inventory)
-            actions = list(plan.actions)
-            in_flight = [j for j in state.jobs if j.status in ("InProgress", "Succeeded")]
-            if (
-                self.config.request_inventory
-                and not (self.requested or in_flight)
-                and not any(isinstance(a, RequestJob) for a in actions)
-            ):
-                actions.append(RequestJob("requested on the command line"))
-            progressed = False
-            for action in actions:
-                if isinstance(action, PollJob):
-                    progressed |= await self._poll(state, action.job_id)
-                elif isinstance(action, ForgetJob):
-                    log.warning(
-                        "maintenance.inventory_job_dropped",
-                        job_id=action.job_id,
-                        reason=action.reason,
-                    )
-                    await asyncio.to_thread(cm.forget_job, self.catalogue, self.name, action.job_id)
-                    progressed = True
-                elif isinstance(action, FetchOutput):
-                    listing = await self._fetch(state, action.job_id) or listing
-                    progressed = True
-                elif isinstance(action, RequestJob) and not self.requested:
-                    self.requested = True
-                    progressed |= await self._request(action.reason)
-            if not progressed:
-                break
-        state = await self._state()
-        report.jobs_in_flight = len(state.jobs)
-        report.inventory_status = plan_inventory(state, self.now, self.config.inventory).status
-        return listing
-
-    async def _adopt_jobs(self) -> None:
-        """After a catalogue loss, inventory jobs still running or finished are not wasted."""
-        try:
-            jobs = await self.store.list_jobs()
-        except StoreError as exc:
-            log.info("maintenance.list_jobs_failed", error=str(exc))
-            return
-        for j in jobs:
-            if j.action == "InventoryRetrieval" and not j.failed:
-                job = InventoryJobState(j.job_id, j.created, JobStatus(j.status), j.completed)
-                await asyncio.to_thread(cm.save_job, self.catalogue, self.name, job)
-                await asyncio.to_thread(cm.mark_requested, self.catalogue, self.name, j.created)
-                log.info("maintenance.inventory_job_found", job_id=j.job_id, status=j.status)
-
-    async def _poll(self, state: InventoryState, job_id: str) -> bool:
-        old = next(j for j in state.jobs if j.job_id == job_id)
-        try:
-            info = await self.store.describe_job(job_id)
-        except JobOutputExpired:
-            new = replace(
-                old, status=JobStatus.EXPIRED, checked_at=self.now, message="the job is gone"
-            )
-        else:
-            new = replace(
-                old,
-                status=JobStatus(info.status),
-                completed_at=info.completed,
-                checked_at=self.now,
-                message=info.status_message,
-            )
-        await asyncio.to_thread(cm.save_job, self.catalogue, self.name, new)
-        if new.status != old.status:
-            log.info("maintenance.inventory_job", job_id=job_id, status=new.status)
-        return new.status != old.status
-
-    async def _fetch(self, state: InventoryState, job_id: str) -> Listing | None:
-        old = next(j for j in state.jobs if j.job_id == job_id)
-        try:
-            inventory = await self.store.get_inventory(job_id)
-        except JobOutputExpired:
-            log.warning("maintenance.inventory_output_expired", job_id=job_id)
-            expired = replace(old, status=JobStatus.EXPIRED)
-            await asyncio.to_thread(cm.save_job, self.catalogue, self.name, expired)
-            return None
-        items = listed_from_inventory(inventory)
-        await asyncio.to_thread(
-            cm.record_inventory,
-            self.catalogue,
-            self.name,
-            inventory.date,
-            items,
-            now=self.now,
-            job_id=job_id,
-        )
-        log.info(
-            "maintenance.inventory_received",
-            job_id=job_id,
-            inventory_date=inventory.date.isoformat(),
-            archives=len(items),
-        )
-        return Listing(tuple(items), inventory.date, self.config.grace)
-
-    async def _request(self, reason: str) -> bool:
-        from uploader.stores.glacier.store import NoInventoryYet
-
-        log.info(
-            "maintenance.inventory_requesting",
-            reason=reason,
-            expected_wait_hours=self.config.inventory.expected_job_time / 3600,
-            note="an inventory job takes hours; its output is kept about 24 h",
-        )
-        try:
-            job_id = await self.store.initiate_inventory_job()
-        except NoInventoryYet:
-            log.info(
-                "maintenance.no_inventory_yet",
-                note="a vault's first inventory is made about a day after the first upload",
-            )
-            await asyncio.to_thread(cm.inventory_not_ready, self.catalogue, self.name, self.now)
-            return False
-        await asyncio.to_thread(cm.job_requested, self.catalogue, self.name, job_id, self.now)
-        return True
 
 
 # -- reconciliation ------------------------------------------------------------------------------

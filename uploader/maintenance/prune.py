@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from uploader.archive import VAULT
 from uploader.catalogue.records import PruneArchive
 from uploader.config import LocalStoreConfig, S3StoreConfig, StoreConfig
 from uploader.maintenance.retention import RetentionConfig
@@ -39,13 +40,12 @@ from uploader.maintenance.retention import RetentionConfig
 DAY = 86400.0
 GIB = 1024**3
 
-GLACIER_VAULT = "GLACIER_VAULT"  # a vault of the original Glacier API (not an S3 class)
 LOCAL = "LOCAL"
 
 # The one price table. ESTIMATES: us-east-1 list prices in USD per GiB-month, checked 2025;
 # real bills depend on region, contract and AWS's current prices.
 PRICE_PER_GB_MONTH: dict[str, float] = {
-    GLACIER_VAULT: 0.0036,
+    VAULT: 0.0036,
     "GLACIER": 0.0036,
     "GLACIER_IR": 0.004,
     "DEEP_ARCHIVE": 0.00099,
@@ -55,7 +55,7 @@ PRICE_PER_GB_MONTH: dict[str, float] = {
 }
 # Minimum storage duration in days: deleting earlier is billed as if kept that long.
 MIN_STORAGE_DAYS: dict[str, int] = {
-    GLACIER_VAULT: 90,
+    VAULT: 90,
     "GLACIER": 90,
     "GLACIER_IR": 90,
     "DEEP_ARCHIVE": 180,
@@ -71,7 +71,7 @@ def storage_class_for(store: StoreConfig) -> str:
         return LOCAL
     if isinstance(store, S3StoreConfig):
         return store.storage_class
-    return GLACIER_VAULT
+    return VAULT
 
 
 def early_deletion_fee(size: int, age_days: float, storage_class: str) -> float:

@@ -34,7 +34,6 @@ import os
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -44,11 +43,10 @@ from localbackup.staging import RETRIEVAL_NAME, stages_inside
 from uploader import catalogue as cr
 from uploader.catalogue import Catalogue
 from uploader.crypto import Identity
-from uploader.restore.retrieval import VAULT, RetrievalError, RetrievalExpired
+from uploader.restore.retrieval import VAULT, RetrievalError, RetrievalExpired, retrieval_jobs
 from uploader.restore.stream import OnPlan, RestoreResult, restore_stream
-from uploader.stores.base import MiB, Store, TransientStoreError
+from uploader.stores.base import MiB, ObjectChanged, PinnedReads, Store, TransientStoreError
 from uploader.stores.glacier.jobs import JobOutputExpired, tree_hash_ranges
-from uploader.stores.s3 import ObjectChanged
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +91,7 @@ def resume_path(to: Path, key: str, recorded: Path | None) -> Path:
 
 
 def plan_ranges(record: cr.RetrievalRecord, range_size: int) -> list[tuple[int, int]]:
+    """The half-open ranges a download of ``record`` fetches (Glacier: tree-hash aligned)."""
     if record.storage_class == VAULT:
         return tree_hash_ranges(record.size, range_size)  # checks range_size is 1 MiB x 2^n
     return [(a, min(a + range_size, record.size)) for a in range(0, record.size, range_size)]
@@ -111,19 +110,20 @@ async def download(
     """Fetch every range not yet recorded into ``path``; returns how many were fetched."""
     ranges = plan_ranges(record, range_size)
     ensure_private_dir(path.parent)
-    versioned = record.storage_class != VAULT and hasattr(store, "object_version")
-    pin = _read_pin(path) if versioned else {}
+    # Every range comes from the object seen when the download started (S3: its ETag).
+    pinned = store if record.storage_class != VAULT and isinstance(store, PinnedReads) else None
+    pin = _read_pin(path) if pinned is not None else {}
     fresh = (
         record.download_path != path
         or record.range_size != range_size
         or not path.is_file()
-        or (versioned and not pin)
+        or (pinned is not None and not pin)
     )
     if fresh:
         await asyncio.to_thread(cr.set_download, catalogue, record.id, path, range_size)
         path.unlink(missing_ok=True)
-        if versioned:
-            pin = await _pin_object(store, record.key, path)
+        if pinned is not None:
+            pin = await _pin_object(pinned, record.key, path)
     done = await asyncio.to_thread(cr.done_ranges, catalogue, record.id)
     todo = [r for r in ranges if r not in done]
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -185,10 +185,9 @@ def _read_pin(path: Path) -> Pin:
     return {k: v for k, v in raw.items() if k in ("if_match", "version_id") and isinstance(v, str)}
 
 
-async def _pin_object(store: Store, key: str, path: Path) -> Pin:
+async def _pin_object(store: PinnedReads, key: str, path: Path) -> Pin:
     """Record the ETag and VersionId of ``key`` as it is now, for every ranged GET."""
-    s: Any = store
-    etag, version_id = await s.object_version(key)
+    etag, version_id = await store.object_version(key)
     pin = {"if_match": etag} | ({"version_id": version_id} if version_id else {})
 
     def write() -> None:
@@ -226,14 +225,11 @@ async def _fetch(store: Store, record: cr.RetrievalRecord, a: int, b: int, pin: 
 def _reader(
     store: Store, record: cr.RetrievalRecord, a: int, b: int, pin: Pin
 ) -> AsyncIterator[bytes]:
-    s: Any = store
     if record.storage_class == VAULT:
         assert record.job_id is not None
-        chunks: AsyncIterator[bytes] = s.read_job_output(record.job_id, a, b)
-        return chunks
-    if pin:
-        pinned: AsyncIterator[bytes] = s.read(record.key, a, b, **pin)
-        return pinned
+        return retrieval_jobs(store).read_job_output(record.job_id, a, b)
+    if pin and isinstance(store, PinnedReads):
+        return store.read(record.key, a, b, **pin)
     return store.read(record.key, a, b)
 
 
@@ -265,6 +261,7 @@ async def restore_downloaded(
 
 
 def remove_download(path: Path) -> None:
+    """Delete a finished download, its pinned version and (if empty) its directory."""
     path.unlink(missing_ok=True)
     _version_path(path).unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # not empty: another download shares it

@@ -12,18 +12,39 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
 
 from uploader import catalogue as cr
+from uploader.archive import COLD_CLASSES, VAULT
 from uploader.catalogue import Catalogue
-from uploader.stores.base import GiB, PermanentStoreError, Store
+from uploader.restore.stream import RestoreError
+from uploader.stores.base import GiB, ObjectRestore, RetrievalJobs, Store
 from uploader.stores.glacier.jobs import JobOutputExpired
 
-log = structlog.get_logger(__name__)
+__all__ = [
+    "COLD_CLASSES",
+    "TIERS",
+    "VAULT",
+    "Estimate",
+    "RetrievalError",
+    "RetrievalExpired",
+    "Status",
+    "check_tier",
+    "default_tier",
+    "estimate",
+    "expected_ready",
+    "format_when",
+    "is_vault",
+    "object_restore",
+    "request",
+    "retrieval_jobs",
+    "s3_restore_under_way",
+    "status",
+    "tiers_for",
+]
 
-VAULT = "GLACIER_VAULT"  # the "storage class" of an archive in a Glacier vault
+log = structlog.get_logger(__name__)
 
 # One table, documented in docs/restore.md: (class, tier) -> (typical wait, what the docs say,
 # retrieval USD per GB). Prices are public us-east-1 list prices at the time of writing, an
@@ -38,11 +59,12 @@ TIERS: dict[tuple[str, str], tuple[timedelta, str, float]] = {
     (VAULT, "Standard"): (timedelta(hours=5), "3-5 hours", 0.01),
     (VAULT, "Bulk"): (timedelta(hours=12), "5-12 hours", 0.0025),
 }
-COLD_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE", VAULT})
 
 
-class RetrievalError(PermanentStoreError):
-    """A retrieval cannot be requested or has failed (unknown tier, failed job, no id...)."""
+class RetrievalError(RestoreError):
+    """A retrieval cannot be requested or has failed (unknown tier, failed job, no id...).
+
+    A restore failure, not a store failure: errors of the store itself stay StoreErrors."""
 
 
 class RetrievalExpired(RetrievalError):
@@ -50,6 +72,7 @@ class RetrievalExpired(RetrievalError):
 
 
 def tiers_for(storage_class: str) -> list[str]:
+    """The retrieval tiers ``storage_class`` offers."""
     return [t for (c, t) in TIERS if c == storage_class]
 
 
@@ -59,6 +82,7 @@ def default_tier(storage_class: str) -> str:
 
 
 def check_tier(storage_class: str, tier: str) -> None:
+    """Raise :class:`RetrievalError` unless ``tier`` exists for ``storage_class``."""
     if (storage_class, tier) not in TIERS:
         allowed = ", ".join(tiers_for(storage_class))
         raise RetrievalError(f"tier {tier} is not available for {storage_class} (use {allowed})")
@@ -66,6 +90,8 @@ def check_tier(storage_class: str, tier: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
+    """Expected wait (and its wording in the docs) and estimated USD fee of a retrieval."""
+
     wait: timedelta
     wait_text: str
     cost_usd: float
@@ -80,13 +106,35 @@ def estimate(storage_class: str, tier: str, size: int) -> Estimate:
 
 @dataclass(frozen=True, slots=True)
 class Status:
+    """Whether a retrieval can be downloaded now, and what to say about it."""
+
     ready: bool
     detail: str
     expected_ready: datetime | None = None
 
 
 def is_vault(store: Store) -> bool:
-    return hasattr(store, "initiate_retrieval_job")
+    """Whether ``store`` is a Glacier vault: its archives are read through retrieval jobs."""
+    return isinstance(store, RetrievalJobs)
+
+
+def retrieval_jobs(store: Store) -> RetrievalJobs:
+    """``store`` as a vault that takes retrieval jobs (:class:`RetrievalError` if it is not)."""
+    if not isinstance(store, RetrievalJobs):
+        raise RetrievalError(f"{store.name} takes no retrieval jobs: it is not a Glacier vault")
+    return store
+
+
+def object_restore(store: Store) -> ObjectRestore:
+    """``store`` as one that restores cold objects (:class:`RetrievalError` if it does not)."""
+    if not isinstance(store, ObjectRestore):
+        raise RetrievalError(f"{store.name} cannot restore cold objects")
+    return store
+
+
+def _copy_ready(restore_state: str) -> bool:
+    """Whether S3's ``x-amz-restore`` says the restored copy is readable."""
+    return 'ongoing-request="false"' in restore_state
 
 
 async def request(
@@ -104,16 +152,16 @@ async def request(
     """Ask the store for a retrieval and record it (replacing an older record). ``ask=False``
     records an S3 restore that is already there or running (see :func:`s3_restore_under_way`)."""
     check_tier(storage_class, tier)
-    s: Any = store
     job_id: str | None = None
     if not ask:
         pass
     elif storage_class == VAULT:
         if not archive_id:
             raise RetrievalError(f"{key}: no ArchiveId known")
-        job_id = await s.initiate_retrieval_job(archive_id, tier, archive_size=size)
+        jobs = retrieval_jobs(store)
+        job_id = await jobs.initiate_retrieval_job(archive_id, tier, archive_size=size)
     else:
-        outcome = await s.restore_object(key, tier, days)
+        outcome = await object_restore(store).restore_object(key, tier, days)
         log.info("retrieval.s3_restore", key=key, outcome=outcome, tier=tier, days=days)
     record = await asyncio.to_thread(
         cr.record_request,
@@ -134,26 +182,25 @@ async def request(
 async def s3_restore_under_way(store: Store, key: str) -> str | None:
     """For an S3 object: "restored" (a readable copy exists: ``ongoing-request="false"``),
     "in-progress" (``ongoing-request="true"``), or None (nothing requested, or expired)."""
-    s: Any = store
-    state = await s.restore_state(key)
+    state = await object_restore(store).restore_state(key)
     if state is None:
         return None
-    return "restored" if 'ongoing-request="false"' in state else "in-progress"
+    return "restored" if _copy_ready(state) else "in-progress"
 
 
 def expected_ready(record: cr.RetrievalRecord) -> datetime:
+    """When the retrieval is expected to be ready (its tier's typical wait)."""
     return record.requested_at + TIERS[(record.storage_class, record.tier)][0]
 
 
 async def status(store: Store, record: cr.RetrievalRecord) -> Status:
     """Whether the staged copy can be downloaded now. Raises :class:`RetrievalExpired` when
     it is gone and :class:`RetrievalError` when the job failed."""
-    s: Any = store
     when = expected_ready(record)
     if record.storage_class == VAULT:
         assert record.job_id is not None
         try:
-            job = await s.describe_job(record.job_id)
+            job = await retrieval_jobs(store).describe_job(record.job_id)
         except JobOutputExpired as exc:
             raise RetrievalExpired(
                 f"the retrieval job for {record.key} (requested "
@@ -165,16 +212,17 @@ async def status(store: Store, record: cr.RetrievalRecord) -> Status:
         if job.succeeded:
             return Status(True, f"job {record.job_id[:12]}... succeeded")
         return Status(False, f"Glacier job {record.job_id[:12]}... in progress", when)
-    restore = await s.restore_state(record.key)
+    restore = await object_restore(store).restore_state(record.key)
     if restore is None:
         raise RetrievalExpired(
             f"{record.key} has no restored copy (none requested, or it expired after "
             f"{record.days} days)"
         )
-    if 'ongoing-request="false"' in restore:
+    if _copy_ready(restore):
         return Status(True, f"restored copy available ({restore})")
     return Status(False, "S3 restore in progress", when)
 
 
 def format_when(t: datetime) -> str:
+    """``t`` as shown to users: ``YYYY-MM-DD HH:MM UTC``."""
     return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import re
 import tarfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -33,6 +32,8 @@ from localbackup.index import read_index
 from localbackup.integrity import VerifyingReader
 from localbackup.pointintime import choose_increment, increment_chain
 from localbackup.staging import staged_target
+from uploader.archive import S3_COLD_CLASSES as COLD_STORAGE_CLASSES
+from uploader.archive import parse_object_key
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig
 from uploader.crypto import Decryptor, Identity, ScryptIdentity, load_identities, read_passphrase
@@ -56,9 +57,7 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-COLD_STORAGE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 _MAX_CYCLE_JSON = 64 << 20
-_KEY = re.compile(r"^(?P<host>[^/]+)/(?P<cycle>\d{8}T\d{6}Z(?:-\d+)?)\.tar(?:\.age)?$")
 
 OnPlan = Callable[[SealedCycle, IncrementManifest], None]
 
@@ -116,9 +115,9 @@ async def find_archives(store: Store, catalogue: Catalogue, host: str) -> list[A
         return known
     found = []
     for obj in await store.list_objects(f"{host}/"):
-        m = _KEY.match(obj.key)
-        if m and m["host"] == host:
-            found.append(ArchiveRef(m["cycle"], obj.key, obj.size))
+        parsed = parse_object_key(obj.key)
+        if parsed is not None and parsed.host == host:
+            found.append(ArchiveRef(parsed.cycle_id, obj.key, obj.size))
     return sorted(found, key=lambda a: a.cycle_id)
 
 

@@ -2,42 +2,67 @@
 
 from __future__ import annotations
 
-from uploader.config import GlacierStoreConfig, LocalStoreConfig, S3StoreConfig, StoreConfig
+from typing import TYPE_CHECKING
+
+from uploader.stores.aws_errors import rejects_credentials
 from uploader.stores.base import (
     Capabilities,
+    ContainerNotFound,
+    CredentialsRejected,
+    InventoryJobs,
     MultipartUploadInfo,
+    ObjectChanged,
     ObjectInfo,
     ObjectNotFound,
+    ObjectRestore,
     PartInfo,
     PermanentStoreError,
+    PinnedReads,
+    RestoreAlreadyInProgress,
+    RetrievalJobs,
     Store,
     StoreError,
     TransientStoreError,
     UploadNotFound,
 )
 
+if TYPE_CHECKING:
+    from uploader.config import StoreConfig
+
 __all__ = [
     "Capabilities",
+    "ContainerNotFound",
+    "CredentialsRejected",
+    "InventoryJobs",
     "MultipartUploadInfo",
+    "ObjectChanged",
     "ObjectInfo",
     "ObjectNotFound",
+    "ObjectRestore",
     "PartInfo",
     "PermanentStoreError",
+    "PinnedReads",
+    "RestoreAlreadyInProgress",
+    "RetrievalJobs",
     "Store",
     "StoreError",
     "StoreNotAvailable",
     "TransientStoreError",
     "UploadNotFound",
     "open_store",
+    "rejects_credentials",
 ]
 
 
-class StoreNotAvailable(PermanentStoreError):
-    """The configured store type cannot be used by this version."""
+class StoreNotAvailable(Exception):
+    """The configured store type cannot be used by this version (a configuration problem,
+    not a store failure)."""
 
 
 def open_store(config: StoreConfig) -> Store:
     """The store described by ``config``, ready to be entered with ``async with``."""
+    from uploader.config import GlacierStoreConfig, LocalStoreConfig, S3StoreConfig
+
     if isinstance(config, LocalStoreConfig):
         from uploader.stores.local import LocalStore
 

@@ -11,6 +11,13 @@ from aiobotocore.session import AioSession
 from uploader.stores.base import PermanentStoreError
 
 
+def default_region(profile: str | None, session: AioSession | None = None) -> str | None:
+    """The region the AWS configuration gives ``profile`` (``AWS_DEFAULT_REGION``, the
+    profile's ``region``), or None; ``session`` is asked instead when given."""
+    region = (session or AioSession(profile=profile)).get_config_variable("region")
+    return None if region is None else str(region)
+
+
 class AwsClient:
     """One client per open store: created on :meth:`open`, released on :meth:`close`."""
 
@@ -32,6 +39,7 @@ class AwsClient:
         self._client: Any = None
 
     async def open(self) -> Any:
+        """Create the client (for ``async with`` on the store)."""
         self._client = await self._stack.enter_async_context(
             self._session.create_client(
                 self._service,
@@ -43,11 +51,13 @@ class AwsClient:
         return self._client
 
     async def close(self) -> None:
+        """Close the client and release its connections."""
         self._client = None
         await self._stack.aclose()
 
     @property
     def client(self) -> Any:
+        """The open client (:class:`PermanentStoreError` if the store is not open)."""
         if self._client is None:
             raise PermanentStoreError(f"the {self._service} store is not open (use 'async with')")
         return self._client

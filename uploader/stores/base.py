@@ -12,10 +12,14 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
+
+if TYPE_CHECKING:
+    from uploader.stores.glacier.jobs import Inventory, JobInfo
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
+READ_CHUNK = MiB  # the size of the chunks a store's read() yields
 
 
 class StoreError(Exception):
@@ -36,6 +40,22 @@ class ObjectNotFound(PermanentStoreError):
 
 class UploadNotFound(PermanentStoreError):
     """The multipart upload does not exist any more (completed, aborted or expired)."""
+
+
+class ContainerNotFound(PermanentStoreError):
+    """The bucket or vault the store is configured for does not exist (no store creates one)."""
+
+
+class CredentialsRejected(PermanentStoreError):
+    """The store refused the credentials or their permissions, or no credentials were found."""
+
+
+class ObjectChanged(PermanentStoreError):
+    """A pinned read (``if_match`` / ``version_id``) found another object under the key."""
+
+
+class RestoreAlreadyInProgress(PermanentStoreError):
+    """A restore of the object was requested before and is still running."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +97,8 @@ class PartInfo:
 
 @dataclass(frozen=True, slots=True)
 class MultipartUploadInfo:
+    """A multipart upload in progress, as the store lists it."""
+
     key: str
     upload_id: str
     initiated: datetime | None = None
@@ -84,6 +106,8 @@ class MultipartUploadInfo:
 
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
+    """An object as the store describes it (head, listing)."""
+
     key: str
     size: int
     metadata: Mapping[str, str] = field(default_factory=dict)
@@ -103,9 +127,13 @@ class Store(Protocol):
         ...
 
     @property
-    def capabilities(self) -> Capabilities: ...
+    def capabilities(self) -> Capabilities:
+        """What the store can do (part sizes, listing, retrieval), as data."""
+        ...
 
-    async def __aenter__(self) -> Self: ...
+    async def __aenter__(self) -> Self:
+        """Open the store's clients."""
+        ...
 
     async def __aexit__(
         self,
@@ -132,19 +160,25 @@ class Store(Protocol):
 
     async def complete_multipart_upload(
         self, key: str, upload_id: str, parts: Sequence[PartInfo]
-    ) -> None: ...
+    ) -> None:
+        """Make the object from ``parts``; completing again with the same parts is harmless."""
+        ...
 
     async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
         """Drop an upload and its parts; aborting an unknown upload is not an error."""
         ...
 
-    async def list_multipart_uploads(self, prefix: str = "") -> list[MultipartUploadInfo]: ...
+    async def list_multipart_uploads(self, prefix: str = "") -> list[MultipartUploadInfo]:
+        """Uploads in progress whose key starts with ``prefix``."""
+        ...
 
     async def head(self, key: str) -> ObjectInfo:
         """Size and metadata of an object (raises :class:`ObjectNotFound`)."""
         ...
 
-    async def list_objects(self, prefix: str = "") -> list[ObjectInfo]: ...
+    async def list_objects(self, prefix: str = "") -> list[ObjectInfo]:
+        """Objects whose key starts with ``prefix`` (metadata may be left empty)."""
+        ...
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """The bytes ``[start, end)`` of an object as a stream of chunks."""
@@ -152,4 +186,90 @@ class Store(Protocol):
 
     async def delete(self, key: str) -> None:
         """Remove an object; deleting a missing object is not an error."""
+        ...
+
+
+# -- optional abilities: small protocols, checked with isinstance -------------------------------
+
+
+@runtime_checkable
+class InventoryJobs(Protocol):
+    """A store that lists its archives only through inventory jobs (a Glacier vault)."""
+
+    async def initiate_inventory_job(self) -> str:
+        """Ask for the vault's last inventory; returns the job id."""
+        ...
+
+    async def describe_job(self, job_id: str) -> JobInfo:
+        """The state of a job (raises ``JobOutputExpired`` once it is gone)."""
+        ...
+
+    async def list_jobs(self) -> list[JobInfo]:
+        """Jobs in progress and recently finished."""
+        ...
+
+    async def get_inventory(self, job_id: str) -> Inventory:
+        """The output of a succeeded inventory job."""
+        ...
+
+
+@runtime_checkable
+class RetrievalJobs(Protocol):
+    """A store whose archives are read through retrieval jobs (a Glacier vault)."""
+
+    async def initiate_retrieval_job(
+        self,
+        archive_id: str,
+        tier: str = "Bulk",
+        byte_range: tuple[int, int] | None = None,
+        *,
+        archive_size: int | None = None,
+    ) -> str:
+        """Stage an archive (or a byte range of it) for download; returns the job id."""
+        ...
+
+    async def describe_job(self, job_id: str) -> JobInfo:
+        """The state of a job (raises ``JobOutputExpired`` once it is gone)."""
+        ...
+
+    def read_job_output(
+        self, job_id: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """The bytes ``[start, end)`` of a succeeded job's output, verified."""
+        ...
+
+
+@runtime_checkable
+class ObjectRestore(Protocol):
+    """A store whose cold objects are restored to a temporary readable copy (S3 ``GLACIER``,
+    ``DEEP_ARCHIVE``)."""
+
+    async def restore_object(self, key: str, tier: str, days: int) -> str:
+        """Request a temporary copy for ``days``: ``"started"``, ``"restored"`` or
+        ``"in-progress"``."""
+        ...
+
+    async def restore_state(self, key: str) -> str | None:
+        """The object's restore status (S3's ``x-amz-restore``), None if none was requested."""
+        ...
+
+
+@runtime_checkable
+class PinnedReads(Protocol):
+    """A store that pins ranged reads to one version of an object (S3's ETag and VersionId)."""
+
+    async def object_version(self, key: str) -> tuple[str, str | None]:
+        """The ETag and version id (None when unversioned) of the object under ``key`` now."""
+        ...
+
+    def read(
+        self,
+        key: str,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        if_match: str | None = None,
+        version_id: str | None = None,
+    ) -> AsyncIterator[bytes]:
+        """Like :meth:`Store.read`; another object under the key raises ``ObjectChanged``."""
         ...

@@ -27,7 +27,9 @@ from types import TracebackType
 from typing import Any, Self
 
 from localbackup.atomic import atomic_write_bytes, fsync_dir
+from uploader.config import LocalStoreConfig
 from uploader.stores.base import (
+    READ_CHUNK,
     Capabilities,
     GiB,
     MultipartUploadInfo,
@@ -41,14 +43,15 @@ from uploader.stores.base import (
 )
 
 LOCAL_CAPABILITIES = Capabilities(min_part_size=1, max_part_size=5 * GiB, max_parts=10_000)
-_READ_CHUNK = 1024 * 1024
 _UPLOADS = ".uploads"
 _META = ".meta"
 
 
 @contextlib.contextmanager
 def _errors(what: str) -> Iterator[None]:
-    """Translate ``OSError`` into the store's error types."""
+    """Translate ``OSError`` into the store's error types: a missing file is
+    :class:`ObjectNotFound`, a refused permission or a wrong kind of file a
+    :class:`PermanentStoreError`, any other I/O error transient."""
     try:
         yield
     except StoreError:
@@ -67,14 +70,17 @@ class LocalStore:
 
     def __init__(self, root: Path, capabilities: Capabilities = LOCAL_CAPABILITIES) -> None:
         self.root = root
+        self.config = LocalStoreConfig(root)
         self._capabilities = capabilities
 
     @property
     def name(self) -> str:
-        return f"local:{self.root}"
+        """The configuration's name, ``local:<root>``."""
+        return self.config.name
 
     @property
     def capabilities(self) -> Capabilities:
+        """By default: parts of 1 B to 5 GiB, immediate listing, direct reads."""
         return self._capabilities
 
     async def __aenter__(self) -> Self:
@@ -123,6 +129,7 @@ class LocalStore:
     async def create_multipart_upload(
         self, key: str, part_size: int, metadata: Mapping[str, str]
     ) -> str:
+        """Start an upload under ``.uploads/``; returns its id."""
         self._object_path(key)  # validate early
         upload_id = secrets.token_hex(16)
 
@@ -147,6 +154,8 @@ class LocalStore:
     async def upload_part(
         self, key: str, upload_id: str, number: int, data: bytes | bytearray, checksum: str
     ) -> PartInfo:
+        """Write part ``number`` at its offset, fdatasync it, then record it."""
+
         def write() -> PartInfo:
             state = self._load_upload(key, upload_id)
             part_size = int(state["part_size"])
@@ -179,12 +188,15 @@ class LocalStore:
         return sorted(out, key=lambda p: p.number)
 
     async def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        """The parts recorded for an upload in progress."""
         with _errors(f"listing the parts of {key}"):
             return await asyncio.to_thread(self._parts, key, upload_id)
 
     async def complete_multipart_upload(
         self, key: str, upload_id: str, parts: Sequence[PartInfo]
     ) -> None:
+        """Truncate the data to the parts, fsync it and rename it to its key (idempotent)."""
+
         def complete() -> None:
             state = self._load_upload(key, upload_id)
             held = {p.number: p for p in self._parts(key, upload_id)}
@@ -232,6 +244,8 @@ class LocalStore:
         return st.st_size == size and meta == dict(metadata)
 
     async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        """Remove an upload's directory; an unknown upload is not an error."""
+
         def abort() -> None:
             try:
                 self._load_upload(key, upload_id)
@@ -243,6 +257,8 @@ class LocalStore:
             await asyncio.to_thread(abort)
 
     async def list_multipart_uploads(self, prefix: str = "") -> list[MultipartUploadInfo]:
+        """Uploads in progress whose key starts with ``prefix``."""
+
         def scan() -> list[MultipartUploadInfo]:
             out = []
             base = self.root / _UPLOADS
@@ -269,10 +285,13 @@ class LocalStore:
         return ObjectInfo(key, st.st_size, metadata, None, when)
 
     async def head(self, key: str) -> ObjectInfo:
+        """Size, metadata and modification time of an object."""
         with _errors(f"reading the metadata of {key}"):
             return await asyncio.to_thread(self._info, key)
 
     async def list_objects(self, prefix: str = "") -> list[ObjectInfo]:
+        """Objects whose key starts with ``prefix``, with their metadata."""
+
         def scan() -> list[ObjectInfo]:
             out = []
             for dirpath, dirnames, filenames in os.walk(self.root):
@@ -288,13 +307,14 @@ class LocalStore:
             return await asyncio.to_thread(scan)
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """The bytes ``[start, end)`` of an object, in chunks of 1 MiB."""
         path = self._object_path(key)
         with _errors(f"reading {key}"):
             f = await asyncio.to_thread(open, path, "rb")
         try:
             pos = start
             while end is None or pos < end:
-                n = _READ_CHUNK if end is None else min(_READ_CHUNK, end - pos)
+                n = READ_CHUNK if end is None else min(READ_CHUNK, end - pos)
                 with _errors(f"reading {key}"):
                     chunk = await asyncio.to_thread(os.pread, f.fileno(), n, pos)
                 if not chunk:
@@ -305,6 +325,8 @@ class LocalStore:
             f.close()
 
     async def delete(self, key: str) -> None:
+        """Remove an object and its metadata; a missing object is not an error."""
+
         def delete() -> None:
             for p in (self._object_path(key), self._meta_path(key)):
                 with contextlib.suppress(FileNotFoundError):

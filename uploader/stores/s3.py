@@ -19,29 +19,47 @@ from botocore.exceptions import (
     ClientError,
     HTTPClientError,
     NoCredentialsError,
+    PartialCredentialsError,
 )
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
+from uploader.archive import S3_COLD_CLASSES
+from uploader.config import S3StoreConfig
 from uploader.stores.aws_client import AwsClient
+from uploader.stores.aws_errors import client_error, credentials_missing
 from uploader.stores.base import (
+    READ_CHUNK,
     Capabilities,
+    ContainerNotFound,
+    CredentialsRejected,
     GiB,
     MiB,
     MultipartUploadInfo,
+    ObjectChanged,
     ObjectInfo,
     ObjectNotFound,
     PartInfo,
     PermanentStoreError,
+    RestoreAlreadyInProgress,
     StoreError,
     TransientStoreError,
     UploadNotFound,
 )
 
 S3_CAPABILITIES = Capabilities(min_part_size=5 * MiB, max_part_size=5 * GiB, max_parts=10_000)
-COLD_CLASSES = frozenset({"DEEP_ARCHIVE", "GLACIER"})
-_NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
+# What an S3 error code means, before the generic rules of aws_errors.client_error apply.
+_BY_CODE: dict[str, type[PermanentStoreError]] = {
+    "NoSuchKey": ObjectNotFound,
+    "404": ObjectNotFound,  # a HEAD request's answer has no body, hence no code
+    "NotFound": ObjectNotFound,
+    "NoSuchUpload": UploadNotFound,
+    "NoSuchBucket": ContainerNotFound,
+    "RestoreAlreadyInProgress": RestoreAlreadyInProgress,
+    "PreconditionFailed": ObjectChanged,  # If-Match: the ETag is another one now
+    "NoSuchVersion": ObjectChanged,
+}
 _TRANSIENT = frozenset(
     {
         "RequestTimeout",
@@ -53,7 +71,6 @@ _TRANSIENT = frozenset(
         "ServiceUnavailable",
     }
 )
-_READ_CHUNK = 1024 * 1024
 
 
 @contextlib.contextmanager
@@ -64,28 +81,17 @@ def _errors(what: str) -> Iterator[None]:
     except StoreError:
         raise
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        message = f"{what}: {code or status}: {exc.response.get('Error', {}).get('Message', '')}"
-        if code in _NOT_FOUND:
-            raise ObjectNotFound(message) from exc
-        if code == "NoSuchUpload":
-            raise UploadNotFound(message) from exc
-        if code in _TRANSIENT or status >= 500 or status == 429:
-            raise TransientStoreError(message) from exc
-        raise PermanentStoreError(message) from exc
+        raise client_error(exc, what, transient=_TRANSIENT, by_code=_BY_CODE) from exc
     except NoCredentialsError as exc:
-        raise PermanentStoreError(f"{what}: no AWS credentials found ({exc})") from exc
+        raise credentials_missing(what, exc) from exc
+    except PartialCredentialsError as exc:
+        raise CredentialsRejected(f"{what}: {exc}") from exc
     except (BotoConnectionError, HTTPClientError) as exc:
         raise TransientStoreError(f"{what}: {exc}") from exc
     except BotoCoreError as exc:
         raise PermanentStoreError(f"{what}: {exc}") from exc
     except OSError as exc:  # aiohttp and socket errors that slipped through botocore
         raise TransientStoreError(f"{what}: {exc}") from exc
-
-
-class ObjectChanged(PermanentStoreError):
-    """A pinned read (``if_match`` / ``version_id``) found another object under the key."""
 
 
 def _part_body_as_view(params: dict[str, Any], **_: Any) -> None:
@@ -121,6 +127,7 @@ class S3Store:
         self.bucket = bucket
         self.prefix = prefix
         self.storage_class = storage_class
+        self.config = S3StoreConfig(bucket, prefix, storage_class, region, profile, endpoint_url)
         self._region = region
         self._endpoint_url = endpoint_url
         self._session = session if session is not None else AioSession(profile=profile)
@@ -135,7 +142,7 @@ class S3Store:
             min_part_size=S3_CAPABILITIES.min_part_size,
             max_part_size=S3_CAPABILITIES.max_part_size,
             max_parts=S3_CAPABILITIES.max_parts,
-            needs_retrieval=storage_class in COLD_CLASSES,
+            needs_retrieval=storage_class in S3_COLD_CLASSES,
         )
         self._aws = AwsClient(
             "s3", self._session, self._config, region=self._region, endpoint_url=self._endpoint_url
@@ -143,10 +150,12 @@ class S3Store:
 
     @property
     def name(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}"
+        """The configuration's name, ``s3://<bucket>/<prefix>``."""
+        return self.config.name
 
     @property
     def capabilities(self) -> Capabilities:
+        """By default: parts of 5 MiB to 5 GiB; reads need a restore in the cold classes."""
         return self._capabilities
 
     async def __aenter__(self) -> Self:
@@ -165,6 +174,7 @@ class S3Store:
 
     @property
     def client(self) -> Any:
+        """The open aiobotocore S3 client."""
         return self._aws.client
 
     def _key(self, key: str) -> str:
@@ -178,6 +188,7 @@ class S3Store:
     async def create_multipart_upload(
         self, key: str, part_size: int, metadata: Mapping[str, str]
     ) -> str:
+        """Start an upload in the store's storage class, with SHA-256 part checksums."""
         with _errors(f"starting the upload of {key}"):
             r = await self.client.create_multipart_upload(
                 Bucket=self.bucket,
@@ -192,6 +203,7 @@ class S3Store:
     async def upload_part(
         self, key: str, upload_id: str, number: int, data: bytes | bytearray, checksum: str
     ) -> PartInfo:
+        """Send a part with its SHA-256, which S3 verifies."""
         with _errors(f"uploading part {number} of {key}"):
             r = await self.client.upload_part(
                 Bucket=self.bucket,
@@ -209,6 +221,7 @@ class S3Store:
         return PartInfo(number, len(data), checksum, str(r["ETag"]))
 
     async def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        """The parts S3 holds for an upload in progress."""
         out = []
         with _errors(f"listing the parts of {key}"):
             pages = self.client.get_paginator("list_parts").paginate(
@@ -229,6 +242,7 @@ class S3Store:
     async def complete_multipart_upload(
         self, key: str, upload_id: str, parts: Sequence[PartInfo]
     ) -> None:
+        """Make the object from the parts."""
         with _errors(f"completing the upload of {key}"):
             await self.client.complete_multipart_upload(
                 Bucket=self.bucket,
@@ -243,6 +257,7 @@ class S3Store:
             )
 
     async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        """Abort an upload; an unknown upload is not an error."""
         try:
             with _errors(f"aborting the upload of {key}"):
                 await self.client.abort_multipart_upload(
@@ -252,6 +267,7 @@ class S3Store:
             pass
 
     async def list_multipart_uploads(self, prefix: str = "") -> list[MultipartUploadInfo]:
+        """Uploads in progress under ``prefix``."""
         out = []
         with _errors("listing uploads in progress"):
             pages = self.client.get_paginator("list_multipart_uploads").paginate(
@@ -269,6 +285,7 @@ class S3Store:
     # -- objects -------------------------------------------------------------------------------
 
     async def head(self, key: str) -> ObjectInfo:
+        """Size, user metadata, storage class and date of an object."""
         with _errors(f"reading the metadata of {key}"):
             r = await self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         return ObjectInfo(
@@ -300,10 +317,8 @@ class S3Store:
                 r = await self.client.restore_object(
                     Bucket=self.bucket, Key=self._key(key), RestoreRequest=request
                 )
-        except PermanentStoreError as exc:
-            if "RestoreAlreadyInProgress" in str(exc):
-                return "in-progress"
-            raise
+        except RestoreAlreadyInProgress:
+            return "in-progress"
         status = int(r.get("ResponseMetadata", {}).get("HTTPStatusCode", 202) or 202)
         return "restored" if status == 200 else "started"
 
@@ -316,6 +331,7 @@ class S3Store:
         return str(r["ETag"]), None if version in (None, "null") else str(version)
 
     async def list_objects(self, prefix: str = "") -> list[ObjectInfo]:
+        """Objects under ``prefix`` (metadata is not listed: empty)."""
         out = []
         with _errors("listing objects"):
             pages = self.client.get_paginator("list_objects_v2").paginate(
@@ -357,20 +373,18 @@ class S3Store:
         try:
             with _errors(f"reading {key}"):
                 r = await self.client.get_object(Bucket=self.bucket, Key=self._key(key), **extra)
-        except PermanentStoreError as exc:
-            if extra.keys() & {"IfMatch", "VersionId"} and (
-                "PreconditionFailed" in str(exc) or "NoSuchVersion" in str(exc)
-            ):
-                raise ObjectChanged(
-                    f"{key} is no longer the object whose download started "
-                    f"(ETag {if_match}, version {version_id or '-'}): {exc}"
-                ) from exc
-            raise
+        except ObjectChanged as exc:
+            if if_match is None and version_id is None:
+                raise
+            raise ObjectChanged(
+                f"{key} is no longer the object whose download started "
+                f"(ETag {if_match}, version {version_id or '-'}): {exc}"
+            ) from exc
         body = r["Body"]
         try:
             while True:
                 with _errors(f"reading {key}"):
-                    chunk = await body.read(_READ_CHUNK)
+                    chunk = await body.read(READ_CHUNK)
                 if not chunk:
                     break
                 yield bytes(chunk)
@@ -378,5 +392,6 @@ class S3Store:
             body.close()
 
     async def delete(self, key: str) -> None:
+        """Delete an object; a missing object is not an error."""
         with _errors(f"deleting {key}"):
             await self.client.delete_object(Bucket=self.bucket, Key=self._key(key))

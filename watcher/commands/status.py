@@ -16,7 +16,6 @@ from localbackup import formats
 from localbackup.configkit import format_size
 from localbackup.spool import Spool
 from uploader.catalogue import Catalogue, inventory_state, last_event, open_flags
-from uploader.stores import open_store
 from watcher.exitcodes import OK
 from watcher.markers import FAILED, QUARANTINE
 
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``status``."""
     p = sub.add_parser("status", help="cycles, uploads, store usage, last success/failure")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=run)
@@ -35,7 +35,8 @@ def _iso(t: datetime | None) -> str | None:
 
 
 def collect(config: AppConfig) -> dict[str, Any]:
-    store = open_store(config.store).name
+    """Everything ``status`` shows, from local state only (the ``--json`` document)."""
+    store = config.store.name
     spool = Spool(config.backup.spool_dir)
     with Catalogue.in_state_dir(config.state_dir) as cat:
         archives = cat.archives(store=store)
@@ -148,6 +149,7 @@ def _last_failure(marker_dir: Path) -> dict[str, Any] | None:
 
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
+    """Print the status (or its JSON)."""
     s = collect(config)
     if args.json:
         print(json.dumps(s, indent=2))

@@ -13,12 +13,10 @@ from typing import TYPE_CHECKING
 import structlog
 
 from localbackup.configkit import format_size
-from localbackup.formats import CYCLE_JSON, FormatError
-from uploader.bundle import BundleError
+from localbackup.formats import CYCLE_JSON
 from uploader.catalogue import Catalogue, pruned_at, remember_cycle_indexes
-from uploader.crypto import AgeError
-from uploader.stores import Store, StoreError, StoreNotAvailable, open_store
-from uploader.upload import archive_doubt, pending_cycle_dirs, upload_cycle
+from uploader.stores import Store, StoreNotAvailable, open_store
+from uploader.upload import UPLOAD_FAILURES, archive_doubt, pending_cycle_dirs, upload_cycle
 from watcher.exitcodes import FAILURE, OK, USAGE
 
 if TYPE_CHECKING:
@@ -30,6 +28,7 @@ Progress = Callable[[int, int], None]
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``upload``."""
     p = subparsers.add_parser("upload", help="upload sealed cycles now, without the service")
     p.add_argument(
         "cycle", nargs="?", metavar="CYCLE", help="a cycle id (default: every sealed cycle)"
@@ -116,7 +115,7 @@ async def _upload_all(
                         progress,
                         force=force,
                     )
-                except (StoreError, BundleError, FormatError, AgeError, OSError) as exc:
+                except UPLOAD_FAILURES as exc:
                     failed += 1
                     log.error("upload.failed", cycle=cycle_dir.name, error=str(exc))
                     print(f"upload of {cycle_dir.name} failed: {exc}", file=sys.stderr)

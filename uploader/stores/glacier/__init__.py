@@ -1,8 +1,10 @@
 """The Amazon Glacier vault store (the original 2012 API: vaults, archives, jobs, inventories).
 
-:mod:`.store` is the :class:`GlacierStore` itself; :mod:`.wire` maps the service's errors into
-the project's and checks tree hashes on the wire; :mod:`.jobs` parses job and inventory answers;
-:mod:`.description` is our archive description format; :mod:`.treehash` the SHA-256 tree hash.
+:mod:`.store` is the :class:`GlacierStore` itself (archives and multipart uploads);
+:mod:`.vault_jobs` makes its job calls (inventories, retrievals, job output); :mod:`.wire` maps
+the service's errors into the project's and checks tree hashes on the wire; :mod:`.jobs` parses
+job and inventory answers; :mod:`.description` is our archive description format;
+:mod:`.treehash` the SHA-256 tree hash.
 """
 
 from __future__ import annotations

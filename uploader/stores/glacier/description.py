@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-ARCHIVE_FORMAT = "glacier-backup-archive"
-FORMAT_VERSION = 1
+from uploader.archive import ARCHIVE_FORMAT, FORMAT_VERSION, ArchiveMetadata
+
 MAX_DESCRIPTION = 1024
 _PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -60,26 +60,27 @@ class ArchiveDescription:
         """From the object metadata ``upload_cycle`` passes to a store (unknown keys dropped;
         :class:`DescriptionError` for a malformed ``cycle-sha256`` or, in the descriptions of
         older archives, ``plaintext-sha256``)."""
-        size = metadata.get("plaintext-size")
+        m = ArchiveMetadata.read(metadata)
         return cls(
             key=key,
-            host=metadata.get("host"),
-            cycle_id=metadata.get("cycle-id"),
-            plaintext_size=int(size)
-            if size is not None and size.isascii() and size.isdigit()
-            else None,
-            plaintext_sha256=metadata.get("plaintext-sha256"),
-            cycle_sha256=metadata.get("cycle-sha256"),
-            encryption=metadata.get("encryption"),
+            host=m.host,
+            cycle_id=m.cycle_id,
+            plaintext_size=m.plaintext_size,
+            plaintext_sha256=m.plaintext_sha256,
+            cycle_sha256=m.cycle_sha256,
+            encryption=m.encryption,
         )
 
     def metadata(self) -> dict[str, str]:
         """The object metadata this description carries (the other stores' names)."""
-        out = {"format": ARCHIVE_FORMAT, "format-version": str(self.format_version)}
-        for name, value in self._fields().items():
-            if value is not None and name != "key":
-                out[name] = str(value)
-        return out
+        return ArchiveMetadata(
+            host=self.host,
+            cycle_id=self.cycle_id,
+            cycle_sha256=self.cycle_sha256,
+            plaintext_size=self.plaintext_size,
+            encryption=self.encryption,
+            plaintext_sha256=self.plaintext_sha256,
+        ).as_metadata(self.format_version)
 
     def _fields(self) -> dict[str, Any]:
         return {

@@ -22,11 +22,15 @@ STATUSES = ("InProgress", "Succeeded", "Failed")
 
 
 class InventoryRequired(PermanentStoreError):
-    """Finding archives by key needs a vault inventory (an inventory job), not a listing."""
+    """Finding archives by key needs a vault inventory (an inventory job), not a listing.
+
+    The store refusing an operation a vault cannot do: a store error, which maintenance and the
+    restore command report like any other."""
 
 
 class RetrievalRequired(PermanentStoreError):
-    """Reading an archive needs a retrieval job, then its output, not a direct read."""
+    """Reading an archive needs a retrieval job, then its output, not a direct read (a store
+    error, like :class:`InventoryRequired`)."""
 
 
 class JobOutputExpired(PermanentStoreError):
@@ -62,10 +66,12 @@ class JobInfo:
 
     @property
     def succeeded(self) -> bool:
+        """Whether the job finished and its output can be read."""
         return self.status == "Succeeded"
 
     @property
     def failed(self) -> bool:
+        """Whether the job failed (``status_message`` says why)."""
         return self.status == "Failed"
 
 

@@ -1,14 +1,16 @@
 """An Amazon Glacier vault (the 2012-06-01 vault API) as a store, through aiobotocore.
 
 Glacier has no keys: an archive is an ArchiveId plus a description fixed at upload. The store
-maps the protocol's ``key`` to our archive description (:mod:`.glacier_description`) and reports
+maps the protocol's ``key`` to our archive description (:mod:`.description`) and reports
 the ArchiveId in :attr:`ObjectInfo.archive_id`. Parts carry their byte range and SHA-256 tree
 hash (kept in :attr:`PartInfo.etag`, which is what completion needs); the driver's base64 SHA-256
 becomes the linear ``x-amz-content-sha256``, so each part is hashed once more, in a thread.
 
 What Glacier cannot do at once is not faked: ``head`` knows only archives completed by this
 store object; ``list_objects`` raises :class:`InventoryRequired` and ``read``
-:class:`RetrievalRequired`. The job calls (inventory, retrieval, job output) are below.
+:class:`RetrievalRequired`. The job calls (inventory, retrieval, job output) are made by
+:class:`.vault_jobs.VaultJobs`; the store offers them as the ``InventoryJobs`` and
+``RetrievalJobs`` abilities of :mod:`uploader.stores.base`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
-from uploader.stores.aws_client import AwsClient
+from uploader.config import GlacierStoreConfig
+from uploader.stores.aws_client import AwsClient, default_region
 from uploader.stores.base import (
     Capabilities,
     GiB,
@@ -46,19 +49,16 @@ from uploader.stores.glacier.description import (
     parse_description,
 )
 from uploader.stores.glacier.jobs import (
-    TIERS,
     IncompleteResponse,
     Inventory,
     InventoryRequired,
     JobInfo,
     JobOutputExpired,
     RetrievalRequired,
-    job_from_response,
-    parse_inventory,
     parse_time,
-    retrieval_range,
 )
 from uploader.stores.glacier.treehash import combine_tree_hashes, tree_hash
+from uploader.stores.glacier.vault_jobs import VaultJobs
 from uploader.stores.glacier.wire import (
     CONTENT_PARAM,
     NoInventoryYet,
@@ -66,7 +66,7 @@ from uploader.stores.glacier.wire import (
     errors,
     failing,
     install_hooks,
-    verified_stream,
+    vault_args,
 )
 
 __all__ = [
@@ -119,7 +119,8 @@ class GlacierStore:
         self.vault = vault
         self.account_id = account_id
         self._session = session if session is not None else AioSession(profile=profile)
-        self.region = region or self._session.get_config_variable("region")
+        self.region = region or default_region(profile, self._session)
+        self.config = GlacierStoreConfig(vault, account_id, self.region, profile, endpoint_url)
         self._endpoint_url = endpoint_url
         self._config = AioConfig(
             # botocore's max_attempts counts retries; total_max_attempts is the attempt count.
@@ -133,15 +134,18 @@ class GlacierStore:
             region=self.region,
             endpoint_url=self._endpoint_url,
         )
+        self._jobs = VaultJobs(self._aws, vault, account_id)
         self._uploads: dict[str, _Upload] = {}
         self._archives: dict[str, ObjectInfo] = {}  # completed by this object, by key
 
     @property
     def name(self) -> str:
-        return f"glacier://{self.region or '-'}/{self.account_id}/{self.vault}"
+        """The configuration's name, ``glacier://<region>/<account_id>/<vault>``."""
+        return self.config.name
 
     @property
     def capabilities(self) -> Capabilities:
+        """Parts of 1 MiB x 2^n, no immediate listing, reads through retrieval jobs."""
         return GLACIER_CAPABILITIES
 
     async def __aenter__(self) -> Self:
@@ -160,16 +164,18 @@ class GlacierStore:
 
     @property
     def client(self) -> Any:
+        """The open aiobotocore Glacier client."""
         return self._aws.client
 
     def _args(self, **kwargs: Any) -> dict[str, Any]:
-        return {"accountId": self.account_id, "vaultName": self.vault, **kwargs}
+        return vault_args(self.account_id, self.vault, **kwargs)
 
     # -- multipart -----------------------------------------------------------------------------
 
     async def create_multipart_upload(
         self, key: str, part_size: int, metadata: Mapping[str, str]
     ) -> str:
+        """Start an upload whose archive description carries ``key`` and ``metadata``."""
         try:
             description = ArchiveDescription.from_metadata(key, metadata)
             text = description.render()
@@ -202,6 +208,7 @@ class GlacierStore:
     async def upload_part(
         self, key: str, upload_id: str, number: int, data: bytes | bytearray, checksum: str
     ) -> PartInfo:
+        """Send a part with its byte range and tree hash; its SHA-256 goes along too."""
         what = f"uploading part {number} of {key}"
         part_size = (await self._upload(key, upload_id)).part_size
         if not 0 < len(data) <= part_size or number < 1:
@@ -247,6 +254,7 @@ class GlacierStore:
     async def complete_multipart_upload(
         self, key: str, upload_id: str, parts: Sequence[PartInfo]
     ) -> None:
+        """Complete with the size and combined tree hash; a repeat gets the same ArchiveId."""
         what = f"completing the upload of {key}"
         try:
             upload = await self._upload(key, upload_id)
@@ -276,6 +284,7 @@ class GlacierStore:
         log.info("glacier.archive_created", key=key, archive_id=archive_id, bytes=size, tree=tree)
 
     async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        """Abort an upload; an unknown upload is not an error."""
         with (
             contextlib.suppress(UploadNotFound),
             errors(f"aborting the upload of {key}", UploadNotFound),
@@ -315,12 +324,14 @@ class GlacierStore:
         return info
 
     async def list_objects(self, prefix: str = "") -> list[ObjectInfo]:
+        """Not possible at once: raises :class:`InventoryRequired`."""
         raise InventoryRequired(
             f"listing the archives of vault {self.vault}: Glacier has no immediate listing; "
             "an inventory job (initiate_inventory_job, then get_inventory) is needed"
         )
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Not possible at once: the iterator raises :class:`RetrievalRequired`."""
         return failing(
             RetrievalRequired(
                 f"reading {key}: a Glacier archive is read through a retrieval job "
@@ -346,27 +357,11 @@ class GlacierStore:
             if info.archive_id == archive_id:
                 del self._archives[key]
 
-    # -- jobs ----------------------------------------------------------------------------------
-
-    async def _initiate_job(
-        self, parameters: dict[str, Any], what: str, not_found: type[PermanentStoreError]
-    ) -> str:
-        with errors(what, not_found):
-            r = await self.client.initiate_job(**self._args(jobParameters=parameters))
-        if not r.get("jobId"):
-            raise IncompleteResponse(f"{what}: no job id in the response")
-        log.info(
-            "glacier.job_initiated", vault=self.vault, job_id=r["jobId"], type=parameters["Type"]
-        )
-        return str(r["jobId"])
+    # -- jobs (InventoryJobs, RetrievalJobs): see vault_jobs ---------------------------------
 
     async def initiate_inventory_job(self) -> str:
         """Ask for the vault's last inventory (JSON); returns the job id."""
-        return await self._initiate_job(
-            {"Type": "inventory-retrieval", "Format": "JSON"},
-            f"starting an inventory of vault {self.vault}",
-            NoInventoryYet,
-        )
+        return await self._jobs.initiate_inventory_job()
 
     async def initiate_retrieval_job(
         self,
@@ -378,58 +373,25 @@ class GlacierStore:
     ) -> str:
         """Stage an archive (or the half-open, MiB-aligned ``byte_range`` of it) for download;
         returns the job id. A range may end off a MiB boundary only at ``archive_size``."""
-        if tier not in TIERS:
-            raise PermanentStoreError(f"retrieval tier {tier!r} is not one of {', '.join(TIERS)}")
-        parameters = {"Type": "archive-retrieval", "ArchiveId": archive_id, "Tier": tier}
-        if byte_range is not None:
-            parameters["RetrievalByteRange"] = retrieval_range(byte_range, archive_size)
-        return await self._initiate_job(
-            parameters, f"retrieving archive {archive_id}", ObjectNotFound
+        return await self._jobs.initiate_retrieval_job(
+            archive_id, tier, byte_range, archive_size=archive_size
         )
 
     async def describe_job(self, job_id: str) -> JobInfo:
-        what = f"describing job {job_id}"
-        with errors(what, JobOutputExpired):
-            r = await self.client.describe_job(**self._args(jobId=job_id))
-        return job_from_response(r, what)
+        """The job's state (:class:`JobOutputExpired` once Glacier no longer knows it)."""
+        return await self._jobs.describe_job(job_id)
 
     async def list_jobs(self) -> list[JobInfo]:
         """Jobs in progress and recently finished, oldest first."""
-        what = f"listing the jobs of vault {self.vault}"
-        out: list[JobInfo] = []
-        with errors(what):
-            async for page in self.client.get_paginator("list_jobs").paginate(**self._args()):
-                if "JobList" not in page:
-                    raise IncompleteResponse(f"{what}: the response has no JobList")
-                out.extend(job_from_response(j, what) for j in page["JobList"])
-        return out
+        return await self._jobs.list_jobs()
 
     async def get_inventory(self, job_id: str) -> Inventory:
         """The output of a succeeded inventory job, parsed."""
-        raw = b"".join([chunk async for chunk in self.read_job_output(job_id)])
-        return parse_inventory(raw, f"reading the inventory of job {job_id}")
+        return await self._jobs.get_inventory(job_id)
 
-    async def read_job_output(
+    def read_job_output(
         self, job_id: str, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
-        """Bytes ``[start, end)`` of a job's output. The length is always checked, and the tree
-        hash whenever Glacier sends one (tree-hash-aligned ranges of tree-hash-aligned
-        retrievals, see ``glacier_jobs.tree_hash_ranges``), at the end of the range: chunks are
-        yielded as they arrive, so keep them only if iteration ends without an error.
-        A cut connection raises :class:`TransientStoreError` (retry the range); an expired
-        output :class:`JobOutputExpired`."""
-        what = f"reading the output of job {job_id}"
-        extra = {}
-        if start > 0 or end is not None:
-            if end is not None and end <= start:
-                return
-            extra["range"] = f"bytes={start}-{'' if end is None else end - 1}"
-        try:
-            with errors(what, JobOutputExpired):
-                r = await self.client.get_job_output(**self._args(jobId=job_id), **extra)
-        except JobOutputExpired as exc:
-            raise JobOutputExpired(
-                f"{exc}. Job output is kept about 24 h after the job completes: start a new job"
-            ) from exc
-        async for chunk in verified_stream(r, what):
-            yield chunk
+        """Bytes ``[start, end)`` of a job's output, checked (see
+        :meth:`.vault_jobs.VaultJobs.read_job_output`)."""
+        return self._jobs.read_job_output(job_id, start, end)

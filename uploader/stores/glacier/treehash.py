@@ -52,6 +52,7 @@ class TreeHasher:
         self.size = 0
 
     def update(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Add ``data`` (any length) to the hash."""
         self.size += len(chunk)
         self._pending += chunk
         while len(self._pending) >= MiB:
@@ -59,6 +60,7 @@ class TreeHasher:
             del self._pending[:MiB]
 
     def hexdigest(self) -> str:
+        """The tree hash of everything added, in hex."""
         tail = [hashlib.sha256(self._pending).digest()] if self._pending else []
         return _reduce([*self._leaves, *tail]).hex()
 

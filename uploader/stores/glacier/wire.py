@@ -18,11 +18,16 @@ from botocore.exceptions import (
     IncompleteReadError,
     NoCredentialsError,
     NoRegionError,
+    PartialCredentialsError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.handlers import add_glacier_checksums
 
+from uploader.stores.aws_errors import client_error, code_and_message, credentials_missing
 from uploader.stores.base import (
+    READ_CHUNK,
+    ContainerNotFound,
+    CredentialsRejected,
     ObjectNotFound,
     PermanentStoreError,
     StoreError,
@@ -33,12 +38,11 @@ from uploader.stores.glacier.treehash import TreeHasher, tree_hash
 _TRANSIENT = frozenset(
     {"ThrottlingException", "RequestTimeoutException", "ServiceUnavailableException"}
 )
-READ_CHUNK = 1024 * 1024
 CONTENT_PARAM = "GlacierBackupContentSHA256"  # ours, removed before botocore validates
 _CONTENT_CONTEXT = "glacier_backup_content_sha256"
 
 
-class VaultNotFound(PermanentStoreError):
+class VaultNotFound(ContainerNotFound):
     """The vault does not exist in this account and region (the store never creates one)."""
 
 
@@ -55,19 +59,14 @@ def errors(what: str, not_found: type[PermanentStoreError] = ObjectNotFound) -> 
     except StoreError:
         raise
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code, message = str(error.get("Code", "")), str(error.get("Message", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        text = f"{what}: {code or status}: {message}"
-        if code == "ResourceNotFoundException":
-            if message.startswith("Vault not found"):
-                raise VaultNotFound(text) from exc
-            raise not_found(text) from exc
-        if code in _TRANSIENT or status >= 500 or status == 429:
-            raise TransientStoreError(text) from exc
-        raise PermanentStoreError(text) from exc
+        # ResourceNotFoundException names a missing vault, or what `not_found` says for this call.
+        vault_gone = code_and_message(exc)[1].startswith("Vault not found")
+        by_code = {"ResourceNotFoundException": VaultNotFound if vault_gone else not_found}
+        raise client_error(exc, what, transient=_TRANSIENT, by_code=by_code) from exc
     except NoCredentialsError as exc:
-        raise PermanentStoreError(f"{what}: no AWS credentials found ({exc})") from exc
+        raise credentials_missing(what, exc) from exc
+    except PartialCredentialsError as exc:
+        raise CredentialsRejected(f"{what}: {exc}") from exc
     except NoRegionError as exc:
         raise PermanentStoreError(f"{what}: no AWS region: set [store] region") from exc
     except (BotoConnectionError, HTTPClientError, IncompleteReadError) as exc:
@@ -76,6 +75,11 @@ def errors(what: str, not_found: type[PermanentStoreError] = ObjectNotFound) -> 
         raise PermanentStoreError(f"{what}: {exc}") from exc
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:  # slipped through botocore
         raise TransientStoreError(f"{what}: {exc!r}") from exc
+
+
+def vault_args(account_id: str, vault: str, **kwargs: Any) -> dict[str, Any]:
+    """The parameters of a call on one vault: its account and name, then ``kwargs``."""
+    return {"accountId": account_id, "vaultName": vault, **kwargs}
 
 
 def install_hooks(events: Any) -> None:
@@ -87,6 +91,7 @@ def install_hooks(events: Any) -> None:
 
 
 def take_content_hash(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """Take our linear SHA-256 out of the call's parameters before botocore validates them."""
     context[_CONTENT_CONTEXT] = params.pop(CONTENT_PARAM, None)
 
 
