@@ -37,14 +37,19 @@ from localbackup.pointintime import (
 from localbackup.spool import Spool
 from uploader.catalogue import Catalogue
 from uploader.crypto import AgeError
-from uploader.restore import RestoreError, find_archives, identities_for, restore_archive
-from uploader.stores import Store, StoreError, StoreNotAvailable, open_store
-from watcher.commands.restore_cold import (
+from uploader.restore import (
+    RestoreError,
+    RestoreRequest,
     RetrievalDeclined,
-    add_cold_arguments,
     cold_class,
+    find_archives,
+    identities_for,
+    restore_archive,
     restore_cold,
 )
+from uploader.stores import Store, StoreError, StoreNotAvailable, open_store
+from watcher.commands.restore_cold import add_cold_arguments, retrieval_options
+from watcher.commands.terminal import TerminalUI
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
 
 if TYPE_CHECKING:
@@ -225,16 +230,25 @@ async def _from_store(
         storage_class = await cold_class(s, archive.key)
         if storage_class is not None:
             with Catalogue.in_state_dir(config.state_dir) as catalogue:
+                request = RestoreRequest(
+                    to=to,
+                    cycle=args.cycle,
+                    at=at,
+                    patterns=options.patterns,
+                    allow_devices=options.allow_devices,
+                    force=args.force,
+                    assume_yes=args.yes,
+                    identity=args.identity,
+                    retrieval=retrieval_options(args),
+                )
                 return await restore_cold(
                     s,
                     catalogue,
                     archive,
                     storage_class,
-                    args,
+                    request,
                     identities=identities,
-                    at=at,
-                    to=to,
-                    options=options,
+                    ui=TerminalUI(),
                     on_plan=on_plan,
                 )
         result = await restore_archive(
