@@ -85,10 +85,12 @@ class LegacyPoint:
 
     @property
     def kind(self) -> str:
+        """``full`` or ``incremental``."""
         return "full" if self.base is None else "incremental"
 
     @property
     def encrypted(self) -> bool:
+        """Whether this backup is encrypted on its own (``.enc``, with the old local key)."""
         return self.member.endswith(".enc")
 
     @property
@@ -99,6 +101,8 @@ class LegacyPoint:
 
 @dataclass(frozen=True, slots=True)
 class LegacyPlan:
+    """What a legacy restore applies: every backup in the archive, the one chosen, its chain."""
+
     points: tuple[LegacyPoint, ...]
     target: LegacyPoint
     chain: tuple[LegacyPoint, ...]  # the full first, then each increment up to the target
@@ -107,6 +111,8 @@ class LegacyPlan:
 
 @dataclass(frozen=True, slots=True)
 class LegacyResult:
+    """What a legacy restore brought back: its plan and what was written."""
+
     plan: LegacyPlan
     stats: ExtractStats
 

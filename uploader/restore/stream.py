@@ -76,6 +76,8 @@ class RetrievalRequired(RestoreError):
 
 @dataclass(frozen=True, slots=True)
 class ArchiveRef:
+    """One archive in a store: the cycle it holds, its key and its size in bytes."""
+
     cycle_id: str
     key: str
     size: int
@@ -83,6 +85,8 @@ class ArchiveRef:
 
 @dataclass(frozen=True, slots=True)
 class RestoreResult:
+    """What a restore brought back: the cycle, the increment chosen, what was written."""
+
     cycle: SealedCycle
     increment: IncrementManifest
     stats: ExtractStats

@@ -23,11 +23,13 @@ from uploader.crypto import PassphraseError, read_passphrase
 from uploader.restore import (
     LEGACY_PASSPHRASE_ENV,
     LegacyPlan,
+    RestoreDeclined,
+    confirm_replace,
     list_legacy,
     parse_legacy_at,
     restore_legacy,
 )
-from watcher.commands.restore import _may_replace  # the same --force/--yes rule
+from watcher.commands.terminal import TerminalUI, declined
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
 
 log = structlog.get_logger(__name__)
@@ -102,8 +104,10 @@ def _restore(
     inner: bytes | None,
 ) -> int:
     to: Path = args.to.expanduser().absolute()
-    if not _may_replace(to, args):
-        return USAGE
+    try:  # the same --force/--yes rule as restore
+        confirm_replace(to, force=args.force, assume_yes=args.yes, ui=TerminalUI())
+    except RestoreDeclined as exc:
+        return declined(exc)
     try:
         result = restore_legacy(
             archive,

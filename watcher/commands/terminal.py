@@ -1,0 +1,64 @@
+"""The restore commands' side of :class:`uploader.restore.RestoreUI`: print, input, stderr.
+
+Messages go to stdout; problems and the download progress to stderr (the progress only on a
+terminal); questions are asked with ``input`` when stdin is a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from localbackup.configkit import format_size
+from uploader.restore import RestoreDeclined
+from watcher.exitcodes import USAGE
+
+
+class TerminalUI:
+    """A :class:`uploader.restore.RestoreUI` on the process's terminal (or pipes)."""
+
+    def __init__(self) -> None:
+        self._status_shown = False  # a status line waits for its end of line
+
+    @property
+    def can_ask(self) -> bool:
+        """Whether there is a terminal to ask on."""
+        return sys.stdin.isatty()
+
+    def confirm(self, question: str) -> bool:
+        """Ask on the terminal; yes is ``y`` or ``yes``."""
+        answer = input(f"{question} [y/N] ")
+        return answer.strip().lower() in ("y", "yes")
+
+    def say(self, text: str, *, now: bool = False) -> None:
+        """Print ``text`` on stdout (ending a status line first)."""
+        if self._status_shown:
+            self._status_shown = False
+            text = f"\n{text}"
+        print(text, flush=now)
+
+    def warn(self, text: str) -> None:
+        """Print ``glacier-backup: text`` on stderr."""
+        print(f"glacier-backup: {text}", file=sys.stderr)
+
+    def status(self, text: str) -> None:
+        """Rewrite the current stdout line with ``text``."""
+        self._status_shown = True
+        print(f"\r{text}", end="", flush=True)
+
+    def progress(self, done: int, total: int, left: int) -> None:
+        """Rewrite the progress line on stderr, if it is a terminal."""
+        if sys.stderr.isatty():
+            line = f"\r  {format_size(done)} of {format_size(total)}, {left} ranges left"
+            print(line, end="", file=sys.stderr, flush=True)
+
+    def progress_done(self) -> None:
+        """End the progress line on stderr, if it is a terminal."""
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+
+
+def declined(exc: RestoreDeclined) -> int:
+    """The exit code of a declined step, after saying what to do (if there is anything)."""
+    if str(exc):
+        print(f"glacier-backup: {exc}", file=sys.stderr)
+    return USAGE
