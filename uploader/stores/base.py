@@ -116,6 +116,52 @@ class ObjectInfo:
     # Where the store put the object when the key alone cannot find it again (a Glacier
     # ArchiveId); None for keyed stores. The catalogue should record it.
     archive_id: str | None = None
+    # What S3 calls the object's ETag and VersionId (None where the store has no such thing,
+    # or the bucket is not versioned): a later object under the same key has others.
+    etag: str | None = None
+    version_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectOptions:
+    """How a store writes one object, beyond its bytes and metadata.
+
+    ``storage_class``: the S3 storage class (None: the store's configured class; stores
+    without storage classes ignore it). Object headers a store learns to set later (retention)
+    belong here, so that every caller that writes an object passes them the same way.
+    """
+
+    storage_class: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartChecksum:
+    """One part of a stored object as the store reports it: its size and base64 SHA-256."""
+
+    number: int
+    size: int
+    checksum: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChecksums:
+    """What a store keeps about an object's bytes, read without reading (or retrieving) them.
+
+    S3 keeps these for archived objects too: the size, ETag and VersionId, the object's
+    SHA-256 checksum (``checksum_type`` ``COMPOSITE``: the SHA-256 of the parts' SHA-256s,
+    written ``<base64>-<parts>``; ``FULL_OBJECT``: of the bytes) and, where the service lists
+    them, every part's checksum. A local store computes them from its file (``parts`` cut at
+    the ``part_size`` asked for).
+    """
+
+    size: int
+    etag: str | None = None
+    version_id: str | None = None
+    checksum_sha256: str | None = None
+    checksum_type: str | None = None
+    parts: tuple[PartChecksum, ...] | None = None  # None: the store does not say
+    storage_class: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 class Store(Protocol):
@@ -143,9 +189,14 @@ class Store(Protocol):
     ) -> None: ...
 
     async def create_multipart_upload(
-        self, key: str, part_size: int, metadata: Mapping[str, str]
+        self,
+        key: str,
+        part_size: int,
+        metadata: Mapping[str, str],
+        options: ObjectOptions | None = None,
     ) -> str:
-        """Start an upload; ``part_size`` is the size of every part but the last. Returns its id."""
+        """Start an upload; ``part_size`` is the size of every part but the last. Returns its
+        id. ``options`` (storage class, ...) apply to the object it makes."""
         ...
 
     async def upload_part(
@@ -272,4 +323,15 @@ class PinnedReads(Protocol):
         version_id: str | None = None,
     ) -> AsyncIterator[bytes]:
         """Like :meth:`Store.read`; another object under the key raises ``ObjectChanged``."""
+        ...
+
+
+@runtime_checkable
+class ChecksumReports(Protocol):
+    """A store that reports what it keeps about an object's bytes without a retrieval
+    (S3: HeadObject with ChecksumMode, GetObjectAttributes; the local store: its file)."""
+
+    async def stored_checksums(self, key: str, part_size: int | None = None) -> StoredChecksums:
+        """The object's size, ETag, version and checksums (raises :class:`ObjectNotFound`).
+        ``part_size``: where the store computes part checksums itself, cut the parts so."""
         ...

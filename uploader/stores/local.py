@@ -35,8 +35,11 @@ from uploader.stores.base import (
     MultipartUploadInfo,
     ObjectInfo,
     ObjectNotFound,
+    ObjectOptions,
+    PartChecksum,
     PartInfo,
     PermanentStoreError,
+    StoredChecksums,
     StoreError,
     TransientStoreError,
     UploadNotFound,
@@ -127,9 +130,14 @@ class LocalStore:
     # -- multipart -----------------------------------------------------------------------------
 
     async def create_multipart_upload(
-        self, key: str, part_size: int, metadata: Mapping[str, str]
+        self,
+        key: str,
+        part_size: int,
+        metadata: Mapping[str, str],
+        options: ObjectOptions | None = None,
     ) -> str:
-        """Start an upload under ``.uploads/``; returns its id."""
+        """Start an upload under ``.uploads/``; returns its id (a directory has no storage
+        classes: ``options`` change nothing)."""
         self._object_path(key)  # validate early
         upload_id = secrets.token_hex(16)
 
@@ -289,6 +297,42 @@ class LocalStore:
         with _errors(f"reading the metadata of {key}"):
             return await asyncio.to_thread(self._info, key)
 
+    async def stored_checksums(self, key: str, part_size: int | None = None) -> StoredChecksums:
+        """Size, metadata and SHA-256 of the file (``checksum_sha256``, base64) and of each
+        ``part_size`` slice of it (``parts``; one part when ``part_size`` is None): the file is
+        read whole, in a thread."""
+
+        def digest() -> StoredChecksums:
+            info = self._info(key)
+            cut = part_size if part_size and part_size > 0 else max(info.size, 1)
+            whole = hashlib.sha256()
+            parts: list[PartChecksum] = []
+            with open(self._object_path(key), "rb") as f:
+                number = 0
+                while True:
+                    piece = hashlib.sha256()
+                    size = 0
+                    while size < cut and (chunk := f.read(min(READ_CHUNK, cut - size))):
+                        piece.update(chunk)
+                        whole.update(chunk)
+                        size += len(chunk)
+                    if not size and number:
+                        break
+                    number += 1
+                    parts.append(PartChecksum(number, size, _b64(piece.digest())))
+                    if size < cut:
+                        break
+            return StoredChecksums(
+                size=info.size,
+                checksum_sha256=_b64(whole.digest()),
+                checksum_type="FULL_OBJECT",
+                parts=tuple(parts),
+                metadata=info.metadata,
+            )
+
+        with _errors(f"reading the checksums of {key}"):
+            return await asyncio.to_thread(digest)
+
     async def list_objects(self, prefix: str = "") -> list[ObjectInfo]:
         """Objects whose key starts with ``prefix``, with their metadata."""
 
@@ -334,3 +378,7 @@ class LocalStore:
 
         with _errors(f"deleting {key}"):
             await asyncio.to_thread(delete)
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()

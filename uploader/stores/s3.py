@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
+import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore.exceptions import (
@@ -40,13 +41,18 @@ from uploader.stores.base import (
     ObjectChanged,
     ObjectInfo,
     ObjectNotFound,
+    ObjectOptions,
+    PartChecksum,
     PartInfo,
     PermanentStoreError,
     RestoreAlreadyInProgress,
+    StoredChecksums,
     StoreError,
     TransientStoreError,
     UploadNotFound,
 )
+
+log = structlog.get_logger("uploader.stores.s3")
 
 S3_CAPABILITIES = Capabilities(min_part_size=5 * MiB, max_part_size=5 * GiB, max_parts=10_000)
 # What an S3 error code means, before the generic rules of aws_errors.client_error apply.
@@ -186,14 +192,20 @@ class S3Store:
     # -- multipart -----------------------------------------------------------------------------
 
     async def create_multipart_upload(
-        self, key: str, part_size: int, metadata: Mapping[str, str]
+        self,
+        key: str,
+        part_size: int,
+        metadata: Mapping[str, str],
+        options: ObjectOptions | None = None,
     ) -> str:
-        """Start an upload in the store's storage class, with SHA-256 part checksums."""
+        """Start an upload in the store's storage class (or the one ``options`` names), with
+        SHA-256 part checksums."""
+        storage_class = (options.storage_class if options else None) or self.storage_class
         with _errors(f"starting the upload of {key}"):
             r = await self.client.create_multipart_upload(
                 Bucket=self.bucket,
                 Key=self._key(key),
-                StorageClass=self.storage_class,
+                StorageClass=storage_class,
                 Metadata=dict(metadata),
                 ChecksumAlgorithm="SHA256",
                 ContentType="application/octet-stream",
@@ -294,7 +306,72 @@ class S3Store:
             dict(r.get("Metadata", {})),
             str(r.get("StorageClass", "STANDARD")),
             r.get("LastModified"),
+            etag=str(r["ETag"]) if r.get("ETag") else None,
+            version_id=_version(r.get("VersionId")),
         )
+
+    async def stored_checksums(self, key: str, part_size: int | None = None) -> StoredChecksums:
+        """What S3 keeps about the object, archived or not (no restore is needed): HeadObject
+        with ``ChecksumMode=ENABLED`` for the size, ETag, version and checksum, then
+        GetObjectAttributes for every part's checksum (``parts`` is None where the service
+        does not list them). ``part_size`` is not used: S3 reports the parts as uploaded."""
+        what = f"reading the checksums of {key}"
+        with _errors(what):
+            r = await self.client.head_object(
+                Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED"
+            )
+        version = _version(r.get("VersionId"))
+        parts, kind = await self._object_parts(key, version, what)
+        return StoredChecksums(
+            size=int(r["ContentLength"]),
+            etag=str(r["ETag"]) if r.get("ETag") else None,
+            version_id=version,
+            checksum_sha256=r.get("ChecksumSHA256"),
+            checksum_type=r.get("ChecksumType") or kind,
+            parts=parts,
+            storage_class=str(r.get("StorageClass", "STANDARD")),
+            metadata=dict(r.get("Metadata", {})),
+        )
+
+    async def _object_parts(
+        self, key: str, version: str | None, what: str
+    ) -> tuple[tuple[PartChecksum, ...] | None, str | None]:
+        """Every part's checksum (GetObjectAttributes ObjectParts, page by page) and the
+        checksum type; (None, type) when the service does not list the parts."""
+        parts: list[PartChecksum] = []
+        marker: int | None = None
+        kind: str | None = None
+        extra = {"VersionId": version} if version else {}
+        while True:
+            page = {"PartNumberMarker": marker} if marker is not None else {}
+            try:
+                with _errors(what):
+                    r = await self.client.get_object_attributes(
+                        Bucket=self.bucket,
+                        Key=self._key(key),
+                        ObjectAttributes=["ObjectParts", "Checksum"],
+                        MaxParts=1000,
+                        **extra,
+                        **page,
+                    )
+            except ObjectNotFound:
+                raise
+            except PermanentStoreError as exc:
+                # Not implemented by this S3-compatible server, or not allowed by the policy
+                # (s3:GetObjectAttributes): the other checksums still say a lot.
+                log.warning("s3.object_parts_unavailable", key=key, error=str(exc))
+                return None, kind
+            kind = kind or (r.get("Checksum") or {}).get("ChecksumType")
+            listed = r.get("ObjectParts")
+            if not listed or "Parts" not in listed:
+                return (tuple(parts) or None), kind
+            for p in listed["Parts"]:
+                parts.append(
+                    PartChecksum(int(p["PartNumber"]), int(p["Size"]), str(p.get("ChecksumSHA256")))
+                )
+            if not listed.get("IsTruncated"):
+                return tuple(parts), kind
+            marker = int(listed["NextPartNumberMarker"])
 
     # -- retrieval from GLACIER / DEEP_ARCHIVE -------------------------------------------------
 
@@ -327,8 +404,7 @@ class S3Store:
         ranged download passes to :meth:`read` so that every range comes from one object."""
         with _errors(f"reading the metadata of {key}"):
             r = await self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-        version = r.get("VersionId")
-        return str(r["ETag"]), None if version in (None, "null") else str(version)
+        return str(r["ETag"]), _version(r.get("VersionId"))
 
     async def list_objects(self, prefix: str = "") -> list[ObjectInfo]:
         """Objects under ``prefix`` (metadata is not listed: empty)."""
@@ -395,3 +471,8 @@ class S3Store:
         """Delete an object; a missing object is not an error."""
         with _errors(f"deleting {key}"):
             await self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+
+def _version(value: object) -> str | None:
+    """A VersionId as the store reports it: None in an unversioned bucket (``null``)."""
+    return None if value in (None, "null") else str(value)

@@ -8,6 +8,10 @@ JSON with the same names as the object metadata of the other stores::
      "host":"host","cycle-id":"20260101T000000Z","cycle-sha256":"..","plaintext-size":123,
      "encryption":"age"}
 
+A cycle's metadata object is a small archive of its own whose description says
+``"format":"glacier-backup-metadata"`` (:attr:`ArchiveDescription.kind`), with the key
+``host/20260101T000000Z.meta.age``.
+
 :func:`parse_description` tells our archives apart from anything else in a vault (other tools,
 hand uploads, malformed or future formats) without raising.
 """
@@ -20,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from uploader.archive import ARCHIVE_FORMAT, FORMAT_VERSION, ArchiveMetadata
+from uploader.archive import FORMAT_VERSION, ArchiveMetadata, ObjectKind
 
 MAX_DESCRIPTION = 1024
 _PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
@@ -45,6 +49,7 @@ class ArchiveDescription:
     cycle_sha256: str | None = None  # SHA-256 of the cycle.json, what resume compares
     encryption: str | None = None
     format_version: int = FORMAT_VERSION
+    kind: ObjectKind = ObjectKind.ARCHIVE  # an archive, or a cycle's metadata object
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -69,6 +74,7 @@ class ArchiveDescription:
             plaintext_sha256=m.plaintext_sha256,
             cycle_sha256=m.cycle_sha256,
             encryption=m.encryption,
+            kind=m.kind,
         )
 
     def metadata(self) -> dict[str, str]:
@@ -80,6 +86,7 @@ class ArchiveDescription:
             plaintext_size=self.plaintext_size,
             encryption=self.encryption,
             plaintext_sha256=self.plaintext_sha256,
+            kind=self.kind,
         ).as_metadata(self.format_version)
 
     def _fields(self) -> dict[str, Any]:
@@ -99,7 +106,7 @@ class ArchiveDescription:
         fields = {k: v for k, v in self._fields().items() if v is not None}
         for drop in (None, *_OPTIONAL):
             fields.pop(drop or "", None)
-            body = {"format": ARCHIVE_FORMAT, "format-version": self.format_version, **fields}
+            body = {"format": str(self.kind), "format-version": self.format_version, **fields}
             # ensure_ascii escapes everything outside 0x20-0x7E, so the text is always printable.
             text = json.dumps(body, separators=(",", ":"), ensure_ascii=True)
             if len(text) <= MAX_DESCRIPTION:
@@ -123,7 +130,7 @@ def _check(condition: bool) -> None:
 def _parse(text: str | None) -> ArchiveDescription:
     _check(bool(text) and len(text or "") <= MAX_DESCRIPTION and bool(_PRINTABLE.match(text or "")))
     data = json.loads(text or "")
-    _check(isinstance(data, dict) and data.get("format") == ARCHIVE_FORMAT)
+    _check(isinstance(data, dict) and data.get("format") in tuple(ObjectKind))
     version = data.get("format-version")
     # A version we do not know (a newer one) is not something this program can restore.
     _check(type(version) is int and version == FORMAT_VERSION)
@@ -141,4 +148,5 @@ def _parse(text: str | None) -> ArchiveDescription:
         cycle_sha256=strings["cycle-sha256"],
         encryption=strings["encryption"],
         format_version=version,
+        kind=ObjectKind(data["format"]),
     )

@@ -38,6 +38,7 @@ from uploader.stores.base import (
     MultipartUploadInfo,
     ObjectInfo,
     ObjectNotFound,
+    ObjectOptions,
     PartInfo,
     PermanentStoreError,
     TransientStoreError,
@@ -173,9 +174,14 @@ class GlacierStore:
     # -- multipart -----------------------------------------------------------------------------
 
     async def create_multipart_upload(
-        self, key: str, part_size: int, metadata: Mapping[str, str]
+        self,
+        key: str,
+        part_size: int,
+        metadata: Mapping[str, str],
+        options: ObjectOptions | None = None,
     ) -> str:
-        """Start an upload whose archive description carries ``key`` and ``metadata``."""
+        """Start an upload whose archive description carries ``key`` and ``metadata`` (a
+        vault has no storage classes: ``options`` change nothing)."""
         try:
             description = ArchiveDescription.from_metadata(key, metadata)
             text = description.render()
