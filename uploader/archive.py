@@ -10,6 +10,10 @@ One sealed cycle becomes one archive (see docs/stores.md):
   ``plaintext-sha256`` instead of ``cycle-sha256``;
 - the cold storage classes whose archives need a retrieval before they can be read, and
   :data:`VAULT`, the pseudo storage class of an archive in a Glacier vault.
+
+Next to each archive lies its *metadata object* (:mod:`uploader.recovery`), named
+``<host>/<cycle_id>.meta.age`` (``.meta.tar`` unencrypted), whose object metadata has the same
+names with ``format`` = ``glacier-backup-metadata``: :class:`ObjectKind` tells the two apart.
 """
 
 from __future__ import annotations
@@ -17,20 +21,36 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 ARCHIVE_FORMAT = "glacier-backup-archive"
+METADATA_FORMAT = "glacier-backup-metadata"
 FORMAT_VERSION = 1
+
+
+class ObjectKind(StrEnum):
+    """What one of our objects is: its ``format`` in the object metadata (or description)."""
+
+    ARCHIVE = ARCHIVE_FORMAT  # a cycle's archive
+    METADATA = METADATA_FORMAT  # its metadata object: cycle.json and the increment indexes
+
 
 VAULT = "GLACIER_VAULT"  # the "storage class" of an archive in a Glacier vault (not an S3 class)
 S3_COLD_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})  # S3 classes read only after a restore
 COLD_CLASSES = S3_COLD_CLASSES | {VAULT}  # every class whose archives need a retrieval
 
 OBJECT_KEY = re.compile(r"^(?P<host>[^/]+)/(?P<cycle>\d{8}T\d{6}Z(?:-\d+)?)\.tar(?:\.age)?$")
+METADATA_KEY = re.compile(r"^(?P<host>[^/]+)/(?P<cycle>\d{8}T\d{6}Z(?:-\d+)?)\.meta\.(?:age|tar)$")
 
 
 def object_key(host: str, cycle_id: str, encrypted: bool = True) -> str:
     """Where a cycle's archive lives in a store (the store adds its own prefix)."""
     return f"{host}/{cycle_id}.tar.age" if encrypted else f"{host}/{cycle_id}.tar"
+
+
+def metadata_key(host: str, cycle_id: str, encrypted: bool = True) -> str:
+    """Where a cycle's metadata object lives: next to its archive."""
+    return f"{host}/{cycle_id}.meta.age" if encrypted else f"{host}/{cycle_id}.meta.tar"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +70,14 @@ def parse_object_key(key: str) -> ObjectKey | None:
     return ObjectKey(m["host"], m["cycle"], key.endswith(".age"))
 
 
+def parse_metadata_key(key: str) -> ObjectKey | None:
+    """The host and cycle of a metadata object's key, or None for any other key."""
+    m = METADATA_KEY.match(key)
+    if m is None:
+        return None
+    return ObjectKey(m["host"], m["cycle"], key.endswith(".age"))
+
+
 @dataclass(frozen=True, slots=True)
 class ArchiveMetadata:
     """What an archive says about itself in its object metadata (every field optional)."""
@@ -60,10 +88,11 @@ class ArchiveMetadata:
     plaintext_size: int | None = None  # size of the bundle (the tar before encryption)
     encryption: str | None = None  # "age" or "none"
     plaintext_sha256: str | None = None  # the bundle's SHA-256, in archives of earlier versions
+    kind: ObjectKind = ObjectKind.ARCHIVE  # the archive, or its metadata object
 
     def as_metadata(self, format_version: int = FORMAT_VERSION) -> dict[str, str]:
-        """The object metadata a store keeps with the archive (fields that are None left out)."""
-        out = {"format": ARCHIVE_FORMAT, "format-version": str(format_version)}
+        """The object metadata a store keeps with the object (fields that are None left out)."""
+        out = {"format": str(self.kind), "format-version": str(format_version)}
         fields = {
             "host": self.host,
             "cycle-id": self.cycle_id,
@@ -80,6 +109,9 @@ class ArchiveMetadata:
         """The fields of ``metadata`` whatever its ``format`` (unknown names are ignored; a
         ``plaintext-size`` that is not a number is left out)."""
         size = metadata.get("plaintext-size")
+        kind = (
+            ObjectKind.METADATA if metadata.get("format") == METADATA_FORMAT else ObjectKind.ARCHIVE
+        )
         return cls(
             host=metadata.get("host"),
             cycle_id=metadata.get("cycle-id"),
@@ -89,12 +121,14 @@ class ArchiveMetadata:
             else None,
             encryption=metadata.get("encryption"),
             plaintext_sha256=metadata.get("plaintext-sha256"),
+            kind=kind,
         )
 
     @classmethod
     def parse(cls, metadata: Mapping[str, str]) -> ArchiveMetadata | None:
-        """The metadata of one of our archives (``format`` says so), or None for any other
-        object (another tool's, a hand upload)."""
-        if metadata.get("format") != ARCHIVE_FORMAT:
+        """The metadata of one of our objects (``format`` says so: an archive or a metadata
+        object, see :attr:`kind`), or None for any other object (another tool's, a hand
+        upload)."""
+        if metadata.get("format") not in (ARCHIVE_FORMAT, METADATA_FORMAT):
             return None
         return cls.read(metadata)
