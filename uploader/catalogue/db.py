@@ -218,11 +218,16 @@ class Catalogue:
         archive_id: str | None = None,
         *,
         confirmed: bool = True,
+        etag: str | None = None,
+        version_id: str | None = None,
     ) -> ArchiveRecord:
         """Turn a completed (and size-confirmed) upload into an archive, in one transaction,
         with the store-side id (a Glacier ArchiveId) if there is one. ``confirmed=False``: the
         store completed the upload but could not show the archive (a Glacier upload completed
-        by a run that died before recording it); the next inventory confirms it by key."""
+        by a run that died before recording it); the next inventory confirms it by key.
+
+        What ``verify`` compares later is kept with it: the ETag and VersionId the store
+        showed, and the part size and acknowledged parts (when they make the whole object)."""
         now = self._clock()
         record = ArchiveRecord(
             upload.store,
@@ -235,10 +240,16 @@ class Catalogue:
             now if confirmed else None,
         )
         with self._tx() as db:
+            rows = db.execute(
+                "SELECT number, size, checksum, etag FROM upload_parts WHERE upload = ?"
+                " ORDER BY number",
+                (upload.id,),
+            ).fetchall()
+            parts = _whole(rows, size)
             db.execute(
                 "INSERT OR REPLACE INTO archives (store, key, cycle_id, host, size,"
-                " plaintext_sha256, uploaded_at, confirmed_at, archive_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " plaintext_sha256, uploaded_at, confirmed_at, archive_id, etag, version_id,"
+                " part_size, parts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.store,
                     record.key,
@@ -249,6 +260,10 @@ class Catalogue:
                     to_db_time(now),
                     to_db_time(now) if confirmed else None,
                     archive_id or None,
+                    etag,
+                    version_id,
+                    upload.part_size if parts else None,
+                    parts,
                 ),
             )
             db.execute("DELETE FROM uploads WHERE id = ?", (upload.id,))
@@ -281,6 +296,14 @@ _INSERT_PART = (
     "INSERT OR REPLACE INTO upload_parts (upload, number, size, checksum, etag)"
     " VALUES (?, ?, ?, ?, ?)"
 )
+
+
+def _whole(rows: list[tuple[Any, ...]], size: int) -> str | None:
+    """The acknowledged parts as the archives' ``parts`` JSON, if they make exactly ``size``
+    bytes numbered 1..n (a resume after a crash may not have recorded every part)."""
+    if [r[0] for r in rows] != list(range(1, len(rows) + 1)) or sum(r[1] for r in rows) != size:
+        return None
+    return json.dumps([[int(r[1]), str(r[2]), str(r[3])] for r in rows])
 
 
 def _upload_from_row(r: tuple[Any, ...]) -> UploadRecord:

@@ -9,7 +9,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from uploader.catalogue.db import Catalogue, db_time, from_db_time, to_db_time
-from uploader.catalogue.records import InventoryJobState, InventoryState, JobStatus
+from uploader.catalogue.records import (
+    InventoryEntry,
+    InventoryJobState,
+    InventoryState,
+    JobStatus,
+    LatestInventory,
+)
 
 if TYPE_CHECKING:
     from uploader.maintenance.reconcile import ListedArchive
@@ -125,3 +131,22 @@ def record_inventory(
         )
         if job_id is not None:
             db.execute("DELETE FROM inventory_jobs WHERE store = ? AND job_id = ?", (store, job_id))
+
+
+def latest_inventory(catalogue: Catalogue, store: str) -> LatestInventory | None:
+    """The newest inventory fetched for ``store`` (what ``verify`` compares vault archives
+    with), or None if none was."""
+    rows = catalogue.query(
+        "SELECT inventory_date, archives FROM inventories WHERE store = ?"
+        " ORDER BY inventory_date DESC, id DESC LIMIT 1",
+        (store,),
+    )
+    if not rows:
+        return None
+    entries = {}
+    for a in json.loads(rows[0][1]):
+        size = int(a["size"])
+        entries[str(a["store_id"])] = InventoryEntry(
+            str(a["store_id"]), size, a.get("key"), a.get("tree_hash")
+        )
+    return LatestInventory(db_time(rows[0][0]), entries)

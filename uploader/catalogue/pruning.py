@@ -23,16 +23,21 @@ def cycle_time(cycle_id: str) -> datetime | None:
 
 
 def prune_inputs(catalogue: Catalogue, store: str) -> list[PruneArchive]:
-    """The catalogue's archives (confirmed unless flagged MISSING or MISMATCH) plus foreign
-    ones. A MISMATCH is not the archive we uploaded: it is kept for investigation, and it does
-    not count as the newest confirmed archive (that would let the good ones be pruned)."""
+    """The catalogue's archives (confirmed unless flagged MISSING or MISMATCH; their size
+    includes their metadata object's) plus foreign ones. A MISMATCH is not the archive we
+    uploaded: it is kept for investigation, and it does not count as the newest confirmed
+    archive (that would let the good ones be pruned)."""
     flagged = {
         f.key
         for f in open_flags(catalogue, store)
         if f.kind in (FlagKind.MISSING, FlagKind.MISMATCH)
     }
+    # An archive and its metadata object are deleted together: the pair's size is what
+    # deleting the archive frees.
     rows = catalogue.query(
-        "SELECT key, size, uploaded_at, confirmed_at, cycle_id FROM archives WHERE store = ?",
+        "SELECT a.key, a.size + COALESCE(SUM(m.size), 0), a.uploaded_at, a.confirmed_at,"
+        " a.cycle_id FROM archives a LEFT JOIN metadata_objects m"
+        " ON m.store = a.store AND m.archive_key = a.key WHERE a.store = ? GROUP BY a.key",
         (store,),
     )
     out = [
@@ -91,6 +96,25 @@ def record_deletion(
             (store, key, archive_id, cycle_id, size, to_db_time(now)),
         )
         db.execute("DELETE FROM archives WHERE store = ? AND key = ?", (store, key))
+
+
+def record_metadata_deletion(
+    catalogue: Catalogue, store: str, key: str, archive_id: str | None, now: datetime
+) -> None:
+    """The store accepted the delete of a metadata object (pruned with its archive): it leaves
+    ``metadata_objects`` and waits for confirmation like an archive."""
+    with catalogue.transaction() as db:
+        row = db.execute(
+            "SELECT cycle_id, size FROM metadata_objects WHERE store = ? AND key = ?",
+            (store, key),
+        ).fetchone()
+        cycle_id, size = row if row is not None else (None, 0)
+        db.execute(
+            "INSERT OR REPLACE INTO pending_deletions (store, key, archive_id, cycle_id, size,"
+            " deleted_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (store, key, archive_id, cycle_id, size, to_db_time(now)),
+        )
+        db.execute("DELETE FROM metadata_objects WHERE store = ? AND key = ?", (store, key))
 
 
 def pending_deletions(catalogue: Catalogue, store: str) -> list[PendingDeletion]:

@@ -226,3 +226,101 @@ class InventoryState:
     last_inventory_date: datetime | None = None  # InventoryDate of the newest fetched inventory
     last_change_at: datetime | None = None  # newest upload or deletion in this store
     not_ready_at: datetime | None = None  # when the service last said "no inventory yet"
+
+
+class VerifyMode(StrEnum):
+    """How an archive was verified: against what the store reports, or by reading its data."""
+
+    STORE = "store"  # size, ETag/version, checksums, tree hash: no retrieval
+    DATA = "data"  # downloaded, every age chunk authenticated, every file checked
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPart:
+    """One part of an object as the store acknowledged it at upload."""
+
+    number: int
+    size: int
+    checksum: str  # base64 SHA-256 ("" when unknown)
+    etag: str  # S3's part ETag; a Glacier part's SHA-256 tree hash
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedObject:
+    """What the store should hold under ``key``: recorded when it was uploaded (or read from
+    its metadata object after a recovery). Empty ``parts``: not known (an older upload)."""
+
+    key: str
+    size: int
+    archive_id: str | None = None
+    etag: str | None = None
+    version_id: str | None = None
+    part_size: int | None = None
+    parts: tuple[StoredPart, ...] = ()
+
+    def parts_json(self) -> str | None:
+        """The ``parts`` column: JSON ``[[size, checksum, etag], ...]`` (None when unknown)."""
+        if not self.parts:
+            return None
+        return json.dumps([[p.size, p.checksum, p.etag] for p in self.parts])
+
+
+def parts_from_json(text: str | None) -> tuple[StoredPart, ...]:
+    """The reverse of :meth:`ExpectedObject.parts_json`."""
+    if not text:
+        return ()
+    return tuple(
+        StoredPart(n, int(size), str(checksum), str(etag))
+        for n, (size, checksum, etag) in enumerate(json.loads(text), start=1)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataRecord:
+    """A cycle's metadata object in a store (``read_at``: when its content was read into the
+    catalogue, after a recovery)."""
+
+    store: str
+    host: str
+    cycle_id: str
+    archive_key: str
+    expected: ExpectedObject
+    uploaded_at: datetime
+    confirmed_at: datetime | None = None
+    read_at: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        """Where it is in the store."""
+        return self.expected.key
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """One archive's ``verify`` result."""
+
+    store: str
+    key: str
+    cycle_id: str | None
+    at: datetime
+    mode: VerifyMode
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryEntry:
+    """One archive of the latest vault inventory the catalogue fetched."""
+
+    store_id: str  # the ArchiveId
+    size: int
+    key: str | None  # ours: the key in its description
+    tree_hash: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LatestInventory:
+    """The newest vault inventory the catalogue fetched, by ArchiveId."""
+
+    date: datetime
+    archives: dict[str, InventoryEntry]

@@ -5,7 +5,8 @@ tables, by the module that reads and writes them: ``uploads``, ``upload_parts``,
 (:mod:`.db`, :mod:`.archives`), ``cycle_indexes`` (:mod:`.indexes`), ``events`` (:mod:`.events`),
 ``inventory_jobs``, ``inventory_state``, ``inventories`` (:mod:`.inventory`), ``foreign_archives``,
 ``archive_flags`` (:mod:`.findings`), ``prune_decisions``, ``pending_deletions`` (:mod:`.pruning`),
-``retrievals``, ``retrieval_ranges`` (:mod:`.retrievals`).
+``retrievals``, ``retrieval_ranges`` (:mod:`.retrievals`), ``cycle_manifests`` (:mod:`.indexes`),
+``metadata_objects`` (:mod:`.metadata_objects`), ``verifications`` (:mod:`.verifications`).
 """
 
 from __future__ import annotations
@@ -211,6 +212,69 @@ MIGRATIONS: list[tuple[str, ...]] = [
         # upload (JSON, see Catalogue.begin_completion).
         """
         ALTER TABLE uploads ADD COLUMN completion TEXT
+        """,
+    ),
+    (
+        # Recovery and verification (metadata_objects.py, verifications.py, indexes.py).
+        # What the store should hold for each archive, so that `verify` can compare without a
+        # retrieval: its ETag and VersionId, and the part size and every part as acknowledged
+        # (JSON [[size, base64 SHA-256, etag], ...]; a Glacier part's etag is its tree hash).
+        """
+        ALTER TABLE archives ADD COLUMN etag TEXT
+        """,
+        """
+        ALTER TABLE archives ADD COLUMN version_id TEXT
+        """,
+        """
+        ALTER TABLE archives ADD COLUMN part_size INTEGER
+        """,
+        """
+        ALTER TABLE archives ADD COLUMN parts TEXT
+        """,
+        # Each archive's metadata object (cycle.json and the increment indexes, encrypted),
+        # with the same expectations; read_at: when its content went into this catalogue.
+        """
+        CREATE TABLE metadata_objects (
+            store TEXT NOT NULL,
+            key TEXT NOT NULL,
+            host TEXT NOT NULL,
+            cycle_id TEXT NOT NULL,
+            archive_key TEXT NOT NULL,
+            archive_id TEXT,
+            size INTEGER NOT NULL,
+            etag TEXT,
+            version_id TEXT,
+            part_size INTEGER,
+            parts TEXT,
+            uploaded_at TEXT NOT NULL,
+            confirmed_at TEXT,
+            read_at TEXT,
+            PRIMARY KEY (store, key)
+        )
+        """,
+        # cycle.json of every cycle handed to a store, as rendered (what `cycles` shows and a
+        # metadata object is rebuilt from once the spool no longer has the cycle).
+        """
+        CREATE TABLE cycle_manifests (
+            host TEXT NOT NULL,
+            cycle_id TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (host, cycle_id)
+        )
+        """,
+        # `verify` results, one row per archive and run.
+        """
+        CREATE TABLE verifications (
+            id INTEGER PRIMARY KEY,
+            store TEXT NOT NULL,
+            key TEXT NOT NULL,
+            cycle_id TEXT,
+            at TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            ok INTEGER NOT NULL,
+            detail TEXT NOT NULL
+        )
         """,
     ),
 ]
