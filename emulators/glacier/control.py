@@ -33,6 +33,7 @@ def snapshot(state: EmulatorState) -> dict[str, Any]:
         name: {
             "archives": len(v.archives),
             "archive_ids": sorted(v.archives),
+            "descriptions": {a.archive_id: a.description for a in v.archives.values()},
             "inventory_date": None if v.inventory is None else iso8601(v.inventory.date),
             "inventory_archives": None if v.inventory is None else len(v.inventory.archives),
             "written_since_inventory": v.written_since_inventory,
@@ -55,6 +56,7 @@ def snapshot(state: EmulatorState) -> dict[str, Any]:
         "requests": dict(state.stats.requests),
         "faults_injected": dict(state.stats.faults_injected),
         "faults_pending": state.faults.pending(),
+        "stalled": state.stalled,
     }
 
 
@@ -119,10 +121,33 @@ async def add_fault(request: web.Request) -> web.Response:
 
 
 async def clear_faults(request: web.Request) -> web.Response:
-    """DELETE /_emulator/faults."""
+    """DELETE /_emulator/faults (held requests are released too)."""
     state = state_of(request)
     state.faults.clear()
+    state.release_stalled()
     return json_response({"faults_pending": []})
+
+
+async def release_stalled(request: web.Request) -> web.Response:
+    """POST /_emulator/faults/release: let the requests held by "stall" faults go on."""
+    state = state_of(request)
+    state.release_stalled()
+    return json_response({"stalled": state.stalled})
+
+
+async def damage_archive(request: web.Request) -> web.Response:
+    """POST /_emulator/archives/damage ``{"vault", "archive_id", "truncate": n}``."""
+    state = state_of(request)
+    body = await _body(request)
+    try:
+        archive = state.damage_archive(
+            str(body["vault"]), str(body["archive_id"]), int(body["truncate"])
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise web.HTTPBadRequest(text=f"vault, archive_id and truncate are needed: {exc}") from None
+    except GlacierError as exc:
+        raise web.HTTPNotFound(text=exc.message) from None
+    return json_response({"size": archive.size, "tree_hash": archive.tree_hash})
 
 
 async def reset_stats(request: web.Request) -> web.Response:
@@ -142,4 +167,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(f"{PREFIX}/inventory", refresh_inventory)
     app.router.add_post(f"{PREFIX}/faults", add_fault)
     app.router.add_delete(f"{PREFIX}/faults", clear_faults)
+    app.router.add_post(f"{PREFIX}/faults/release", release_stalled)
+    app.router.add_post(f"{PREFIX}/archives/damage", damage_archive)
     app.router.add_post(f"{PREFIX}/stats/reset", reset_stats)

@@ -132,8 +132,31 @@ class ControlClient:
         """Close the connection of the next ``count`` matching requests without answering."""
         self._add_fault(kind="drop", count=count, operation=operation)
 
+    def stall_next(self, count: int = 1, *, operation: str | None = None, skip: int = 0) -> None:
+        """Hold the next ``count`` matching requests (after letting ``skip`` of them through)
+        without answering, until :meth:`release_stalled`: a network that hangs."""
+        self._add_fault(kind="stall", count=count, operation=operation, skip=skip)
+
+    def stalled(self) -> int:
+        """How many requests a "stall" fault holds right now."""
+        return int(self.state()["stalled"])
+
+    def release_stalled(self) -> None:
+        """Let the held requests go on."""
+        self._call("POST", "faults/release", {})
+
+    def damage_archive(self, vault: str, archive_id: str, truncate: int) -> dict[str, Any]:
+        """Cut an archive's stored bytes to ``truncate`` (storage-side damage: the next
+        inventory reports the new size and tree hash)."""
+        result: dict[str, Any] = self._call(
+            "POST",
+            "archives/damage",
+            {"vault": vault, "archive_id": archive_id, "truncate": truncate},
+        )
+        return result
+
     def clear_faults(self) -> None:
-        """Drop all pending faults."""
+        """Drop all pending faults (and release held requests)."""
         self._call("DELETE", "faults")
 
     def _add_fault(self, **spec: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-FAULT_KINDS = ("error", "cut_response", "cut_request", "drop")
+FAULT_KINDS = ("error", "cut_response", "cut_request", "drop", "stall")
 
 # Default AWS codes for an injected HTTP status.
 DEFAULT_CODES = {
@@ -27,6 +27,7 @@ class FaultRule:
     code: str = "ServiceUnavailableException"
     message: str = "Injected fault"
     after_bytes: int = 0
+    skip: int = 0  # let this many matching requests through untouched first
 
     def matches(self, operation: str) -> bool:
         """Whether this rule applies to a request for ``operation``."""
@@ -42,6 +43,7 @@ class FaultRule:
             "code": self.code,
             "message": self.message,
             "after_bytes": self.after_bytes,
+            "skip": self.skip,
         }
 
 
@@ -59,6 +61,9 @@ def rule_from_json(spec: dict[str, Any]) -> FaultRule:
     after = int(spec.get("after_bytes", 0))
     if after < 0:
         raise ValueError("after_bytes must be >= 0")
+    skip = int(spec.get("skip", 0))
+    if skip < 0:
+        raise ValueError("skip must be >= 0")
     return FaultRule(
         kind=kind,
         remaining=count,
@@ -67,6 +72,7 @@ def rule_from_json(spec: dict[str, Any]) -> FaultRule:
         code=str(code),
         message=str(spec.get("message", "Injected fault")),
         after_bytes=after,
+        skip=skip,
     )
 
 
@@ -85,9 +91,13 @@ class FaultPlan:
         self._rules.clear()
 
     def take(self, operation: str) -> FaultRule | None:
-        """The rule to apply to this request, if any, consuming one use of it."""
+        """The rule to apply to this request, if any, consuming one use of it (a rule that
+        still has requests to ``skip`` lets this one through)."""
         for rule in self._rules:
             if rule.matches(operation):
+                if rule.skip:
+                    rule.skip -= 1
+                    return None
                 rule.remaining -= 1
                 if rule.remaining == 0:
                     self._rules.remove(rule)

@@ -81,6 +81,8 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise GlacierError(fault.code, fault.message, status=fault.status, kind=kind)
         if fault.kind == "drop":
             cut_connection(request)
+        if fault.kind == "stall":
+            await state.hold_until_released()
         if fault.kind == "cut_request" and operation in STREAMING_OPERATIONS:
             request[CUT_REQUEST_AFTER] = fault.after_bytes
         elif fault.kind == "cut_request":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from .errors import GlacierError, not_found, vault_not_found
 from .faults import FaultPlan
 from .model import Archive, Inventory, Job, Upload, Vault
 from .storage import Storage
+from .treehash import leaf_digests, reduce_digests
 
 TIERS = ("Expedited", "Standard", "Bulk")
 # Typical AWS completion times (seconds): Expedited 1-5 min, Standard 3-5 h, Bulk 5-12 h.
@@ -70,6 +72,26 @@ class EmulatorState:
         self.jobs: dict[str, Job] = {}
         self.stats = Stats()
         self.faults = FaultPlan()
+        self.stalled = 0  # requests held by a "stall" fault right now
+        self._release: asyncio.Event | None = None
+
+    async def hold_until_released(self) -> None:
+        """Hold a request (a "stall" fault: a network that hangs) until the control API
+        releases the held requests."""
+        if self._release is None:
+            self._release = asyncio.Event()
+        release = self._release
+        self.stalled += 1
+        try:
+            await release.wait()
+        finally:
+            self.stalled -= 1
+
+    def release_stalled(self) -> None:
+        """Let every held request go on."""
+        if self._release is not None:
+            self._release.set()
+            self._release = None
 
     # -- naming -----------------------------------------------------------------------
     def vault_arn(self, name: str) -> str:
@@ -146,6 +168,31 @@ class EmulatorState:
         if job is None or job.vault != vault.name:
             raise not_found(f"The job ID was not found: {job_id}")
         return job
+
+    def damage_archive(self, vault_name: str, archive_id: str, truncate: int) -> Archive:
+        """Storage-side damage, for tests: the archive now holds only its first ``truncate``
+        bytes (size and tree hash follow, so the next inventory reports them)."""
+        vault = self.vault(vault_name)
+        old = vault.archives.get(archive_id)
+        if old is None:
+            raise not_found(f"Archive not found: {archive_id}")
+        with open(old.path, "r+b") as f:
+            f.truncate(truncate)
+        data = old.path.read_bytes()
+        leaves = tuple(leaf_digests(data))
+        new = Archive(
+            archive_id=archive_id,
+            vault=vault_name,
+            description=old.description,
+            created=old.created,
+            size=len(data),
+            tree_hash=reduce_digests(leaves).hex(),
+            leaves=leaves,
+            path=old.path,
+        )
+        vault.archives[archive_id] = new
+        vault.written_since_inventory = True
+        return new
 
     def add_archive(self, archive: Archive) -> None:
         """Register a newly stored archive; it counts as a write to its vault."""
