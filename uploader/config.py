@@ -12,13 +12,15 @@ from typing import Literal, cast, get_args
 from localbackup import paths
 from localbackup.configkit import ConfigError, Section
 from uploader.crypto import InvalidRecipientError, parse_recipient
-from uploader.stores.base import GiB, MiB
+from uploader.stores.base import GiB, MiB, ObjectOptions
 
 PASSPHRASE_ENV = "GLACIER_BACKUP_PASSPHRASE"  # noqa: S105 - the name, not a secret
 ENCRYPTION_MODES = ("age", "none")
 StoreType = Literal["local", "s3", "glacier"]
 STORE_TYPES: tuple[StoreType, ...] = get_args(StoreType)
 STORAGE_CLASSES = ("DEEP_ARCHIVE", "GLACIER", "GLACIER_IR", "STANDARD_IA", "STANDARD")
+# Metadata objects must be readable without a retrieval: no GLACIER / DEEP_ARCHIVE.
+METADATA_STORAGE_CLASSES = ("STANDARD", "STANDARD_IA", "GLACIER_IR")
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _VAULT = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
@@ -80,6 +82,7 @@ class S3StoreConfig:
     profile: str | None = None
     endpoint_url: str | None = None
     type: Literal["s3"] = "s3"
+    metadata_storage_class: str = "STANDARD"  # each archive's metadata object (hot)
 
     @property
     def name(self) -> str:
@@ -160,7 +163,15 @@ def encryption_config(
 
 _STORE_KEYS = {
     "local": ("path",),
-    "s3": ("bucket", "prefix", "storage_class", "region", "profile", "endpoint_url"),
+    "s3": (
+        "bucket",
+        "prefix",
+        "storage_class",
+        "region",
+        "profile",
+        "endpoint_url",
+        "metadata_storage_class",
+    ),
     "glacier": ("vault", "account_id", "region", "profile", "endpoint_url"),
 }
 
@@ -191,6 +202,7 @@ def store_config(section: Section) -> StoreConfig:
             region=section.optional_string("region"),
             profile=section.optional_string("profile"),
             endpoint_url=_endpoint(section),
+            metadata_storage_class=_metadata_class(section),
         )
     else:
         vault = _required(section, "vault")
@@ -208,6 +220,25 @@ def store_config(section: Section) -> StoreConfig:
         )
     section.finish()
     return cfg
+
+
+def _metadata_class(section: Section) -> str:
+    """``[store] metadata_storage_class``: a class whose objects are read at once."""
+    value = section.string("metadata_storage_class", "STANDARD")
+    if value not in METADATA_STORAGE_CLASSES:
+        raise section.error(
+            "metadata_storage_class",
+            f"must be one of {', '.join(METADATA_STORAGE_CLASSES)} (metadata objects are read "
+            f"without a retrieval; {value!r} is not)",
+        )
+    return value
+
+
+def metadata_object_options(store: StoreConfig) -> ObjectOptions:
+    """How the store writes each archive's metadata object (S3: its storage class)."""
+    if isinstance(store, S3StoreConfig):
+        return ObjectOptions(storage_class=store.metadata_storage_class)
+    return ObjectOptions()
 
 
 def upload_config(section: Section) -> UploadConfig:

@@ -206,7 +206,7 @@ class _Run:
         if self.on_part:
             await self.on_part(part)
         self.sent += part.size
-        log.info("upload.part_done", part=part.number, bytes=part.size)
+        log.info("upload.part_done", key=self.key, part=part.number, bytes=part.size)
         if self.progress:
             self.progress(self.sent, self.plan.total_size)
 

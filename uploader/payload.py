@@ -8,6 +8,7 @@ parts the store accepts.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,6 +32,24 @@ class PayloadSource(Protocol):
     def readinto(self, offset: int, view: memoryview) -> None:
         """Fill ``view`` with the bytes at ``offset`` (any offset, any order)."""
         ...
+
+
+class FilePayload:
+    """The bytes of an open file (read with ``pread``: any offset, from any thread)."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd = fd
+        self.size = size
+
+    def readinto(self, offset: int, view: memoryview) -> None:
+        """Fill ``view`` with the file's bytes at ``offset``."""
+        done = 0
+        while done < len(view):
+            chunk = os.pread(self._fd, len(view) - done, offset + done)
+            if not chunk:
+                raise ValueError(f"the file ends before {offset + len(view)} bytes")
+            view[done : done + len(chunk)] = chunk
+            done += len(chunk)
 
 
 class EncryptedPayload:

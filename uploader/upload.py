@@ -35,17 +35,11 @@ from uploader.catalogue import (
     open_flags,
     pruned_at,
     pruned_cycle_ids,
+    remember_cycle_indexes,
 )
 from uploader.config import EncryptionConfig, UploadConfig
-from uploader.crypto import (
-    AgeError,
-    EncryptionState,
-    Recipient,
-    ScryptRecipient,
-    new_encryption,
-    parse_recipient,
-    read_passphrase,
-)
+from uploader.crypto import AgeError, EncryptionState, new_encryption
+from uploader.keys import recipients_for
 from uploader.multipart import (
     IncompleteUpload,
     MultipartOptions,
@@ -53,8 +47,10 @@ from uploader.multipart import (
     upload_multipart,
 )
 from uploader.payload import EncryptedPayload, PartPlan, PayloadSource, choose_part_size
+from uploader.recovery import ensure_metadata_object
 from uploader.stores.base import (
     ObjectInfo,
+    ObjectOptions,
     PartInfo,
     Store,
     StoreError,
@@ -106,16 +102,6 @@ UPLOAD_FAILURES: tuple[type[Exception], ...] = (
 )
 
 
-def recipients_for(cfg: EncryptionConfig) -> list[Recipient]:
-    """The age recipients of the configuration (reads the passphrase if that is the key)."""
-    cfg.require_key()
-    if cfg.recipients:
-        return [parse_recipient(r) for r in cfg.recipients]
-    if cfg.passphrase_file is not None:
-        return [ScryptRecipient(read_passphrase(file=cfg.passphrase_file))]
-    return [ScryptRecipient(read_passphrase(env=cfg.passphrase_env))]
-
-
 def archive_doubt(catalogue: Catalogue, archive: ArchiveRecord) -> str | None:
     """Why an archive record may not stand for an archive in the store, if it may not:
     ``"flagged MISSING"`` (an inventory or listing did not show it) or ``"unconfirmed"`` (a
@@ -153,8 +139,14 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
     *,
     options: MultipartOptions | None = None,
     force: bool = False,
+    metadata_options: ObjectOptions | None = None,
 ) -> ArchiveRecord:
-    """Upload the sealed cycle in ``cycle_dir`` (resuming an interrupted attempt).
+    """Upload the sealed cycle in ``cycle_dir`` (resuming an interrupted attempt), then its
+    metadata object (:func:`uploader.recovery.ensure_metadata_object`, written with
+    ``metadata_options``): a cycle is uploaded once both are in the store. The cycle's indexes
+    and ``cycle.json`` go into the catalogue first (:func:`remember_cycle_indexes`). An archive
+    recorded earlier gets its metadata object now if it has none (an upload of an earlier
+    version), unless the archive itself is in doubt (:func:`archive_doubt`).
 
     A cycle whose archive was pruned from the store raises :class:`CyclePruned` unless
     ``force`` is set (pruning decided it should not be there; the spool may still hold it).
@@ -164,45 +156,86 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
     """
     cycle = await asyncio.to_thread(load_sealed_cycle, cycle_dir)
     with bound_contextvars(cycle=cycle.cycle_id):
-        found = await _archived(store, catalogue, cycle, force=force)
-        if found is not None:
-            return found
-        # Files are checked against cycle.json as the parts are made (VerifyingBundle), and
-        # whatever the parts do not cover (acknowledged by an earlier attempt) is read before
-        # completing.
-        with BundleReader(cycle_dir, cycle) as bundle, VerifyingBundle(bundle) as verified:
-            key = object_key(cycle.host, cycle.cycle_id, encryption.enabled)
-            resume = await find_resume(store, catalogue, bundle, key)
-            if isinstance(resume, ArchiveRecord):
-                return resume
-            if resume is None:
-                record = await _start(
-                    store,
-                    catalogue,
-                    cycle=cycle,
-                    key=key,
-                    bundle=bundle,
-                    encryption=encryption,
-                    upload_cfg=upload_cfg,
-                )
-                resume = Resume(record, done=[], held={})
-            else:
-                done, held = len(resume.done), len(resume.held)
-                log.info("upload.resuming", key=key, parts_done=done, parts_held=held)
-            opts = options or MultipartOptions(
-                concurrency=upload_cfg.concurrency, retries=upload_cfg.retries
-            )
-            info = await _send(
+        record = await _archived(store, catalogue, cycle, force=force)
+        if record is None:
+            record = await _upload_archive(
+                cycle_dir,
+                cycle,
                 store,
                 catalogue,
-                resume,
-                key=key,
-                verified=verified,
-                options=opts,
-                progress=progress,
+                encryption,
+                upload_cfg,
+                progress,
+                options=options,
             )
-        record = resume.record
-        return await finish_upload(catalogue, record, verified.sha256, info.size, info.archive_id)
+        await asyncio.to_thread(remember_cycle_indexes, catalogue, cycle_dir)
+        doubt = await asyncio.to_thread(archive_doubt, catalogue, record)
+        if doubt is not None:  # the archive may not be in the store: nothing to describe
+            log.warning("metadata.not_sent", key=record.key, reason=f"the archive is {doubt}")
+            return record
+        await ensure_metadata_object(
+            store,
+            catalogue,
+            host=cycle.host,
+            cycle_id=cycle.cycle_id,
+            archive_key=record.key,
+            encryption=encryption,
+            options=metadata_options,
+            cycle_dir=cycle_dir,
+        )
+        return record
+
+
+async def _upload_archive(  # noqa: PLR0917 - upload_cycle's own arguments, handed on
+    cycle_dir: Path,
+    cycle: SealedCycle,
+    store: Store,
+    catalogue: Catalogue,
+    encryption: EncryptionConfig,
+    upload_cfg: UploadConfig,
+    progress: ProgressCallback | None,
+    *,
+    options: MultipartOptions | None,
+) -> ArchiveRecord:
+    """Send the cycle's archive (resuming what an earlier attempt left) and record it."""
+    # Files are checked against cycle.json as the parts are made (VerifyingBundle), and
+    # whatever the parts do not cover (acknowledged by an earlier attempt) is read before
+    # completing.
+    with BundleReader(cycle_dir, cycle) as bundle, VerifyingBundle(bundle) as verified:
+        key = object_key(cycle.host, cycle.cycle_id, encryption.enabled)
+        resume = await find_resume(store, catalogue, bundle, key)
+        if isinstance(resume, ArchiveRecord):
+            return resume
+        if resume is None:
+            record = await _start(
+                store,
+                catalogue,
+                cycle=cycle,
+                key=key,
+                bundle=bundle,
+                encryption=encryption,
+                upload_cfg=upload_cfg,
+            )
+            resume = Resume(record, done=[], held={})
+        else:
+            done, held = len(resume.done), len(resume.held)
+            log.info("upload.resuming", key=key, parts_done=done, parts_held=held)
+        opts = options or MultipartOptions(
+            concurrency=upload_cfg.concurrency, retries=upload_cfg.retries
+        )
+        info = await _send(
+            store,
+            catalogue,
+            resume,
+            key=key,
+            verified=verified,
+            options=opts,
+            progress=progress,
+        )
+    record = resume.record
+    return await finish_upload(
+        catalogue, record, verified.sha256, info.size, info.archive_id, info=info
+    )
 
 
 async def _archived(

@@ -53,12 +53,18 @@ async def finish_upload(
     archive_id: str | None = None,
     *,
     confirmed: bool = True,
+    info: ObjectInfo | None = None,
 ) -> ArchiveRecord:
-    """The archive record, with the bundle SHA-256 computed while it was read, and the
-    store-side id (a Glacier ArchiveId) that a retrieval needs later, in one transaction."""
+    """The archive record, with the bundle SHA-256 computed while it was read, the
+    store-side id (a Glacier ArchiveId) that a retrieval needs later and the ETag and version
+    the store showed (``info``), in one transaction."""
     done = dataclasses.replace(record, plaintext_sha256=sha256)
+    etag = info.etag if info else None
+    version_id = info.version_id if info else None
     return await asyncio.to_thread(
-        lambda: catalogue.finish_upload(done, size, archive_id, confirmed=confirmed)
+        lambda: catalogue.finish_upload(
+            done, size, archive_id, confirmed=confirmed, etag=etag, version_id=version_id
+        )
     )
 
 
@@ -93,7 +99,9 @@ async def find_resume(
             # Completed only after every file matched; the bundle SHA-256 died with that run.
             sha256 = await asyncio.to_thread(bundle.verify)
             log.info("upload.completed", key=key, bytes=info.size, recovered=True)
-            return await finish_upload(catalogue, record, sha256, info.size, info.archive_id)
+            return await finish_upload(
+                catalogue, record, sha256, info.size, info.archive_id, info=info
+            )
         await asyncio.to_thread(catalogue.drop_upload, record.id)
         return None
     recorded = await asyncio.to_thread(catalogue.parts, record.id)
@@ -137,7 +145,7 @@ async def _complete_again(
         if sha256 is None:
             sha256 = await asyncio.to_thread(bundle.verify)
         log.info("upload.completed", key=key, bytes=info.size, recovered=True)
-        return await finish_upload(catalogue, record, sha256, info.size, info.archive_id)
+        return await finish_upload(catalogue, record, sha256, info.size, info.archive_id, info=info)
     if not gone:
         raise PermanentStoreError(f"{key}: completed, but the store does not show it")
     if store.capabilities.immediate_listing:

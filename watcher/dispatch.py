@@ -31,6 +31,7 @@ from uploader.catalogue import (
     record_event,
     remember_cycle_indexes,
 )
+from uploader.config import metadata_object_options
 from uploader.maintenance import PrunePolicy, may_upload, plan_prune, storage_class_for
 from uploader.multipart import ProgressCallback
 from uploader.stores import open_store, rejects_credentials
@@ -132,7 +133,6 @@ class Dispatcher:
                     log.warning("watch.upload_retry_later", error=str(exc), reason=retry)
                     raise RetryLater(f"{retry}: {type(exc).__name__}: {exc}") from exc
                 return await self._failed(path, marker, _failure_reason(exc))
-            await asyncio.to_thread(remember_cycle_indexes, self._catalogue, marker.cycle_dir)
             await asyncio.to_thread(
                 record_event, self._catalogue, "uploaded", record.key, marker.cycle_id
             )
@@ -182,7 +182,13 @@ class Dispatcher:
     async def _upload(self, cycle_dir: Path, cfg: AppConfig) -> ArchiveRecord:
         async with open_store(cfg.store) as store:
             return await upload_cycle(
-                cycle_dir, store, self._catalogue, cfg.encryption, cfg.upload, self._progress
+                cycle_dir,
+                store,
+                self._catalogue,
+                cfg.encryption,
+                cfg.upload,
+                self._progress,
+                metadata_options=metadata_object_options(cfg.store),
             )
 
     def prune_local_cycles(self) -> list[str]:

@@ -15,6 +15,7 @@ from emulators.glacier import Emulator, run_emulator
 from localbackup.formats import CycleFile, IncrementManifest, SealedCycle
 from tests.support.servers import MOTO_MIN_PART
 from tests.uploader.glacier_support import glacier_store
+from uploader.archive import metadata_key, parse_object_key
 from uploader.stores.base import Capabilities, Store
 from uploader.stores.local import LocalStore
 from uploader.stores.s3 import S3Store
@@ -167,3 +168,13 @@ def read_object(path_or_bytes: bytes, key: Path) -> bytes:
     return subprocess.run(
         ["age", "-d", "-i", str(key)], input=path_or_bytes, check=True, capture_output=True
     ).stdout
+
+
+def with_metadata(*archive_keys: str) -> list[str]:
+    """The keys a store holds for these archives: each with its metadata object, sorted."""
+    out = []
+    for key in archive_keys:
+        parsed = parse_object_key(key)
+        assert parsed is not None, key
+        out += [key, metadata_key(parsed.host, parsed.cycle_id, parsed.encrypted)]
+    return sorted(out)

@@ -24,7 +24,7 @@ from localbackup.formats import load_sealed_cycle
 from tests.uploader.glacier_support import glacier_client, glacier_store
 from tests.uploader.test_resume import CHILD, Counting, _recorded
 from uploader.bundle import BundleReader, cycle_sha256
-from uploader.catalogue import Catalogue
+from uploader.catalogue import Catalogue, metadata_object_of
 from uploader.config import EncryptionConfig, GlacierStoreConfig, UploadConfig
 from uploader.crypto import Decryptor, load_identities
 from uploader.multipart import MultipartOptions
@@ -119,10 +119,14 @@ async def test_an_upload_cycle_archive_passes_the_tree_hash_checks_and_retrieves
             UploadConfig(part_size=MiB),
             options=FAST,
         )
+        meta = metadata_object_of(catalogue, gstore.name, record.key)
     info = await gstore.head(record.key)
     parts = -(-info.size // MiB)
-    assert parts >= 5 and emu.control.part_uploads_received() == parts
-    assert _vault_state(emu, gstore)["archive_ids"] == [info.archive_id]
+    # the archive's parts, and the one part of its metadata object (a small archive of its own)
+    assert parts >= 5 and emu.control.part_uploads_received() == parts + 1
+    assert meta is not None and meta.key == "testhost/20260101T000000Z.meta.age"
+    ids = sorted([info.archive_id, meta.expected.archive_id])
+    assert _vault_state(emu, gstore)["archive_ids"] == ids
     assert info.metadata["cycle-sha256"] == cycle_sha256(load_sealed_cycle(cycle_dir))
 
     assert info.archive_id is not None
@@ -369,8 +373,10 @@ async def test_an_upload_killed_mid_way_resumes_into_one_archive(
         assert catalogue.uploads() == []
     assert not set(counting.sent) & acknowledged
     assert len(counting.sent) <= total - len(acknowledged)
+    assert counting.metadata_sent == [1]
     vault = _vault_state(emu, gstore)
-    assert (vault["archives"], vault["multipart_uploads_in_progress"]) == (1, 0)
+    # one archive (and its metadata object, a small archive of its own), no upload left
+    assert (vault["archives"], vault["multipart_uploads_in_progress"]) == (2, 0)
     archive_id = (await gstore.head(record.key)).archive_id
     assert archive_id is not None
     blob = await _output(gstore, await _retrieve(gstore, emu, archive_id))

@@ -92,8 +92,10 @@ async def test_upload_decrypts_with_the_age_cli_to_the_bundle(
     assert read_object(blob, key_file) == _bundle(d)
     assert seen[-1] == (record.size, record.size)
     events = [e["event"] for e in logs]
-    assert events[0] == "upload.started" and events[-1] == "upload.completed"
-    assert events.count("upload.part_done") == -(-record.size // PART)
+    archive = [e["event"] for e in logs if e.get("key") == record.key]
+    assert archive[0] == "upload.started" and archive[-1] == "upload.completed"
+    assert events[-1] == "metadata.uploaded"  # then its metadata object (one part)
+    assert events.count("upload.part_done") == -(-record.size // PART) + 1
     info = await store.head(record.key)
     assert info.metadata["cycle-id"] == "20260101T000000Z"
     assert (

@@ -24,7 +24,7 @@ from watcher.commands import upload as command
 from .conftest import build_cycle
 from .glacier_support import glacier_client, glacier_store, make_vault
 from .test_upload_command import _config, _parse
-from .test_upload_recovery import Wrapped
+from .test_upload_recovery import Wrapped, _archives
 
 MiB = 1024 * 1024
 PLAIN = EncryptionConfig(mode="none")
@@ -48,10 +48,6 @@ async def make_phantom(cycle_dir: Path, endpoint: str, vault: str, cat: Catalogu
     async with glacier_store(endpoint, vault) as s2:
         rec = await upload_cycle(cycle_dir, s2, cat, PLAIN, UP)
     assert rec.confirmed_at is None and cat.uploads() == []
-
-
-def _archives(ctl: ControlClient, vault: str) -> int:
-    return int(ctl.state()["vaults"][vault]["archives"])
 
 
 async def test_force_uploads_a_phantom_archive_again(
@@ -130,4 +126,7 @@ def test_upload_force_leaves_a_confirmed_archive_alone(
         _record(cat, LocalStore(tmp_path / "vault").name, cycle, confirmed=True)
     assert command.run(_parse("--force", cycle), config) == 0
     assert "already archived" in capsys.readouterr().out
-    assert not (tmp_path / "vault" / "testhost").exists()
+    # not sent again; only its metadata object, which it lacked, is
+    assert sorted(p.name for p in (tmp_path / "vault" / "testhost").iterdir()) == [
+        f"{cycle}.meta.age"
+    ]

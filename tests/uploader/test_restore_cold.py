@@ -337,7 +337,7 @@ def test_an_s3_object_restored_by_someone_else_is_not_requested_again(
     }
     config = _uploaded(tmp_path, h, store)
     s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
-    (obj,) = s3.list_objects_v2(Bucket=bucket)["Contents"]
+    (obj,) = [o for o in s3.list_objects_v2(Bucket=bucket)["Contents"] if ".tar." in o["Key"]]
     s3.restore_object(Bucket=bucket, Key=obj["Key"], RestoreRequest={"Days": 1})
     out = tmp_path / "out"
     capsys.readouterr()

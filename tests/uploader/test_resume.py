@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from localbackup.formats import load_sealed_cycle
+from uploader.archive import parse_object_key
 from uploader.bundle import BundleError, BundleReader, cycle_sha256
 from uploader.catalogue import CATALOGUE_FILE, Catalogue
 from uploader.config import EncryptionConfig, UploadConfig
@@ -24,22 +25,26 @@ from uploader.multipart import MultipartOptions
 from uploader.stores.base import PartInfo, Store
 from uploader.upload import upload_cycle
 
-from .conftest import build_cycle, read_object
+from .conftest import build_cycle, read_object, with_metadata
 
 PART = 64 * 1024
 CHILD = Path(__file__).with_name("resume_child.py")
 
 
 class Counting:
+    """A store that counts the parts sent: ``sent`` are the archive's part numbers (its
+    metadata object's one part, sent after it, is in ``metadata_sent``)."""
+
     def __init__(self, inner: Store) -> None:
         self.inner = inner
         self.sent: list[int] = []
+        self.metadata_sent: list[int] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
     async def upload_part(self, key: str, upload_id: str, number: int, *rest: Any) -> PartInfo:
-        self.sent.append(number)
+        (self.sent if parse_object_key(key) else self.metadata_sent).append(number)
         return await self.inner.upload_part(key, upload_id, number, *rest)
 
 
@@ -97,7 +102,7 @@ async def test_an_upload_killed_mid_way_resumes_without_resending_parts(
         assert catalogue.uploads() == []
     assert not set(counting.sent) & acknowledged
     assert len(counting.sent) <= total - len(acknowledged)
-    assert [o.key for o in await store.list_objects()] == [record.key]
+    assert [o.key for o in await store.list_objects()] == with_metadata(record.key)
     assert await store.list_multipart_uploads() == []
     blob = b"".join([c async for c in store.read(record.key)])
     with BundleReader(cycle_dir) as bundle:
@@ -227,5 +232,5 @@ async def test_a_resume_that_starts_mid_file_still_verifies_that_file(
             return
         record = await resume
     assert 1 not in counting.sent and 2 not in counting.sent
-    assert [o.key for o in await store.list_objects()] == [record.key]
+    assert [o.key for o in await store.list_objects()] == with_metadata(record.key)
     assert record.plaintext_sha256 == _bundle_sha256(cycle_dir)

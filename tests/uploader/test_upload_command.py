@@ -41,7 +41,12 @@ def test_upload_sends_every_pending_cycle_once(tmp_path: Path, age_key: tuple[Pa
     assert args.run is command.run
     assert command.run(args, config) == 0
     names = sorted(p.name for p in (tmp_path / "vault" / "testhost").iterdir())
-    assert names == ["20260101T000000Z.tar.age", "20260102T000000Z.tar.age"]
+    assert names == [  # each archive with its metadata object
+        "20260101T000000Z.meta.age",
+        "20260101T000000Z.tar.age",
+        "20260102T000000Z.meta.age",
+        "20260102T000000Z.tar.age",
+    ]
     with Catalogue.in_state_dir(tmp_path / "state") as cat:
         assert len(cat.archives()) == 2
     assert command.run(args, config) == 0  # nothing left to do

@@ -14,6 +14,7 @@ import pytest
 import uploader.stores.local as local_mod
 from emulators.glacier.control_client import ControlClient
 from uploader import catalogue as cm
+from uploader.archive import METADATA_FORMAT, parse_object_key
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig, UploadConfig
 from uploader.maintenance.executor import MaintenanceConfig, run_maintenance
@@ -23,7 +24,7 @@ from uploader.stores.base import PartInfo, Store, TransientStoreError, UploadNot
 from uploader.stores.local import LocalStore
 from uploader.upload import CyclePruned, pending_cycle_dirs, upload_cycle
 
-from .conftest import build_cycle
+from .conftest import build_cycle, with_metadata
 from .glacier_support import glacier_store, make_vault
 
 MiB = 1024 * 1024
@@ -35,22 +36,25 @@ async def _noop(_: float) -> None:
 
 
 class Wrapped:
-    """A store whose calls can be intercepted; everything else goes to ``inner``."""
+    """A store whose calls can be intercepted; everything else goes to ``inner``. ``sent`` and
+    ``completes`` count the archive's parts and completions (its metadata object, sent after
+    it, is counted apart: ``metadata_sent``)."""
 
     def __init__(self, inner: Store) -> None:
         self.inner = inner
         self.sent: list[int] = []
         self.completes = 0
+        self.metadata_sent: list[int] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
     async def upload_part(self, key: str, upload_id: str, number: int, *rest: Any) -> PartInfo:
-        self.sent.append(number)
+        (self.sent if parse_object_key(key) else self.metadata_sent).append(number)
         return await self.inner.upload_part(key, upload_id, number, *rest)
 
     async def complete_multipart_upload(self, key: str, upload_id: str, parts: Any) -> None:
-        self.completes += 1
+        self.completes += parse_object_key(key) is not None
         await self.inner.complete_multipart_upload(key, upload_id, parts)
 
 
@@ -58,7 +62,9 @@ class Wrapped:
 
 
 def _archives(ctl: ControlClient, vault: str) -> int:
-    return int(ctl.state()["vaults"][vault]["archives"])
+    """Archives in the vault, each cycle's metadata object (a small archive) not counted."""
+    descriptions = ctl.state()["vaults"][vault]["descriptions"].values()
+    return sum(METADATA_FORMAT not in d for d in descriptions)
 
 
 async def test_crash_after_glacier_complete_does_not_make_a_second_archive(
@@ -136,8 +142,10 @@ async def test_completed_glacier_upload_that_is_gone_is_recorded_unconfirmed(
             await upload_cycle(cycle_dir, s1, cat, PLAIN, up)
     cat.finish_upload = real_finish  # type: ignore[method-assign]
 
-    class Forgotten(Wrapped):  # days later: Glacier no longer knows the upload id
+    class Forgotten(Wrapped):  # days later: Glacier no longer knows the archive's upload id
         async def complete_multipart_upload(self, key: str, upload_id: str, parts: Any) -> None:
+            if parse_object_key(key) is None:  # its metadata object's: a new upload
+                return await super().complete_multipart_upload(key, upload_id, parts)
             self.completes += 1
             raise UploadNotFound(f"no upload {upload_id}")
 
@@ -174,7 +182,7 @@ async def test_repeated_complete_on_a_local_store(tmp_path: Path) -> None:
         w = Wrapped(s)
         rec = await upload_cycle(cycle_dir, w, cat, PLAIN, up)  # type: ignore[arg-type]
         assert w.sent == [] and cat.uploads() == []
-        assert [o.key for o in await s.list_objects()] == [rec.key]
+        assert [o.key for o in await s.list_objects()] == with_metadata(rec.key)
 
 
 # -- 2. a transient failure keeps the upload's progress ----------------------------------------
@@ -209,7 +217,7 @@ async def test_a_transient_failure_keeps_the_acknowledged_parts(tmp_path: Path) 
         again = f.sent[len(first) :]
         assert not set(first) & set(again)
         assert 16 in again
-        assert [o.key for o in await s.list_objects()] == [rec.key]
+        assert [o.key for o in await s.list_objects()] == with_metadata(rec.key)
 
 
 # -- 3. a pruned cycle is not pending again ------------------------------------------------------
@@ -229,7 +237,8 @@ async def test_a_pruned_cycle_is_not_uploaded_again(tmp_path: Path) -> None:
             dirs.append(build_cycle(spool, [5000, 100], host="h", cycle_id=cid, seed=i))
             await upload_cycle(dirs[-1], s, cat, PLAIN, up)
     cfg = MaintenanceConfig(
-        retention=RetentionConfig(max_store_size=12_000, min_age=0, keep_last=1),
+        # one cycle (its 10 KiB archive and 10 KiB metadata object) fits, two do not
+        retention=RetentionConfig(max_store_size=30_000, min_age=0, keep_last=1),
         storage_class="LOCAL",
         host="h",
     )
@@ -334,7 +343,7 @@ async def test_local_complete_killed_before_cleanup_resumes(
     async with LocalStore(vault) as s:
         rec = await upload_cycle(x, s, cat, PLAIN, up)
         assert await s.list_multipart_uploads() == []
-        assert [o.key for o in await s.list_objects()] == [rec.key]
+        assert [o.key for o in await s.list_objects()] == with_metadata(rec.key)
     assert cat.uploads() == [] and rec.confirmed_at is not None
 
 
@@ -379,6 +388,6 @@ async def test_archive_id_is_recorded_with_the_archive(
 
     cat.finish_upload = finish  # type: ignore[method-assign]
     async with glacier_store(glacier_endpoint) as s:
-        await upload_cycle(cycle_dir, s, cat, PLAIN, UploadConfig(part_size=MiB))
-        (info,) = s._archives.values()
+        rec = await upload_cycle(cycle_dir, s, cat, PLAIN, UploadConfig(part_size=MiB))
+        info = s._archives[rec.key]
     assert seen == [info.archive_id] and info.archive_id

@@ -57,9 +57,11 @@ def decrypt_object(p: Project, moto_server: str, bucket: str, key: str) -> bytes
 
 
 def only_object(moto_server: str, bucket: str) -> dict:
+    """The one archive in the bucket (beside it, only its metadata object)."""
     client = s3(moto_server)
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
-    (obj,) = client.list_objects_v2(Bucket=bucket)["Contents"]
+    meta, obj = sorted(client.list_objects_v2(Bucket=bucket)["Contents"], key=lambda o: o["Key"])
+    assert meta["Key"] == obj["Key"].replace(".tar.age", ".meta.age")
     return obj
 
 
@@ -81,6 +83,9 @@ def test_service_uploads_to_s3_with_storage_class(
     assert obj["Key"].startswith("backups/") and obj["Key"].endswith(".tar.age")
     head = s3(moto_server).head_object(Bucket=bucket, Key=obj["Key"])
     assert head["StorageClass"] == "GLACIER_IR"
+    # its metadata object in the hot class ([store] metadata_storage_class, STANDARD)
+    meta = s3(moto_server).head_object(Bucket=bucket, Key=obj["Key"].replace(".tar.", ".meta."))
+    assert meta.get("StorageClass", "STANDARD") == "STANDARD"
     assert decrypt_object(p, moto_server, bucket, obj["Key"]) == expected
     assert "backups/" + p.status()["last_success"]["key"] == obj["Key"]  # the prefix is the store's
 
@@ -112,9 +117,12 @@ def test_interrupted_upload_resumes_after_restart(
         done = svc.wait_for(lambda e: e["event"] == "upload.completed", timeout=120)
         started = svc.wait_for(lambda e: e["event"] == "upload.started")
         assert svc.matching(lambda e: e["event"] == "watch.resuming_interrupted")
-        sent_again = svc.matching(lambda e: e["event"] == "upload.part_done")
+        sent_again = svc.matching(
+            lambda e: e["event"] == "upload.part_done" and e["key"] == done["key"]
+        )
         assert len(sent_again) == done["parts"] - started["resumed_parts"]
         assert started["resumed_parts"] >= acknowledged
+        svc.wait_for(lambda e: e["event"] == "watch.uploaded")  # with its metadata object
     finally:
         assert svc.stop() == 0
     obj = only_object(moto_server, bucket)

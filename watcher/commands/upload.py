@@ -14,7 +14,8 @@ import structlog
 
 from localbackup.configkit import format_size
 from localbackup.formats import CYCLE_JSON
-from uploader.catalogue import Catalogue, pruned_at, remember_cycle_indexes
+from uploader.catalogue import Catalogue, pruned_at
+from uploader.config import metadata_object_options
 from uploader.stores import Store, StoreNotAvailable, open_store
 from uploader.upload import UPLOAD_FAILURES, archive_doubt, pending_cycle_dirs, upload_cycle
 from watcher.exitcodes import FAILURE, OK, USAGE
@@ -114,13 +115,13 @@ async def _upload_all(
                         config.upload,
                         progress,
                         force=force,
+                        metadata_options=metadata_object_options(config.store),
                     )
                 except UPLOAD_FAILURES as exc:
                     failed += 1
                     log.error("upload.failed", cycle=cycle_dir.name, error=str(exc))
                     print(f"upload of {cycle_dir.name} failed: {exc}", file=sys.stderr)
                     continue
-            await asyncio.to_thread(remember_cycle_indexes, catalogue, cycle_dir)
             print(f"{record.cycle_id}: {record.key} ({format_size(record.size)}) in {s.name}")
     return FAILURE if failed else OK
 
