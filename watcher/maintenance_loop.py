@@ -16,12 +16,15 @@ from datetime import UTC, datetime
 
 import structlog
 
+from localbackup.configkit import ConfigError
 from localbackup.formats import load_sealed_cycle
 from uploader.catalogue import Catalogue
+from uploader.config import metadata_object_options
 from uploader.maintenance import (
     InventorySettings,
     MaintenanceConfig,
     MaintenanceReport,
+    MetadataUpkeep,
     PrunePlan,
     run_maintenance,
     storage_class_for,
@@ -59,6 +62,7 @@ def maintenance_config(
     if poll_every is not None:
         settings = dataclasses.replace(settings, poll_every=poll_every)
     return MaintenanceConfig(
+        metadata=metadata_upkeep(config),
         retention=config.retention,
         storage_class=storage_class_for(config.store),
         host=config.backup.host,
@@ -69,6 +73,16 @@ def maintenance_config(
         next_upload_size=next_upload_size,
         on_plan=on_plan,
     )
+
+
+def metadata_upkeep(config: AppConfig) -> MetadataUpkeep | None:
+    """How missing metadata objects are sent again: to the configured recipients, with the
+    configured object options; None (they are only flagged) without an encryption key."""
+    try:
+        config.encryption.require_key()
+    except ConfigError:
+        return None
+    return MetadataUpkeep(config.encryption, metadata_object_options(config.store))
 
 
 async def maintenance_pass(

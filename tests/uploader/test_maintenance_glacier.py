@@ -29,7 +29,7 @@ from uploader.stores.glacier.store import GlacierStore
 from uploader.upload import upload_cycle
 from watcher.config import AppConfig, config_from_dict
 
-from .conftest import build_cycle
+from .conftest import build_cycle, with_metadata
 
 HOST = "testhost"
 H = 3600.0
@@ -101,7 +101,9 @@ async def test_inventory_lag_and_reconcile(emu: Emulator, tmp_path: Path, aws_en
             rec = report.reconciliation
             assert rec is not None
             assert [a.key for a in rec.of("confirmed")] == [first]
-            assert [a.key for a in rec.of("not_judged")] == [late]  # never MISSING
+            assert [a.key for a in rec.of("metadata_confirmed")] == with_metadata(first)[:1]
+            # never MISSING, nor is its metadata object
+            assert sorted(a.key for a in rec.of("not_judged")) == with_metadata(late)
             assert rec.of("missing") == []
             assert cm.archive_id_of(cat, store.name, first)  # the ArchiveId is now known
 
@@ -153,11 +155,13 @@ async def test_lost_catalogue_rebuilt_and_foreign_left_alone(
         with Catalogue(tmp_path / "old.sqlite3") as old:
             keys = [await _upload(store, old, tmp_path / "spool", d) for d in (1, 2, 3)]
             sizes = {a.key: a.size for a in old.archives()}
+            metas = {m.archive_key: m.expected.size for m in cm.metadata_objects(old, store.name)}
     emu.control.refresh_inventory(vault)
     emu.control.advance(200 * 24 * H)  # old enough for the 90-day minimum
     async with glacier_store(emu.endpoint_url, vault) as store:
         with Catalogue(tmp_path / "new.sqlite3") as cat:  # the catalogue was lost
-            budget = sizes[keys[2]] + 8000  # the newest, plus the foreign archives
+            # the newest with its metadata object, plus the foreign archives
+            budget = sizes[keys[2]] + metas[keys[2]] + 8000
             cfg = _config(request=True, max_store_size=budget, keep_last=1)
             await _pass(store, cat, emu, cfg)
             emu.control.advance(5 * H)
@@ -168,8 +172,10 @@ async def test_lost_catalogue_rebuilt_and_foreign_left_alone(
             assert len(rec.of("foreign")) == 2
             assert {a.key for a in cat.archives()} == {keys[2]}  # two pruned after adoption
             assert sorted(report.deleted) == keys[:2]
-            # only our two archives were deleted from the vault
-            assert emu.control.state()["vaults"][vault]["archives"] == 3
+            # each with its metadata object
+            assert sorted(report.metadata_deleted) == with_metadata(*keys[:2])[::2]
+            # only our two archives (and their metadata objects) were deleted from the vault
+            assert emu.control.state()["vaults"][vault]["archives"] == 4
 
 
 async def test_an_unconfirmed_archive_missing_from_a_later_inventory_is_requeued(
@@ -209,7 +215,8 @@ async def test_an_unconfirmed_archive_missing_from_a_later_inventory_is_requeued
             assert pending_cycle_dirs(spool, cat, store.name) == [phantom]
             again = await upload_cycle(phantom, store, cat, PLAIN, UploadConfig())
             assert again.confirmed_at is not None
-        assert emu.control.state()["vaults"][vault]["archives"] == 2
+        # two archives, each with its metadata object
+        assert emu.control.state()["vaults"][vault]["archives"] == 4
 
 
 async def _upload_to(emu: Emulator, vault: str, cat: Catalogue, spool: Path, day: int) -> str:
@@ -327,7 +334,8 @@ async def test_prune_shows_the_early_deletion_fee_before_deleting(
     path = tmp_path / "state" / CATALOGUE_FILE
     with Catalogue(path, clock=lambda: two_days_ago) as cat:
         keys = [await _upload_to(emu, vault, cat, tmp_path / "spool", d) for d in (1, 2)]
-        sizes = {a.key: a.size for a in cat.archives()}
+        # an archive and its metadata object are deleted together: their sizes count together
+        sizes = {a.key: a.size for a in cm.prune_inputs(cat, f"glacier://{REGION}/-/{vault}")}
     raw["retention"] = {"min_age": "1d", "keep_last": 1, "max_store_size": 2 * sizes[keys[1]]}
     config = config_from_dict(raw, tmp_path / "config.toml")
     real_delete = GlacierStore.delete_archive
@@ -346,5 +354,6 @@ async def test_prune_shows_the_early_deletion_fee_before_deleting(
     fee = next(line for line in printed.splitlines() if line.startswith("delete "))
     assert keys[0] in fee and "incurred" in fee
     assert printed.index(fee) < printed.index("DELETING NOW")
-    assert printed.count("DELETING NOW") == 1 and printed.count(fee) == 1
+    # the archive, then its metadata object
+    assert printed.count("DELETING NOW") == 2 and printed.count(fee) == 1
     assert "deleted 1 archive(s)" in printed

@@ -17,7 +17,7 @@ from uploader.maintenance.retention import RetentionConfig
 from uploader.stores.s3 import S3Store
 from uploader.upload import upload_cycle
 
-from .conftest import build_cycle, make_bucket, s3_store
+from .conftest import build_cycle, make_bucket, s3_store, with_metadata
 
 HOST = "testhost"
 PLAIN = EncryptionConfig(mode="none")
@@ -74,9 +74,12 @@ async def test_lost_catalogue_is_rebuilt_by_adoption(
                 # the metadata may not carry the bundle's SHA-256 (it is computed while streaming)
                 assert a.plaintext_sha256 in ("", originals[key].plaintext_sha256)
                 assert a.cycle_id == originals[key].cycle_id and a.confirmed_at is not None
+            # their metadata objects too (a recovery reads them: see tests/test_recovery.py)
+            adopted = report.reconciliation.of("metadata_adopt")
+            assert sorted(a.key or "" for a in adopted) == with_metadata(*keys)[::2]
             again = await run_maintenance(store, fresh, _config(), datetime.now(UTC))
             assert again.reconciliation is not None
-            assert again.reconciliation.counts() == {"confirmed": 2}
+            assert again.reconciliation.counts() == {"confirmed": 2, "metadata_confirmed": 2}
 
 
 async def test_foreign_objects_are_left_alone(
@@ -95,8 +98,9 @@ async def test_foreign_objects_are_left_alone(
         with Catalogue(tmp_path / "c.sqlite3") as cat:
             keys = await _upload(store, cat, tmp_path / "spool", 2)
             later = datetime.now(UTC) + timedelta(days=400)
-            # foreign objects count towards the store's size, but are never candidates
-            budget = max(a.size for a in cat.archives()) + 2 * 5000
+            # foreign objects count towards the store's size, but are never candidates; an
+            # archive counts with its metadata object
+            budget = max(a.size for a in cm.prune_inputs(cat, store.name)) + 2 * 5000
             cfg = _config(max_store_size=budget, keep_last=1)
             report = await run_maintenance(store, cat, cfg, later)
             assert report.reconciliation is not None
@@ -105,11 +109,12 @@ async def test_foreign_objects_are_left_alone(
             )
             assert foreign == ["notes.txt", "otherhost/20250101T000000Z.tar"]
             assert report.deleted == [keys[0]]  # ours only; the newest is kept
+            assert report.metadata_deleted == with_metadata(keys[0])[:1]  # with it
             assert {f.store_id for f in cm.foreign_archives(cat, store.name)} == set(foreign)
     assert _keys(moto_server, bucket) == [
         "pfx/notes.txt",
         "pfx/otherhost/20250101T000000Z.tar",
-        f"pfx/{keys[1]}",
+        *(f"pfx/{k}" for k in with_metadata(keys[1])),
     ]
 
 
@@ -120,19 +125,20 @@ async def test_pruning_under_a_budget_deletes_oldest_and_confirms_later(
     async with s3_store(moto_server, bucket) as store:
         with Catalogue(tmp_path / "c.sqlite3") as cat:
             keys = await _upload(store, cat, tmp_path / "spool", 4)
-            sizes = {a.key: a.size for a in cat.archives()}
+            sizes = {a.key: a.size for a in cm.prune_inputs(cat, store.name)}  # with metadata
             budget = sizes[keys[2]] + sizes[keys[3]]
             now = datetime.now(UTC) + timedelta(minutes=1)
             report = await run_maintenance(store, cat, _config(max_store_size=budget), now)
             assert report.plan is not None and not report.plan.over_budget
             assert report.deleted == keys[:2]
             assert [a.key for a in cat.archives()] == keys[2:]
-            assert {d.key for d in cm.pending_deletions(cat, store.name)} == set(keys[:2])
-            assert _keys(moto_server, bucket) == [f"pfx/{k}" for k in keys[2:]]
+            pending = {d.key for d in cm.pending_deletions(cat, store.name)}
+            assert pending == set(with_metadata(*keys[:2]))  # each with its metadata object
+            assert _keys(moto_server, bucket) == [f"pfx/{k}" for k in with_metadata(*keys[2:])]
             # The next pass's listing confirms the deletions; nothing more is deleted.
             again = await run_maintenance(store, cat, _config(max_store_size=budget), now)
             assert again.reconciliation is not None
-            assert len(again.reconciliation.of("deletion_confirmed")) == 2
+            assert len(again.reconciliation.of("deletion_confirmed")) == 4
             assert again.deleted == [] and cm.pending_deletions(cat, store.name) == []
             assert cm.pruned_cycle_ids(cat, store.name) == {
                 "20260101T000000Z",
@@ -147,7 +153,8 @@ async def test_dry_run_deletes_nothing(tmp_path: Path, aws_env: None, moto_serve
             keys = await _upload(store, cat, tmp_path / "spool", 3)
             cfg = MaintenanceConfig(
                 retention=RetentionConfig(
-                    max_store_size=max(a.size for a in cat.archives()), keep_last=1
+                    max_store_size=max(a.size for a in cm.prune_inputs(cat, store.name)),
+                    keep_last=1,
                 ),
                 storage_class="STANDARD",
                 host=HOST,
@@ -160,7 +167,7 @@ async def test_dry_run_deletes_nothing(tmp_path: Path, aws_env: None, moto_serve
             assert len(cat.archives()) == 3
             rows = cat.query("SELECT key, action, dry_run FROM prune_decisions ORDER BY id")
             assert (keys[0], "delete", 1) in rows
-    assert _keys(moto_server, bucket) == [f"pfx/{k}" for k in keys]
+    assert _keys(moto_server, bucket) == [f"pfx/{k}" for k in with_metadata(*keys)]
 
 
 async def test_missing_object_is_flagged_loudly(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.uploader.conftest import build_cycle
+from uploader import catalogue as cm
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig, UploadConfig
 from uploader.maintenance.executor import MaintenanceConfig, run_maintenance
@@ -40,8 +41,13 @@ async def test_other_hosts_archives_are_never_adopted_or_pruned(tmp_path: Path) 
         for n in range(3):
             report = await run_maintenance(s, cat_a, cfg, now + timedelta(minutes=5 * n))
             assert report.reconciliation is not None
-            assert report.reconciliation.counts().get("adopt", 0) == 0
-            deleted += report.deleted
+            counts = report.reconciliation.counts()
+            assert counts.get("adopt", 0) == counts.get("metadata_adopt", 0) == 0
+            deleted += report.deleted + report.metadata_deleted
     assert not [k for k in deleted if k.startswith("hostB/")]
     assert [a.host for a in cat_a.archives()] == ["hostA"]
-    assert sorted(p.name for p in (vault / "hostB").iterdir()) == [f"{c}.tar" for c in B_CYCLES]
+    assert cm.metadata_objects(cat_a, f"local:{vault}")[0].host == "hostA"
+    # hostB's archives and their metadata objects are all there
+    assert sorted(p.name for p in (vault / "hostB").iterdir()) == sorted(
+        f"{c}.{ext}" for c in B_CYCLES for ext in ("tar", "meta.tar")
+    )

@@ -43,9 +43,11 @@ def _config(tmp_path: Path, endpoint: str, retention: dict[str, object]) -> AppC
 def uploaded(tmp_path: Path, aws_env: None, moto_server: str) -> AppConfig:
     # min_age below GLACIER_IR's 90-day minimum: deleting now incurs an (estimated) fee
     config = _config(
-        tmp_path, moto_server, {"max_store_size": "24KiB", "min_age": "1h", "keep_last": 1}
+        tmp_path, moto_server, {"max_store_size": "40KiB", "min_age": "1h", "keep_last": 1}
     )
-    for day in (1, 2, 3):  # 10 KiB archives; the next upload is expected to be as big
+    # 10 KiB archives, each with a 10 KiB metadata object (they count together); the next
+    # upload is expected to be as big as an archive
+    for day in (1, 2, 3):
         build_cycle(tmp_path / "spool", [2000], cycle_id=f"2026010{day}T000000Z", seed=day)
     assert upload.run(_parse(upload, "upload"), config) == 0
     with Catalogue.in_state_dir(config.state_dir) as cat, cat.transaction() as db:
@@ -86,7 +88,8 @@ def test_prune_deletes_and_inventory_reports(
         assert [a.cycle_id for a in cat.archives()] == ["20260103T000000Z"]
     assert inventory.run(_parse(inventory, "inventory"), uploaded) == 0
     out = capsys.readouterr().out
-    assert "confirmed: 1" in out and "deletion confirmed: 2" in out
+    # two archives and their metadata objects
+    assert "confirmed: 1" in out and "deletion confirmed: 4" in out
 
 
 def test_inventory_after_a_lost_catalogue_prints_adopted(

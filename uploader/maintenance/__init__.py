@@ -4,7 +4,8 @@ Pure planners (no I/O, no clock: ``now`` is passed in) and one executor that car
 decisions: :mod:`.inventory_plan` (Glacier inventory jobs), :mod:`.reconcile` (catalogue vs
 listing), :mod:`.prune` (retention rules and the size budget), :mod:`.orphans` (stray multipart
 uploads), and :mod:`.executor` (:func:`run_maintenance`, one pass), whose Glacier inventory
-jobs :mod:`.inventory_pass` advances. :mod:`.retention` is the ``[retention]`` config section.
+jobs :mod:`.inventory_pass` advances and whose metadata objects :mod:`.metadata_upkeep` keeps
+in step. :mod:`.retention` is the ``[retention]`` config section.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from uploader.maintenance.executor import (
     run_maintenance,
 )
 from uploader.maintenance.inventory_plan import InventorySettings, plan_inventory
+from uploader.maintenance.metadata_upkeep import MetadataUpkeep
 from uploader.maintenance.orphans import plan_orphan_aborts
 from uploader.maintenance.prune import (
     Decision,
@@ -35,6 +37,7 @@ __all__ = [
     "Listing",
     "MaintenanceConfig",
     "MaintenanceReport",
+    "MetadataUpkeep",
     "PrunePlan",
     "PrunePolicy",
     "Reconciliation",

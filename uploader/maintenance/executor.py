@@ -11,8 +11,10 @@ store errors end up in the report and the log, and the next pass carries on.
   reconcile when an inventory arrives;
 - abort this host's orphaned multipart uploads (unknown to the catalogue, older than
   ``orphan_grace``: see :mod:`uploader.maintenance.orphans`), whose parts would be billed forever;
-- then plan the prune and, unless ``dry_run``, delete; each deletion waits in the catalogue until
-  a later listing or inventory confirms it.
+- keep each archive's metadata object in step (:mod:`.metadata_upkeep`): send a missing one
+  again, delete the one of an archive pruned earlier;
+- then plan the prune and, unless ``dry_run``, delete (an archive with its metadata object);
+  each deletion waits in the catalogue until a later listing or inventory confirms it.
 """
 
 from __future__ import annotations
@@ -25,10 +27,16 @@ from datetime import datetime
 import structlog
 
 from uploader import catalogue as cm
-from uploader.archive import ArchiveMetadata
+from uploader.archive import ArchiveMetadata, ObjectKind
 from uploader.catalogue import Catalogue
 from uploader.maintenance.inventory_pass import advance_inventory
 from uploader.maintenance.inventory_plan import InventorySettings
+from uploader.maintenance.metadata_upkeep import (
+    MetadataUpkeep,
+    apply_metadata_action,
+    delete_metadata_of,
+    keep_metadata,
+)
 from uploader.maintenance.orphans import DAY, KnownUpload, host_prefix, plan_orphan_aborts
 from uploader.maintenance.prune import PrunePlan, PrunePolicy, may_upload, plan_prune
 from uploader.maintenance.reconcile import ListedArchive, Listing, Reconciliation, reconcile
@@ -58,6 +66,8 @@ class MaintenanceConfig:
     # Called with the prune plan before anything is deleted (the CLI prints every decision
     # and its estimated early-deletion fee first: deleting is what costs money).
     on_plan: Callable[[PrunePlan], None] | None = None
+    # How missing metadata objects are sent again (None: they are only flagged).
+    metadata: MetadataUpkeep | None = None
 
 
 @dataclass(slots=True)
@@ -72,6 +82,8 @@ class MaintenanceReport:
     problems: list[str] = field(default_factory=list)
     jobs_in_flight: int = 0
     orphans_aborted: list[str] = field(default_factory=list)  # "<key> <upload id>"
+    metadata_sent: list[str] = field(default_factory=list)  # metadata objects sent again
+    metadata_deleted: list[str] = field(default_factory=list)  # with their pruned archives
 
 
 async def run_maintenance(
@@ -101,6 +113,15 @@ async def run_maintenance(
             report.inventory_status = "this store can neither list nor take inventory jobs"
         if listing is not None:
             report.reconciliation = await _reconcile(store.name, catalogue, config, listing, now)
+            await keep_metadata(
+                store,
+                catalogue,
+                config.metadata,
+                report.reconciliation,
+                host=config.host,
+                now=now,
+                report=report,
+            )
     except StoreError as exc:
         report.problems.append(f"inventory/listing: {exc}")
         log.warning("maintenance.listing_failed", store=store.name, error=str(exc))
@@ -115,8 +136,9 @@ async def run_maintenance(
 
 
 def listed_from_metadata(info: ObjectInfo) -> ListedArchive:
-    """An object of an S3/local store as the reconciler sees it (ours by its metadata)."""
-    ours = ArchiveMetadata.parse(info.metadata)  # None: not an archive of ours
+    """An object of an S3/local store as the reconciler sees it (ours by its metadata: an
+    archive, or a cycle's metadata object)."""
+    ours = ArchiveMetadata.parse(info.metadata)  # None: not an object of ours
     return ListedArchive(
         store_id=info.key,
         size=info.size,
@@ -126,12 +148,16 @@ def listed_from_metadata(info: ObjectInfo) -> ListedArchive:
         plaintext_sha256=None if ours is None else ours.plaintext_sha256,
         created=info.last_modified,
         description=",".join(f"{k}={v}" for k, v in sorted(info.metadata.items()))[:1024],
+        kind=ObjectKind.ARCHIVE if ours is None else ours.kind,
     )
 
 
 async def _list(store: Store, catalogue: Catalogue, now: datetime) -> Listing:
     objects = await store.list_objects()
     known = {a.key: a for a in await asyncio.to_thread(cm.known_archives, catalogue, store.name)}
+    companions = {
+        m.key for m in await asyncio.to_thread(cm.metadata_objects, catalogue, store.name)
+    }
     foreign = {
         f.store_id: f for f in await asyncio.to_thread(cm.foreign_archives, catalogue, store.name)
     }
@@ -140,6 +166,17 @@ async def _list(store: Store, catalogue: Catalogue, now: datetime) -> Listing:
         if info.key in known:  # the size is compared; no need to read the metadata again
             items.append(
                 ListedArchive(info.key, info.size, info.key, None, None, None, info.last_modified)
+            )
+            continue
+        if info.key in companions:  # a metadata object the catalogue knows
+            items.append(
+                ListedArchive(
+                    info.key,
+                    info.size,
+                    info.key,
+                    created=info.last_modified,
+                    kind=ObjectKind.METADATA,
+                )
             )
             continue
         f = foreign.get(info.key)
@@ -165,7 +202,8 @@ async def _reconcile(
 ) -> Reconciliation:
     known = await asyncio.to_thread(cm.known_archives, catalogue, name)
     pending = await asyncio.to_thread(cm.pending_deletions, catalogue, name)
-    result = reconcile(known, listing, config.host, pending)
+    companions = await asyncio.to_thread(cm.metadata_objects, catalogue, name)
+    result = reconcile(known, listing, config.host, pending, companions)
     await asyncio.to_thread(
         lambda: _apply(catalogue, name, config.host, listing.as_of, result, now=now)
     )
@@ -184,7 +222,9 @@ def _apply(
     now: datetime,
 ) -> None:
     for a in result.actions:
-        if a.kind == "confirmed" and a.key is not None:
+        if a.kind.startswith("metadata_"):
+            apply_metadata_action(catalogue, name, a, as_of, now)
+        elif a.kind == "confirmed" and a.key is not None:
             cm.confirm_archive(catalogue, name, a.key, as_of)
             if (
                 a.listed is not None
@@ -302,3 +342,6 @@ async def _prune(
         await asyncio.to_thread(cm.record_deletion, catalogue, store.name, d.key, archive_id, now)
         report.deleted.append(d.key)
         log.info("maintenance.deleted", key=d.key, bytes=d.size)
+        # After the archive (a metadata object without its archive is finished off by the next
+        # pass; an archive without its metadata object would have it sent again).
+        await delete_metadata_of(store, catalogue, d.key, now=now, report=report)

@@ -16,6 +16,7 @@ from datetime import datetime
 import structlog
 
 from uploader import catalogue as cm
+from uploader.archive import ObjectKind
 from uploader.catalogue import Catalogue, InventoryJobState, InventoryState, JobStatus
 from uploader.maintenance.inventory_plan import (
     FetchOutput,
@@ -75,6 +76,8 @@ def listed_from_inventory(inventory: Inventory) -> list[ListedArchive]:
                 plaintext_sha256=None if d is None else d.plaintext_sha256,
                 created=a.created,
                 description=a.raw_description,
+                kind=ObjectKind.ARCHIVE if d is None else d.kind,
+                tree_hash=a.tree_hash,
             )
         )
     return out

@@ -16,6 +16,19 @@ Actions:
 - ``deletion_confirmed``: we deleted it and it is gone; ``deletion_pending``: deleted but still
   listed by a listing older than the deletion; ``deletion_failed``: still listed long after;
 - ``not_judged``: uploaded after the listing's date.
+
+Each archive's metadata object (``<host>/<cycle>.meta.age``) is judged beside it:
+
+- ``metadata_confirmed`` / ``metadata_mismatch`` / ``metadata_missing``: a metadata object the
+  catalogue knows, listed (with the size it had) / listed with another size / absent (the
+  executor sends it again);
+- ``metadata_adopt``: this host's, listed, not in the catalogue, and its archive is ours (a
+  recovery reads it next);
+- ``metadata_pruned``: this host's, listed, and its archive was pruned by us: the executor
+  finishes the prune (it deletes it);
+- ``metadata_orphan``: this host's, listed, but its archive is neither in the catalogue nor
+  listed, nor pruned by us: left alone, and said;
+- another host's metadata objects are ``foreign``, like its archives.
 """
 
 from __future__ import annotations
@@ -24,7 +37,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from uploader.catalogue.records import KnownArchive, PendingDeletion
+from uploader.archive import ObjectKind, object_key, parse_metadata_key
+from uploader.catalogue.records import KnownArchive, MetadataRecord, PendingDeletion
 
 DAY = 86400.0
 
@@ -41,6 +55,8 @@ class ListedArchive:
     plaintext_sha256: str | None = None
     created: datetime | None = None
     description: str = ""  # Glacier description / a summary of the metadata, for the records
+    kind: ObjectKind = ObjectKind.ARCHIVE  # an archive, or a cycle's metadata object
+    tree_hash: str | None = None  # a vault inventory's SHA256TreeHash
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,15 +152,23 @@ def reconcile(
     listing: Listing,
     host: str,
     deletions: Iterable[PendingDeletion] = (),
+    metadata: Iterable[MetadataRecord] = (),
 ) -> Reconciliation:
-    """What to do about every archive on either side (see the module docstring)."""
+    """What to do about every archive (and metadata object) on either side (see the module
+    docstring)."""
     known = sorted(known, key=lambda a: a.key)
     deletions = sorted(deletions, key=lambda d: d.key)
+    metadata = sorted(metadata, key=lambda m: m.key)
     # The catalogue's store id of a key wins over a duplicate's (a deletion's id, unless the
     # key was uploaded again since).
     ids = {d.key: d.store_id for d in deletions if d.store_id}
     ids.update({k.key: k.store_id for k in known if k.store_id})
-    ours, actions = _split(listing.archives, host, ids)
+    ids.update({m.key: m.expected.archive_id for m in metadata if m.expected.archive_id})
+    listed = [a for a in listing.archives if a.kind is ObjectKind.ARCHIVE or a.key is None]
+    companions = [a for a in listing.archives if a.kind is ObjectKind.METADATA and a.key]
+    ours, actions = _split(listed, host, ids)
+    ours_meta, foreign_meta = _split(companions, host, ids)
+    actions += foreign_meta
     seen: set[str] = set()
     for k in known:
         seen.add(k.key)
@@ -159,7 +183,7 @@ def reconcile(
     for d in deletions:
         if d.key not in seen:  # a key re-uploaded since is judged as a catalogue archive above
             seen.add(d.key)
-            item = ours.get(d.key)
+            item = ours.get(d.key) or ours_meta.get(d.key)
             if item is not None and d.store_id and item.store_id != d.store_id:
                 # Another archive with the key of the one we deleted: not ours to judge or adopt.
                 why = "a second archive with the key of a deleted one"
@@ -169,4 +193,55 @@ def reconcile(
     for key, item in sorted(ours.items()):
         if key not in seen:
             actions.append(ReconcileAction("adopt", key, "ours, not in the catalogue", listed=item))
+    archives = {k.key for k in known} | set(ours)
+    pruned = {d.key for d in deletions}
+    actions += _judge_metadata(
+        metadata, ours_meta, seen=seen, archives=archives, pruned=pruned, listing=listing
+    )
     return Reconciliation(tuple(actions), listing.as_of)
+
+
+def _judge_metadata(
+    known: Iterable[MetadataRecord],
+    listed: dict[str, ListedArchive],
+    *,
+    seen: set[str],
+    archives: set[str],
+    pruned: set[str],
+    listing: Listing,
+) -> list[ReconcileAction]:
+    """The metadata objects of this host on either side (see the module docstring)."""
+    actions = []
+    when = listing.as_of.isoformat()
+    for m in known:
+        seen.add(m.key)
+        item = listed.get(m.key)
+        if item is None:
+            if m.uploaded_at > listing.as_of - timedelta(seconds=listing.grace):
+                why = f"uploaded after the listing of {when}"
+                actions.append(ReconcileAction("not_judged", m.key, why))
+            else:
+                why = f"metadata object of {m.archive_key}: absent from the listing of {when}"
+                actions.append(ReconcileAction("metadata_missing", m.key, why))
+        elif item.size != m.expected.size:
+            why = f"size {item.size} in the store, {m.expected.size} in the catalogue"
+            actions.append(ReconcileAction("metadata_mismatch", m.key, why, listed=item))
+        else:
+            actions.append(ReconcileAction("metadata_confirmed", m.key, "present", listed=item))
+    for key, item in sorted(listed.items()):
+        if key in seen:
+            continue
+        parsed = parse_metadata_key(key)
+        archive = (
+            None if parsed is None else object_key(parsed.host, parsed.cycle_id, parsed.encrypted)
+        )
+        if archive in pruned and archive not in archives:
+            why = f"its archive {archive} was pruned"
+            actions.append(ReconcileAction("metadata_pruned", key, why, listed=item))
+        elif archive in archives:
+            why = f"metadata object of {archive}, not in the catalogue"
+            actions.append(ReconcileAction("metadata_adopt", key, why, listed=item))
+        else:
+            why = f"its archive {archive or '?'} is not in the store"
+            actions.append(ReconcileAction("metadata_orphan", key, why, listed=item))
+    return actions
