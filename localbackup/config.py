@@ -59,6 +59,11 @@ def default_host() -> str:
     return name or "localhost"
 
 
+def is_host_name(name: str) -> bool:
+    """Whether ``name`` can be a ``[backup] host`` (it names archives and descriptions)."""
+    return _HOST.match(name) is not None
+
+
 def backup_config(section: Section) -> BackupConfig:
     """Read ``[backup]``; raises :class:`ConfigError` naming the key on any problem."""
     sources = tuple(section.resolve(s) for s in section.string_list("sources"))

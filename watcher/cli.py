@@ -11,7 +11,7 @@ from pathlib import Path
 import structlog
 
 from localbackup.configkit import ConfigError
-from watcher import logs
+from watcher import hosts, logs
 from watcher.exitcodes import FAILURE, USAGE
 
 # Each module registers its subcommands with add_parser(subparsers) and runs them. The map from
@@ -32,8 +32,9 @@ COMMANDS = {
     "prune": "watcher.commands.prune",
     "config": "watcher.commands.config_cmd",
     "restore-legacy": "watcher.commands.legacy",
+    "verify": "watcher.commands.verify",
 }
-_GLOBAL_OPTIONS_WITH_VALUE = ("--config", "--log-level", "--log-format")
+_GLOBAL_OPTIONS_WITH_VALUE = ("--config", "--log-level", "--log-format", "--host")
 
 
 def command_of(argv: Sequence[str]) -> str | None:
@@ -59,6 +60,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         metavar="FILE",
         help="configuration file (default: $XDG_CONFIG_HOME/glacier-backup/config.toml)",
     )
+    parser.add_argument("--host", type=hosts.host_name, metavar="NAME", help=hosts.HELP)
     parser.add_argument("--log-level", choices=logs.LEVELS, default="info")
     parser.add_argument(
         "--log-format",
@@ -81,9 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = structlog.get_logger("glacier_backup")
     try:
         if getattr(args, "needs_config", True):
-            from watcher.config import load_config
+            from watcher.config import load_config, with_host
 
-            return int(args.run(args, load_config(args.config)))
+            return int(args.run(args, with_host(load_config(args.config), args.host)))
         return int(args.run(args))
     except ConfigError as exc:
         print(f"glacier-backup: configuration error: {exc}", file=sys.stderr)

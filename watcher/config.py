@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,13 @@ class AppConfig:
     store: StoreConfig
     upload: UploadConfig
     retention: RetentionConfig
+
+
+def with_host(config: AppConfig, host: str | None) -> AppConfig:
+    """``config`` acting as ``host`` (``--host NAME``), or as it is when ``host`` is None."""
+    if host is None or host == config.backup.host:
+        return config
+    return dataclasses.replace(config, backup=dataclasses.replace(config.backup, host=host))
 
 
 def watch_config(section: Section, backup: BackupConfig) -> WatchConfig:

@@ -68,11 +68,13 @@ def display(path: bytes) -> str:
 
 
 def all_indexes(config: AppConfig) -> dict[str, list[IncrementIndex]]:
-    """Every known increment index, by cycle (oldest first), spool and catalogue merged."""
+    """Every known increment index of this host (``[backup] host`` or ``--host``), by cycle
+    (oldest first), spool and catalogue merged."""
     found: dict[tuple[str, int], IncrementIndex] = {}
     with Catalogue.in_state_dir(config.state_dir) as cat:
         for s in stored_indexes(cat):
-            found[(s.cycle_id, s.number)] = IncrementIndex(s.cycle_id, s.number, s.kind, s.data)
+            if s.host == config.backup.host:
+                found[(s.cycle_id, s.number)] = IncrementIndex(s.cycle_id, s.number, s.kind, s.data)
     for c in Spool(config.backup.spool_dir).cycles():
         for m in c.manifests():
             path = c.path / m.index.name

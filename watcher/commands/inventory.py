@@ -1,8 +1,16 @@
-"""``inventory [--request] [--wait]``: reconcile the catalogue with what the store holds.
+"""``inventory [--request] [--wait] [--rebuild]``: reconcile the catalogue with the store.
 
 S3 and local stores are listed at once. A Glacier vault only knows its inventory jobs: this
 advances them (polls, fetches a finished job's output); ``--request`` asks for a new inventory
 (it takes hours), ``--wait`` polls until the job has finished and reconciles.
+
+Recovery: on a lost host's new machine (an empty state directory) reconciliation adopts the
+host's archives and metadata objects; this command then reads every metadata object it has not
+read yet with the identity (``--identity`` or ``[encryption] identity_file``), so that
+``files``, ``status`` and ``restore --path`` answer as they did on the lost host
+(:mod:`uploader.recovery`). ``--rebuild`` asks for a fresh listing or inventory and reads them
+all again. In a vault each metadata object needs a (small) retrieval job first: its cost is
+said, and asked (``--yes``), before it is requested.
 """
 
 from __future__ import annotations
@@ -11,13 +19,19 @@ import argparse
 import asyncio
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from localbackup.configkit import format_size
 from uploader.catalogue import Catalogue
+from uploader.crypto import AgeError
 from uploader.maintenance import MaintenanceReport
-from uploader.stores import StoreNotAvailable
-from watcher.exitcodes import OK, USAGE, WARNINGS
+from uploader.recovery import RecoveryReport, Unlock, WrongKey, recover_metadata, unlock_for
+from uploader.restore import RestoreDeclined, RetrievalOptions
+from uploader.stores import StoreNotAvailable, open_store
+from watcher.commands.terminal import TerminalUI, declined
+from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
+from watcher.hosts import add_host_option
 from watcher.maintenance_loop import maintenance_pass
 
 if TYPE_CHECKING:
@@ -31,14 +45,45 @@ LABELS = {
     "deletion_confirmed": "deletion confirmed",
     "deletion_failed": "DELETION NOT EFFECTIVE",
     "not_judged": "too recent for this listing (not judged)",
+    "metadata_adopt": "metadata objects adopted (read next, with the identity)",
+    "metadata_missing": "metadata objects MISSING (sent again)",
+    "metadata_mismatch": "metadata objects MISMATCH (size differs)",
+    "metadata_pruned": "metadata objects of pruned archives (deleted)",
+    "metadata_orphan": "metadata objects without their archive (left alone)",
 }
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("inventory", help="reconcile the catalogue with the store")
+    """Register ``inventory``."""
+    p = sub.add_parser(
+        "inventory",
+        help="reconcile the catalogue with the store; recover a lost host's catalogue",
+    )
     p.add_argument(
         "--request", action="store_true", help="Glacier: ask for a new inventory (takes hours)"
     )
+    p.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="rebuild the catalogue from the store: a fresh listing (Glacier: a new inventory "
+        "job), then read every metadata object of this host again",
+    )
+    p.add_argument(
+        "--identity",
+        type=Path,
+        metavar="FILE",
+        help="age identity file to read metadata objects with (default: [encryption] "
+        "identity_file)",
+    )
+    p.add_argument(
+        "--yes", action="store_true", help="Glacier: request the metadata retrieval jobs"
+    )
+    p.add_argument(
+        "--tier",
+        choices=("Expedited", "Standard", "Bulk"),
+        help="Glacier: tier of the metadata retrieval jobs (default Standard)",
+    )
+    add_host_option(p)
     p.add_argument(
         "--wait", action="store_true", help="Glacier: poll until the job finishes, then reconcile"
     )
@@ -68,13 +113,66 @@ def _seconds(text: str) -> float:
 
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
+    """Reconcile (advancing a vault's inventory jobs), then read unread metadata objects."""
+    try:
+        unlock = unlock_for(config.encryption, args.identity)
+    except (AgeError, OSError) as exc:
+        print(f"glacier-backup: {exc}", file=sys.stderr)
+        return USAGE
     try:
         with Catalogue.in_state_dir(config.state_dir) as catalogue:
             report = asyncio.run(_run(args, config, catalogue))
+            code = print_report(report)
+            recovered = asyncio.run(_recover(args, config, catalogue, unlock))
     except StoreNotAvailable as exc:
         print(f"glacier-backup: configuration error: store: {exc}", file=sys.stderr)
         return USAGE
-    return print_report(report)
+    except WrongKey as exc:
+        print(f"glacier-backup: {exc}", file=sys.stderr)
+        return FAILURE
+    except RestoreDeclined as exc:
+        return declined(exc)
+    return max(code, print_recovery(recovered, config))
+
+
+async def _recover(
+    args: argparse.Namespace, config: AppConfig, catalogue: Catalogue, unlock: Unlock | None
+) -> RecoveryReport:
+    options = RetrievalOptions(
+        tier=args.tier, wait=args.wait, poll_interval=args.poll_every, poll_max=args.poll_every
+    )
+    async with open_store(config.store) as store:
+        return await recover_metadata(
+            store,
+            catalogue,
+            host=config.backup.host,
+            unlock=unlock,
+            ui=TerminalUI(),
+            retrieval=options,
+            assume_yes=args.yes,
+            reread=args.rebuild,
+        )
+
+
+def print_recovery(r: RecoveryReport, config: AppConfig) -> int:
+    """Say what the recovery did and what is left; the exit code (3 while incomplete)."""
+    host = config.backup.host
+    if r.read:
+        print(f"recovered: {len(r.read)} metadata object(s) of host {host} read into the catalogue")
+    if r.requested:
+        print(f"requested {r.requested} metadata retrieval job(s)")
+    for w in r.waiting:
+        print(f"waiting for the retrieval of {w}: run 'glacier-backup inventory' again then")
+    if r.needs_key:
+        print(
+            f"{len(r.needs_key)} metadata object(s) of host {host} are not read yet: they need "
+            "the identity (--identity FILE, or [encryption] identity_file); until then files, "
+            "cycles and restore --path do not know their cycles",
+            file=sys.stderr,
+        )
+    for d in r.damaged:
+        print(f"problem: {d}", file=sys.stderr)
+    return OK if r.complete else WARNINGS
 
 
 async def _run(
@@ -88,7 +186,7 @@ async def _run(
         catalogue,
         datetime.now(UTC),
         prune=False,
-        request_inventory=args.request,
+        request_inventory=args.request or args.rebuild,
         poll_every=poll,
     )
     while args.wait and report.reconciliation is None and report.jobs_in_flight:
@@ -101,6 +199,7 @@ async def _run(
 
 
 def print_report(report: MaintenanceReport) -> int:
+    """Say what the pass found; the exit code (3 when something is wrong in the store)."""
     print(f"store {report.store}: {report.inventory_status}")
     rec = report.reconciliation
     warn = bool(report.problems)
@@ -110,6 +209,8 @@ def print_report(report: MaintenanceReport) -> int:
         print(f"reconciled with the store's state as of {rec.as_of.isoformat(timespec='seconds')}")
         counts = rec.counts()
         print(f"  confirmed: {counts.get('confirmed', 0)}")
+        if counts.get("metadata_confirmed"):
+            print(f"  metadata objects confirmed: {counts['metadata_confirmed']}")
         for kind, label in LABELS.items():
             items = rec.of(kind)
             if not items:
@@ -119,12 +220,15 @@ def print_report(report: MaintenanceReport) -> int:
                 size = f" ({format_size(a.listed.size)})" if a.listed else ""
                 name = a.key or (a.listed.store_id if a.listed else "?")
                 print(f"    {name}{size}: {a.detail}")
-        warn = warn or any(rec.of(k) for k in ("missing", "mismatch", "deletion_failed"))
+        bad = ("missing", "mismatch", "deletion_failed", "metadata_missing", "metadata_mismatch")
+        warn = warn or any(rec.of(k) for k in bad)
         if rec.of("missing"):
             print(
                 "  MISSING archives were uploaded before this listing but are not in it: "
                 "see docs/retention.md (what MISSING means and what to do)"
             )
+    for key in report.metadata_sent:
+        print(f"  metadata object sent: {key}")
     for p in report.problems:
         print(f"problem: {p}", file=sys.stderr)
     return WARNINGS if warn else OK
