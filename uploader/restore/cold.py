@@ -24,12 +24,13 @@ from uploader.catalogue import Catalogue, RetrievalState, archive_id_of
 from uploader.crypto import HeaderError, Identity, PayloadError
 from uploader.restore import download as dl
 from uploader.restore import retrieval as rt
+from uploader.restore.quote import format_quote, quote_from_catalogue
 from uploader.restore.request import RestoreRequest
 from uploader.restore.stream import ArchiveRef, CorruptArchive, OnPlan, RestoreError
 from uploader.restore.ui import RestoreUI, RetrievalDeclined, consent
 from uploader.stores.base import Store
 
-__all__ = ["Sleep", "cold_class", "restore_cold"]
+__all__ = ["ColdRetrieval", "Sleep", "cold_class", "restore_cold"]
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -68,7 +69,7 @@ async def restore_cold(
     """
     to = request.to
     check_target(to, force=request.force, download_dir=dl.download_path(to, archive.key).parent)
-    cold = _ColdRestore(store, catalogue, archive, storage_class, request, ui, sleep)
+    cold = ColdRetrieval(store, catalogue, archive, storage_class, request, ui, sleep)
     record = await cold.ready_retrieval()
     if record is None:
         return None
@@ -95,8 +96,11 @@ async def restore_cold(
 
 
 @dataclass(frozen=True, slots=True)
-class _ColdRestore:
-    """The steps of one cold restore before the restore itself, sharing what they work on."""
+class ColdRetrieval:
+    """The steps of one cold restore before the restore itself, sharing what they work on:
+    request (saying the quote, with consent), wait or stop, download. ``verify --read-data``
+    takes the same steps (its ``request.to`` is a scratch directory: the download goes next
+    to it)."""
 
     store: Store
     catalogue: Catalogue
@@ -173,12 +177,22 @@ class _ColdRestore:
                     ask=False,
                 )
         where = "a Glacier vault" if storage_class == rt.VAULT else f"S3 {storage_class}"
+        quote = await asyncio.to_thread(
+            lambda: quote_from_catalogue(
+                self.catalogue,
+                host=archive.key.split("/", 1)[0],
+                archive=archive,
+                storage_class=storage_class,
+                at=self.request.at,
+                patterns=self.request.patterns,
+                now=datetime.now(UTC),
+            )
+        )
         self.ui.say(
             f"{archive.key} ({format_size(archive.size)}) is in {where}: it must be retrieved "
-            f"first.\n  tier {tier}: typically ready {est.wait_text} "
-            f"(around {rt.format_when(datetime.now(UTC) + est.wait)})\n"
-            f"  estimated retrieval cost: ${est.cost_usd:.4f} (list price estimate, without "
-            "request fees and data transfer)"
+            f"first.\n{format_quote(quote, tier)}\n"
+            f"this restore: tier {tier}, typically ready {est.wait_text}; estimated retrieval "
+            f"cost: ${est.cost_usd:.4f}"
         )
         consent(
             self.ui,

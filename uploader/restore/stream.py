@@ -45,12 +45,14 @@ if TYPE_CHECKING:
 __all__ = [
     "COLD_STORAGE_CLASSES",
     "ArchiveRef",
+    "ChunkStreamReader",
     "CorruptArchive",
     "RestoreError",
     "RestoreResult",
     "RetrievalRequired",
     "find_archives",
     "identities_for",
+    "read_cycle_json",
     "restore_archive",
     "restore_stream",
 ]
@@ -153,7 +155,7 @@ async def restore_archive(
     chunks = store.read(key)
     loop = asyncio.get_running_loop()
     try:
-        src = io.BufferedReader(_StreamReader(chunks, loop), buffer_size=1 << 20)
+        src = io.BufferedReader(ChunkStreamReader(chunks, loop), buffer_size=1 << 20)
         return await asyncio.to_thread(
             restore_stream,
             src,
@@ -184,7 +186,7 @@ def restore_stream(
     src: BinaryIO = Decryptor(identities).open(raw) if identities else raw  # type: ignore[assignment]
     try:
         with tarfile.open(fileobj=src, mode="r|") as bundle:
-            cycle = _read_cycle_json(bundle)
+            cycle = read_cycle_json(bundle)
             inc = choose_increment(cycle.increments, at)
             by_number = {m.number: m for m in cycle.increments}
             chain = {by_number[n].tar.name for n in increment_chain(cycle.increments, inc.number)}
@@ -218,7 +220,9 @@ def restore_stream(
         raise CorruptArchive(f"the archive is not a valid bundle: {exc}") from None
 
 
-def _read_cycle_json(bundle: tarfile.TarFile) -> SealedCycle:
+def read_cycle_json(bundle: tarfile.TarFile) -> SealedCycle:
+    """The bundle's first member, ``cycle.json``, parsed (:class:`CorruptArchive` if it is
+    not there or malformed)."""
     first = bundle.next()
     if first is None or not first.isreg() or not first.name.endswith(f"/{CYCLE_JSON}"):
         raise CorruptArchive("the bundle does not start with cycle.json")
@@ -237,7 +241,7 @@ def _read_cycle_json(bundle: tarfile.TarFile) -> SealedCycle:
     return cycle
 
 
-class _StreamReader(io.RawIOBase):
+class ChunkStreamReader(io.RawIOBase):
     """A blocking reader (for a worker thread) over an async chunk stream on ``loop``."""
 
     def __init__(self, chunks: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop) -> None:

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 from localbackup import formats
 from localbackup.configkit import format_size
 from localbackup.spool import Spool
-from uploader.catalogue import Catalogue, inventory_state, last_event, open_flags
+from uploader.catalogue import (
+    Catalogue,
+    Verification,
+    inventory_state,
+    last_event,
+    last_verifications,
+    open_flags,
+)
 from watcher.exitcodes import OK
 from watcher.markers import FAILED, QUARANTINE
 
@@ -39,12 +46,14 @@ def collect(config: AppConfig) -> dict[str, Any]:
     store = config.store.name
     spool = Spool(config.backup.spool_dir)
     with Catalogue.in_state_dir(config.state_dir) as cat:
-        archives = cat.archives(store=store)
+        archives = [a for a in cat.archives(store=store) if a.host == config.backup.host]
         uploads = [u for u in cat.uploads() if u.store == store]
         parts = {u.id: cat.parts(u.id) for u in uploads}
         failure = last_event(cat, ("upload_failed", "marker_quarantined"))
         inventory = inventory_state(cat, store)
         flags = open_flags(cat, store)
+        keys = {a.key for a in archives}
+        verified = [v for v in last_verifications(cat, store) if v.key in keys]
     archived = {a.cycle_id for a in archives}
     open_cycle = None
     state = spool.open_cycle_state()
@@ -104,6 +113,7 @@ def collect(config: AppConfig) -> dict[str, Any]:
             else _last_failure(config.watch.marker_dir)
         ),
         "store_usage": {"archives": len(archives), "bytes": sum(a.size for a in archives)},
+        "last_verified": _verified(verified),
         "jobs": [
             {
                 "kind": "inventory",
@@ -125,6 +135,22 @@ def collect(config: AppConfig) -> dict[str, Any]:
             "failed": _count(config.watch.marker_dir / FAILED, _not_reason),
             "quarantined": _count(config.watch.marker_dir / QUARANTINE, _not_reason),
         },
+    }
+
+
+def _verified(results: list[Verification]) -> dict[str, Any] | None:
+    """The newest ``verify`` result of each archive: when, how many, which failed."""
+    if not results:
+        return None
+    return {
+        "at": _iso(max(v.at for v in results)),
+        "archives": len(results),
+        "read_data": sum(v.mode == "data" for v in results),
+        "failed": [
+            {"key": v.key, "at": _iso(v.at), "mode": str(v.mode), "detail": v.detail}
+            for v in results
+            if not v.ok
+        ],
     }
 
 
@@ -172,6 +198,15 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         print(f"last failure at {lf['at']}: {lf['reason']}")
     usage = s["store_usage"]
     print(f"store usage: {usage['archives']} archives, {format_size(usage['bytes'])}")
+    lv = s["last_verified"]
+    if lv:
+        bad = len(lv["failed"])
+        print(
+            f"last verified: {lv['at']} ({lv['archives']} archives, {lv['read_data']} read "
+            f"whole; {bad} failed)"
+        )
+        for f in lv["failed"]:
+            print(f"VERIFY FAILED: {f['key']} ({f['at']}): {f['detail']}")
     for j in s["jobs"]:
         print(f"{j['kind']} job {j['job_id'][:16]}: {j['status']} since {j['initiated_at']}")
     for f in s["flags"]:
