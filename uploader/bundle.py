@@ -92,6 +92,18 @@ def bundle_size(cycle: SealedCycle) -> int:
     return _layout(cycle)[1]
 
 
+def bundle_offset_after(cycle: SealedCycle, name: str) -> int:
+    """Where the member ``name`` of the bundle of ``cycle`` ends (its padding included): what
+    a restore that stops after it has read."""
+    segments, size = _layout(cycle)
+    for i, seg in enumerate(segments):
+        if seg.name == name:
+            nxt = segments[i + 1] if i + 1 < len(segments) else None
+            pad = nxt.size if nxt is not None and nxt.data is not None and not any(nxt.data) else 0
+            return seg.offset + seg.size + pad
+    return size
+
+
 def cycle_sha256(cycle: SealedCycle) -> str:
     """SHA-256 of the bundle's first member, ``cycle.json``: it pins every byte of the bundle."""
     return hashlib.sha256(cycle.render()).hexdigest()

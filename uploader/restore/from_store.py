@@ -8,6 +8,9 @@ listed). An archive that can be read is streamed straight into the restore
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+
 from localbackup.configkit import format_size
 from localbackup.extract import ExtractStats
 from localbackup.formats import IncrementManifest, SealedCycle
@@ -15,6 +18,7 @@ from localbackup.pointintime import PointInTimeError, choose_cycle
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig
 from uploader.restore.cold import cold_class, restore_cold
+from uploader.restore.quote import format_quote, quote_from_catalogue
 from uploader.restore.request import RestoreRequest
 from uploader.restore.stream import ArchiveRef, find_archives, identities_for, restore_archive
 from uploader.restore.ui import RestoreUI, describe_plan
@@ -43,8 +47,24 @@ async def restore_from_store(
 ) -> ExtractStats | None:
     """Restore ``request``'s point in time from ``host``'s archive in ``store`` (open), saying
     the plan first. None when the archive is in cold storage and its retrieval is not ready
-    yet (the UI was told when it is expected)."""
+    yet (the UI was told when it is expected), and with ``request.quote`` (the quote was
+    said: nothing was requested or downloaded)."""
     archive = await choose_archive(store, catalogue, host, request.cycle)
+    if request.quote:
+        storage_class = await cold_class(store, archive.key)
+        quote = await asyncio.to_thread(
+            lambda: quote_from_catalogue(
+                catalogue,
+                host=host,
+                archive=archive,
+                storage_class=storage_class,
+                at=request.at,
+                patterns=request.patterns,
+                now=datetime.now(UTC),
+            )
+        )
+        ui.say(format_quote(quote, request.retrieval.tier), now=True)
+        return None
     identities = (
         identities_for(encryption, request.identity) if archive.key.endswith(".age") else None
     )

@@ -64,6 +64,7 @@ class RestoreRequest:
     from_spool: bool = False  # from the local spool instead of the store
     identity: Path | None = None  # age identity file (default: [encryption] identity_file)
     retrieval: RetrievalOptions = RetrievalOptions()
+    quote: bool = False  # only say what the restore needs, costs and waits (--quote)
 
     @property
     def extract_options(self) -> ExtractOptions:

@@ -36,6 +36,7 @@ from uploader.stores import Store, StoreError, StoreNotAvailable, open_store
 from watcher.commands.restore_cold import add_cold_arguments, retrieval_options
 from watcher.commands.terminal import TerminalUI, declined
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
+from watcher.hosts import add_host_option
 
 if TYPE_CHECKING:
     from watcher.config import AppConfig
@@ -71,10 +72,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument(
         "--to",
-        required=True,
         type=Path,
         metavar="DIR",
-        help="where to restore (must not exist or be empty, unless --force)",
+        help="where to restore (must not exist or be empty, unless --force); required unless "
+        "--quote",
     )
     p.add_argument(
         "--path",
@@ -108,6 +109,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="do not ask before replacing with --force, or before requesting a retrieval",
     )
+    p.add_argument(
+        "--quote",
+        action="store_true",
+        help="say which archive is needed, its size, and for each retrieval tier the expected "
+        "wait and estimated cost (and what a --path restore reads); request and download "
+        "nothing",
+    )
+    add_host_option(p)
     add_cold_arguments(p)
     p.set_defaults(run=run)
 
@@ -116,7 +125,7 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     """Restore one point in time; exit 1 (and leave no restored tree) on any failure."""
     try:
         request = _request(args)
-    except PointInTimeError as exc:
+    except (PointInTimeError, _NoTarget) as exc:
         return _usage(str(exc))
     ui = TerminalUI()
     refused = _target_refused(request, ui)
@@ -150,7 +159,11 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
 
 def _target_refused(request: RestoreRequest, ui: TerminalUI) -> int | None:
     """The exit code if the target is refused before any work (a cold restore would otherwise
-    pay for a retrieval and download it all, only to be refused)."""
+    pay for a retrieval and download it all, only to be refused). A quote has no target."""
+    if request.quote:
+        if request.from_spool:
+            return _usage("--quote is for archives in the store; --from-spool costs nothing")
+        return None
     try:
         check_target_first(request, ui)
     except ExtractError as exc:
@@ -167,10 +180,16 @@ def _restore(request: RestoreRequest, config: AppConfig, ui: TerminalUI) -> Extr
     return asyncio.run(_from_store(store, config, request, ui))
 
 
+class _NoTarget(Exception):
+    """``--to`` is missing (only ``--quote`` does without it)."""
+
+
 def _request(args: argparse.Namespace) -> RestoreRequest:
     """The parsed arguments as a request; ``--at`` is parsed here (PointInTimeError)."""
+    if args.to is None and not args.quote:
+        raise _NoTarget("restore: the following arguments are required: --to")
     return RestoreRequest(
-        to=args.to.expanduser().absolute(),
+        to=(args.to or Path()).expanduser().absolute(),
         cycle=args.cycle,
         at=parse_at(args.at) if args.at is not None else None,
         patterns=tuple(args.path),
@@ -180,6 +199,7 @@ def _request(args: argparse.Namespace) -> RestoreRequest:
         from_spool=args.from_spool,
         identity=args.identity,
         retrieval=retrieval_options(args),
+        quote=args.quote,
     )
 
 
