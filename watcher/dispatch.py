@@ -161,7 +161,8 @@ class Dispatcher:
         store = cfg.store.name
         policy = PrunePolicy.from_config(cfg.retention, storage_class_for(cfg.store))
         size = formats.load_sealed_cycle(cycle_dir).data_size
-        plan = plan_prune(prune_inputs(self._catalogue, store), policy, datetime.now(UTC), size)
+        inputs = prune_inputs(self._catalogue, store, cfg.backup.host)
+        plan = plan_prune(inputs, policy, datetime.now(UTC), size)
         if may_upload(plan, cfg.retention):
             return None
         return f"the store would exceed retention.max_store_size by {plan.shortfall} bytes"

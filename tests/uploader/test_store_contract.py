@@ -7,7 +7,16 @@ import hashlib
 
 import pytest
 
-from uploader.stores.base import ObjectNotFound, Store, UploadNotFound
+from uploader.catalogue import StoredPart
+from uploader.stores.base import (
+    ChecksumReports,
+    ObjectNotFound,
+    ObjectOptions,
+    Store,
+    UploadNotFound,
+)
+from uploader.stores.s3 import S3Store
+from uploader.verify.checks import composite_sha256
 
 PART = 64 * 1024
 CAPABILITY_AWARE = True  # what a store cannot do (capabilities) is skipped, with the reason
@@ -35,9 +44,16 @@ async def _read(store: Store, key: str, start: int = 0, end: int | None = None) 
     return b"".join([chunk async for chunk in store.read(key, start, end)])
 
 
-async def _put(store: Store, key: str, data: bytes, meta: dict[str, str] | None = None) -> None:
+async def _put(
+    store: Store,
+    key: str,
+    data: bytes,
+    meta: dict[str, str] | None = None,
+    *,
+    options: ObjectOptions | None = None,
+) -> None:
     part = _part(store)
-    upload_id = await store.create_multipart_upload(key, part, meta or {})
+    upload_id = await store.create_multipart_upload(key, part, meta or {}, options)
     parts = []
     for i in range(0, max(len(data), 1), part):
         chunk = data[i : i + part]
@@ -122,3 +138,61 @@ async def test_an_empty_object_can_be_uploaded(store: Store) -> None:
     await _put(store, "h/empty", b"")
     assert (await store.head("h/empty")).size == 0
     assert await _read(store, "h/empty") == b""
+
+
+# -- ChecksumReports: what verify compares without a retrieval ---------------------------------
+
+
+def _reports(store: Store) -> ChecksumReports:
+    if not isinstance(store, ChecksumReports):
+        pytest.skip(
+            f"{store.name}: a vault reports sizes and tree hashes only in its inventory "
+            "(verify compares with the latest one)"
+        )
+    return store
+
+
+async def test_stored_checksums_report_what_was_uploaded(store: Store) -> None:
+    reports = _reports(store)
+    part = _part(store)
+    data = bytes(range(256)) * (part * 2 // 256) + b"tail"
+    await _put(store, "h/c.tar.age", data, {"format": "glacier-backup-archive", "host": "h"})
+    pieces = [data[i : i + part] for i in range(0, len(data), part)]
+    stored = await reports.stored_checksums("h/c.tar.age", part)
+    assert stored.size == len(data)
+    assert stored.metadata["host"] == "h"
+    if stored.parts is not None:  # the local store; S3 where it lists ObjectParts
+        assert [(p.number, p.size, p.checksum) for p in stored.parts] == [
+            (i, len(b), _cs(b)) for i, b in enumerate(pieces, start=1)
+        ]
+    assert stored.checksum_sha256 is not None
+    if stored.checksum_type == "FULL_OBJECT":
+        assert stored.checksum_sha256 == _cs(data)
+    else:  # S3 keeps the SHA-256 of the parts' SHA-256s for a multipart object
+        expected = composite_sha256([StoredPart(i, 0, _cs(b), "") for i, b in enumerate(pieces)])
+        assert expected is not None
+        assert stored.checksum_sha256.partition("-")[0] == expected.partition("-")[0]
+    with pytest.raises(ObjectNotFound):
+        await reports.stored_checksums("h/nope", part)
+
+
+async def test_a_changed_object_reports_other_checksums(store: Store) -> None:
+    reports = _reports(store)
+    part = _part(store)
+    await _put(store, "h/d", b"a" * (part + 10))
+    before = await reports.stored_checksums("h/d", part)
+    await _put(store, "h/d", b"a" * part + b"b" * 10)  # the same size, one part differs
+    after = await reports.stored_checksums("h/d", part)
+    assert before.size == after.size
+    assert before.checksum_sha256 != after.checksum_sha256
+    if before.etag is not None:
+        assert before.etag != after.etag
+
+
+async def test_object_options_choose_the_storage_class(store: Store) -> None:
+    await _put(store, "h/m", b"x", options=ObjectOptions(storage_class="STANDARD_IA"))
+    info = await store.head("h/m")
+    if isinstance(store, S3Store):
+        assert info.storage_class == "STANDARD_IA"  # not the store's configured class
+    else:
+        assert info.size == 1  # no storage classes: the options change nothing

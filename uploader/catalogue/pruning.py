@@ -22,11 +22,12 @@ def cycle_time(cycle_id: str) -> datetime | None:
         return None
 
 
-def prune_inputs(catalogue: Catalogue, store: str) -> list[PruneArchive]:
+def prune_inputs(catalogue: Catalogue, store: str, host: str | None = None) -> list[PruneArchive]:
     """The catalogue's archives (confirmed unless flagged MISSING or MISMATCH; their size
     includes their metadata object's) plus foreign ones. A MISMATCH is not the archive we
     uploaded: it is kept for investigation, and it does not count as the newest confirmed
-    archive (that would let the good ones be pruned)."""
+    archive (that would let the good ones be pruned). With ``host``, another host's archives
+    (recovered into this catalogue with ``--host``) count as foreign: never candidates."""
     flagged = {
         f.key
         for f in open_flags(catalogue, store)
@@ -36,7 +37,7 @@ def prune_inputs(catalogue: Catalogue, store: str) -> list[PruneArchive]:
     # deleting the archive frees.
     rows = catalogue.query(
         "SELECT a.key, a.size + COALESCE(SUM(m.size), 0), a.uploaded_at, a.confirmed_at,"
-        " a.cycle_id FROM archives a LEFT JOIN metadata_objects m"
+        " a.cycle_id, a.host FROM archives a LEFT JOIN metadata_objects m"
         " ON m.store = a.store AND m.archive_key = a.key WHERE a.store = ? GROUP BY a.key",
         (store,),
     )
@@ -46,9 +47,10 @@ def prune_inputs(catalogue: Catalogue, store: str) -> list[PruneArchive]:
             int(s),
             db_time(u),
             confirmed=c is not None and k not in flagged,
+            ours=host is None or h == host,
             taken_at=cycle_time(cid),
         )
-        for k, s, u, c, cid in rows
+        for k, s, u, c, cid, h in rows
     ]
     for f in foreign_archives(catalogue, store):
         created = f.created or datetime.fromtimestamp(0, UTC)

@@ -94,7 +94,7 @@ async def run_maintenance(
     listing: Listing | None = None
     try:
         if store.capabilities.immediate_listing:
-            listing = await _list(store, catalogue, now)
+            listing = await _list(store, catalogue, now, config.host)
             report.inventory_status = "listed"
         elif isinstance(store, InventoryJobs):
             outcome = await advance_inventory(
@@ -152,7 +152,7 @@ def listed_from_metadata(info: ObjectInfo) -> ListedArchive:
     )
 
 
-async def _list(store: Store, catalogue: Catalogue, now: datetime) -> Listing:
+async def _list(store: Store, catalogue: Catalogue, now: datetime, host: str) -> Listing:
     objects = await store.list_objects()
     known = {a.key: a for a in await asyncio.to_thread(cm.known_archives, catalogue, store.name)}
     companions = {
@@ -180,7 +180,7 @@ async def _list(store: Store, catalogue: Catalogue, now: datetime) -> Listing:
             )
             continue
         f = foreign.get(info.key)
-        if f is not None and f.size == info.size:
+        if f is not None and f.size == info.size and not info.key.startswith(host_prefix(host)):
             # Known to be foreign: it stays foreign (no key, so nothing can adopt or prune it).
             items.append(ListedArchive(info.key, info.size, None, created=info.last_modified))
             continue
@@ -200,9 +200,24 @@ async def _list(store: Store, catalogue: Catalogue, now: datetime) -> Listing:
 async def _reconcile(
     name: str, catalogue: Catalogue, config: MaintenanceConfig, listing: Listing, now: datetime
 ) -> Reconciliation:
-    known = await asyncio.to_thread(cm.known_archives, catalogue, name)
-    pending = await asyncio.to_thread(cm.pending_deletions, catalogue, name)
-    companions = await asyncio.to_thread(cm.metadata_objects, catalogue, name)
+    # Only this host's records are judged: a catalogue may also hold another host's archives
+    # (recovered with --host), and that host's listing is its own business.
+    mine = host_prefix(config.host)
+    known = [
+        k
+        for k in await asyncio.to_thread(cm.known_archives, catalogue, name)
+        if k.key.startswith(mine)
+    ]
+    pending = [
+        d
+        for d in await asyncio.to_thread(cm.pending_deletions, catalogue, name)
+        if d.key.startswith(mine)
+    ]
+    companions = [
+        m
+        for m in await asyncio.to_thread(cm.metadata_objects, catalogue, name)
+        if m.host == config.host
+    ]
     result = reconcile(known, listing, config.host, pending, companions)
     await asyncio.to_thread(
         lambda: _apply(catalogue, name, config.host, listing.as_of, result, now=now)
@@ -303,7 +318,7 @@ async def _prune(
     now: datetime,
     report: MaintenanceReport,
 ) -> None:
-    inputs = await asyncio.to_thread(cm.prune_inputs, catalogue, store.name)
+    inputs = await asyncio.to_thread(cm.prune_inputs, catalogue, store.name, config.host)
     policy = PrunePolicy.from_config(config.retention, config.storage_class)
     plan = plan_prune(inputs, policy, now, config.next_upload_size)
     report.plan = plan

@@ -109,7 +109,8 @@ def _split(
             foreign.append(ReconcileAction("foreign", None, "not ours", listed=item))
         elif (item.host or item.key.split("/", 1)[0]) != host:
             # Another host's, by its metadata or, lacking that, by its key `<host>/<cycle>...`.
-            why = f"another host's archive ({item.host or item.key.split('/', 1)[0]})"
+            what = "metadata object" if item.kind is ObjectKind.METADATA else "archive"
+            why = f"another host's {what} ({item.host or item.key.split('/', 1)[0]})"
             foreign.append(ReconcileAction("foreign", item.key, why, listed=item))
         elif item.key in ours:
             why = "a second archive with the same key"

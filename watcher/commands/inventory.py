@@ -92,9 +92,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--poll-every",
         dest="poll_every",
         type=_seconds,
-        default=POLL_EVERY,
         metavar="SECONDS",
-        help=f"--wait: seconds between checks of the job (default {POLL_EVERY:.0f})",
+        help="Glacier: check a job in progress if its last check is this old (default "
+        f"{POLL_EVERY:.0f}); with --wait, the seconds between checks",
     )
     p.set_defaults(run=run)
 
@@ -139,7 +139,10 @@ async def _recover(
     args: argparse.Namespace, config: AppConfig, catalogue: Catalogue, unlock: Unlock | None
 ) -> RecoveryReport:
     options = RetrievalOptions(
-        tier=args.tier, wait=args.wait, poll_interval=args.poll_every, poll_max=args.poll_every
+        tier=args.tier,
+        wait=args.wait,
+        poll_interval=args.poll_every or POLL_EVERY,
+        poll_max=args.poll_every or POLL_EVERY,
     )
     async with open_store(config.store) as store:
         return await recover_metadata(
@@ -180,7 +183,8 @@ async def _run(
 ) -> MaintenanceReport:
     # --wait polls the job at its own interval: the state machine would otherwise poll a job
     # in progress at most every 15 minutes, whatever the interval of this loop.
-    poll = args.poll_every if args.wait else None
+    every = args.poll_every or POLL_EVERY
+    poll = every if args.wait or args.poll_every else None
     report = await maintenance_pass(
         config,
         catalogue,
@@ -190,8 +194,8 @@ async def _run(
         poll_every=poll,
     )
     while args.wait and report.reconciliation is None and report.jobs_in_flight:
-        print(f"{report.inventory_status}; checking again in {args.poll_every:g} s", flush=True)
-        await asyncio.sleep(args.poll_every)
+        print(f"{report.inventory_status}; checking again in {every:g} s", flush=True)
+        await asyncio.sleep(every)
         report = await maintenance_pass(
             config, catalogue, datetime.now(UTC), prune=False, poll_every=poll
         )

@@ -76,7 +76,8 @@ def collect(config: AppConfig) -> dict[str, Any]:
                     "increments": len(sealed.increments),
                 }
             )
-    newest = max(archives, key=lambda a: a.uploaded_at, default=None)
+    # ties (a listing's whole seconds after a recovery) go to the newer cycle
+    newest = max(archives, key=lambda a: (a.uploaded_at, a.cycle_id), default=None)
     return {
         "host": config.backup.host,
         "store": store,

@@ -1,0 +1,246 @@
+"""The host is gone: recover from the store alone, through the real ``glacier-backup`` command.
+
+On each store (a local directory, S3 DEEP_ARCHIVE on a moto server, a Glacier vault on the
+emulator): back up several cycles, upload, note what ``files``, ``status`` and ``restore
+--path`` answer, lose the state directory and the spool, run ``inventory`` with the identity,
+and get the same answers — without any archive being retrieved before the restore itself.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from emulators.glacier import Emulator, run_emulator
+from tests.localbackup.test_extract import snapshot
+from tests.uploader.glacier_support import glacier_client, make_vault
+from tests.watcher.service_harness import Project
+from uploader.archive import METADATA_FORMAT
+
+HOUR = 3600.0
+
+
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """An emulator of our own: these tests move its virtual clock by hours."""
+    with run_emulator(tmp_path_factory.mktemp("glacier-recovery")) as e:
+        yield e
+
+
+def _files(p: Project, *words: str) -> Any:
+    r = p.run("files", "--json", *words)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def backed_up(p: Project) -> None:
+    """Two sealed cycles of three increments each (full, then changes and a deletion), and
+    nothing open: everything the host knew is in the store once uploaded."""
+    docs = p.src / "docs"
+    docs.mkdir()
+    for cycle in range(2):
+        (docs / "notes.txt").write_text(f"cycle {cycle}, first version")
+        (p.src / f"only-in-{cycle}.txt").write_text("x" * (100 + cycle))
+        p.backup()
+        (docs / "notes.txt").write_text(f"cycle {cycle}, second version, longer")
+        (docs / f"new-{cycle}.bin").write_bytes(bytes(range(256)) * (cycle + 3))
+        p.backup()
+        (p.src / f"only-in-{cycle}.txt").unlink()
+        p.backup()  # the third increment: the cycle is sealed
+    r = p.run("upload")
+    assert r.returncode == 0, r.stderr
+
+
+def answers(p: Project) -> dict[str, Any]:
+    """What the host says about its backups, without touching an archive."""
+    status = p.status()
+    return {
+        "files *.txt": _files(p, "*.txt"),  # every version, and the deletions
+        "files latest": _files(p, "latest"),
+        "status": {
+            "host": status["host"],
+            "store_usage": status["store_usage"],
+            "last_cycle": status["last_success"]["cycle_id"],
+        },
+    }
+
+
+def restore_docs(p: Project, out: Path, *extra: str) -> int:
+    r = p.run("restore", "latest", "--to", str(out), "--path", f"{p.src}/docs", *extra)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.returncode
+
+
+def lose_the_host(p: Project) -> None:
+    shutil.rmtree(p.root / "state")
+    shutil.rmtree(p.spool)
+
+
+def test_a_local_store_is_recovered_from_alone(tmp_path: Path) -> None:
+    p = Project(tmp_path, increments=2)
+    backed_up(p)
+    before = answers(p)
+    restore_docs(p, tmp_path / "before")
+    lose_the_host(p)
+    assert p.run("files", "latest").stderr.strip() == "no backups yet"
+
+    r = p.run("inventory")
+    assert r.returncode == 0, r.stderr
+    assert "recovered: 2 metadata object(s) of host" in r.stdout
+    assert answers(p) == before
+    restore_docs(p, tmp_path / "after")
+    docs = str(p.src / "docs").lstrip("/")
+    assert snapshot(tmp_path / "after" / docs) == snapshot(tmp_path / "before" / docs)
+    # verify is at home on the new machine too: what it compares came with the metadata
+    v = p.run("verify")
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert "2 of 2 archives verified, 0 failed" in v.stdout
+
+
+@pytest.fixture
+def bucket(moto_server: str, aws_env: None) -> str:
+    name = f"gb-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1").create_bucket(Bucket=name)
+    return name
+
+
+def _restores(moto_server: str, bucket: str) -> dict[str, str | None]:
+    """Each archive's x-amz-restore: moto sets it once a restore_object was asked for."""
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    return {k: s3.head_object(Bucket=bucket, Key=k).get("Restore") for k in keys if ".tar." in k}
+
+
+def test_an_s3_deep_archive_store_is_recovered_without_a_retrieval(
+    tmp_path: Path, moto_server: str, bucket: str
+) -> None:
+    store = (
+        f'type = "s3"\nbucket = "{bucket}"\nprefix = "backups/"\n'
+        f'storage_class = "DEEP_ARCHIVE"\nendpoint_url = "{moto_server}"\nregion = "us-east-1"'
+    )
+    p = Project(tmp_path, increments=2, store=store)
+    backed_up(p)
+    before = answers(p)
+    lose_the_host(p)
+    r = p.run("inventory")
+    assert r.returncode == 0, r.stderr
+    assert answers(p) == before
+    quote = p.run("restore", "latest", "--quote", "--path", f"{p.src}/docs")
+    assert quote.returncode == 0, quote.stderr
+    assert "tier Bulk: typically ready within 48 hours" in quote.stdout
+    # nothing so far has asked S3 to restore an archive: recovery read only the hot metadata
+    restores = _restores(moto_server, bucket)
+    assert len(restores) == 2 and set(restores.values()) == {None}
+    restore_docs(p, tmp_path / "after", "--yes")  # the restore itself asks for one
+    assert list(_restores(moto_server, bucket).values()).count(None) == 1
+    docs = str(p.src / "docs").lstrip("/")
+    assert snapshot(tmp_path / "after" / docs) == snapshot(p.src / "docs")
+
+
+def test_a_glacier_vault_is_recovered_through_its_inventory_and_small_jobs(
+    tmp_path: Path, emu: Emulator, aws_env: None
+) -> None:
+    vault = make_vault(emu.endpoint_url)
+    store = (
+        f'type = "glacier"\nvault = "{vault}"\nregion = "us-east-1"\n'
+        f'endpoint_url = "{emu.endpoint_url}"'
+    )
+    p = Project(tmp_path, increments=2, store=store)
+    backed_up(p)
+    before = answers(p)
+    lose_the_host(p)
+    emu.control.refresh_inventory(vault)  # the vault's daily inventory
+
+    r = p.run("inventory")  # an empty catalogue: asks for the vault's inventory (hours)
+    assert r.returncode == 0, r.stderr
+    assert "in progress" in r.stdout
+    emu.control.advance(5 * HOUR)
+    # (the emulator's hours are virtual: ask for the job now, not 15 minutes after the last check)
+    r = p.run("inventory", "--poll-interval", "1")  # adopts; the metadata objects need jobs
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "2 metadata object(s)" in r.stdout and "estimated retrieval cost: $" in r.stdout
+    assert "add --yes" in r.stderr
+    r = p.run("inventory", "--yes")
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "requested 2 metadata retrieval job(s)" in r.stdout
+    emu.control.advance(5 * HOUR)
+    r = p.run("inventory")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "recovered: 2 metadata object(s)" in r.stdout
+    assert answers(p) == before
+    # the inventory, and a small job for each metadata object: no archive was retrieved
+    jobs = glacier_client(emu.endpoint_url).list_jobs(vaultName=vault)["JobList"]
+    descriptions = emu.control.state()["vaults"][vault]["descriptions"]
+    retrieved = [descriptions[j["ArchiveId"]] for j in jobs if j["Action"] == "ArchiveRetrieval"]
+    assert len(retrieved) == 2 and all(METADATA_FORMAT in d for d in retrieved)
+
+    restore_docs(p, tmp_path / "after", "--yes")  # requests the archive's retrieval
+    emu.control.advance(5 * HOUR)
+    restore_docs(p, tmp_path / "after", "--resume")
+    docs = str(p.src / "docs").lstrip("/")
+    assert snapshot(tmp_path / "after" / docs) == snapshot(p.src / "docs")
+
+
+def _as_host(p: Project, host: str) -> None:
+    p.config.write_text(p.config.read_text().replace("[backup]\n", f'[backup]\nhost = "{host}"\n'))
+
+
+def test_several_hosts_in_one_store_each_recover_their_own(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = Project(tmp_path / "a", increments=0)
+    b = Project(tmp_path / "b", increments=0)
+    b.config.write_text(b.config.read_text().replace(str(b.vault), str(a.vault)))
+    _as_host(a, "hosta")
+    _as_host(b, "hostb")
+    for proj, name in ((a, "a.txt"), (b, "b.txt")):
+        (proj.src / name).write_text(name)
+        proj.backup()
+        assert proj.run("upload").returncode == 0
+    lose_the_host(a)
+
+    r = a.run("inventory")
+    assert r.returncode == 0, r.stderr
+    assert "foreign (left alone): 2" in r.stdout  # hostb's archive and metadata object
+    assert [h["path"] for h in _files(a, "*.txt")] == [f"{a.src}/a.txt"]
+
+    # hostb's metadata needs hostb's key: a's names itself and the archive it cannot open
+    r = a.run("--host", "hostb", "inventory")
+    assert r.returncode == 1
+    assert str(a.identity) in r.stderr and "hostb/" in r.stderr
+    r = a.run("inventory", "--host", "hostb", "--identity", str(b.identity))
+    assert r.returncode == 0, r.stderr
+    as_b = a.run("--host", "hostb", "files", "--json", "*.txt")
+    assert [h["path"] for h in json.loads(as_b.stdout)] == [f"{b.src}/b.txt"]
+    assert [h["path"] for h in _files(a, "*.txt")] == [f"{a.src}/a.txt"]
+
+
+def test_a_damaged_metadata_object_is_skipped_and_its_archive_still_restores(
+    tmp_path: Path,
+) -> None:
+    p = Project(tmp_path, increments=2)
+    backed_up(p)
+    host = p.status()["host"]
+    lose_the_host(p)
+    first = sorted((p.vault / host).glob("*.meta.age"))[0]
+    raw = bytearray(first.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    first.write_bytes(bytes(raw))
+    r = p.run("inventory")
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert f"{first.name}" in r.stderr and "still restorable in full" in r.stderr
+    assert "recovered: 1 metadata object(s)" in r.stdout
+    cycle = first.name.split(".")[0]
+    out = tmp_path / "out"
+    r = p.run("restore", cycle, "--to", str(out))
+    assert r.returncode == 0, r.stderr
+    assert (out / str(p.src / "docs" / "notes.txt").lstrip("/")).read_text() == (
+        "cycle 0, second version, longer"
+    )
