@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from uploader.archive import ObjectKind
+from uploader.catalogue import ExpectedObject, MetadataRecord
 from uploader.maintenance.reconcile import (
     KnownArchive,
     ListedArchive,
@@ -143,3 +145,60 @@ def test_a_duplicate_key_does_not_confirm_a_catalogue_archive_that_is_gone() -> 
         ("foreign", "aaa-dup"),
         ("missing", None),
     ]
+
+
+def meta(cycle: str, ago: timedelta, size: int = 5) -> MetadataRecord:
+    key = f"{HOST}/{cycle}.meta.age"
+    return MetadataRecord(
+        store="s",
+        host=HOST,
+        cycle_id=cycle,
+        archive_key=f"{HOST}/{cycle}.tar.age",
+        expected=ExpectedObject(key, size),
+        uploaded_at=NOW - ago,
+    )
+
+
+def listed_meta(key: str, size: int = 5, host: str = HOST) -> ListedArchive:
+    return ListedArchive(
+        store_id=key, size=size, key=key, host=host, kind=ObjectKind.METADATA, plaintext_sha256=None
+    )
+
+
+def test_metadata_objects_are_judged_beside_their_archives() -> None:
+    c = [f"2026010{n}T000000Z" for n in range(1, 9)]
+    listing = Listing(
+        (
+            *(listed(f"h1/{x}.tar.age") for x in c[:4]),
+            listed_meta(f"h1/{c[0]}.meta.age"),  # known, present
+            listed_meta(f"h1/{c[1]}.meta.age", size=6),  # known, another size
+            listed_meta(f"h1/{c[3]}.meta.age"),  # unknown, its archive ours
+            listed_meta(f"h1/{c[4]}.meta.age"),  # its archive was pruned by us
+            listed_meta(f"h1/{c[5]}.meta.age"),  # its archive is nowhere
+            listed_meta(f"h2/{c[0]}.meta.age", host="h2"),  # another host's
+        ),
+        as_of=NOW,
+    )
+    catalogue = [known(f"h1/{x}.tar.age", 10 * D) for x in c[:4]]
+    metadata = [
+        meta(c[0], 10 * D),
+        meta(c[1], 10 * D),
+        meta(c[2], 10 * D),  # known, absent: MISSING (sent again)
+        meta(c[6], -D),  # uploaded after the listing: not judged
+    ]
+    deletions = [PendingDeletion(f"h1/{c[4]}.tar.age", NOW - 5 * D)]
+    result = reconcile(catalogue, listing, HOST, deletions, metadata)
+    judged = {(a.kind, a.key) for a in result.actions if a.key and ".meta." in a.key}
+    assert judged == {
+        ("metadata_confirmed", f"h1/{c[0]}.meta.age"),
+        ("metadata_mismatch", f"h1/{c[1]}.meta.age"),
+        ("metadata_missing", f"h1/{c[2]}.meta.age"),
+        ("metadata_adopt", f"h1/{c[3]}.meta.age"),
+        ("metadata_pruned", f"h1/{c[4]}.meta.age"),
+        ("metadata_orphan", f"h1/{c[5]}.meta.age"),
+        ("not_judged", f"h1/{c[6]}.meta.age"),
+        ("foreign", f"h2/{c[0]}.meta.age"),
+    }
+    # a metadata object is never an archive: not adopted as one, not a second archive
+    assert {a.key for a in result.of("adopt")} == set()
+    assert {a.key for a in result.of("confirmed")} == {f"h1/{x}.tar.age" for x in c[:4]}

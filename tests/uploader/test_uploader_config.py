@@ -15,11 +15,13 @@ from uploader.config import (
     S3StoreConfig,
     UploadConfig,
     encryption_config,
+    metadata_object_options,
     store_config,
     upload_config,
 )
 from uploader.crypto import generate_identity
 from uploader.stores import open_store
+from uploader.stores.base import ObjectOptions
 from uploader.stores.local import LocalStore
 from uploader.stores.s3 import S3Store
 
@@ -159,3 +161,23 @@ def test_upload_section() -> None:
 def test_upload_errors_name_the_key(data: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         upload_config(sec("upload", **data))
+
+
+def test_metadata_objects_go_to_a_hot_storage_class() -> None:
+    cfg = store_config(sec("store", type="s3", bucket="my-bucket"))
+    assert isinstance(cfg, S3StoreConfig) and cfg.metadata_storage_class == "STANDARD"
+    assert metadata_object_options(cfg) == ObjectOptions(storage_class="STANDARD")
+    ia = store_config(
+        sec("store", type="s3", bucket="my-bucket", metadata_storage_class="STANDARD_IA")
+    )
+    assert metadata_object_options(ia).storage_class == "STANDARD_IA"
+    with pytest.raises(
+        ConfigError,
+        match=r"config\.toml: store\.metadata_storage_class: must be one of STANDARD, "
+        r"STANDARD_IA, GLACIER_IR \(metadata objects are read without a retrieval; "
+        r"'DEEP_ARCHIVE' is not\)",
+    ):
+        store_config(sec("store", type="s3", bucket="b-1", metadata_storage_class="DEEP_ARCHIVE"))
+    with pytest.raises(ConfigError, match="applies to store type 's3', not 'local'"):
+        store_config(sec("store", type="local", metadata_storage_class="STANDARD"))
+    assert metadata_object_options(store_config(sec("store", type="local"))) == ObjectOptions()
