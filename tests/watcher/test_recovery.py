@@ -244,3 +244,21 @@ def test_a_damaged_metadata_object_is_skipped_and_its_archive_still_restores(
     assert (out / str(p.src / "docs" / "notes.txt").lstrip("/")).read_text() == (
         "cycle 0, second version, longer"
     )
+
+
+def test_the_identity_kept_offline_is_needed_only_to_recover(tmp_path: Path) -> None:
+    p = Project(tmp_path, increments=0)
+    (p.src / "a.txt").write_text("a")
+    p.backup()
+    assert p.run("upload").returncode == 0
+    kept = p.identity.read_bytes()
+    p.identity.unlink()  # the backup host has the recipient only
+    r = p.run("inventory")
+    assert r.returncode == 0, r.stderr  # nothing to read: its own metadata is known
+    assert p.run("verify").returncode == 0  # its metadata objects are just not decrypted
+    lose_the_host(p)
+    r = p.run("inventory")
+    assert r.returncode == 2 and str(p.identity) in r.stderr  # now it is needed, and named
+    p.identity.write_bytes(kept)
+    assert p.run("inventory").returncode == 0
+    assert [h["path"] for h in _files(p, "a.txt")] == [f"{p.src}/a.txt"]

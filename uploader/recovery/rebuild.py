@@ -61,7 +61,7 @@ async def recover_metadata(
     catalogue: Catalogue,
     *,
     host: str,
-    unlock: Unlock | None,
+    unlock: Callable[[], Unlock | None],
     ui: RestoreUI,
     retrieval: RetrievalOptions | None = None,
     assume_yes: bool = False,
@@ -70,20 +70,22 @@ async def recover_metadata(
 ) -> RecoveryReport:
     """Read ``host``'s unread metadata objects (``reread``: all of them) into the catalogue.
 
-    Raises :class:`~uploader.recovery.fetch.WrongKey` (naming the key and the archive) when
-    the key opens none of them, and :class:`~uploader.restore.RetrievalDeclined` when vault
-    retrievals are needed and were not confirmed; a damaged metadata object is reported and
-    skipped."""
+    ``unlock`` gives the key, and is only called when there is something to read (a backup
+    host whose identity is kept offline never needs it). Raises
+    :class:`~uploader.recovery.fetch.WrongKey` (naming the key and the archive) when the key
+    opens none of them, and :class:`~uploader.restore.RetrievalDeclined` when vault retrievals
+    are needed and were not confirmed; a damaged metadata object is reported and skipped."""
     report = RecoveryReport()
     todo = await asyncio.to_thread(_unread, catalogue, store.name, host, reread)
     if not todo:
         return report
-    if unlock is None and any(m.key.endswith(".age") for m, _ in todo):
+    key = unlock()
+    if key is None and any(m.key.endswith(".age") for m, _ in todo):
         report.needs_key = [m.key for m, _ in todo]
         return report
     options = retrieval or RetrievalOptions()
     with tempfile.TemporaryDirectory(dir=catalogue.path.parent, prefix=".recovery-") as tmp:
-        job = _Recovery(store, catalogue, unlock, ui, options, assume_yes, sleep, Path(tmp))
+        job = _Recovery(store, catalogue, key, ui, options, assume_yes, sleep, Path(tmp))
         if rt.is_vault(store):
             await job.through_retrievals(todo, report)
         else:

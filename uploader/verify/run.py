@@ -165,7 +165,13 @@ async def verify_archives(
         if check is None:
             out.append(Verdict(a.key, a.cycle_id, VerifyMode.DATA, None, note="retrieval"))
             continue
-        check.add(checks[a.key])
+        in_store = checks[a.key]
+        if in_store.unverified and not check.problems:
+            # the data itself was read and checked: that the store's report could not be
+            # compared yet (a vault without an inventory) is only a note
+            in_store.checked.append(f"not compared with the store: {in_store.unverified}")
+            in_store.unverified = None
+        check.add(in_store)
         out.append(_verdict(a, VerifyMode.DATA, check))
     return out
 

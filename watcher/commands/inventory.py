@@ -26,7 +26,7 @@ from localbackup.configkit import format_size
 from uploader.catalogue import Catalogue
 from uploader.crypto import AgeError
 from uploader.maintenance import MaintenanceReport
-from uploader.recovery import RecoveryReport, Unlock, WrongKey, recover_metadata, unlock_for
+from uploader.recovery import RecoveryReport, WrongKey, recover_metadata, unlock_for
 from uploader.restore import RestoreDeclined, RetrievalOptions
 from uploader.stores import StoreNotAvailable, open_store
 from watcher.commands.terminal import TerminalUI, declined
@@ -115,15 +115,13 @@ def _seconds(text: str) -> float:
 def run(args: argparse.Namespace, config: AppConfig) -> int:
     """Reconcile (advancing a vault's inventory jobs), then read unread metadata objects."""
     try:
-        unlock = unlock_for(config.encryption, args.identity)
-    except (AgeError, OSError) as exc:
-        print(f"glacier-backup: {exc}", file=sys.stderr)
-        return USAGE
-    try:
         with Catalogue.in_state_dir(config.state_dir) as catalogue:
             report = asyncio.run(_run(args, config, catalogue))
             code = print_report(report)
-            recovered = asyncio.run(_recover(args, config, catalogue, unlock))
+            recovered = asyncio.run(_recover(args, config, catalogue))
+    except (AgeError, OSError) as exc:  # the identity file (read only when it is needed)
+        print(f"glacier-backup: {exc}", file=sys.stderr)
+        return USAGE
     except StoreNotAvailable as exc:
         print(f"glacier-backup: configuration error: store: {exc}", file=sys.stderr)
         return USAGE
@@ -136,7 +134,7 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
 
 
 async def _recover(
-    args: argparse.Namespace, config: AppConfig, catalogue: Catalogue, unlock: Unlock | None
+    args: argparse.Namespace, config: AppConfig, catalogue: Catalogue
 ) -> RecoveryReport:
     options = RetrievalOptions(
         tier=args.tier,
@@ -149,7 +147,7 @@ async def _recover(
             store,
             catalogue,
             host=config.backup.host,
-            unlock=unlock,
+            unlock=lambda: unlock_for(config.encryption, args.identity),
             ui=TerminalUI(),
             retrieval=options,
             assume_yes=args.yes,

@@ -7,6 +7,7 @@ terminal); questions are asked with ``input`` when stdin is a terminal.
 from __future__ import annotations
 
 import sys
+from typing import TextIO
 
 from localbackup.configkit import format_size
 from uploader.restore import RestoreDeclined
@@ -16,8 +17,9 @@ from watcher.exitcodes import USAGE
 class TerminalUI:
     """A :class:`uploader.restore.RestoreUI` on the process's terminal (or pipes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, out: TextIO | None = None) -> None:
         self._status_shown = False  # a status line waits for its end of line
+        self._out = out  # None: sys.stdout (stderr when stdout carries JSON)
 
     @property
     def can_ask(self) -> bool:
@@ -34,7 +36,7 @@ class TerminalUI:
         if self._status_shown:
             self._status_shown = False
             text = f"\n{text}"
-        print(text, flush=now)
+        print(text, flush=now, file=self._out or sys.stdout)
 
     def warn(self, text: str) -> None:
         """Print ``glacier-backup: text`` on stderr."""
@@ -43,7 +45,7 @@ class TerminalUI:
     def status(self, text: str) -> None:
         """Rewrite the current stdout line with ``text``."""
         self._status_shown = True
-        print(f"\r{text}", end="", flush=True)
+        print(f"\r{text}", end="", flush=True, file=self._out or sys.stdout)
 
     def progress(self, done: int, total: int, left: int) -> None:
         """Rewrite the progress line on stderr, if it is a terminal."""

@@ -99,7 +99,11 @@ def _key(args: argparse.Namespace, config: AppConfig) -> Unlock | None:
     try:
         unlock = unlock_for(config.encryption, args.identity)
     except (AgeError, OSError) as exc:
-        raise _Refused(str(exc)) from None
+        if args.read_data or args.identity:
+            raise _Refused(str(exc)) from None
+        # the identity is often kept offline: metadata objects are then not decrypted
+        print(f"glacier-backup: metadata objects are not decrypted: {exc}", file=sys.stderr)
+        unlock = None
     if args.read_data and unlock is None and config.encryption.enabled:
         raise _Refused(
             "verify --read-data decrypts the archives: give the identity (--identity FILE, or "
@@ -168,7 +172,7 @@ async def _run(
             chosen,
             read_data=args.read_data,
             unlock=unlock,
-            ui=TerminalUI(),
+            ui=TerminalUI(sys.stderr if args.json else None),
             options=retrieval_options(args),
             assume_yes=args.yes,
         )
