@@ -33,11 +33,12 @@ from uploader.catalogue import (
 )
 from uploader.maintenance import PrunePolicy, may_upload, plan_prune, storage_class_for
 from uploader.multipart import ProgressCallback
-from uploader.stores import open_store, rejects_credentials
-from uploader.stores.base import (
+from uploader.stores import (
+    CredentialsRejected,
     StoreError,
     TransientStoreError,
     UploadNotFound,
+    open_store,
 )
 from uploader.upload import CYCLE_FAULTS, CyclePruned, upload_cycle
 from watcher.config import AppConfig
@@ -245,7 +246,7 @@ def _inside(path: Path, directory: Path) -> bool:
 
 def _failure_reason(exc: BaseException) -> str:
     text = f"upload failed: {type(exc).__name__}: {exc}"
-    if rejects_credentials(exc):
+    if isinstance(exc, CredentialsRejected):
         return (
             f"{text} -- the store refused the credentials or permissions: fix them, then move "
             "this marker back from failed/ to upload the cycle"

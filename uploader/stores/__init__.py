@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from uploader.stores.aws_errors import rejects_credentials
 from uploader.stores.base import (
     Capabilities,
     ContainerNotFound,
@@ -50,7 +49,6 @@ __all__ = [
     "TransientStoreError",
     "UploadNotFound",
     "open_store",
-    "rejects_credentials",
 ]
 
 
