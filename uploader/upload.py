@@ -30,6 +30,7 @@ from uploader.bundle import BundleError, BundleReader, VerifyingBundle, cycle_sh
 from uploader.catalogue import (
     ArchiveRecord,
     Catalogue,
+    FlagKind,
     UploadRecord,
     drop_archive,
     open_flags,
@@ -123,7 +124,11 @@ def archive_doubt(catalogue: Catalogue, archive: ArchiveRecord) -> str | None:
     completed). ``upload --force`` uploads such a cycle again."""
     for f in open_flags(catalogue, archive.store):
         # a flag raised about this record, not about an archive the key held before it
-        if f.kind == "missing" and f.key == archive.key and f.last_seen >= archive.uploaded_at:
+        if (
+            f.kind == FlagKind.MISSING
+            and f.key == archive.key
+            and f.last_seen >= archive.uploaded_at
+        ):
             return "flagged MISSING"
     if archive.confirmed_at is None:
         return "unconfirmed"

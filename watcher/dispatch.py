@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import structlog
 from structlog.contextvars import bound_contextvars
@@ -51,11 +52,16 @@ class RetryLater(Exception):
     """A transient failure: the marker stays where it is and is tried again after a pause."""
 
 
+OutcomeAction = Literal[
+    "uploaded", "already_uploaded", "failed", "quarantined", "sealed", "ignored"
+]
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What happened to one file of the marker directory."""
 
-    action: str  # "uploaded" | "already_uploaded" | "failed" | "quarantined" | "sealed" | "ignored"
+    action: OutcomeAction
     detail: str = ""
 
 

@@ -19,6 +19,7 @@ import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from localbackup.configkit import ConfigError, format_size
 
@@ -70,7 +71,12 @@ GLACIER_DEFAULTS: Mapping[str, object] = {
 _VAULT = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
 _GLOB = re.compile(r"([*?\[])")
 
-MAPPED, CHANGED, DROPPED, MISSING = "mapped", "changed", "not carried over", "missing"
+# What became of one setting of the old tool (the first word of each line of the report).
+NoteStatus = Literal["mapped", "changed", "not carried over", "missing"]
+MAPPED: NoteStatus = "mapped"
+CHANGED: NoteStatus = "changed"
+DROPPED: NoteStatus = "not carried over"
+MISSING: NoteStatus = "missing"
 
 # Why each setting became what it became (printed after the conversion).
 _WHY = {
@@ -125,7 +131,7 @@ _WHY = {
 
 @dataclass(frozen=True, slots=True)
 class Note:
-    status: str  # MAPPED | CHANGED | DROPPED | MISSING
+    status: NoteStatus
     old: str  # "file: key"
     new: str  # the new key (and value), or "" when nothing replaces it
     why: str
@@ -229,7 +235,7 @@ def _literal(text: str) -> str:
 
 
 class _Notes(list[Note]):
-    def __call__(self, status: str, old: str, new: str, why: str) -> None:
+    def __call__(self, status: NoteStatus, old: str, new: str, why: str) -> None:
         self.append(Note(status, old, new, _WHY.get(why, why)))
 
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from localbackup.index import Index, read_index
-from uploader.stores.base import PartInfo
+from uploader.stores.base import PartInfo, Tier
 
 
 class UploadState(StrEnum):
@@ -110,7 +110,7 @@ class RetrievalRecord:
     archive_id: str | None
     size: int
     storage_class: str  # S3 class, or GLACIER_VAULT
-    tier: str
+    tier: Tier
     days: int | None
     requested_at: datetime
     job_id: str | None

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from uploader.catalogue.db import Catalogue
 from uploader.catalogue.records import RetrievalRecord, RetrievalState
+from uploader.stores.base import Tier
 
 _COLUMNS = (
     "id, store, key, archive_id, size, storage_class, tier, days, requested_at, job_id, state,"
@@ -27,7 +29,7 @@ def _record(r: tuple[object, ...]) -> RetrievalRecord:
         archive_id=None if r[3] is None else str(r[3]),
         size=int(str(r[4])),
         storage_class=str(r[5]),
-        tier=str(r[6]),
+        tier=cast(Tier, str(r[6])),
         days=None if r[7] is None else int(str(r[7])),
         requested_at=datetime.fromisoformat(str(r[8])),
         job_id=None if r[9] is None else str(r[9]),
@@ -53,7 +55,7 @@ def record_request(
     archive_id: str | None,
     size: int,
     storage_class: str,
-    tier: str,
+    tier: Tier,
     days: int | None,
     job_id: str | None,
     now: datetime | None = None,

@@ -23,6 +23,7 @@ from uploader.maintenance.inventory_plan import (
     InventorySettings,
     PollJob,
     RequestJob,
+    pending_jobs,
     plan_inventory,
 )
 from uploader.maintenance.reconcile import ListedArchive, Listing
@@ -106,7 +107,7 @@ class _InventoryPass:
             state = await self._state()
             plan = plan_inventory(state, self.now, self.settings)
             actions = list(plan.actions)
-            in_flight = [j for j in state.jobs if j.status in ("InProgress", "Succeeded")]
+            in_flight = pending_jobs(state)
             if (
                 self.request
                 and not (self.requested or in_flight)

@@ -21,8 +21,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
-from uploader.catalogue.records import InventoryJobState, InventoryState
+from uploader.catalogue.records import InventoryJobState, InventoryState, JobStatus
 
 DAY = 86400.0
 
@@ -56,7 +57,7 @@ class FetchOutput:
 @dataclass(frozen=True, slots=True)
 class ForgetJob:
     job_id: str
-    reason: str  # "expired" | "failed" | "superseded" | "gone"
+    reason: Literal["expired", "failed", "superseded", "gone"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,14 @@ class InventoryPlan:
 
     def of(self, kind: type[InventoryAction]) -> list[InventoryAction]:
         return [a for a in self.actions if isinstance(a, kind)]
+
+
+# Why a finished job is forgotten: its output expired, it failed, or the service forgot it.
+_FORGET_BECAUSE: dict[JobStatus, Literal["expired", "failed", "gone"]] = {
+    JobStatus.SUCCEEDED: "expired",
+    JobStatus.FAILED: "failed",
+    JobStatus.EXPIRED: "gone",
+}
 
 
 def _after(t: datetime | None, seconds: float) -> datetime | None:
@@ -121,11 +130,10 @@ def _triage(
     retry = False
     for job in sorted(jobs, key=lambda j: (j.initiated_at, j.job_id)):
         expires = _after(job.completed_at, s.output_ttl)
-        if job.status == "Succeeded" and (expires is None or now < expires):
+        if job.status == JobStatus.SUCCEEDED and (expires is None or now < expires):
             fetchable.append(job)
-        elif job.status in ("Succeeded", "Failed", "Expired"):
-            why = {"Succeeded": "expired", "Failed": "failed", "Expired": "gone"}[job.status]
-            actions.append(ForgetJob(job.job_id, why))
+        elif job.status in _FORGET_BECAUSE:
+            actions.append(ForgetJob(job.job_id, _FORGET_BECAUSE[job.status]))
             retry = True
         else:
             in_flight.append(job)
@@ -170,4 +178,4 @@ def plan_inventory(
 
 def pending_jobs(state: InventoryState) -> Sequence[InventoryJobState]:
     """Jobs still worth keeping (in progress or finished)."""
-    return [j for j in state.jobs if j.status in ("InProgress", "Succeeded")]
+    return [j for j in state.jobs if j.status in (JobStatus.IN_PROGRESS, JobStatus.SUCCEEDED)]

@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from uploader.archive import VAULT
 from uploader.catalogue.records import PruneArchive
@@ -108,6 +109,26 @@ class PrunePolicy:
         )
 
 
+PruneAction = Literal["keep", "delete"]
+# Why an archive is kept or deleted: stable names, for scripts (see Decision).
+PeriodRule = Literal["keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"]
+PruneRule = (
+    Literal[
+        "foreign",
+        "unconfirmed",
+        "keep_last",
+        "min_age",
+        "within_budget",
+        "over_budget",
+        "policy",
+        "budget",
+    ]
+    | PeriodRule
+)
+# Which rules an over-budget plan cannot break to fit ("" when it is not over budget).
+BudgetBlock = Literal["", "min_age", "keep rules"]
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """Keep or delete one archive, and why: ``rule`` is stable (for scripts), ``reason`` prose.
@@ -117,8 +138,8 @@ class Decision:
     """
 
     key: str
-    action: str  # "keep" | "delete"
-    rule: str
+    action: PruneAction
+    rule: PruneRule
     reason: str
     size: int
     created: datetime
@@ -147,7 +168,7 @@ class PrunePlan:
     next_upload_size: int
     over_budget: bool  # the budget (with the next upload) cannot be met under the rules
     shortfall: int  # bytes still over budget after pruning (with the next upload)
-    blocked_by: str = ""  # "min_age" | "keep rules" when over budget
+    blocked_by: BudgetBlock = ""
     storage_class: str = LOCAL
 
     @property
@@ -178,7 +199,7 @@ def may_upload(plan: PrunePlan, config: RetentionConfig) -> bool:
     return not (plan.over_budget and config.over_budget == "wait")
 
 
-_PERIODS: tuple[tuple[str, Callable[[datetime], tuple[int, ...]]], ...] = (
+_PERIODS: tuple[tuple[PeriodRule, Callable[[datetime], tuple[int, ...]]], ...] = (
     ("keep_daily", lambda t: (t.year, t.month, t.day)),
     ("keep_weekly", lambda t: tuple(t.isocalendar())[:2]),
     ("keep_monthly", lambda t: (t.year, t.month)),
@@ -190,9 +211,11 @@ def _order(a: PruneArchive) -> tuple[datetime, str]:
     return (a.point_in_time, a.key)
 
 
-def _protected(ours: Sequence[PruneArchive], policy: PrunePolicy) -> dict[str, tuple[str, str]]:
+def _protected(
+    ours: Sequence[PruneArchive], policy: PrunePolicy
+) -> dict[str, tuple[PruneRule, str]]:
     """Archives kept by rules 2 and 3: key -> (rule, reason)."""
-    kept: dict[str, tuple[str, str]] = {}
+    kept: dict[str, tuple[PruneRule, str]] = {}
     for a in ours:
         if not a.confirmed:
             kept[a.key] = ("unconfirmed", "not confirmed in the store yet")
@@ -244,13 +267,14 @@ def plan_prune(
     eligible = [a for a in ours if a.key not in kept]
     old = [a for a in eligible if age(a) >= policy.min_age]
     young = [a for a in eligible if age(a) < policy.min_age]
-    deleted: dict[str, tuple[str, str]] = {}
+    deleted: dict[str, tuple[PruneRule, str]] = {}
     if any(getattr(policy, rule) for rule, _ in _PERIODS):
         for a in old:
             deleted[a.key] = ("policy", "kept by no retention rule")
     after = total - sum(a.size for a in old if a.key in deleted)
 
-    over, shortfall, blocked = False, 0, ""
+    over, shortfall = False, 0
+    blocked: BudgetBlock = ""
     budget = policy.max_store_size
     if budget is not None:
         rest = [a for a in old if a.key not in deleted]
@@ -272,6 +296,8 @@ def plan_prune(
         shortfall = max(0, after + next_upload_size - budget)
 
     decisions = []
+    rule: PruneRule
+    action: PruneAction
     for a in everything:
         days = age(a) / DAY
         fee = early_deletion_fee(a.size, days, policy.storage_class) if a.ours else 0.0

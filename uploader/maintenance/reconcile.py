@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from uploader.catalogue.records import KnownArchive, PendingDeletion
 
@@ -50,9 +51,22 @@ class Listing:
     grace: float = 0.0  # seconds: what changed within this before ``as_of`` is not judged
 
 
+ReconcileKind = Literal[
+    "confirmed",
+    "adopt",
+    "foreign",
+    "missing",
+    "mismatch",
+    "deletion_confirmed",
+    "deletion_pending",
+    "deletion_failed",
+    "not_judged",
+]
+
+
 @dataclass(frozen=True, slots=True)
 class ReconcileAction:
-    kind: str  # see the module docstring
+    kind: ReconcileKind  # see the module docstring
     key: str | None
     detail: str
     known: KnownArchive | None = None
@@ -64,11 +78,11 @@ class Reconciliation:
     actions: tuple[ReconcileAction, ...]
     as_of: datetime
 
-    def of(self, kind: str) -> list[ReconcileAction]:
+    def of(self, kind: ReconcileKind) -> list[ReconcileAction]:
         return [a for a in self.actions if a.kind == kind]
 
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
+    def counts(self) -> dict[ReconcileKind, int]:
+        out: dict[ReconcileKind, int] = {}
         for a in self.actions:
             out[a.kind] = out.get(a.kind, 0) + 1
         return out

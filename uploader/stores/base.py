@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, Self, get_args, runtime_checkable
 
 if TYPE_CHECKING:
     from uploader.stores.glacier.jobs import Inventory, JobInfo
@@ -20,6 +20,13 @@ if TYPE_CHECKING:
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 READ_CHUNK = MiB  # the size of the chunks a store's read() yields
+
+# A retrieval tier (S3 restores and Glacier retrieval jobs alike), cheapest first: which ones a
+# storage class offers, their waits and fees are uploader.restore.retrieval's TIERS table.
+Tier = Literal["Bulk", "Standard", "Expedited"]
+TIER_NAMES: tuple[Tier, ...] = get_args(Tier)
+# What asking for a temporary readable copy of a cold object found (ObjectRestore).
+RestoreOutcome = Literal["started", "restored", "in-progress"]
 
 
 class StoreError(Exception):
@@ -220,7 +227,7 @@ class RetrievalJobs(Protocol):
     async def initiate_retrieval_job(
         self,
         archive_id: str,
-        tier: str = "Bulk",
+        tier: Tier = "Bulk",
         byte_range: tuple[int, int] | None = None,
         *,
         archive_size: int | None = None,
@@ -244,7 +251,7 @@ class ObjectRestore(Protocol):
     """A store whose cold objects are restored to a temporary readable copy (S3 ``GLACIER``,
     ``DEEP_ARCHIVE``)."""
 
-    async def restore_object(self, key: str, tier: str, days: int) -> str:
+    async def restore_object(self, key: str, tier: Tier, days: int) -> RestoreOutcome:
         """Request a temporary copy for ``days``: ``"started"``, ``"restored"`` or
         ``"in-progress"``."""
         ...

@@ -26,7 +26,7 @@ from botocore.exceptions import (
 )
 
 from uploader.archive import S3_COLD_CLASSES
-from uploader.config import S3StoreConfig
+from uploader.config import S3StoreConfig, StorageClass
 from uploader.stores.aws_client import AwsClient
 from uploader.stores.aws_errors import client_error, credentials_missing
 from uploader.stores.base import (
@@ -43,7 +43,9 @@ from uploader.stores.base import (
     PartInfo,
     PermanentStoreError,
     RestoreAlreadyInProgress,
+    RestoreOutcome,
     StoreError,
+    Tier,
     TransientStoreError,
     UploadNotFound,
 )
@@ -113,7 +115,7 @@ class S3Store:
         self,
         bucket: str,
         prefix: str = "",
-        storage_class: str = "DEEP_ARCHIVE",
+        storage_class: StorageClass = "DEEP_ARCHIVE",
         *,
         region: str | None = None,
         profile: str | None = None,
@@ -307,7 +309,7 @@ class S3Store:
         restore = r.get("Restore")
         return None if restore is None else str(restore)
 
-    async def restore_object(self, key: str, tier: str, days: int) -> str:
+    async def restore_object(self, key: str, tier: Tier, days: int) -> RestoreOutcome:
         """Ask S3 for a temporary copy of an archived object: ``"started"`` (202),
         ``"restored"`` (200: a copy exists, its expiry is renewed) or ``"in-progress"``
         (``RestoreAlreadyInProgress``)."""

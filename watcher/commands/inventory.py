@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from localbackup.configkit import format_size
 from uploader.catalogue import Catalogue
-from uploader.maintenance import MaintenanceReport
+from uploader.maintenance import MaintenanceReport, ReconcileKind
 from uploader.stores import StoreNotAvailable
 from watcher.exitcodes import OK, USAGE, WARNINGS
 from watcher.maintenance_loop import maintenance_pass
@@ -23,7 +23,7 @@ from watcher.maintenance_loop import maintenance_pass
 if TYPE_CHECKING:
     from watcher.config import AppConfig
 
-LABELS = {
+LABELS: dict[ReconcileKind, str] = {
     "adopt": "adopted (ours, rebuilt into the catalogue)",
     "foreign": "foreign (left alone)",
     "missing": "MISSING (in the catalogue, absent from the store)",

@@ -16,6 +16,7 @@ from localbackup import formats
 from localbackup.configkit import format_size
 from localbackup.spool import Spool
 from uploader.catalogue import Catalogue, inventory_state, last_event, open_flags
+from uploader.maintenance import pending_jobs
 from watcher.exitcodes import OK
 from watcher.markers import FAILED, QUARANTINE
 
@@ -112,8 +113,7 @@ def collect(config: AppConfig) -> dict[str, Any]:
                 "initiated_at": _iso(j.initiated_at),
                 "completed_at": _iso(j.completed_at),
             }
-            for j in inventory.jobs
-            if j.status in ("InProgress", "Succeeded")
+            for j in pending_jobs(inventory)
         ],
         "last_inventory_date": _iso(inventory.last_inventory_date),
         "flags": [

@@ -40,6 +40,7 @@ from uploader.stores.base import (
     ObjectNotFound,
     PartInfo,
     PermanentStoreError,
+    Tier,
     TransientStoreError,
     UploadNotFound,
 )
@@ -366,7 +367,7 @@ class GlacierStore:
     async def initiate_retrieval_job(
         self,
         archive_id: str,
-        tier: str = "Bulk",
+        tier: Tier = "Bulk",
         byte_range: tuple[int, int] | None = None,
         *,
         archive_size: int | None = None,
