@@ -28,6 +28,9 @@ CYCLE_JSON = "cycle.json"
 _CYCLE_ID_PATTERN = r"\d{8}T\d{6}Z(?:-\d+)?"  # UTC start time, -2, -3... within one second
 CYCLE_ID = re.compile(rf"^{_CYCLE_ID_PATTERN}$")
 MARKER_NAME = re.compile(rf"^cycle-(?P<host>[^/\s]+?)-(?P<cycle>{_CYCLE_ID_PATTERN})\.json$")
+# The subdirectories of the marker directory where the watcher files the markers it has handled:
+# uploaded, failed (the reason next to it), malformed. A marker there still counts as written.
+HANDLED_MARKER_DIRS = ("done", "failed", "quarantine")
 _ISO_UTC = "%Y-%m-%dT%H:%M:%S.%fZ"  # every time in these files: UTC, microseconds
 
 

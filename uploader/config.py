@@ -23,7 +23,7 @@ StorageClass = Literal["DEEP_ARCHIVE", "GLACIER", "GLACIER_IR", "STANDARD_IA", "
 STORAGE_CLASSES: tuple[StorageClass, ...] = get_args(StorageClass)
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
-_VAULT = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
+VAULT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")  # what Glacier accepts as a vault name
 _ACCOUNT = re.compile(r"^(-|\d{12})$")
 
 
@@ -198,7 +198,7 @@ def store_config(section: Section) -> StoreConfig:
         )
     else:
         vault = _required(section, "vault")
-        if not _VAULT.match(vault):
+        if not VAULT_NAME.match(vault):
             raise section.error("vault", f"not a valid vault name: {vault!r}")
         account_id = section.string("account_id", "-")
         if not _ACCOUNT.match(account_id):

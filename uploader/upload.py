@@ -25,6 +25,7 @@ import structlog
 from structlog.contextvars import bound_contextvars
 
 from localbackup.formats import CYCLE_JSON, FormatError, SealedCycle, load_sealed_cycle
+from localbackup.spool import CYCLES
 from uploader.archive import ArchiveMetadata, object_key
 from uploader.bundle import BundleError, BundleReader, VerifyingBundle, cycle_sha256
 from uploader.catalogue import (
@@ -68,7 +69,7 @@ log = structlog.get_logger("uploader.upload")
 
 def sealed_cycle_dirs(spool_dir: Path) -> list[Path]:
     """Every sealed cycle in the spool, oldest first."""
-    root = spool_dir / "cycles"
+    root = spool_dir / CYCLES
     if not root.is_dir():
         return []
     return sorted(p.parent for p in root.glob(f"*/{CYCLE_JSON}"))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from localbackup.configkit import ConfigError, format_size
+from uploader.config import VAULT_NAME
 
 __all__ = [
     "GLACIER_DEFAULTS",
@@ -68,7 +69,6 @@ GLACIER_DEFAULTS: Mapping[str, object] = {
     "InventoryRequestMinInterval": 86400 * 2,
     "VaultArchiveMinRetentionDays": 90,
 }
-_VAULT = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
 _GLOB = re.compile(r"([*?\[])")
 
 # What became of one setting of the old tool (the first word of each line of the report).
@@ -297,7 +297,7 @@ def _store(s: LegacySettings, note: _Notes) -> list[str]:
     if "GlacierVault" not in s.set_glacier or not isinstance(vault, str):
         note(CHANGED, where, 'store.type = "local"', "no-vault")
         return ['type = "local"']
-    if not _VAULT.match(vault):
+    if not VAULT_NAME.match(vault):
         note(CHANGED, f"{where} = {vault!r}", 'store.type = "local"', "bad-vault")
         return ['type = "local"']
     note(MAPPED, where, f'store.type = "glacier", store.vault = {_q(vault)}', "vault")

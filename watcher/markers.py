@@ -21,11 +21,12 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from localbackup.atomic import atomic_write_bytes
+from localbackup.formats import HANDLED_MARKER_DIRS
 from localbackup.paths import ensure_private_dir
 
 log = structlog.get_logger(__name__)
 
-DONE, FAILED, QUARANTINE = "done", "failed", "quarantine"
+DONE, FAILED, QUARANTINE = HANDLED_MARKER_DIRS
 
 
 def is_candidate(path: Path, marker_dir: Path) -> bool:

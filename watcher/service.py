@@ -21,6 +21,7 @@ from pathlib import Path
 
 import structlog
 
+from localbackup.configkit import DAY
 from localbackup.spool import Spool
 from uploader.catalogue import Catalogue
 from watcher.config import AppConfig, load_config
@@ -178,7 +179,7 @@ class Service:
         """Run ``glacier-backup backup`` every ``backup_every`` (as a child process, so a stop
         can end it at once: the spool is crash-safe by construction)."""
         while True:
-            every = self.config.watch.backup_every or 86400.0
+            every = self.config.watch.backup_every or DAY
             try:
                 last = await asyncio.to_thread(_last_backup_time, self.config)
                 wait = 0.0 if last is None else every - (datetime.now(UTC) - last).total_seconds()

@@ -24,12 +24,13 @@ from datetime import datetime
 
 import structlog
 
+from localbackup.configkit import DAY
 from uploader import catalogue as cm
 from uploader.archive import ArchiveMetadata
 from uploader.catalogue import Catalogue
 from uploader.maintenance.inventory_pass import advance_inventory
 from uploader.maintenance.inventory_plan import InventorySettings
-from uploader.maintenance.orphans import DAY, KnownUpload, host_prefix, plan_orphan_aborts
+from uploader.maintenance.orphans import KnownUpload, host_prefix, plan_orphan_aborts
 from uploader.maintenance.prune import PrunePlan, PrunePolicy, may_upload, plan_prune
 from uploader.maintenance.reconcile import ListedArchive, Listing, Reconciliation, reconcile
 from uploader.maintenance.retention import RetentionConfig

@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from localbackup.configkit import DAY
 from uploader.catalogue.records import InventoryJobState, InventoryState, JobStatus
-
-DAY = 86400.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from localbackup.configkit import DAY
 from uploader.stores.base import MultipartUploadInfo
 
-DAY = 86400.0
 KEPT_STATES = frozenset({"uploading", "completing"})  # the catalogue resumes (or completes) these
 
 

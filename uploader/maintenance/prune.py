@@ -33,13 +33,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from localbackup.configkit import DAY
 from uploader.archive import VAULT
 from uploader.catalogue.records import PruneArchive
 from uploader.config import LocalStoreConfig, S3StoreConfig, StoreConfig
 from uploader.maintenance.retention import RetentionConfig
-
-DAY = 86400.0
-GIB = 1024**3
+from uploader.stores.base import GiB
 
 LOCAL = "LOCAL"
 
@@ -78,7 +77,7 @@ def storage_class_for(store: StoreConfig) -> str:
 def early_deletion_fee(size: int, age_days: float, storage_class: str) -> float:
     """Estimated USD charged for deleting an archive of ``size`` bytes at ``age_days``."""
     left = max(0.0, MIN_STORAGE_DAYS.get(storage_class, 0) - age_days)
-    return size / GIB * PRICE_PER_GB_MONTH.get(storage_class, 0.0) * left / 30.0
+    return size / GiB * PRICE_PER_GB_MONTH.get(storage_class, 0.0) * left / 30.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,8 +27,6 @@ from typing import Literal
 
 from uploader.catalogue.records import KnownArchive, PendingDeletion
 
-DAY = 86400.0
-
 
 @dataclass(frozen=True, slots=True)
 class ListedArchive:
