@@ -21,10 +21,9 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from types import TracebackType
-from typing import Self
 
 from localbackup.formats import CYCLE_JSON, SealedCycle, load_sealed_cycle
+from uploader.closing import Closing
 
 BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE
@@ -97,7 +96,7 @@ def cycle_sha256(cycle: SealedCycle) -> str:
     return hashlib.sha256(cycle.render()).hexdigest()
 
 
-class BundleReader:
+class BundleReader(Closing):
     """Random access to the bundle of a sealed cycle directory.
 
     Use as a context manager (it keeps data files open) from one thread at a time. Each file's
@@ -110,17 +109,6 @@ class BundleReader:
         self.cycle = cycle if cycle is not None else load_sealed_cycle(cycle_dir)
         self._segments, self.size = _layout(self.cycle)
         self._fds: dict[str, int] = {}
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -219,7 +207,7 @@ class BundleReader:
         return whole.hexdigest()
 
 
-class VerifyingBundle:
+class VerifyingBundle(Closing):
     """The bundle as an upload reads it, front to back: every file is checked on the way.
 
     A :class:`PayloadSource` over a :class:`BundleReader` that hashes each data file and the
@@ -244,17 +232,6 @@ class VerifyingBundle:
         self._file = hashlib.sha256()
         self._sha256: str | None = None
         self._helper = ThreadPoolExecutor(1, thread_name_prefix="bundle-sha256")
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         self._helper.shutdown()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal, cast, get_args
 
@@ -160,10 +160,14 @@ def encryption_config(
     )
 
 
-_STORE_KEYS = {
-    "local": ("path",),
-    "s3": ("bucket", "prefix", "storage_class", "region", "profile", "endpoint_url"),
-    "glacier": ("vault", "account_id", "region", "profile", "endpoint_url"),
+# The keys of each store type: the fields of its configuration (all but ``type``).
+_STORE_KEYS: dict[str, tuple[str, ...]] = {
+    kind: tuple(f.name for f in fields(cls) if f.name != "type")
+    for kind, cls in (
+        ("local", LocalStoreConfig),
+        ("s3", S3StoreConfig),
+        ("glacier", GlacierStoreConfig),
+    )
 }
 
 

@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from localbackup.paths import ensure_private_dir
 from uploader.catalogue.records import ArchiveRecord, UploadRecord, UploadState
 from uploader.catalogue.schema import MIGRATIONS
+from uploader.closing import Closing
 from uploader.stores.base import PartInfo
 
 CATALOGUE_FILE = "catalogue.sqlite3"
@@ -44,7 +44,7 @@ def db_time(s: str) -> datetime:
     return datetime.fromisoformat(s)
 
 
-class Catalogue:
+class Catalogue(Closing):
     """One SQLite connection shared by threads behind a lock (SQLite calls are short)."""
 
     def __init__(self, path: Path, clock: Callable[[], datetime] | None = None) -> None:
@@ -63,17 +63,6 @@ class Catalogue:
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> Catalogue:
         return cls(state_dir / CATALOGUE_FILE)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         with self._lock:

@@ -143,6 +143,22 @@ def _deletion(d: PendingDeletion, item: ListedArchive | None, listing: Listing) 
     return ReconcileAction("deletion_failed", d.key, detail, listed=item)
 
 
+def _same_archive(
+    key: str,
+    store_id: str | None,
+    ours: Mapping[str, ListedArchive],
+    why: str,
+    actions: list[ReconcileAction],
+) -> ListedArchive | None:
+    """The listed archive under ``key`` if it is the one the catalogue recorded (``store_id``);
+    another archive under the key is recorded as foreign (``why``), and None is returned."""
+    item = ours.get(key)
+    if item is not None and store_id and item.store_id != store_id:
+        actions.append(ReconcileAction("foreign", key, why, listed=item))
+        return None
+    return item
+
+
 def reconcile(
     known: Iterable[KnownArchive],
     listing: Listing,
@@ -160,23 +176,17 @@ def reconcile(
     seen: set[str] = set()
     for k in known:
         seen.add(k.key)
-        item = ours.get(k.key)
-        if item is not None and k.store_id and item.store_id != k.store_id:
-            # Our ArchiveId is not listed; another archive with the key is. It does not
-            # confirm ours (that would count a copy we never recorded as our newest backup).
-            why = "a second archive with the same key (not the catalogue's)"
-            actions.append(ReconcileAction("foreign", k.key, why, listed=item))
-            item = None
+        # Our ArchiveId is not listed, another archive with the key is: it does not confirm
+        # ours (that would count a copy we never recorded as our newest backup).
+        why = "a second archive with the same key (not the catalogue's)"
+        item = _same_archive(k.key, k.store_id, ours, why, actions)
         actions.append(_judge(k, item, listing))
     for d in deletions:
         if d.key not in seen:  # a key re-uploaded since is judged as a catalogue archive above
             seen.add(d.key)
-            item = ours.get(d.key)
-            if item is not None and d.store_id and item.store_id != d.store_id:
-                # Another archive with the key of the one we deleted: not ours to judge or adopt.
-                why = "a second archive with the key of a deleted one"
-                actions.append(ReconcileAction("foreign", d.key, why, listed=item))
-                item = None
+            # Another archive with the key of the one we deleted: not ours to judge or adopt.
+            why = "a second archive with the key of a deleted one"
+            item = _same_archive(d.key, d.store_id, ours, why, actions)
             actions.append(_deletion(d, item, listing))
     for key, item in sorted(ours.items()):
         if key not in seen:

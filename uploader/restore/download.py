@@ -32,19 +32,17 @@ import contextlib
 import json
 import os
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
 from pathlib import Path
+from typing import Unpack
 
 import structlog
 
-from localbackup.extract import ExtractOptions
 from localbackup.paths import ensure_private_dir
 from localbackup.staging import RETRIEVAL_NAME, stages_inside
 from uploader import catalogue as cr
 from uploader.catalogue import Catalogue
-from uploader.crypto import Identity
 from uploader.restore.retrieval import VAULT, RetrievalError, RetrievalExpired, retrieval_jobs
-from uploader.restore.stream import OnPlan, RestoreResult, restore_stream
+from uploader.restore.stream import RestoreResult, StreamOptions, restore_stream
 from uploader.stores.base import MiB, ObjectChanged, PinnedReads, Store, TransientStoreError
 from uploader.stores.glacier.jobs import JobOutputExpired, tree_hash_ranges
 
@@ -234,28 +232,13 @@ def _reader(
 
 
 async def restore_downloaded(
-    path: Path,
-    to: Path,
-    *,
-    identities: list[Identity] | None,
-    at: int | datetime | None = None,
-    force: bool = False,
-    options: ExtractOptions | None = None,
-    on_plan: OnPlan | None = None,
+    path: Path, to: Path, **options: Unpack[StreamOptions]
 ) -> RestoreResult:
     """Stream the downloaded ciphertext through decrypt -> bundle -> extraction."""
 
     def run() -> RestoreResult:
         with open(path, "rb", buffering=1 << 20) as src:
-            return restore_stream(
-                src,
-                to,
-                identities=identities,
-                at=at,
-                force=force,
-                options=options,
-                on_plan=on_plan,
-            )
+            return restore_stream(src, to, **options)
 
     return await asyncio.to_thread(run)
 

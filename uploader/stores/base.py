@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Protocol, Self, get_args, runtime_checkable
 
 if TYPE_CHECKING:
+    from uploader.config import StoreConfig
     from uploader.stores.glacier.jobs import Inventory, JobInfo
 
 MiB = 1024 * 1024
@@ -194,6 +195,35 @@ class Store(Protocol):
     async def delete(self, key: str) -> None:
         """Remove an object; deleting a missing object is not an error."""
         ...
+
+
+class StoreBase:
+    """What every store shares: its name is its configuration's, its capabilities are data, and
+    leaving ``async with`` awaits :meth:`close`. Each store opens itself in ``__aenter__``."""
+
+    config: StoreConfig
+    _capabilities: Capabilities
+
+    @property
+    def name(self) -> str:
+        """The configuration's name: the store's stable identity in the catalogue."""
+        return self.config.name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the store can do (part sizes, listing, retrieval), as data."""
+        return self._capabilities
+
+    async def close(self) -> None:
+        """Release what ``__aenter__`` opened (nothing, unless the store says otherwise)."""
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
 
 
 # -- optional abilities: small protocols, checked with isinstance -------------------------------
