@@ -12,7 +12,7 @@ from typing import Literal, cast, get_args
 from localbackup import paths
 from localbackup.configkit import ConfigError, Section
 from uploader.crypto import InvalidRecipientError, parse_recipient
-from uploader.stores.base import GiB, MiB
+from uploader.stores import GiB, MiB
 
 PASSPHRASE_ENV = "GLACIER_BACKUP_PASSPHRASE"  # noqa: S105 - the name, not a secret
 EncryptionMode = Literal["age", "none"]

@@ -55,7 +55,7 @@ from uploader.multipart import (
     upload_multipart,
 )
 from uploader.payload import EncryptedPayload, PartPlan, PayloadSource, choose_part_size
-from uploader.stores.base import (
+from uploader.stores import (
     ObjectInfo,
     PartInfo,
     Store,

@@ -1,7 +1,7 @@
 """The service's maintenance coroutine: a pass every ``[watch] maintenance_every`` seconds.
 
 Each pass opens the store, advances inventories / reconciles, and prunes
-(:func:`uploader.maintenance.executor.run_maintenance`). Every failure is caught and logged: the
+(:func:`uploader.maintenance.run_maintenance`). Every failure is caught and logged: the
 service never dies of maintenance, the next pass simply tries again. :func:`maintenance_config`
 is also what the ``inventory`` and ``prune`` commands use, so that the CLI and the service agree.
 """

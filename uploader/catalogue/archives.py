@@ -10,7 +10,7 @@ from uploader.catalogue.db import Catalogue, db_time, to_db_time
 from uploader.catalogue.records import KnownArchive
 
 if TYPE_CHECKING:
-    from uploader.maintenance.reconcile import ListedArchive
+    from uploader.maintenance import ListedArchive
 
 
 def known_archives(catalogue: Catalogue, store: str) -> list[KnownArchive]:

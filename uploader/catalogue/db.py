@@ -24,7 +24,7 @@ from localbackup.paths import ensure_private_dir
 from uploader.catalogue.records import ArchiveRecord, UploadRecord, UploadState
 from uploader.catalogue.schema import MIGRATIONS
 from uploader.closing import Closing
-from uploader.stores.base import PartInfo
+from uploader.stores import PartInfo
 
 CATALOGUE_FILE = "catalogue.sqlite3"
 

@@ -11,7 +11,7 @@ from uploader.catalogue.db import Catalogue, db_time, from_db_time, to_db_time
 from uploader.catalogue.records import Flag, FlagKind, ForeignArchive
 
 if TYPE_CHECKING:
-    from uploader.maintenance.reconcile import ListedArchive
+    from uploader.maintenance import ListedArchive
 
 
 def record_foreign(

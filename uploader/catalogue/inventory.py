@@ -12,7 +12,7 @@ from uploader.catalogue.db import Catalogue, db_time, from_db_time, to_db_time
 from uploader.catalogue.records import InventoryJobState, InventoryState, JobStatus
 
 if TYPE_CHECKING:
-    from uploader.maintenance.reconcile import ListedArchive
+    from uploader.maintenance import ListedArchive
 
 
 def inventory_state(catalogue: Catalogue, store: str) -> InventoryState:

@@ -6,20 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from localbackup.formats import cycle_id_time
 from uploader.catalogue.db import Catalogue, db_time, from_db_time, to_db_time
 from uploader.catalogue.findings import foreign_archives, open_flags
 from uploader.catalogue.records import FlagKind, PendingDeletion, PruneArchive
 
 if TYPE_CHECKING:
-    from uploader.maintenance.prune import PrunePlan
-
-
-def cycle_time(cycle_id: str) -> datetime | None:
-    """The start time encoded in a cycle id (``20261126T040000Z``, maybe ``-2``), if it is one."""
-    try:
-        return datetime.strptime(cycle_id.split("-", 1)[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return None
+    from uploader.maintenance import PrunePlan
 
 
 def prune_inputs(catalogue: Catalogue, store: str) -> list[PruneArchive]:
@@ -41,7 +34,7 @@ def prune_inputs(catalogue: Catalogue, store: str) -> list[PruneArchive]:
             int(s),
             db_time(u),
             confirmed=c is not None and k not in flagged,
-            taken_at=cycle_time(cid),
+            taken_at=cycle_id_time(cid),
         )
         for k, s, u, c, cid in rows
     ]

@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from localbackup.index import Index, read_index
-from uploader.stores.base import PartInfo, Tier
+from uploader.stores import PartInfo, Tier
 
 
 class UploadState(StrEnum):

@@ -13,7 +13,7 @@ from typing import cast
 
 from uploader.catalogue.db import Catalogue
 from uploader.catalogue.records import RetrievalRecord, RetrievalState
-from uploader.stores.base import Tier
+from uploader.stores import Tier
 
 _COLUMNS = (
     "id, store, key, archive_id, size, storage_class, tier, days, requested_at, job_id, state,"

@@ -34,7 +34,7 @@ from uploader.maintenance.orphans import KnownUpload, host_prefix, plan_orphan_a
 from uploader.maintenance.prune import PrunePlan, PrunePolicy, may_upload, plan_prune
 from uploader.maintenance.reconcile import ListedArchive, Listing, Reconciliation, reconcile
 from uploader.maintenance.retention import RetentionConfig
-from uploader.stores.base import InventoryJobs, ObjectInfo, ObjectNotFound, Store, StoreError
+from uploader.stores import InventoryJobs, ObjectInfo, ObjectNotFound, Store, StoreError
 
 log = structlog.get_logger("uploader.maintenance.executor")
 

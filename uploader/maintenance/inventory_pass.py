@@ -27,9 +27,8 @@ from uploader.maintenance.inventory_plan import (
     plan_inventory,
 )
 from uploader.maintenance.reconcile import ListedArchive, Listing
-from uploader.stores.base import InventoryJobs, StoreError
-from uploader.stores.glacier.jobs import Inventory, JobOutputExpired
-from uploader.stores.glacier.wire import NoInventoryYet
+from uploader.stores import InventoryJobs, StoreError
+from uploader.stores.glacier import Inventory, JobOutputExpired, NoInventoryYet
 
 log = structlog.get_logger("uploader.maintenance.inventory_pass")
 

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from localbackup.configkit import DAY
-from uploader.catalogue.records import InventoryJobState, InventoryState, JobStatus
+from uploader.catalogue import InventoryJobState, InventoryState, JobStatus
 
 
 @dataclass(frozen=True, slots=True)

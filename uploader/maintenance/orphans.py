@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from localbackup.configkit import DAY
-from uploader.stores.base import MultipartUploadInfo
+from uploader.stores import MultipartUploadInfo
 
 KEPT_STATES = frozenset({"uploading", "completing"})  # the catalogue resumes (or completes) these
 

@@ -35,10 +35,10 @@ from typing import Literal
 
 from localbackup.configkit import DAY
 from uploader.archive import VAULT
-from uploader.catalogue.records import PruneArchive
+from uploader.catalogue import PruneArchive
 from uploader.config import LocalStoreConfig, S3StoreConfig, StoreConfig
 from uploader.maintenance.retention import RetentionConfig
-from uploader.stores.base import GiB
+from uploader.stores import GiB
 
 LOCAL = "LOCAL"
 

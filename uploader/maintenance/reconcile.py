@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from uploader.catalogue.records import KnownArchive, PendingDeletion
+from uploader.catalogue import KnownArchive, PendingDeletion
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from uploader.restore import retrieval as rt
 from uploader.restore.request import RestoreRequest
 from uploader.restore.stream import ArchiveRef, CorruptArchive, OnPlan, RestoreError
 from uploader.restore.ui import RestoreUI, RetrievalDeclined, consent
-from uploader.stores.base import Store
+from uploader.stores import Store
 
 __all__ = ["Sleep", "cold_class", "restore_cold"]
 

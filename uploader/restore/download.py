@@ -43,8 +43,8 @@ from uploader import catalogue as cr
 from uploader.catalogue import Catalogue
 from uploader.restore.retrieval import VAULT, RetrievalError, RetrievalExpired, retrieval_jobs
 from uploader.restore.stream import RestoreResult, StreamOptions, restore_stream
-from uploader.stores.base import MiB, ObjectChanged, PinnedReads, Store, TransientStoreError
-from uploader.stores.glacier.jobs import JobOutputExpired, tree_hash_ranges
+from uploader.stores import MiB, ObjectChanged, PinnedReads, Store, TransientStoreError
+from uploader.stores.glacier import JobOutputExpired, tree_hash_ranges
 
 log = structlog.get_logger(__name__)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from localbackup.extract import ExtractOptions
 from localbackup.pointintime import LATEST
 from uploader.restore.download import DEFAULT_PARALLEL, DEFAULT_RANGE
-from uploader.stores.base import Tier
+from uploader.stores import Tier
 
 __all__ = [
     "DEFAULT_DAYS",

@@ -20,8 +20,8 @@ from uploader import catalogue as cr
 from uploader.archive import COLD_CLASSES, VAULT
 from uploader.catalogue import Catalogue
 from uploader.restore.stream import RestoreError
-from uploader.stores.base import GiB, ObjectRestore, RetrievalJobs, Store, Tier
-from uploader.stores.glacier.jobs import JobOutputExpired
+from uploader.stores import GiB, ObjectRestore, RetrievalJobs, Store, Tier
+from uploader.stores.glacier import JobOutputExpired
 
 __all__ = [
     "COLD_CLASSES",

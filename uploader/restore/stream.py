@@ -37,7 +37,7 @@ from uploader.archive import parse_object_key
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig
 from uploader.crypto import Decryptor, Identity, ScryptIdentity, load_identities, read_passphrase
-from uploader.stores.base import Store
+from uploader.stores import Store
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine

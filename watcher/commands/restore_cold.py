@@ -17,7 +17,7 @@ from uploader.restore import (
     TIER_CHOICES,
     RetrievalOptions,
 )
-from uploader.stores.base import MiB
+from uploader.stores import MiB
 
 
 def add_cold_arguments(p: argparse.ArgumentParser) -> None:
