@@ -28,7 +28,7 @@ the remaining days.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -248,6 +248,58 @@ def _fill(candidates: Sequence[PruneArchive], size: int, target: int) -> list[Pr
     return picked if size <= target else None
 
 
+def _budget_cut(
+    rest: Sequence[PruneArchive],
+    young: Sequence[PruneArchive],
+    size: int,
+    budget: int,
+    next_upload_size: int,
+) -> tuple[list[PruneArchive], BudgetBlock]:
+    """The oldest of ``rest`` to delete so that the store (``size``) and the next upload fit
+    ``budget``. When they cannot, what fits the budget alone, and which rules stand in the way
+    (never "": "" means the plan is within its budget)."""
+    picked = _fill(rest, size, budget - next_upload_size)
+    if picked is not None:
+        return picked, ""
+    # Meet the store budget itself if we can; the next upload is what will not fit.
+    picked = _fill(rest, size, budget) or []
+    ignoring_age = sorted([*rest, *young], key=_order)
+    reachable = _fill(ignoring_age, size, budget - next_upload_size) is not None
+    return picked, "min_age" if reachable else "keep rules"
+
+
+def _decision(
+    a: PruneArchive,
+    age: float,
+    policy: PrunePolicy,
+    *,
+    kept: Mapping[str, tuple[PruneRule, str]],
+    deleted: Mapping[str, tuple[PruneRule, str]],
+    blocked: BudgetBlock,
+) -> Decision:
+    """Keep or delete ``a`` (``age`` seconds old), by the rules that claimed it, or why not."""
+    days = age / DAY
+    fee = early_deletion_fee(a.size, days, policy.storage_class) if a.ours else 0.0
+    rule: PruneRule
+    action: PruneAction
+    if not a.ours:
+        rule, reason, action = "foreign", "foreign archive: never touched", "keep"
+    elif a.key in kept:
+        (rule, reason), action = kept[a.key], "keep"
+    elif a.key in deleted:
+        (rule, reason), action = deleted[a.key], "delete"
+    elif age < policy.min_age:
+        left = (policy.min_age - age) / DAY
+        rule, action = "min_age", "keep"
+        reason = f"younger than min_age ({days:.1f} d old, {left:.1f} d to go)"
+    elif blocked:
+        rule, action = "over_budget", "keep"
+        reason = f"over budget, but the budget cannot be met without breaking {blocked}"
+    else:
+        rule, reason, action = "within_budget", "the store is within its budget", "keep"
+    return Decision(a.key, action, rule, reason, a.size, a.created, round(days, 6), fee)
+
+
 def plan_prune(
     archives: Iterable[PruneArchive],
     policy: PrunePolicy,
@@ -272,59 +324,31 @@ def plan_prune(
             deleted[a.key] = ("policy", "kept by no retention rule")
     after = total - sum(a.size for a in old if a.key in deleted)
 
-    over, shortfall = False, 0
+    shortfall = 0
     blocked: BudgetBlock = ""
     budget = policy.max_store_size
     if budget is not None:
         rest = [a for a in old if a.key not in deleted]
-        picked = _fill(rest, after, budget - next_upload_size)
-        if picked is None:
-            over = True
-            # Meet the store budget itself if we can; the next upload is what will not fit.
-            picked = _fill(rest, after, budget) or []
-            ignoring_age = sorted([*rest, *young], key=_order)
-            reachable = _fill(ignoring_age, after, budget - next_upload_size) is not None
-            blocked = "min_age" if reachable else "keep rules"
+        picked, blocked = _budget_cut(rest, young, after, budget, next_upload_size)
+        why = (
+            f"oldest beyond keep rules; store over budget ({after} B + next upload "
+            f"{next_upload_size} B > {budget} B)"
+        )
         for a in picked:
-            deleted[a.key] = (
-                "budget",
-                f"oldest beyond keep rules; store over budget ({after} B + next upload "
-                f"{next_upload_size} B > {budget} B)",
-            )
+            deleted[a.key] = ("budget", why)
         after -= sum(a.size for a in picked)
         shortfall = max(0, after + next_upload_size - budget)
 
-    decisions = []
-    rule: PruneRule
-    action: PruneAction
-    for a in everything:
-        days = age(a) / DAY
-        fee = early_deletion_fee(a.size, days, policy.storage_class) if a.ours else 0.0
-        if not a.ours:
-            rule, reason, action = "foreign", "foreign archive: never touched", "keep"
-        elif a.key in kept:
-            (rule, reason), action = kept[a.key], "keep"
-        elif a.key in deleted:
-            (rule, reason), action = deleted[a.key], "delete"
-        elif age(a) < policy.min_age:
-            left = (policy.min_age - age(a)) / DAY
-            rule, action = "min_age", "keep"
-            reason = f"younger than min_age ({days:.1f} d old, {left:.1f} d to go)"
-        elif over:
-            rule, action = "over_budget", "keep"
-            reason = f"over budget, but the budget cannot be met without breaking {blocked}"
-        else:
-            rule, reason, action = "within_budget", "the store is within its budget", "keep"
-        decisions.append(
-            Decision(a.key, action, rule, reason, a.size, a.created, round(days, 6), fee)
-        )
     return PrunePlan(
-        decisions=tuple(decisions),
+        decisions=tuple(
+            _decision(a, age(a), policy, kept=kept, deleted=deleted, blocked=blocked)
+            for a in everything
+        ),
         total_size=total,
         size_after=after,
         budget=budget,
         next_upload_size=next_upload_size,
-        over_budget=over,
+        over_budget=bool(blocked),
         shortfall=shortfall,
         blocked_by=blocked,
         storage_class=policy.storage_class,
