@@ -108,20 +108,7 @@ async def download(
     """Fetch every range not yet recorded into ``path``; returns how many were fetched."""
     ranges = plan_ranges(record, range_size)
     ensure_private_dir(path.parent)
-    # Every range comes from the object seen when the download started (S3: its ETag).
-    pinned = store if record.storage_class != VAULT and isinstance(store, PinnedReads) else None
-    pin = _read_pin(path) if pinned is not None else {}
-    fresh = (
-        record.download_path != path
-        or record.range_size != range_size
-        or not path.is_file()
-        or (pinned is not None and not pin)
-    )
-    if fresh:
-        await asyncio.to_thread(cr.set_download, catalogue, record.id, path, range_size)
-        path.unlink(missing_ok=True)
-        if pinned is not None:
-            pin = await _pin_object(pinned, record.key, path)
+    pin = await _start_or_resume(store, catalogue, record, path, range_size)
     done = await asyncio.to_thread(cr.done_ranges, catalogue, record.id)
     todo = [r for r in ranges if r not in done]
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -158,6 +145,27 @@ async def download(
         os.close(fd)
     log.info("retrieval.downloaded", key=record.key, ranges=len(todo), skipped=len(done))
     return len(todo)
+
+
+async def _start_or_resume(
+    store: Store, catalogue: Catalogue, record: cr.RetrievalRecord, path: Path, range_size: int
+) -> Pin:
+    """The pin every range is read with (S3: the ETag of the object seen when the download
+    started); the download starts afresh unless the recorded one can be continued."""
+    pinned = store if record.storage_class != VAULT and isinstance(store, PinnedReads) else None
+    pin = _read_pin(path) if pinned is not None else {}
+    fresh = (
+        record.download_path != path
+        or record.range_size != range_size
+        or not path.is_file()
+        or (pinned is not None and not pin)
+    )
+    if fresh:
+        await asyncio.to_thread(cr.set_download, catalogue, record.id, path, range_size)
+        path.unlink(missing_ok=True)
+        if pinned is not None:
+            pin = await _pin_object(pinned, record.key, path)
+    return pin
 
 
 def _write(fd: int, offset: int, data: bytes) -> None:
