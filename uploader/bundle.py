@@ -111,6 +111,7 @@ class BundleReader(Closing):
         self._fds: dict[str, int] = {}
 
     def close(self) -> None:
+        """Close the data files opened so far."""
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
@@ -151,12 +152,14 @@ class BundleReader(Closing):
             filled += n
 
     def read(self, offset: int, size: int) -> bytes:
+        """``size`` bytes of the bundle from ``offset``."""
         buf = bytearray(size)
         self.readinto(offset, memoryview(buf))
         return bytes(buf)
 
     @property
     def segments(self) -> Sequence[_Segment]:
+        """The bundle's layout: each tar header, data file and padding, in order."""
         return self._segments
 
     def _find(self, offset: int) -> int:
@@ -234,10 +237,12 @@ class VerifyingBundle(Closing):
         self._helper = ThreadPoolExecutor(1, thread_name_prefix="bundle-sha256")
 
     def close(self) -> None:
+        """Stop the thread that hashes the files."""
         self._helper.shutdown()
 
     @property
     def size(self) -> int:
+        """The bundle's size in bytes."""
         return self._reader.size
 
     @property
@@ -248,6 +253,7 @@ class VerifyingBundle(Closing):
         return self._sha256
 
     def readinto(self, offset: int, view: memoryview) -> None:
+        """Fill ``view`` from ``offset``, hashing the files on the way; reads must come in order."""
         if offset < self._pos:
             raise BundleError(f"bundle read out of order: {offset} after {self._pos} bytes")
         self._skip_to(offset)

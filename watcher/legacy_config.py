@@ -131,6 +131,8 @@ _WHY = {
 
 @dataclass(frozen=True, slots=True)
 class Note:
+    """What became of one setting of the original tool, and why."""
+
     status: NoteStatus
     old: str  # "file: key"
     new: str  # the new key (and value), or "" when nothing replaces it
@@ -161,6 +163,8 @@ class LegacySettings:
 
 @dataclass(frozen=True, slots=True)
 class Conversion:
+    """The converted configuration, the notes on each setting, and the old keys to save."""
+
     toml: str
     notes: tuple[Note, ...]
     secrets: Mapping[str, bytes] = field(default_factory=dict)  # file name -> passphrase

@@ -62,9 +62,11 @@ class Catalogue(Closing):
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> Catalogue:
+        """The catalogue of a state directory (created on first use)."""
         return cls(state_dir / CATALOGUE_FILE)
 
     def close(self) -> None:
+        """Close the database connection."""
         with self._lock:
             self._db.close()
 
@@ -105,6 +107,7 @@ class Catalogue(Closing):
 
     @property
     def schema_version(self) -> int:
+        """The schema version of the database (its ``user_version``)."""
         with self._lock:
             return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
@@ -124,6 +127,7 @@ class Catalogue(Closing):
         plaintext_sha256: str,
         encryption: str | None,
     ) -> UploadRecord:
+        """Record an upload the store has just started; returns its record."""
         values = (
             store,
             key,
@@ -148,6 +152,7 @@ class Catalogue(Closing):
         return _upload_from_row((cur.lastrowid, *values, UploadState.UPLOADING, None))
 
     def find_upload(self, store: str, cycle_id: str) -> UploadRecord | None:
+        """The upload in progress of ``cycle_id`` to ``store``, if any."""
         with self._lock:
             row = self._db.execute(
                 f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE store = ? AND cycle_id = ?",  # noqa: S608
@@ -158,6 +163,7 @@ class Catalogue(Closing):
         return _upload_from_row(row)
 
     def uploads(self, store: str | None = None) -> list[UploadRecord]:
+        """Every upload in progress (to ``store`` only, when given)."""
         with self._lock:
             rows = self._db.execute(
                 f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE ? IS NULL OR store = ?",  # noqa: S608
@@ -171,6 +177,7 @@ class Catalogue(Closing):
             db.execute(_INSERT_PART, (upload, part.number, part.size, part.checksum, part.etag))
 
     def parts(self, upload: int) -> list[PartInfo]:
+        """The parts of an upload in progress the store acknowledged, by number."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT number, size, checksum, etag FROM upload_parts WHERE upload = ?"
@@ -246,12 +253,14 @@ class Catalogue(Closing):
     # -- archives ------------------------------------------------------------------------------
 
     def find_archive(self, store: str, cycle_id: str) -> ArchiveRecord | None:
+        """The archive of ``cycle_id`` in ``store``, if there is one."""
         found = self.archives(store=store, cycle_id=cycle_id)
         return found[0] if found else None
 
     def archives(
         self, store: str | None = None, cycle_id: str | None = None
     ) -> list[ArchiveRecord]:
+        """The archives known, oldest cycle first (of ``store``, of ``cycle_id``, when given)."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT store, key, cycle_id, host, size, plaintext_sha256, uploaded_at,"

@@ -10,6 +10,7 @@ from uploader.catalogue.records import Event
 
 
 def record_event(catalogue: Catalogue, kind: str, detail: str, cycle_id: str | None = None) -> None:
+    """Add an entry to the event log (``kind``: uploaded, upload_failed, ...), stamped now."""
     with catalogue.transaction() as db:
         db.execute(
             "INSERT INTO events (at, kind, cycle_id, detail) VALUES (?, ?, ?, ?)",
@@ -18,6 +19,7 @@ def record_event(catalogue: Catalogue, kind: str, detail: str, cycle_id: str | N
 
 
 def last_event(catalogue: Catalogue, kinds: tuple[str, ...]) -> Event | None:
+    """The newest event of one of ``kinds``, if any."""
     marks = ", ".join("?" * len(kinds))
     rows = catalogue.query(
         f"SELECT at, kind, cycle_id, detail FROM events WHERE kind IN ({marks})"  # noqa: S608

@@ -47,6 +47,7 @@ def prune_inputs(catalogue: Catalogue, store: str) -> list[PruneArchive]:
 def record_prune_plan(
     catalogue: Catalogue, store: str, plan: PrunePlan, now: datetime, dry_run: bool
 ) -> None:
+    """Keep every decision of a prune plan (of dry runs too), with when it was planned."""
     with catalogue.transaction() as db:
         db.executemany(
             "INSERT INTO prune_decisions (store, planned_at, key, action, rule, reason, size,"
@@ -87,6 +88,7 @@ def record_deletion(
 
 
 def pending_deletions(catalogue: Catalogue, store: str) -> list[PendingDeletion]:
+    """Deletions the store accepted that no listing or inventory has confirmed yet."""
     rows = catalogue.query(
         "SELECT key, deleted_at, archive_id FROM pending_deletions"
         " WHERE store = ? AND confirmed_at IS NULL ORDER BY key",
@@ -96,6 +98,7 @@ def pending_deletions(catalogue: Catalogue, store: str) -> list[PendingDeletion]
 
 
 def confirm_deletion(catalogue: Catalogue, store: str, key: str, now: datetime) -> None:
+    """A listing or inventory no longer shows ``key``: its deletion is done."""
     with catalogue.transaction() as db:
         db.execute(
             "UPDATE pending_deletions SET confirmed_at = ? WHERE store = ? AND key = ?",

@@ -40,6 +40,7 @@ def _record(r: tuple[object, ...]) -> RetrievalRecord:
 
 
 def find_retrieval(catalogue: Catalogue, store: str, key: str) -> RetrievalRecord | None:
+    """The retrieval recorded for ``key`` in ``store``, if any."""
     rows = catalogue.query(
         f"SELECT {_COLUMNS} FROM retrievals WHERE store = ? AND key = ?",  # noqa: S608
         (store, key),
@@ -86,6 +87,7 @@ def record_request(
 
 
 def mark_ready(catalogue: Catalogue, retrieval: int) -> None:
+    """The retrieval is ready: its staged copy can be downloaded."""
     with catalogue.transaction() as db:
         db.execute(
             "UPDATE retrievals SET state = ? WHERE id = ?", (RetrievalState.READY, retrieval)
@@ -122,6 +124,7 @@ def record_range(catalogue: Catalogue, retrieval: int, start: int, end: int) -> 
 
 
 def done_ranges(catalogue: Catalogue, retrieval: int) -> set[tuple[int, int]]:
+    """The byte ranges of the download already written and verified."""
     rows = catalogue.query(
         'SELECT start, "end" FROM retrieval_ranges WHERE retrieval = ?', (retrieval,)
     )
@@ -129,5 +132,6 @@ def done_ranges(catalogue: Catalogue, retrieval: int) -> set[tuple[int, int]]:
 
 
 def drop_retrieval(catalogue: Catalogue, retrieval: int) -> None:
+    """Forget a retrieval and its ranges (restored, or given up)."""
     with catalogue.transaction() as db:
         db.execute("DELETE FROM retrievals WHERE id = ?", (retrieval,))

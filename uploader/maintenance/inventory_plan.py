@@ -29,6 +29,8 @@ from uploader.catalogue import InventoryJobState, InventoryState, JobStatus
 
 @dataclass(frozen=True, slots=True)
 class InventorySettings:
+    """How often inventories are requested and polled, and how long their output lives."""
+
     min_interval: float = DAY  # never request more often than this
     max_interval: float = 7 * DAY  # request at least this often even with no change
     output_ttl: float = DAY  # a finished job's output is kept this long after completion
@@ -39,28 +41,38 @@ class InventorySettings:
 
 @dataclass(frozen=True, slots=True)
 class RequestJob:
+    """Ask the vault for a new inventory job (``reason``: why now)."""
+
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class PollJob:
+    """Ask the service how the job stands."""
+
     job_id: str
 
 
 @dataclass(frozen=True, slots=True)
 class FetchOutput:
+    """Read the output of a finished job before it expires."""
+
     job_id: str
     expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class ForgetJob:
+    """Stop tracking a job (its output expired, it failed, a newer one won, or it is gone)."""
+
     job_id: str
     reason: Literal["expired", "failed", "superseded", "gone"]
 
 
 @dataclass(frozen=True, slots=True)
 class Wait:
+    """Nothing to do until ``until`` (None: until something changes)."""
+
     until: datetime | None
     reason: str
 
@@ -70,11 +82,14 @@ InventoryAction = RequestJob | PollJob | FetchOutput | ForgetJob | Wait
 
 @dataclass(frozen=True, slots=True)
 class InventoryPlan:
+    """The next inventory actions and a status line for people."""
+
     actions: tuple[InventoryAction, ...]
     status: str  # one line for people: "no inventory yet", "job ... in progress", ...
     first_inventory: bool = field(default=False)
 
     def of(self, kind: type[InventoryAction]) -> list[InventoryAction]:
+        """The actions of one kind."""
         return [a for a in self.actions if isinstance(a, kind)]
 
 

@@ -40,11 +40,14 @@ class KnownUpload:
 
 @dataclass(frozen=True, slots=True)
 class OrphanAbort:
+    """A multipart upload to abort, and why."""
+
     upload: MultipartUploadInfo
     reason: str
 
 
 def host_prefix(host: str) -> str:
+    """The key prefix of every archive of ``host``."""
     return f"{host}/"
 
 

@@ -95,6 +95,8 @@ class PrunePolicy:
 
     @classmethod
     def from_config(cls, cfg: RetentionConfig, storage_class: str) -> PrunePolicy:
+        """The ``[retention]`` rules for a store of ``storage_class`` (``min_age = "auto"``
+        resolved)."""
         auto = MIN_STORAGE_DAYS.get(storage_class, 0) * DAY
         return cls(
             storage_class=storage_class,
@@ -147,19 +149,24 @@ class Decision:
 
     @property
     def delete(self) -> bool:
+        """Whether the archive is to be deleted."""
         return self.action == "delete"
 
     @property
     def fee_incurred(self) -> float:
+        """The estimated early-deletion fee this decision pays."""
         return self.fee_if_deleted if self.delete else 0.0
 
     @property
     def fee_avoided(self) -> float:
+        """The estimated early-deletion fee keeping the archive avoids."""
         return 0.0 if self.delete else self.fee_if_deleted
 
 
 @dataclass(frozen=True, slots=True)
 class PrunePlan:
+    """The decisions for every archive of a store, and what the store's size becomes."""
+
     decisions: tuple[Decision, ...]  # oldest first
     total_size: int  # everything in the store now, foreign included
     size_after: int
@@ -172,13 +179,16 @@ class PrunePlan:
 
     @property
     def deletions(self) -> tuple[Decision, ...]:
+        """The decisions to delete."""
         return tuple(d for d in self.decisions if d.delete)
 
     @property
     def fee_incurred(self) -> float:
+        """The estimated early-deletion fees of all deletions."""
         return sum(d.fee_incurred for d in self.decisions)
 
     def summary(self) -> str:
+        """One line: how many deletions, the size before and after, the fee, and any shortfall."""
         budget = "no budget" if self.budget is None else f"budget {self.budget} B"
         text = (
             f"{len(self.deletions)} of {len(self.decisions)} archives to delete; "

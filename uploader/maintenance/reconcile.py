@@ -44,6 +44,8 @@ class ListedArchive:
 
 @dataclass(frozen=True, slots=True)
 class Listing:
+    """What the store holds, and as of when."""
+
     archives: tuple[ListedArchive, ...]
     as_of: datetime  # now (immediate listing) or the inventory date
     grace: float = 0.0  # seconds: what changed within this before ``as_of`` is not judged
@@ -64,6 +66,8 @@ ReconcileKind = Literal[
 
 @dataclass(frozen=True, slots=True)
 class ReconcileAction:
+    """What to do about one archive (``kind``: see the module docstring)."""
+
     kind: ReconcileKind  # see the module docstring
     key: str | None
     detail: str
@@ -73,13 +77,17 @@ class ReconcileAction:
 
 @dataclass(frozen=True, slots=True)
 class Reconciliation:
+    """Every action of one reconciliation, and the listing date it judged by."""
+
     actions: tuple[ReconcileAction, ...]
     as_of: datetime
 
     def of(self, kind: ReconcileKind) -> list[ReconcileAction]:
+        """The actions of one kind."""
         return [a for a in self.actions if a.kind == kind]
 
     def counts(self) -> dict[ReconcileKind, int]:
+        """How many actions of each kind."""
         out: dict[ReconcileKind, int] = {}
         for a in self.actions:
             out[a.kind] = out.get(a.kind, 0) + 1

@@ -14,6 +14,8 @@ OverBudget = Literal["upload", "wait"]
 
 @dataclass(frozen=True, slots=True)
 class RetentionConfig:
+    """How large the store may grow and what must be kept (see docs/retention.md)."""
+
     max_store_size: int | None = None  # bytes; None: no budget, nothing is pruned for size
     min_age: float | None = None  # seconds; None: "auto", by storage class (90d / 180d)
     keep_last: int = 2
@@ -27,6 +29,7 @@ class RetentionConfig:
 
 
 def retention_config(section: Section) -> RetentionConfig:
+    """Read ``[retention]``."""
     min_age: float | None = None
     if section.peek("min_age") == "auto":
         section.string("min_age", "auto")

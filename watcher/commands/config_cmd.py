@@ -24,6 +24,7 @@ IDENTITY_FILE = "identity.txt"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``config import-legacy`` and ``config check``."""
     p = sub.add_parser("config", help="configuration tools")
     actions = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     imp = actions.add_parser(

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``files``."""
     p = sub.add_parser("files", help="list or search backed-up paths (no retrieval needed)")
     p.add_argument(
         "words",
@@ -44,6 +45,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 @dataclass(slots=True)
 class PathHistory:
+    """The versions of one path found by ``files PATTERN``, and where it was deleted."""
+
     path: str
     versions: list[dict[str, Any]] = field(default_factory=list)
     deleted_in: list[dict[str, Any]] = field(default_factory=list)
@@ -79,6 +82,7 @@ def all_indexes(config: AppConfig) -> dict[str, list[StoredIndex]]:
 
 
 def matcher(pattern: str) -> Any:
+    """A predicate for displayed paths: a substring, or a glob (on the name alone without ``/``)."""
     if not any(ch in pattern for ch in "*?["):
         return lambda p: pattern in p
     if "/" in pattern:
@@ -87,6 +91,7 @@ def matcher(pattern: str) -> Any:
 
 
 def search(cycles: dict[str, list[StoredIndex]], pattern: str) -> Iterator[PathHistory]:
+    """The history of every path that matches ``pattern``, cycle by cycle."""
     match = matcher(pattern)
     histories: dict[str, PathHistory] = {}
     for cycle_id, incs in cycles.items():
@@ -122,6 +127,7 @@ def search(cycles: dict[str, list[StoredIndex]], pattern: str) -> Iterator[PathH
 
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
+    """List the paths of a point in time, or search every increment for a pattern."""
     words = list(args.words)
     cycle = None
     if words and (words[0] == "latest" or formats.CYCLE_ID.match(words[0])):

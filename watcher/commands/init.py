@@ -15,6 +15,7 @@ DEFAULT_EXCLUDES = ("*.tmp", "*.swp", ".cache/", "node_modules/", "__pycache__/"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``init``."""
     p = sub.add_parser(
         "init", help="write a starter config (never overwrites) and create directories"
     )
@@ -36,6 +37,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    """Write a starter configuration (never over an existing one) and create the directories."""
     config_file: Path = args.config or paths.default_config_file()
     if config_file.exists():
         print(f"glacier-backup: {config_file} already exists; not overwriting it")
@@ -85,6 +87,7 @@ def render_starter(  # noqa: PLR0917 - one value per placeholder of the template
     state: Path,
     vault: Path,
 ) -> str:
+    """The starter configuration ``init`` writes."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
     return f"""# Written by 'glacier-backup init' on {stamp}. Every key, with its default, is
 # documented in config.example.toml.
