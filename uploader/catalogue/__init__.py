@@ -54,6 +54,7 @@ from uploader.catalogue.pruning import (
 from uploader.catalogue.records import (
     ArchiveRecord,
     Event,
+    EventKind,
     Flag,
     FlagKind,
     ForeignArchive,
@@ -85,6 +86,7 @@ __all__ = [
     "ArchiveRecord",
     "Catalogue",
     "Event",
+    "EventKind",
     "Flag",
     "FlagKind",
     "ForeignArchive",

@@ -59,7 +59,7 @@ def foreign_archives(catalogue: Catalogue, store: str) -> list[ForeignArchive]:
 
 
 def flag_archive(
-    catalogue: Catalogue, store: str, key: str, kind: str, *, detail: str, now: datetime
+    catalogue: Catalogue, store: str, key: str, kind: FlagKind, *, detail: str, now: datetime
 ) -> None:
     """Raise (or renew) a flag of ``kind`` on one of our archives."""
     with catalogue.transaction() as db:
