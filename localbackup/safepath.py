@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from localbackup import testpoints
+
 __all__ = [
     "RETRIEVAL_NAME",
     "STAGE_NAME",
@@ -362,6 +364,7 @@ def staged_target(to: Path, *, force: bool = False) -> Iterator[Path]:
             with contextlib.suppress(FileNotFoundError):
                 os.rmdir(old)  # an empty directory holds nothing
             os.rename(to, old)
+            testpoints.pause("restore.swap.beside_moved_aside")
             os.rename(work, to)
             _force_rmtree(old)
         else:
@@ -415,9 +418,11 @@ def _swap_entries(to: Path, work: Path, old: Path, restored: list[str]) -> None:
             for name in previous:
                 _move(to / name, old / name)
                 moved_out.append(name)
+        testpoints.pause("restore.swap.before_up")
         for name in restored:
             _move(work / name, to / name)
             moved_up.append(name)
+            testpoints.pause("restore.swap.moved_up")
     except BaseException as exc:
         _roll_back(to, work, old, moved_up, moved_out, cause=exc)
         raise

@@ -26,6 +26,7 @@ from pathlib import Path
 import structlog
 from structlog.contextvars import bound_contextvars
 
+from localbackup import testpoints
 from localbackup.formats import CYCLE_JSON, FORMAT_VERSION, SealedCycle, load_sealed_cycle
 from uploader.bundle import BundleReader, VerifyingBundle, cycle_sha256
 from uploader.catalogue import (
@@ -205,7 +206,9 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
             state = EncryptionState.from_json(record.encryption) if record.encryption else None
 
             async def on_part(part: PartInfo) -> None:
+                testpoints.pause("upload.part_acknowledged")
                 await asyncio.to_thread(catalogue.record_part, record.id, part)
+                testpoints.pause("upload.part_recorded")
 
             completing = False
 
@@ -216,6 +219,7 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
                 sha256 = verified.sha256
                 await asyncio.to_thread(catalogue.begin_completion, record.id, parts, sha256)
                 completing = True
+                testpoints.pause("upload.before_complete")
 
             opts = options or MultipartOptions(
                 concurrency=upload_cfg.concurrency, retries=upload_cfg.retries
@@ -241,6 +245,7 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
                 if not completing:
                     await asyncio.to_thread(catalogue.drop_upload, record.id)  # driver aborted
                 raise
+        testpoints.pause("upload.after_complete")
         return await _finish(catalogue, record, verified.sha256, info.size, info.archive_id)
 
 

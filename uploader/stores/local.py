@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Any, Self
 
+from localbackup import testpoints
 from localbackup.atomic import atomic_write_bytes, fsync_dir
 from uploader.stores.base import (
     Capabilities,
@@ -217,6 +218,7 @@ class LocalStore:
             atomic_write_bytes(meta, json.dumps(state["metadata"]).encode(), mode=0o644)
             os.replace(d / "data", target)
             fsync_dir(target.parent)
+            testpoints.pause("store.local.after_replace")
             shutil.rmtree(d)
 
         with _errors(f"completing the upload of {key}"):
