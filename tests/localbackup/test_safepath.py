@@ -7,7 +7,6 @@ import os
 import re
 import stat
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from localbackup.extract import ExtractOptions, Extractor, staged_target
 from localbackup.index import Index
 from localbackup.safepath import ExtractError, UnsafeMemberError, check_target, member_parts
 from tests.support.killpoints import glacier_backup, run_until_killed, write_config
+from tests.support.mounts import tmpfs
 
 Member = tuple[str, bytes, dict[str, object]]  # type name: "file" | "dir" | "symlink" | ...
 
@@ -199,17 +199,8 @@ def test_a_plain_archive_with_dot_slash_names_extracts(root: Path) -> None:
 
 # -- a --force restore killed mid-swap never loses the previous contents of the target --------
 
-# ``glacier-backup`` with one stand-in: the target counts as a mount point (staged inside it).
-_AS_MOUNT_POINT = """
-import sys
-import localbackup.safepath as sp
-sp.stages_inside = lambda to: True
-from watcher.cli import run
-run()
-"""
 
-
-def _killed_restore(tmp_path: Path, to: Path, point: str, *, mount_point: bool) -> None:
+def _killed_restore(tmp_path: Path, to: Path, point: str) -> None:
     """Back up two files with ``glacier-backup backup``, then SIGKILL ``glacier-backup restore
     --from-spool --force --yes --to TO`` at ``point`` of the swap."""
     src = tmp_path / "src"
@@ -230,8 +221,6 @@ def _killed_restore(tmp_path: Path, to: Path, point: str, *, mount_point: bool) 
     )
     assert backup.returncode == 0, backup.stderr
     argv = glacier_backup(config, "restore", "--from-spool", "--force", "--yes", "--to", str(to))
-    if mount_point:
-        argv = [sys.executable, "-c", _AS_MOUNT_POINT, *argv[1:]]
     run_until_killed(argv, point, tmp_path)
 
 
@@ -247,13 +236,16 @@ def inside(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 @pytest.mark.parametrize("force", [False, True])
 def test_a_force_restore_killed_mid_swap_keeps_the_old_contents_and_refuses_the_next(
-    tmp_path: Path, inside: None, point: str, force: bool
+    tmp_path: Path, point: str, force: bool
 ) -> None:
-    to = tmp_path / "to"
-    to.mkdir()
+    with tmpfs(tmp_path / "to") as to:  # a mount point: the restore is staged inside it
+        _killed_mount_point_restore(tmp_path, to, point, force)
+
+
+def _killed_mount_point_restore(tmp_path: Path, to: Path, point: str, force: bool) -> None:
     (to / "user.txt").write_text("mine")
     (to / "zz-user.txt").write_text("mine too")
-    _killed_restore(tmp_path, to, point, mount_point=True)
+    _killed_restore(tmp_path, to, point)
     old = to / ".glacier-replaced"
     assert sorted(os.listdir(old)) == ["user.txt", "zz-user.txt"]
     with pytest.raises(ExtractError, match=r"not empty.*\.glacier-replaced holds the previous"):
@@ -274,7 +266,7 @@ def test_a_force_restore_killed_between_the_renames_keeps_the_old_tree_beside(
     to = tmp_path / "to"
     to.mkdir()
     (to / "user.txt").write_text("mine")
-    _killed_restore(tmp_path, to, "restore.swap.beside_moved_aside", mount_point=False)
+    _killed_restore(tmp_path, to, "restore.swap.beside_moved_aside")
     old = tmp_path / ".to.replaced"
     assert not to.exists() and (old / "user.txt").read_text() == "mine"
     for force in (False, True):
