@@ -78,9 +78,7 @@ def load_vector(path: Path) -> Vector:
 
 
 def all_vectors() -> list[Vector]:
-    return [
-        load_vector(p) for p in sorted(TESTKIT.iterdir()) if p.is_file() and p.suffix != ".md"
-    ]
+    return [load_vector(p) for p in sorted(TESTKIT.iterdir()) if p.is_file() and p.suffix != ".md"]
 
 
 VECTORS = all_vectors()
