@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.support.faultproxy import FaultProxy
-from tests.support.servers import FAKE_AWS, moto_server_process
+from tests.support.servers import FAKE_AWS, moto_server_process, seaweedfs_server_process
+from tests.support.skips import SkipAudit, load_allowlist
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--skip-allowlist",
+        metavar="FILE",
+        help="fail the run if a test is skipped for a reason no entry of FILE matches",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    path = config.getoption("skip_allowlist")
+    if path:
+        config.pluginmanager.register(SkipAudit(load_allowlist(Path(path))), "skip-audit")
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +39,14 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for k, v in FAKE_AWS.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real SeaweedFS server (``weed server -s3``) for the whole session; its S3 endpoint."""
+    with seaweedfs_server_process(tmp_path_factory.mktemp("seaweedfs")) as url:
+        yield url
 
 
 @pytest.fixture
