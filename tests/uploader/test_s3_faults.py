@@ -1,0 +1,121 @@
+"""Upload and restore survive what real S3 does on a bad day: each fault class of the fault proxy
+(tests/support/faultproxy.py) on each request class, one at a time, in front of moto.
+
+A fault class the code does not survive yet is a strict xfail naming its issue 12 defect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.localbackup.test_extract import make_history, restored, snapshot
+from tests.support.faultproxy import INTERNAL_ERROR, SLOW_DOWN, FaultProxy, FaultRule
+from tests.uploader.test_restore_cold import _uploaded, run_cli
+from uploader.bundle import BundleReader
+from uploader.catalogue import ArchiveRecord, Catalogue
+from uploader.config import EncryptionConfig, UploadConfig
+from uploader.stores.s3 import S3Store
+from uploader.upload import upload_cycle
+
+from .conftest import MOTO_CAPABILITIES, build_cycle, make_bucket, read_object
+
+PART = 64 * 1024
+DEFECT_1 = (
+    "issue 12 defect 1: a retried UploadPart cannot rewind its memoryview body "
+    "('Need to rewind the stream ... not seekable'): the upload is aborted as permanent"
+)
+
+
+def _rule(operation: str, fault: str) -> FaultRule:
+    """The second request of ``operation`` gets ``fault`` (the first goes through)."""
+    kinds = {
+        "SlowDown": ("error", SLOW_DOWN),
+        "InternalError": ("error", INTERNAL_ERROR),
+        "reset": ("reset", SLOW_DOWN),
+        "drop": ("drop", SLOW_DOWN),
+    }
+    kind, error = kinds[fault]
+    skip = 1 if operation == "UploadPart" else 0
+    return FaultRule(operation, kind, error=error, skip=skip)
+
+
+UPLOAD_FAULTS = [
+    pytest.param(op, fault, marks=pytest.mark.xfail(strict=True, reason=DEFECT_1))
+    if op == "UploadPart" and fault in ("SlowDown", "InternalError")
+    else (op, fault)
+    for op in ("CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "HeadObject")
+    for fault in ("SlowDown", "InternalError", "reset", "drop")
+]
+
+
+@pytest.mark.parametrize(("operation", "fault"), UPLOAD_FAULTS)
+async def test_an_s3_upload_survives_one_fault(
+    tmp_path: Path,
+    moto_server: str,
+    s3_proxy: FaultProxy,
+    aws_env: None,
+    age_key: tuple[Path, str],
+    operation: str,
+    fault: str,
+) -> None:
+    key_file, recipient = age_key
+    cycle_dir = build_cycle(tmp_path / "spool", [PART * 5 + 17, 999])
+    bucket = make_bucket(moto_server)
+    rule = s3_proxy.add(_rule(operation, fault))
+    store = S3Store(  # the product's retry settings; only the part size limit is moto's
+        bucket, "pfx/", "STANDARD", endpoint_url=s3_proxy.url, capabilities=MOTO_CAPABILITIES
+    )
+    with Catalogue.in_state_dir(tmp_path / "state") as catalogue:
+        async with store:
+            record = await _upload(cycle_dir, store, catalogue, recipient)
+            assert rule.fired == 1, s3_proxy.stats()
+            assert [o.key for o in await store.list_objects()] == [record.key]
+            blob = b"".join([c async for c in store.read(record.key)])
+    with BundleReader(cycle_dir) as bundle:
+        assert read_object(blob, key_file) == bundle.read(0, bundle.size)
+
+
+async def _upload(
+    cycle_dir: Path, store: S3Store, catalogue: Catalogue, recipient: str
+) -> ArchiveRecord:
+    return await upload_cycle(
+        cycle_dir,
+        store,
+        catalogue,
+        EncryptionConfig(recipients=(recipient,)),
+        UploadConfig(part_size=PART, concurrency=2),
+    )
+
+
+RESTORE_FAULTS = [
+    (op, fault)
+    for op in ("RestoreObject", "HeadObject", "GetObject")
+    for fault in ("SlowDown", "InternalError", "reset", "drop")
+]
+
+
+@pytest.mark.parametrize(("operation", "fault"), RESTORE_FAULTS)
+def test_an_s3_restore_survives_one_fault(
+    tmp_path: Path,
+    moto_server: str,
+    s3_proxy: FaultProxy,
+    aws_env: None,
+    operation: str,
+    fault: str,
+) -> None:
+    h = make_history(tmp_path)
+    store: dict[str, object] = {
+        "type": "s3",
+        "bucket": make_bucket(moto_server),
+        "storage_class": "DEEP_ARCHIVE",
+        "endpoint_url": s3_proxy.url,
+        "region": "us-east-1",
+    }
+    config = _uploaded(tmp_path, h, store)
+    s3_proxy.reset_stats()
+    rule = s3_proxy.add(_rule(operation, fault))
+    out = tmp_path / "out"
+    assert run_cli(config, "restore", "--to", str(out), "--yes") == 0
+    assert rule.fired == 1, s3_proxy.stats()
+    assert snapshot(restored(out, h.src)) == h.snapshots[-1]
