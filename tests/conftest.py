@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from emulators.glacier import Emulator, run_emulator
 from tests.support.faultproxy import FaultProxy
 from tests.support.servers import FAKE_AWS, moto_server_process, seaweedfs_server_process
 from tests.support.skips import SkipAudit, load_allowlist
@@ -82,6 +83,18 @@ def s3_proxy(moto_server: str) -> Iterator[FaultProxy]:
     point a store's ``endpoint_url`` at ``s3_proxy.url`` and set faults on it."""
     with FaultProxy(moto_server) as proxy:
         yield proxy
+
+
+@pytest.fixture(scope="session")
+def glacier_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """One Glacier emulator process for the session (virtual clock, default job delays)."""
+    with run_emulator(tmp_path_factory.mktemp("glacier-emulator")) as emu:
+        yield emu
+
+
+@pytest.fixture(scope="session")
+def glacier_endpoint(glacier_emulator: Emulator) -> str:
+    return glacier_emulator.endpoint_url
 
 
 @pytest.fixture(autouse=True)

@@ -112,6 +112,12 @@ class PausedChild:
         wait_for(paused, timeout, f"the child to pause at {self.point}")
         assert self.pause_file.read_text().split() == [self.point, str(self.proc.pid)]
 
+    def resume(self, timeout: float = 300) -> int:
+        """Let a paused child go on (SIGCONT) and wait for its exit code: the pause was then
+        just a slow moment of a live process."""
+        self.proc.send_signal(signal.SIGCONT)
+        return self.proc.wait(timeout)
+
     def kill(self) -> None:
         """SIGKILL (a no-op if it already ended) and reap it."""
         if self.proc.poll() is None:

@@ -6,13 +6,12 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from emulators.glacier import Emulator, run_emulator
 from localbackup.formats import CycleFile, IncrementManifest, SealedCycle
 from tests.support.servers import MOTO_MIN_PART, SEAWEEDFS_MIN_PART
 from tests.uploader.glacier_support import glacier_store
@@ -125,18 +124,6 @@ async def store(
 def store_access(request: pytest.FixtureRequest) -> StoreAccess:
     """Reads and lists any store (a Glacier vault through jobs on the emulator's clock)."""
     return StoreAccess(request)
-
-
-@pytest.fixture(scope="session")
-def glacier_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """One Glacier emulator process for the session (virtual clock, default job delays)."""
-    with run_emulator(tmp_path_factory.mktemp("glacier-emulator")) as emu:
-        yield emu
-
-
-@pytest.fixture(scope="session")
-def glacier_endpoint(glacier_emulator: Emulator) -> str:
-    return glacier_emulator.endpoint_url
 
 
 def build_cycle(
