@@ -207,10 +207,11 @@ class FaultProxy:
             self._started.set()
             if self._server is not None:
                 self._server.close()
-            for task in asyncio.all_tasks(loop):
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
                 task.cancel()
             with contextlib.suppress(Exception):
-                loop.run_until_complete(asyncio.sleep(0))
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
                 loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
 
@@ -333,6 +334,8 @@ class FaultProxy:
                 pass
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:
+            pass  # the proxy is closing: the connection just ends (asyncio would log it)
         finally:
             upstream.close()
             if not writer.is_closing():
