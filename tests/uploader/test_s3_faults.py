@@ -1,16 +1,20 @@
 """Upload and restore survive what real S3 does on a bad day: each fault class of the fault proxy
-(tests/support/faultproxy.py) on each request class, one at a time, in front of moto.
+(tests/support/faultproxy.py) on each request class, one at a time, in front of moto; and a
+GLACIER / DEEP_ARCHIVE restore that stays in progress (the proxy holds it) is waited for with
+``--wait`` and picked up with ``--resume``.
 
 A fault class the code does not survive yet is a strict xfail naming its issue 12 defect."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
 from tests.localbackup.test_extract import make_history, restored, snapshot
 from tests.support.faultproxy import INTERNAL_ERROR, SLOW_DOWN, FaultProxy, FaultRule
+from tests.support.waiting import wait_for
 from tests.uploader.test_restore_cold import _uploaded, run_cli
 from uploader.bundle import BundleReader
 from uploader.catalogue import ArchiveRecord, Catalogue
@@ -118,4 +122,67 @@ def test_an_s3_restore_survives_one_fault(
     out = tmp_path / "out"
     assert run_cli(config, "restore", "--to", str(out), "--yes") == 0
     assert rule.fired == 1, s3_proxy.stats()
+    assert snapshot(restored(out, h.src)) == h.snapshots[-1]
+
+
+@pytest.mark.parametrize("storage_class", ["GLACIER", "DEEP_ARCHIVE"])
+def test_an_s3_restore_still_in_progress_is_waited_for_then_resumed(
+    tmp_path: Path,
+    moto_server: str,
+    s3_proxy: FaultProxy,
+    aws_env: None,
+    capsys: pytest.CaptureFixture[str],
+    storage_class: str,
+) -> None:
+    h = make_history(tmp_path)
+    store: dict[str, object] = {
+        "type": "s3",
+        "bucket": make_bucket(moto_server),
+        "storage_class": storage_class,
+        "endpoint_url": s3_proxy.url,
+        "region": "us-east-1",
+    }
+    config = _uploaded(tmp_path, h, store)
+    s3_proxy.hold_restores()  # the restore takes hours, as on AWS
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert run_cli(config, "restore", "--to", str(out), "--yes") == 0
+    assert s3_proxy.requests("RestoreObject") == 1 and not out.exists()
+    assert run_cli(config, "restore", "--to", str(out), "--resume") == 0
+    assert "not ready yet" in capsys.readouterr().out
+    assert s3_proxy.requests("RestoreObject") == 1 and not out.exists()  # not asked twice
+    s3_proxy.release_restores()  # ... and then it is done
+    assert run_cli(config, "restore", "--to", str(out), "--resume") == 0
+    assert snapshot(restored(out, h.src)) == h.snapshots[-1]
+
+
+@pytest.mark.parametrize("storage_class", ["GLACIER", "DEEP_ARCHIVE"])
+def test_an_s3_restore_with_wait_polls_until_the_copy_is_ready(
+    tmp_path: Path, moto_server: str, s3_proxy: FaultProxy, aws_env: None, storage_class: str
+) -> None:
+    h = make_history(tmp_path)
+    store: dict[str, object] = {
+        "type": "s3",
+        "bucket": make_bucket(moto_server),
+        "storage_class": storage_class,
+        "endpoint_url": s3_proxy.url,
+        "region": "us-east-1",
+    }
+    config = _uploaded(tmp_path, h, store)
+    s3_proxy.hold_restores()
+    polls = s3_proxy.requests("HeadObject")
+
+    def ready_after_three_polls() -> None:
+        wait_for(lambda: s3_proxy.requests("HeadObject") >= polls + 3, 60, "three polls")
+        s3_proxy.release_restores()
+
+    releaser = threading.Thread(target=ready_after_three_polls)
+    releaser.start()
+    out = tmp_path / "out"
+    args = ("--yes", "--wait", "--poll-interval", "0.05", "--poll-max", "0.1")
+    try:
+        assert run_cli(config, "restore", "--to", str(out), *args) == 0
+    finally:
+        releaser.join(60)
+    assert s3_proxy.requests("RestoreObject") == 1
     assert snapshot(restored(out, h.src)) == h.snapshots[-1]
