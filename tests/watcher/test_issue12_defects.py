@@ -136,7 +136,7 @@ def test_a_persistent_job_output_failure_names_the_store_error_and_resume(
     requested = run(glacier_backup(config, "restore", "--to", str(out), "--yes"))
     assert requested.returncode == 0, requested.stderr
     glacier_emulator.control.advance(6 * HOUR)
-    glacier_emulator.control.fail_next(1000, status=500, operation="GetJobOutput")
+    glacier_emulator.control.cut_response(100, operation="GetJobOutput", count=1000)
     r = run(glacier_backup(config, "restore", "--to", str(out), "--resume"))
     text = r.stdout + r.stderr
     assert r.returncode == 1, text

@@ -85,7 +85,12 @@ def test_service_uploads_to_s3_with_storage_class(
     assert "backups/" + p.status()["last_success"]["key"] == obj["Key"]  # the prefix is the store's
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+@pytest.mark.parametrize(
+    ("s3_endpoint", "how"),
+    [("moto", signal.SIGKILL), ("moto", signal.SIGTERM), ("seaweedfs", signal.SIGKILL)],
+    ids=["moto-sigkill", "moto-sigterm", "seaweedfs-sigkill"],
+    indirect=["s3_endpoint"],
+)
 def test_interrupted_upload_resumes_after_restart(
     tmp_path: Path, s3_endpoint: str, bucket: str, how: signal.Signals
 ) -> None:
