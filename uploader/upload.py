@@ -24,14 +24,18 @@ from pathlib import Path
 import structlog
 from structlog.contextvars import bound_contextvars
 
+from localbackup import testpoints
 from localbackup.formats import CYCLE_JSON, FormatError, SealedCycle, load_sealed_cycle
+from localbackup.spool import CYCLES
 from uploader.archive import ArchiveMetadata, object_key
 from uploader.bundle import BundleError, BundleReader, VerifyingBundle, cycle_sha256
 from uploader.catalogue import (
     ArchiveRecord,
     Catalogue,
+    FlagKind,
     UploadRecord,
     drop_archive,
+    metadata_object_of,
     open_flags,
     pruned_at,
     pruned_cycle_ids,
@@ -48,7 +52,7 @@ from uploader.multipart import (
 )
 from uploader.payload import EncryptedPayload, PartPlan, PayloadSource, choose_part_size
 from uploader.recovery import ensure_metadata_object
-from uploader.stores.base import (
+from uploader.stores import (
     ObjectInfo,
     ObjectOptions,
     PartInfo,
@@ -63,10 +67,21 @@ log = structlog.get_logger("uploader.upload")
 
 def sealed_cycle_dirs(spool_dir: Path) -> list[Path]:
     """Every sealed cycle in the spool, oldest first."""
-    root = spool_dir / "cycles"
+    root = spool_dir / CYCLES
     if not root.is_dir():
         return []
     return sorted(p.parent for p in root.glob(f"*/{CYCLE_JSON}"))
+
+
+def metadata_pending_dirs(spool_dir: Path, catalogue: Catalogue, store: str) -> list[Path]:
+    """Sealed cycles whose archive is in ``store`` but not yet its metadata object (a run
+    killed in between, or an upload of an earlier version): ``upload`` sends it."""
+    out = []
+    for d in sealed_cycle_dirs(spool_dir):
+        found = catalogue.find_archive(store, d.name)
+        if found is not None and metadata_object_of(catalogue, store, found.key) is None:
+            out.append(d)
+    return out
 
 
 def pending_cycle_dirs(spool_dir: Path, catalogue: Catalogue, store: str) -> list[Path]:
@@ -109,7 +124,11 @@ def archive_doubt(catalogue: Catalogue, archive: ArchiveRecord) -> str | None:
     completed). ``upload --force`` uploads such a cycle again."""
     for f in open_flags(catalogue, archive.store):
         # a flag raised about this record, not about an archive the key held before it
-        if f.kind == "missing" and f.key == archive.key and f.last_seen >= archive.uploaded_at:
+        if (
+            f.kind == FlagKind.MISSING
+            and f.key == archive.key
+            and f.last_seen >= archive.uploaded_at
+        ):
             return "flagged MISSING"
     if archive.confirmed_at is None:
         return "unconfirmed"
@@ -169,6 +188,7 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
                 options=options,
             )
         await asyncio.to_thread(remember_cycle_indexes, catalogue, cycle_dir)
+        testpoints.pause("upload.before_metadata")
         doubt = await asyncio.to_thread(archive_doubt, catalogue, record)
         if doubt is not None:  # the archive may not be in the store: nothing to describe
             log.warning("metadata.not_sent", key=record.key, reason=f"the archive is {doubt}")
@@ -233,6 +253,7 @@ async def _upload_archive(  # noqa: PLR0917 - upload_cycle's own arguments, hand
             progress=progress,
         )
     record = resume.record
+    testpoints.pause("upload.after_complete")
     return await finish_upload(
         catalogue, record, verified.sha256, info.size, info.archive_id, info=info
     )
@@ -275,7 +296,9 @@ async def _send(
     state = EncryptionState.from_json(record.encryption) if record.encryption else None
 
     async def on_part(part: PartInfo) -> None:
+        testpoints.pause("upload.part_acknowledged")
         await asyncio.to_thread(catalogue.record_part, record.id, part)
+        testpoints.pause("upload.part_recorded")
 
     completing = False
 
@@ -286,6 +309,7 @@ async def _send(
         sha256 = verified.sha256
         await asyncio.to_thread(catalogue.begin_completion, record.id, parts, sha256)
         completing = True
+        testpoints.pause("upload.before_complete")
 
     try:
         return await upload_multipart(
@@ -364,6 +388,7 @@ __all__: Sequence[str] = [
     "UPLOAD_FAILURES",
     "CyclePruned",
     "archive_doubt",
+    "metadata_pending_dirs",
     "pending_cycle_dirs",
     "recipients_for",
     "sealed_cycle_dirs",

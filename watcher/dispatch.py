@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import structlog
 from structlog.contextvars import bound_contextvars
@@ -26,6 +27,7 @@ from localbackup.step import seal_open_cycle
 from uploader.catalogue import (
     ArchiveRecord,
     Catalogue,
+    metadata_object_of,
     open_flags,
     prune_inputs,
     record_event,
@@ -34,11 +36,12 @@ from uploader.catalogue import (
 from uploader.config import metadata_object_options
 from uploader.maintenance import PrunePolicy, may_upload, plan_prune, storage_class_for
 from uploader.multipart import ProgressCallback
-from uploader.stores import open_store, rejects_credentials
-from uploader.stores.base import (
+from uploader.stores import (
+    CredentialsRejected,
     StoreError,
     TransientStoreError,
     UploadNotFound,
+    open_store,
 )
 from uploader.upload import CYCLE_FAULTS, CyclePruned, upload_cycle
 from watcher.config import AppConfig
@@ -51,11 +54,16 @@ class RetryLater(Exception):
     """A transient failure: the marker stays where it is and is tried again after a pause."""
 
 
+OutcomeAction = Literal[
+    "uploaded", "already_uploaded", "failed", "quarantined", "sealed", "ignored"
+]
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What happened to one file of the marker directory."""
 
-    action: str  # "uploaded" | "already_uploaded" | "failed" | "quarantined" | "sealed" | "ignored"
+    action: OutcomeAction
     detail: str = ""
 
 
@@ -168,12 +176,18 @@ class Dispatcher:
         return f"the store would exceed retention.max_store_size by {plan.shortfall} bytes"
 
     def _check_cycle(self, marker: formats.Marker) -> str | None:
-        """None when the cycle can be uploaded; "archived", or the reason it cannot."""
+        """None when the cycle can be uploaded; "archived" (with its metadata object), or the
+        reason it cannot. An archive without its metadata object (a run killed in between) is
+        uploaded again: the archive is found, the metadata object sent."""
         store_name = self._config().store.name
-        if self._catalogue.find_archive(store_name, marker.cycle_id) is not None:
-            return "archived"
         cycle_json = marker.cycle_dir / formats.CYCLE_JSON
-        if not cycle_json.is_file():
+        found = self._catalogue.find_archive(store_name, marker.cycle_id)
+        if found is not None and (
+            metadata_object_of(self._catalogue, store_name, found.key) is not None
+            or not cycle_json.is_file()  # the maintenance pass sends it from the catalogue
+        ):
+            return "archived"
+        if found is None and not cycle_json.is_file():
             return f"the sealed cycle {marker.cycle_dir} is gone and was never uploaded"
         digest = hashlib.sha256(cycle_json.read_bytes()).hexdigest()
         if digest != marker.cycle_json_sha256:
@@ -252,7 +266,7 @@ def _inside(path: Path, directory: Path) -> bool:
 
 def _failure_reason(exc: BaseException) -> str:
     text = f"upload failed: {type(exc).__name__}: {exc}"
-    if rejects_credentials(exc):
+    if isinstance(exc, CredentialsRejected):
         return (
             f"{text} -- the store refused the credentials or permissions: fix them, then move "
             "this marker back from failed/ to upload the cycle"

@@ -20,6 +20,7 @@ import pytest
 
 from emulators.glacier import Emulator, run_emulator
 from tests.localbackup.test_extract import snapshot
+from tests.support.killpoints import glacier_backup, run_until_killed
 from tests.uploader.glacier_support import glacier_client, make_vault
 from tests.watcher.service_harness import Project
 from uploader.archive import METADATA_FORMAT
@@ -104,28 +105,33 @@ def test_a_local_store_is_recovered_from_alone(tmp_path: Path) -> None:
     assert "2 of 2 archives verified, 0 failed" in v.stdout
 
 
-@pytest.fixture
-def bucket(moto_server: str, aws_env: None) -> str:
-    name = f"gb-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1").create_bucket(Bucket=name)
-    return name
+def _s3(endpoint: str) -> Any:
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
 
 
-def _restores(moto_server: str, bucket: str) -> dict[str, str | None]:
-    """Each archive's x-amz-restore: moto sets it once a restore_object was asked for."""
-    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+def _deep_archive(endpoint: str) -> str:
+    """A new bucket's ``[store]`` table: DEEP_ARCHIVE archives (metadata objects: STANDARD)."""
+    bucket = f"gb-{uuid.uuid4().hex[:12]}"
+    _s3(endpoint).create_bucket(Bucket=bucket)
+    return (
+        f'type = "s3"\nbucket = "{bucket}"\nprefix = "backups/"\n'
+        f'storage_class = "DEEP_ARCHIVE"\nendpoint_url = "{endpoint}"\nregion = "us-east-1"'
+    )
+
+
+def _restores(endpoint: str, store: str) -> dict[str, str | None]:
+    """Each archive's x-amz-restore: S3 (and moto) set it once a restore_object was asked for."""
+    bucket = store.split('bucket = "')[1].split('"', maxsplit=1)[0]
+    s3 = _s3(endpoint)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     return {k: s3.head_object(Bucket=bucket, Key=k).get("Restore") for k in keys if ".tar." in k}
 
 
 def test_an_s3_deep_archive_store_is_recovered_without_a_retrieval(
-    tmp_path: Path, moto_server: str, bucket: str
+    tmp_path: Path, s3_endpoint: str, aws_env: None
 ) -> None:
-    store = (
-        f'type = "s3"\nbucket = "{bucket}"\nprefix = "backups/"\n'
-        f'storage_class = "DEEP_ARCHIVE"\nendpoint_url = "{moto_server}"\nregion = "us-east-1"'
-    )
-    p = Project(tmp_path, increments=2, store=store)
+    store = _deep_archive(s3_endpoint)
+    p = Project(tmp_path, increments=2, store=store, upload='part_size = "5MiB"')
     backed_up(p)
     before = answers(p)
     lose_the_host(p)
@@ -135,13 +141,28 @@ def test_an_s3_deep_archive_store_is_recovered_without_a_retrieval(
     quote = p.run("restore", "latest", "--quote", "--path", f"{p.src}/docs")
     assert quote.returncode == 0, quote.stderr
     assert "tier Bulk: typically ready within 48 hours" in quote.stdout
-    # nothing so far has asked S3 to restore an archive: recovery read only the hot metadata
-    restores = _restores(moto_server, bucket)
+    # nothing has asked S3 to restore an archive: recovery read only the hot metadata objects
+    restores = _restores(s3_endpoint, store)
     assert len(restores) == 2 and set(restores.values()) == {None}
-    restore_docs(p, tmp_path / "after", "--yes")  # the restore itself asks for one
-    assert list(_restores(moto_server, bucket).values()).count(None) == 1
+
+
+def test_after_a_recovery_an_s3_restore_path_brings_the_files_back(
+    tmp_path: Path, s3_endpoint_for_restores: str, aws_env: None
+) -> None:
+    store = _deep_archive(s3_endpoint_for_restores)
+    p = Project(tmp_path, increments=0, store=store, upload='part_size = "5MiB"')
+    (p.src / "docs").mkdir()
+    (p.src / "docs" / "a.txt").write_text("a")
+    (p.src / "b.txt").write_text("b")
+    p.backup()
+    assert p.run("upload").returncode == 0
+    lose_the_host(p)
+    assert p.run("inventory").returncode == 0
+    restore_docs(p, tmp_path / "after", "--yes")  # the restore itself asks for a retrieval
+    assert set(_restores(s3_endpoint_for_restores, store).values()) != {None}
     docs = str(p.src / "docs").lstrip("/")
     assert snapshot(tmp_path / "after" / docs) == snapshot(p.src / "docs")
+    assert not (tmp_path / "after" / str(p.src / "b.txt").lstrip("/")).exists()
 
 
 def test_a_glacier_vault_is_recovered_through_its_inventory_and_small_jobs(
@@ -262,3 +283,27 @@ def test_the_identity_kept_offline_is_needed_only_to_recover(tmp_path: Path) -> 
     p.identity.write_bytes(kept)
     assert p.run("inventory").returncode == 0
     assert [h["path"] for h in _files(p, "a.txt")] == [f"{p.src}/a.txt"]
+
+
+def test_a_kill_between_the_archive_and_its_metadata_object_is_finished_before_done(
+    tmp_path: Path,
+) -> None:
+    """The marker is filed under done/ only once both are in the store."""
+    p = Project(tmp_path, increments=0)
+    (p.src / "a.txt").write_text("a")
+    p.backup()
+    run_until_killed(glacier_backup(p.config, "upload"), "upload.before_metadata", tmp_path)
+    host = p.status()["host"]
+    assert [f.name.split(".", 1)[1] for f in (p.vault / host).iterdir()] == ["tar.age"]
+    assert p.status()["markers"]["pending"] == 1
+    svc = p.start_service()  # the service takes the pending marker
+    try:
+        svc.wait_for(lambda e: e["event"] == "watch.uploaded")
+    finally:
+        assert svc.stop() == 0
+    assert sorted(f.name.split(".", 1)[1] for f in (p.vault / host).iterdir()) == [
+        "meta.age",
+        "tar.age",
+    ]
+    assert p.status()["markers"]["pending"] == 0
+    assert len(svc.matching(lambda e: e["event"] == "upload.part_done")) == 1  # not the archive

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import boto3
 import pytest
 
 from emulators.glacier import Emulator, run_emulator
+from tests.support.killpoints import glacier_backup
 from tests.uploader.glacier_support import make_vault
 from tests.watcher.service_harness import Project
 
@@ -108,25 +108,25 @@ def test_read_data_authenticates_every_chunk_and_samples(tmp_path: Path) -> None
 
 
 @pytest.fixture
-def bucket(moto_server: str, aws_env: None) -> str:
+def bucket(s3_endpoint: str, aws_env: None) -> str:
     name = f"gb-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1").create_bucket(Bucket=name)
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
     return name
 
 
 def test_s3_deep_archive_objects_are_verified_without_a_restore(
-    tmp_path: Path, moto_server: str, bucket: str
+    tmp_path: Path, s3_endpoint: str, bucket: str
 ) -> None:
     store = (
         f'type = "s3"\nbucket = "{bucket}"\nprefix = "b/"\nstorage_class = "DEEP_ARCHIVE"\n'
-        f'endpoint_url = "{moto_server}"\nregion = "us-east-1"'
+        f'endpoint_url = "{s3_endpoint}"\nregion = "us-east-1"'
     )
     p = Project(tmp_path, increments=0, store=store)
     keys = cycles(p, 2)
     good = verify(p)
     assert good.returncode == 0, good.stdout + good.stderr
     assert "composite SHA-256" in good.stdout and "ETag" in good.stdout
-    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     flipped, cut = (f"b/{k}" for k in keys)
     # A DEEP_ARCHIVE object cannot be read without a restore: other bytes of the same size
     size = s3.head_object(Bucket=bucket, Key=flipped)["ContentLength"]
@@ -190,12 +190,6 @@ def test_a_vault_is_verified_against_its_inventory(
     assert "1000 bytes in the store" in r.stderr and "tree hash" in r.stderr
 
 
-def _glacier_backup(p: Project, *args: str) -> list[str]:
-    script = Path(sys.executable).with_name("glacier-backup")
-    argv = [str(script)] if script.exists() else [sys.executable, "-m", "watcher"]
-    return [*argv, "--config", str(p.config), "--log-format", "json", *args]
-
-
 def test_read_data_from_a_vault_resumes_after_sigkill(
     tmp_path: Path, emu: Emulator, aws_env: None
 ) -> None:
@@ -211,7 +205,9 @@ def test_read_data_from_a_vault_resumes_after_sigkill(
     before = emu.control.request_count("GetJobOutput")
     emu.control.stall_next(operation="GetJobOutput", skip=3)  # the 4th range hangs
     child = subprocess.Popen(
-        _glacier_backup(p, *read, "--resume"), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        glacier_backup(p.config, *read, "--resume"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 120  # bounds a broken test; decides nothing

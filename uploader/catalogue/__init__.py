@@ -17,13 +17,7 @@ from uploader.catalogue.archives import (
     requeue_unconfirmed,
     set_archive_id,
 )
-from uploader.catalogue.db import (
-    CATALOGUE_FILE,
-    Catalogue,
-    db_time,
-    from_db_time,
-    to_db_time,
-)
+from uploader.catalogue.db import CATALOGUE_FILE, Catalogue
 from uploader.catalogue.events import (
     last_event,
     record_event,
@@ -63,7 +57,6 @@ from uploader.catalogue.metadata_objects import (
 )
 from uploader.catalogue.pruning import (
     confirm_deletion,
-    cycle_time,
     pending_deletions,
     prune_inputs,
     pruned_at,
@@ -75,6 +68,7 @@ from uploader.catalogue.pruning import (
 from uploader.catalogue.records import (
     ArchiveRecord,
     Event,
+    EventKind,
     ExpectedObject,
     Flag,
     FlagKind,
@@ -118,6 +112,7 @@ __all__ = [
     "ArchiveRecord",
     "Catalogue",
     "Event",
+    "EventKind",
     "ExpectedObject",
     "Flag",
     "FlagKind",
@@ -145,8 +140,6 @@ __all__ = [
     "confirm_archive",
     "confirm_deletion",
     "confirm_metadata_object",
-    "cycle_time",
-    "db_time",
     "done_ranges",
     "drop_archive",
     "drop_metadata_object",
@@ -157,7 +150,6 @@ __all__ = [
     "forget_download",
     "forget_foreign_except",
     "forget_job",
-    "from_db_time",
     "inventory_not_ready",
     "inventory_state",
     "job_requested",
@@ -195,5 +187,4 @@ __all__ = [
     "stored_cycle",
     "stored_cycles",
     "stored_indexes",
-    "to_db_time",
 ]

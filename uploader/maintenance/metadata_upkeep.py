@@ -18,7 +18,7 @@ import structlog
 
 from uploader import catalogue as cm
 from uploader.archive import parse_metadata_key
-from uploader.catalogue import Catalogue, ExpectedObject
+from uploader.catalogue import Catalogue, ExpectedObject, FlagKind
 from uploader.config import EncryptionConfig
 from uploader.maintenance.reconcile import ReconcileAction, Reconciliation
 from uploader.stores.base import ObjectOptions, Store, StoreError
@@ -63,7 +63,7 @@ def apply_metadata_action(
         )
         log.info("maintenance.metadata_adopted", key=key, size=item.size)
     elif action.kind in ("metadata_missing", "metadata_mismatch"):
-        kind = action.kind.removeprefix("metadata_")
+        kind = FlagKind(action.kind.removeprefix("metadata_"))
         cm.flag_archive(catalogue, name, key, kind, detail=action.detail, now=now)
         log.error(f"maintenance.metadata_{kind}", key=key, detail=action.detail)
     elif action.kind == "metadata_orphan":

@@ -29,6 +29,7 @@ from uploader.catalogue import Catalogue, stored_cycle, stored_indexes
 from uploader.crypto import ciphertext_size
 from uploader.restore import retrieval as rt
 from uploader.restore.stream import ArchiveRef
+from uploader.stores import Tier
 
 __all__ = [
     "PathQuote",
@@ -44,7 +45,7 @@ __all__ = [
 class TierQuote:
     """One retrieval tier: its typical wait and estimated cost for the archive."""
 
-    tier: str
+    tier: Tier
     wait_text: str
     ready_around: datetime
     cost_usd: float
@@ -67,7 +68,7 @@ class RestoreQuote:
     archive: ArchiveRef
     storage_class: str | None  # a cold class, or None: read at once
     tiers: tuple[TierQuote, ...]
-    default_tier: str | None
+    default_tier: Tier | None
     increment: IncrementManifest | None  # None: the catalogue has no cycle.json of it
     download: int  # bytes the restore reads from the store
     paths: PathQuote | None
@@ -129,7 +130,7 @@ def quote_from_catalogue(
     )
 
 
-def _tier(storage_class: str, tier: str, size: int, now: datetime) -> TierQuote:
+def _tier(storage_class: str, tier: Tier, size: int, now: datetime) -> TierQuote:
     est = rt.estimate(storage_class, tier, size)
     return TierQuote(tier, est.wait_text, now + est.wait, est.cost_usd)
 
@@ -156,7 +157,7 @@ def _paths(patterns: tuple[str, ...], index: Index) -> PathQuote:
     return PathQuote(patterns, entries, files, size)
 
 
-def format_quote(q: RestoreQuote, chosen_tier: str | None = None) -> str:
+def format_quote(q: RestoreQuote, chosen_tier: Tier | None = None) -> str:
     """The quote as the restore command prints it (``chosen_tier`` is marked)."""
     a = q.archive
     lines = [f"archive needed: {a.key} (cycle {a.cycle_id}, {format_size(a.size)})"]

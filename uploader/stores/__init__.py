@@ -4,24 +4,30 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from uploader.stores.aws_errors import rejects_credentials
 from uploader.stores.base import (
     Capabilities,
+    ChecksumReports,
     ContainerNotFound,
     CredentialsRejected,
+    GiB,
     InventoryJobs,
+    MiB,
     MultipartUploadInfo,
     ObjectChanged,
     ObjectInfo,
     ObjectNotFound,
+    ObjectOptions,
     ObjectRestore,
+    PartChecksum,
     PartInfo,
     PermanentStoreError,
     PinnedReads,
     RestoreAlreadyInProgress,
     RetrievalJobs,
     Store,
+    StoredChecksums,
     StoreError,
+    Tier,
     TransientStoreError,
     UploadNotFound,
 )
@@ -31,14 +37,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Capabilities",
+    "ChecksumReports",
     "ContainerNotFound",
     "CredentialsRejected",
+    "GiB",
     "InventoryJobs",
+    "MiB",
     "MultipartUploadInfo",
     "ObjectChanged",
     "ObjectInfo",
     "ObjectNotFound",
+    "ObjectOptions",
     "ObjectRestore",
+    "PartChecksum",
     "PartInfo",
     "PermanentStoreError",
     "PinnedReads",
@@ -47,10 +58,11 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreNotAvailable",
+    "StoredChecksums",
+    "Tier",
     "TransientStoreError",
     "UploadNotFound",
     "open_store",
-    "rejects_credentials",
 ]
 
 

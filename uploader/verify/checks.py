@@ -151,14 +151,18 @@ def _same(c: Check, name: str, expected: str | None, found: str | None, why: str
 
 
 def _parts(c: Check, expected: Sequence[StoredPart], found: Sequence[PartChecksum]) -> None:
-    c.checked.append(f"{len(expected)} part SHA-256 checksums")
+    sums = all(f.checksum for f in found)
+    c.checked.append(f"{len(expected)} part {'SHA-256 checksums' if sums else 'sizes'}")
     if len(found) != len(expected):
         c.problems.append(f"{len(found)} parts in the store, {len(expected)} uploaded")
         return
+    sizes = [str(e.number) for e, f in zip(expected, found, strict=True) if e.size != f.size]
+    if sizes:
+        c.problems.append(f"part(s) {', '.join(sizes[:10])} have another size than uploaded")
     bad = [
         str(e.number)
         for e, f in zip(expected, found, strict=True)
-        if e.size != f.size or (e.checksum and f.checksum != e.checksum)
+        if e.checksum and f.checksum and f.checksum != e.checksum
     ]
     if bad:
         c.problems.append(f"SHA-256 of part(s) {', '.join(bad[:10])} differ from the upload")

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from localbackup.configkit import format_size
 from uploader.catalogue import Catalogue
 from uploader.crypto import AgeError
-from uploader.maintenance import MaintenanceReport
+from uploader.maintenance import MaintenanceReport, ReconcileKind
 from uploader.recovery import RecoveryReport, WrongKey, recover_metadata, unlock_for
 from uploader.restore import RestoreDeclined, RetrievalOptions
 from uploader.stores import StoreNotAvailable, open_store
@@ -37,7 +37,7 @@ from watcher.maintenance_loop import maintenance_pass
 if TYPE_CHECKING:
     from watcher.config import AppConfig
 
-LABELS = {
+LABELS: dict[ReconcileKind, str] = {
     "adopt": "adopted (ours, rebuilt into the catalogue)",
     "foreign": "foreign (left alone)",
     "missing": "MISSING (in the catalogue, absent from the store)",
@@ -201,7 +201,8 @@ async def _run(
 
 
 def print_report(report: MaintenanceReport) -> int:
-    """Say what the pass found; the exit code (3 when something is wrong in the store)."""
+    """Print what a pass found; returns the exit code (3 for problems, MISSING or mismatched
+    archives, and deletions that did not take effect)."""
     print(f"store {report.store}: {report.inventory_status}")
     rec = report.reconciliation
     warn = bool(report.problems)
@@ -222,7 +223,13 @@ def print_report(report: MaintenanceReport) -> int:
                 size = f" ({format_size(a.listed.size)})" if a.listed else ""
                 name = a.key or (a.listed.store_id if a.listed else "?")
                 print(f"    {name}{size}: {a.detail}")
-        bad = ("missing", "mismatch", "deletion_failed", "metadata_missing", "metadata_mismatch")
+        bad: tuple[ReconcileKind, ...] = (
+            "missing",
+            "mismatch",
+            "deletion_failed",
+            "metadata_missing",
+            "metadata_mismatch",
+        )
         warn = warn or any(rec.of(k) for k in bad)
         if rec.of("missing"):
             print(

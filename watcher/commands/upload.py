@@ -14,10 +14,17 @@ import structlog
 
 from localbackup.configkit import format_size
 from localbackup.formats import CYCLE_JSON
+from localbackup.spool import CYCLES
 from uploader.catalogue import Catalogue, pruned_at
 from uploader.config import metadata_object_options
 from uploader.stores import Store, StoreNotAvailable, open_store
-from uploader.upload import UPLOAD_FAILURES, archive_doubt, pending_cycle_dirs, upload_cycle
+from uploader.upload import (
+    UPLOAD_FAILURES,
+    archive_doubt,
+    metadata_pending_dirs,
+    pending_cycle_dirs,
+    upload_cycle,
+)
 from watcher.exitcodes import FAILURE, OK, USAGE
 
 if TYPE_CHECKING:
@@ -56,7 +63,7 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     except StoreNotAvailable as exc:
         print(f"glacier-backup: configuration error: {config.file}: store: {exc}", file=sys.stderr)
         return USAGE
-    cycles_root = config.backup.spool_dir / "cycles"
+    cycles_root = config.backup.spool_dir / CYCLES
     with Catalogue.in_state_dir(config.state_dir) as catalogue:
         if args.cycle:
             cycle_dir = cycles_root / args.cycle
@@ -91,7 +98,9 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
                     print(f"{args.cycle}: the archive in {store.name} is {doubt}: uploading again")
             todo = [cycle_dir]
         else:
-            todo = pending_cycle_dirs(config.backup.spool_dir, catalogue, store.name)
+            spool = config.backup.spool_dir
+            todo = pending_cycle_dirs(spool, catalogue, store.name)
+            todo += metadata_pending_dirs(spool, catalogue, store.name)
         if not todo:
             print("nothing to upload: every sealed cycle is archived")
             return OK
