@@ -184,7 +184,7 @@ class Dispatcher:
         found = self._catalogue.find_archive(store_name, marker.cycle_id)
         if found is not None and (
             metadata_object_of(self._catalogue, store_name, found.key) is not None
-            or not cycle_json.is_file()  # the maintenance pass sends it from the catalogue
+            or not cycle_json.is_file()  # a maintenance pass sends it from the catalogue
         ):
             return "archived"
         if found is None and not cycle_json.is_file():

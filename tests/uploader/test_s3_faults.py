@@ -22,7 +22,7 @@ from uploader.config import EncryptionConfig, UploadConfig
 from uploader.stores.s3 import S3Store
 from uploader.upload import upload_cycle
 
-from .conftest import MOTO_CAPABILITIES, build_cycle, make_bucket, read_object
+from .conftest import MOTO_CAPABILITIES, build_cycle, make_bucket, read_object, with_metadata
 
 PART = 64 * 1024
 DEFECT_1 = (
@@ -75,7 +75,7 @@ async def test_an_s3_upload_survives_one_fault(
         async with store:
             record = await _upload(cycle_dir, store, catalogue, recipient)
             assert rule.fired == 1, s3_proxy.stats()
-            assert [o.key for o in await store.list_objects()] == [record.key]
+            assert [o.key for o in await store.list_objects()] == with_metadata(record.key)
             blob = b"".join([c async for c in store.read(record.key)])
     with BundleReader(cycle_dir) as bundle:
         assert read_object(blob, key_file) == bundle.read(0, bundle.size)

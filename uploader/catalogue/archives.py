@@ -4,7 +4,7 @@ what reconciliation knows, store-side ids, adoption, confirmation and re-queuein
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from uploader.catalogue.db import Catalogue, db_time, to_db_time
 from uploader.catalogue.records import KnownArchive
@@ -66,11 +66,18 @@ def adopt_archive(
         )
 
 
-def confirm_archive(catalogue: Catalogue, store: str, key: str, at: datetime) -> None:
-    """The store was seen holding the archive (as of ``at``): confirmed; MISSING flags resolved."""
+def confirm_archive(
+    catalogue: Catalogue,
+    store: str,
+    key: str,
+    at: datetime,
+    table: Literal["archives", "metadata_objects"] = "archives",
+) -> None:
+    """The store was seen holding the archive (as of ``at``): confirmed; MISSING flags resolved.
+    ``table="metadata_objects"``: the same for a metadata object."""
     with catalogue.transaction() as db:
         db.execute(
-            "UPDATE archives SET confirmed_at = ? WHERE store = ? AND key = ?"
+            f"UPDATE {table} SET confirmed_at = ? WHERE store = ? AND key = ?"  # noqa: S608
             " AND (confirmed_at IS NULL OR confirmed_at < ?)",
             (to_db_time(at), store, key, to_db_time(at)),
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from uploader.catalogue.archives import confirm_archive
 from uploader.catalogue.db import Catalogue, db_time, from_db_time, to_db_time
 from uploader.catalogue.records import ExpectedObject, MetadataRecord, parts_from_json
 
@@ -103,17 +104,7 @@ def mark_metadata_read(catalogue: Catalogue, store: str, key: str, at: datetime)
 
 def confirm_metadata_object(catalogue: Catalogue, store: str, key: str, at: datetime) -> None:
     """A listing or inventory showed the metadata object: confirmed, its flags resolved."""
-    with catalogue.transaction() as db:
-        db.execute(
-            "UPDATE metadata_objects SET confirmed_at = ? WHERE store = ? AND key = ?"
-            " AND (confirmed_at IS NULL OR confirmed_at < ?)",
-            (to_db_time(at), store, key, to_db_time(at)),
-        )
-        db.execute(
-            "UPDATE archive_flags SET resolved_at = ? WHERE store = ? AND key = ?"
-            " AND resolved_at IS NULL",
-            (to_db_time(at), store, key),
-        )
+    confirm_archive(catalogue, store, key, at, table="metadata_objects")
 
 
 def drop_metadata_object(catalogue: Catalogue, store: str, key: str) -> None:

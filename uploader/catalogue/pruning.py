@@ -4,7 +4,7 @@ store accepted, which wait for a listing or inventory to confirm them."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from localbackup.formats import cycle_id_time
 from uploader.catalogue.db import Catalogue, db_time, from_db_time, to_db_time
@@ -81,17 +81,7 @@ def record_deletion(
     catalogue: Catalogue, store: str, key: str, archive_id: str | None, now: datetime
 ) -> None:
     """The store accepted a delete: the archive leaves ``archives`` and waits for confirmation."""
-    with catalogue.transaction() as db:
-        row = db.execute(
-            "SELECT cycle_id, size FROM archives WHERE store = ? AND key = ?", (store, key)
-        ).fetchone()
-        cycle_id, size = row if row is not None else (None, 0)
-        db.execute(
-            "INSERT OR REPLACE INTO pending_deletions (store, key, archive_id, cycle_id, size,"
-            " deleted_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (store, key, archive_id, cycle_id, size, to_db_time(now)),
-        )
-        db.execute("DELETE FROM archives WHERE store = ? AND key = ?", (store, key))
+    _record_deletion(catalogue, "archives", store, key, archive_id, now)
 
 
 def record_metadata_deletion(
@@ -99,9 +89,20 @@ def record_metadata_deletion(
 ) -> None:
     """The store accepted the delete of a metadata object (pruned with its archive): it leaves
     ``metadata_objects`` and waits for confirmation like an archive."""
+    _record_deletion(catalogue, "metadata_objects", store, key, archive_id, now)
+
+
+def _record_deletion(  # noqa: PLR0917 - the two public callers' arguments, and the table
+    catalogue: Catalogue,
+    table: Literal["archives", "metadata_objects"],
+    store: str,
+    key: str,
+    archive_id: str | None,
+    now: datetime,
+) -> None:
     with catalogue.transaction() as db:
         row = db.execute(
-            "SELECT cycle_id, size FROM metadata_objects WHERE store = ? AND key = ?",
+            f"SELECT cycle_id, size FROM {table} WHERE store = ? AND key = ?",  # noqa: S608
             (store, key),
         ).fetchone()
         cycle_id, size = row if row is not None else (None, 0)
@@ -110,7 +111,7 @@ def record_metadata_deletion(
             " deleted_at) VALUES (?, ?, ?, ?, ?, ?)",
             (store, key, archive_id, cycle_id, size, to_db_time(now)),
         )
-        db.execute("DELETE FROM metadata_objects WHERE store = ? AND key = ?", (store, key))
+        db.execute(f"DELETE FROM {table} WHERE store = ? AND key = ?", (store, key))  # noqa: S608
 
 
 def pending_deletions(catalogue: Catalogue, store: str) -> list[PendingDeletion]:

@@ -121,6 +121,7 @@ async def run_maintenance(
                 report.reconciliation,
                 host=config.host,
                 now=now,
+                grace=config.orphan_grace,
                 report=report,
             )
     except StoreError as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
@@ -87,10 +87,13 @@ async def keep_metadata(
     *,
     host: str,
     now: datetime,
+    grace: float,
     report: MaintenanceReport,
 ) -> None:
     """After reconciliation: delete the metadata objects of archives we pruned, and (with
-    ``upkeep``) send again every metadata object of this host's archives that is missing."""
+    ``upkeep``) send again every metadata object of this host's archives that is missing —
+    or was never sent, for an archive uploaded more than ``grace`` seconds ago (a run killed
+    in between; a younger one is left to the upload that is sending it)."""
     for a in result.of("metadata_pruned"):
         if a.key is not None and a.listed is not None:
             await _delete(store, catalogue, a.key, a.listed.store_id, report=report, now=now)
@@ -103,6 +106,8 @@ async def keep_metadata(
         known = await asyncio.to_thread(cm.metadata_object_of, catalogue, store.name, archive.key)
         if known is not None and known.key not in missing:
             continue
+        if known is None and archive.uploaded_at > now - timedelta(seconds=grace):
+            continue  # never sent: the upload that made the archive sends it (or is doing so)
         if await asyncio.to_thread(cm.stored_cycle, catalogue, host, archive.cycle_id) is None:
             continue  # an archive of an earlier version: nothing to make one from
         await _resend(store, catalogue, upkeep, archive.cycle_id, known, host=host, report=report)
