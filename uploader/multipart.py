@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from uploader.pacing import Pace, UploadPaused
 from uploader.payload import PartPlan, PayloadSource
 from uploader.stores.base import ObjectInfo, PartInfo, Store, TransientStoreError
 from uploader.stores.glacier.treehash import tree_hash
@@ -53,12 +54,15 @@ def default_backoff(attempt: int) -> float:
 
 @dataclass(frozen=True, slots=True)
 class MultipartOptions:
-    """How the driver sends parts: concurrency, retries per part and their backoff."""
+    """How the driver sends parts: concurrency, retries per part and their backoff, and the
+    pace (``[upload] max_rate`` and ``window``, see :mod:`uploader.pacing`) awaited with each
+    part's size before it is sent."""
 
     concurrency: int = 4
     retries: int = 5
     backoff: Callable[[int], float] = default_backoff
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    pace: Pace | None = None
 
 
 async def upload_multipart(
@@ -86,8 +90,9 @@ async def upload_multipart(
     ``on_complete`` gets the parts right before completion is asked for (to persist them:
     after that call the upload must be completed again, never started afresh). On a permanent
     error before completion the upload is aborted; a cancelled upload, or one that failed with
-    a :class:`TransientStoreError` (after the part retries), is left for the next attempt to
-    resume, and so is an upload whose completion was asked for, whatever happens then.
+    a :class:`TransientStoreError` (after the part retries) or was paused by the upload window
+    (:class:`UploadPaused`), is left for the next attempt to resume, and so is an upload whose
+    completion was asked for, whatever happens then.
     """
     if plan.total_size != source.size:
         raise IncompleteUpload(f"plan for {plan.total_size} bytes, payload has {source.size}")
@@ -300,6 +305,8 @@ class _Run:
         while (item := await self.queue.get()) is not None:
             number, data, pending = item
             digest = await pending
+            if self.opts.pace is not None:
+                await self.opts.pace(len(data))  # may raise UploadPaused: a part boundary
             part = await self.send(number, data, digest)
             if part.checksum != digest or part.size != self.plan.size(number):
                 raise IncompleteUpload(f"the store acknowledged part {number} with other bytes")
@@ -341,9 +348,10 @@ async def _after_failure(run: _Run, error: BaseException, *, completing: bool) -
             error_type=type(error).__name__,
         )
         return
-    if isinstance(error, TransientStoreError):
+    if isinstance(error, TransientStoreError | UploadPaused):
         await run.settle()
-        log.warning("upload.suspended", key=key, parts_done=len(run.finished), error=str(error))
+        event = "upload.paused" if isinstance(error, UploadPaused) else "upload.suspended"
+        log.warning(event, key=key, parts_done=len(run.finished), error=str(error))
         return
     log.error("upload.aborted", key=key, error=str(error), error_type=type(error).__name__)
     await run.settle()  # a part still being written after the abort would outlive it

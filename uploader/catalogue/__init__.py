@@ -2,8 +2,8 @@
 
 The front of the package: :class:`Catalogue` (the connection, uploads and archives), the records
 it hands out, and one accessor module per concern, each next to its SQL — archives, events,
-findings (foreign archives, flags), indexes, inventory, pruning, retrievals. Everything the
-other packages use is importable from here.
+findings (foreign archives, flags), indexes, inventory, operations, pruning, retrievals.
+Everything the other packages use is importable from here.
 """
 
 from __future__ import annotations
@@ -47,6 +47,11 @@ from uploader.catalogue.inventory import (
     mark_requested,
     record_inventory,
     save_job,
+)
+from uploader.catalogue.operations import (
+    OperationRecord,
+    operations,
+    record_operation,
 )
 from uploader.catalogue.pruning import (
     confirm_deletion,
@@ -99,6 +104,7 @@ __all__ = [
     "InventoryState",
     "JobStatus",
     "KnownArchive",
+    "OperationRecord",
     "PendingDeletion",
     "PruneArchive",
     "RetrievalRecord",
@@ -130,6 +136,7 @@ __all__ = [
     "mark_ready",
     "mark_requested",
     "open_flags",
+    "operations",
     "pending_deletions",
     "prune_inputs",
     "pruned_at",
@@ -138,6 +145,7 @@ __all__ = [
     "record_event",
     "record_foreign",
     "record_inventory",
+    "record_operation",
     "record_prune_plan",
     "record_range",
     "record_request",

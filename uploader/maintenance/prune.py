@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from uploader.archive import MIN_STORAGE_DAYS as _CLASS_MIN_DAYS
 from uploader.archive import VAULT
 from uploader.catalogue.records import PruneArchive
 from uploader.config import LocalStoreConfig, S3StoreConfig, StoreConfig
@@ -54,15 +55,7 @@ PRICE_PER_GB_MONTH: dict[str, float] = {
     LOCAL: 0.0,
 }
 # Minimum storage duration in days: deleting earlier is billed as if kept that long.
-MIN_STORAGE_DAYS: dict[str, int] = {
-    VAULT: 90,
-    "GLACIER": 90,
-    "GLACIER_IR": 90,
-    "DEEP_ARCHIVE": 180,
-    "STANDARD_IA": 30,
-    "STANDARD": 0,
-    LOCAL: 0,
-}
+MIN_STORAGE_DAYS: dict[str, int] = {**_CLASS_MIN_DAYS, LOCAL: 0}
 
 
 def storage_class_for(store: StoreConfig) -> str:

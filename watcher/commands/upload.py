@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,10 +15,14 @@ import structlog
 
 from localbackup.configkit import format_size
 from localbackup.formats import CYCLE_JSON
-from uploader.catalogue import Catalogue, pruned_at, remember_cycle_indexes
+from uploader.catalogue import ArchiveRecord, Catalogue, pruned_at, remember_cycle_indexes
+from uploader.pacing import Pace, UploadPaused, upload_pace
 from uploader.stores import Store, StoreNotAvailable, open_store
 from uploader.upload import UPLOAD_FAILURES, archive_doubt, pending_cycle_dirs, upload_cycle
-from watcher.exitcodes import FAILURE, OK, USAGE
+from uploader.window import local_now
+from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
+from watcher.notify.events import Notice, NoticeEvent
+from watcher.outcomes import Outcomes
 
 if TYPE_CHECKING:
     from watcher.config import AppConfig
@@ -38,6 +43,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="upload CYCLE even if its archive was pruned from the store, or again if its"
         " archive is unconfirmed or flagged MISSING",
+    )
+    p.add_argument(
+        "--now",
+        action="store_true",
+        help="upload even outside [upload] window (the rate limit still applies)",
     )
     p.set_defaults(run=run)
 
@@ -94,17 +104,41 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         if not todo:
             print("nothing to upload: every sealed cycle is archived")
             return OK
+        window = None if getattr(args, "now", False) else config.upload.window
+        if window is not None and not window.is_open(now := local_now()):
+            print(
+                f"outside the upload window {window}: {len(todo)} cycle(s) wait until it opens "
+                f"at {window.next_open(now):%Y-%m-%d %H:%M %Z} (upload --now uploads anyway)"
+            )
+            return WARNINGS
         force = bool(args.cycle and getattr(args, "force", False))
-        return asyncio.run(_upload_all(todo, store, catalogue, config, force=force))
+        outcomes = Outcomes(config)
+        try:
+            pace = upload_pace(config.upload.max_rate, window)
+            return asyncio.run(
+                _upload_all(todo, store, catalogue, config, outcomes, force=force, pace=pace)
+            )
+        finally:
+            outcomes.close()
 
 
 async def _upload_all(
-    todo: list[Path], store: Store, catalogue: Catalogue, config: AppConfig, *, force: bool = False
+    todo: list[Path],
+    store: Store,
+    catalogue: Catalogue,
+    config: AppConfig,
+    outcomes: Outcomes,
+    *,
+    force: bool = False,
+    pace: Pace | None = None,
 ) -> int:
     failed = 0
     async with store as s:
         for cycle_dir in todo:
-            with _progress(cycle_dir.name) as progress:
+            cycle = cycle_dir.name
+            started = time.monotonic()
+            outcomes.emit(outcomes.notice(NoticeEvent.UPLOAD_STARTED, cycle=cycle), catalogue)
+            with _progress(cycle) as progress:
                 try:
                     record = await upload_cycle(
                         cycle_dir,
@@ -114,15 +148,36 @@ async def _upload_all(
                         config.upload,
                         progress,
                         force=force,
+                        pace=pace,
                     )
+                except UploadPaused as exc:
+                    print(f"upload of {cycle} paused: {exc}")
+                    return WARNINGS
                 except UPLOAD_FAILURES as exc:
                     failed += 1
-                    log.error("upload.failed", cycle=cycle_dir.name, error=str(exc))
-                    print(f"upload of {cycle_dir.name} failed: {exc}", file=sys.stderr)
+                    log.error("upload.failed", cycle=cycle, error=str(exc))
+                    print(f"upload of {cycle} failed: {exc}", file=sys.stderr)
+                    failure = outcomes.notice(
+                        NoticeEvent.UPLOAD_FAILED, cycle=cycle, error=str(exc)
+                    )
+                    await asyncio.to_thread(outcomes.emit, failure, catalogue)
                     continue
             await asyncio.to_thread(remember_cycle_indexes, catalogue, cycle_dir)
             print(f"{record.cycle_id}: {record.key} ({format_size(record.size)}) in {s.name}")
+            done = upload_done(outcomes, record, time.monotonic() - started)
+            await asyncio.to_thread(outcomes.emit, done, catalogue)
     return FAILURE if failed else OK
+
+
+def upload_done(outcomes: Outcomes, record: ArchiveRecord, seconds: float) -> Notice:
+    """The notice of a finished upload (the command's and the service's)."""
+    return outcomes.notice(
+        NoticeEvent.UPLOAD_DONE,
+        cycle=record.cycle_id,
+        sizes={"archive": record.size},
+        duration=seconds,
+        details={"key": record.key, "store": record.store},
+    )
 
 
 @contextmanager
