@@ -1,17 +1,18 @@
 """Staying out of the way of the household's connection: a shared rate limit and the window.
 
 :class:`RateLimiter` paces every transfer of one upload (all its concurrent parts) or of one
-restore download (all its parallel ranges) to ``[upload] max_rate`` / ``[restore] max_rate`` on
-average. The multipart driver awaits a :data:`Pace` before sending each part: :func:`upload_pace`
-combines the limiter with ``[upload] window``, raising :class:`UploadPaused` once the window
-has closed, so that an upload stops at a part boundary and is resumed in the next window.
+restore download (all its parallel ranges, or the chunks of a direct read: :func:`paced`) to
+``[upload] max_rate`` / ``[restore] max_rate`` on average. The multipart driver awaits a
+:data:`Pace` before sending each part: :func:`upload_pace` combines the limiter with
+``[upload] window``, raising :class:`UploadPaused` once the window has closed, so that an upload
+stops at a part boundary and is resumed in the next window.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 
 import structlog
@@ -65,6 +66,18 @@ class RateLimiter:
         self._free_at = end
         if end > now:
             await self._sleep(end - now)
+
+
+async def paced(chunks: AsyncIterator[bytes], limiter: RateLimiter) -> AsyncIterator[bytes]:
+    """``chunks`` (a store's read), each one let through only when the limiter allows it."""
+    try:
+        async for chunk in chunks:
+            await limiter.acquire(len(chunk))
+            yield chunk
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def upload_pace(

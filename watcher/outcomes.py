@@ -25,7 +25,7 @@ from watcher.notify.delivery import CLOSE_TIMEOUT, Notifier
 from watcher.notify.events import Notice, NoticeEvent, Operation
 
 if TYPE_CHECKING:
-    from uploader.catalogue import Catalogue
+    from uploader.catalogue import ArchiveRecord, Catalogue
     from watcher.config import AppConfig
 
 log = structlog.get_logger(__name__)
@@ -140,6 +140,17 @@ class Outcomes:
             error=notice.error,
         )
         write_metrics(cfg, catalogue)
+
+
+def upload_done(outcomes: Outcomes, record: ArchiveRecord, seconds: float) -> Notice:
+    """The notice of a finished upload (the ``upload`` command's and the service's)."""
+    return outcomes.notice(
+        NoticeEvent.UPLOAD_DONE,
+        cycle=record.cycle_id,
+        sizes={"archive": record.size},
+        duration=seconds,
+        details={"key": record.key, "store": record.store},
+    )
 
 
 def _notifier_for(cfg: AppConfig) -> Notifier | None:

@@ -89,6 +89,7 @@ from uploader.catalogue.retrievals import (
     mark_ready,
     record_range,
     record_request,
+    requested_retrievals,
     set_download,
 )
 
@@ -150,6 +151,7 @@ __all__ = [
     "record_range",
     "record_request",
     "remember_cycle_indexes",
+    "requested_retrievals",
     "requeue_unconfirmed",
     "save_job",
     "set_archive_id",

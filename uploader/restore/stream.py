@@ -37,6 +37,7 @@ from uploader.archive import parse_object_key
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig
 from uploader.crypto import Decryptor, Identity, ScryptIdentity, load_identities, read_passphrase
+from uploader.pacing import RateLimiter, paced
 from uploader.stores.base import Store
 
 if TYPE_CHECKING:
@@ -135,8 +136,10 @@ async def restore_archive(
     force: bool = False,
     options: ExtractOptions | None = None,
     on_plan: OnPlan | None = None,
+    max_rate: int | None = None,
 ) -> RestoreResult:
-    """Restore the point in time ``at`` of the archive ``key`` into ``to``."""
+    """Restore the point in time ``at`` of the archive ``key`` into ``to``, reading at most
+    ``max_rate`` bytes per second (``[restore] max_rate``) from the store."""
     info = await store.head(key)
     cold = info.storage_class in COLD_STORAGE_CLASSES or (
         info.storage_class is None and store.capabilities.needs_retrieval
@@ -151,6 +154,8 @@ async def restore_archive(
     if encrypted and not identities:
         raise RestoreError(f"{key} is encrypted and no identity was given")
     chunks = store.read(key)
+    if max_rate:
+        chunks = paced(chunks, RateLimiter(max_rate))
     loop = asyncio.get_running_loop()
     try:
         src = io.BufferedReader(_StreamReader(chunks, loop), buffer_size=1 << 20)

@@ -15,14 +15,14 @@ import structlog
 
 from localbackup.configkit import format_size
 from localbackup.formats import CYCLE_JSON
-from uploader.catalogue import ArchiveRecord, Catalogue, pruned_at, remember_cycle_indexes
+from uploader.catalogue import Catalogue, pruned_at, remember_cycle_indexes
 from uploader.pacing import Pace, UploadPaused, upload_pace
 from uploader.stores import Store, StoreNotAvailable, open_store
 from uploader.upload import UPLOAD_FAILURES, archive_doubt, pending_cycle_dirs, upload_cycle
 from uploader.window import local_now
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
-from watcher.notify.events import Notice, NoticeEvent
-from watcher.outcomes import Outcomes
+from watcher.notify.events import NoticeEvent
+from watcher.outcomes import Outcomes, upload_done
 
 if TYPE_CHECKING:
     from watcher.config import AppConfig
@@ -167,17 +167,6 @@ async def _upload_all(
             done = upload_done(outcomes, record, time.monotonic() - started)
             await asyncio.to_thread(outcomes.emit, done, catalogue)
     return FAILURE if failed else OK
-
-
-def upload_done(outcomes: Outcomes, record: ArchiveRecord, seconds: float) -> Notice:
-    """The notice of a finished upload (the command's and the service's)."""
-    return outcomes.notice(
-        NoticeEvent.UPLOAD_DONE,
-        cycle=record.cycle_id,
-        sizes={"archive": record.size},
-        duration=seconds,
-        details={"key": record.key, "store": record.store},
-    )
 
 
 @contextmanager
