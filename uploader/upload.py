@@ -207,7 +207,14 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
                 progress=progress,
             )
         record = resume.record
-        return await finish_upload(catalogue, record, verified.sha256, info.size, info.archive_id)
+        return await finish_upload(
+            catalogue,
+            record,
+            verified.sha256,
+            info.size,
+            info.archive_id,
+            locked_until=info.locked_until,
+        )
 
 
 async def _archived(

@@ -16,6 +16,7 @@ from uploader.catalogue.archives import (
     known_archives,
     requeue_unconfirmed,
     set_archive_id,
+    set_locked_until,
 )
 from uploader.catalogue.db import (
     CATALOGUE_FILE,
@@ -156,6 +157,7 @@ __all__ = [
     "save_job",
     "set_archive_id",
     "set_download",
+    "set_locked_until",
     "stored_indexes",
     "to_db_time",
 ]

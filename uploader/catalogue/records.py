@@ -197,6 +197,7 @@ class PruneArchive:
     confirmed: bool = True  # seen in the store (listing, inventory, or our own completed upload)
     ours: bool = True  # False: foreign (another tool or host): never a candidate
     taken_at: datetime | None = None  # when the backup was taken (its cycle's start)
+    locked_until: datetime | None = None  # S3 Object Lock: no delete can succeed before this
 
     @property
     def point_in_time(self) -> datetime:

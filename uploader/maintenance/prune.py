@@ -14,7 +14,8 @@ The rules, in order of strength:
    do) are kept;
 4. nothing younger than the minimum age is deleted (``min_age = "auto"``: the storage class's
    minimum storage duration, so pruning never pays an early-deletion fee unless you configure a
-   shorter age on purpose — the fee is then shown on the decision);
+   shorter age on purpose — the fee is then shown on the decision), and nothing whose S3 Object
+   Lock retention has not ended ("locked until ..."): such a delete would only fail;
 5. when a calendar rule is on, archives no rule keeps are deleted ("policy");
 6. if the store (plus the next upload's expected size) is over ``max_store_size``, the oldest
    remaining candidates are deleted until it fits. If it cannot fit without breaking rule 3 or 4,
@@ -30,13 +31,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from uploader.archive import MIN_STORAGE_DAYS as _CLASS_MIN_DAYS
 from uploader.archive import VAULT
 from uploader.catalogue.records import PruneArchive
 from uploader.config import LocalStoreConfig, S3StoreConfig, StoreConfig
 from uploader.maintenance.retention import RetentionConfig
+from uploader.object_lock import locked_at
 
 DAY = 86400.0
 GIB = 1024**3
@@ -105,7 +107,7 @@ class PrunePolicy:
 class Decision:
     """Keep or delete one archive, and why: ``rule`` is stable (for scripts), ``reason`` prose.
 
-    Rules: foreign, unconfirmed, keep_last, keep_daily/weekly/monthly/yearly, min_age,
+    Rules: foreign, unconfirmed, keep_last, keep_daily/weekly/monthly/yearly, locked, min_age,
     within_budget, over_budget (kept), policy, budget (deleted).
     """
 
@@ -140,7 +142,7 @@ class PrunePlan:
     next_upload_size: int
     over_budget: bool  # the budget (with the next upload) cannot be met under the rules
     shortfall: int  # bytes still over budget after pruning (with the next upload)
-    blocked_by: str = ""  # "min_age" | "keep rules" when over budget
+    blocked_by: str = ""  # "min_age" | "keep rules" (| "... and object locks") when over budget
     storage_class: str = LOCAL
 
     @property
@@ -208,6 +210,21 @@ def _protected(ours: Sequence[PruneArchive], policy: PrunePolicy) -> dict[str, t
     return kept
 
 
+def _locked(
+    ours: Sequence[PruneArchive], kept: dict[str, tuple[str, str]], now: datetime
+) -> dict[str, tuple[str, str]]:
+    """Archives no keep rule holds whose S3 Object Lock retention is still running."""
+    return {
+        a.key: (
+            "locked",
+            f"locked until {a.locked_until.astimezone(UTC):%Y-%m-%d %H:%M} UTC "
+            "(S3 Object Lock: no delete can succeed before then)",
+        )
+        for a in ours
+        if a.key not in kept and a.locked_until is not None and locked_at(a.locked_until, now)
+    }
+
+
 def _fill(candidates: Sequence[PruneArchive], size: int, target: int) -> list[PruneArchive] | None:
     """The oldest candidates to delete so that ``size`` drops to ``target`` (None: impossible)."""
     picked = []
@@ -230,6 +247,8 @@ def plan_prune(
     ours = [a for a in everything if a.ours]
     total = sum(a.size for a in everything)
     kept = _protected(ours, policy)
+    locks = _locked(ours, kept, now)
+    kept.update(locks)
 
     def age(a: PruneArchive) -> float:
         return (now - a.created).total_seconds()
@@ -254,7 +273,8 @@ def plan_prune(
             picked = _fill(rest, after, budget) or []
             ignoring_age = sorted([*rest, *young], key=_order)
             reachable = _fill(ignoring_age, after, budget - next_upload_size) is not None
-            blocked = "min_age" if reachable else "keep rules"
+            rules = "keep rules and object locks" if locks else "keep rules"
+            blocked = "min_age" if reachable else rules
         for a in picked:
             deleted[a.key] = (
                 "budget",

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from uploader.stores.aws_errors import rejects_credentials
 from uploader.stores.base import (
+    BucketLock,
     Capabilities,
     ContainerNotFound,
     CredentialsRejected,
@@ -13,8 +14,10 @@ from uploader.stores.base import (
     MultipartUploadInfo,
     ObjectChanged,
     ObjectInfo,
+    ObjectLocking,
     ObjectNotFound,
     ObjectRestore,
+    ObjectVersion,
     PartInfo,
     PermanentStoreError,
     PinnedReads,
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from uploader.config import StoreConfig
 
 __all__ = [
+    "BucketLock",
     "Capabilities",
     "ContainerNotFound",
     "CredentialsRejected",
@@ -37,8 +41,10 @@ __all__ = [
     "MultipartUploadInfo",
     "ObjectChanged",
     "ObjectInfo",
+    "ObjectLocking",
     "ObjectNotFound",
     "ObjectRestore",
+    "ObjectVersion",
     "PartInfo",
     "PermanentStoreError",
     "PinnedReads",
@@ -77,6 +83,7 @@ def open_store(config: StoreConfig) -> Store:
             region=config.region,
             profile=config.profile,
             endpoint_url=config.endpoint_url,
+            object_lock=config.object_lock,
         )
     if isinstance(config, GlacierStoreConfig):
         from uploader.stores.glacier.store import GlacierStore

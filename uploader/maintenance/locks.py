@@ -1,0 +1,78 @@
+"""Maintenance in a bucket with S3 Object Lock (and versioning): what the executor asks it.
+
+- :func:`hidden_by_markers` (pure): archives whose current version is a delete marker while an
+  older version still holds their bytes. Someone deleted the key (with the machine's
+  credentials, say); Object Lock kept the data. Reconciliation flags such an archive MISSING
+  and says how to bring it back: delete the delete marker.
+- :func:`hidden_archives`: the same, read from the store (nothing for an unversioned bucket,
+  or one that will not say).
+- :func:`lock_now`: an archive's retention as the store reports it right before a delete, so
+  that pruning never sends a delete that would fail (a retention may have been extended
+  since the catalogue recorded it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import structlog
+
+from uploader.stores.base import (
+    ObjectLocking,
+    ObjectNotFound,
+    ObjectVersion,
+    Store,
+    StoreError,
+)
+
+log = structlog.get_logger(__name__)
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+def hidden_by_markers(versions: Iterable[ObjectVersion]) -> dict[str, str]:
+    """Key -> what hides it, for every key whose latest version is a delete marker and that
+    still has a version with data."""
+    by_key: dict[str, list[ObjectVersion]] = {}
+    for v in versions:
+        by_key.setdefault(v.key, []).append(v)
+    hidden = {}
+    for key, vs in sorted(by_key.items()):
+        latest = next((v for v in vs if v.is_latest), None)
+        data = [v for v in vs if not v.delete_marker]
+        if latest is None or not latest.delete_marker or not data:
+            continue
+        kept = max(data, key=lambda v: v.last_modified or _EPOCH)
+        when = latest.last_modified.isoformat() if latest.last_modified else "an unknown time"
+        hidden[key] = (
+            f"hidden by a delete marker placed {when} (version {latest.version_id}); its "
+            f"{kept.size} bytes are still stored as version {kept.version_id}: delete that "
+            "delete marker to bring the archive back (docs/immutability.md)"
+        )
+    return hidden
+
+
+async def hidden_archives(store: Store) -> dict[str, str]:
+    """:func:`hidden_by_markers` of the store's versions; empty when it keeps no versions or
+    cannot say (a missing permission is logged, the pass goes on)."""
+    if not isinstance(store, ObjectLocking):
+        return {}
+    try:
+        if not (await store.bucket_lock()).versioned:
+            return {}
+        return hidden_by_markers(await store.list_versions())
+    except StoreError as exc:
+        log.warning("maintenance.versions_unreadable", store=store.name, error=str(exc))
+        return {}
+
+
+async def lock_now(store: Store, key: str) -> datetime | None:
+    """Until when the archive ``key`` is locked now, as the store says (None: not locked, or
+    the store has no Object Lock, or the object is gone)."""
+    if not isinstance(store, ObjectLocking):
+        return None
+    try:
+        return (await store.head(key)).locked_until
+    except ObjectNotFound:
+        return None
