@@ -17,7 +17,8 @@ the backup plus variables naming what is being backed up:
 ``before`` hooks run in order and stop at the first that fails (exit status not 0, a timeout,
 a program that cannot be started): the step then writes nothing and fails
 (:class:`HookFailed`), unless ``before_failure = "warn"``. ``after`` hooks all run, whatever
-happened; a failing one is a warning. Hook output is logged (its tail), never printed.
+happened (a failed ``before`` hook included, so that they can undo what it started); a failing
+one is a warning. Hook output is logged (its tail), never printed.
 """
 
 from __future__ import annotations

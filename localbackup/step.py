@@ -109,7 +109,8 @@ def run_backup_step(
 
     The ``before`` hooks run once the step is planned (they are told the cycle and increment)
     and before anything is written: a failing one raises :class:`~localbackup.hooks.HookFailed`
-    (unless ``before_failure = "warn"``). The ``after`` hooks run whatever happened.
+    (unless ``before_failure = "warn"``). The ``after`` hooks run whatever happened (a
+    ``before`` hook that failed included: they may undo what it started).
     """
     started = time.monotonic()
     spool = Spool(cfg.spool_dir)
@@ -124,8 +125,8 @@ def run_backup_step(
         cycle_id = state[0].cycle_id if state is not None and not new else spool.next_cycle_id(now)
         env = hook_env(cfg, cycle_id, plan)
         warn = cfg.before_failure == HookFailure.WARN
-        hook_warnings = run_before(cfg.before, env, cfg.hook_timeout, warn=warn)
         try:
+            hook_warnings = run_before(cfg.before, env, cfg.hook_timeout, warn=warn)
             sealed: list[formats.SealedCycle] = []
             if plan.seal_open_cycle and state is not None:
                 sealed.append(seal_cycle(state[0], cfg.host, cfg.mode, marker_dir, now))

@@ -181,6 +181,8 @@ class _Run:
         # store holds but nobody recorded is what resume already handles (``held``).
         self.acked: asyncio.Queue[PartInfo | None] = asyncio.Queue()
         self.senders = opts.concurrency
+        # Set once the pace says the upload window has closed: no part is started after it.
+        self.paused: UploadPaused | None = None
 
     async def upload_parts(self) -> None:
         self.sent = sum(p.size for p in self.finished.values())
@@ -191,6 +193,8 @@ class _Run:
             for _ in range(self.opts.concurrency):
                 tg.create_task(self.work())
             tg.create_task(self.record())
+        if self.paused is not None:
+            raise self.paused  # every part sent is acknowledged and recorded: resume sends the rest
 
     def buffer(self, number: int) -> bytearray:
         size = self.plan.size(number)
@@ -217,6 +221,8 @@ class _Run:
 
     async def produce(self, tg: asyncio.TaskGroup) -> None:
         for number in range(1, self.plan.count + 1):
+            if self.paused is not None:
+                break
             recorded = self.resumed.get(number)
             if number in self.finished and recorded is None:
                 continue
@@ -305,8 +311,14 @@ class _Run:
         while (item := await self.queue.get()) is not None:
             number, data, pending = item
             digest = await pending
-            if self.opts.pace is not None:
-                await self.opts.pace(len(data))  # may raise UploadPaused: a part boundary
+            if self.paused is None and self.opts.pace is not None:
+                try:
+                    await self.opts.pace(len(data))
+                except UploadPaused as exc:  # the window closed: parts in flight finish
+                    self.paused = exc
+            if self.paused is not None:
+                self.recycle(data)
+                continue
             part = await self.send(number, data, digest)
             if part.checksum != digest or part.size != self.plan.size(number):
                 raise IncompleteUpload(f"the store acknowledged part {number} with other bytes")

@@ -42,27 +42,31 @@ class RateLimiter:
 
     Each :meth:`acquire` books the next ``nbytes / rate`` seconds of the shared budget and
     waits until its booking ends; bookings follow each other, so N transfers running at once
-    share the rate. Idle time is not saved up: there is never a burst above the rate beyond
-    the one transfer a booking covers (a part, a range).
+    share the rate, and a transfer goes out only once the time its bytes are worth has passed
+    (from the first booking on: the average never exceeds the rate). Up to ``slack`` seconds
+    of a pause between bookings (a disk flush, a busy machine) are made up afterwards; longer
+    idle time is not saved up.
     """
 
     def __init__(
         self,
         rate: float,
         *,
+        slack: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")
-        self.rate = rate
+        self.rate, self.slack = rate, slack
         self._clock, self._sleep = clock, sleep
-        self._free_at = 0.0
+        self._free_at: float | None = None  # when the bookings made so far end
 
     async def acquire(self, nbytes: int) -> None:
         """Wait until ``nbytes`` more may go out without exceeding the rate."""
         now = self._clock()
-        end = max(now, self._free_at) + nbytes / self.rate
+        start = now if self._free_at is None else max(now - self.slack, self._free_at)
+        end = start + nbytes / self.rate
         self._free_at = end
         if end > now:
             await self._sleep(end - now)

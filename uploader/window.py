@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -96,4 +96,5 @@ class UploadWindow:
 
     def seconds_until_open(self, now: datetime) -> float:
         """Seconds from ``now`` until uploads may run (0 inside the window)."""
-        return max(0.0, (self.next_open(now) - now).total_seconds())
+        # in UTC: two times of one zone subtract as wall clocks, blind to a change of offset
+        return max(0.0, (self.next_open(now) - now.astimezone(UTC)).total_seconds())

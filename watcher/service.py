@@ -43,8 +43,10 @@ class Service:
         *,
         reload: Callable[[], AppConfig] | None = None,
         notifier: Notifier | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.config = config
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._reload_config = reload or (lambda: load_config(config.file))
         self._notifier = notifier or Notifier()
         self._stop = asyncio.Event()
@@ -195,7 +197,7 @@ class Service:
 
     async def _still_retrying(self, path: Path, exc: RetryLater) -> None:
         """Notify once when a marker's upload has been failing for ``[notify] retrying_after``."""
-        now = datetime.now(UTC)
+        now = self._clock()
         since = self._retrying_since.setdefault(path, now)
         if path in self._retry_notified:
             return

@@ -17,7 +17,7 @@ from localbackup.configkit import format_size
 from localbackup.formats import CYCLE_JSON
 from uploader.catalogue import Catalogue, pruned_at, remember_cycle_indexes
 from uploader.pacing import Pace, UploadPaused, upload_pace
-from uploader.stores import Store, StoreNotAvailable, open_store
+from uploader.stores import Store, StoreError, StoreNotAvailable, open_store
 from uploader.upload import UPLOAD_FAILURES, archive_doubt, pending_cycle_dirs, upload_cycle
 from uploader.window import local_now
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
@@ -118,6 +118,9 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
             return asyncio.run(
                 _upload_all(todo, store, catalogue, config, outcomes, force=force, pace=pace)
             )
+        except StoreError as exc:  # the store could not even be opened
+            outcomes.emit(outcomes.notice(NoticeEvent.UPLOAD_FAILED, error=str(exc)), catalogue)
+            raise
         finally:
             outcomes.close()
 

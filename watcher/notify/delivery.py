@@ -1,7 +1,8 @@
 """Delivering notifications without ever holding up or failing what they report.
 
 :meth:`Notifier.send` only queues the notice; one worker thread POSTs it to ``[notify] url``
-and/or runs ``[notify] command`` with the JSON on stdin, each tried a few times with a pause in
+(user and password in the URL go as HTTP Basic authorization) and/or runs ``[notify] command``
+with the JSON on stdin, each tried a few times with a pause in
 between, then given up with a ``notify.undeliverable`` log line. :meth:`Notifier.close` waits a
 bounded time for what is queued (a command that ends right after its work still reports it).
 
@@ -11,6 +12,7 @@ A ping URL is a secret (whoever has it can ping the check): logs show :func:`mas
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
@@ -20,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import structlog
 
@@ -57,6 +59,17 @@ def ping_url(url: str, category: Category | None) -> str:
     suffix = _HEALTHCHECKS_SUFFIX.get(category, "/fail") if category else "/log"
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=parts.path.rstrip("/") + suffix))
+
+
+def _split_userinfo(url: str) -> tuple[str, str | None]:
+    """``url`` without its ``user:password@`` part, and that part as a Basic authorization."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    token = base64.b64encode(pair.encode()).decode()
+    return urlunsplit(parts._replace(netloc=netloc)), f"Basic {token}"
 
 
 class DeliveryError(Exception):
@@ -153,11 +166,12 @@ class Notifier:
         import urllib.error
         import urllib.request
 
+        headers = {"Content-Type": "application/json", "User-Agent": "glacier-backup"}
+        url, auth = _split_userinfo(url)
+        if auth is not None:
+            headers["Authorization"] = auth
         request = urllib.request.Request(  # noqa: S310 - http(s) only, checked in the config
-            url,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "glacier-backup"},
+            url, data=body, method="POST", headers=headers
         )
         try:
             with urllib.request.urlopen(request, timeout=self.config.timeout) as response:  # noqa: S310 - http(s) only, checked in the config
