@@ -38,14 +38,18 @@ from uploader.stores.base import (
     ObjectNotFound,
     ObjectVersion,
     PartInfo,
-    PermanentStoreError,
     RestoreAlreadyInProgress,
     TransientStoreError,
     UploadNotFound,
 )
 from uploader.stores.s3_errors import ObjectLockUnavailable
 from uploader.stores.s3_errors import errors as _errors
-from uploader.stores.s3_versions import read_bucket_lock, read_versioning, read_versions
+from uploader.stores.s3_lock import (
+    ensure_retention,
+    read_bucket_lock,
+    read_versioned,
+    read_versions,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -195,16 +199,6 @@ class S3Store:
         """Whether the bucket has Object Lock (and a default retention), and its versioning."""
         return await read_bucket_lock(self.client, self.bucket)
 
-    async def _read_versioned(self) -> bool:
-        """Whether deletes leave versions behind. A bucket that will not say (no permission
-        for GetBucketVersioning, a service without it) is taken as unversioned: plain deletes,
-        as ever."""
-        try:
-            return await read_versioning(self.client, self.bucket) is not None
-        except PermanentStoreError as exc:
-            log.warning("s3.versioning_unknown", bucket=self.bucket, error=str(exc))
-            return False
-
     async def list_versions(self, prefix: str = "") -> list[ObjectVersion]:
         """Every version and delete marker under ``prefix``."""
         found = await read_versions(self.client, self.bucket, self._key(prefix))
@@ -265,6 +259,9 @@ class S3Store:
                     ]
                 },
             )
+        if (lock := self.lock_for_new_object()) is not None:
+            # before the archive is recorded: a service may have ignored the upload's headers
+            await ensure_retention(self.client, self.bucket, self._key(key), lock)
 
     async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
         """Abort an upload; an unknown upload is not an error."""
@@ -408,7 +405,7 @@ class S3Store:
         hide it behind a delete marker and leave its bytes billed."""
         version = None
         if self._versioned is None:
-            self._versioned = await self._read_versioned()
+            self._versioned = await read_versioned(self.client, self.bucket)
         if self._versioned:
             try:
                 version = (await self.object_version(key))[1]

@@ -104,25 +104,40 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         if not todo:
             print("nothing to upload: every sealed cycle is archived")
             return OK
-        window = None if getattr(args, "now", False) else config.upload.window
-        if window is not None and not window.is_open(now := local_now()):
-            print(
-                f"outside the upload window {window}: {len(todo)} cycle(s) wait until it opens "
-                f"at {window.next_open(now):%Y-%m-%d %H:%M %Z} (upload --now uploads anyway)"
-            )
-            return WARNINGS
         force = bool(args.cycle and getattr(args, "force", False))
-        outcomes = Outcomes(config)
-        try:
-            pace = upload_pace(config.upload.max_rate, window)
-            return asyncio.run(
-                _upload_all(todo, store, catalogue, config, outcomes, force=force, pace=pace)
-            )
-        except StoreError as exc:  # the store could not even be opened
-            outcomes.emit(outcomes.notice(NoticeEvent.UPLOAD_FAILED, error=str(exc)), catalogue)
-            raise
-        finally:
-            outcomes.close()
+        return _send(todo, store, catalogue, config, force=force, now=getattr(args, "now", False))
+
+
+def _send(
+    todo: list[Path],
+    store: Store,
+    catalogue: Catalogue,
+    config: AppConfig,
+    *,
+    force: bool,
+    now: bool,
+) -> int:
+    """Upload ``todo`` inside ``[upload] window`` (unless ``now``) at ``[upload] max_rate``,
+    telling the outcome sink what happened."""
+    window = None if now else config.upload.window
+    at = local_now()
+    if window is not None and not window.is_open(at):
+        print(
+            f"outside the upload window {window}: {len(todo)} cycle(s) wait until it opens "
+            f"at {window.next_open(at):%Y-%m-%d %H:%M %Z} (upload --now uploads anyway)"
+        )
+        return WARNINGS
+    outcomes = Outcomes(config)
+    try:
+        pace = upload_pace(config.upload.max_rate, window)
+        return asyncio.run(
+            _upload_all(todo, store, catalogue, config, outcomes, force=force, pace=pace)
+        )
+    except StoreError as exc:  # the store could not even be opened
+        outcomes.emit(outcomes.notice(NoticeEvent.UPLOAD_FAILED, error=str(exc)), catalogue)
+        raise
+    finally:
+        outcomes.close()
 
 
 async def _upload_all(

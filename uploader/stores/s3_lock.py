@@ -1,14 +1,20 @@
-"""Object Lock and versions of an S3 bucket: what the S3 store's
-:class:`~uploader.stores.base.ObjectLocking` ability reads (keys are the bucket's, prefix
-included)."""
+"""Object Lock and versions of an S3 bucket, for the S3 store's
+:class:`~uploader.stores.base.ObjectLocking` ability: the bucket's lock and versioning state,
+every version and delete marker, and the check that a new object carries its retention (keys
+here are the bucket's, prefix included)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from uploader.stores.base import BucketLock, ObjectVersion
+import structlog
+
+from uploader.object_lock import ObjectLock
+from uploader.stores.base import BucketLock, ObjectVersion, PermanentStoreError
 from uploader.stores.s3_errors import NoLockConfiguration, errors
+
+log = structlog.get_logger(__name__)
 
 
 async def read_versioning(client: Any, bucket: str) -> str | None:
@@ -17,6 +23,17 @@ async def read_versioning(client: Any, bucket: str) -> str | None:
         v = await client.get_bucket_versioning(Bucket=bucket)
     status = v.get("Status")
     return str(status) if status else None
+
+
+async def read_versioned(client: Any, bucket: str) -> bool:
+    """Whether deletes in ``bucket`` leave versions behind. A bucket that will not say (no
+    permission for GetBucketVersioning, a service without it) is taken as unversioned: plain
+    deletes, as ever."""
+    try:
+        return await read_versioning(client, bucket) is not None
+    except PermanentStoreError as exc:
+        log.warning("s3.versioning_unknown", bucket=bucket, error=str(exc))
+        return False
 
 
 async def read_bucket_lock(client: Any, bucket: str) -> BucketLock:
@@ -56,3 +73,19 @@ def _version(v: Mapping[str, Any], *, marker: bool) -> ObjectVersion:
         int(v.get("Size", 0)),
         v.get("LastModified"),
     )
+
+
+async def ensure_retention(client: Any, bucket: str, key: str, lock: ObjectLock) -> None:
+    """Check that the object ``key`` carries a retention; a service that ignored the object-lock
+    headers of its upload (moto does; S3 does not) gets ``lock`` set now."""
+    with errors(f"reading the retention of {key}"):
+        r = await client.head_object(Bucket=bucket, Key=key)
+    if r.get("ObjectLockRetainUntilDate") is not None:
+        return
+    log.warning("s3.retention_set_after_creation", key=key, retention=lock.describe())
+    with errors(f"setting the retention of {key}"):
+        await client.put_object_retention(
+            Bucket=bucket,
+            Key=key,
+            Retention={"Mode": lock.mode.value.upper(), "RetainUntilDate": lock.retain_until},
+        )
