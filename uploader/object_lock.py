@@ -9,11 +9,15 @@ so no object of ours ever exists unlocked.
 
 ``auto`` locks for the storage class's minimum storage duration (DEEP_ARCHIVE 180 days, GLACIER
 90 days, ...): an archive is locked exactly as long as deleting it would cost an early-deletion
-fee, which is also how long ``[retention] min_age = "auto"`` keeps it. Pure: no I/O, no clock.
+fee, which is also how long ``[retention] min_age = "auto"`` keeps it.
+
+A Glacier vault is made immutable another way: a Vault Lock policy that denies DeleteArchive
+to archives younger than N days (:func:`vault_lock_days` reads N). Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -85,3 +89,40 @@ def object_lock_for(policy: LockPolicy, storage_class: str, now: datetime) -> Ob
 def locked_at(retain_until: datetime | None, now: datetime) -> bool:
     """Whether an object retained until ``retain_until`` cannot be deleted at ``now``."""
     return retain_until is not None and retain_until > now
+
+
+_DELETE_ACTIONS = frozenset({"glacier:DeleteArchive", "glacier:*", "*"})
+_AGE = "glacier:ArchiveAgeInDays"
+
+
+def vault_lock_days(policy: str) -> float | None:
+    """The archive age in days below which a Vault Lock policy denies DeleteArchive: the
+    ``Deny`` statements AWS documents for immutable archives (``NumericLessThan`` /
+    ``NumericLessThanEquals`` on ``glacier:ArchiveAgeInDays``); ``inf`` for a statement that
+    denies every delete; None when no statement denies deletes (or the text is not a policy)."""
+    try:
+        doc = json.loads(policy)
+        statements = doc.get("Statement", [])
+    except (ValueError, AttributeError):
+        return None
+    found: float | None = None
+    for st in statements if isinstance(statements, list) else [statements]:
+        if not isinstance(st, dict) or st.get("Effect") != "Deny":
+            continue
+        actions = st.get("Action", [])
+        if not _DELETE_ACTIONS & set([actions] if isinstance(actions, str) else actions):
+            continue
+        days = _age_limit(st.get("Condition"))
+        found = days if found is None else max(found, days)
+    return found
+
+
+def _age_limit(condition: object) -> float:
+    if not condition or not isinstance(condition, dict):
+        return math.inf
+    limits = [
+        float(condition[op][_AGE])
+        for op in ("NumericLessThan", "NumericLessThanEquals")
+        if isinstance(condition.get(op), dict) and _AGE in condition[op]
+    ]
+    return max(limits) if limits else math.inf

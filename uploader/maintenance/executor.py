@@ -31,7 +31,7 @@ from uploader.archive import ArchiveMetadata
 from uploader.catalogue import Catalogue
 from uploader.maintenance.inventory_pass import advance_inventory
 from uploader.maintenance.inventory_plan import InventorySettings
-from uploader.maintenance.locks import hidden_archives, lock_now
+from uploader.maintenance.locks import hidden_archives, lock_now, vault_locked
 from uploader.maintenance.orphans import DAY, KnownUpload, host_prefix, plan_orphan_aborts
 from uploader.maintenance.prune import PrunePlan, PrunePolicy, may_upload, plan_prune
 from uploader.maintenance.reconcile import ListedArchive, Listing, Reconciliation, reconcile
@@ -268,7 +268,9 @@ async def _prune(
     now: datetime,
     report: MaintenanceReport,
 ) -> None:
-    inputs = await asyncio.to_thread(cm.prune_inputs, catalogue, store.name)
+    inputs = await vault_locked(
+        store, await asyncio.to_thread(cm.prune_inputs, catalogue, store.name)
+    )
     policy = PrunePolicy.from_config(config.retention, config.storage_class)
     plan = plan_prune(inputs, policy, now, config.next_upload_size)
     report.plan = plan

@@ -9,26 +9,35 @@
 - :func:`lock_now`: an archive's retention as the store reports it right before a delete, so
   that pruning never sends a delete that would fail (a retention may have been extended
   since the catalogue recorded it).
+- :func:`vault_locked`: a Glacier vault's Vault Lock policy applied to the prune planner's
+  inputs: an archive younger than the age the policy denies deletes for is locked until it
+  reaches that age.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import UTC, datetime
+import dataclasses
+import math
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from uploader.catalogue.records import PruneArchive
+from uploader.object_lock import vault_lock_days
 from uploader.stores.base import (
     ObjectLocking,
     ObjectNotFound,
     ObjectVersion,
     Store,
     StoreError,
+    VaultLocking,
 )
 
 log = structlog.get_logger(__name__)
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
+FOREVER = datetime.max.replace(tzinfo=UTC)  # a lock that never ends
 
 
 def hidden_by_markers(versions: Iterable[ObjectVersion]) -> dict[str, str]:
@@ -76,3 +85,26 @@ async def lock_now(store: Store, key: str) -> datetime | None:
         return (await store.head(key)).locked_until
     except ObjectNotFound:
         return None
+
+
+async def vault_locked(store: Store, inputs: Sequence[PruneArchive]) -> list[PruneArchive]:
+    """``inputs`` with the vault's Vault Lock applied (unchanged for other stores, a vault
+    without a lock, or one that cannot be asked: its deletes would then be refused and
+    reported, never silently dropped)."""
+    if not isinstance(store, VaultLocking):
+        return list(inputs)
+    try:
+        lock = await store.vault_lock()
+    except StoreError as exc:
+        log.warning("maintenance.vault_lock_unreadable", store=store.name, error=str(exc))
+        return list(inputs)
+    days = None if lock is None else vault_lock_days(lock.policy)
+    if days is None:
+        return list(inputs)
+    log.info("maintenance.vault_lock", store=store.name, deny_below_days=days)
+    out = []
+    for a in inputs:
+        until = FOREVER if math.isinf(days) else a.created + timedelta(days=days)
+        later = a.ours and (a.locked_until is None or until > a.locked_until)
+        out.append(dataclasses.replace(a, locked_until=until) if later else a)
+    return out

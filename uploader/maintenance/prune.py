@@ -215,14 +215,19 @@ def _locked(
 ) -> dict[str, tuple[str, str]]:
     """Archives no keep rule holds whose S3 Object Lock retention is still running."""
     return {
-        a.key: (
-            "locked",
-            f"locked until {a.locked_until.astimezone(UTC):%Y-%m-%d %H:%M} UTC "
-            "(S3 Object Lock: no delete can succeed before then)",
-        )
+        a.key: ("locked", _lock_reason(a.locked_until))
         for a in ours
         if a.key not in kept and a.locked_until is not None and locked_at(a.locked_until, now)
     }
+
+
+def _lock_reason(until: datetime) -> str:
+    if until.year == datetime.max.year:
+        return "locked for good (a Vault Lock policy denies deleting it at any age)"
+    return (
+        f"locked until {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC "
+        "(S3 Object Lock / Vault Lock: no delete can succeed before then)"
+    )
 
 
 def _fill(candidates: Sequence[PruneArchive], size: int, target: int) -> list[PruneArchive] | None:

@@ -27,6 +27,8 @@ from uploader.stores.base import (
     StoreError,
     TransientStoreError,
     UploadNotFound,
+    VaultLocking,
+    VaultLockPolicy,
 )
 
 if TYPE_CHECKING:
@@ -55,6 +57,8 @@ __all__ = [
     "StoreNotAvailable",
     "TransientStoreError",
     "UploadNotFound",
+    "VaultLockPolicy",
+    "VaultLocking",
     "open_store",
     "rejects_credentials",
 ]

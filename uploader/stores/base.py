@@ -137,6 +137,15 @@ class BucketLock:
 
 
 @dataclass(frozen=True, slots=True)
+class VaultLockPolicy:
+    """A Glacier vault's Vault Lock: its policy document (JSON text) and its state
+    (``InProgress``: in effect, can still be aborted; ``Locked``: in effect for good)."""
+
+    state: str
+    policy: str
+
+
+@dataclass(frozen=True, slots=True)
 class ObjectVersion:
     """One version of a key in a versioned bucket: an object, or a delete marker."""
 
@@ -319,4 +328,14 @@ class ObjectLocking(Protocol):
 
     async def list_versions(self, prefix: str = "") -> list[ObjectVersion]:
         """Every version and delete marker under ``prefix``."""
+        ...
+
+
+@runtime_checkable
+class VaultLocking(Protocol):
+    """A store whose container may carry a lock policy that denies deletes (Glacier Vault Lock):
+    pruning reads it and plans around it (:func:`uploader.object_lock.vault_lock_days`)."""
+
+    async def vault_lock(self) -> VaultLockPolicy | None:
+        """The vault's lock policy, None when it has none."""
         ...
