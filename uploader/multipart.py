@@ -23,8 +23,8 @@ import structlog
 
 from uploader.pacing import Pace, UploadPaused
 from uploader.payload import PartPlan, PayloadSource
-from uploader.stores.base import ObjectInfo, PartInfo, Store, TransientStoreError
-from uploader.stores.glacier.treehash import tree_hash
+from uploader.stores import ObjectInfo, PartInfo, Store, TransientStoreError
+from uploader.stores.glacier import tree_hash
 
 log = structlog.get_logger("uploader.multipart")
 

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from localbackup.configkit import DAY
 from uploader.archive import MIN_STORAGE_DAYS
-
-DAY = 86400.0
 
 
 class LockMode(StrEnum):

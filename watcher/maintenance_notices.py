@@ -14,7 +14,7 @@ import asyncio
 import structlog
 
 from uploader import catalogue as cm
-from uploader.catalogue import Catalogue, FlagKind
+from uploader.catalogue import Catalogue, EventKind, FlagKind
 from uploader.maintenance import MaintenanceReport
 from uploader.stores.base import Store, StoreError
 from watcher.notify.events import NoticeEvent
@@ -22,7 +22,8 @@ from watcher.outcomes import Outcomes
 
 log = structlog.get_logger(__name__)
 
-OVER, WITHIN = "over_budget", "within_budget"  # catalogue events: the budget's last state
+OVER: EventKind = "over_budget"  # catalogue events: the budget's state in the last pass
+WITHIN: EventKind = "within_budget"
 
 
 def missing_keys(catalogue: Catalogue, store: str) -> set[str]:

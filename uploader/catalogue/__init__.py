@@ -18,13 +18,7 @@ from uploader.catalogue.archives import (
     set_archive_id,
     set_locked_until,
 )
-from uploader.catalogue.db import (
-    CATALOGUE_FILE,
-    Catalogue,
-    db_time,
-    from_db_time,
-    to_db_time,
-)
+from uploader.catalogue.db import CATALOGUE_FILE, Catalogue
 from uploader.catalogue.events import (
     last_event,
     record_event,
@@ -56,7 +50,6 @@ from uploader.catalogue.operations import (
 )
 from uploader.catalogue.pruning import (
     confirm_deletion,
-    cycle_time,
     pending_deletions,
     prune_inputs,
     pruned_at,
@@ -67,6 +60,7 @@ from uploader.catalogue.pruning import (
 from uploader.catalogue.records import (
     ArchiveRecord,
     Event,
+    EventKind,
     Flag,
     FlagKind,
     ForeignArchive,
@@ -99,6 +93,7 @@ __all__ = [
     "ArchiveRecord",
     "Catalogue",
     "Event",
+    "EventKind",
     "Flag",
     "FlagKind",
     "ForeignArchive",
@@ -118,8 +113,6 @@ __all__ = [
     "archive_id_of",
     "confirm_archive",
     "confirm_deletion",
-    "cycle_time",
-    "db_time",
     "done_ranges",
     "drop_archive",
     "drop_retrieval",
@@ -129,7 +122,6 @@ __all__ = [
     "forget_download",
     "forget_foreign_except",
     "forget_job",
-    "from_db_time",
     "inventory_not_ready",
     "inventory_state",
     "job_requested",
@@ -159,5 +151,4 @@ __all__ = [
     "set_download",
     "set_locked_until",
     "stored_indexes",
-    "to_db_time",
 ]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from uploader.stores.aws_errors import rejects_credentials
 from uploader.stores.base import (
     BucketLock,
     Capabilities,
     ContainerNotFound,
     CredentialsRejected,
+    GiB,
     InventoryJobs,
+    MiB,
     MultipartUploadInfo,
     ObjectChanged,
     ObjectInfo,
@@ -25,6 +26,7 @@ from uploader.stores.base import (
     RetrievalJobs,
     Store,
     StoreError,
+    Tier,
     TransientStoreError,
     UploadNotFound,
     VaultLocking,
@@ -39,7 +41,9 @@ __all__ = [
     "Capabilities",
     "ContainerNotFound",
     "CredentialsRejected",
+    "GiB",
     "InventoryJobs",
+    "MiB",
     "MultipartUploadInfo",
     "ObjectChanged",
     "ObjectInfo",
@@ -55,12 +59,12 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreNotAvailable",
+    "Tier",
     "TransientStoreError",
     "UploadNotFound",
     "VaultLockPolicy",
     "VaultLocking",
     "open_store",
-    "rejects_credentials",
 ]
 
 

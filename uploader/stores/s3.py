@@ -15,17 +15,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, Self
 
-import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
 from uploader.archive import S3_COLD_CLASSES
-from uploader.config import S3StoreConfig
+from uploader.config import S3StoreConfig, StorageClass
 from uploader.object_lock import LockPolicy, ObjectLock, object_lock_for
-from uploader.stores.aws_client import AwsClient
+from uploader.stores.aws_client import AwsClient, AwsStore
 from uploader.stores.base import (
     READ_CHUNK,
     BucketLock,
@@ -39,6 +37,8 @@ from uploader.stores.base import (
     ObjectVersion,
     PartInfo,
     RestoreAlreadyInProgress,
+    RestoreOutcome,
+    Tier,
     TransientStoreError,
     UploadNotFound,
 )
@@ -50,8 +50,6 @@ from uploader.stores.s3_lock import (
     read_versioned,
     read_versions,
 )
-
-log = structlog.get_logger(__name__)
 
 S3_CAPABILITIES = Capabilities(min_part_size=5 * MiB, max_part_size=5 * GiB, max_parts=10_000)
 
@@ -68,14 +66,16 @@ def _part_body_as_view(params: dict[str, Any], **_: Any) -> None:
         params["body"] = memoryview(body)
 
 
-class S3Store:
-    """A bucket and key prefix; objects are written with ``storage_class``."""
+class S3Store(AwsStore):
+    """A bucket and key prefix; objects are written with ``storage_class``.
+
+    By default: parts of 5 MiB to 5 GiB; reads need a restore in the cold classes."""
 
     def __init__(
         self,
         bucket: str,
         prefix: str = "",
-        storage_class: str = "DEEP_ARCHIVE",
+        storage_class: StorageClass = "DEEP_ARCHIVE",
         *,
         region: str | None = None,
         profile: str | None = None,
@@ -91,7 +91,7 @@ class S3Store:
         self.bucket = bucket
         self.prefix = prefix
         self.storage_class = storage_class
-        self.config = S3StoreConfig(
+        self.config: S3StoreConfig = S3StoreConfig(
             bucket, prefix, storage_class, region, profile, endpoint_url, object_lock=object_lock
         )
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -117,34 +117,11 @@ class S3Store:
             "s3", self._session, self._config, region=self._region, endpoint_url=self._endpoint_url
         )
 
-    @property
-    def name(self) -> str:
-        """The configuration's name, ``s3://<bucket>/<prefix>``."""
-        return self.config.name
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """By default: parts of 5 MiB to 5 GiB; reads need a restore in the cold classes."""
-        return self._capabilities
-
     async def __aenter__(self) -> Self:
         with _errors("connecting to S3"):
             client = await self._aws.open()
         client.meta.events.register("before-call.s3.UploadPart", _part_body_as_view)
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._aws.close()
-
-    @property
-    def client(self) -> Any:
-        """The open aiobotocore S3 client."""
-        return self._aws.client
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -315,7 +292,7 @@ class S3Store:
         restore = r.get("Restore")
         return None if restore is None else str(restore)
 
-    async def restore_object(self, key: str, tier: str, days: int) -> str:
+    async def restore_object(self, key: str, tier: Tier, days: int) -> RestoreOutcome:
         """Ask S3 for a temporary copy of an archived object: ``"started"`` (202),
         ``"restored"`` (200: a copy exists, its expiry is renewed) or ``"in-progress"``
         (``RestoreAlreadyInProgress``)."""

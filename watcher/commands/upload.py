@@ -15,6 +15,7 @@ import structlog
 
 from localbackup.configkit import format_size
 from localbackup.formats import CYCLE_JSON
+from localbackup.spool import CYCLES
 from uploader.catalogue import Catalogue, pruned_at, remember_cycle_indexes
 from uploader.pacing import Pace, UploadPaused, upload_pace
 from uploader.stores import Store, StoreError, StoreNotAvailable, open_store
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     except StoreNotAvailable as exc:
         print(f"glacier-backup: configuration error: {config.file}: store: {exc}", file=sys.stderr)
         return USAGE
-    cycles_root = config.backup.spool_dir / "cycles"
+    cycles_root = config.backup.spool_dir / CYCLES
     with Catalogue.in_state_dir(config.state_dir) as catalogue:
         if args.cycle:
             cycle_dir = cycles_root / args.cycle
