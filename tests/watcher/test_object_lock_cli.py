@@ -34,12 +34,6 @@ def test_status_and_init_warn_when_the_bucket_has_no_object_lock(
     assert r.returncode == 1
     assert "already exists" in r.stdout and "does not have Object Lock enabled" in r.stdout
 
-    (p.src / "a.txt").write_text("alpha\n")
-    p.backup()
-    r = p.run("upload")
-    assert r.returncode == 1
-    assert f"bucket {bucket} has no Object Lock enabled" in r.stderr  # nothing goes up unlocked
-
 
 def test_status_counts_the_locked_archives(tmp_path: Path, aws_env: None, moto_server: str) -> None:
     p = _project(tmp_path, moto_server, locked_bucket(moto_server))
