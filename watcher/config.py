@@ -19,7 +19,7 @@ from uploader.config import (
     store_config,
     upload_config,
 )
-from uploader.maintenance.retention import RetentionConfig, retention_config
+from uploader.maintenance import RetentionConfig, retention_config
 from watcher.metrics import MetricsConfig, metrics_config
 from watcher.notify.config import NotifyConfig, notify_config
 

@@ -52,8 +52,7 @@ def check_object_lock(store: StoreConfig) -> LockCheck | None:
 
 
 async def _check(cfg: S3StoreConfig) -> LockCheck:
-    from uploader.stores import StoreError, open_store
-    from uploader.stores.s3 import S3Store
+    from uploader.stores import ObjectLocking, StoreError, open_store
 
     policy = cfg.object_lock
     assert policy is not None
@@ -69,7 +68,7 @@ async def _check(cfg: S3StoreConfig) -> LockCheck:
     }
     try:
         async with open_store(cfg) as store:
-            assert isinstance(store, S3Store)
+            assert isinstance(store, ObjectLocking)
             state = await store.bucket_lock()
     except StoreError as exc:
         return LockCheck(**fields, bucket_enabled=None, problem=f"could not ask the bucket: {exc}")

@@ -16,7 +16,7 @@ import structlog
 from uploader import catalogue as cm
 from uploader.catalogue import Catalogue, EventKind, FlagKind
 from uploader.maintenance import MaintenanceReport
-from uploader.stores.base import Store, StoreError
+from uploader.stores import Store
 from watcher.notify.events import NoticeEvent
 from watcher.outcomes import Outcomes
 
@@ -88,21 +88,12 @@ def report_pass(
 async def announce_ready_retrievals(
     store: Store, catalogue: Catalogue, outcomes: Outcomes
 ) -> list[str]:
-    """Ask the store about every retrieval still waiting; announce (and record) those ready.
-    A store error or an expired request is left for ``restore --resume`` to report."""
-    from uploader.restore.retrieval import RetrievalError, status
+    """Announce every retrieval that became ready since it was requested (see
+    :func:`uploader.restore.ready_since_requested`); the keys announced."""
+    from uploader.restore import ready_since_requested
 
-    ready = []
-    for record in await asyncio.to_thread(cm.requested_retrievals, catalogue, store.name):
-        try:
-            state = await status(store, record)
-        except (StoreError, RetrievalError) as exc:
-            log.info("maintenance.retrieval_not_ready", key=record.key, error=str(exc))
-            continue
-        if not state.ready:
-            continue
-        await asyncio.to_thread(cm.mark_ready, catalogue, record.id)
-        ready.append(record.key)
+    ready = await ready_since_requested(store, catalogue)
+    for record in ready:
         notice = outcomes.notice(
             NoticeEvent.RETRIEVAL_READY,
             cycle=_cycle_of(record.key),
@@ -114,7 +105,7 @@ async def announce_ready_retrievals(
             details={"key": record.key, "tier": record.tier, "store": store.name},
         )
         await asyncio.to_thread(outcomes.emit, notice, catalogue)
-    return ready
+    return [r.key for r in ready]
 
 
 def _cycle_of(key: str) -> str | None:

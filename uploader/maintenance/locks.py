@@ -23,9 +23,9 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from uploader.catalogue.records import PruneArchive
+from uploader.catalogue import PruneArchive
 from uploader.object_lock import vault_lock_days
-from uploader.stores.base import (
+from uploader.stores import (
     ObjectLocking,
     ObjectNotFound,
     ObjectVersion,
