@@ -11,9 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 from structlog.testing import capture_logs
 
@@ -26,7 +24,7 @@ from uploader.object_lock import LockMode, LockPolicy, object_lock_for
 from uploader.stores.s3 import ObjectLockUnavailable, S3Store
 from uploader.upload import upload_cycle
 
-from .conftest import MOTO_CAPABILITIES, build_cycle
+from .conftest import MOTO_CAPABILITIES, build_cycle, s3_client
 
 HOST = "testhost"
 PLAIN = EncryptionConfig(mode="none")
@@ -48,25 +46,15 @@ def s3_server(
     return url
 
 
-def _client(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 def locked_bucket(endpoint: str) -> str:
     name = f"lock-{uuid.uuid4().hex[:12]}"
-    _client(endpoint).create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+    s3_client(endpoint).create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
     return name
 
 
 def plain_bucket(endpoint: str) -> str:
     name = f"plain-{uuid.uuid4().hex[:12]}"
-    _client(endpoint).create_bucket(Bucket=name)
+    s3_client(endpoint).create_bucket(Bucket=name)
     return name
 
 
@@ -114,7 +102,7 @@ async def test_each_archive_is_created_locked(
     # the upload's own headers lock it; only moto, which drops them, needs the second request
     set_after = [e for e in logs if e["event"] == "s3.retention_set_after_creation"]
     assert bool(set_after) == (request.node.callspec.params["s3_server"] == "moto")
-    head = _client(s3_server).head_object(Bucket=bucket, Key="pfx/" + key)
+    head = s3_client(s3_server).head_object(Bucket=bucket, Key="pfx/" + key)
     assert head["ObjectLockMode"] == mode.value.upper()
     until = head["ObjectLockRetainUntilDate"]
     assert before + timedelta(days=3) <= until <= datetime.now(UTC) + timedelta(days=3, seconds=1)
@@ -138,7 +126,7 @@ async def test_prune_keeps_a_locked_archive_and_sends_no_delete(
     tmp_path: Path, s3_server: str
 ) -> None:
     bucket = locked_bucket(s3_server)
-    s3 = _client(s3_server)
+    s3 = s3_client(s3_server)
     async with _store(s3_server, bucket, LockPolicy(LockMode.GOVERNANCE, 30 * DAY)) as store:
         with Catalogue(tmp_path / "c.sqlite3") as cat:
             old = await _upload(store, cat, tmp_path / "spool", 1)
@@ -175,7 +163,7 @@ async def test_an_unlocked_archive_in_a_versioned_bucket_is_really_deleted(
             again = await run_maintenance(store, cat, _maintenance(), datetime.now(UTC))
             assert again.reconciliation is not None
             assert [a.key for a in again.reconciliation.of("deletion_confirmed")] == [old]
-    listing = _client(s3_server).list_object_versions(Bucket=bucket, Prefix="pfx/" + old)
+    listing = s3_client(s3_server).list_object_versions(Bucket=bucket, Prefix="pfx/" + old)
     assert "Versions" not in listing and "DeleteMarkers" not in listing  # its bytes are gone
 
 
@@ -183,7 +171,7 @@ async def test_a_retention_extended_since_is_asked_before_deleting(
     tmp_path: Path, s3_server: str
 ) -> None:
     bucket = locked_bucket(s3_server)
-    s3 = _client(s3_server)
+    s3 = s3_client(s3_server)
     async with _store(s3_server, bucket, None) as store:
         with Catalogue(tmp_path / "c.sqlite3") as cat:
             old = await _upload(store, cat, tmp_path / "spool", 1)
@@ -216,7 +204,7 @@ async def test_a_delete_marker_is_reported_missing_with_the_way_back(
     tmp_path: Path, s3_server: str
 ) -> None:
     bucket = locked_bucket(s3_server)
-    s3 = _client(s3_server)
+    s3 = s3_client(s3_server)
     async with _store(s3_server, bucket, LockPolicy(LockMode.COMPLIANCE, DAY)) as store:
         with Catalogue(tmp_path / "c.sqlite3") as cat:
             key = await _upload(store, cat, tmp_path / "spool", 1)

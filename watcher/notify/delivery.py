@@ -133,33 +133,21 @@ class Notifier:
                 self._deliver(item, f"command {name}", functools.partial(self._run, item, body))
 
     def _deliver(self, notice: Notice, target: str, attempt: Callable[[], None]) -> None:
+        """One delivery: tried a few times with pauses, then given up with a log line."""
         tries = len(self._backoff) + 1
+        fields: dict[str, object] = {"notify_event": notice.event.value, "target": target}
         for n in range(tries):
             try:
                 attempt()
             except DeliveryError as exc:
-                error = self._clean(str(exc))
+                fields.update(error=self._clean(str(exc)), attempts=n + 1)
                 if exc.final or n == tries - 1:
-                    log.error(
-                        "notify.undeliverable",
-                        notify_event=notice.event.value,
-                        target=target,
-                        attempts=n + 1,
-                        error=error,
-                    )
+                    log.error("notify.undeliverable", **fields)
                     return
-                wait = self._backoff[n]
-                log.warning(
-                    "notify.retry",
-                    notify_event=notice.event.value,
-                    target=target,
-                    attempt=n + 1,
-                    wait=wait,
-                    error=error,
-                )
-                self._sleep(wait)
+                log.warning("notify.retry", wait=self._backoff[n], **fields)
+                self._sleep(self._backoff[n])
             else:
-                log.info("notify.sent", notify_event=notice.event.value, target=target)
+                log.info("notify.sent", **fields)
                 return
 
     def _post(self, url: str, body: bytes) -> None:
