@@ -14,13 +14,14 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
 def local_zone() -> tzinfo:
     """The machine's time zone with its rules (``TZ``, else /etc/localtime), else its offset."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only where a window is used
+
     name = os.environ.get("TZ", "").lstrip(":")
     try:
         if name:

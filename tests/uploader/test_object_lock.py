@@ -19,8 +19,10 @@ from localbackup.configkit import ConfigError, Section
 from uploader.catalogue import Catalogue, open_flags, prune_inputs
 from uploader.config import EncryptionConfig, UploadConfig, store_config
 from uploader.maintenance.executor import MaintenanceConfig, run_maintenance
+from uploader.maintenance.locks import hidden_by_markers
 from uploader.maintenance.retention import RetentionConfig
 from uploader.object_lock import LockMode, LockPolicy, object_lock_for
+from uploader.stores import ObjectVersion
 from uploader.stores.s3 import ObjectLockUnavailable, S3Store
 from uploader.upload import upload_cycle
 
@@ -288,3 +290,22 @@ def test_object_lock_config_is_read() -> None:
         Section({"type": "s3", "bucket": "bkt", "object_lock": "governance"}, "store", None)
     )
     assert auto.object_lock == LockPolicy(LockMode.GOVERNANCE, None)  # type: ignore[union-attr]
+
+
+def test_only_a_delete_marker_over_kept_data_hides_an_archive() -> None:
+    t = datetime(2026, 3, 9, 10, 0, tzinfo=UTC)
+    versions = [
+        # hidden: a marker on top of the data
+        ObjectVersion("a", "m1", True, True, 0, t),
+        ObjectVersion("a", "v1", False, False, 100, t - timedelta(days=9)),
+        # the data is current: nothing hidden, whatever markers lie below
+        ObjectVersion("b", "v2", True, False, 50, t),
+        ObjectVersion("b", "m2", False, True, 0, t - timedelta(days=1)),
+        # only markers: nothing left to bring back
+        ObjectVersion("c", "m3", True, True, 0, t),
+    ]
+    hidden = hidden_by_markers(versions)
+    assert list(hidden) == ["a"]
+    assert (
+        "(version m1)" in hidden["a"] and "100 bytes are still stored as version v1" in hidden["a"]
+    )

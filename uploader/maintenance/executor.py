@@ -160,7 +160,8 @@ async def _list(store: Store, catalogue: Catalogue, now: datetime) -> Listing:
             except ObjectNotFound:
                 continue  # deleted while we listed
         items.append(listed_from_metadata(full))
-    return Listing(tuple(items), now, 0.0, hidden=await hidden_archives(store))
+    absent = set(known) - {info.key for info in objects}
+    return Listing(tuple(items), now, 0.0, hidden=await hidden_archives(store, absent))
 
 
 # -- reconciliation ------------------------------------------------------------------------------

@@ -4,8 +4,7 @@
   older version still holds their bytes. Someone deleted the key (with the machine's
   credentials, say); Object Lock kept the data. Reconciliation flags such an archive MISSING
   and says how to bring it back: delete the delete marker.
-- :func:`hidden_archives`: the same, read from the store (nothing for an unversioned bucket,
-  or one that will not say).
+- :func:`hidden_archives`: the same, asked of the store for the archives a listing lacks.
 - :func:`lock_now`: an archive's retention as the store reports it right before a delete, so
   that pruning never sends a delete that would fail (a retention may have been extended
   since the catalogue recorded it).
@@ -62,18 +61,22 @@ def hidden_by_markers(versions: Iterable[ObjectVersion]) -> dict[str, str]:
     return hidden
 
 
-async def hidden_archives(store: Store) -> dict[str, str]:
-    """:func:`hidden_by_markers` of the store's versions; empty when it keeps no versions or
-    cannot say (a missing permission is logged, the pass goes on)."""
+async def hidden_archives(store: Store, absent: Iterable[str]) -> dict[str, str]:
+    """For the archives ``absent`` from a listing: those a delete marker hides (see
+    :func:`hidden_by_markers`). One version listing per absent key, so a pass where nothing is
+    absent asks nothing; a store that keeps no versions has none to show, and one that will not
+    say (a missing permission) is logged and the pass goes on."""
     if not isinstance(store, ObjectLocking):
         return {}
-    try:
-        if not (await store.bucket_lock()).versioned:
-            return {}
-        return hidden_by_markers(await store.list_versions())
-    except StoreError as exc:
-        log.warning("maintenance.versions_unreadable", store=store.name, error=str(exc))
-        return {}
+    hidden: dict[str, str] = {}
+    for key in sorted(absent):
+        try:
+            versions = await store.list_versions(key)
+        except StoreError as exc:
+            log.warning("maintenance.versions_unreadable", store=store.name, error=str(exc))
+            return hidden
+        hidden.update(hidden_by_markers(v for v in versions if v.key == key))
+    return hidden
 
 
 async def lock_now(store: Store, key: str) -> datetime | None:
