@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.receiver import http_receiver
 from tests.watcher.service_harness import Project
 from uploader.catalogue import Catalogue
 from uploader.window import UploadWindow, local_now
 from watcher.commands.status import upload_window
 from watcher.config import load_config
 from watcher.dispatch import Dispatcher, RetryLater
+from watcher.outcomes import Outcomes
 
 
 def _closed_window() -> tuple[str, datetime]:
@@ -47,21 +49,35 @@ async def test_the_service_waits_until_the_window_opens(tmp_path: Path) -> None:
     (p.src / "a.txt").write_text("alpha\n")
     p.backup()
     (marker,) = p.markers.glob("cycle-*.json")
-    config = load_config(p.config)
     noon = datetime(2026, 3, 2, 12, 0).astimezone()
-    with Catalogue.in_state_dir(config.state_dir) as catalogue:
-        dispatcher = Dispatcher(lambda: config, catalogue, clock=lambda: noon)
-        with pytest.raises(RetryLater) as wait:
-            await dispatcher.handle(marker)
-        assert not wait.value.failing  # waiting for the window is not a failure
-        expected = UploadWindow.parse("01:00-07:00").seconds_until_open(noon)
-        assert wait.value.after == pytest.approx(expected) == 13 * 3600
-        assert catalogue.uploads() == [] and marker.exists()  # nothing started
+    with http_receiver() as rx:
+        p.config.write_text(
+            p.config.read_text() + f'[notify]\nurl = "{rx.url}"\non = ["success"]\n'
+        )
+        config = load_config(p.config)
+        outcomes = Outcomes(config)
+        with Catalogue.in_state_dir(config.state_dir) as catalogue:
+            dispatcher = Dispatcher(
+                lambda: config, catalogue, clock=lambda: noon, outcomes=outcomes
+            )
+            with pytest.raises(RetryLater) as wait:
+                await dispatcher.handle(marker)
+            assert not wait.value.failing  # waiting for the window is not a failure
+            expected = UploadWindow.parse("01:00-07:00").seconds_until_open(noon)
+            assert wait.value.after == pytest.approx(expected) == 13 * 3600
+            assert catalogue.uploads() == [] and marker.exists()  # nothing started
 
-        inside = noon.replace(hour=2)
-        dispatcher = Dispatcher(lambda: config, catalogue, clock=lambda: inside)
-        outcome = await dispatcher.handle(marker)
+            inside = noon.replace(hour=2)
+            dispatcher = Dispatcher(
+                lambda: config, catalogue, clock=lambda: inside, outcomes=outcomes
+            )
+            outcome = await dispatcher.handle(marker)
+        outcomes.close()
+        got = [r.json() for r in rx.wait_for(2)]
     assert outcome.action == "uploaded"
+    # the service says when an upload starts and ends (nothing while it waited)
+    assert [g["event"] for g in got] == ["upload_started", "upload_done"]
+    assert got[1]["sizes"]["archive"] > 0 and got[1]["cycle"] in marker.name
     assert upload_window(config, noon) == {
         "window": "01:00-07:00",
         "open": False,
