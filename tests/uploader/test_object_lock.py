@@ -1,5 +1,5 @@
-"""S3 Object Lock against real S3 servers (moto, and SeaweedFS where its session fixture is
-available): a bucket created with Object Lock enabled.
+"""S3 Object Lock against both S3 servers of the suite (moto, SeaweedFS): a bucket created with
+Object Lock enabled.
 
 moto 5 keeps no retention from CreateMultipartUpload's object-lock headers (it does on
 PutObject): there the store's check after completion sets it (``s3.retention_set_after_creation``
@@ -33,21 +33,6 @@ PLAIN = EncryptionConfig(mode="none")
 DAY = 86400.0
 
 
-@pytest.fixture(params=["moto", "seaweedfs"])
-def s3_server(
-    request: pytest.FixtureRequest, aws_env: None, monkeypatch: pytest.MonkeyPatch
-) -> str:
-    """The endpoint of each S3 server the suite runs (SeaweedFS: its session fixture)."""
-    if request.param == "moto":
-        return str(request.getfixturevalue("moto_server"))
-    try:
-        url = str(request.getfixturevalue("seaweedfs_server"))
-    except pytest.FixtureLookupError:
-        pytest.skip("SeaweedFS: no seaweedfs_server fixture on this branch (tests/conftest.py)")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)  # SeaweedFS takes it for STS
-    return url
-
-
 def locked_bucket(endpoint: str) -> str:
     name = f"lock-{uuid.uuid4().hex[:12]}"
     s3_client(endpoint).create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
@@ -60,11 +45,12 @@ def plain_bucket(endpoint: str) -> str:
     return name
 
 
-def _store(endpoint: str, bucket: str, lock: LockPolicy | None, cls: str = "STANDARD") -> S3Store:
+def _store(endpoint: str, bucket: str, lock: LockPolicy | None) -> S3Store:
+    # one-part archives: the smallest part size of either server does not matter
     return S3Store(
         bucket,
         "pfx/",
-        cls,
+        "STANDARD",
         region="us-east-1",
         endpoint_url=endpoint,
         capabilities=MOTO_CAPABILITIES,
@@ -93,18 +79,18 @@ async def _upload(store: S3Store, cat: Catalogue, spool: Path, day: int, size: i
 
 @pytest.mark.parametrize("mode", list(LockMode))
 async def test_each_archive_is_created_locked(
-    tmp_path: Path, s3_server: str, mode: LockMode, request: pytest.FixtureRequest
+    tmp_path: Path, aws_env: None, s3_endpoint: str, mode: LockMode, request: pytest.FixtureRequest
 ) -> None:
-    bucket = locked_bucket(s3_server)
+    bucket = locked_bucket(s3_endpoint)
     before = datetime.now(UTC)
-    async with _store(s3_server, bucket, LockPolicy(mode, 3 * DAY)) as store:
+    async with _store(s3_endpoint, bucket, LockPolicy(mode, 3 * DAY)) as store:
         with Catalogue(tmp_path / "c.sqlite3") as cat, capture_logs() as logs:
             key = await _upload(store, cat, tmp_path / "spool", 1)
             (recorded,) = prune_inputs(cat, store.name)
     # the upload's own headers lock it; only moto, which drops them, needs the second request
     set_after = [e for e in logs if e["event"] == "s3.retention_set_after_creation"]
-    assert bool(set_after) == (request.node.callspec.params["s3_server"] == "moto")
-    head = s3_client(s3_server).head_object(Bucket=bucket, Key="pfx/" + key)
+    assert bool(set_after) == (request.node.callspec.params["s3_endpoint"] == "moto")
+    head = s3_client(s3_endpoint).head_object(Bucket=bucket, Key="pfx/" + key)
     assert head["ObjectLockMode"] == mode.value.upper()
     until = head["ObjectLockRetainUntilDate"]
     assert before + timedelta(days=3) <= until <= datetime.now(UTC) + timedelta(days=3, seconds=1)
@@ -125,11 +111,11 @@ def test_auto_locks_for_the_storage_class_minimum() -> None:
 
 
 async def test_prune_keeps_a_locked_archive_and_sends_no_delete(
-    tmp_path: Path, s3_server: str
+    tmp_path: Path, aws_env: None, s3_endpoint: str
 ) -> None:
-    bucket = locked_bucket(s3_server)
-    s3 = s3_client(s3_server)
-    async with _store(s3_server, bucket, LockPolicy(LockMode.GOVERNANCE, 30 * DAY)) as store:
+    bucket = locked_bucket(s3_endpoint)
+    s3 = s3_client(s3_endpoint)
+    async with _store(s3_endpoint, bucket, LockPolicy(LockMode.GOVERNANCE, 30 * DAY)) as store:
         with Catalogue(tmp_path / "c.sqlite3") as cat:
             old = await _upload(store, cat, tmp_path / "spool", 1)
             new = await _upload(store, cat, tmp_path / "spool", 2)
@@ -151,10 +137,10 @@ async def test_prune_keeps_a_locked_archive_and_sends_no_delete(
 
 
 async def test_an_unlocked_archive_in_a_versioned_bucket_is_really_deleted(
-    tmp_path: Path, s3_server: str
+    tmp_path: Path, aws_env: None, s3_endpoint: str
 ) -> None:
-    bucket = locked_bucket(s3_server)  # versioned, but these archives carry no retention
-    async with _store(s3_server, bucket, None) as store:
+    bucket = locked_bucket(s3_endpoint)  # versioned, but these archives carry no retention
+    async with _store(s3_endpoint, bucket, None) as store:
         with Catalogue(tmp_path / "c.sqlite3") as cat:
             old = await _upload(store, cat, tmp_path / "spool", 1)
             await _upload(store, cat, tmp_path / "spool", 2)
@@ -165,16 +151,16 @@ async def test_an_unlocked_archive_in_a_versioned_bucket_is_really_deleted(
             again = await run_maintenance(store, cat, _maintenance(), datetime.now(UTC))
             assert again.reconciliation is not None
             assert [a.key for a in again.reconciliation.of("deletion_confirmed")] == [old]
-    listing = s3_client(s3_server).list_object_versions(Bucket=bucket, Prefix="pfx/" + old)
+    listing = s3_client(s3_endpoint).list_object_versions(Bucket=bucket, Prefix="pfx/" + old)
     assert "Versions" not in listing and "DeleteMarkers" not in listing  # its bytes are gone
 
 
 async def test_a_retention_extended_since_is_asked_before_deleting(
-    tmp_path: Path, s3_server: str
+    tmp_path: Path, aws_env: None, s3_endpoint: str
 ) -> None:
-    bucket = locked_bucket(s3_server)
-    s3 = s3_client(s3_server)
-    async with _store(s3_server, bucket, None) as store:
+    bucket = locked_bucket(s3_endpoint)
+    s3 = s3_client(s3_endpoint)
+    async with _store(s3_endpoint, bucket, None) as store:
         with Catalogue(tmp_path / "c.sqlite3") as cat:
             old = await _upload(store, cat, tmp_path / "spool", 1)
             await _upload(store, cat, tmp_path / "spool", 2)
@@ -203,11 +189,11 @@ async def test_a_retention_extended_since_is_asked_before_deleting(
 
 
 async def test_a_delete_marker_is_reported_missing_with_the_way_back(
-    tmp_path: Path, s3_server: str
+    tmp_path: Path, aws_env: None, s3_endpoint: str
 ) -> None:
-    bucket = locked_bucket(s3_server)
-    s3 = s3_client(s3_server)
-    async with _store(s3_server, bucket, LockPolicy(LockMode.COMPLIANCE, DAY)) as store:
+    bucket = locked_bucket(s3_endpoint)
+    s3 = s3_client(s3_endpoint)
+    async with _store(s3_endpoint, bucket, LockPolicy(LockMode.COMPLIANCE, DAY)) as store:
         with Catalogue(tmp_path / "c.sqlite3") as cat:
             key = await _upload(store, cat, tmp_path / "spool", 1)
             # whoever holds the machine's credentials deletes the archive: only a marker
@@ -231,10 +217,10 @@ async def test_a_delete_marker_is_reported_missing_with_the_way_back(
 
 
 async def test_a_bucket_without_object_lock_is_refused_before_anything_is_sent(
-    tmp_path: Path, s3_server: str
+    tmp_path: Path, aws_env: None, s3_endpoint: str
 ) -> None:
-    bucket = plain_bucket(s3_server)
-    async with _store(s3_server, bucket, LockPolicy(LockMode.GOVERNANCE, DAY)) as store:
+    bucket = plain_bucket(s3_endpoint)
+    async with _store(s3_endpoint, bucket, LockPolicy(LockMode.GOVERNANCE, DAY)) as store:
         with Catalogue(tmp_path / "c.sqlite3") as cat:
             with pytest.raises(ObjectLockUnavailable, match=f"bucket {bucket} has no Object Lock"):
                 await _upload(store, cat, tmp_path / "spool", 1)
