@@ -187,6 +187,7 @@ def start_seaweedfs(work: Path) -> tuple[subprocess.Popen[bytes], str]:
         argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **ENV}
     )
     proc.data_dir = data  # type: ignore[attr-defined]
+    proc.master = f"http://127.0.0.1:{m}"  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{s3}"
     import boto3
 
@@ -201,6 +202,25 @@ def start_seaweedfs(work: Path) -> tuple[subprocess.Popen[bytes], str]:
                 stop_server(proc)
                 raise RuntimeError("SeaweedFS did not start") from None
             time.sleep(0.5)
+
+
+def settle_seaweedfs(proc: subprocess.Popen[bytes], size: int) -> None:
+    """Wait until SeaweedFS has given back the space of the deleted objects (its data is on a
+    tmpfs: RAM). Deleting an object only marks it; a vacuum compacts the volume, in the
+    background. Stops the benchmark rather than let the volumes grow."""
+    data: Path = proc.data_dir  # type: ignore[attr-defined]
+    vacuum = f"{proc.master}/vol/vacuum?garbageThreshold=0.0001"  # type: ignore[attr-defined]
+
+    def used() -> int:
+        return sum(f.stat().st_size for f in data.rglob("*") if f.is_file())
+
+    for _ in range(120):
+        urllib.request.urlopen(vacuum, timeout=60).close()
+        if used() < size // 2 + 64 * MiB:
+            return
+        time.sleep(0.5)
+    if used() > 3 * size + 256 * MiB:
+        raise RuntimeError(f"SeaweedFS keeps {used() / MiB:.0f} MiB of deleted objects; stopping")
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
@@ -282,7 +302,7 @@ def cli_upload(
         ]
     env = {**os.environ, **ENV}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as an installed package: bytecode cached
-    env["PYTHONPYCACHEPREFIX"] = str(work.parent / "bench-upload-pycache")
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -388,6 +408,10 @@ def throughput(
                     out.append((block, base64.b64encode(hashlib.sha256(block).digest()).decode()))
             return out
 
+        def settle() -> None:
+            if server == "seaweedfs":
+                settle_seaweedfs(proc, size)
+
         def timed(variant: str, tag: str, d: Path) -> Sample:
             path = d / "inc-0000.tar.zst"
             parts = ready_parts(path) if variant == "raw" else []  # not measured
@@ -397,6 +421,7 @@ def throughput(
                 elapsed, child_cpu = cli_upload(d.parent.parent, url, f"{tag}/", part, conc, work)
                 sample = Sample(elapsed, child_cpu, cpu_seconds(proc.pid) - server_cpu)
                 client.delete_object(Bucket="bench", Key=key)
+                settle()
                 return sample
             if variant == "ours":
                 key = f"{tag}/bench/20260101T000000Z.tar.age"
@@ -422,6 +447,7 @@ def throughput(
                 elapsed = time.perf_counter() - t0
             sample = Sample(elapsed, time.process_time() - cpu, cpu_seconds(proc.pid) - server_cpu)
             client.delete_object(Bucket="bench", Key=key)
+            settle()
             return sample
 
         # Warm every variant (imports, service models, connections), and the page cache.
@@ -441,6 +467,8 @@ def throughput(
             )
         if spy is not None:
             cli_upload(cycle.parent.parent, url, "spy/", part, conc, work, spy)
+            client.delete_object(Bucket="bench", Key="spy/bench/20260101T000000Z.tar.age")
+            settle()
             print(f"py-spy profile of glacier-backup upload: {spy}")
         return times
     finally:
