@@ -34,7 +34,8 @@ Sections (``--only``):
   that the catalogue holds their indexes exactly as an upload leaves them; the spool copies
   and the store are deleted afterwards (cycles pruned locally), so the query reads the
   catalogue. Reports the query's time and peak RSS and the catalogue's bytes per stored file
-  version.
+  version. (Baseline code: 50 cycles of 200k files take ~9 minutes per query; ``--cycles 2``
+  for a quick look.)
 - ``startup``: wall time of ``glacier-backup status`` and ``glacier-backup backup --help`` vs
   ``python -c pass`` (medians of ``--startup-runs``), and ``python -X importtime``'s top imports.
 
@@ -875,7 +876,8 @@ def main() -> None:
     )
     if args.clean:
         for p in work.glob(f"*-{args.files}-*"):
-            reset(p)
+            if not p.name.startswith("results-"):
+                reset(p)
 
 
 if __name__ == "__main__":
