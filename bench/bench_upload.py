@@ -168,6 +168,7 @@ def start_seaweedfs(work: Path) -> tuple[subprocess.Popen[bytes], str]:
         "-ip=127.0.0.1",
         "-ip.bind=127.0.0.1",
         "-volume.max=100",
+        "-volume.preStopSeconds=0",  # stop at once on SIGTERM (default: 10 s of heartbeats)
         "-master.telemetry=false",
         f"-master.port={m}",
         f"-master.port.grpc={mg}",
