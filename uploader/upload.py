@@ -50,6 +50,7 @@ from uploader.multipart import (
     ProgressCallback,
     upload_multipart,
 )
+from uploader.pacing import Pace, UploadPaused
 from uploader.payload import EncryptedPayload, PartPlan, PayloadSource, choose_part_size
 from uploader.recovery import ensure_metadata_object
 from uploader.stores import (
@@ -159,6 +160,7 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
     options: MultipartOptions | None = None,
     force: bool = False,
     metadata_options: ObjectOptions | None = None,
+    pace: Pace | None = None,
 ) -> ArchiveRecord:
     """Upload the sealed cycle in ``cycle_dir`` (resuming an interrupted attempt), then its
     metadata object (:func:`uploader.recovery.ensure_metadata_object`, written with
@@ -172,6 +174,9 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
     With ``force``, a cycle whose archive is recorded but was never confirmed by the store, or
     is flagged MISSING (see :func:`archive_doubt`), is uploaded again: its archive record (and
     any upload record left) is dropped first. A confirmed archive is never sent twice.
+    ``pace`` (:func:`uploader.pacing.upload_pace`: ``[upload] max_rate`` and ``window``) is
+    awaited before each part; once the window closes the upload stops at a part boundary with
+    :class:`UploadPaused`, its parts kept for the next attempt.
     """
     cycle = await asyncio.to_thread(load_sealed_cycle, cycle_dir)
     with bound_contextvars(cycle=cycle.cycle_id):
@@ -186,6 +191,7 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
                 upload_cfg,
                 progress,
                 options=options,
+                pace=pace,
             )
         await asyncio.to_thread(remember_cycle_indexes, catalogue, cycle_dir)
         testpoints.pause("upload.before_metadata")
@@ -216,6 +222,7 @@ async def _upload_archive(  # noqa: PLR0917 - upload_cycle's own arguments, hand
     progress: ProgressCallback | None,
     *,
     options: MultipartOptions | None,
+    pace: Pace | None,
 ) -> ArchiveRecord:
     """Send the cycle's archive (resuming what an earlier attempt left) and record it."""
     # Files are checked against cycle.json as the parts are made (VerifyingBundle), and
@@ -241,7 +248,7 @@ async def _upload_archive(  # noqa: PLR0917 - upload_cycle's own arguments, hand
             done, held = len(resume.done), len(resume.held)
             log.info("upload.resuming", key=key, parts_done=done, parts_held=held)
         opts = options or MultipartOptions(
-            concurrency=upload_cfg.concurrency, retries=upload_cfg.retries
+            concurrency=upload_cfg.concurrency, retries=upload_cfg.retries, pace=pace
         )
         info = await _send(
             store,
@@ -326,7 +333,7 @@ async def _send(
             before_complete=verified.finish,
             on_complete=on_complete,
         )
-    except TransientStoreError:
+    except (TransientStoreError, UploadPaused):
         raise  # the upload and its parts are kept: the next attempt resumes them
     except Exception:
         if not completing:

@@ -55,15 +55,22 @@ async def finish_upload(
     confirmed: bool = True,
     info: ObjectInfo | None = None,
 ) -> ArchiveRecord:
-    """The archive record, with the bundle SHA-256 computed while it was read, the
-    store-side id (a Glacier ArchiveId) that a retrieval needs later and the ETag and version
-    the store showed (``info``), in one transaction."""
+    """The archive record, with the bundle SHA-256 computed while it was read, the store-side
+    id (a Glacier ArchiveId) that a retrieval needs later, and what the store showed of it
+    (``info``): the ETag and version ``verify`` compares later, and the S3 Object Lock
+    retention pruning respects; in one transaction."""
     done = dataclasses.replace(record, plaintext_sha256=sha256)
     etag = info.etag if info else None
     version_id = info.version_id if info else None
     return await asyncio.to_thread(
         lambda: catalogue.finish_upload(
-            done, size, archive_id, confirmed=confirmed, etag=etag, version_id=version_id
+            done,
+            size,
+            archive_id,
+            confirmed=confirmed,
+            etag=etag,
+            version_id=version_id,
+            locked_until=info.locked_until if info else None,
         )
     )
 

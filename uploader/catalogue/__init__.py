@@ -2,8 +2,8 @@
 
 The front of the package: :class:`Catalogue` (the connection, uploads and archives), the records
 it hands out, and one accessor module per concern, each next to its SQL — archives, events,
-findings (foreign archives, flags), indexes, inventory, pruning, retrievals. Everything the
-other packages use is importable from here.
+findings (foreign archives, flags), indexes, inventory, operations, pruning, retrievals.
+Everything the other packages use is importable from here.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from uploader.catalogue.archives import (
     known_archives,
     requeue_unconfirmed,
     set_archive_id,
+    set_locked_until,
 )
 from uploader.catalogue.db import CATALOGUE_FILE, Catalogue
 from uploader.catalogue.events import (
@@ -54,6 +55,11 @@ from uploader.catalogue.metadata_objects import (
     metadata_object_of,
     metadata_objects,
     record_metadata_object,
+)
+from uploader.catalogue.operations import (
+    OperationRecord,
+    operations,
+    record_operation,
 )
 from uploader.catalogue.pruning import (
     confirm_deletion,
@@ -99,6 +105,7 @@ from uploader.catalogue.retrievals import (
     mark_ready,
     record_range,
     record_request,
+    requested_retrievals,
     set_download,
 )
 from uploader.catalogue.verifications import (
@@ -124,6 +131,7 @@ __all__ = [
     "KnownArchive",
     "LatestInventory",
     "MetadataRecord",
+    "OperationRecord",
     "PendingDeletion",
     "PruneArchive",
     "RetrievalRecord",
@@ -165,6 +173,7 @@ __all__ = [
     "metadata_object_of",
     "metadata_objects",
     "open_flags",
+    "operations",
     "pending_deletions",
     "prune_inputs",
     "pruned_at",
@@ -175,15 +184,18 @@ __all__ = [
     "record_inventory",
     "record_metadata_deletion",
     "record_metadata_object",
+    "record_operation",
     "record_prune_plan",
     "record_range",
     "record_request",
     "record_verifications",
     "remember_cycle_indexes",
+    "requested_retrievals",
     "requeue_unconfirmed",
     "save_job",
     "set_archive_id",
     "set_download",
+    "set_locked_until",
     "stored_cycle",
     "stored_cycles",
     "stored_indexes",

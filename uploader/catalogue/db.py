@@ -214,6 +214,7 @@ class Catalogue(Closing):
         archive_id: str | None = None,
         *,
         confirmed: bool = True,
+        locked_until: datetime | None = None,
         etag: str | None = None,
         version_id: str | None = None,
     ) -> ArchiveRecord:
@@ -221,9 +222,9 @@ class Catalogue(Closing):
         with the store-side id (a Glacier ArchiveId) if there is one. ``confirmed=False``: the
         store completed the upload but could not show the archive (a Glacier upload completed
         by a run that died before recording it); the next inventory confirms it by key.
-
-        What ``verify`` compares later is kept with it: the ETag and VersionId the store
-        showed, and the part size and acknowledged parts (when they make the whole object)."""
+        ``locked_until``: the archive's S3 Object Lock retention, which pruning respects. What
+        ``verify`` compares later is kept with it too: the ETag and VersionId the store showed,
+        and the part size and acknowledged parts (when they make the whole object)."""
         now = self._clock()
         record = ArchiveRecord(
             upload.store,
@@ -244,8 +245,9 @@ class Catalogue(Closing):
             parts = _whole(rows, size)
             db.execute(
                 "INSERT OR REPLACE INTO archives (store, key, cycle_id, host, size,"
-                " plaintext_sha256, uploaded_at, confirmed_at, archive_id, etag, version_id,"
-                " part_size, parts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " plaintext_sha256, uploaded_at, confirmed_at, archive_id, locked_until, etag,"
+                " version_id, part_size, parts)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.store,
                     record.key,
@@ -256,6 +258,7 @@ class Catalogue(Closing):
                     to_db_time(now),
                     to_db_time(now) if confirmed else None,
                     archive_id or None,
+                    None if locked_until is None else to_db_time(locked_until),
                     etag,
                     version_id,
                     upload.part_size if parts else None,

@@ -30,7 +30,7 @@ def prune_inputs(catalogue: Catalogue, store: str, host: str | None = None) -> l
     # deleting the archive frees.
     rows = catalogue.query(
         "SELECT a.key, a.size + COALESCE(SUM(m.size), 0), a.uploaded_at, a.confirmed_at,"
-        " a.cycle_id, a.host FROM archives a LEFT JOIN metadata_objects m"
+        " a.cycle_id, a.host, a.locked_until FROM archives a LEFT JOIN metadata_objects m"
         " ON m.store = a.store AND m.archive_key = a.key WHERE a.store = ? GROUP BY a.key",
         (store,),
     )
@@ -42,8 +42,9 @@ def prune_inputs(catalogue: Catalogue, store: str, host: str | None = None) -> l
             confirmed=c is not None and k not in flagged,
             ours=host is None or h == host,
             taken_at=cycle_id_time(cid),
+            locked_until=from_db_time(lock),
         )
-        for k, s, u, c, cid, h in rows
+        for k, s, u, c, cid, h, lock in rows
     ]
     for f in foreign_archives(catalogue, store):
         created = f.created or datetime.fromtimestamp(0, UTC)

@@ -20,7 +20,9 @@ from uploader import catalogue as cm
 from uploader.archive import parse_metadata_key
 from uploader.catalogue import Catalogue, ExpectedObject, FlagKind
 from uploader.config import EncryptionConfig
+from uploader.maintenance.locks import lock_now
 from uploader.maintenance.reconcile import ReconcileAction, Reconciliation
+from uploader.object_lock import locked_at
 from uploader.stores.base import ObjectOptions, Store, StoreError
 
 if TYPE_CHECKING:
@@ -167,7 +169,12 @@ async def _delete(
     now: datetime,
 ) -> None:
     """Delete a metadata object (``target``: its key, or its Glacier ArchiveId); the deletion
-    waits in the catalogue for a listing to confirm it, like an archive's."""
+    waits in the catalogue for a listing to confirm it, like an archive's. Under S3 Object Lock
+    it is retained as long as its archive (seconds longer: it was made after it): a delete the
+    store would refuse is not sent, the next pass deletes it."""
+    if locked_at(until := await lock_now(store, key), now):
+        log.info("maintenance.metadata_delete_waits", key=key, locked_until=str(until))
+        return
     try:
         await store.delete(target)
     except StoreError as exc:

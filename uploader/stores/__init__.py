@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from uploader.stores.base import (
+    BucketLock,
     Capabilities,
     ChecksumReports,
     ContainerNotFound,
@@ -15,9 +16,11 @@ from uploader.stores.base import (
     MultipartUploadInfo,
     ObjectChanged,
     ObjectInfo,
+    ObjectLocking,
     ObjectNotFound,
     ObjectOptions,
     ObjectRestore,
+    ObjectVersion,
     PartChecksum,
     PartInfo,
     PermanentStoreError,
@@ -30,12 +33,15 @@ from uploader.stores.base import (
     Tier,
     TransientStoreError,
     UploadNotFound,
+    VaultLocking,
+    VaultLockPolicy,
 )
 
 if TYPE_CHECKING:
     from uploader.config import StoreConfig
 
 __all__ = [
+    "BucketLock",
     "Capabilities",
     "ChecksumReports",
     "ContainerNotFound",
@@ -46,9 +52,11 @@ __all__ = [
     "MultipartUploadInfo",
     "ObjectChanged",
     "ObjectInfo",
+    "ObjectLocking",
     "ObjectNotFound",
     "ObjectOptions",
     "ObjectRestore",
+    "ObjectVersion",
     "PartChecksum",
     "PartInfo",
     "PermanentStoreError",
@@ -62,6 +70,8 @@ __all__ = [
     "Tier",
     "TransientStoreError",
     "UploadNotFound",
+    "VaultLockPolicy",
+    "VaultLocking",
     "open_store",
 ]
 
@@ -89,6 +99,7 @@ def open_store(config: StoreConfig) -> Store:
             region=config.region,
             profile=config.profile,
             endpoint_url=config.endpoint_url,
+            object_lock=config.object_lock,
         )
     if isinstance(config, GlacierStoreConfig):
         from uploader.stores.glacier.store import GlacierStore

@@ -33,6 +33,7 @@ from watcher.commands.terminal import TerminalUI, declined
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
 from watcher.hosts import add_host_option
 from watcher.maintenance_loop import maintenance_pass
+from watcher.outcomes import Outcomes
 
 if TYPE_CHECKING:
     from watcher.config import AppConfig
@@ -114,9 +115,10 @@ def _seconds(text: str) -> float:
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
     """Reconcile (advancing a vault's inventory jobs), then read unread metadata objects."""
+    outcomes = Outcomes(config)
     try:
         with Catalogue.in_state_dir(config.state_dir) as catalogue:
-            report = asyncio.run(_run(args, config, catalogue))
+            report = asyncio.run(_run(args, config, catalogue, outcomes))
             code = print_report(report)
             recovered = asyncio.run(_recover(args, config, catalogue))
     except (AgeError, OSError) as exc:  # the identity file (read only when it is needed)
@@ -130,6 +132,8 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         return FAILURE
     except RestoreDeclined as exc:
         return declined(exc)
+    finally:
+        outcomes.close()
     return max(code, print_recovery(recovered, config))
 
 
@@ -177,7 +181,7 @@ def print_recovery(r: RecoveryReport, config: AppConfig) -> int:
 
 
 async def _run(
-    args: argparse.Namespace, config: AppConfig, catalogue: Catalogue
+    args: argparse.Namespace, config: AppConfig, catalogue: Catalogue, outcomes: Outcomes
 ) -> MaintenanceReport:
     # --wait polls the job at its own interval: the state machine would otherwise poll a job
     # in progress at most every 15 minutes, whatever the interval of this loop.
@@ -190,12 +194,13 @@ async def _run(
         prune=False,
         request_inventory=args.request or args.rebuild,
         poll_every=poll,
+        outcomes=outcomes,
     )
     while args.wait and report.reconciliation is None and report.jobs_in_flight:
         print(f"{report.inventory_status}; checking again in {every:g} s", flush=True)
         await asyncio.sleep(every)
         report = await maintenance_pass(
-            config, catalogue, datetime.now(UTC), prune=False, poll_every=poll
+            config, catalogue, datetime.now(UTC), prune=False, poll_every=poll, outcomes=outcomes
         )
     return report
 

@@ -125,7 +125,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace, config: AppConfig) -> int:
     """Restore one point in time; exit 1 (and leave no restored tree) on any failure."""
     try:
-        request = _request(args)
+        request = _request(args, config.restore.max_rate)
     except (PointInTimeError, _NoTarget) as exc:
         return _usage(str(exc))
     ui = TerminalUI()
@@ -186,7 +186,7 @@ class _NoTarget(Exception):
     """``--to`` is missing (only ``--quote`` does without it)."""
 
 
-def _request(args: argparse.Namespace) -> RestoreRequest:
+def _request(args: argparse.Namespace, max_rate: int | None = None) -> RestoreRequest:
     """The parsed arguments as a request; ``--at`` is parsed here (PointInTimeError)."""
     if args.to is None and not args.quote:
         raise _NoTarget("restore: the following arguments are required: --to")
@@ -202,6 +202,7 @@ def _request(args: argparse.Namespace) -> RestoreRequest:
         identity=args.identity,
         retrieval=retrieval_options(args),
         quote=args.quote,
+        max_rate=max_rate,
     )
 
 
