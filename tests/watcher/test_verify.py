@@ -20,6 +20,7 @@ import pytest
 
 from emulators.glacier import Emulator, run_emulator
 from tests.support.killpoints import glacier_backup
+from tests.support.receiver import http_receiver
 from tests.uploader.glacier_support import make_vault
 from tests.watcher.service_harness import Project
 
@@ -64,8 +65,14 @@ def test_a_local_store_verifies_and_names_each_damaged_archive(tmp_path: Path) -
     (p.vault / no_meta.replace(".tar.age", ".meta.age")).unlink()
     before = _tree(p.vault)
 
-    bad = verify(p, "--json")
+    with http_receiver() as rx:
+        p.config.write_text(p.config.read_text() + f'[notify]\nurl = "{rx.url}"\n')
+        bad = verify(p, "--json")
+        (notice,) = [q.json() for q in rx.wait_for(1)]
     assert bad.returncode == 1
+    assert notice["event"] == "verify_failed" and notice["result"] == "failure"
+    assert notice["error"] == "3 of 3 archive(s) failed verification"
+    assert sorted(notice["details"]) == keys and "truncated" in notice["details"][cut]
     report = {a["key"]: a for a in json.loads(bad.stdout)["archives"]}
     assert report[flipped]["outcome"] == "failed"
     assert "SHA-256 of part(s) 1 differ" in " ".join(report[flipped]["problems"])

@@ -6,7 +6,8 @@ with what its store reports, and so is its metadata object (:mod:`uploader.verif
 usual quote, consent, ``--tier``, ``--wait`` and ``--resume``), authenticates every age chunk
 and checks every file against ``cycle.json``; ``--sample N`` does it for N archives picked at
 random — a restore drill under a budget. Results go into the catalogue (``status`` shows the
-last run); exit 1 names each archive that failed and why. Nothing is deleted or rewritten.
+last run); exit 1 names each archive that failed and why, and ``[notify]`` is sent a
+``verify_failed`` event. Nothing is deleted or rewritten.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from watcher.commands.restore_cold import add_cold_arguments, retrieval_options
 from watcher.commands.terminal import TerminalUI, declined
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
 from watcher.hosts import add_host_option
+from watcher.notify.events import NoticeEvent
+from watcher.outcomes import Outcomes
 
 if TYPE_CHECKING:
     from watcher.config import AppConfig
@@ -113,11 +116,10 @@ def _key(args: argparse.Namespace, config: AppConfig) -> Unlock | None:
 
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
-    """Verify, record the results, print them; 1 if any archive failed."""
+    """Verify, record the results, print them; 1 if any archive failed (and notified)."""
+    outcomes = Outcomes(config)
     try:
-        unlock = _key(args, config)
-        with Catalogue.in_state_dir(config.state_dir) as catalogue:
-            return _verify(args, config, catalogue, unlock)
+        return _checked(args, config, outcomes)
     except _Refused as exc:
         return _usage(str(exc))
     except StoreNotAvailable as exc:
@@ -128,12 +130,43 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         return declined(exc)
     except (StoreError, RestoreError) as exc:
         print(f"glacier-backup: verify failed: {exc}", file=sys.stderr)
+        outcomes.emit(outcomes.notice(NoticeEvent.VERIFY_FAILED, error=f"verify failed: {exc}"))
         return FAILURE
+    finally:
+        outcomes.close()
+
+
+def _checked(args: argparse.Namespace, config: AppConfig, outcomes: Outcomes) -> int:
+    unlock = _key(args, config)
+    with Catalogue.in_state_dir(config.state_dir) as catalogue:
+        done = _verify(args, config, catalogue, unlock)
+        if done is None:
+            return OK
+        verdicts, sizes = done
+        _notify_failures(outcomes, verdicts, catalogue)
+    return _report(verdicts, sizes, as_json=args.json)
+
+
+def _notify_failures(outcomes: Outcomes, verdicts: list[Verdict], catalogue: Catalogue) -> None:
+    """One ``verify_failed`` notice naming every archive that failed and why (none if none)."""
+    failed = [v for v in verdicts if v.outcome is Outcome.FAILED]
+    if not failed:
+        return
+    notice = outcomes.notice(
+        NoticeEvent.VERIFY_FAILED,
+        cycle=failed[0].cycle_id if len(failed) == 1 else None,
+        error=f"{len(failed)} of {len(verdicts)} archive(s) failed verification",
+        message="; ".join(f"{v.key}: {', '.join(v.problems)}" for v in failed),
+        details={v.key: "; ".join(v.problems) for v in failed},
+    )
+    outcomes.emit(notice, catalogue)
 
 
 def _verify(
     args: argparse.Namespace, config: AppConfig, catalogue: Catalogue, unlock: Unlock | None
-) -> int:
+) -> tuple[list[Verdict], dict[str, int]] | None:
+    """Verify the chosen archives and record the results; with the archives' sizes (None:
+    this host has no archives)."""
     store = open_store(config.store)
     host = config.backup.host
     archives = [a for a in catalogue.archives(store=store.name) if a.host == host]
@@ -142,7 +175,7 @@ def _verify(
             f"no archives of host {host} in {store.name} to verify (on a new machine: "
             "'glacier-backup inventory' first)"
         )
-        return OK
+        return None
     plan = ReadDataPlan(config.state_dir / "verify" / "plan.json")
     keys = plan.load() if args.read_data and args.resume else None
     if args.read_data and args.resume and keys is None:
@@ -155,7 +188,7 @@ def _verify(
     record_verifications(catalogue, verdicts_to_record(store.name, verdicts, now))
     if args.read_data and all(v.outcome is not None for v in verdicts):
         plan.finish()
-    return _report(verdicts, chosen, as_json=args.json)
+    return verdicts, {a.key: a.size for a in chosen}
 
 
 async def _run(
@@ -178,13 +211,12 @@ async def _run(
         )
 
 
-def _report(verdicts: list[Verdict], chosen: list[ArchiveRecord], *, as_json: bool) -> int:
+def _report(verdicts: list[Verdict], sizes: dict[str, int], *, as_json: bool) -> int:
     failed = [v for v in verdicts if v.outcome is Outcome.FAILED]
     pending = [v for v in verdicts if v.outcome in (None, Outcome.UNVERIFIED)]
     if as_json:
         print(json.dumps({"ok": not failed, "archives": [v.to_json() for v in verdicts]}, indent=2))
     else:
-        sizes = {a.key: a.size for a in chosen}
         for v in verdicts:
             size = format_size(sizes.get(v.key, 0))
             if v.outcome is Outcome.OK:
