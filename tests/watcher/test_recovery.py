@@ -236,6 +236,7 @@ def test_several_hosts_in_one_store_each_recover_their_own(tmp_path: Path) -> No
     r = a.run("--host", "hostb", "inventory")
     assert r.returncode == 1
     assert str(a.identity) in r.stderr and "hostb/" in r.stderr
+    assert "cannot open the metadata object hostb/" in r.stderr and ".tar.age" in r.stderr
     r = a.run("inventory", "--host", "hostb", "--identity", str(b.identity))
     assert r.returncode == 0, r.stderr
     as_b = a.run("--host", "hostb", "files", "--json", "*.txt")
