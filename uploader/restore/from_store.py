@@ -8,6 +8,8 @@ listed). An archive that can be read is streamed straight into the restore
 
 from __future__ import annotations
 
+import asyncio
+
 from localbackup.configkit import format_size
 from localbackup.extract import ExtractStats
 from localbackup.formats import IncrementManifest, SealedCycle
@@ -15,6 +17,7 @@ from localbackup.pointintime import PointInTimeError, choose_cycle
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig
 from uploader.restore.cold import cold_class, restore_cold
+from uploader.restore.paths import check_paths_in_catalogue
 from uploader.restore.request import RestoreRequest
 from uploader.restore.stream import ArchiveRef, find_archives, identities_for, restore_archive
 from uploader.restore.ui import RestoreUI, describe_plan
@@ -43,8 +46,13 @@ async def restore_from_store(
 ) -> ExtractStats | None:
     """Restore ``request``'s point in time from ``host``'s archive in ``store`` (open), saying
     the plan first. None when the archive is in cold storage and its retrieval is not ready
-    yet (the UI was told when it is expected)."""
+    yet (the UI was told when it is expected). A ``--path`` that selects nothing in the
+    catalogue's copy of the cycle's index raises :class:`~localbackup.pathmatch.NoPathMatch`
+    before anything is requested or downloaded."""
     archive = await choose_archive(store, catalogue, host, request.cycle)
+    request = await asyncio.to_thread(
+        check_paths_in_catalogue, request, catalogue, archive.cycle_id, ui
+    )
     identities = (
         identities_for(encryption, request.identity) if archive.key.endswith(".age") else None
     )

@@ -17,6 +17,7 @@ import structlog
 
 from localbackup.configkit import format_size
 from localbackup.extract import ExtractOptions
+from localbackup.pathmatch import NoPathMatch
 from localbackup.pointintime import PointInTimeError
 from localbackup.safepath import ExtractError
 from uploader.crypto import PassphraseError, read_passphrase
@@ -68,7 +69,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="append",
         default=[],
         metavar="PATTERN",
-        help="restore only archive paths matching this fnmatch pattern; repeatable",
+        help="restore only the paths this pattern selects (gitignore-like, as for restore "
+        "--path; the old archives name no source roots, so a pattern with a '/' starts at /); "
+        "repeatable",
     )
     p.add_argument("--list", action="store_true", help="list the backups in the archive, only")
     p.add_argument(
@@ -121,6 +124,9 @@ def _restore(
         )
     except PointInTimeError as exc:
         return _usage(str(exc))
+    except NoPathMatch as exc:
+        print(f"glacier-backup: {exc}", file=sys.stderr)
+        return FAILURE
     except (ExtractError, OSError) as exc:
         log.error("legacy.restore_failed", error=str(exc), type=type(exc).__name__)
         print(f"glacier-backup: restore failed: {exc}", file=sys.stderr)

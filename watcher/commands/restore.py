@@ -21,6 +21,7 @@ from localbackup.configkit import format_size
 from localbackup.extract import ExtractError, ExtractStats
 from localbackup.formats import FormatError
 from localbackup.index import IndexFormatError
+from localbackup.pathmatch import NoPathMatch, roots_of_sources
 from localbackup.pointintime import PointInTimeError, parse_at
 from uploader.catalogue import Catalogue
 from uploader.crypto import AgeError
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _FAILURES = (
+    NoPathMatch,  # raised before anything is retrieved or written, when a local index is known
     ExtractError,
     RestoreError,
     AgeError,
@@ -81,8 +83,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="append",
         default=[],
         metavar="PATTERN",
-        help="restore only archive paths matching this fnmatch pattern "
-        "(a directory means its whole subtree); repeatable",
+        help="restore only what this pattern selects, as 'files PATTERN' shows it: relative "
+        "to each source root (docs/*, docs/ = the folder and all below), a name anywhere "
+        "(*.txt, a.txt) or an absolute path; repeatable",
     )
     p.add_argument(
         "--force", action="store_true", help="replace the contents of a non-empty --to directory"
@@ -115,7 +118,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace, config: AppConfig) -> int:
     """Restore one point in time; exit 1 (and leave no restored tree) on any failure."""
     try:
-        request = _request(args)
+        request = _request(args, config)
     except PointInTimeError as exc:
         return _usage(str(exc))
     ui = TerminalUI()
@@ -167,13 +170,14 @@ def _restore(request: RestoreRequest, config: AppConfig, ui: TerminalUI) -> Extr
     return asyncio.run(_from_store(store, config, request, ui))
 
 
-def _request(args: argparse.Namespace) -> RestoreRequest:
+def _request(args: argparse.Namespace, config: AppConfig) -> RestoreRequest:
     """The parsed arguments as a request; ``--at`` is parsed here (PointInTimeError)."""
     return RestoreRequest(
         to=args.to.expanduser().absolute(),
         cycle=args.cycle,
         at=parse_at(args.at) if args.at is not None else None,
         patterns=tuple(args.path),
+        roots=roots_of_sources(config.backup.sources),
         allow_devices=args.allow_devices,
         force=args.force,
         assume_yes=args.yes,
