@@ -21,6 +21,7 @@ import errno
 import os
 import stat
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -44,6 +45,7 @@ from localbackup.safepath import (
 __all__ = [
     "ExtractError",
     "ExtractOptions",
+    "ExtractProgress",
     "ExtractStats",
     "Extractor",
     "IntegrityError",
@@ -59,6 +61,10 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _XATTR_SKIP = (errno.ENOTSUP, errno.EPERM, errno.EACCES, errno.E2BIG, errno.ERANGE, errno.ENOSPC)
 _DEFAULT_DIR_MODE = 0o755  # directories above the backed-up roots (not in the archive)
 _MAX_WARNINGS = 100
+_REPORT_EVERY = 1 << 20  # compressed bytes read between progress reports
+
+#: Progress of a restore: (entries written, compressed increment bytes read), now and then.
+ExtractProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +75,7 @@ class ExtractOptions:
     roots: tuple[bytes, ...] = ()  # the source roots the patterns are relative to
     allow_devices: bool = False  # create device nodes and FIFOs (otherwise refused)
     owners: bool | None = None  # restore uid/gid; None: when running as root
+    progress: ExtractProgress | None = field(default=None, compare=False)
 
 
 @dataclass(slots=True)
@@ -85,6 +92,18 @@ class ExtractStats:
     warnings: list[str] = field(default_factory=list)
 
 
+class _Counted:
+    """A stream that tells ``count`` how many bytes each read returned."""
+
+    def __init__(self, stream: BinaryIO, count: Callable[[int], None]) -> None:
+        self._stream, self._count = stream, count
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        self._count(len(data))
+        return data
+
+
 class Extractor:
     """Applies increments into ``root`` (a fresh directory), then :meth:`finish` once."""
 
@@ -95,6 +114,8 @@ class Extractor:
         self.owners = self.options.owners if self.options.owners is not None else os.geteuid() == 0
         self.stats = ExtractStats()
         self._xattr_failures = 0
+        self._read = 0  # compressed bytes of increments read so far
+        self._reported = -_REPORT_EVERY
 
     def warn(self, message: str) -> None:
         """Record (the first hundred) and log a warning; the restore goes on."""
@@ -106,7 +127,8 @@ class Extractor:
     def apply(self, stream: BinaryIO, label: str = "increment") -> None:
         """Apply one zstd-compressed tar read from ``stream`` (streamed, memory bounded)."""
         dctx = zstandard.ZstdDecompressor()
-        with dctx.stream_reader(stream, read_across_frames=True, closefd=False) as zin:
+        source: Any = stream if self.options.progress is None else _Counted(stream, self._counted)
+        with dctx.stream_reader(source, read_across_frames=True, closefd=False) as zin:
             try:
                 with tarfile.open(
                     fileobj=zin, mode="r|", encoding="utf-8", errors="surrogateescape"
@@ -114,6 +136,12 @@ class Extractor:
                     self.apply_tar(tf)
             except (tarfile.TarError, zstandard.ZstdError, EOFError) as exc:
                 raise IntegrityError(f"{label}: not a valid increment: {exc}") from None
+
+    def _counted(self, n: int) -> None:
+        self._read += n
+        if self._read - self._reported >= _REPORT_EVERY and self.options.progress is not None:
+            self._reported = self._read
+            self.options.progress(self.stats.members, self._read)
 
     def apply_tar(self, tf: tarfile.TarFile) -> None:
         """Apply every member of ``tf``, an open tar of any compression (a stream, ``r|``, is

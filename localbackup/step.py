@@ -219,8 +219,6 @@ def _write_increment(
     # The manifest is the commit point: written last, atomically.
     atomic_write_bytes(cycle.path / formats.manifest_name(plan.number), manifest.render())
     Spool(cycle.path.parent.parent).record_backup_time(manifest.finished_at)
-    for w in result.warnings:
-        log.warning("backup.file_warning", path=w.path, kind=w.kind, message=w.message)
     log.info(
         "backup.increment_written",
         files=result.files_written,

@@ -1,4 +1,11 @@
-"""structlog set-up: readable lines on a terminal, JSON lines otherwise (journald)."""
+"""structlog set-up: short readable lines on a terminal, JSON lines otherwise (journald).
+
+On a terminal the default output of a command is its own: a progress bar and a summary on
+stdout, problems on stderr. Log events stay out of the way there: only warnings and errors are
+shown, as one line each (``glacier-backup: warning: <message>``, no colours), unless
+``--log-level`` asks for more. When stderr is not a terminal (the service under systemd, cron,
+a pipe), every event from ``info`` up is a JSON line, as before.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +18,13 @@ import structlog
 
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("auto", "console", "json")
+TERMINAL_LEVEL = "warning"  # default on a terminal: the command's own output is the news
+PIPE_LEVEL = "info"  # default otherwise: every event, for the journal
 
 # Field names that could carry a secret; their values never reach a log line.
 _SECRET_FIELDS = ("passphrase", "password", "secret", "file_key", "identity", "private_key")
+# Fields the console line leaves out: what the line itself already says.
+_CONSOLE_SKIP = frozenset({"event", "level", "timestamp", "message"})
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -23,15 +34,52 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
-def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+def _console_line(_: Any, __: str, event: MutableMapping[str, Any]) -> str:
+    """``glacier-backup: warning: <message>`` (the event's ``message`` field, else its name and
+    fields): one line a person reads, not a record."""
+    level = str(event.get("level", "info"))
+    text = event.get("message") or " ".join(
+        [str(event.get("event", ""))]
+        + [f"{k}={v}" for k, v in event.items() if k not in _CONSOLE_SKIP]
+    )
+    return f"glacier-backup: {level}: {text}"
+
+
+class _StderrLogger:
+    """Writes each line to the *current* ``sys.stderr``: a progress bar that redirects stderr
+    while it is shown then prints log lines above itself instead of through it."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+def is_json() -> bool:
+    """Whether log events go out as JSON lines (so a message printed for a person is not the
+    only record of it)."""
+    processors = structlog.get_config()["processors"]
+    return bool(processors) and isinstance(processors[-1], structlog.processors.JSONRenderer)
+
+
+def configure(level: str | None = None, fmt: str = "auto", stream: TextIO | None = None) -> None:
+    """Send structlog's events to ``stream`` (stderr) at ``level`` and above (None: warnings
+    on a terminal, everything from info otherwise), as ``fmt``."""
     out = stream if stream is not None else sys.stderr
     if fmt == "auto":
         fmt = "console" if out.isatty() else "json"
+    if level is None:
+        level = TERMINAL_LEVEL if fmt == "console" and out.isatty() else PIPE_LEVEL
     renderer: Any
+    factory: Any
     if fmt == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+        renderer = _console_line
+        factory = (
+            (lambda *_: _StderrLogger()) if stream is None else structlog.PrintLoggerFactory(out)
+        )
     else:
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
+        factory = structlog.PrintLoggerFactory(out)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -42,6 +90,6 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        logger_factory=factory,
         cache_logger_on_first_use=False,
     )

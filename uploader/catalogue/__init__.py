@@ -26,6 +26,7 @@ from uploader.catalogue.db import (
 )
 from uploader.catalogue.events import (
     last_event,
+    open_failures,
     record_event,
 )
 from uploader.catalogue.findings import (
@@ -37,7 +38,9 @@ from uploader.catalogue.findings import (
 )
 from uploader.catalogue.indexes import (
     remember_cycle_indexes,
+    stored_cycles,
     stored_indexes,
+    stored_points,
 )
 from uploader.catalogue.inventory import (
     forget_job,
@@ -55,12 +58,15 @@ from uploader.catalogue.pruning import (
     prune_inputs,
     pruned_at,
     pruned_cycle_ids,
+    pruned_cycles,
     record_deletion,
     record_prune_plan,
 )
 from uploader.catalogue.records import (
+    FAILURE_KINDS,
     ArchiveRecord,
     Event,
+    EventKind,
     Flag,
     FlagKind,
     ForeignArchive,
@@ -89,9 +95,11 @@ from uploader.catalogue.retrievals import (
 
 __all__ = [
     "CATALOGUE_FILE",
+    "FAILURE_KINDS",
     "ArchiveRecord",
     "Catalogue",
     "Event",
+    "EventKind",
     "Flag",
     "FlagKind",
     "ForeignArchive",
@@ -129,11 +137,13 @@ __all__ = [
     "last_event",
     "mark_ready",
     "mark_requested",
+    "open_failures",
     "open_flags",
     "pending_deletions",
     "prune_inputs",
     "pruned_at",
     "pruned_cycle_ids",
+    "pruned_cycles",
     "record_deletion",
     "record_event",
     "record_foreign",
@@ -146,6 +156,8 @@ __all__ = [
     "save_job",
     "set_archive_id",
     "set_download",
+    "stored_cycles",
     "stored_indexes",
+    "stored_points",
     "to_db_time",
 ]

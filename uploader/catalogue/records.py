@@ -18,6 +18,18 @@ from localbackup.index import Index, read_index
 from uploader.stores.base import PartInfo
 
 
+class EventKind(StrEnum):
+    """What an entry of the event log says happened."""
+
+    UPLOADED = "uploaded"  # a cycle's archive is in the store (detail: its key)
+    UPLOAD_FAILED = "upload_failed"  # an upload of a cycle failed (detail: why), any command
+    MARKER_QUARANTINED = "marker_quarantined"  # a malformed marker was set aside
+
+
+#: The kinds that are failures: shown by ``status`` until a later success of the same cycle.
+FAILURE_KINDS = (EventKind.UPLOAD_FAILED, EventKind.MARKER_QUARANTINED)
+
+
 class UploadState(StrEnum):
     """Where an upload in progress stands."""
 

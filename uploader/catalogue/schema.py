@@ -5,7 +5,7 @@ tables, by the module that reads and writes them: ``uploads``, ``upload_parts``,
 (:mod:`.db`, :mod:`.archives`), ``cycle_indexes`` (:mod:`.indexes`), ``events`` (:mod:`.events`),
 ``inventory_jobs``, ``inventory_state``, ``inventories`` (:mod:`.inventory`), ``foreign_archives``,
 ``archive_flags`` (:mod:`.findings`), ``prune_decisions``, ``pending_deletions`` (:mod:`.pruning`),
-``retrievals``, ``retrieval_ranges`` (:mod:`.retrievals`).
+``retrievals``, ``retrieval_ranges`` (:mod:`.retrievals`), ``sealed_cycles`` (:mod:`.indexes`).
 """
 
 from __future__ import annotations
@@ -211,6 +211,18 @@ MIGRATIONS: list[tuple[str, ...]] = [
         # upload (JSON, see Catalogue.begin_completion).
         """
         ALTER TABLE uploads ADD COLUMN completion TEXT
+        """,
+    ),
+    (
+        # The cycle.json of every cycle handed to a store, next to its indexes: what `cycles`
+        # shows (increments, their times and sizes) once the cycle has left the spool.
+        """
+        CREATE TABLE sealed_cycles (
+            host TEXT NOT NULL,
+            cycle_id TEXT NOT NULL,
+            cycle_json BLOB NOT NULL,
+            PRIMARY KEY (host, cycle_id)
+        )
         """,
     ),
 ]

@@ -16,7 +16,7 @@ from localbackup.spool import Spool
 from localbackup.spoolrestore import restore_from_cycle_dir
 from uploader.restore.paths import check_paths
 from uploader.restore.request import RestoreRequest
-from uploader.restore.ui import RestoreUI, describe_plan
+from uploader.restore.ui import RestoreUI, chain_size, describe_plan, with_progress
 
 __all__ = ["restore_from_spool"]
 
@@ -44,11 +44,14 @@ def restore_from_spool(request: RestoreRequest, spool_dir: Path, ui: RestoreUI) 
     state = "sealed" if sealed else "open"
     where = f"{cycle_dir.cycle_id} ({state}, in the spool)"
     ui.say(describe_plan(where, increments, inc, None), now=True)
-    return restore_from_cycle_dir(
-        cycle_dir.path,
-        increments,
-        inc.number,
-        request.to,
-        force=request.force,
-        options=request.extract_options,
-    )
+    try:
+        return restore_from_cycle_dir(
+            cycle_dir.path,
+            increments,
+            inc.number,
+            request.to,
+            force=request.force,
+            options=with_progress(request.extract_options, ui, [chain_size(increments, inc)]),
+        )
+    finally:
+        ui.restoring_done()

@@ -8,6 +8,7 @@ from uploader.stores.aws_errors import rejects_credentials
 from uploader.stores.base import (
     Capabilities,
     ContainerNotFound,
+    CredentialsMissing,
     CredentialsRejected,
     InventoryJobs,
     MultipartUploadInfo,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Capabilities",
     "ContainerNotFound",
+    "CredentialsMissing",
     "CredentialsRejected",
     "InventoryJobs",
     "MultipartUploadInfo",

@@ -34,9 +34,12 @@ from uploader.restore import (
     restore_from_store,
 )
 from uploader.stores import Store, StoreError, StoreNotAvailable, open_store
+from watcher import output
 from watcher.commands.restore_cold import add_cold_arguments, retrieval_options
 from watcher.commands.terminal import TerminalUI, declined
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
+from watcher.hints import fix_for
+from watcher.humanize import count
 
 if TYPE_CHECKING:
     from watcher.config import AppConfig
@@ -130,13 +133,18 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     except (PointInTimeError, StoreNotAvailable, RestoreDeclined) as exc:
         return _usage(str(exc))
     except _FAILURES as exc:
-        log.error("restore.failed", error=str(exc), type=type(exc).__name__)
-        return _fail(str(exc))
+        output.error(
+            f"restore failed: {exc}",
+            fix=fix_for(exc, config),
+            event="restore.failed",
+            type=type(exc).__name__,
+        )
+        return FAILURE
     if stats is None:  # a retrieval is running: the command said so
         return OK
     print(
-        f"restored into {request.to}: {stats.files:,} files, {format_size(stats.bytes)}, "
-        f"{stats.members:,} entries written, {stats.deleted:,} removed as deleted later"
+        f"restored into {request.to}: {count(stats.files, 'file')} ({format_size(stats.bytes)}), "
+        f"{count(stats.dirs, 'directory', 'directories')}, {count(stats.symlinks, 'symlink')}"
     )
     for w in stats.warnings:
         print(f"  warning: {w}")
@@ -145,6 +153,8 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         to=str(request.to),
         files=stats.files,
         bytes=stats.bytes,
+        dirs=stats.dirs,
+        members_written=stats.members,
         deleted=stats.deleted,
         warnings=len(stats.warnings),
     )

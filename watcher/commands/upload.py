@@ -1,10 +1,20 @@
-"""``upload [CYCLE]``: upload sealed cycles now, without the service."""
+"""``upload [CYCLE] [--retry-failed]``: upload sealed cycles now, without the service.
+
+Every outcome is recorded in the catalogue's event log (``uploaded`` / ``upload_failed``, one
+function for every command and the service), so that ``status`` shows the last failure until a
+later upload of the same cycle succeeds. A successful upload files the cycle's marker under
+``done/`` itself. Cycles whose marker the service filed under ``failed/`` are sent again once
+the user asks: ``--retry-failed`` (all of them) or ``upload CYCLE``; their marker then goes back
+into the marker directory, where a running service takes them too.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,24 +24,56 @@ import structlog
 
 from localbackup.configkit import format_size
 from localbackup.formats import CYCLE_JSON
-from uploader.catalogue import Catalogue, pruned_at, remember_cycle_indexes
+from uploader.catalogue import (
+    Catalogue,
+    EventKind,
+    pruned_at,
+    record_event,
+    remember_cycle_indexes,
+)
 from uploader.stores import Store, StoreNotAvailable, open_store
-from uploader.upload import UPLOAD_FAILURES, archive_doubt, pending_cycle_dirs, upload_cycle
+from uploader.upload import UPLOAD_FAILURES, UploadReport, archive_doubt, upload_cycle
+from watcher import output
+from watcher.commands.parsers import add_command
 from watcher.exitcodes import FAILURE, OK, USAGE
+from watcher.hints import AGAIN, fix_for
+from watcher.markers import file_done, retry_failed
+from watcher.upload_queue import upload_queue
 
 if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
 log = structlog.get_logger(__name__)
 
 Progress = Callable[[int, int], None]
+INTERRUPTED = 130
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: Subparsers) -> None:
     """Register ``upload``."""
-    p = subparsers.add_parser("upload", help="upload sealed cycles now, without the service")
+    p = add_command(
+        subparsers,
+        "upload",
+        summary="upload sealed cycles now, without the service",
+        description="Encrypt and upload every sealed cycle that is not in the store yet, "
+        "resuming an interrupted upload where it stopped. Cycles whose upload the service "
+        "gave up on (their marker is under failed/) are left for --retry-failed or an explicit "
+        "CYCLE, once the cause is fixed. Ends with a summary: size, duration, throughput, "
+        "parts resumed.",
+        examples=[
+            "glacier-backup upload",
+            "glacier-backup upload --retry-failed",
+            "glacier-backup upload 20261126T040000Z",
+        ],
+    )
     p.add_argument(
         "cycle", nargs="?", metavar="CYCLE", help="a cycle id (default: every sealed cycle)"
+    )
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="also upload the cycles whose marker was filed under failed/",
     )
     p.add_argument(
         "--force",
@@ -46,89 +88,185 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     """Upload the named cycle, or every sealed cycle not yet archived in the configured store."""
     config.encryption.require_key()
     if not config.encryption.enabled:
-        log.warning(
-            "encryption.disabled",
-            message='[encryption] mode = "none": archives are uploaded UNENCRYPTED',
+        output.warning(
+            'warning: [encryption] mode = "none": archives are uploaded UNENCRYPTED',
+            event="encryption.disabled",
         )
     try:
         store = open_store(config.store)
     except StoreNotAvailable as exc:
         print(f"glacier-backup: configuration error: {config.file}: store: {exc}", file=sys.stderr)
         return USAGE
-    cycles_root = config.backup.spool_dir / "cycles"
     with Catalogue.in_state_dir(config.state_dir) as catalogue:
-        if args.cycle:
-            cycle_dir = cycles_root / args.cycle
-            if "/" in args.cycle or not (cycle_dir / CYCLE_JSON).is_file():
-                print(
-                    f"glacier-backup: no sealed cycle {args.cycle!r} in {cycles_root}",
-                    file=sys.stderr,
-                )
-                return USAGE
-            when = pruned_at(catalogue, store.name, args.cycle)
-            force = bool(getattr(args, "force", False))
-            if (
-                when is not None
-                and not force
-                and catalogue.find_archive(store.name, args.cycle) is None
-            ):
-                print(
-                    f"glacier-backup: cycle {args.cycle} was pruned from {store.name} on "
-                    f"{when:%Y-%m-%d %H:%M} UTC and is not uploaded again; to upload it anyway: "
-                    f"glacier-backup upload --force {args.cycle}",
-                    file=sys.stderr,
-                )
-                return FAILURE
-            if force and (found := catalogue.find_archive(store.name, args.cycle)) is not None:
-                doubt = archive_doubt(catalogue, found)
-                if doubt is None:
-                    print(
-                        f"{args.cycle}: already archived in {store.name} and confirmed; "
-                        "--force uploads again only an unconfirmed or MISSING archive"
-                    )
-                else:
-                    print(f"{args.cycle}: the archive in {store.name} is {doubt}: uploading again")
-            todo = [cycle_dir]
-        else:
-            todo = pending_cycle_dirs(config.backup.spool_dir, catalogue, store.name)
+        todo = _named(args, config, catalogue, store.name) if args.cycle else None
+        if isinstance(todo, int):
+            return todo
+        if todo is None:
+            todo = _queued(args, config, catalogue, store.name)
         if not todo:
             print("nothing to upload: every sealed cycle is archived")
             return OK
-        force = bool(args.cycle and getattr(args, "force", False))
+        force = bool(args.cycle and args.force)
         return asyncio.run(_upload_all(todo, store, catalogue, config, force=force))
+
+
+def _named(
+    args: argparse.Namespace, config: AppConfig, catalogue: Catalogue, store: str
+) -> list[Path] | int:
+    """``upload CYCLE``: the cycle, or the exit code of a refusal."""
+    cycles_root = config.backup.spool_dir / "cycles"
+    cycle_dir = cycles_root / args.cycle
+    if "/" in args.cycle or not (cycle_dir / CYCLE_JSON).is_file():
+        print(f"glacier-backup: no sealed cycle {args.cycle!r} in {cycles_root}", file=sys.stderr)
+        return USAGE
+    found = catalogue.find_archive(store, args.cycle)
+    when = pruned_at(catalogue, store, args.cycle)
+    if when is not None and not args.force and found is None:
+        print(
+            f"glacier-backup: cycle {args.cycle} was pruned from {store} on "
+            f"{when:%Y-%m-%d %H:%M} UTC and is not uploaded again; to upload it anyway: "
+            f"glacier-backup upload --force {args.cycle}",
+            file=sys.stderr,
+        )
+        return FAILURE
+    if args.force and found is not None:
+        doubt = archive_doubt(catalogue, found)
+        if doubt is None:
+            print(
+                f"{args.cycle}: already archived in {store} and confirmed; "
+                "--force uploads again only an unconfirmed or MISSING archive"
+            )
+        else:
+            print(f"{args.cycle}: the archive in {store} is {doubt}: uploading again")
+    retry_failed(config.watch.marker_dir, config.backup.host, args.cycle)
+    return [cycle_dir]
+
+
+def _queued(
+    args: argparse.Namespace, config: AppConfig, catalogue: Catalogue, store: str
+) -> list[Path]:
+    """Every waiting cycle, and with ``--retry-failed`` those the service gave up on."""
+    marker_dir = config.watch.marker_dir
+    queue = upload_queue(config.backup.spool_dir, marker_dir, catalogue, store)
+    todo = list(queue.waiting)
+    if args.retry_failed:
+        for f in queue.failed:
+            retry_failed(marker_dir, config.backup.host, f.cycle_id)
+            todo.append(f.cycle_dir)
+    elif queue.failed:
+        n = len(queue.failed)
+        print(
+            f"{n} cycle{'s' if n != 1 else ''} whose upload failed before "
+            f"({', '.join(f.cycle_id for f in queue.failed)}) "
+            f"{'are' if n != 1 else 'is'} left out: once the cause is fixed, run "
+            "'glacier-backup upload --retry-failed' ('glacier-backup status' shows why)"
+        )
+    return sorted(todo)
 
 
 async def _upload_all(
     todo: list[Path], store: Store, catalogue: Catalogue, config: AppConfig, *, force: bool = False
 ) -> int:
-    failed = 0
+    failed, sent, started = 0, 0, time.monotonic()
     async with store as s:
+        main = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        if main is not None:  # SIGTERM stops like Ctrl-C: acknowledged parts are kept
+            loop.add_signal_handler(signal.SIGTERM, main.cancel)
         for cycle_dir in todo:
-            with _progress(cycle_dir.name) as progress:
-                try:
-                    record = await upload_cycle(
-                        cycle_dir,
-                        s,
-                        catalogue,
-                        config.encryption,
-                        config.upload,
-                        progress,
-                        force=force,
-                    )
-                except UPLOAD_FAILURES as exc:
-                    failed += 1
-                    log.error("upload.failed", cycle=cycle_dir.name, error=str(exc))
-                    print(f"upload of {cycle_dir.name} failed: {exc}", file=sys.stderr)
-                    continue
-            await asyncio.to_thread(remember_cycle_indexes, catalogue, cycle_dir)
-            print(f"{record.cycle_id}: {record.key} ({format_size(record.size)}) in {s.name}")
+            report = UploadReport()
+            try:
+                ok = await _upload_one(cycle_dir, s, catalogue, config, force, report)
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                print(
+                    f"glacier-backup: upload of {cycle_dir.name} interrupted; the parts the "
+                    f"store acknowledged are kept: {AGAIN}",
+                    file=sys.stderr,
+                )
+                return INTERRUPTED
+            failed += not ok
+            sent += report.size - report.bytes_resumed if ok and not report.archived_already else 0
+    if len(todo) > 1:
+        seconds = time.monotonic() - started
+        print(
+            f"{len(todo) - failed} of {len(todo)} cycles uploaded, {format_size(sent)} sent in "
+            f"{_duration(seconds)}{_rate(sent, seconds)}"
+            + (f"; {failed} failed (see above)" if failed else "")
+        )
     return FAILURE if failed else OK
+
+
+async def _upload_one(  # noqa: PLR0917 - one cycle's upload and everything it reports to
+    cycle_dir: Path,
+    store: Store,
+    catalogue: Catalogue,
+    config: AppConfig,
+    force: bool,
+    report: UploadReport,
+) -> bool:
+    """Upload one cycle, record the outcome and say it; False if it failed."""
+    cycle_id = cycle_dir.name
+    started = time.monotonic()
+    with _progress(cycle_id) as progress:
+        try:
+            record = await upload_cycle(
+                cycle_dir,
+                store,
+                catalogue,
+                config.encryption,
+                config.upload,
+                progress,
+                force=force,
+                report=report,
+            )
+        except UPLOAD_FAILURES as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            await asyncio.to_thread(
+                record_event, catalogue, EventKind.UPLOAD_FAILED, detail, cycle_id
+            )
+            output.error(
+                f"upload of {cycle_id} failed: {exc}",
+                fix=fix_for(exc, config),
+                event="upload.failed",
+                cycle=cycle_id,
+            )
+            return False
+    seconds = time.monotonic() - started
+    await asyncio.to_thread(remember_cycle_indexes, catalogue, cycle_dir)
+    await asyncio.to_thread(record_event, catalogue, EventKind.UPLOADED, record.key, cycle_id)
+    file_done(config.watch.marker_dir, config.backup.host, cycle_id)
+    if report.archived_already:
+        print(f"{cycle_id}: already archived as {record.key} ({format_size(record.size)})")
+        return True
+    sent = report.size - report.bytes_resumed
+    resumed = (
+        f"; {report.parts_resumed} of {report.parts} parts resumed from an earlier attempt"
+        if report.parts_resumed
+        else ""
+    )
+    print(
+        f"{cycle_id}: uploaded {record.key} to {store.name}: {format_size(record.size)}, "
+        f"{format_size(sent)} sent in {_duration(seconds)}{_rate(sent, seconds)}{resumed}"
+    )
+    return True
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+def _rate(nbytes: int, seconds: float) -> str:
+    return f" ({format_size(nbytes / seconds)}/s)" if nbytes and seconds > 0 else ""
 
 
 @contextmanager
 def _progress(cycle_id: str) -> Iterator[Progress | None]:
     """A bytes / rate / ETA bar on a terminal; otherwise the structured log events suffice."""
-    if not sys.stderr.isatty():
+    if not output.on_terminal():
         yield None
         return
     from rich.console import Console
