@@ -16,10 +16,11 @@ The rules, in order of strength:
    minimum storage duration, so pruning never pays an early-deletion fee unless you configure a
    shorter age on purpose — the fee is then shown on the decision);
 5. when a calendar rule is on, archives no rule keeps are deleted ("policy");
-6. if the store (plus the next upload's expected size) is over ``max_store_size``, the oldest
-   remaining candidates are deleted until it fits. If it cannot fit without breaking rule 3 or 4,
-   nothing is deleted for budget reasons: the plan says ``over_budget`` with the shortfall, and
-   :func:`may_upload` tells the uploader whether to go ahead anyway or wait.
+6. ``max_store_size`` is a cap: while the store (plus the next upload's expected size) is over
+   it, the oldest remaining candidates are deleted, until it fits or no candidate is left. If it
+   still does not fit (rules 2-4 protect the rest), the plan says ``over_budget`` with the
+   shortfall and what blocks it, and :func:`may_upload` tells the uploader whether to go ahead
+   anyway or wait.
 
 Fees are ESTIMATES from a fixed price table (:data:`PRICE_PER_GB_MONTH`, us-east-1 list prices,
 USD per GiB-month): AWS bills an archive deleted before its class's minimum storage duration for
@@ -113,7 +114,7 @@ class Decision:
     """Keep or delete one archive, and why: ``rule`` is stable (for scripts), ``reason`` prose.
 
     Rules: foreign, unconfirmed, keep_last, keep_daily/weekly/monthly/yearly, min_age,
-    within_budget, over_budget (kept), policy, budget (deleted).
+    within_budget (kept), policy, budget (deleted).
     """
 
     key: str
@@ -167,8 +168,9 @@ class PrunePlan:
         )
         if self.over_budget:
             text += (
-                f"; OVER BUDGET by {self.shortfall} B including the next upload "
-                f"({self.next_upload_size} B): cannot be met without breaking {self.blocked_by}"
+                f"; still OVER BUDGET by {self.shortfall} B including the next upload "
+                f"({self.next_upload_size} B) after deleting every archive no rule protects: "
+                f"the rest is kept by {self.blocked_by}"
             )
         return text
 
@@ -215,15 +217,16 @@ def _protected(ours: Sequence[PruneArchive], policy: PrunePolicy) -> dict[str, t
     return kept
 
 
-def _fill(candidates: Sequence[PruneArchive], size: int, target: int) -> list[PruneArchive] | None:
-    """The oldest candidates to delete so that ``size`` drops to ``target`` (None: impossible)."""
+def _fill(candidates: Sequence[PruneArchive], size: int, target: int) -> list[PruneArchive]:
+    """The oldest candidates to delete to bring ``size`` down to ``target``: as many as that
+    takes, all of them if that is not enough."""
     picked = []
     for a in candidates:
         if size <= target:
             break
         picked.append(a)
         size -= a.size
-    return picked if size <= target else None
+    return picked
 
 
 def plan_prune(
@@ -254,22 +257,20 @@ def plan_prune(
     budget = policy.max_store_size
     if budget is not None:
         rest = [a for a in old if a.key not in deleted]
-        picked = _fill(rest, after, budget - next_upload_size)
-        if picked is None:
-            over = True
-            # Meet the store budget itself if we can; the next upload is what will not fit.
-            picked = _fill(rest, after, budget) or []
-            ignoring_age = sorted([*rest, *young], key=_order)
-            reachable = _fill(ignoring_age, after, budget - next_upload_size) is not None
-            blocked = "min_age" if reachable else "keep rules"
+        target = budget - next_upload_size
+        picked = _fill(rest, after, target)
         for a in picked:
             deleted[a.key] = (
                 "budget",
-                f"oldest beyond keep rules; store over budget ({after} B + next upload "
-                f"{next_upload_size} B > {budget} B)",
+                f"oldest that no rule protects; the store is over budget ({after} B + next "
+                f"upload {next_upload_size} B > {budget} B)",
             )
+        young_size = sum(a.size for a in young)
         after -= sum(a.size for a in picked)
         shortfall = max(0, after + next_upload_size - budget)
+        if shortfall:
+            over = True
+            blocked = "min_age" if after - young_size <= target else "keep rules"
 
     decisions = []
     for a in everything:
@@ -285,9 +286,6 @@ def plan_prune(
             left = (policy.min_age - age(a)) / DAY
             rule, action = "min_age", "keep"
             reason = f"younger than min_age ({days:.1f} d old, {left:.1f} d to go)"
-        elif over:
-            rule, action = "over_budget", "keep"
-            reason = f"over budget, but the budget cannot be met without breaking {blocked}"
         else:
             rule, reason, action = "within_budget", "the store is within its budget", "keep"
         decisions.append(

@@ -26,14 +26,33 @@ from localbackup.index import TYPES, Index, read_index
 from localbackup.pathmatch import NoPathMatch, PathSelection, roots_of, suggest
 from localbackup.spool import Spool
 from uploader.catalogue import Catalogue, stored_indexes
+from watcher.commands.parsers import add_command
 from watcher.exitcodes import FAILURE, OK, USAGE
 
 if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("files", help="list or search backed-up paths (no retrieval needed)")
+def add_parser(sub: Subparsers) -> None:
+    p = add_command(
+        sub,
+        "files",
+        summary="list or search backed-up paths (no retrieval needed)",
+        description="Without a pattern, list the paths of the latest point in time (of CYCLE). "
+        "With one, show every backed-up version of each path it selects: which cycle and "
+        "increment hold it, and where it was deleted. Patterns are gitignore-like and read as "
+        "'restore --path' reads them: relative to each source root or the source's own name "
+        "(docs/*, Documents/docs), a name anywhere (*.txt, report.txt), an absolute path; "
+        "docs/ is the folder and everything below it. A pattern that selects nothing is an "
+        "error that names the nearest paths.",
+        examples=[
+            "glacier-backup files",
+            "glacier-backup files 'report*.txt'",
+            "glacier-backup files latest 'docs/'",
+            "glacier-backup files --json '*.pdf'",
+        ],
+    )
     p.add_argument(
         "words",
         nargs="*",

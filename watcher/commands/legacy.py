@@ -12,6 +12,7 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -30,18 +31,28 @@ from uploader.restore import (
     parse_legacy_at,
     restore_legacy,
 )
+from watcher.commands.parsers import add_command
 from watcher.commands.terminal import TerminalUI, declined
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
+
+if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
+
 
 log = structlog.get_logger(__name__)
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+def add_parser(sub: Subparsers) -> None:
+    p = add_command(
+        sub,
         "restore-legacy",
-        help="restore an archive made by the original tool (glacierclient)",
+        summary="restore an archive made by the original tool (glacierclient)",
         description="Restore a GlacierBackup-<ts>.tar[.enc] archive of the original tool. It "
         "recorded no deletions: files deleted before the chosen time come back too.",
+        examples=[
+            "glacier-backup restore-legacy GlacierBackup-20200101.tar.enc --list",
+            "glacier-backup restore-legacy GlacierBackup-20200101.tar.enc --to /tmp/old",
+        ],
     )
     p.add_argument("archive", type=Path, metavar="ARCHIVE", help="the archive file (local)")
     p.add_argument("--to", type=Path, metavar="DIR", help="where to restore")

@@ -35,6 +35,7 @@ from uploader.restore import (
 )
 from uploader.stores import Store, StoreError, StoreNotAvailable, open_store
 from watcher import output
+from watcher.commands.parsers import add_command
 from watcher.commands.restore_cold import add_cold_arguments, retrieval_options
 from watcher.commands.terminal import TerminalUI, declined
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
@@ -42,6 +43,7 @@ from watcher.hints import fix_for
 from watcher.humanize import count
 
 if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
 log = structlog.get_logger(__name__)
@@ -58,9 +60,25 @@ _FAILURES = (
 )
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     """The ``restore`` command and its arguments (the cold-storage ones: :mod:`.restore_cold`)."""
-    p = sub.add_parser("restore", help="bring a point in time back into a directory")
+    p = add_command(
+        sub,
+        "restore",
+        summary="bring a point in time back into a directory",
+        description="Restore one point in time of a cycle (the last increment of the latest "
+        "cycle by default) into a new or empty directory, from the store or, with "
+        "--from-spool, from the local spool. An archive in cold storage is retrieved first: "
+        "the expected wait and cost are shown and confirmed before anything is requested. "
+        "--path restores only what a pattern selects, the same way 'files PATTERN' lists it; "
+        "a pattern that selects nothing is an error before anything is retrieved.",
+        examples=[
+            "glacier-backup restore latest --to ~/restored",
+            "glacier-backup restore latest --to ~/restored-docs --path 'docs/*'",
+            "glacier-backup restore 20261126T040000Z --at 3 --to /tmp/r",
+            "glacier-backup restore --from-spool latest --to /tmp/r",
+        ],
+    )
     p.add_argument(
         "cycle",
         nargs="?",
