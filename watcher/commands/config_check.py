@@ -27,7 +27,10 @@ if TYPE_CHECKING:
     from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
-_DURATIONS = frozenset({"full_every", "stop_timeout", "backup_every", "maintenance_every"})
+_DURATIONS = frozenset(
+    {"full_every", "stop_timeout", "backup_every", "maintenance_every", "min_age"}
+)
+_AUTO = frozenset({"min_age", "part_size"})  # None means "auto" for these keys
 _SIZES = frozenset({"part_size", "max_store_size"})
 _URL_USERINFO = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@]*@", re.IGNORECASE)
 _HIDDEN = frozenset({"source"})  # internal fields, not keys of the file
@@ -88,6 +91,8 @@ def _warnings(config: AppConfig) -> list[str]:
 
 def _value(key: str, value: Any) -> Any:
     """A config value as the file would write it (paths as text, "7d", "64MiB", masked URL)."""
+    if value is None and key in _AUTO:
+        return "auto"
     if isinstance(value, tuple):
         return [_value(key, v) for v in value]
     if isinstance(value, (Path, Enum)):
