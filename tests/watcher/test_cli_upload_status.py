@@ -97,9 +97,15 @@ def test_a_marker_the_service_failed_is_retried_on_request(
     (failed,) = st["upload_failed"]
     assert "ContainerNotFound" in failed["reason"] and st["sealed_waiting"] == []
 
-    p.config.write_text(p.config.read_text().replace("not-created-yet", bucket))  # fixed
     r = p.run("upload")  # a plain upload leaves it to the user
     assert r.returncode == 0 and "upload --retry-failed" in r.stdout
+    r = p.run("upload", "--retry-failed")  # asked before the cause is fixed
+    assert r.returncode == 1 and "the service retries it" in r.stderr
+    st = p.status()  # the marker is back where the service takes it
+    assert st["markers"] == {"pending": 1, "failed": 0, "quarantined": 0}
+    assert "ContainerNotFound" in st["last_failure"]["reason"]
+
+    p.config.write_text(p.config.read_text().replace("not-created-yet", bucket))  # fixed
     r = p.run("upload", "--retry-failed")
     assert r.returncode == 0, r.stderr
     st = p.status()

@@ -212,7 +212,7 @@ def _headline(c: dict[str, Any]) -> str:
         "both": "in the spool and the store",
         "nowhere": "in neither the spool nor the store",
     }[c["location"]]
-    parts = [f"{c['cycle_id']}  {c['state']:<9}", where, count(len(c["increments"]), "increment")]
+    parts = [where, count(len(c["increments"]), "increment")]
     if c["size"] is not None:
         parts.append(f"{size(c['size'])} of increments")
     a = c["archive"]
@@ -225,4 +225,4 @@ def _headline(c: dict[str, Any]) -> str:
         parts.append(f"pruned {when(datetime.fromisoformat(c['pruned_at']))}")
     if c["upload_failed"]:
         parts.append(f"upload FAILED: {c['upload_failed']}")
-    return ", ".join(parts)
+    return f"{c['cycle_id']}  {c['state']}: " + ", ".join(parts)

@@ -31,6 +31,7 @@ from uploader.restore import (
     parse_legacy_at,
     restore_legacy,
 )
+from watcher import output
 from watcher.commands.parsers import add_command
 from watcher.commands.terminal import TerminalUI, declined
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
@@ -139,8 +140,9 @@ def _restore(
         print(f"glacier-backup: {exc}", file=sys.stderr)
         return FAILURE
     except (ExtractError, OSError) as exc:
-        log.error("legacy.restore_failed", error=str(exc), type=type(exc).__name__)
-        print(f"glacier-backup: restore failed: {exc}", file=sys.stderr)
+        output.error(
+            f"restore failed: {exc}", event="legacy.restore_failed", type=type(exc).__name__
+        )
         return FAILURE
     stats = result.stats
     print(

@@ -4,8 +4,9 @@ Every outcome is recorded in the catalogue's event log (``uploaded`` / ``upload_
 function for every command and the service), so that ``status`` shows the last failure until a
 later upload of the same cycle succeeds. A successful upload files the cycle's marker under
 ``done/`` itself. Cycles whose marker the service filed under ``failed/`` are sent again once
-the user asks: ``--retry-failed`` (all of them) or ``upload CYCLE``; their marker then goes back
-into the marker directory, where a running service takes them too.
+the user asks: ``--retry-failed`` (all of them) or ``upload CYCLE``. This command uploads them
+itself (so that it never races a running service for the same cycle); if that fails again, the
+marker goes back into the marker directory, where the service takes it with its own retries.
 """
 
 from __future__ import annotations
@@ -138,7 +139,6 @@ def _named(
             )
         else:
             print(f"{args.cycle}: the archive in {store} is {doubt}: uploading again")
-    retry_failed(config.watch.marker_dir, config.backup.host, args.cycle)
     return [cycle_dir]
 
 
@@ -150,9 +150,7 @@ def _queued(
     queue = upload_queue(config.backup.spool_dir, marker_dir, catalogue, store)
     todo = list(queue.waiting)
     if args.retry_failed:
-        for f in queue.failed:
-            retry_failed(marker_dir, config.backup.host, f.cycle_id)
-            todo.append(f.cycle_dir)
+        todo += [f.cycle_dir for f in queue.failed]
     elif queue.failed:
         n = len(queue.failed)
         print(
@@ -230,6 +228,12 @@ async def _upload_one(  # noqa: PLR0917 - one cycle's upload and everything it r
                 event="upload.failed",
                 cycle=cycle_id,
             )
+            if retry_failed(config.watch.marker_dir, config.backup.host, cycle_id) is not None:
+                print(
+                    f"glacier-backup: the marker of {cycle_id} is back in "
+                    f"{config.watch.marker_dir}: the service retries it",
+                    file=sys.stderr,
+                )
             return False
     seconds = time.monotonic() - started
     await asyncio.to_thread(remember_cycle_indexes, catalogue, cycle_dir)
