@@ -63,7 +63,7 @@ _DEFAULT_DIR_MODE = 0o755  # directories above the backed-up roots (not in the a
 _MAX_WARNINGS = 100
 _REPORT_EVERY = 1 << 20  # compressed bytes read between progress reports
 
-#: Progress of a restore: (entries written, compressed increment bytes read), now and then.
+#: Progress of a restore: (files written, compressed increment bytes read), now and then.
 ExtractProgress = Callable[[int, int], None]
 
 
@@ -115,6 +115,7 @@ class Extractor:
         self.stats = ExtractStats()
         self._xattr_failures = 0
         self._read = 0  # compressed bytes of increments read so far
+        self._files_written = 0  # regular file members written so far (progress)
         self._reported = -_REPORT_EVERY
 
     def warn(self, message: str) -> None:
@@ -141,7 +142,7 @@ class Extractor:
         self._read += n
         if self._read - self._reported >= _REPORT_EVERY and self.options.progress is not None:
             self._reported = self._read
-            self.options.progress(self.stats.members, self._read)
+            self.options.progress(self._files_written, self._read)
 
     def apply_tar(self, tf: tarfile.TarFile) -> None:
         """Apply every member of ``tf``, an open tar of any compression (a stream, ``r|``, is
@@ -223,6 +224,7 @@ class Extractor:
             self._metadata(fd, m)
         finally:
             os.close(fd)
+        self._files_written += 1
 
     def _hardlink(self, m: tarfile.TarInfo, name: bytes, parts: tuple[bytes, ...]) -> None:
         target = m.linkname.encode("utf-8", "surrogateescape")

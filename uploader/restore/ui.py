@@ -66,8 +66,8 @@ class RestoreUI(Protocol):
         """The download is over (the CLI ends its progress line)."""
         ...
 
-    def restoring(self, entries: int, done: int, total: int) -> None:
-        """Restore progress: ``entries`` written, ``done`` of ``total`` compressed bytes of the
+    def restoring(self, files: int, done: int, total: int) -> None:
+        """Restore progress: ``files`` written, ``done`` of ``total`` compressed bytes of the
         increments applied (called from the worker thread that restores)."""
         ...
 
@@ -115,7 +115,7 @@ def with_progress(options: ExtractOptions, ui: RestoreUI, total: list[int]) -> E
     """``options`` reporting the restore's progress to ``ui``; ``total[0]`` holds the bytes to
     apply once the plan is known."""
     return dataclasses.replace(
-        options, progress=lambda entries, done: ui.restoring(entries, done, total[0])
+        options, progress=lambda files, done: ui.restoring(files, done, total[0])
     )
 
 

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         paths.ensure_private_dir(d)
     print(f"wrote {config_file}")
     print(f"spool {spool}, state {state}, local store {vault}")
-    missing = [s for s in sources if not Path(s).expanduser().exists()]
+    missing = [s for s in sources if args.source and not Path(s).expanduser().exists()]
     for s in missing:
         print(
             f"glacier-backup: warning: the source {s} does not exist (yet): a backup skips it, "

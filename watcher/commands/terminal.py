@@ -1,7 +1,7 @@
 """The restore commands' side of :class:`uploader.restore.RestoreUI`: print, input, stderr.
 
 Messages go to stdout; problems and the download and restore progress to stderr (the progress
-only on a terminal: a rich bar with bytes, entries and the time left); questions are asked with
+only on a terminal: a rich bar with bytes, files and the time left); questions are asked with
 ``input`` when stdin is a terminal.
 """
 
@@ -62,8 +62,8 @@ class TerminalUI:
         if sys.stderr.isatty():
             print(file=sys.stderr)
 
-    def restoring(self, entries: int, done: int, total: int) -> None:
-        """Show (on a terminal) the restore's bar: bytes applied of the total, entries, ETA."""
+    def restoring(self, files: int, done: int, total: int) -> None:
+        """Show (on a terminal) the restore's bar: bytes applied of the total, files, ETA."""
         if not sys.stderr.isatty():
             return
         with self._lock:
@@ -78,7 +78,7 @@ class TerminalUI:
                 )
 
                 self._bar = Progress(
-                    TextColumn("[bold]restore[/] {task.fields[entries]:,} entries"),
+                    TextColumn("[bold]restore[/] {task.fields[files]:,} files"),
                     BarColumn(),
                     DownloadColumn(binary_units=True),
                     TimeRemainingColumn(),
@@ -86,8 +86,8 @@ class TerminalUI:
                     transient=True,
                 )
                 self._bar.start()
-                self._task = self._bar.add_task("restore", total=total or None, entries=0)
-            self._bar.update(self._task, completed=done, total=total or None, entries=entries)
+                self._task = self._bar.add_task("restore", total=total or None, files=0)
+            self._bar.update(self._task, completed=done, total=total or None, files=files)
 
     def restoring_done(self) -> None:
         """Remove the restore's bar, if one is shown."""
