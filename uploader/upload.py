@@ -25,12 +25,15 @@ from pathlib import Path
 import structlog
 from structlog.contextvars import bound_contextvars
 
+from localbackup import testpoints
 from localbackup.formats import CYCLE_JSON, FormatError, SealedCycle, load_sealed_cycle
+from localbackup.spool import CYCLES
 from uploader.archive import ArchiveMetadata, object_key
 from uploader.bundle import BundleError, BundleReader, VerifyingBundle, cycle_sha256
 from uploader.catalogue import (
     ArchiveRecord,
     Catalogue,
+    FlagKind,
     UploadRecord,
     drop_archive,
     open_flags,
@@ -54,7 +57,7 @@ from uploader.multipart import (
     upload_multipart,
 )
 from uploader.payload import EncryptedPayload, PartPlan, PayloadSource, choose_part_size
-from uploader.stores.base import (
+from uploader.stores import (
     ObjectInfo,
     PartInfo,
     Store,
@@ -68,7 +71,7 @@ log = structlog.get_logger("uploader.upload")
 
 def sealed_cycle_dirs(spool_dir: Path) -> list[Path]:
     """Every sealed cycle in the spool, oldest first."""
-    root = spool_dir / "cycles"
+    root = spool_dir / CYCLES
     if not root.is_dir():
         return []
     return sorted(p.parent for p in root.glob(f"*/{CYCLE_JSON}"))
@@ -136,7 +139,11 @@ def archive_doubt(catalogue: Catalogue, archive: ArchiveRecord) -> str | None:
     completed). ``upload --force`` uploads such a cycle again."""
     for f in open_flags(catalogue, archive.store):
         # a flag raised about this record, not about an archive the key held before it
-        if f.kind == "missing" and f.key == archive.key and f.last_seen >= archive.uploaded_at:
+        if (
+            f.kind == FlagKind.MISSING
+            and f.key == archive.key
+            and f.last_seen >= archive.uploaded_at
+        ):
             return "flagged MISSING"
     if archive.confirmed_at is None:
         return "unconfirmed"
@@ -221,6 +228,7 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
                 progress=progress,
             )
         record = resume.record
+        testpoints.pause("upload.after_complete")
         return await finish_upload(catalogue, record, verified.sha256, info.size, info.archive_id)
 
 
@@ -269,7 +277,9 @@ async def _send(
     state = EncryptionState.from_json(record.encryption) if record.encryption else None
 
     async def on_part(part: PartInfo) -> None:
+        testpoints.pause("upload.part_acknowledged")
         await asyncio.to_thread(catalogue.record_part, record.id, part)
+        testpoints.pause("upload.part_recorded")
 
     completing = False
 
@@ -280,6 +290,7 @@ async def _send(
         sha256 = verified.sha256
         await asyncio.to_thread(catalogue.begin_completion, record.id, parts, sha256)
         completing = True
+        testpoints.pause("upload.before_complete")
 
     try:
         return await upload_multipart(

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import structlog
 from structlog.contextvars import bound_contextvars
@@ -27,7 +28,6 @@ from localbackup.step import seal_open_cycle
 from uploader.catalogue import (
     ArchiveRecord,
     Catalogue,
-    EventKind,
     open_flags,
     prune_inputs,
     record_event,
@@ -35,11 +35,12 @@ from uploader.catalogue import (
 )
 from uploader.maintenance import PrunePolicy, may_upload, plan_prune, storage_class_for
 from uploader.multipart import ProgressCallback
-from uploader.stores import open_store, rejects_credentials
-from uploader.stores.base import (
+from uploader.stores import (
+    CredentialsRejected,
     StoreError,
     TransientStoreError,
     UploadNotFound,
+    open_store,
 )
 from uploader.upload import CYCLE_FAULTS, CyclePruned, upload_cycle
 from watcher.config import AppConfig
@@ -52,11 +53,16 @@ class RetryLater(Exception):
     """A transient failure: the marker stays where it is and is tried again after a pause."""
 
 
+OutcomeAction = Literal[
+    "uploaded", "already_uploaded", "failed", "quarantined", "sealed", "ignored"
+]
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What happened to one file of the marker directory."""
 
-    action: str  # "uploaded" | "already_uploaded" | "failed" | "quarantined" | "sealed" | "ignored"
+    action: OutcomeAction
     detail: str = ""
 
 
@@ -109,7 +115,7 @@ class Dispatcher:
             await asyncio.to_thread(
                 record_event,
                 self._catalogue,
-                EventKind.MARKER_QUARANTINED,
+                "marker_quarantined",
                 f"{path.name}: {reason}",
             )
             return Outcome("quarantined", reason)
@@ -139,7 +145,7 @@ class Dispatcher:
                 return await self._failed(path, marker, _failure_reason(exc))
             await asyncio.to_thread(remember_cycle_indexes, self._catalogue, marker.cycle_dir)
             await asyncio.to_thread(
-                record_event, self._catalogue, EventKind.UPLOADED, record.key, marker.cycle_id
+                record_event, self._catalogue, "uploaded", record.key, marker.cycle_id
             )
             file_away(path, marker_dir, DONE)
             log.info("watch.uploaded", key=record.key, size=record.size)
@@ -154,7 +160,7 @@ class Dispatcher:
         await asyncio.to_thread(
             record_event,
             self._catalogue,
-            EventKind.UPLOAD_FAILED,
+            "upload_failed",
             f"{path.name}: {reason}",
             marker.cycle_id,
         )
@@ -253,7 +259,7 @@ RETRY_FAILED = "glacier-backup upload --retry-failed"
 
 def _failure_reason(exc: BaseException) -> str:
     text = f"upload failed: {type(exc).__name__}: {exc}"
-    if rejects_credentials(exc):
+    if isinstance(exc, CredentialsRejected):
         return (
             f"{text} -- the store refused the credentials or permissions: fix them, then run "
             f"'{RETRY_FAILED}' (the cycle is uploaded, and the service takes it again too)"

@@ -12,14 +12,16 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO, get_args
 
 import structlog
 
-LEVELS = ("debug", "info", "warning", "error")
-FORMATS = ("auto", "console", "json")
-TERMINAL_LEVEL = "warning"  # default on a terminal: the command's own output is the news
-PIPE_LEVEL = "info"  # default otherwise: every event, for the journal
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["auto", "console", "json"]  # auto: console on a terminal, else JSON lines
+LEVELS: tuple[LogLevel, ...] = get_args(LogLevel)
+FORMATS: tuple[LogFormat, ...] = get_args(LogFormat)
+TERMINAL_LEVEL: LogLevel = "warning"  # default on a terminal: the command's own output is news
+PIPE_LEVEL: LogLevel = "info"  # default otherwise: every event, for the journal
 
 # Field names that could carry a secret; their values never reach a log line.
 _SECRET_FIELDS = ("passphrase", "password", "secret", "file_key", "identity", "private_key")
@@ -62,7 +64,9 @@ def is_json() -> bool:
     return bool(processors) and isinstance(processors[-1], structlog.processors.JSONRenderer)
 
 
-def configure(level: str | None = None, fmt: str = "auto", stream: TextIO | None = None) -> None:
+def configure(
+    level: LogLevel | None = None, fmt: LogFormat = "auto", stream: TextIO | None = None
+) -> None:
     """Send structlog's events to ``stream`` (stderr) at ``level`` and above (None: warnings
     on a terminal, everything from info otherwise), as ``fmt``."""
     out = stream if stream is not None else sys.stderr

@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
-
 from localbackup import formats
+from tests.support.mounts import tmpfs
 from tests.watcher.service_harness import Project
 
 
@@ -67,37 +65,19 @@ def test_every_source_missing_writes_nothing_and_fails(tmp_path: Path) -> None:
     assert p.status()["last_backup"]["result"] == "failed"
 
 
-def _unshare_works() -> bool:
-    if shutil.which("unshare") is None:
-        return False
-    probe = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "true"], capture_output=True, check=False
-    )
-    return probe.returncode == 0
-
-
-@pytest.mark.skipif(not _unshare_works(), reason="needs mount namespaces (unshare -m) to mount")
 def test_an_unmounted_mount_point_counts_as_missing(tmp_path: Path) -> None:
-    """The backup runs once with a real tmpfs mounted on the source (in a private mount
-    namespace), once without: the empty folder left is not "every file deleted"."""
+    """The backup runs once with a real tmpfs mounted on the source, once after it is
+    unmounted: the empty folder left behind is not "every file deleted"."""
     p = Project(tmp_path, increments=7)
     mnt = p.root / "mnt"
-    mnt.mkdir()
     text = p.config.read_text()
     p.config.write_text(text.replace(f'sources = ["{p.src}"]', f'sources = ["{p.src}", "{mnt}"]'))
     (p.src / "f").write_text("x")
-    script = (
-        f"mount -t tmpfs none {mnt} && mkdir {mnt}/music && echo la > {mnt}/music/song "
-        f"&& {' '.join(p.cmd('backup'))}"
-    )
-    mounted = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert mounted.returncode == 0, mounted.stderr
-    assert not any(mnt.iterdir())  # outside the namespace: an empty folder
+    with tmpfs(mnt):
+        (mnt / "music").mkdir()
+        (mnt / "music" / "song").write_text("la\n")
+        p.backup()
+    assert not any(mnt.iterdir())  # unmounted: an empty folder on the parent's filesystem
     r = p.run("backup")
     assert r.returncode == 3, r.stderr
     assert f"{mnt}: source is an empty folder where a filesystem was mounted" in r.stderr

@@ -17,13 +17,7 @@ from uploader.catalogue.archives import (
     requeue_unconfirmed,
     set_archive_id,
 )
-from uploader.catalogue.db import (
-    CATALOGUE_FILE,
-    Catalogue,
-    db_time,
-    from_db_time,
-    to_db_time,
-)
+from uploader.catalogue.db import CATALOGUE_FILE, Catalogue
 from uploader.catalogue.events import (
     last_event,
     open_failures,
@@ -53,7 +47,6 @@ from uploader.catalogue.inventory import (
 )
 from uploader.catalogue.pruning import (
     confirm_deletion,
-    cycle_time,
     pending_deletions,
     prune_inputs,
     pruned_at,
@@ -118,8 +111,6 @@ __all__ = [
     "archive_id_of",
     "confirm_archive",
     "confirm_deletion",
-    "cycle_time",
-    "db_time",
     "done_ranges",
     "drop_archive",
     "drop_retrieval",
@@ -129,7 +120,6 @@ __all__ = [
     "forget_download",
     "forget_foreign_except",
     "forget_job",
-    "from_db_time",
     "inventory_not_ready",
     "inventory_state",
     "job_requested",
@@ -159,5 +149,4 @@ __all__ = [
     "stored_cycles",
     "stored_indexes",
     "stored_points",
-    "to_db_time",
 ]

@@ -8,6 +8,7 @@ later) sees them all.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
 from localbackup import formats
 from uploader.catalogue.db import Catalogue
@@ -19,7 +20,7 @@ __all__ = ["last_event", "open_failures", "record_event"]
 def record_event(
     catalogue: Catalogue, kind: EventKind, detail: str, cycle_id: str | None = None
 ) -> None:
-    """Append one event (now) to the log."""
+    """Add an entry to the event log (``kind``: uploaded, upload_failed, ...), stamped now."""
     with catalogue.transaction() as db:
         db.execute(
             "INSERT INTO events (at, kind, cycle_id, detail) VALUES (?, ?, ?, ?)",
@@ -29,10 +30,10 @@ def record_event(
 
 def _event(row: tuple[str, str, str | None, str]) -> Event:
     at, kind, cycle_id, detail = row
-    return Event(formats.parse_iso(at), kind, cycle_id, detail)
+    return Event(formats.parse_iso(at), cast(EventKind, kind), cycle_id, detail)
 
 
-def last_event(catalogue: Catalogue, kinds: tuple[str, ...]) -> Event | None:
+def last_event(catalogue: Catalogue, kinds: tuple[EventKind, ...]) -> Event | None:
     """The newest event of one of ``kinds``, if any."""
     marks = ", ".join("?" * len(kinds))
     rows = catalogue.query(
@@ -54,6 +55,6 @@ def open_failures(catalogue: Catalogue) -> list[Event]:
         " (later.cycle_id = f.cycle_id AND later.kind IN (?, ?))"
         " OR (f.cycle_id IS NULL AND later.kind = ?)))"
         " ORDER BY id DESC",
-        (*FAILURE_KINDS, EventKind.UPLOADED, EventKind.UPLOAD_FAILED, EventKind.UPLOADED),
+        (*FAILURE_KINDS, "uploaded", "upload_failed", "uploaded"),
     )
     return [_event(r) for r in rows]

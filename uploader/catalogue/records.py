@@ -13,21 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from localbackup.index import Index, read_index
-from uploader.stores.base import PartInfo
-
-
-class EventKind(StrEnum):
-    """What an entry of the event log says happened."""
-
-    UPLOADED = "uploaded"  # a cycle's archive is in the store (detail: its key)
-    UPLOAD_FAILED = "upload_failed"  # an upload of a cycle failed (detail: why), any command
-    MARKER_QUARANTINED = "marker_quarantined"  # a malformed marker was set aside
-
-
-#: The kinds that are failures: shown by ``status`` until a later success of the same cycle.
-FAILURE_KINDS = (EventKind.UPLOAD_FAILED, EventKind.MARKER_QUARANTINED)
+from uploader.stores import PartInfo, Tier
 
 
 class UploadState(StrEnum):
@@ -122,7 +111,7 @@ class RetrievalRecord:
     archive_id: str | None
     size: int
     storage_class: str  # S3 class, or GLACIER_VAULT
-    tier: str
+    tier: Tier
     days: int | None
     requested_at: datetime
     job_id: str | None
@@ -147,12 +136,19 @@ class StoredIndex:
         return read_index(io.BytesIO(self.data))
 
 
+# What the event log records: an archive uploaded, an upload failed (any command, or the
+# service filing a marker under failed/), a marker quarantined.
+EventKind = Literal["uploaded", "upload_failed", "marker_quarantined"]
+#: The kinds that are failures: ``status`` shows them until a later success of the same cycle.
+FAILURE_KINDS: tuple[EventKind, ...] = ("upload_failed", "marker_quarantined")
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One entry of the event log (last success, last failure, ...)."""
 
     at: datetime
-    kind: str
+    kind: EventKind
     cycle_id: str | None
     detail: str
 

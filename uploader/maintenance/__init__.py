@@ -14,7 +14,7 @@ from uploader.maintenance.executor import (
     MaintenanceReport,
     run_maintenance,
 )
-from uploader.maintenance.inventory_plan import InventorySettings, plan_inventory
+from uploader.maintenance.inventory_plan import InventorySettings, pending_jobs, plan_inventory
 from uploader.maintenance.orphans import plan_orphan_aborts
 from uploader.maintenance.prune import (
     Decision,
@@ -25,7 +25,13 @@ from uploader.maintenance.prune import (
     plan_prune,
     storage_class_for,
 )
-from uploader.maintenance.reconcile import ListedArchive, Listing, Reconciliation, reconcile
+from uploader.maintenance.reconcile import (
+    ListedArchive,
+    Listing,
+    ReconcileKind,
+    Reconciliation,
+    reconcile,
+)
 from uploader.maintenance.retention import RetentionConfig, retention_config
 
 __all__ = [
@@ -37,10 +43,12 @@ __all__ = [
     "MaintenanceReport",
     "PrunePlan",
     "PrunePolicy",
+    "ReconcileKind",
     "Reconciliation",
     "RetentionConfig",
     "early_deletion_fee",
     "may_upload",
+    "pending_jobs",
     "plan_inventory",
     "plan_orphan_aborts",
     "plan_prune",

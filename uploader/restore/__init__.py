@@ -39,6 +39,7 @@ from uploader.restore.request import (
     RestoreRequest,
     RetrievalOptions,
 )
+from uploader.restore.retrieval import TIER_CHOICES
 from uploader.restore.stream import (
     ArchiveRef,
     CorruptArchive,
@@ -61,6 +62,7 @@ __all__ = [
     "LEGACY_PASSPHRASE_ENV",
     "POLL_FIRST",
     "POLL_MAX",
+    "TIER_CHOICES",
     "ArchiveRef",
     "CorruptArchive",
     "LegacyArchiveError",

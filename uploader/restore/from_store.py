@@ -30,7 +30,7 @@ from uploader.restore.stream import (
     restore_archive,
 )
 from uploader.restore.ui import RestoreUI, chain_size, describe_plan, with_progress
-from uploader.stores.base import Store
+from uploader.stores import Store
 
 __all__ = ["choose_archive", "restore_from_store"]
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from uploader.stores.aws_errors import rejects_credentials
 from uploader.stores.base import (
     Capabilities,
     ContainerNotFound,
     CredentialsMissing,
     CredentialsRejected,
+    GiB,
     InventoryJobs,
+    MiB,
     MultipartUploadInfo,
     ObjectChanged,
     ObjectInfo,
@@ -23,6 +24,7 @@ from uploader.stores.base import (
     RetrievalJobs,
     Store,
     StoreError,
+    Tier,
     TransientStoreError,
     UploadNotFound,
 )
@@ -35,7 +37,9 @@ __all__ = [
     "ContainerNotFound",
     "CredentialsMissing",
     "CredentialsRejected",
+    "GiB",
     "InventoryJobs",
+    "MiB",
     "MultipartUploadInfo",
     "ObjectChanged",
     "ObjectInfo",
@@ -49,10 +53,10 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreNotAvailable",
+    "Tier",
     "TransientStoreError",
     "UploadNotFound",
     "open_store",
-    "rejects_credentials",
 ]
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from localbackup import paths
-from localbackup.atomic import fsync_dir
+from localbackup.atomic import atomic_create
 from localbackup.configkit import ConfigError
 from watcher.commands.config_check import add_check
 from watcher.commands.parsers import add_command
@@ -127,21 +127,8 @@ def _write(config_file: Path, conv: Conversion) -> None:
             if target.read_bytes().rstrip(b"\n") != secret:
                 raise ConfigError(target, "(file)", "exists with another key; not overwriting it")
             continue
-        _create(target, secret + b"\n")
-    _create(config_file, conv.toml.encode())
-
-
-def _create(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+        atomic_create(target, secret + b"\n")
+    atomic_create(config_file, conv.toml.encode())
 
 
 def _explain(conv: Conversion, config_file: Path, *, written: bool) -> None:

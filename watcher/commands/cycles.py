@@ -17,12 +17,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from localbackup import formats
+from localbackup.formats import cycle_id_time
 from localbackup.spool import CycleDir, Spool
 from uploader.catalogue import (
     ArchiveRecord,
     Catalogue,
-    FlagKind,
-    cycle_time,
     open_flags,
     pruned_cycles,
     stored_cycles,
@@ -88,7 +87,7 @@ def _known(config: AppConfig) -> _Known:
         return _Known(
             archives={a.cycle_id: a for a in cat.archives(store=store) if a.host == host},
             uploading=uploading,
-            missing={f.key for f in open_flags(cat, store) if f.kind == FlagKind.MISSING},
+            missing={f.key for f in open_flags(cat, store) if f.kind == "missing"},
             pruned=pruned_cycles(cat, store),
             cycle_json=stored_cycles(cat, host),
             points=stored_points(cat, host),
@@ -165,7 +164,7 @@ def collect_cycles(config: AppConfig) -> list[dict[str, Any]]:
                 "cycle_id": cycle_id,
                 "state": _state(cycle_id, c, known),
                 "location": _location(c, archive),
-                "started_at": iso(c.created_at() if c is not None else cycle_time(cycle_id)),
+                "started_at": iso(c.created_at() if c is not None else cycle_id_time(cycle_id)),
                 "sealed_at": iso(sealed_at),
                 "increments": increments,
                 "size": sum(sizes) if sizes and None not in sizes else None,

@@ -12,7 +12,6 @@ an error (exit 1) that names the nearest backed-up paths.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from collections.abc import Iterator
@@ -22,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from localbackup import formats
 from localbackup.configkit import format_size
-from localbackup.index import TYPES, Index, read_index
+from localbackup.index import TYPES
 from localbackup.pathmatch import NoPathMatch, PathSelection, roots_of, suggest
 from localbackup.spool import Spool
-from uploader.catalogue import Catalogue, stored_indexes
+from uploader.catalogue import Catalogue, StoredIndex, stored_indexes
 from watcher.commands.parsers import add_command
 from watcher.exitcodes import FAILURE, OK, USAGE
 
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
 
 
 def add_parser(sub: Subparsers) -> None:
+    """Register ``files``."""
     p = add_command(
         sub,
         "files",
@@ -63,19 +63,10 @@ def add_parser(sub: Subparsers) -> None:
     p.set_defaults(run=run)
 
 
-@dataclass(frozen=True, slots=True)
-class IncrementIndex:
-    cycle_id: str
-    number: int
-    kind: str
-    data: bytes
-
-    def load(self) -> Index:
-        return read_index(io.BytesIO(self.data))
-
-
 @dataclass(slots=True)
 class PathHistory:
+    """The versions of one path found by ``files PATTERN``, and where it was deleted."""
+
     path: str
     versions: list[dict[str, Any]] = field(default_factory=list)
     deleted_in: list[dict[str, Any]] = field(default_factory=list)
@@ -86,26 +77,31 @@ def display(path: bytes) -> str:
     return "/" + path.decode("utf-8", "backslashreplace")
 
 
-def all_indexes(config: AppConfig) -> dict[str, list[IncrementIndex]]:
+def all_indexes(config: AppConfig) -> dict[str, list[StoredIndex]]:
     """Every known increment index, by cycle (oldest first), spool and catalogue merged."""
-    found: dict[tuple[str, int], IncrementIndex] = {}
+    found: dict[tuple[str, int], StoredIndex] = {}
     with Catalogue.in_state_dir(config.state_dir) as cat:
         for s in stored_indexes(cat):
-            found[(s.cycle_id, s.number)] = IncrementIndex(s.cycle_id, s.number, s.kind, s.data)
+            found[(s.cycle_id, s.number)] = s
     for c in Spool(config.backup.spool_dir).cycles():
         for m in c.manifests():
             path = c.path / m.index.name
             if path.is_file():
-                found[(c.cycle_id, m.number)] = IncrementIndex(
-                    c.cycle_id, m.number, m.kind, path.read_bytes()
+                found[(c.cycle_id, m.number)] = StoredIndex(
+                    config.backup.host,
+                    c.cycle_id,
+                    m.number,
+                    m.kind,
+                    m.finished_at,
+                    path.read_bytes(),
                 )
-    by_cycle: dict[str, list[IncrementIndex]] = {}
+    by_cycle: dict[str, list[StoredIndex]] = {}
     for key in sorted(found):
         by_cycle.setdefault(key[0], []).append(found[key])
     return by_cycle
 
 
-def search(cycles: dict[str, list[IncrementIndex]], pattern: str) -> Iterator[PathHistory]:
+def search(cycles: dict[str, list[StoredIndex]], pattern: str) -> Iterator[PathHistory]:
     """Every version of every path ``pattern`` selects, by path: the increments that hold a
     new version of it, and those where it was gone (deleted)."""
     histories: dict[str, PathHistory] = {}
@@ -144,7 +140,7 @@ def search(cycles: dict[str, list[IncrementIndex]], pattern: str) -> Iterator[Pa
     yield from (histories[k] for k in sorted(histories))
 
 
-def no_match(cycles: dict[str, list[IncrementIndex]], pattern: str) -> NoPathMatch:
+def no_match(cycles: dict[str, list[StoredIndex]], pattern: str) -> NoPathMatch:
     """The error for a pattern that selects nothing, with near matches from the newest index."""
     if not cycles:
         return NoPathMatch([pattern])
@@ -153,6 +149,7 @@ def no_match(cycles: dict[str, list[IncrementIndex]], pattern: str) -> NoPathMat
 
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
+    """List the paths of a point in time, or search every increment for a pattern."""
     words = list(args.words)
     cycle = None
     if words and (words[0] == "latest" or formats.CYCLE_ID.match(words[0])):
@@ -200,7 +197,7 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     return OK
 
 
-def _list_point_in_time(cycles: dict[str, list[IncrementIndex]], as_json: bool) -> int:
+def _list_point_in_time(cycles: dict[str, list[StoredIndex]], as_json: bool) -> int:
     if not cycles:
         print("no backups yet", file=sys.stderr)
         return OK

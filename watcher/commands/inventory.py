@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from localbackup.configkit import format_size
 from uploader.catalogue import Catalogue
-from uploader.maintenance import MaintenanceReport
+from uploader.maintenance import MaintenanceReport, ReconcileKind
 from uploader.stores import StoreNotAvailable
 from watcher.commands.parsers import add_command
 from watcher.exitcodes import OK, USAGE, WARNINGS
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
-LABELS = {
+LABELS: dict[ReconcileKind, str] = {
     "adopt": "adopted (ours, rebuilt into the catalogue)",
     "foreign": "foreign (left alone)",
     "missing": "MISSING (in the catalogue, absent from the store)",
@@ -37,6 +37,7 @@ LABELS = {
 
 
 def add_parser(sub: Subparsers) -> None:
+    """Register ``inventory``."""
     p = add_command(
         sub,
         "inventory",
@@ -83,6 +84,7 @@ def _seconds(text: str) -> float:
 
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
+    """Reconcile the catalogue with the store (Glacier: through inventory jobs)."""
     try:
         with Catalogue.in_state_dir(config.state_dir) as catalogue:
             report = asyncio.run(_run(args, config, catalogue))
@@ -116,6 +118,8 @@ async def _run(
 
 
 def print_report(report: MaintenanceReport) -> int:
+    """Print what a pass found; returns the exit code (3 for problems, MISSING or mismatched
+    archives, and deletions that did not take effect)."""
     print(f"store {report.store}: {report.inventory_status}")
     rec = report.reconciliation
     warn = bool(report.problems)

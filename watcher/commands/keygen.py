@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 
 def add_parser(sub: Subparsers) -> None:
+    """Register ``keygen``."""
     p = add_command(
         sub,
         "keygen",
@@ -36,6 +37,7 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Write a new age identity (never over an existing file) and print its recipient."""
     from uploader.crypto import write_identity_file
 
     target: Path = args.output or paths.config_home() / "identity.txt"

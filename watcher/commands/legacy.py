@@ -44,6 +44,7 @@ log = structlog.get_logger(__name__)
 
 
 def add_parser(sub: Subparsers) -> None:
+    """Register ``restore-legacy``."""
     p = add_command(
         sub,
         "restore-legacy",

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 
 def add_parser(sub: Subparsers) -> None:
+    """Register ``service install``."""
     p = add_command(
         sub,
         "service",
@@ -60,6 +61,7 @@ def _executable() -> str:
 
 
 def run_install(args: argparse.Namespace, config: AppConfig) -> int:
+    """Write the systemd user units (or print them with ``--dry-run``)."""
     timer = None if args.timer == "none" or config.watch.backup_every else args.timer
     units = systemd.render_units(
         _executable(), config.file, timer=timer, stop_timeout=config.watch.stop_timeout

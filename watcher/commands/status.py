@@ -18,6 +18,7 @@ from localbackup import formats
 from localbackup.configkit import format_duration
 from localbackup.spool import Spool
 from uploader.catalogue import Catalogue, inventory_state, open_failures, open_flags
+from uploader.maintenance import pending_jobs
 from watcher.commands.parsers import add_command
 from watcher.exitcodes import OK
 from watcher.humanize import ago, count, iso, size, when
@@ -159,8 +160,7 @@ def collect(config: AppConfig) -> dict[str, Any]:
                 "initiated_at": iso(j.initiated_at),
                 "completed_at": iso(j.completed_at),
             }
-            for j in inventory.jobs
-            if j.status in ("InProgress", "Succeeded")
+            for j in pending_jobs(inventory)
         ],
         "last_inventory_date": iso(inventory.last_inventory_date),
         "flags": [

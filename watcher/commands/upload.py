@@ -25,9 +25,9 @@ import structlog
 
 from localbackup.configkit import format_size
 from localbackup.formats import CYCLE_JSON
+from localbackup.spool import CYCLES
 from uploader.catalogue import (
     Catalogue,
-    EventKind,
     pruned_at,
     record_event,
     remember_cycle_indexes,
@@ -115,7 +115,7 @@ def _named(
     args: argparse.Namespace, config: AppConfig, catalogue: Catalogue, store: str
 ) -> list[Path] | int:
     """``upload CYCLE``: the cycle, or the exit code of a refusal."""
-    cycles_root = config.backup.spool_dir / "cycles"
+    cycles_root = config.backup.spool_dir / CYCLES
     cycle_dir = cycles_root / args.cycle
     if "/" in args.cycle or not (cycle_dir / CYCLE_JSON).is_file():
         print(f"glacier-backup: no sealed cycle {args.cycle!r} in {cycles_root}", file=sys.stderr)
@@ -219,9 +219,7 @@ async def _upload_one(  # noqa: PLR0917 - one cycle's upload and everything it r
             )
         except UPLOAD_FAILURES as exc:
             detail = f"{type(exc).__name__}: {exc}"
-            await asyncio.to_thread(
-                record_event, catalogue, EventKind.UPLOAD_FAILED, detail, cycle_id
-            )
+            await asyncio.to_thread(record_event, catalogue, "upload_failed", detail, cycle_id)
             output.error(
                 f"upload of {cycle_id} failed: {exc}",
                 fix=fix_for(exc, config),
@@ -237,7 +235,7 @@ async def _upload_one(  # noqa: PLR0917 - one cycle's upload and everything it r
             return False
     seconds = time.monotonic() - started
     await asyncio.to_thread(remember_cycle_indexes, catalogue, cycle_dir)
-    await asyncio.to_thread(record_event, catalogue, EventKind.UPLOADED, record.key, cycle_id)
+    await asyncio.to_thread(record_event, catalogue, "uploaded", record.key, cycle_id)
     file_done(config.watch.marker_dir, config.backup.host, cycle_id)
     if report.archived_already:
         print(f"{cycle_id}: already archived as {record.key} ({format_size(record.size)})")

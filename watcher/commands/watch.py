@@ -18,6 +18,7 @@ log = structlog.get_logger(__name__)
 
 
 def add_parser(sub: Subparsers) -> None:
+    """Register ``watch``."""
     p = add_command(
         sub,
         "watch",
@@ -33,6 +34,7 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
+    """Run the service until it is stopped."""
     from watcher.service import serve
 
     config.encryption.require_key()  # a service that cannot upload should not start
