@@ -14,8 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.support.servers import free_port
 from tests.watcher.service_harness import GLACIER_BACKUP, Project
 from watcher.cli import COMMANDS
@@ -109,22 +107,22 @@ def test_config_check_warns_about_a_missing_source(tmp_path: Path) -> None:
     assert r.returncode == 3 and f"{p.src} does not exist" in r.stderr
 
 
-@pytest.mark.parametrize("command", [["status"], ["files"], ["cycles", "--json"]])
-def test_a_closed_pipe_ends_quietly(tmp_path: Path, command: list[str]) -> None:
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     p = Project(tmp_path, increments=7)
-    for i in range(3000):  # a listing far larger than a pipe's buffer
+    for i in range(2000):  # `files` lists far more than a pipe's buffer holds
         (p.src / f"file-{i:05d}-with-a-long-name.txt").write_text("x")
     p.backup()
-    cmd = " ".join(p.cmd(*command))
-    for reader in ("head -1", "true"):
-        r = subprocess.run(
-            ["bash", "-c", f"set -o pipefail; {cmd} | {reader}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert r.returncode == 0, r.stderr
-        assert "Traceback" not in r.stderr and "Broken pipe" not in r.stderr, r.stderr
+    for command in (["status"], ["files"], ["cycles", "--json"]):
+        cmd = " ".join(p.cmd(*command))
+        for reader in ("head -1", "true"):  # reads a line and goes, or never reads
+            r = subprocess.run(
+                ["bash", "-c", f"set -o pipefail; {cmd} | {reader}"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert r.returncode == 0, (command, reader, r.stderr)
+            assert "Traceback" not in r.stderr and "Broken pipe" not in r.stderr, r.stderr
 
 
 def test_on_a_terminal_only_the_bar_and_the_summary(tmp_path: Path) -> None:
