@@ -102,10 +102,12 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         todo = _named(args, config, catalogue, store.name) if args.cycle else None
         if isinstance(todo, int):
             return todo
+        left_out = 0
         if todo is None:
-            todo = _queued(args, config, catalogue, store.name)
+            todo, left_out = _queued(args, config, catalogue, store.name)
         if not todo:
-            print("nothing to upload: every sealed cycle is archived")
+            archived = "nothing to upload: every sealed cycle is archived"
+            print("nothing else to upload" if left_out else archived)
             return OK
         force = bool(args.cycle and args.force)
         return asyncio.run(_upload_all(todo, store, catalogue, config, force=force))
@@ -144,8 +146,9 @@ def _named(
 
 def _queued(
     args: argparse.Namespace, config: AppConfig, catalogue: Catalogue, store: str
-) -> list[Path]:
-    """Every waiting cycle, and with ``--retry-failed`` those the service gave up on."""
+) -> tuple[list[Path], int]:
+    """Every waiting cycle, and with ``--retry-failed`` those the service gave up on; and how
+    many of those were left out (said here)."""
     marker_dir = config.watch.marker_dir
     queue = upload_queue(config.backup.spool_dir, marker_dir, catalogue, store)
     todo = list(queue.waiting)
@@ -159,7 +162,8 @@ def _queued(
             f"{'are' if n != 1 else 'is'} left out: once the cause is fixed, run "
             "'glacier-backup upload --retry-failed' ('glacier-backup status' shows why)"
         )
-    return sorted(todo)
+        return sorted(todo), n
+    return sorted(todo), 0
 
 
 async def _upload_all(
