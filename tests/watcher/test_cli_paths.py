@@ -53,7 +53,6 @@ def uploaded(tmp_path_factory: pytest.TempPathFactory) -> Project:
     [
         ("docs/*", {"docs/a.txt", "docs/notes.md", "docs/sub/b.txt"}),  # the README's example
         ("a.txt", {"a.txt", "docs/a.txt"}),  # `files a.txt` found it, restore restored nothing
-        ("docs/", {"docs/a.txt", "docs/notes.md", "docs/sub/b.txt"}),
         ("*.txt", {"a.txt", "docs/a.txt", "docs/sub/b.txt"}),
         ("src/docs/sub/b.txt", {"docs/sub/b.txt"}),  # from the source's own name
     ],
