@@ -123,9 +123,15 @@ class PathPattern:
             lead = b"(?:" + b"|".join(re.escape(s) for s in starts) + b")"
             self._exact: re.Pattern[bytes] = re.compile(lead + regex, re.S)
             self._below: re.Pattern[bytes] = re.compile(lead + regex + b"/", re.S)
-        else:
-            self._exact = re.compile(b"(?:\\A|/)" + regex + b"\\Z", re.S)
-            self._below = re.compile(b"(?:\\A|/)" + regex + b"/", re.S)
+        else:  # a name at any depth below a root: the root's own name is the first one
+            parents = {_parent(r) for r in self._roots}
+            if not parents or b"" in parents:
+                lead = b"\\A(?:[^/]*/)*"
+            else:
+                alternatives = b"|".join(re.escape(p) for p in sorted(parents))
+                lead = b"\\A(?:" + alternatives + b")/(?:[^/]*/)*"
+            self._exact = re.compile(lead + regex + b"\\Z", re.S)
+            self._below = re.compile(lead + regex + b"/", re.S)
         self.needs = self._needs()
 
     def _starts(self) -> list[bytes]:
@@ -163,16 +169,9 @@ class PathPattern:
     def selects(self, path: bytes, is_dir: bool = False) -> bool:
         """Whether the archive path ``path`` (a directory if ``is_dir``), or one of its parents
         up to its source root, matches."""
-        if self.anchored:
-            subject = path
-        else:
-            root = _root_of(path, self._roots)
-            parent = _parent(root) if root is not None else b""
-            subject = path[len(parent) + 1 :] if parent else path
-        if self._below.match(subject) if self.anchored else self._below.search(subject):
+        if self._below.match(path):
             return True
-        exact = self._exact.fullmatch(subject) if self.anchored else self._exact.search(subject)
-        return exact is not None and (is_dir or not self.dir_only)
+        return (is_dir or not self.dir_only) and self._exact.fullmatch(path) is not None
 
 
 class PathSelection:
