@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.support.servers import free_port
 from tests.watcher.service_harness import GLACIER_BACKUP, Project
@@ -253,3 +254,19 @@ def test_a_restore_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     assert code == 0, out
     assert b"restore" in out and b" files" in out and b"MiB" in out, out  # the bar was drawn
     assert b"restored into" in out and b"6 files (6.0 MiB)" in out
+
+
+def test_a_missing_vault_names_the_vault_and_the_key(
+    tmp_path: Path, glacier_emulator: Any, aws_env: None
+) -> None:
+    store = (
+        f'type = "glacier"\nvault = "no-such-vault"\nregion = "us-east-1"\n'
+        f'endpoint_url = "{glacier_emulator.endpoint_url}"'
+    )
+    p = Project(tmp_path, increments=0, store=store)
+    (p.src / "a.txt").write_text("a\n")
+    p.backup()
+    r = p.run("upload")
+    assert r.returncode == 1
+    assert "the vault 'no-such-vault' does not exist in us-east-1" in r.stderr
+    assert f"store.vault (and store.region) in {p.config}" in r.stderr
