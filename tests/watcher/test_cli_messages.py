@@ -270,3 +270,13 @@ def test_a_missing_vault_names_the_vault_and_the_key(
     assert r.returncode == 1
     assert "the vault 'no-such-vault' does not exist in us-east-1" in r.stderr
     assert f"store.vault (and store.region) in {p.config}" in r.stderr
+
+
+def test_the_backup_bar_counts_inside_a_large_file(tmp_path: Path) -> None:
+    p = Project(tmp_path, increments=7)
+    (p.src / "big.bin").write_bytes(os.urandom(9 << 20))  # more than two 4 MiB tar buffers
+    code, out = on_terminal([GLACIER_BACKUP, "--config", str(p.config), "backup"], os.environ)
+    assert code == 0, out
+    shown = [float(m) for m in re.findall(rb"([0-9.]+) MiB read", out)]
+    assert any(0 < mib < 9 for mib in shown), out  # a frame drawn half-way through the file
+    assert b"9.0 MiB read" in out  # the summary

@@ -133,7 +133,8 @@ def _progress() -> Iterator[Callable[[int, int], None] | None]:
         task = bar.add_task("backup", files=0, size="0 B", total=None)
 
         def update(files: int, nbytes: int) -> None:
-            bar.update(task, files=files, size=format_size(nbytes))
+            # called every 1024 entries and every few MiB read: each call is worth a frame
+            bar.update(task, files=files, size=format_size(nbytes), refresh=True)
 
         yield update
 
