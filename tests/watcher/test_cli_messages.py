@@ -79,10 +79,11 @@ def test_config_check_shows_the_resolved_config_and_hides_secrets(tmp_path: Path
     p = Project(tmp_path, store='type = "s3"\nbucket = "my-bucket"\nendpoint_url = '
                 '"https://user:hunter2@s3.example.com"')  # fmt: skip
     with p.config.open("a") as f:
-        f.write('[retention]\nmin_age = "0d"\n')
+        f.write('[retention]\nmin_age = "0d"\n[notify]\nurl = "https://hc.example/ping-uuid-7"\n')
     r = p.run("config", "check")
     assert r.returncode == 0, r.stderr
     assert "hunter2" not in r.stdout + r.stderr and "https://***@s3.example.com" in r.stdout
+    assert "ping-uuid-7" not in r.stdout and 'url = "https://hc.example/***"' in r.stdout
     assert 'min_age = "0s"' in r.stdout  # zero is a valid minimum age
     assert 'storage_class = "DEEP_ARCHIVE"' in r.stdout  # defaults shown
     assert "compression_threads = 0" in r.stdout and "# full_every = (not set)" in r.stdout

@@ -2,8 +2,8 @@
 
 The front of the package: :class:`Catalogue` (the connection, uploads and archives), the records
 it hands out, and one accessor module per concern, each next to its SQL — archives, events,
-findings (foreign archives, flags), indexes, inventory, pruning, retrievals. Everything the
-other packages use is importable from here.
+findings (foreign archives, flags), indexes, inventory, operations, pruning, retrievals.
+Everything the other packages use is importable from here.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from uploader.catalogue.archives import (
     known_archives,
     requeue_unconfirmed,
     set_archive_id,
+    set_locked_until,
 )
 from uploader.catalogue.db import CATALOGUE_FILE, Catalogue
 from uploader.catalogue.events import (
@@ -44,6 +45,11 @@ from uploader.catalogue.inventory import (
     mark_requested,
     record_inventory,
     save_job,
+)
+from uploader.catalogue.operations import (
+    OperationRecord,
+    operations,
+    record_operation,
 )
 from uploader.catalogue.pruning import (
     confirm_deletion,
@@ -83,6 +89,7 @@ from uploader.catalogue.retrievals import (
     mark_ready,
     record_range,
     record_request,
+    requested_retrievals,
     set_download,
 )
 
@@ -100,6 +107,7 @@ __all__ = [
     "InventoryState",
     "JobStatus",
     "KnownArchive",
+    "OperationRecord",
     "PendingDeletion",
     "PruneArchive",
     "RetrievalRecord",
@@ -129,6 +137,7 @@ __all__ = [
     "mark_requested",
     "open_failures",
     "open_flags",
+    "operations",
     "pending_deletions",
     "prune_inputs",
     "pruned_at",
@@ -138,14 +147,17 @@ __all__ = [
     "record_event",
     "record_foreign",
     "record_inventory",
+    "record_operation",
     "record_prune_plan",
     "record_range",
     "record_request",
     "remember_cycle_indexes",
+    "requested_retrievals",
     "requeue_unconfirmed",
     "save_job",
     "set_archive_id",
     "set_download",
+    "set_locked_until",
     "stored_cycles",
     "stored_indexes",
     "stored_points",

@@ -121,5 +121,6 @@ async def _restore(  # noqa: PLR0917 - the steps of restore_from_store, passed o
         force=request.force,
         options=options,
         on_plan=on_plan,
+        max_rate=request.max_rate,
     )
     return result.stats

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from localbackup.configkit import format_size
+from localbackup.hooks import HookFailed
 from localbackup.sources import NothingToBackUp
 from localbackup.spool import BackupRecord, Spool
 from localbackup.step import StepResult, run_backup_step, seal_open_cycle
@@ -69,35 +70,64 @@ def run_backup(args: argparse.Namespace, config: AppConfig) -> int:
             file=sys.stderr,
         )
         return USAGE
+    from watcher.notify.events import NoticeEvent
+    from watcher.outcomes import Outcomes
+
     spool = Spool(config.backup.spool_dir)
+    outcomes = Outcomes(config)
+    outcomes.emit(outcomes.notice(NoticeEvent.BACKUP_STARTED))
     try:
         with _progress() as progress:
             result = run_backup_step(
                 config.backup, config.watch.marker_dir, force_full=args.full, progress=progress
             )
-    except NothingToBackUp as exc:
-        spool.record_result(BackupRecord(datetime.now(UTC), "failed", message=str(exc)))
-        output.error(str(exc), event="backup.failed", missing=[str(m) for m in exc.missing])
-        return FAILURE
     except Exception as exc:
         spool.record_result(BackupRecord(datetime.now(UTC), "failed", message=str(exc)))
+        outcomes.emit(outcomes.notice(NoticeEvent.BACKUP_FAILED, error=str(exc)))
+        outcomes.close()
+        if isinstance(exc, NothingToBackUp):
+            output.error(str(exc), event="backup.failed", missing=[str(m) for m in exc.missing])
+            return FAILURE
+        if isinstance(exc, HookFailed):
+            output.error(f"backup failed: {exc}", event="backup.failed")
+            return FAILURE
         raise
-    warnings = result.increment.warnings
-    spool.record_result(
-        BackupRecord(
-            result.manifest.finished_at,
-            "warnings" if warnings else "ok",
-            warnings=len(warnings),
-            cycle_id=result.cycle_id,
-            increment=result.plan.number,
-            message=f"{warnings[0].path}: {warnings[0].message}" if warnings else "",
-        )
-    )
-    for w in warnings:
+    _record(spool, result)
+    for w in result.increment.warnings:
         if w.kind == "missing_source":  # loud: a whole source was not backed up
             output.warning(f"WARNING: {w.path}: {w.message}")
     _print_summary(result)
-    return WARNINGS if warnings else OK
+    inc = result.increment
+    outcomes.emit(
+        outcomes.notice(
+            NoticeEvent.BACKUP_DONE,
+            cycle=result.cycle_id,
+            sizes={"read": inc.bytes_in, "written": inc.bytes_out},
+            duration=result.seconds,
+            warnings=result.warnings,
+            message=f"increment {result.plan.number} ({result.plan.kind})",
+            details={"sealed": " ".join(c.cycle_id for c in result.sealed)},
+        )
+    )
+    outcomes.close()
+    return WARNINGS if result.warnings else OK
+
+
+def _record(spool: Spool, result: StepResult) -> None:
+    """How this run ended, for ``status``."""
+    first = result.increment.warnings[0] if result.increment.warnings else None
+    hooks = result.hook_warnings
+    message = f"{first.path}: {first.message}" if first else (f"hook: {hooks[0]}" if hooks else "")
+    spool.record_result(
+        BackupRecord(
+            result.manifest.finished_at,
+            "warnings" if result.warnings else "ok",
+            warnings=result.warnings,
+            cycle_id=result.cycle_id,
+            increment=result.plan.number,
+            message=message,
+        )
+    )
 
 
 def run_seal(args: argparse.Namespace, config: AppConfig) -> int:
@@ -149,8 +179,9 @@ def _print_summary(r: StepResult) -> None:
         f"  bytes: {format_size(inc.bytes_in)} read, {format_size(inc.bytes_out)} written "
         "(compressed)",
         f"  skipped: {skipped}",
-        f"  warnings: {len(inc.warnings)}",
+        f"  warnings: {r.warnings}",
     ]
+    lines += [f"    hook: {w}" for w in r.hook_warnings]
     lines += [f"    {w.kind}: {w.path}: {w.message}" for w in inc.warnings[:_SHOWN_WARNINGS]]
     if len(inc.warnings) > _SHOWN_WARNINGS:
         lines.append(f"    ... and {len(inc.warnings) - _SHOWN_WARNINGS} more (see the log)")

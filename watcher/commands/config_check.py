@@ -28,8 +28,18 @@ if TYPE_CHECKING:
     from watcher.config import AppConfig
 
 _DURATIONS = frozenset(
-    {"full_every", "stop_timeout", "backup_every", "maintenance_every", "min_age"}
+    {
+        "full_every",
+        "stop_timeout",
+        "backup_every",
+        "maintenance_every",
+        "min_age",
+        "hook_timeout",
+        "retrying_after",
+        "timeout",
+    }
 )
+_RATES = frozenset({"max_rate"})  # bytes per second
 _AUTO = frozenset({"min_age", "part_size"})  # None means "auto" for these keys
 _SIZES = frozenset({"part_size", "max_store_size"})
 _URL_USERINFO = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@]*@", re.IGNORECASE)
@@ -95,12 +105,18 @@ def _value(key: str, value: Any) -> Any:
         return "auto"
     if isinstance(value, tuple):
         return [_value(key, v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(str(_value(key, v)) for v in value)
     if isinstance(value, (Path, Enum)):
         return str(value.value if isinstance(value, Enum) else value)
     if key in _DURATIONS and isinstance(value, (int, float)):
         value = format_duration(value)
     elif key in _SIZES and isinstance(value, int):
         value = format_size(value).replace(" ", "")
+    elif key in _RATES and isinstance(value, int):
+        value = format_size(value).replace(" ", "") + "/s"
+    elif value is not None and not isinstance(value, (str, int, float, bool)):
+        value = str(value)  # a value object (the upload window) in its written form
     elif key == "endpoint_url" and isinstance(value, str):
         value = _URL_USERINFO.sub(r"\g<scheme>***@", value)
     return value
@@ -128,7 +144,21 @@ def resolved(config: AppConfig) -> dict[str, Any]:
         "store": _section(config.store),
         "upload": _section(config.upload),
         "retention": _section(config.retention),
+        "restore": _section(config.restore),
+        "notify": _notify(config),
+        "metrics": _section(config.metrics),
     }
+
+
+def _notify(config: AppConfig) -> dict[str, Any]:
+    """``[notify]``: a ping URL or a command line may hold a secret; only their shape shows."""
+    from watcher.notify.delivery import mask_url
+
+    shown = _section(config.notify)
+    url, command = config.notify.url, config.notify.command
+    shown["url"] = None if url is None else mask_url(url)
+    shown["command"] = [command[0], *["***"] * (len(command) - 1)] if command else []
+    return shown
 
 
 def render_toml(shown: dict[str, Any]) -> str:
@@ -137,7 +167,17 @@ def render_toml(shown: dict[str, Any]) -> str:
         f"# resolved from {shown['config_file']}",
         f"state_dir = {json.dumps(shown['state_dir'])}",
     ]
-    for name in ("backup", "watch", "encryption", "store", "upload", "retention"):
+    for name in (
+        "backup",
+        "watch",
+        "encryption",
+        "store",
+        "upload",
+        "retention",
+        "restore",
+        "notify",
+        "metrics",
+    ):
         lines.append(f"\n[{name}]")
         for key, value in shown[name].items():
             if value is None:

@@ -214,6 +214,7 @@ def _request(args: argparse.Namespace, config: AppConfig) -> RestoreRequest:
         from_spool=args.from_spool,
         identity=args.identity,
         retrieval=retrieval_options(args),
+        max_rate=config.restore.max_rate,
     )
 
 

@@ -17,11 +17,19 @@ from typing import TYPE_CHECKING, Any
 from localbackup import formats
 from localbackup.configkit import format_duration
 from localbackup.spool import Spool
-from uploader.catalogue import Catalogue, inventory_state, open_failures, open_flags
+from uploader.catalogue import (
+    Catalogue,
+    inventory_state,
+    open_failures,
+    open_flags,
+    prune_inputs,
+)
 from uploader.maintenance import pending_jobs
+from uploader.window import local_now
 from watcher.commands.parsers import add_command
-from watcher.exitcodes import OK
+from watcher.exitcodes import OK, WARNINGS
 from watcher.humanize import ago, count, iso, size, when
+from watcher.lock_check import check_object_lock
 from watcher.markers import FAILED, QUARANTINE
 from watcher.upload_queue import upload_queue
 
@@ -102,8 +110,23 @@ def _waiting(config: AppConfig, catalogue: Catalogue) -> dict[str, list[dict[str
     }
 
 
-def collect(config: AppConfig) -> dict[str, Any]:
-    """Everything ``status`` shows, from local state only (the ``--json`` document)."""
+def upload_window(config: AppConfig, now: datetime) -> dict[str, Any] | None:
+    """``[upload] window``: open or not at ``now`` (local time), and when it next opens/closes."""
+    window = config.upload.window
+    if window is None:
+        return None
+    closes = window.closes_at(now)
+    return {
+        "window": str(window),
+        "open": closes is not None,
+        "closes_at": None if closes is None else closes.isoformat(),
+        "next_open": window.next_open(now).isoformat() if closes is None else None,
+    }
+
+
+def collect(config: AppConfig, now: datetime | None = None) -> dict[str, Any]:
+    """Everything ``status`` shows, from local state only (the ``--json`` document); ``now``
+    is the local time the upload window is judged at."""
     store = config.store.name
     spool = Spool(config.backup.spool_dir)
     with Catalogue.in_state_dir(config.state_dir) as cat:
@@ -114,6 +137,7 @@ def collect(config: AppConfig) -> dict[str, Any]:
         inventory = inventory_state(cat, store)
         flags = open_flags(cat, store)
         queue = _waiting(config, cat)
+        locked = [a.locked_until for a in prune_inputs(cat, store) if a.ours]
     newest = max(archives, key=lambda a: a.uploaded_at, default=None)
     failure = failures[0] if failures else None
     return {
@@ -172,6 +196,8 @@ def collect(config: AppConfig) -> dict[str, Any]:
             "failed": _count(config.watch.marker_dir / FAILED, _not_reason),
             "quarantined": _count(config.watch.marker_dir / QUARANTINE, _not_reason),
         },
+        "upload_window": upload_window(config, now or local_now()),
+        "archives_locked": sum(1 for a in locked if a is not None and a > datetime.now(UTC)),
     }
 
 
@@ -188,11 +214,15 @@ def _t(value: str) -> datetime:
 
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
-    """Print the status (or its JSON)."""
+    """Print the status (or its JSON). With ``[store] object_lock``, the bucket is asked
+    whether it has Object Lock (the one store request status makes): exit 3 when it has not."""
     s = collect(config)
+    lock = check_object_lock(config.store)
+    s["object_lock"] = None if lock is None else lock.as_json()
+    code = WARNINGS if lock is not None and lock.problem else OK
     if args.json:
         print(json.dumps(s, indent=2))
-        return OK
+        return code
     now = datetime.now(UTC)
     print(f"host {s['host']}, store {s['store']}")
     print(_backup_line(s["last_backup"], now))
@@ -232,7 +262,18 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         print(f"FLAG {f['kind'].upper()}: {f['key']}: {f['detail']}")
     m = s["markers"]
     print(f"markers: {m['pending']} pending, {m['failed']} failed, {m['quarantined']} quarantined")
-    return OK
+    w = s["upload_window"]
+    if w is not None:
+        state = (
+            f"open until {when(_t(w['closes_at']))}"
+            if w["open"]
+            else f"closed; opens {when(_t(w['next_open']))}"
+        )
+        print(f"upload window {w['window']}: {state}")
+    if lock is not None:
+        print("\n".join(lock.lines()))
+        print(f"archives locked now: {s['archives_locked']}")
+    return code
 
 
 def _backup_line(b: dict[str, Any] | None, now: datetime) -> str:

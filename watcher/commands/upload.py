@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,13 +33,17 @@ from uploader.catalogue import (
     record_event,
     remember_cycle_indexes,
 )
-from uploader.stores import Store, StoreNotAvailable, open_store
+from uploader.pacing import Pace, UploadPaused, upload_pace
+from uploader.stores import Store, StoreError, StoreNotAvailable, open_store
 from uploader.upload import UPLOAD_FAILURES, UploadReport, archive_doubt, upload_cycle
+from uploader.window import local_now
 from watcher import output
 from watcher.commands.parsers import add_command
-from watcher.exitcodes import FAILURE, OK, USAGE
+from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
 from watcher.hints import AGAIN, fix_for
 from watcher.markers import file_done, retry_failed
+from watcher.notify.events import NoticeEvent
+from watcher.outcomes import Outcomes, upload_done
 from watcher.upload_queue import upload_queue
 
 if TYPE_CHECKING:
@@ -82,6 +87,11 @@ def add_parser(subparsers: Subparsers) -> None:
         help="upload CYCLE even if its archive was pruned from the store, or again if its"
         " archive is unconfirmed or flagged MISSING",
     )
+    p.add_argument(
+        "--now",
+        action="store_true",
+        help="upload even outside [upload] window (the rate limit still applies)",
+    )
     p.set_defaults(run=run)
 
 
@@ -110,7 +120,7 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
             print("nothing else to upload" if left_out else archived)
             return OK
         force = bool(args.cycle and args.force)
-        return asyncio.run(_upload_all(todo, store, catalogue, config, force=force))
+        return _send(todo, _Run(store, catalogue, config, force), now=args.now)
 
 
 def _named(
@@ -166,11 +176,45 @@ def _queued(
     return sorted(todo), 0
 
 
-async def _upload_all(
-    todo: list[Path], store: Store, catalogue: Catalogue, config: AppConfig, *, force: bool = False
-) -> int:
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """What every cycle of one ``upload`` run is uploaded with, and reported to."""
+
+    store: Store
+    catalogue: Catalogue
+    config: AppConfig
+    force: bool = False
+    outcomes: Outcomes | None = None
+    pace: Pace | None = None
+
+
+def _send(todo: list[Path], run: _Run, *, now: bool) -> int:
+    """Upload ``todo`` inside ``[upload] window`` (unless ``now``) at ``[upload] max_rate``,
+    telling the outcome sink what happened."""
+    config, catalogue = run.config, run.catalogue
+    window = None if now else config.upload.window
+    at = local_now()
+    if window is not None and not window.is_open(at):
+        print(
+            f"outside the upload window {window}: {len(todo)} cycle(s) wait until it opens "
+            f"at {window.next_open(at):%Y-%m-%d %H:%M %Z} (upload --now uploads anyway)"
+        )
+        return WARNINGS
+    outcomes = Outcomes(config)
+    try:
+        pace = upload_pace(config.upload.max_rate, window)
+        return asyncio.run(_upload_all(todo, replace(run, outcomes=outcomes, pace=pace)))
+    except StoreError as exc:  # the store could not even be opened
+        outcomes.emit(outcomes.notice(NoticeEvent.UPLOAD_FAILED, error=str(exc)), catalogue)
+        raise
+    finally:
+        outcomes.close()
+
+
+async def _upload_all(todo: list[Path], run: _Run) -> int:
     failed, sent, started = 0, 0, time.monotonic()
-    async with store as s:
+    async with run.store as s:
+        run = replace(run, store=s)
         main = asyncio.current_task()
         loop = asyncio.get_running_loop()
         if main is not None:  # SIGTERM stops like Ctrl-C: acknowledged parts are kept
@@ -178,7 +222,10 @@ async def _upload_all(
         for cycle_dir in todo:
             report = UploadReport()
             try:
-                ok = await _upload_one(cycle_dir, s, catalogue, config, force, report)
+                ok = await _upload_one(cycle_dir, run, report)
+            except UploadPaused as exc:
+                print(f"upload of {cycle_dir.name} paused: {exc}")
+                return WARNINGS
             except (asyncio.CancelledError, KeyboardInterrupt):
                 print(
                     f"glacier-backup: upload of {cycle_dir.name} interrupted; the parts the "
@@ -198,48 +245,35 @@ async def _upload_all(
     return FAILURE if failed else OK
 
 
-async def _upload_one(  # noqa: PLR0917 - one cycle's upload and everything it reports to
-    cycle_dir: Path,
-    store: Store,
-    catalogue: Catalogue,
-    config: AppConfig,
-    force: bool,
-    report: UploadReport,
-) -> bool:
-    """Upload one cycle, record the outcome and say it; False if it failed."""
-    cycle_id = cycle_dir.name
+async def _upload_one(cycle_dir: Path, run: _Run, report: UploadReport) -> bool:
+    """Upload one cycle, record the outcome (the event log, the outcome sink) and say it;
+    False if it failed."""
+    cycle_id, config, catalogue = cycle_dir.name, run.config, run.catalogue
+    outcomes = run.outcomes
     started = time.monotonic()
+    if outcomes is not None:
+        outcomes.emit(outcomes.notice(NoticeEvent.UPLOAD_STARTED, cycle=cycle_id), catalogue)
     with _progress(cycle_id) as progress:
         try:
             record = await upload_cycle(
                 cycle_dir,
-                store,
+                run.store,
                 catalogue,
                 config.encryption,
                 config.upload,
                 progress,
-                force=force,
+                force=run.force,
+                pace=run.pace,
                 report=report,
             )
         except UPLOAD_FAILURES as exc:
-            detail = f"{type(exc).__name__}: {exc}"
-            await asyncio.to_thread(record_event, catalogue, "upload_failed", detail, cycle_id)
-            output.error(
-                f"upload of {cycle_id} failed: {exc}",
-                fix=fix_for(exc, config),
-                event="upload.failed",
-                cycle=cycle_id,
-            )
-            if retry_failed(config.watch.marker_dir, config.backup.host, cycle_id) is not None:
-                print(
-                    f"glacier-backup: the marker of {cycle_id} is back in "
-                    f"{config.watch.marker_dir}: the service retries it",
-                    file=sys.stderr,
-                )
+            await _failed(cycle_dir, run, exc)
             return False
     seconds = time.monotonic() - started
     await asyncio.to_thread(remember_cycle_indexes, catalogue, cycle_dir)
     await asyncio.to_thread(record_event, catalogue, "uploaded", record.key, cycle_id)
+    if outcomes is not None:
+        await asyncio.to_thread(outcomes.emit, upload_done(outcomes, record, seconds), catalogue)
     file_done(config.watch.marker_dir, config.backup.host, cycle_id)
     if report.archived_already:
         print(f"{cycle_id}: already archived as {record.key} ({format_size(record.size)})")
@@ -251,10 +285,32 @@ async def _upload_one(  # noqa: PLR0917 - one cycle's upload and everything it r
         else ""
     )
     print(
-        f"{cycle_id}: uploaded {record.key} to {store.name}: {format_size(record.size)}, "
+        f"{cycle_id}: uploaded {record.key} to {run.store.name}: {format_size(record.size)}, "
         f"{format_size(sent)} sent in {_duration(seconds)}{_rate(sent, seconds)}{resumed}"
     )
     return True
+
+
+async def _failed(cycle_dir: Path, run: _Run, exc: Exception) -> None:
+    """Record, report and say a failed upload; a cycle the service had failed goes back to it."""
+    cycle_id, config = cycle_dir.name, run.config
+    detail = f"{type(exc).__name__}: {exc}"
+    await asyncio.to_thread(record_event, run.catalogue, "upload_failed", detail, cycle_id)
+    if run.outcomes is not None:
+        failure = run.outcomes.notice(NoticeEvent.UPLOAD_FAILED, cycle=cycle_id, error=str(exc))
+        await asyncio.to_thread(run.outcomes.emit, failure, run.catalogue)
+    output.error(
+        f"upload of {cycle_id} failed: {exc}",
+        fix=fix_for(exc, config),
+        event="upload.failed",
+        cycle=cycle_id,
+    )
+    if retry_failed(config.watch.marker_dir, config.backup.host, cycle_id) is not None:
+        print(
+            f"glacier-backup: the marker of {cycle_id} is back in "
+            f"{config.watch.marker_dir}: the service retries it",
+            file=sys.stderr,
+        )
 
 
 def _duration(seconds: float) -> str:
