@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -92,6 +93,18 @@ def pending_cycle_dirs(spool_dir: Path, catalogue: Catalogue, store: str) -> lis
     return [d for d in sealed_cycle_dirs(spool_dir) if d.name not in done]
 
 
+@dataclass(slots=True)
+class UploadReport:
+    """What one :func:`upload_cycle` call did, filled in as it goes (for the command's
+    summary, also when the upload is interrupted half-way)."""
+
+    archived_already: bool = False  # nothing to send: the archive is recorded
+    size: int = 0  # bytes of the archive (the encrypted payload)
+    parts: int = 0  # parts of the archive
+    parts_resumed: int = 0  # parts an earlier, interrupted attempt had sent already
+    bytes_resumed: int = 0  # their bytes
+
+
 class CyclePruned(Exception):
     """The cycle's archive was pruned from the store: uploading it again needs ``force``.
 
@@ -161,13 +174,15 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
     force: bool = False,
     metadata_options: ObjectOptions | None = None,
     pace: Pace | None = None,
+    report: UploadReport | None = None,
 ) -> ArchiveRecord:
     """Upload the sealed cycle in ``cycle_dir`` (resuming an interrupted attempt), then its
     metadata object (:func:`uploader.recovery.ensure_metadata_object`, written with
     ``metadata_options``): a cycle is uploaded once both are in the store. The cycle's indexes
     and ``cycle.json`` go into the catalogue first (:func:`remember_cycle_indexes`). An archive
     recorded earlier gets its metadata object now if it has none (an upload of an earlier
-    version), unless the archive itself is in doubt (:func:`archive_doubt`).
+    version), unless the archive itself is in doubt (:func:`archive_doubt`). ``report`` is
+    filled in with what was done.
 
     A cycle whose archive was pruned from the store raises :class:`CyclePruned` unless
     ``force`` is set (pruning decided it should not be there; the spool may still hold it).
@@ -180,8 +195,11 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
     """
     cycle = await asyncio.to_thread(load_sealed_cycle, cycle_dir)
     with bound_contextvars(cycle=cycle.cycle_id):
+        report = report if report is not None else UploadReport()
         record = await _archived(store, catalogue, cycle, force=force)
-        if record is None:
+        if record is not None:
+            report.archived_already, report.size = True, record.size
+        else:
             record = await _upload_archive(
                 cycle_dir,
                 cycle,
@@ -192,6 +210,7 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
                 progress,
                 options=options,
                 pace=pace,
+                report=report,
             )
         await asyncio.to_thread(remember_cycle_indexes, catalogue, cycle_dir)
         testpoints.pause("upload.before_metadata")
@@ -223,8 +242,10 @@ async def _upload_archive(  # noqa: PLR0917 - upload_cycle's own arguments, hand
     *,
     options: MultipartOptions | None,
     pace: Pace | None,
+    report: UploadReport,
 ) -> ArchiveRecord:
-    """Send the cycle's archive (resuming what an earlier attempt left) and record it."""
+    """Send the cycle's archive (resuming what an earlier attempt left) and record it;
+    ``report`` says what was sent."""
     # Files are checked against cycle.json as the parts are made (VerifyingBundle), and
     # whatever the parts do not cover (acknowledged by an earlier attempt) is read before
     # completing.
@@ -232,6 +253,7 @@ async def _upload_archive(  # noqa: PLR0917 - upload_cycle's own arguments, hand
         key = object_key(cycle.host, cycle.cycle_id, encryption.enabled)
         resume = await find_resume(store, catalogue, bundle, key)
         if isinstance(resume, ArchiveRecord):
+            report.archived_already, report.size = True, resume.size
             return resume
         if resume is None:
             record = await _start(
@@ -247,6 +269,7 @@ async def _upload_archive(  # noqa: PLR0917 - upload_cycle's own arguments, hand
         else:
             done, held = len(resume.done), len(resume.held)
             log.info("upload.resuming", key=key, parts_done=done, parts_held=held)
+        _fill(report, resume)
         opts = options or MultipartOptions(
             concurrency=upload_cfg.concurrency, retries=upload_cfg.retries, pace=pace
         )
@@ -264,6 +287,14 @@ async def _upload_archive(  # noqa: PLR0917 - upload_cycle's own arguments, hand
     return await finish_upload(
         catalogue, record, verified.sha256, info.size, info.archive_id, info=info
     )
+
+
+def _fill(report: UploadReport, resume: Resume) -> None:
+    record = resume.record
+    earlier = {p.number: p.size for p in resume.done} | {n: p.size for n, p in resume.held.items()}
+    report.size = record.total_size
+    report.parts = PartPlan(record.total_size, record.part_size).count
+    report.parts_resumed, report.bytes_resumed = len(earlier), sum(earlier.values())
 
 
 async def _archived(
@@ -394,6 +425,7 @@ __all__: Sequence[str] = [
     "CYCLE_FAULTS",
     "UPLOAD_FAILURES",
     "CyclePruned",
+    "UploadReport",
     "archive_doubt",
     "metadata_pending_dirs",
     "pending_cycle_dirs",

@@ -1,9 +1,10 @@
 """The host is gone: recover from the store alone, through the real ``glacier-backup`` command.
 
 On each store (a local directory, S3 DEEP_ARCHIVE on a moto server, a Glacier vault on the
-emulator): back up several cycles, upload, note what ``files``, ``status`` and ``restore
---path`` answer, lose the state directory and the spool, run ``inventory`` with the identity,
-and get the same answers — without any archive being retrieved before the restore itself.
+emulator): back up several cycles, upload, note what ``files``, ``cycles``, ``status`` and
+``restore --path`` answer, lose the state directory and the spool, run ``inventory`` with the
+identity, and get the same answers — without any archive being retrieved before the restore
+itself.
 """
 
 from __future__ import annotations
@@ -59,12 +60,25 @@ def backed_up(p: Project) -> None:
     assert r.returncode == 0, r.stderr
 
 
+def _cycles(p: Project) -> list[dict[str, Any]]:
+    """``cycles --json`` without what only the spool knows (where a cycle is, when its
+    directory was made) or the store's listing rounds (upload times)."""
+    r = p.run("cycles", "--json")
+    assert r.returncode == 0, r.stderr
+    kept = ("cycle_id", "state", "sealed_at", "increments", "size")
+    return [
+        {k: c[k] for k in kept} | {"archive": {k: c["archive"][k] for k in ("key", "size")}}
+        for c in json.loads(r.stdout)["cycles"]
+    ]
+
+
 def answers(p: Project) -> dict[str, Any]:
     """What the host says about its backups, without touching an archive."""
     status = p.status()
     return {
         "files *.txt": _files(p, "*.txt"),  # every version, and the deletions
         "files latest": _files(p, "latest"),
+        "cycles": _cycles(p),  # every increment with its time and size
         "status": {
             "host": status["host"],
             "store_usage": status["store_usage"],
@@ -184,7 +198,7 @@ def test_a_glacier_vault_is_recovered_through_its_inventory_and_small_jobs(
     assert "in progress" in r.stdout
     emu.control.advance(5 * HOUR)
     # (the emulator's hours are virtual: ask for the job now, not 15 minutes after the last check)
-    r = p.run("inventory", "--poll-interval", "1")  # adopts; the metadata objects need jobs
+    r = p.run("inventory", "--wait", "--poll-interval", "0.05")  # adopts; metadata needs jobs
     assert r.returncode == 2, r.stdout + r.stderr
     assert "2 metadata object(s)" in r.stdout and "estimated retrieval cost: $" in r.stdout
     assert "add --yes" in r.stderr

@@ -169,7 +169,7 @@ def _fetch_inventory(p: Project, emu: Emulator, vault: str) -> None:
     r = p.run("inventory", "--request")
     assert r.returncode == 0, r.stdout + r.stderr
     emu.control.advance(5 * HOUR)
-    r = p.run("inventory", "--poll-interval", "1")
+    r = p.run("inventory", "--wait", "--poll-interval", "0.05")  # until the job is seen done
     assert "reconciled" in r.stdout, r.stdout + r.stderr
 
 

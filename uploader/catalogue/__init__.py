@@ -21,6 +21,7 @@ from uploader.catalogue.archives import (
 from uploader.catalogue.db import CATALOGUE_FILE, Catalogue
 from uploader.catalogue.events import (
     last_event,
+    open_failures,
     record_event,
 )
 from uploader.catalogue.findings import (
@@ -35,6 +36,7 @@ from uploader.catalogue.indexes import (
     stored_cycle,
     stored_cycles,
     stored_indexes,
+    stored_points,
 )
 from uploader.catalogue.inventory import (
     forget_job,
@@ -67,11 +69,13 @@ from uploader.catalogue.pruning import (
     prune_inputs,
     pruned_at,
     pruned_cycle_ids,
+    pruned_cycles,
     record_deletion,
     record_metadata_deletion,
     record_prune_plan,
 )
 from uploader.catalogue.records import (
+    FAILURE_KINDS,
     ArchiveRecord,
     Event,
     EventKind,
@@ -116,6 +120,7 @@ from uploader.catalogue.verifications import (
 
 __all__ = [
     "CATALOGUE_FILE",
+    "FAILURE_KINDS",
     "ArchiveRecord",
     "Catalogue",
     "Event",
@@ -172,12 +177,14 @@ __all__ = [
     "mark_requested",
     "metadata_object_of",
     "metadata_objects",
+    "open_failures",
     "open_flags",
     "operations",
     "pending_deletions",
     "prune_inputs",
     "pruned_at",
     "pruned_cycle_ids",
+    "pruned_cycles",
     "record_deletion",
     "record_event",
     "record_foreign",
@@ -199,4 +206,5 @@ __all__ = [
     "stored_cycle",
     "stored_cycles",
     "stored_indexes",
+    "stored_points",
 ]

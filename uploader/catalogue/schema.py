@@ -6,7 +6,7 @@ tables, by the module that reads and writes them: ``uploads``, ``upload_parts``,
 ``inventory_jobs``, ``inventory_state``, ``inventories`` (:mod:`.inventory`), ``foreign_archives``,
 ``archive_flags`` (:mod:`.findings`), ``prune_decisions``, ``pending_deletions`` (:mod:`.pruning`),
 ``retrievals``, ``retrieval_ranges`` (:mod:`.retrievals`), ``operations`` (:mod:`.operations`),
-``cycle_manifests`` (:mod:`.indexes`), ``metadata_objects`` (:mod:`.metadata_objects`),
+``sealed_cycles`` (:mod:`.indexes`), ``metadata_objects`` (:mod:`.metadata_objects`),
 ``verifications`` (:mod:`.verifications`).
 """
 
@@ -234,7 +234,19 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """,
     ),
     (
-        # Recovery and verification (metadata_objects.py, verifications.py, indexes.py).
+        # The cycle.json of every cycle handed to a store, next to its indexes: what `cycles`
+        # shows (increments, their times and sizes) once the cycle has left the spool.
+        """
+        CREATE TABLE sealed_cycles (
+            host TEXT NOT NULL,
+            cycle_id TEXT NOT NULL,
+            cycle_json BLOB NOT NULL,
+            PRIMARY KEY (host, cycle_id)
+        )
+        """,
+    ),
+    (
+        # Recovery and verification (metadata_objects.py, verifications.py).
         # What the store should hold for each archive, so that `verify` can compare without a
         # retrieval: its ETag and VersionId, and the part size and every part as acknowledged
         # (JSON [[size, base64 SHA-256, etag], ...]; a Glacier part's etag is its tree hash).
@@ -269,17 +281,6 @@ MIGRATIONS: list[tuple[str, ...]] = [
             confirmed_at TEXT,
             read_at TEXT,
             PRIMARY KEY (store, key)
-        )
-        """,
-        # cycle.json of every cycle handed to a store, as rendered (what `cycles` shows and a
-        # metadata object is rebuilt from once the spool no longer has the cycle).
-        """
-        CREATE TABLE cycle_manifests (
-            host TEXT NOT NULL,
-            cycle_id TEXT NOT NULL,
-            sha256 TEXT NOT NULL,
-            data BLOB NOT NULL,
-            PRIMARY KEY (host, cycle_id)
         )
         """,
         # `verify` results, one row per archive and run.

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from localbackup.configkit import format_size
-from localbackup.extract import PathFilter
 from localbackup.formats import IncrementManifest, SealedCycle
 from localbackup.index import EntryType, Index
+from localbackup.pathmatch import PathSelection, roots_of
 from localbackup.pointintime import choose_increment
 from uploader.bundle import bundle_offset_after, bundle_size
 from uploader.catalogue import Catalogue, stored_cycle, stored_indexes
@@ -146,10 +146,10 @@ def _read_up_to(archive: ArchiveRef, cycle: SealedCycle, inc: IncrementManifest)
 
 
 def _paths(patterns: tuple[str, ...], index: Index) -> PathQuote:
-    select = PathFilter(patterns)
+    select = PathSelection(patterns, roots_of(index.records))  # as restore --path selects
     entries = files = size = 0
     for e in index.entries():
-        if select(e.path):
+        if select(e.path, e.type is EntryType.DIR):
             entries += 1
             if e.type is EntryType.FILE:
                 files += 1

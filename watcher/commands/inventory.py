@@ -29,6 +29,7 @@ from uploader.maintenance import MaintenanceReport, ReconcileKind
 from uploader.recovery import RecoveryReport, WrongKey, recover_metadata, unlock_for
 from uploader.restore import RestoreDeclined, RetrievalOptions
 from uploader.stores import StoreNotAvailable, open_store
+from watcher.commands.parsers import add_command
 from watcher.commands.terminal import TerminalUI, declined
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
 from watcher.hosts import add_host_option
@@ -36,6 +37,7 @@ from watcher.maintenance_loop import maintenance_pass
 from watcher.outcomes import Outcomes
 
 if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
 LABELS: dict[ReconcileKind, str] = {
@@ -54,11 +56,25 @@ LABELS: dict[ReconcileKind, str] = {
 }
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     """Register ``inventory``."""
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "inventory",
-        help="reconcile the catalogue with the store; recover a lost host's catalogue",
+        summary="reconcile the catalogue with the store; recover a lost host's catalogue",
+        description="Compare the catalogue with what the store holds: archives confirmed, "
+        "flagged MISSING or MISMATCH, foreign archives noted, deletions confirmed. S3 and the "
+        "local store are listed at once; a Glacier vault needs an inventory job (hours): "
+        "--request asks for one, --wait waits for it. Then each unread metadata object of "
+        "this host is read: on a new machine (an empty state directory, or --rebuild) this "
+        "rebuilds the catalogue from the store alone, so that files, cycles, status and "
+        "restore --path answer as on the lost host (docs/recovery.md).",
+        examples=[
+            "glacier-backup inventory",
+            "glacier-backup inventory --request --wait",
+            "glacier-backup inventory --rebuild --identity ~/identity.txt",
+            "glacier-backup inventory --host oldbox --yes",
+        ],
     )
     p.add_argument(
         "--request", action="store_true", help="Glacier: ask for a new inventory (takes hours)"

@@ -35,6 +35,7 @@ from uploader.verify import (
     verdicts_to_record,
     verify_archives,
 )
+from watcher.commands.parsers import add_command
 from watcher.commands.restore_cold import add_cold_arguments, retrieval_options
 from watcher.commands.terminal import TerminalUI, declined
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
@@ -43,15 +44,29 @@ from watcher.notify.events import NoticeEvent
 from watcher.outcomes import Outcomes
 
 if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     """Register ``verify``."""
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "verify",
-        help="check archives against the store's own checksums, without a retrieval; "
-        "--read-data downloads and authenticates them",
+        summary="check archives against the store's own checksums, without a retrieval",
+        description="Compare every archive of this host (or of the named cycles) with what "
+        "the store reports about it: size, ETag and version, each part's SHA-256 (S3, a local "
+        "store) or the tree hash in the latest vault inventory; each metadata object is "
+        "checked too, and decrypted where a key is at hand. Nothing is retrieved, deleted or "
+        "rewritten. --read-data downloads the archives (retrieving them first from cold "
+        "storage, after a quote) and authenticates every age chunk and file. Exit 1 names "
+        "each archive that failed.",
+        examples=[
+            "glacier-backup verify",
+            "glacier-backup verify 20261126T040000Z --json",
+            "glacier-backup verify --read-data --sample 1",
+            "glacier-backup verify --read-data --resume",
+        ],
     )
     p.add_argument("cycles", nargs="*", metavar="CYCLE", help="cycle ids (default: every one)")
     p.add_argument(
