@@ -13,6 +13,7 @@ from typing import Any, Self
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
+from aiohttp.payload import BytesPayload, Payload
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -95,16 +96,35 @@ def _errors(what: str) -> Iterator[None]:
         raise TransientStoreError(f"{what}: {exc}") from exc
 
 
-def _part_body_as_view(params: dict[str, Any], **_: Any) -> None:
-    """Send a part held in a bytearray as a memoryview of it.
+class _PartBody(BytesPayload):
+    """A part's bytes as aiohttp sends them, without a copy, and as botocore sends them again.
 
-    aiohttp copies a bytearray body (it slices it) before sending, a memoryview it does not:
-    16 MiB less to copy per part. botocore's parameter validation refuses memoryviews, so the
-    swap is made after it, just before the request is built.
+    aiohttp copies a bytearray body (it slices it) before sending, a view it does not: 16 MiB
+    less to copy per part. botocore rewinds a body before it retries a request (a 503 SlowDown,
+    a reset connection) and cannot rewind a bare memoryview, which turned one transient error
+    into a failed part. A payload of bytes in memory has nothing to rewind: :meth:`seek` is
+    all botocore needs, and aiohttp sends a payload it is given as it is.
     """
+
+    def __init__(self, data: bytearray) -> None:
+        # Payload.__init__, not BytesPayload's: that one warns about large bodies in memory,
+        # which is what a part is by design (its size is bounded by the driver's tokens).
+        Payload.__init__(self, memoryview(data), content_type="application/octet-stream")
+        self._size = len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Rewind for a retry: the bytes are in memory, every send starts at the first."""
+        return 0
+
+
+def _part_body_as_view(params: dict[str, Any], **_: Any) -> None:
+    """Send a part held in a bytearray as a :class:`_PartBody` (no copy, can be resent).
+
+    botocore's parameter validation refuses anything but bytes-like and file-like bodies, so
+    the swap is made after it, just before the request is built."""
     body = params.get("body")
     if isinstance(body, bytearray):
-        params["body"] = memoryview(body)
+        params["body"] = _PartBody(body)
 
 
 class S3Store(AwsStore):
