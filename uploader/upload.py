@@ -49,6 +49,7 @@ from uploader.crypto import (
     parse_recipient,
     read_passphrase,
 )
+from uploader.cycle_lock import CycleBusy, cycle_lock
 from uploader.multipart import (
     IncompleteUpload,
     MultipartOptions,
@@ -163,14 +164,18 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
 ) -> ArchiveRecord:
     """Upload the sealed cycle in ``cycle_dir`` (resuming an interrupted attempt).
 
-    A cycle whose archive was pruned from the store raises :class:`CyclePruned` unless
-    ``force`` is set (pruning decided it should not be there; the spool may still hold it).
+    The cycle's lock (:mod:`uploader.cycle_lock`) is held throughout: :class:`CycleBusy` if
+    another process is uploading it now. A cycle whose archive was pruned from the store raises
+    :class:`CyclePruned` unless ``force`` is set (pruning decided it should not be there; the
+    spool may still hold it).
     With ``force``, a cycle whose archive is recorded but was never confirmed by the store, or
     is flagged MISSING (see :func:`archive_doubt`), is uploaded again: its archive record (and
     any upload record left) is dropped first. A confirmed archive is never sent twice.
     """
     cycle = await asyncio.to_thread(load_sealed_cycle, cycle_dir)
-    with bound_contextvars(cycle=cycle.cycle_id):
+    # One process uploads a cycle at a time (CycleBusy otherwise): two would race each other
+    # through the catalogue and the store, and each could abort the other's upload as a stray.
+    with bound_contextvars(cycle=cycle.cycle_id), cycle_lock(catalogue.state_dir, cycle.cycle_id):
         found = await _archived(store, catalogue, cycle, force=force)
         if found is not None:
             return found
@@ -321,6 +326,7 @@ async def _start(
         encryption="age" if state else "none",
     ).as_metadata()
     upload_id = await store.create_multipart_upload(key, part_size, metadata)
+    testpoints.pause("upload.created")
     return await asyncio.to_thread(
         lambda: catalogue.start_upload(
             store=store.name,
@@ -340,6 +346,7 @@ async def _start(
 __all__: Sequence[str] = [
     "CYCLE_FAULTS",
     "UPLOAD_FAILURES",
+    "CycleBusy",
     "CyclePruned",
     "archive_doubt",
     "pending_cycle_dirs",

@@ -41,7 +41,7 @@ from uploader.stores import (
     UploadNotFound,
     open_store,
 )
-from uploader.upload import CYCLE_FAULTS, CyclePruned, upload_cycle
+from uploader.upload import CYCLE_FAULTS, CycleBusy, CyclePruned, upload_cycle
 from watcher.config import AppConfig
 from watcher.markers import DONE, FAILED, QUARANTINE, file_away
 
@@ -133,6 +133,9 @@ class Dispatcher:
                 file_away(path, marker_dir, DONE)
                 log.warning("watch.upload_refused", reason=str(exc))
                 return Outcome("already_uploaded", str(exc))
+            except CycleBusy as exc:  # a CLI upload has it: look again once it is done
+                log.info("watch.upload_left_to_other", reason=str(exc))
+                raise RetryLater(str(exc)) from exc
             except Exception as exc:
                 retry = _retry_reason(exc, marker.cycle_dir)
                 if retry is not None:

@@ -1,7 +1,7 @@
 """Issue 12, "survive what real clouds and real machines do": the defects it lists, reproduced
-through the real ``glacier-backup`` process (or the store test servers) and pinned as strict
-xfails. Each states the behaviour the issue asks for; when a fix lands, its test passes, the
-strict xfail turns that into a failure, and the marker is removed with the fix.
+through the real ``glacier-backup`` process (or the store test servers). Each test states the
+behaviour the issue asks for and failed before its fix; one still pinned as a strict xfail names
+its defect.
 
 Defect 1 (a 503 on UploadPart aborts the upload) is in tests/uploader/test_s3_faults.py, defect 8
 (SeaweedFS has no restore API) in the SeaweedFS runs of the S3 restore tests
@@ -61,7 +61,6 @@ def _config(tmp_path: Path, store: dict[str, Any], **sections: dict[str, Any]) -
     )
 
 
-@defect(2, "two uploads of one cycle abort each other")
 def test_a_second_upload_of_a_cycle_being_uploaded_stands_aside(tmp_path: Path) -> None:
     build_cycle(tmp_path / "spool", [6 << 20, 100], cycle_id="20260101T000000Z")
     config = _config(

@@ -65,6 +65,11 @@ class Catalogue(Closing):
         """The catalogue of a state directory (created on first use)."""
         return cls(state_dir / CATALOGUE_FILE)
 
+    @property
+    def state_dir(self) -> Path:
+        """The state directory the catalogue lives in (its cycle locks live there too)."""
+        return self.path.parent
+
     def close(self) -> None:
         """Close the database connection."""
         with self._lock:

@@ -13,11 +13,16 @@ store errors end up in the report and the log, and the next pass carries on.
   ``orphan_grace``: see :mod:`uploader.maintenance.orphans`), whose parts would be billed forever;
 - then plan the prune and, unless ``dry_run``, delete; each deletion waits in the catalogue until
   a later listing or inventory confirms it.
+
+A cycle being uploaded by another process (its lock, :mod:`uploader.cycle_lock`) is left alone:
+its object is not adopted, its multipart upload not aborted, its archive not deleted in this
+pass; the next pass looks again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,8 +31,9 @@ import structlog
 
 from localbackup.configkit import DAY
 from uploader import catalogue as cm
-from uploader.archive import ArchiveMetadata
+from uploader.archive import ArchiveMetadata, parse_object_key
 from uploader.catalogue import Catalogue, FlagKind
+from uploader.cycle_lock import CycleBusy, cycle_lock
 from uploader.maintenance.inventory_pass import advance_inventory
 from uploader.maintenance.inventory_plan import InventorySettings
 from uploader.maintenance.orphans import KnownUpload, host_prefix, plan_orphan_aborts
@@ -110,6 +116,14 @@ async def run_maintenance(
     if config.prune:
         await _prune(store, catalogue, config, now, report)
     return report
+
+
+def _cycle_lock(catalogue: Catalogue, key: str | None) -> contextlib.AbstractContextManager[None]:
+    """The lock of the cycle whose archive ``key`` names (nothing to lock for other keys)."""
+    parsed = None if key is None else parse_object_key(key)
+    if parsed is None:
+        return contextlib.nullcontext()
+    return cycle_lock(catalogue.state_dir, parsed.cycle_id)
 
 
 # -- listing and inventories ---------------------------------------------------------------------
@@ -195,7 +209,12 @@ def _apply(
             ):
                 cm.set_archive_id(catalogue, name, a.key, a.listed.store_id)
         elif a.kind == "adopt" and a.listed is not None:
-            cm.adopt_archive(catalogue, name, a.listed, host, as_of)
+            try:
+                with _cycle_lock(catalogue, a.key):
+                    cm.adopt_archive(catalogue, name, a.listed, host, as_of)
+            except CycleBusy as exc:  # its upload records it when it is done
+                log.info("maintenance.left_to_upload", key=a.key, reason=str(exc))
+                continue
             log.info("maintenance.adopted", key=a.key, size=a.listed.size)
         elif a.kind == "foreign" and a.listed is not None:
             cm.record_foreign(catalogue, name, a.listed, a.detail, now)
@@ -241,7 +260,11 @@ async def _sweep_orphans(
             )
             continue
         try:
-            await store.abort_multipart_upload(u.key, u.upload_id)
+            with _cycle_lock(catalogue, u.key):
+                await store.abort_multipart_upload(u.key, u.upload_id)
+        except CycleBusy as exc:  # a live upload, not an orphan
+            log.info("maintenance.left_to_upload", key=u.key, reason=str(exc))
+            continue
         except StoreError as exc:
             report.problems.append(f"aborting the upload {u.upload_id} of {u.key}: {exc}")
             log.warning(
@@ -295,11 +318,17 @@ async def _prune(
             continue
         archive_id = await asyncio.to_thread(cm.archive_id_of, catalogue, store.name, d.key)
         try:
-            await store.delete(archive_id or d.key)
+            with _cycle_lock(catalogue, d.key):
+                await store.delete(archive_id or d.key)
+                await asyncio.to_thread(
+                    cm.record_deletion, catalogue, store.name, d.key, archive_id, now
+                )
+        except CycleBusy as exc:
+            log.info("maintenance.left_to_upload", key=d.key, reason=str(exc))
+            continue
         except StoreError as exc:
             report.problems.append(f"deleting {d.key}: {exc}")
             log.warning("maintenance.delete_failed", key=d.key, error=str(exc))
             continue
-        await asyncio.to_thread(cm.record_deletion, catalogue, store.name, d.key, archive_id, now)
         report.deleted.append(d.key)
         log.info("maintenance.deleted", key=d.key, bytes=d.size)

@@ -17,7 +17,13 @@ from localbackup.formats import CYCLE_JSON
 from localbackup.spool import CYCLES
 from uploader.catalogue import Catalogue, pruned_at, remember_cycle_indexes
 from uploader.stores import Store, StoreNotAvailable, open_store
-from uploader.upload import UPLOAD_FAILURES, archive_doubt, pending_cycle_dirs, upload_cycle
+from uploader.upload import (
+    UPLOAD_FAILURES,
+    CycleBusy,
+    archive_doubt,
+    pending_cycle_dirs,
+    upload_cycle,
+)
 from watcher.exitcodes import FAILURE, OK, USAGE
 
 if TYPE_CHECKING:
@@ -116,6 +122,10 @@ async def _upload_all(
                         progress,
                         force=force,
                     )
+                except CycleBusy as exc:  # the other process finishes it: not a failure
+                    log.info("upload.skipped", cycle=cycle_dir.name, reason=str(exc))
+                    print(f"{cycle_dir.name}: {exc}; left to it")
+                    continue
                 except UPLOAD_FAILURES as exc:
                     failed += 1
                     log.error("upload.failed", cycle=cycle_dir.name, error=str(exc))
