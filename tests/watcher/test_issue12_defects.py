@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -80,7 +81,6 @@ def test_a_second_upload_of_a_cycle_being_uploaded_stands_aside(tmp_path: Path) 
     assert not list((tmp_path / "vault" / ".uploads").iterdir())
 
 
-@defect(3, "upload CYCLE says 'already archived' for an archive flagged MISSING")
 def test_upload_of_a_cycle_whose_archive_is_missing_sends_it_again(tmp_path: Path) -> None:
     cycle = "20260101T000000Z"
     build_cycle(tmp_path / "spool", [3000], cycle_id=cycle)
@@ -95,6 +95,20 @@ def test_upload_of_a_cycle_whose_archive_is_missing_sends_it_again(tmp_path: Pat
     r = run(glacier_backup(config, "upload", cycle))  # what docs/retention.md tells users
     assert r.returncode == 0, r.stderr
     assert (vault / key).exists(), r.stdout + r.stderr
+    assert f"{cycle}: the archive in local:{vault} is flagged MISSING: uploading again" in r.stdout
+    # Once the spool no longer has the cycle, the command says so, and what can be done.
+    (vault / key).unlink()
+    with Catalogue.in_state_dir(tmp_path / "state") as cat:
+        cm.flag_archive(cat, f"local:{vault}", key, "missing", detail="absent", now=later())
+    shutil.rmtree(tmp_path / "spool" / "cycles" / cycle)
+    r = run(glacier_backup(config, "upload", cycle))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "flagged MISSING" in r.stderr and "no longer in" in r.stderr
+    assert "glacier-backup inventory" in r.stderr and "backup --full" in r.stderr
+
+
+def later() -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=1)  # after the archive's upload time
 
 
 @defect(4, "status counts pruned cycles as sealed and waiting for upload")

@@ -18,6 +18,7 @@ from localbackup.spool import CYCLES
 from uploader.catalogue import Catalogue, pruned_at, remember_cycle_indexes
 from uploader.stores import Store, StoreNotAvailable, open_store
 from uploader.upload import (
+    FLAGGED_MISSING,
     UPLOAD_FAILURES,
     CycleBusy,
     archive_doubt,
@@ -44,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--force",
         action="store_true",
         help="upload CYCLE even if its archive was pruned from the store, or again if its"
-        " archive is unconfirmed or flagged MISSING",
+        " archive is unconfirmed (one flagged MISSING is sent again by 'upload CYCLE' alone)",
     )
     p.set_defaults(run=run)
 
@@ -62,47 +63,60 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     except StoreNotAvailable as exc:
         print(f"glacier-backup: configuration error: {config.file}: store: {exc}", file=sys.stderr)
         return USAGE
-    cycles_root = config.backup.spool_dir / CYCLES
     with Catalogue.in_state_dir(config.state_dir) as catalogue:
+        force = bool(args.cycle and getattr(args, "force", False))
         if args.cycle:
-            cycle_dir = cycles_root / args.cycle
-            if "/" in args.cycle or not (cycle_dir / CYCLE_JSON).is_file():
-                print(
-                    f"glacier-backup: no sealed cycle {args.cycle!r} in {cycles_root}",
-                    file=sys.stderr,
-                )
-                return USAGE
-            when = pruned_at(catalogue, store.name, args.cycle)
-            force = bool(getattr(args, "force", False))
-            if (
-                when is not None
-                and not force
-                and catalogue.find_archive(store.name, args.cycle) is None
-            ):
-                print(
-                    f"glacier-backup: cycle {args.cycle} was pruned from {store.name} on "
-                    f"{when:%Y-%m-%d %H:%M} UTC and is not uploaded again; to upload it anyway: "
-                    f"glacier-backup upload --force {args.cycle}",
-                    file=sys.stderr,
-                )
-                return FAILURE
-            if force and (found := catalogue.find_archive(store.name, args.cycle)) is not None:
-                doubt = archive_doubt(catalogue, found)
-                if doubt is None:
-                    print(
-                        f"{args.cycle}: already archived in {store.name} and confirmed; "
-                        "--force uploads again only an unconfirmed or MISSING archive"
-                    )
-                else:
-                    print(f"{args.cycle}: the archive in {store.name} is {doubt}: uploading again")
-            todo = [cycle_dir]
+            named = _named_cycle(args.cycle, config, catalogue, store.name, force=force)
+            if isinstance(named, int):
+                return named
+            todo = [named]
         else:
             todo = pending_cycle_dirs(config.backup.spool_dir, catalogue, store.name)
         if not todo:
             print("nothing to upload: every sealed cycle is archived")
             return OK
-        force = bool(args.cycle and getattr(args, "force", False))
         return asyncio.run(_upload_all(todo, store, catalogue, config, force=force))
+
+
+def _named_cycle(
+    cycle: str, config: AppConfig, catalogue: Catalogue, store: str, *, force: bool
+) -> Path | int:
+    """The directory of the cycle ``upload CYCLE`` names, or the exit code when it is not
+    uploaded (said why and what can be done)."""
+    cycles_root = config.backup.spool_dir / CYCLES
+    cycle_dir = cycles_root / cycle
+    found = None if "/" in cycle else catalogue.find_archive(store, cycle)
+    doubt = None if found is None else archive_doubt(catalogue, found)
+    if "/" in cycle or not (cycle_dir / CYCLE_JSON).is_file():
+        if doubt == FLAGGED_MISSING:
+            print(
+                f"glacier-backup: the archive of cycle {cycle} is flagged MISSING in {store}, "
+                f"and the cycle is no longer in {cycles_root}: it cannot be sent again. Run "
+                "'glacier-backup inventory' to look at the store again (a flag that clears was "
+                "a late listing); if it is really gone, 'glacier-backup backup --full' starts a "
+                "new cycle that protects everything as it is now",
+                file=sys.stderr,
+            )
+            return FAILURE
+        print(f"glacier-backup: no sealed cycle {cycle!r} in {cycles_root}", file=sys.stderr)
+        return USAGE
+    when = pruned_at(catalogue, store, cycle)
+    if when is not None and not force and found is None:
+        print(
+            f"glacier-backup: cycle {cycle} was pruned from {store} on "
+            f"{when:%Y-%m-%d %H:%M} UTC and is not uploaded again; to upload it anyway: "
+            f"glacier-backup upload --force {cycle}",
+            file=sys.stderr,
+        )
+        return FAILURE
+    if found is not None and (doubt == FLAGGED_MISSING or (force and doubt is not None)):
+        print(f"{cycle}: the archive in {store} is {doubt}: uploading again")
+    elif found is not None and force:
+        print(
+            f"{cycle}: already archived in {store} and confirmed; "
+            "--force uploads again only an unconfirmed or MISSING archive"
+        )
+    return cycle_dir
 
 
 async def _upload_all(
@@ -121,6 +135,7 @@ async def _upload_all(
                         config.upload,
                         progress,
                         force=force,
+                        resend_missing=True,  # only named or pending cycles come here
                     )
                 except CycleBusy as exc:  # the other process finishes it: not a failure
                     log.info("upload.skipped", cycle=cycle_dir.name, reason=str(exc))
