@@ -169,7 +169,6 @@ def test_a_full_spool_names_the_path_and_leaves_no_partial_file(tmp_path: Path) 
         assert not list(spool.rglob("*.partial")), sorted(spool.rglob("*"))
 
 
-@defect(9, "restore --resume after a kill past restore.done: 'target is not empty'")
 def test_a_finished_restore_killed_at_its_end_is_recognised_by_resume(
     tmp_path: Path, moto_server: str, aws_env: None
 ) -> None:
@@ -202,3 +201,6 @@ def test_a_finished_restore_killed_at_its_end_is_recognised_by_resume(
     assert snapshot(restored(out, h.src)) == h.snapshots[-1]  # it had finished
     again = run(glacier_backup(config, "restore", "--to", str(out), "--resume"))
     assert again.returncode == 0, again.stdout + again.stderr
+    assert f"the restore into {out} finished on " in again.stdout
+    assert "nothing to resume" in again.stdout
+    assert snapshot(restored(out, h.src)) == h.snapshots[-1]

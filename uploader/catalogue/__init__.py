@@ -70,6 +70,8 @@ from uploader.catalogue.records import (
     UploadRecord,
     UploadState,
 )
+from uploader.catalogue.restores import FinishedRestore, last_restore_into, record_restore
+from uploader.catalogue.retries import UploadRetry, clear_retry, note_retry, upload_retries
 from uploader.catalogue.retrievals import (
     done_ranges,
     drop_retrieval,
@@ -87,6 +89,7 @@ __all__ = [
     "Catalogue",
     "Event",
     "EventKind",
+    "FinishedRestore",
     "Flag",
     "FlagKind",
     "ForeignArchive",
@@ -100,9 +103,11 @@ __all__ = [
     "RetrievalState",
     "StoredIndex",
     "UploadRecord",
+    "UploadRetry",
     "UploadState",
     "adopt_archive",
     "archive_id_of",
+    "clear_retry",
     "confirm_archive",
     "confirm_deletion",
     "done_ranges",
@@ -119,8 +124,10 @@ __all__ = [
     "job_requested",
     "known_archives",
     "last_event",
+    "last_restore_into",
     "mark_ready",
     "mark_requested",
+    "note_retry",
     "open_flags",
     "pending_deletions",
     "prune_inputs",
@@ -133,10 +140,12 @@ __all__ = [
     "record_prune_plan",
     "record_range",
     "record_request",
+    "record_restore",
     "remember_cycle_indexes",
     "requeue_unconfirmed",
     "save_job",
     "set_archive_id",
     "set_download",
     "stored_indexes",
+    "upload_retries",
 ]

@@ -5,7 +5,8 @@ tables, by the module that reads and writes them: ``uploads``, ``upload_parts``,
 (:mod:`.db`, :mod:`.archives`), ``cycle_indexes`` (:mod:`.indexes`), ``events`` (:mod:`.events`),
 ``inventory_jobs``, ``inventory_state``, ``inventories`` (:mod:`.inventory`), ``foreign_archives``,
 ``archive_flags`` (:mod:`.findings`), ``prune_decisions``, ``pending_deletions`` (:mod:`.pruning`),
-``retrievals``, ``retrieval_ranges`` (:mod:`.retrievals`).
+``retrievals``, ``retrieval_ranges`` (:mod:`.retrievals`), ``restores`` (:mod:`.restores`),
+``upload_retries`` (:mod:`.retries`).
 """
 
 from __future__ import annotations
@@ -211,6 +212,33 @@ MIGRATIONS: list[tuple[str, ...]] = [
         # upload (JSON, see Catalogue.begin_completion).
         """
         ALTER TABLE uploads ADD COLUMN completion TEXT
+        """,
+    ),
+    (
+        # Surviving faults (restores.py, retries.py): the restores that finished, newest per
+        # target, so that `restore --resume` after a kill at its very end says it is done; and
+        # the uploads the service is retrying (since when, why, the next attempt), for status.
+        """
+        CREATE TABLE restores (
+            id INTEGER PRIMARY KEY,
+            store TEXT NOT NULL,
+            key TEXT NOT NULL,
+            cycle_id TEXT NOT NULL,
+            increment INTEGER NOT NULL,
+            target TEXT NOT NULL UNIQUE,
+            finished_at TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE upload_retries (
+            store TEXT NOT NULL,
+            cycle_id TEXT NOT NULL,
+            since TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            next_at TEXT,
+            attempts INTEGER NOT NULL,
+            PRIMARY KEY (store, cycle_id)
+        )
         """,
     ),
 ]

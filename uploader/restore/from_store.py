@@ -8,13 +8,15 @@ listed). An archive that can be read is streamed straight into the restore
 
 from __future__ import annotations
 
+import asyncio
+
 from localbackup.configkit import format_size
 from localbackup.extract import ExtractStats
 from localbackup.formats import IncrementManifest, SealedCycle
 from localbackup.pointintime import PointInTimeError, choose_cycle
-from uploader.catalogue import Catalogue
+from uploader.catalogue import Catalogue, record_restore
 from uploader.config import EncryptionConfig
-from uploader.restore.cold import cold_class, restore_cold
+from uploader.restore.cold import cold_class, finished, restore_cold
 from uploader.restore.request import RestoreRequest
 from uploader.restore.stream import ArchiveRef, find_archives, identities_for, restore_archive
 from uploader.restore.ui import RestoreUI, describe_plan
@@ -77,4 +79,6 @@ async def restore_from_store(
         options=request.extract_options,
         on_plan=on_plan,
     )
+    done = finished(store, archive, result, request.to)
+    await asyncio.to_thread(record_restore, catalogue, done)
     return result.stats
