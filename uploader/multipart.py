@@ -116,7 +116,7 @@ async def upload_multipart(
         completing = True
         await store.complete_multipart_upload(key, upload_id, parts)
     except BaseException as exc:
-        error = _first_error(exc)
+        error = first_error(exc)
         if isinstance(error, asyncio.CancelledError | KeyboardInterrupt):
             run.cancel_sends()
             log.info("upload.interrupted", key=key, parts_done=len(run.finished))
@@ -350,8 +350,9 @@ async def _after_failure(run: _Run, error: BaseException, *, completing: bool) -
     await _abort(run.store, key, run.upload_id)
 
 
-def _first_error(exc: BaseException) -> BaseException:
-    """The root failure inside (nested) task group errors, preferring real errors to cancels."""
+def first_error(exc: BaseException) -> BaseException:
+    """The root failure inside (nested) task group errors, preferring real errors to cancels:
+    what a user is told (never "unhandled errors in a TaskGroup")."""
     while isinstance(exc, BaseExceptionGroup):
         real = [e for e in exc.exceptions if not isinstance(e, asyncio.CancelledError)]
         exc = (real or list(exc.exceptions))[0]

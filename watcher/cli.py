@@ -94,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("glacier-backup: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
+        while isinstance(exc, ExceptionGroup):  # what failed, never "errors in a TaskGroup"
+            exc = exc.exceptions[0]
         log.error("command.failed", command=args.command, error=str(exc), type=type(exc).__name__)
         print(f"glacier-backup: error: {exc}", file=sys.stderr)
         return FAILURE

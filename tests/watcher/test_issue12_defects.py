@@ -133,7 +133,6 @@ async def test_status_does_not_count_pruned_cycles_as_waiting(tmp_path: Path) ->
     assert json.loads(status.stdout)["sealed_waiting"] == []
 
 
-@defect(5, "a persistent job-output failure ends with TaskGroup text")
 def test_a_persistent_job_output_failure_names_the_store_error_and_resume(
     tmp_path: Path, glacier_emulator: Any, aws_env: None
 ) -> None:
@@ -155,6 +154,12 @@ def test_a_persistent_job_output_failure_names_the_store_error_and_resume(
     assert r.returncode == 1, text
     assert "TaskGroup" not in text and "sub-exception" not in text, text
     assert "restore --resume" in text, text
+    assert "downloading h/" in text and "stopped: " in text, text  # names what failed
+    # ... and it does continue once the store is well again.
+    glacier_emulator.control.clear_faults()
+    r = run(glacier_backup(config, "restore", "--to", str(out), "--resume"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert snapshot(restored(out, h.src)) == h.snapshots[-1]
 
 
 @defect(6, "a full spool: ENOSPC without a path, and the .partial increment stays")
