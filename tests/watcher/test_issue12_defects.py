@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -162,7 +163,6 @@ def test_a_persistent_job_output_failure_names_the_store_error_and_resume(
     assert snapshot(restored(out, h.src)) == h.snapshots[-1]
 
 
-@defect(6, "a full spool: ENOSPC without a path, and the .partial increment stays")
 def test_a_full_spool_names_the_path_and_leaves_no_partial_file(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "big").write_bytes(os.urandom(4 << 20))  # incompressible
@@ -171,7 +171,30 @@ def test_a_full_spool_names_the_path_and_leaves_no_partial_file(tmp_path: Path) 
         r = run(glacier_backup(config, "backup"))
         assert r.returncode == 1, r.stdout + r.stderr
         assert str(spool) in r.stderr, r.stderr
+        assert "no space left on the filesystem of" in r.stderr, r.stderr
+        assert re.search(
+            r"needed more than the [\d.]+ \w+ written before it filled \([\d.]+ \w+ free of",
+            r.stderr,
+        ), r.stderr
+        assert "backup.spool_dir" in r.stderr, r.stderr
         assert not list(spool.rglob("*.partial")), sorted(spool.rglob("*"))
+
+
+@pytest.mark.parametrize("mount_point", [False, True], ids=["beside", "mount-point"])
+def test_a_full_restore_target_names_the_path_and_leaves_nothing(
+    tmp_path: Path, mount_point: bool
+) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "big").write_bytes(os.urandom(3 << 20))
+    config = _config(tmp_path, {"type": "local", "path": str(tmp_path / "vault")})
+    assert run(glacier_backup(config, "backup")).returncode == 0
+    with tmpfs(tmp_path / "small", size="1m") as small:
+        to = small if mount_point else small / "restored"
+        r = run(glacier_backup(config, "restore", "--from-spool", "--to", str(to)))
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"no space left on the filesystem of {to}: restoring into {to}" in r.stderr
+        assert "restore to another place with --to" in r.stderr
+        assert list(small.iterdir()) == []  # nothing half-written
 
 
 def test_a_finished_restore_killed_at_its_end_is_recognised_by_resume(
