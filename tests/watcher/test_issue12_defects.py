@@ -3,10 +3,9 @@ through the real ``glacier-backup`` process (or the store test servers). Each te
 behaviour the issue asks for and failed before its fix; one still pinned as a strict xfail names
 its defect.
 
-Defect 1 (a 503 on UploadPart aborts the upload) is in tests/uploader/test_s3_faults.py, defect 8
-(SeaweedFS has no restore API) in the SeaweedFS runs of the S3 restore tests
-(tests/conftest.py: SEAWEEDFS_NO_RESTORE). Defect 7 (a frozen S3 server: no log line, no timeout)
-is shown by the fault proxy's ``stall`` but has no test yet: its timeout settings are to be named.
+Defect 1 (a 503 on UploadPart aborts the upload) is in tests/uploader/test_s3_faults.py, defect 2
+(concurrent runs) in tests/watcher/test_concurrent_runs.py; defect 8 (SeaweedFS has no restore
+API) is also shown by the SeaweedFS runs of the S3 restore tests (``s3_endpoint_for_restores``).
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ import boto3
 import pytest
 
 from tests.localbackup.test_extract import make_history, restored, snapshot
+from tests.support.faultproxy import FaultProxy, S3Error
 from tests.support.killpoints import PausedChild, glacier_backup, run_until_killed, write_config
 from tests.support.mounts import tmpfs
 from tests.uploader.conftest import build_cycle
@@ -232,3 +232,55 @@ def test_a_finished_restore_killed_at_its_end_is_recognised_by_resume(
     assert f"the restore into {out} finished on " in again.stdout
     assert "nothing to resume" in again.stdout
     assert snapshot(restored(out, h.src)) == h.snapshots[-1]
+
+
+def _s3_config(tmp_path: Path, endpoint: str, h: Any) -> Path:
+    bucket = f"defect8-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    store = {
+        "type": "s3",
+        "bucket": bucket,
+        "storage_class": "DEEP_ARCHIVE",
+        "endpoint_url": endpoint,
+        "region": "us-east-1",
+    }
+    config = write_config(
+        tmp_path / "config.toml",
+        {
+            "state_dir": tmp_path / "state",
+            "backup": {"sources": [str(h.src)], "spool_dir": tmp_path / "spool", "host": "h"},
+            "encryption": {"mode": "none"},
+            "store": store,
+        },
+    )
+    assert run(glacier_backup(config, "seal")).returncode == 0
+    assert run(glacier_backup(config, "upload")).returncode == 0
+    return config
+
+
+def test_a_server_without_the_restore_api_is_read_directly_saying_so_once(
+    tmp_path: Path, seaweedfs_server: str, aws_env: None
+) -> None:
+    h = make_history(tmp_path)
+    config = _s3_config(tmp_path, seaweedfs_server, h)
+    out = tmp_path / "out"
+    r = run(glacier_backup(config, "restore", "--to", str(out), "--yes"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("takes no restore requests") == 1, r.stdout
+    assert "MethodNotAllowed" in r.stdout and "reads directly" in r.stdout
+    assert snapshot(restored(out, h.src)) == h.snapshots[-1]
+
+
+def test_a_refused_restore_of_an_unreadable_object_says_both(
+    tmp_path: Path, s3_proxy: FaultProxy, aws_env: None
+) -> None:
+    h = make_history(tmp_path)
+    config = _s3_config(tmp_path, s3_proxy.url, h)
+    refused = S3Error(405, "MethodNotAllowed", "The specified method is not allowed.")
+    s3_proxy.fail("RestoreObject", refused, times=None)
+    out = tmp_path / "out"
+    r = run(glacier_backup(config, "restore", "--to", str(out), "--yes"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "MethodNotAllowed" in r.stderr and "cannot be read directly either" in r.stderr
+    assert s3_proxy.requests("GetObject") == 1  # the one small probe, then nothing
+    assert not out.exists()

@@ -3,7 +3,8 @@
 The catalogue says which archives of this host exist (when it knows none, the store is
 listed). An archive that can be read is streamed straight into the restore
 (:func:`.stream.restore_archive`); one in cold storage goes through a retrieval
-(:func:`.cold.restore_cold`).
+(:func:`.cold.restore_cold`), unless the store refuses restore requests as an operation it does
+not have and the object reads directly (S3-compatible servers such as SeaweedFS).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from uploader.catalogue import Catalogue, record_restore
 from uploader.config import EncryptionConfig
 from uploader.restore.cold import cold_class, finished, restore_cold
 from uploader.restore.request import RestoreRequest
+from uploader.restore.retrieval import RetrievalError, reads_directly
 from uploader.restore.stream import ArchiveRef, find_archives, identities_for, restore_archive
 from uploader.restore.ui import RestoreUI, describe_plan
-from uploader.stores import Store
+from uploader.stores import RestoreNotSupported, Store
 
 __all__ = ["choose_archive", "restore_from_store"]
 
@@ -58,21 +60,36 @@ async def restore_from_store(
         ui.say(describe_plan(where, cycle.increments, inc, cycle.mode), now=True)
 
     storage_class = await cold_class(store, archive.key)
+    probed = False
     if storage_class is not None:
-        return await restore_cold(
-            store,
-            catalogue,
-            archive,
-            storage_class,
-            request,
-            identities=identities,
-            ui=ui,
-            on_plan=on_plan,
-        )
+        try:
+            return await restore_cold(
+                store,
+                catalogue,
+                archive,
+                storage_class,
+                request,
+                identities=identities,
+                ui=ui,
+                on_plan=on_plan,
+            )
+        except RestoreNotSupported as exc:
+            # An S3-compatible server without the restore API may keep the object readable.
+            if not await reads_directly(store, archive.key):
+                raise RetrievalError(
+                    f"{exc}: the store has no restore requests, and {archive.key} cannot be "
+                    "read directly either"
+                ) from exc
+            ui.say(
+                f"{store.name} takes no restore requests ({exc}), but {archive.key} reads "
+                "directly: restoring from it without a retrieval"
+            )
+            probed = True
     result = await restore_archive(
         store,
         archive.key,
         request.to,
+        probed=probed,
         identities=identities,
         at=request.at,
         force=request.force,

@@ -138,15 +138,21 @@ async def find_archives(store: Store, catalogue: Catalogue, host: str) -> list[A
 
 
 async def restore_archive(
-    store: Store, key: str, to: Path, **options: Unpack[StreamOptions]
+    store: Store,
+    key: str,
+    to: Path,
+    *,
+    probed: bool = False,
+    **options: Unpack[StreamOptions],
 ) -> RestoreResult:
     """Restore the point in time ``at`` of the archive ``key`` into ``to`` (see
-    :class:`StreamOptions`)."""
+    :class:`StreamOptions`). An object in a cold class is refused with
+    :class:`RetrievalRequired` unless ``probed`` (a ranged read showed it reads directly)."""
     info = await store.head(key)
     cold = info.storage_class in COLD_STORAGE_CLASSES or (
         info.storage_class is None and store.capabilities.needs_retrieval
     )
-    if cold:
+    if cold and not probed:
         raise RetrievalRequired(
             f"{key} is in the {info.storage_class or 'cold'} storage class: it needs a retrieval "
             "request before it can be read (the restore command requests one, waits or resumes, "

@@ -43,6 +43,7 @@ from uploader.stores.base import (
     PartInfo,
     PermanentStoreError,
     RestoreAlreadyInProgress,
+    RestoreNotSupported,
     RestoreOutcome,
     StoreError,
     Tier,
@@ -75,15 +76,27 @@ _TRANSIENT = frozenset(
 )
 
 
+# RestoreObject refused as an operation the server does not have (SeaweedFS and other
+# S3-compatible servers); elsewhere these codes mean a refused request like any other.
+_NO_RESTORE_API: Mapping[str, type[PermanentStoreError]] = {
+    "MethodNotAllowed": RestoreNotSupported,
+    "NotImplemented": RestoreNotSupported,
+}
+
+
 @contextlib.contextmanager
-def _errors(what: str) -> Iterator[None]:
-    """Translate botocore errors into the store's error types (the only place that sees them)."""
+def _errors(
+    what: str, codes: Mapping[str, type[PermanentStoreError]] | None = None
+) -> Iterator[None]:
+    """Translate botocore errors into the store's error types (the only place that sees them);
+    ``codes`` says what some error codes mean for this call, before the store-wide ones."""
     try:
         yield
     except StoreError:
         raise
     except ClientError as exc:
-        raise client_error(exc, what, transient=_TRANSIENT, by_code=_BY_CODE) from exc
+        by_code = _BY_CODE if codes is None else {**_BY_CODE, **codes}
+        raise client_error(exc, what, transient=_TRANSIENT, by_code=by_code) from exc
     except NoCredentialsError as exc:
         raise credentials_missing(what, exc) from exc
     except PartialCredentialsError as exc:
@@ -313,7 +326,7 @@ class S3Store(AwsStore):
         (``RestoreAlreadyInProgress``)."""
         request = {"Days": days, "GlacierJobParameters": {"Tier": tier}}
         try:
-            with _errors(f"requesting a restore of {key}"):
+            with _errors(f"requesting a restore of {key}", _NO_RESTORE_API):
                 r = await self.client.restore_object(
                     Bucket=self.bucket, Key=self._key(key), RestoreRequest=request
                 )
