@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -291,7 +292,13 @@ class _Run:
                     raise
                 wait = self.opts.backoff(attempt)
                 log.warning(
-                    "upload.part_retry", part=number, attempt=attempt + 1, wait=wait, error=str(exc)
+                    "upload.part_retry",
+                    part=number,
+                    attempt=attempt + 1,
+                    retries=self.opts.retries,
+                    wait=wait,
+                    retry_at=retry_time(wait),
+                    error=str(exc),
                 )
                 await self.opts.sleep(wait)
         raise AssertionError("unreachable")
@@ -348,6 +355,11 @@ async def _after_failure(run: _Run, error: BaseException, *, completing: bool) -
     log.error("upload.aborted", key=key, error=str(error), error_type=type(error).__name__)
     await run.settle()  # a part still being written after the abort would outlive it
     await _abort(run.store, key, run.upload_id)
+
+
+def retry_time(seconds: float) -> str:
+    """When a retry ``seconds`` from now happens, as logs show it (ISO 8601, UTC)."""
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="seconds")
 
 
 def first_error(exc: BaseException) -> BaseException:

@@ -27,6 +27,8 @@ from localbackup.step import seal_open_cycle
 from uploader.catalogue import (
     ArchiveRecord,
     Catalogue,
+    clear_retry,
+    note_retry,
     open_flags,
     prune_inputs,
     record_event,
@@ -85,8 +87,33 @@ class Dispatcher:
         if not path.is_file():
             return Outcome("ignored", "gone")  # handled already (duplicate event)
         if formats.is_marker_name(path.name):
-            return await self._marker(path)
+            outcome = await self._marker(path)
+            await self._settled(path)
+            return outcome
         return await self._force(path)
+
+    async def retrying(self, path: Path, reason: str, next_at: datetime) -> None:
+        """The marker's cycle is tried again at ``next_at``: recorded for ``status``."""
+        m = formats.MARKER_NAME.match(path.name)
+        if m is None:
+            return
+        await asyncio.to_thread(
+            lambda: note_retry(
+                self._catalogue,
+                self._config().store.name,
+                m["cycle"],
+                reason,
+                now=datetime.now(UTC),
+                next_at=next_at,
+            )
+        )
+
+    async def _settled(self, path: Path) -> None:
+        """The marker was handled (uploaded, filed as failed...): no longer being retried."""
+        m = formats.MARKER_NAME.match(path.name)
+        if m is not None:
+            store = self._config().store.name
+            await asyncio.to_thread(clear_retry, self._catalogue, store, m["cycle"])
 
     async def _force(self, path: Path) -> Outcome:
         cfg = self._config()

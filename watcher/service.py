@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -156,10 +156,11 @@ class Service:
             try:
                 outcome = await dispatcher.handle(path)
             except RetryLater as exc:
-                self._schedule_retry(loop, watcher, path, str(exc))
+                await self._schedule_retry(loop, watcher, dispatcher, path, str(exc))
             except Exception as exc:  # never let one marker take the service down
                 log.exception("watch.handler_crashed", marker=path.name)
-                self._schedule_retry(loop, watcher, path, f"{type(exc).__name__}: {exc}")
+                why = f"{type(exc).__name__}: {exc}"
+                await self._schedule_retry(loop, watcher, dispatcher, path, why)
             else:
                 self._retry_delay.pop(path, None)
                 log.info(
@@ -167,13 +168,31 @@ class Service:
                 )
             self._notifier.status(f"idle, watching {self.config.watch.marker_dir}")
 
-    def _schedule_retry(
-        self, loop: asyncio.AbstractEventLoop, watcher: MarkerWatcher, path: Path, why: str
+    async def _schedule_retry(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        watcher: MarkerWatcher,
+        dispatcher: Dispatcher,
+        path: Path,
+        why: str,
     ) -> None:
+        """Try ``path`` again later (the pause doubles, up to an hour), said in the log with
+        the reason and the time of the next attempt, and recorded for ``status``."""
         delay = min(self._retry_delay.get(path, RETRY_FIRST / 2) * 2, RETRY_MAX)
         self._retry_delay[path] = delay
-        log.warning("watch.retry_scheduled", marker=path.name, wait_for=delay, error=why)
+        at = datetime.now(UTC) + timedelta(seconds=delay)
+        log.warning(
+            "watch.retry_scheduled",
+            marker=path.name,
+            wait_for=delay,
+            retry_at=at.isoformat(timespec="seconds"),
+            error=why,
+        )
         loop.call_later(delay, watcher.post, path)
+        try:
+            await dispatcher.retrying(path, why, at)
+        except Exception as exc:  # a busy catalogue must not stop the retry itself
+            log.warning("watch.retry_not_recorded", marker=path.name, error=str(exc))
 
     async def _ping(self, interval: float) -> None:
         while True:

@@ -37,15 +37,12 @@ from uploader.stores.local import LocalStore
 from uploader.upload import upload_cycle
 
 
-def defect(n: int, what: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=f"issue 12 defect {n}: {what}")
-
-
 def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
 
 
 def _config(tmp_path: Path, store: dict[str, Any], **sections: dict[str, Any]) -> Path:
+    """A configuration of host ``testhost`` (every backup a sealed full, no encryption)."""
     return write_config(
         tmp_path / "config.toml",
         {
@@ -112,7 +109,6 @@ def later() -> datetime:
     return datetime.now(UTC) + timedelta(seconds=1)  # after the archive's upload time
 
 
-@defect(4, "status counts pruned cycles as sealed and waiting for upload")
 async def test_status_does_not_count_pruned_cycles_as_waiting(tmp_path: Path) -> None:
     vault, spool = tmp_path / "vault", tmp_path / "spool"
     t0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -284,3 +280,66 @@ def test_a_refused_restore_of_an_unreadable_object_says_both(
     assert "MethodNotAllowed" in r.stderr and "cannot be read directly either" in r.stderr
     assert s3_proxy.requests("GetObject") == 1  # the one small probe, then nothing
     assert not out.exists()
+
+
+def test_a_frozen_s3_server_times_out_and_the_part_is_sent_again(
+    tmp_path: Path, s3_proxy: FaultProxy, aws_env: None
+) -> None:
+    build_cycle(tmp_path / "spool", [3000], cycle_id="20260101T000000Z")
+    bucket = f"defect7-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_proxy.url, region_name="us-east-1").create_bucket(
+        Bucket=bucket
+    )
+    store = {
+        "type": "s3",
+        "bucket": bucket,
+        "storage_class": "STANDARD",
+        "endpoint_url": s3_proxy.url,
+        "region": "us-east-1",
+        "read_timeout": "1s",
+    }
+    config = _config(tmp_path, store)
+    frozen = s3_proxy.stall("UploadPart")  # the first part's answer never comes
+    try:
+        r = run(glacier_backup(config, "upload"))
+    finally:
+        frozen.release()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert frozen.fired == 1 and s3_proxy.requests("UploadPart") == 2, s3_proxy.stats()
+    assert s3_proxy.requests("AbortMultipartUpload") == 0
+
+
+def test_the_service_says_it_retries_and_status_shows_since_when_and_why(
+    tmp_path: Path,
+) -> None:
+    from tests.watcher.service_harness import Service
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "data").write_bytes(os.urandom(2 << 20))  # two parts of 1 MiB
+    with tmpfs(tmp_path / "nas", size="4m") as nas:  # a NAS that filled up
+        filler = nas / "filler"
+        filler.write_bytes(bytes((4 << 20) - (64 << 10)))  # 64 KiB left: the parts do not fit
+        config = _config(
+            tmp_path,
+            {"type": "local", "path": str(nas / "vault")},
+            upload={"part_size": "1MiB", "retries": 1},
+        )
+        assert run(glacier_backup(config, "backup")).returncode == 0
+        service = Service(glacier_backup(config, "watch"))
+        try:
+            part = service.wait_for(lambda e: e["event"] == "upload.part_retry")
+            assert "No space left on device" in part["error"] and part["retry_at"], part
+            later = service.wait_for(lambda e: e["event"] == "watch.retry_scheduled")
+            assert "No space left on device" in later["error"] and later["retry_at"], later
+            status = run(glacier_backup(config, "status", "--json"))
+            (retrying,) = json.loads(status.stdout)["retrying"]
+            assert "No space left on device" in retrying["reason"]
+            assert retrying["next_at"].startswith(later["retry_at"][:19])
+            text = run(glacier_backup(config, "status")).stdout
+            assert f"retrying {retrying['cycle_id']} since {retrying['since']}: " in text, text
+        finally:
+            assert service.stop() == 0
+        filler.unlink()  # room again: the next upload goes through and the streak is over
+        assert run(glacier_backup(config, "upload")).returncode == 0
+        status = run(glacier_backup(config, "status", "--json"))
+        assert json.loads(status.stdout)["retrying"] == []

@@ -253,6 +253,11 @@ class Catalogue(Closing):
                 ),
             )
             db.execute("DELETE FROM uploads WHERE id = ?", (upload.id,))
+            # Uploaded: whoever was retrying it (the service) is done (see retries.py).
+            db.execute(
+                "DELETE FROM upload_retries WHERE store = ? AND cycle_id = ?",
+                (record.store, record.cycle_id),
+            )
         return record
 
     # -- archives ------------------------------------------------------------------------------

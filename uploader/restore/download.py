@@ -41,7 +41,7 @@ from localbackup.paths import ensure_private_dir
 from localbackup.staging import RETRIEVAL_NAME, stages_inside
 from uploader import catalogue as cr
 from uploader.catalogue import Catalogue
-from uploader.multipart import first_error
+from uploader.multipart import first_error, retry_time
 from uploader.restore.retrieval import VAULT, RetrievalError, RetrievalExpired, retrieval_jobs
 from uploader.restore.stream import RestoreResult, StreamOptions, restore_stream
 from uploader.stores import (
@@ -246,8 +246,18 @@ async def _fetch(store: Store, record: cr.RetrievalRecord, a: int, b: int, pin: 
         except TransientStoreError as exc:
             if attempt == _ATTEMPTS - 1:
                 raise
-            log.warning("retrieval.range_retry", key=record.key, start=a, error=str(exc))
-            await asyncio.sleep(0.5 * 2**attempt)
+            wait = 0.5 * 2**attempt
+            log.warning(
+                "retrieval.range_retry",
+                key=record.key,
+                start=a,
+                attempt=attempt + 1,
+                retries=_ATTEMPTS - 1,
+                wait=wait,
+                retry_at=retry_time(wait),
+                error=str(exc),
+            )
+            await asyncio.sleep(wait)
     raise AssertionError("unreachable")
 
 

@@ -83,6 +83,8 @@ def open_store(config: StoreConfig) -> Store:
             region=config.region,
             profile=config.profile,
             endpoint_url=config.endpoint_url,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
         )
     if isinstance(config, GlacierStoreConfig):
         from uploader.stores.glacier.store import GlacierStore
@@ -93,5 +95,7 @@ def open_store(config: StoreConfig) -> Store:
             region=config.region,
             profile=config.profile,
             endpoint_url=config.endpoint_url,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
         )
     raise StoreNotAvailable(f"unknown store configuration {config!r}")

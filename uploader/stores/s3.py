@@ -26,7 +26,7 @@ from botocore.exceptions import (
 )
 
 from uploader.archive import S3_COLD_CLASSES
-from uploader.config import S3StoreConfig, StorageClass
+from uploader.config import CONNECT_TIMEOUT, READ_TIMEOUT, S3StoreConfig, StorageClass
 from uploader.stores.aws_client import AwsClient, AwsStore
 from uploader.stores.aws_errors import client_error, credentials_missing
 from uploader.stores.base import (
@@ -156,6 +156,8 @@ class S3Store(AwsStore):
         endpoint_url: str | None = None,
         retry_mode: str = "standard",
         max_attempts: int = 5,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
         max_connections: int = 32,
         capabilities: Capabilities | None = None,
         session: AioSession | None = None,
@@ -163,12 +165,23 @@ class S3Store(AwsStore):
         self.bucket = bucket
         self.prefix = prefix
         self.storage_class = storage_class
-        self.config = S3StoreConfig(bucket, prefix, storage_class, region, profile, endpoint_url)
+        self.config = S3StoreConfig(
+            bucket,
+            prefix,
+            storage_class,
+            region,
+            profile,
+            endpoint_url,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
         self._region = region
         self._endpoint_url = endpoint_url
         self._session = session if session is not None else AioSession(profile=profile)
         self._config = AioConfig(
             retries={"mode": retry_mode, "max_attempts": max_attempts},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
             max_pool_connections=max_connections,
             # Every part carries its SHA-256 checksum, which S3 verifies: hashing the body once
             # more for the SigV4 signature (botocore does on plain http) would only cost time.

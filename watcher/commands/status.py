@@ -21,9 +21,12 @@ from uploader.catalogue import (
     Event,
     InventoryJobState,
     UploadRecord,
+    UploadRetry,
     inventory_state,
     last_event,
     open_flags,
+    pruned_cycle_ids,
+    upload_retries,
 )
 from uploader.maintenance import pending_jobs
 from uploader.stores import PartInfo
@@ -56,7 +59,9 @@ def collect(config: AppConfig) -> dict[str, Any]:
         failure = last_event(cat, ("upload_failed", "marker_quarantined"))
         inventory = inventory_state(cat, store)
         flags = open_flags(cat, store)
-    archived = {a.cycle_id for a in archives}
+        retries = [r for r in upload_retries(cat) if r.store == store]
+        pruned = pruned_cycle_ids(cat, store)
+    archived = {a.cycle_id for a in archives} | pruned  # a pruned cycle waits for nothing
     newest = max(archives, key=lambda a: a.uploaded_at, default=None)
     marker_dir = config.watch.marker_dir
     open_cycle = _open_cycle(spool)
@@ -67,6 +72,7 @@ def collect(config: AppConfig) -> dict[str, Any]:
         "open_cycle": open_cycle,
         "sealed_waiting": waiting,
         "uploads_in_progress": [_upload(u, parts[u.id]) for u in uploads],
+        "retrying": [_retry(r) for r in retries],
         "last_success": None if newest is None else _success(newest),
         "last_failure": _failure(failure) if failure is not None else _last_failure(marker_dir),
         "store_usage": {"archives": len(archives), "bytes": sum(a.size for a in archives)},
@@ -110,6 +116,16 @@ def _upload(u: UploadRecord, parts: list[PartInfo]) -> dict[str, Any]:
         "total_size": u.total_size,
         "parts_done": len(parts),
         "bytes_done": sum(p.size for p in parts),
+    }
+
+
+def _retry(r: UploadRetry) -> dict[str, Any]:
+    return {
+        "cycle_id": r.cycle_id,
+        "since": _iso(r.since),
+        "reason": r.reason,
+        "next_at": _iso(r.next_at),
+        "attempts": r.attempts,
     }
 
 
@@ -173,6 +189,11 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         print(
             f"uploading {u['cycle_id']}: {format_size(u['bytes_done'])} of "
             f"{format_size(u['total_size'])} ({u['parts_done']} parts)"
+        )
+    for r in s["retrying"]:
+        print(
+            f"retrying {r['cycle_id']} since {r['since']}: {r['reason']} "
+            f"({r['attempts']} attempts; next at {r['next_at']})"
         )
     ls = s["last_success"]
     print("last upload: " + (f"{ls['cycle_id']} at {ls['uploaded_at']}" if ls else "never"))
