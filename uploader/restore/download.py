@@ -37,6 +37,7 @@ from typing import Unpack
 
 import structlog
 
+from localbackup import testpoints
 from localbackup.paths import ensure_private_dir
 from localbackup.staging import RETRIEVAL_NAME, stages_inside
 from uploader import catalogue as cr
@@ -134,6 +135,7 @@ async def download(
                 data = await _fetch(store, record, a, b, pin)
                 await asyncio.to_thread(_write, fd, a, data)
                 await asyncio.to_thread(cr.record_range, catalogue, record.id, a, b)
+                testpoints.pause("retrieval.range_recorded")
             progress[0] += b - a
             progress[1] -= 1
             if on_range is not None:
