@@ -11,8 +11,12 @@ store errors end up in the report and the log, and the next pass carries on.
   reconcile when an inventory arrives;
 - abort this host's orphaned multipart uploads (unknown to the catalogue, older than
   ``orphan_grace``: see :mod:`uploader.maintenance.orphans`), whose parts would be billed forever;
-- then plan the prune and, unless ``dry_run``, delete; each deletion waits in the catalogue until
-  a later listing or inventory confirms it.
+- then plan the prune and, unless ``dry_run``, delete; each deletion is recorded first (the
+  archive leaves the catalogue's archives and waits, pending, until a later listing or
+  inventory confirms it), then asked of the store. A pending deletion that a later listing still
+  shows (a kill between the two steps, a delete the store did not carry out) is asked again,
+  and flagged only if that fails: the catalogue and the store converge, and an archive we meant
+  to delete is never reported MISSING.
 
 A cycle being uploaded by another process (its lock, :mod:`uploader.cycle_lock`) is left alone:
 its object is not adopted, its multipart upload not aborted, its archive not deleted in this
@@ -26,9 +30,11 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 import structlog
 
+from localbackup import testpoints
 from localbackup.configkit import DAY
 from uploader import catalogue as cm
 from uploader.archive import ArchiveMetadata, parse_object_key
@@ -108,6 +114,7 @@ async def run_maintenance(
             report.inventory_status = "this store can neither list nor take inventory jobs"
         if listing is not None:
             report.reconciliation = await _reconcile(store.name, catalogue, config, listing, now)
+            await _delete_again(store, catalogue, config, report, now)
     except StoreError as exc:
         report.problems.append(f"inventory/listing: {exc}")
         log.warning("maintenance.listing_failed", store=store.name, error=str(exc))
@@ -218,7 +225,7 @@ def _apply(
             log.info("maintenance.adopted", key=a.key, size=a.listed.size)
         elif a.kind == "foreign" and a.listed is not None:
             cm.record_foreign(catalogue, name, a.listed, a.detail, now)
-        elif a.kind in ("missing", "mismatch", "deletion_failed") and a.key is not None:
+        elif a.kind in ("missing", "mismatch") and a.key is not None:
             cm.flag_archive(catalogue, name, a.key, FlagKind(a.kind), detail=a.detail, now=now)
             log.error(f"maintenance.archive_{a.kind}", key=a.key, detail=a.detail)
             if a.kind == "missing" and (cycle := cm.requeue_unconfirmed(catalogue, name, a.key)):
@@ -231,6 +238,44 @@ def _apply(
     cm.forget_foreign_except(
         catalogue, name, [a.listed.store_id for a in result.of("foreign") if a.listed]
     )
+
+
+async def _delete_again(
+    store: Store,
+    catalogue: Catalogue,
+    config: MaintenanceConfig,
+    report: MaintenanceReport,
+    now: datetime,
+) -> None:
+    """Ask again for deletions the listing shows were not carried out (see the module
+    docstring); one that fails again (or a dry run) is flagged as ``deletion_failed``."""
+    result = report.reconciliation
+    for a in result.of("deletion_failed") if result is not None else []:
+        key = a.key
+        if key is None or a.listed is None:
+            continue
+        problem = "dry run: not asked again" if config.dry_run else None
+        if problem is None:
+            try:
+                with _cycle_lock(catalogue, key):
+                    await store.delete(a.listed.store_id)
+            except CycleBusy as exc:
+                problem = str(exc)
+            except StoreError as exc:
+                problem = f"deleting it again failed: {exc}"
+                report.problems.append(f"deleting {key} again: {exc}")
+        if problem is None:
+            log.info("maintenance.deleted_again", key=key, detail=a.detail)
+            continue
+        detail = f"{a.detail}; {problem}"
+        await asyncio.to_thread(
+            partial(cm.flag_archive, detail=detail, now=now),
+            catalogue,
+            store.name,
+            key,
+            FlagKind.DELETION_FAILED,
+        )
+        log.error("maintenance.archive_deletion_failed", key=key, detail=detail)
 
 
 # -- orphaned multipart uploads ------------------------------------------------------------------
@@ -319,15 +364,19 @@ async def _prune(
         archive_id = await asyncio.to_thread(cm.archive_id_of, catalogue, store.name, d.key)
         try:
             with _cycle_lock(catalogue, d.key):
-                await store.delete(archive_id or d.key)
+                # Recorded first: after a kill between the two steps the next pass finds a
+                # pending deletion still listed and deletes it, never a MISSING archive.
                 await asyncio.to_thread(
                     cm.record_deletion, catalogue, store.name, d.key, archive_id, now
                 )
+                testpoints.pause("prune.deletion_recorded")
+                await store.delete(archive_id or d.key)
+                testpoints.pause("prune.deleted")
         except CycleBusy as exc:
             log.info("maintenance.left_to_upload", key=d.key, reason=str(exc))
             continue
         except StoreError as exc:
-            report.problems.append(f"deleting {d.key}: {exc}")
+            report.problems.append(f"deleting {d.key}: {exc} (the next pass asks again)")
             log.warning("maintenance.delete_failed", key=d.key, error=str(exc))
             continue
         report.deleted.append(d.key)
