@@ -85,6 +85,7 @@ class MaintenanceReport:
     problems: list[str] = field(default_factory=list)
     jobs_in_flight: int = 0
     orphans_aborted: list[str] = field(default_factory=list)  # "<key> <upload id>"
+    deleted_again: list[str] = field(default_factory=list)  # keys still listed, deleted again
 
 
 async def run_maintenance(
@@ -265,6 +266,7 @@ async def _delete_again(
                 problem = f"deleting it again failed: {exc}"
                 report.problems.append(f"deleting {key} again: {exc}")
         if problem is None:
+            report.deleted_again.append(key)
             log.info("maintenance.deleted_again", key=key, detail=a.detail)
             continue
         detail = f"{a.detail}; {problem}"

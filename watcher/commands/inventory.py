@@ -29,7 +29,7 @@ LABELS: dict[ReconcileKind, str] = {
     "missing": "MISSING (in the catalogue, absent from the store)",
     "mismatch": "MISMATCH (size or checksum differs)",
     "deletion_confirmed": "deletion confirmed",
-    "deletion_failed": "DELETION NOT EFFECTIVE",
+    "deletion_failed": "still listed after its deletion",
     "not_judged": "too recent for this listing (not judged)",
 }
 
@@ -104,7 +104,7 @@ async def _run(
 
 def print_report(report: MaintenanceReport) -> int:
     """Print what a pass found; returns the exit code (3 for problems, MISSING or mismatched
-    archives, and deletions that did not take effect)."""
+    archives, and deletions that did not take effect even when asked again)."""
     print(f"store {report.store}: {report.inventory_status}")
     rec = report.reconciliation
     warn = bool(report.problems)
@@ -122,8 +122,10 @@ def print_report(report: MaintenanceReport) -> int:
             for a in items:
                 size = f" ({format_size(a.listed.size)})" if a.listed else ""
                 name = a.key or (a.listed.store_id if a.listed else "?")
-                print(f"    {name}{size}: {a.detail}")
-        warn = warn or any(rec.of(k) for k in ("missing", "mismatch", "deletion_failed"))
+                again = "; deleted again" if a.key in report.deleted_again else ""
+                print(f"    {name}{size}: {a.detail}{again}")
+        not_deleted = [a for a in rec.of("deletion_failed") if a.key not in report.deleted_again]
+        warn = warn or bool(rec.of("missing") or rec.of("mismatch") or not_deleted)
         if rec.of("missing"):
             print(
                 "  MISSING archives were uploaded before this listing but are not in it: "
