@@ -7,12 +7,16 @@ import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from localbackup.configkit import ConfigError
 from watcher import logs
 from watcher.exitcodes import FAILURE, USAGE
+
+if TYPE_CHECKING:
+    from watcher.config import AppConfig
 
 # Each module registers its subcommands with add_parser(subparsers) and runs them. The map from
 # command to module lets a run import only its own command's module (start-up time matters for
@@ -81,11 +85,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs.configure(args.log_level, args.log_format)
     log = structlog.get_logger("glacier_backup")
+    config: AppConfig | None = None
     try:
         if getattr(args, "needs_config", True):
             from watcher.config import load_config
 
-            return int(args.run(args, load_config(args.config)))
+            config = load_config(args.config)
+            return int(args.run(args, config))
         return int(args.run(args))
     except ConfigError as exc:
         print(f"glacier-backup: configuration error: {exc}", file=sys.stderr)
@@ -98,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             exc = exc.exceptions[0]
         log.error("command.failed", command=args.command, error=str(exc), type=type(exc).__name__)
         print(f"glacier-backup: error: {exc}", file=sys.stderr)
+        if config is not None:
+            from watcher.hints import print_fix
+
+            print_fix(exc, config)
         return FAILURE
 
 

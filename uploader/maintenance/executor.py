@@ -86,6 +86,9 @@ class MaintenanceReport:
     jobs_in_flight: int = 0
     orphans_aborted: list[str] = field(default_factory=list)  # "<key> <upload id>"
     deleted_again: list[str] = field(default_factory=list)  # keys still listed, deleted again
+    # Why the pass could not learn what the store holds (credentials, no such bucket or vault,
+    # no answer): the store error itself, for the command to say what to fix.
+    failure: StoreError | None = None
 
 
 async def run_maintenance(
@@ -117,6 +120,7 @@ async def run_maintenance(
             report.reconciliation = await _reconcile(store.name, catalogue, config, listing, now)
             await _delete_again(store, catalogue, config, report, now)
     except StoreError as exc:
+        report.failure = exc
         report.problems.append(f"inventory/listing: {exc}")
         log.warning("maintenance.listing_failed", store=store.name, error=str(exc))
     if config.sweep_orphans:

@@ -129,6 +129,12 @@ async def find_archives(store: Store, catalogue: Catalogue, host: str) -> list[A
     ]
     if known:
         return known
+    if not store.capabilities.immediate_listing:  # a vault: only an inventory job lists it
+        raise RestoreError(
+            f"the catalogue knows no archive of host {host!r} in {store.name}, and a Glacier "
+            "vault cannot be listed at once: run 'glacier-backup inventory --request --wait' "
+            "(an inventory job takes hours), then restore again"
+        )
     found = []
     for obj in await store.list_objects(f"{host}/"):
         parsed = parse_object_key(obj.key)

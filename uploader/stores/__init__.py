@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from uploader.stores.base import (
     Capabilities,
     ContainerNotFound,
+    CredentialsMissing,
     CredentialsRejected,
     GiB,
     InventoryJobs,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Capabilities",
     "ContainerNotFound",
+    "CredentialsMissing",
     "CredentialsRejected",
     "GiB",
     "InventoryJobs",

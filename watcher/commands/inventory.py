@@ -17,7 +17,8 @@ from localbackup.configkit import format_size
 from uploader.catalogue import Catalogue
 from uploader.maintenance import MaintenanceReport, ReconcileKind
 from uploader.stores import StoreNotAvailable
-from watcher.exitcodes import OK, USAGE, WARNINGS
+from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
+from watcher.hints import print_fix
 from watcher.maintenance_loop import maintenance_pass
 
 if TYPE_CHECKING:
@@ -76,7 +77,18 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     except StoreNotAvailable as exc:
         print(f"glacier-backup: configuration error: store: {exc}", file=sys.stderr)
         return USAGE
-    return print_report(report)
+    code = print_report(report)
+    return could_not_reach(report, config) or code
+
+
+def could_not_reach(report: MaintenanceReport, config: AppConfig) -> int | None:
+    """FAILURE (said, with how to fix it) when the pass could not learn what the store holds:
+    the command did not do its job. None otherwise."""
+    if report.failure is None:
+        return None
+    print(f"glacier-backup: error: {report.failure}", file=sys.stderr)
+    print_fix(report.failure, config)
+    return FAILURE
 
 
 async def _run(

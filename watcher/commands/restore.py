@@ -38,6 +38,7 @@ from uploader.stores import Store, StoreError, StoreNotAvailable, open_store
 from watcher.commands.restore_cold import add_cold_arguments, retrieval_options
 from watcher.commands.terminal import TerminalUI, declined
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
+from watcher.hints import print_fix
 
 if TYPE_CHECKING:
     from watcher.config import AppConfig
@@ -132,7 +133,9 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         return _usage(str(exc))
     except _FAILURES as exc:
         log.error("restore.failed", error=str(exc), type=type(exc).__name__)
-        return _fail(str(exc))
+        code = _fail(str(exc))
+        print_fix(exc, config)
+        return code
     if stats is None:  # a retrieval is running: the command said so
         return OK
     print(

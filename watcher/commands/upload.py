@@ -26,6 +26,7 @@ from uploader.upload import (
     upload_cycle,
 )
 from watcher.exitcodes import FAILURE, OK, USAGE
+from watcher.hints import print_fix
 
 if TYPE_CHECKING:
     from watcher.config import AppConfig
@@ -145,6 +146,7 @@ async def _upload_all(
                     failed += 1
                     log.error("upload.failed", cycle=cycle_dir.name, error=str(exc))
                     print(f"upload of {cycle_dir.name} failed: {exc}", file=sys.stderr)
+                    print_fix(exc, config)
                     continue
             await asyncio.to_thread(remember_cycle_indexes, catalogue, cycle_dir)
             print(f"{record.cycle_id}: {record.key} ({format_size(record.size)}) in {s.name}")
