@@ -51,7 +51,7 @@ class Target(Protocol):
         ...
 
     def inject(self, rng: random.Random) -> str:
-        """Plan one random fault; what it is."""
+        """Plan one random fault (replacing one not fired yet); what it is."""
         ...
 
     def faults_injected(self) -> int:
@@ -105,6 +105,7 @@ class S3Target:
              "HeadObject", "ListParts", "ListObjectsV2"]
         )  # fmt: skip
         kind = rng.choice(["error", "error", "reset", "drop", "stall"])
+        self.proxy.clear()
         rule = FaultRule(
             op,
             kind,
@@ -163,6 +164,7 @@ class GlacierTarget:
         )  # fmt: skip
         kind = rng.choice(["error", "throttle", "cut_request", "drop"])
         count = rng.randint(1, 3)
+        control.clear_faults()
         if kind == "error":
             control.fail_next(count, status=rng.choice([500, 503]), operation=op)
         elif kind == "throttle":
