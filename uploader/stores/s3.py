@@ -27,7 +27,7 @@ from botocore.exceptions import (
 
 from uploader.archive import S3_COLD_CLASSES
 from uploader.config import CONNECT_TIMEOUT, READ_TIMEOUT, S3StoreConfig, StorageClass
-from uploader.stores.aws_client import AwsClient, AwsStore
+from uploader.stores.aws_client import AwsClient, AwsStore, total_attempts
 from uploader.stores.aws_errors import client_error, credentials_missing
 from uploader.stores.base import (
     READ_CHUNK,
@@ -179,7 +179,11 @@ class S3Store(AwsStore):
         self._endpoint_url = endpoint_url
         self._session = session if session is not None else AioSession(profile=profile)
         self._config = AioConfig(
-            retries={"mode": retry_mode, "max_attempts": max_attempts},
+            # max_attempts counts retries (botocore's legacy name); the user's AWS setting wins.
+            retries={
+                "mode": retry_mode,
+                "total_max_attempts": total_attempts(self._session, max_attempts + 1),
+            },
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             max_pool_connections=max_connections,

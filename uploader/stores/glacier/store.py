@@ -29,7 +29,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
 from uploader.config import CONNECT_TIMEOUT, READ_TIMEOUT, GlacierStoreConfig
-from uploader.stores.aws_client import AwsClient, AwsStore, default_region
+from uploader.stores.aws_client import AwsClient, AwsStore, default_region, total_attempts
 from uploader.stores.base import (
     Capabilities,
     GiB,
@@ -137,7 +137,10 @@ class GlacierStore(AwsStore):
         self._endpoint_url = endpoint_url
         self._config = AioConfig(
             # botocore's max_attempts counts retries; total_max_attempts is the attempt count.
-            retries={"mode": "standard", "total_max_attempts": max_attempts},
+            retries={
+                "mode": "standard",
+                "total_max_attempts": total_attempts(self._session, max_attempts),
+            },
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             max_pool_connections=max_connections,
