@@ -25,7 +25,13 @@ import pytest
 
 from tests.localbackup.test_extract import make_history, restored, snapshot
 from tests.support.faultproxy import FaultProxy, S3Error
-from tests.support.killpoints import PausedChild, glacier_backup, run_until_killed, write_config
+from tests.support.killpoints import (
+    PausedChild,
+    glacier_backup,
+    run_until_killed,
+    uploaded_config,
+    write_config,
+)
 from tests.support.mounts import tmpfs
 from tests.uploader.conftest import build_cycle
 from uploader import catalogue as cm
@@ -196,29 +202,8 @@ def test_a_full_restore_target_names_the_path_and_leaves_nothing(
 def test_a_finished_restore_killed_at_its_end_is_recognised_by_resume(
     tmp_path: Path, moto_server: str, aws_env: None
 ) -> None:
-    bucket = f"defect9-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1").create_bucket(
-        Bucket=bucket
-    )
     h = make_history(tmp_path)
-    store = {
-        "type": "s3",
-        "bucket": bucket,
-        "storage_class": "DEEP_ARCHIVE",
-        "endpoint_url": moto_server,
-        "region": "us-east-1",
-    }
-    config = write_config(
-        tmp_path / "config.toml",
-        {
-            "state_dir": tmp_path / "state",
-            "backup": {"sources": [str(h.src)], "spool_dir": tmp_path / "spool", "host": "h"},
-            "encryption": {"mode": "none"},
-            "store": store,
-        },
-    )
-    assert run(glacier_backup(config, "seal")).returncode == 0
-    assert run(glacier_backup(config, "upload")).returncode == 0
+    config = _s3_config(tmp_path, moto_server, h)
     out = tmp_path / "out"
     restore = glacier_backup(config, "restore", "--to", str(out), "--yes")
     run_until_killed(restore, "restore.after_done", tmp_path)
@@ -231,7 +216,7 @@ def test_a_finished_restore_killed_at_its_end_is_recognised_by_resume(
 
 
 def _s3_config(tmp_path: Path, endpoint: str, h: Any) -> Path:
-    bucket = f"defect8-{uuid.uuid4().hex[:12]}"
+    bucket = f"issue12-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
     store = {
         "type": "s3",
@@ -240,18 +225,7 @@ def _s3_config(tmp_path: Path, endpoint: str, h: Any) -> Path:
         "endpoint_url": endpoint,
         "region": "us-east-1",
     }
-    config = write_config(
-        tmp_path / "config.toml",
-        {
-            "state_dir": tmp_path / "state",
-            "backup": {"sources": [str(h.src)], "spool_dir": tmp_path / "spool", "host": "h"},
-            "encryption": {"mode": "none"},
-            "store": store,
-        },
-    )
-    assert run(glacier_backup(config, "seal")).returncode == 0
-    assert run(glacier_backup(config, "upload")).returncode == 0
-    return config
+    return uploaded_config(tmp_path, h.src, store)
 
 
 def test_a_server_without_the_restore_api_is_read_directly_saying_so_once(

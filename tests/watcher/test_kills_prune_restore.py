@@ -11,12 +11,16 @@ from __future__ import annotations
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.localbackup.test_extract import make_history, restored, snapshot
-from tests.support.killpoints import glacier_backup, run_until_killed, write_config
+from tests.support.killpoints import (
+    glacier_backup,
+    run_until_killed,
+    uploaded_config,
+    write_config,
+)
 from tests.uploader.conftest import build_cycle, make_bucket
 from uploader.catalogue import Catalogue, open_flags
 from uploader.config import EncryptionConfig, UploadConfig
@@ -99,27 +103,12 @@ async def test_prune_killed_between_its_steps_converges(
     assert _catalogue_keys(state) == ({newest}, [])
 
 
-def _restore_config(tmp_path: Path, h: Any, store: dict[str, Any]) -> Path:
-    config = write_config(
-        tmp_path / "config.toml",
-        {
-            "state_dir": tmp_path / "state",
-            "backup": {"sources": [str(h.src)], "spool_dir": tmp_path / "spool", "host": "h"},
-            "encryption": {"mode": "none"},
-            "store": store,
-        },
-    )
-    assert run(config, "seal").returncode == 0
-    assert run(config, "upload").returncode == 0
-    return config
-
-
 @pytest.mark.parametrize(("nth", "force"), [(1, False), (5, True)])
 def test_a_restore_killed_while_extracting_leaves_the_target_as_it_was(
     tmp_path: Path, nth: int, force: bool
 ) -> None:
     h = make_history(tmp_path)
-    config = _restore_config(tmp_path, h, {"type": "local", "path": str(tmp_path / "vault")})
+    config = uploaded_config(tmp_path, h.src, {"type": "local", "path": str(tmp_path / "vault")})
     out = tmp_path / "out"
     if force:  # a tree to replace
         out.mkdir()
@@ -148,7 +137,7 @@ def test_a_cold_restore_killed_while_extracting_resumes_from_its_download(
         "endpoint_url": moto_server,
         "region": "us-east-1",
     }
-    config = _restore_config(tmp_path, h, store)
+    config = uploaded_config(tmp_path, h.src, store)
     out = tmp_path / "out"
     restore = glacier_backup(config, "restore", "--to", str(out), "--yes")
     run_until_killed(restore, "restore.extracting", tmp_path, nth=3)
