@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 __all__ = [
     "DAY",
@@ -21,10 +21,14 @@ __all__ = [
     "format_duration",
     "format_size",
     "parse_duration",
+    "parse_rate",
     "parse_size",
 ]
 
 T = TypeVar("T")
+#: What a zero duration means for a key: refused (it must be positive), a valid duration (a
+#: minimum age of zero), or "off" (None, like leaving the key out).
+ZeroDuration = Literal["refused", "valid", "off"]
 E = TypeVar("E", bound=StrEnum)
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -101,6 +105,26 @@ def parse_size(text: str | int) -> int:
     if not m or m.group(2).lower() not in _SIZE_UNITS:
         raise ValueError(f"not a size: {text!r} (use forms like 5MiB, 64MiB, 500GB, 2TiB)")
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+
+
+_BITS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgKMG]?)bit\s*$")
+
+
+def parse_rate(text: str | int) -> int:
+    """Bytes per second in a rate such as "5MiB/s", "500KiB/s", "40Mbit/s" or an integer."""
+    if isinstance(text, int):
+        return parse_size(text)
+    body = text.strip().removesuffix("/s")
+    m = _BITS.match(body)
+    if m:
+        scale = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3}[m.group(2).lower()]
+        return int(float(m.group(1)) * scale / 8)
+    try:
+        return parse_size(body)
+    except ValueError:
+        raise ValueError(
+            f"not a rate: {text!r} (use forms like 5MiB/s, 500KiB/s, 40Mbit/s)"
+        ) from None
 
 
 def format_size(n: float) -> str:
@@ -206,8 +230,11 @@ class Section:
         assert isinstance(value, bool)
         return value
 
-    def duration(self, key: str, default: float | None) -> float | None:
-        """Seconds; the key may hold a string like "7d" or a number of seconds."""
+    def duration(
+        self, key: str, default: float | None, *, zero: ZeroDuration = "refused"
+    ) -> float | None:
+        """Seconds; the key may hold a string like "7d" or a number of seconds. A zero
+        ("0d", 0) is ``zero``: refused, a valid duration (0.0), or "off" (None)."""
         if key not in self._data:
             self._read.add(key)
             return default
@@ -216,9 +243,17 @@ class Section:
             seconds = parse_duration(value) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
-        if seconds <= 0:
-            raise self.error(key, "must be a positive duration")
+        if seconds < 0 or (seconds == 0 and zero == "refused"):
+            return self._bad_duration(key, zero)
+        if seconds == 0:
+            return None if zero == "off" else 0.0
         return seconds
+
+    def _bad_duration(self, key: str, zero: ZeroDuration) -> float:
+        if zero == "refused":
+            raise self.error(key, "must be a positive duration")
+        meaning = '"0" turns it off' if zero == "off" else '"0d" is allowed'
+        raise self.error(key, f"must not be negative ({meaning})")
 
     def size(self, key: str, default: int | None) -> int | None:
         """Bytes; the key may hold an integer or a string like "64MiB" or "500GB"."""
@@ -230,6 +265,20 @@ class Section:
             return parse_size(value)  # type: ignore[arg-type]
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
+
+    def rate(self, key: str) -> int | None:
+        """Bytes per second ("5MiB/s", "40Mbit/s", an integer), or None when absent."""
+        if key not in self._data:
+            self._read.add(key)
+            return None
+        value = self._get(key, (str, int), 'a rate like "5MiB/s" or "40Mbit/s"')
+        try:
+            rate = parse_rate(value)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise self.error(key, str(exc)) from None
+        if rate <= 0:
+            raise self.error(key, "must be a positive rate (leave the key out for no limit)")
+        return rate
 
     def path(self, key: str, default: Path | None) -> Path | None:
         """A path with ``~`` expanded; relative paths are taken from the config file's folder."""

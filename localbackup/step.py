@@ -16,12 +16,15 @@ import structlog
 
 from localbackup import formats
 from localbackup.atomic import atomic_write_bytes, fsync_dir, temp_name
-from localbackup.config import BackupConfig, ChangeDetection
+from localbackup.config import BackupConfig, ChangeDetection, HookFailure
 from localbackup.fileio import NoSpaceError, create_file, is_no_space
+from localbackup.hooks import run_after, run_before
 from localbackup.increment import IncrementOptions, IncrementResult, write_increment
 from localbackup.index import Index, read_index
 from localbackup.plan import BackupPlan, CyclePolicy, plan_backup
+from localbackup.scan import normalize_sources
 from localbackup.seal import ensure_markers, seal_cycle
+from localbackup.sources import MissingSource, NothingToBackUp, find_missing_sources
 from localbackup.spool import CycleDir, Spool
 
 log = structlog.get_logger(__name__)
@@ -39,6 +42,12 @@ class StepResult:
     manifest: formats.IncrementManifest
     sealed: tuple[formats.SealedCycle, ...]  # cycles sealed by this step (before and/or after)
     seconds: float
+    hook_warnings: tuple[str, ...] = ()  # hooks that failed without failing the step
+
+    @property
+    def warnings(self) -> int:
+        """Files that could not be read as they were, and hooks that failed."""
+        return len(self.increment.warnings) + len(self.hook_warnings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +108,17 @@ def run_backup_step(
     force_full: bool = False,
     progress: Progress | None = None,
 ) -> StepResult:
-    """Take one backup: the whole of ``glacier-backup backup``."""
+    """Take one backup: the whole of ``glacier-backup backup``.
+
+    The ``before`` hooks run once the step is planned (they are told the cycle and increment)
+    and before anything is written: a failing one raises :class:`~localbackup.hooks.HookFailed`
+    (unless ``before_failure = "warn"``). The ``after`` hooks run whatever happened (a
+    ``before`` hook that failed included: they may undo what it started).
+
+    A missing source keeps its previous entries (see :mod:`localbackup.sources`); when every
+    source is missing once the ``before`` hooks ran (one may mount a disk),
+    :class:`~localbackup.sources.NothingToBackUp` is raised before anything is written.
+    """
     started = time.monotonic()
     spool = Spool(cfg.spool_dir)
     with spool.locked():
@@ -109,17 +128,54 @@ def run_backup_step(
         state = spool.open_cycle_state()
         plan = plan_backup(state[1] if state else None, policy_of(cfg), now, force_full=force_full)
         log.info("backup.planned", kind=plan.kind, number=plan.number, reason=plan.reason)
-        sealed: list[formats.SealedCycle] = []
-        if plan.seal_open_cycle and state is not None:
-            sealed.append(seal_cycle(state[0], cfg.host, cfg.mode, marker_dir, now))
-        target = spool.create_cycle(now) if plan.new_cycle or state is None else state[0]
-        with structlog.contextvars.bound_contextvars(cycle=target.cycle_id, increment=plan.number):
-            result, manifest = _write_increment(cfg, target, plan, now, progress)
-            if plan.seal_after:
-                sealed.append(seal_cycle(target, cfg.host, cfg.mode, marker_dir, datetime.now(UTC)))
+        new = plan.new_cycle or state is None
+        cycle_id = state[0].cycle_id if state is not None and not new else spool.next_cycle_id(now)
+        env = hook_env(cfg, cycle_id, plan)
+        warn = cfg.before_failure == HookFailure.WARN
+        try:
+            hook_warnings = run_before(cfg.before, env, cfg.hook_timeout, warn=warn)
+            base = _load_base(state[0], plan) if state is not None else None
+            missing = find_missing_sources(cfg.sources, base or _newest_index(spool))
+            if missing and len(missing) == len(normalize_sources(cfg.sources)):
+                raise NothingToBackUp(missing)
+            sealed: list[formats.SealedCycle] = []
+            if plan.seal_open_cycle and state is not None:
+                sealed.append(seal_cycle(state[0], cfg.host, cfg.mode, marker_dir, now))
+            target = spool.create_cycle(now) if new or state is None else state[0]
+            with structlog.contextvars.bound_contextvars(
+                cycle=target.cycle_id, increment=plan.number
+            ):
+                result, manifest = _write_increment(
+                    cfg, target, plan, now, progress, base=base, missing=missing
+                )
+                if plan.seal_after:
+                    when = datetime.now(UTC)
+                    sealed.append(seal_cycle(target, cfg.host, cfg.mode, marker_dir, when))
+        except BaseException:
+            run_after(cfg.after, env, cfg.hook_timeout, "failure")
+            raise
+    outcome = "warnings" if result.warnings or hook_warnings else "success"
+    hook_warnings += run_after(cfg.after, env, cfg.hook_timeout, outcome)
     return StepResult(
-        plan, target.cycle_id, result, manifest, tuple(sealed), time.monotonic() - started
+        plan,
+        target.cycle_id,
+        result,
+        manifest,
+        tuple(sealed),
+        time.monotonic() - started,
+        tuple(hook_warnings),
     )
+
+
+def hook_env(cfg: BackupConfig, cycle_id: str, plan: BackupPlan) -> dict[str, str]:
+    """The variables that tell a hook what this step backs up (see :mod:`localbackup.hooks`)."""
+    return {
+        "GLACIER_BACKUP_HOST": cfg.host,
+        "GLACIER_BACKUP_CYCLE": cycle_id,
+        "GLACIER_BACKUP_INCREMENT": str(plan.number),
+        "GLACIER_BACKUP_KIND": str(plan.kind),
+        "GLACIER_BACKUP_SPOOL_DIR": str(cfg.spool_dir),
+    }
 
 
 def seal_open_cycle(
@@ -140,7 +196,8 @@ def seal_open_cycle(
 
 
 def _load_base(cycle: CycleDir, plan: BackupPlan) -> Index | None:
-    if plan.base is None:
+    """The index the planned increment is compared with (None for a full)."""
+    if plan.base is None or plan.new_cycle:
         return None
     with open(cycle.path / formats.index_name(plan.base), "rb") as f:
         return read_index(f)
@@ -182,16 +239,40 @@ def _partial_files_removed_on_error(
         raise
 
 
+def _newest_index(spool: Spool) -> Index | None:
+    """The index of the newest increment in the spool (what a full's missing sources are
+    checked against: a source that was a mount point then)."""
+    for cycle in reversed(spool.cycles()):
+        manifests = cycle.manifests()
+        if manifests:
+            with open(cycle.path / manifests[-1].index.name, "rb") as f:
+                return read_index(f)
+    return None
+
+
 def _write_increment(
-    cfg: BackupConfig, cycle: CycleDir, plan: BackupPlan, now: datetime, progress: Progress | None
+    cfg: BackupConfig,
+    cycle: CycleDir,
+    plan: BackupPlan,
+    now: datetime,
+    progress: Progress | None,
+    *,
+    base: Index | None,
+    missing: tuple[MissingSource, ...],
 ) -> tuple[IncrementResult, formats.IncrementManifest]:
-    base = _load_base(cycle, plan)
     tar_path = cycle.path / formats.tar_name(plan.number)
     index_path = cycle.path / formats.index_name(plan.number)
     tar_tmp, index_tmp = temp_name(tar_path), temp_name(index_path)
     log.info("backup.started", kind=plan.kind, base=plan.base)
     with _partial_files_removed_on_error(tar_tmp, index_tmp, plan) as (tar_w, index_w):
-        result = write_increment(options_of(cfg), base, tar_w, index_w, progress)  # type: ignore[arg-type]
+        result = write_increment(
+            options_of(cfg),
+            base,
+            tar_w,  # type: ignore[arg-type]
+            index_w,  # type: ignore[arg-type]
+            progress,
+            missing=missing,
+        )
     os.rename(tar_tmp, tar_path)
     os.rename(index_tmp, index_path)
     fsync_dir(cycle.path)
@@ -216,8 +297,6 @@ def _write_increment(
     # The manifest is the commit point: written last, atomically.
     atomic_write_bytes(cycle.path / formats.manifest_name(plan.number), manifest.render())
     Spool(cycle.path.parent.parent).record_backup_time(manifest.finished_at)
-    for w in result.warnings:
-        log.warning("backup.file_warning", path=w.path, kind=w.kind, message=w.message)
     log.info(
         "backup.increment_written",
         files=result.files_written,

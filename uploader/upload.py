@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,6 +57,7 @@ from uploader.multipart import (
     ProgressCallback,
     upload_multipart,
 )
+from uploader.pacing import Pace, UploadPaused
 from uploader.payload import EncryptedPayload, PartPlan, PayloadSource, choose_part_size
 from uploader.stores import (
     ObjectInfo,
@@ -82,6 +84,18 @@ def pending_cycle_dirs(spool_dir: Path, catalogue: Catalogue, store: str) -> lis
     done = {a.cycle_id for a in catalogue.archives(store=store)}
     done |= pruned_cycle_ids(catalogue, store)
     return [d for d in sealed_cycle_dirs(spool_dir) if d.name not in done]
+
+
+@dataclass(slots=True)
+class UploadReport:
+    """What one :func:`upload_cycle` call did, filled in as it goes (for the command's
+    summary, also when the upload is interrupted half-way)."""
+
+    archived_already: bool = False  # nothing to send: the archive is recorded
+    size: int = 0  # bytes of the archive (the encrypted payload)
+    parts: int = 0  # parts of the archive
+    parts_resumed: int = 0  # parts an earlier, interrupted attempt had sent already
+    bytes_resumed: int = 0  # their bytes
 
 
 class CyclePruned(Exception):
@@ -166,8 +180,11 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
     options: MultipartOptions | None = None,
     force: bool = False,
     resend_missing: bool = False,
+    pace: Pace | None = None,
+    report: UploadReport | None = None,
 ) -> ArchiveRecord:
-    """Upload the sealed cycle in ``cycle_dir`` (resuming an interrupted attempt).
+    """Upload the sealed cycle in ``cycle_dir`` (resuming an interrupted attempt); ``report``
+    is filled in with what was done.
 
     The cycle's lock (:mod:`uploader.cycle_lock`) is held throughout: :class:`CycleBusy` if
     another process is uploading it now. A cycle whose archive was pruned from the store raises
@@ -176,16 +193,21 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
     confirmed by the store, or is flagged MISSING (see :func:`archive_doubt`), is uploaded
     again: its archive record (and any upload record left) is dropped first; with
     ``resend_missing``, one flagged MISSING. A confirmed archive is never sent twice.
+    ``pace`` (:func:`uploader.pacing.upload_pace`: ``[upload] max_rate`` and ``window``) is
+    awaited before each part; once the window closes the upload stops at a part boundary with
+    :class:`UploadPaused`, its parts kept for the next attempt.
     """
     cycle = await asyncio.to_thread(load_sealed_cycle, cycle_dir)
     # One process uploads a cycle at a time (CycleBusy otherwise): two would race each other
     # through the catalogue and the store, and each could abort the other's upload as a stray.
     with bound_contextvars(cycle=cycle.cycle_id), cycle_lock(catalogue.state_dir, cycle.cycle_id):
+        report = report if report is not None else UploadReport()
         again: tuple[str, ...] = (FLAGGED_MISSING, UNCONFIRMED) if force else ()
         if resend_missing and not force:
             again = (FLAGGED_MISSING,)
         found = await _archived(store, catalogue, cycle, force=force, again=again)
         if found is not None:
+            report.archived_already, report.size = True, found.size
             return found
         # Files are checked against cycle.json as the parts are made (VerifyingBundle), and
         # whatever the parts do not cover (acknowledged by an earlier attempt) is read before
@@ -194,6 +216,7 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
             key = object_key(cycle.host, cycle.cycle_id, encryption.enabled)
             resume = await find_resume(store, catalogue, bundle, key)
             if isinstance(resume, ArchiveRecord):
+                report.archived_already, report.size = True, resume.size
                 return resume
             if resume is None:
                 record = await _start(
@@ -209,8 +232,9 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
             else:
                 done, held = len(resume.done), len(resume.held)
                 log.info("upload.resuming", key=key, parts_done=done, parts_held=held)
+            _fill(report, resume)
             opts = options or MultipartOptions(
-                concurrency=upload_cfg.concurrency, retries=upload_cfg.retries
+                concurrency=upload_cfg.concurrency, retries=upload_cfg.retries, pace=pace
             )
             info = await _send(
                 store,
@@ -223,7 +247,22 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
             )
         record = resume.record
         testpoints.pause("upload.after_complete")
-        return await finish_upload(catalogue, record, verified.sha256, info.size, info.archive_id)
+        return await finish_upload(
+            catalogue,
+            record,
+            verified.sha256,
+            info.size,
+            info.archive_id,
+            locked_until=info.locked_until,
+        )
+
+
+def _fill(report: UploadReport, resume: Resume) -> None:
+    record = resume.record
+    earlier = {p.number: p.size for p in resume.done} | {n: p.size for n, p in resume.held.items()}
+    report.size = record.total_size
+    report.parts = PartPlan(record.total_size, record.part_size).count
+    report.parts_resumed, report.bytes_resumed = len(earlier), sum(earlier.values())
 
 
 async def _archived(
@@ -298,7 +337,7 @@ async def _send(
             before_complete=verified.finish,
             on_complete=on_complete,
         )
-    except TransientStoreError:
+    except (TransientStoreError, UploadPaused):
         raise  # the upload and its parts are kept: the next attempt resumes them
     except Exception:
         if not completing:
@@ -363,6 +402,7 @@ __all__: Sequence[str] = [
     "UPLOAD_FAILURES",
     "CycleBusy",
     "CyclePruned",
+    "UploadReport",
     "archive_doubt",
     "pending_cycle_dirs",
     "recipients_for",

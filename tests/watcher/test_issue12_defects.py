@@ -310,7 +310,10 @@ def test_the_service_says_it_retries_and_status_shows_since_when_and_why(
             assert "No space left on device" in retrying["reason"]
             assert retrying["next_at"].startswith(later["retry_at"][:19])
             text = run(glacier_backup(config, "status")).stdout
-            assert f"retrying {retrying['cycle_id']} since {retrying['since']}: " in text, text
+            since = datetime.fromisoformat(retrying["since"]).astimezone()
+            assert f"retrying {retrying['cycle_id']} since {since:%Y-%m-%d %H:%M %Z}: " in text, (
+                text
+            )
         finally:
             assert service.stop() == 0
         filler.unlink()  # room again: the next upload goes through and the streak is over

@@ -2,8 +2,8 @@
 
 The front of the package: :class:`Catalogue` (the connection, uploads and archives), the records
 it hands out, and one accessor module per concern, each next to its SQL — archives, events,
-findings (foreign archives, flags), indexes, inventory, pruning, retrievals. Everything the
-other packages use is importable from here.
+findings (foreign archives, flags), indexes, inventory, operations, pruning, retrievals.
+Everything the other packages use is importable from here.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from uploader.catalogue.archives import (
     known_archives,
     requeue_unconfirmed,
     set_archive_id,
+    set_locked_until,
 )
 from uploader.catalogue.db import CATALOGUE_FILE, Catalogue
 from uploader.catalogue.events import (
     last_event,
+    open_failures,
     record_event,
 )
 from uploader.catalogue.findings import (
@@ -31,7 +33,9 @@ from uploader.catalogue.findings import (
 )
 from uploader.catalogue.indexes import (
     remember_cycle_indexes,
+    stored_cycles,
     stored_indexes,
+    stored_points,
 )
 from uploader.catalogue.inventory import (
     forget_job,
@@ -42,16 +46,23 @@ from uploader.catalogue.inventory import (
     record_inventory,
     save_job,
 )
+from uploader.catalogue.operations import (
+    OperationRecord,
+    operations,
+    record_operation,
+)
 from uploader.catalogue.pruning import (
     confirm_deletion,
     pending_deletions,
     prune_inputs,
     pruned_at,
     pruned_cycle_ids,
+    pruned_cycles,
     record_deletion,
     record_prune_plan,
 )
 from uploader.catalogue.records import (
+    FAILURE_KINDS,
     ArchiveRecord,
     Event,
     EventKind,
@@ -80,11 +91,13 @@ from uploader.catalogue.retrievals import (
     mark_ready,
     record_range,
     record_request,
+    requested_retrievals,
     set_download,
 )
 
 __all__ = [
     "CATALOGUE_FILE",
+    "FAILURE_KINDS",
     "ArchiveRecord",
     "Catalogue",
     "Event",
@@ -97,6 +110,7 @@ __all__ = [
     "InventoryState",
     "JobStatus",
     "KnownArchive",
+    "OperationRecord",
     "PendingDeletion",
     "PruneArchive",
     "RetrievalRecord",
@@ -128,24 +142,32 @@ __all__ = [
     "mark_ready",
     "mark_requested",
     "note_retry",
+    "open_failures",
     "open_flags",
+    "operations",
     "pending_deletions",
     "prune_inputs",
     "pruned_at",
     "pruned_cycle_ids",
+    "pruned_cycles",
     "record_deletion",
     "record_event",
     "record_foreign",
     "record_inventory",
+    "record_operation",
     "record_prune_plan",
     "record_range",
     "record_request",
     "record_restore",
     "remember_cycle_indexes",
+    "requested_retrievals",
     "requeue_unconfirmed",
     "save_job",
     "set_archive_id",
     "set_download",
+    "set_locked_until",
+    "stored_cycles",
     "stored_indexes",
+    "stored_points",
     "upload_retries",
 ]

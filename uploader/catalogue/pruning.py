@@ -25,7 +25,8 @@ def prune_inputs(catalogue: Catalogue, store: str) -> list[PruneArchive]:
         if f.kind in (FlagKind.MISSING, FlagKind.MISMATCH)
     }
     rows = catalogue.query(
-        "SELECT key, size, uploaded_at, confirmed_at, cycle_id FROM archives WHERE store = ?",
+        "SELECT key, size, uploaded_at, confirmed_at, cycle_id, locked_until FROM archives"
+        " WHERE store = ?",
         (store,),
     )
     out = [
@@ -35,8 +36,9 @@ def prune_inputs(catalogue: Catalogue, store: str) -> list[PruneArchive]:
             db_time(u),
             confirmed=c is not None and k not in flagged,
             taken_at=cycle_id_time(cid),
+            locked_until=from_db_time(lock),
         )
-        for k, s, u, c, cid in rows
+        for k, s, u, c, cid, lock in rows
     ]
     for f in foreign_archives(catalogue, store):
         created = f.created or datetime.fromtimestamp(0, UTC)
@@ -122,3 +124,13 @@ def pruned_cycle_ids(catalogue: Catalogue, store: str) -> set[str]:
         (store,),
     )
     return {r[0] for r in rows}
+
+
+def pruned_cycles(catalogue: Catalogue, store: str) -> dict[str, datetime]:
+    """Cycle id -> when its archive was pruned from ``store`` (the latest time)."""
+    rows = catalogue.query(
+        "SELECT cycle_id, MAX(deleted_at) FROM pending_deletions"
+        " WHERE store = ? AND cycle_id IS NOT NULL GROUP BY cycle_id",
+        (store,),
+    )
+    return {cid: db_time(at) for cid, at in rows}

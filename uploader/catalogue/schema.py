@@ -5,8 +5,9 @@ tables, by the module that reads and writes them: ``uploads``, ``upload_parts``,
 (:mod:`.db`, :mod:`.archives`), ``cycle_indexes`` (:mod:`.indexes`), ``events`` (:mod:`.events`),
 ``inventory_jobs``, ``inventory_state``, ``inventories`` (:mod:`.inventory`), ``foreign_archives``,
 ``archive_flags`` (:mod:`.findings`), ``prune_decisions``, ``pending_deletions`` (:mod:`.pruning`),
-``retrievals``, ``retrieval_ranges`` (:mod:`.retrievals`), ``restores`` (:mod:`.restores`),
-``upload_retries`` (:mod:`.retries`).
+``retrievals``, ``retrieval_ranges`` (:mod:`.retrievals`), ``operations`` (:mod:`.operations`),
+``sealed_cycles`` (:mod:`.indexes`), ``restores`` (:mod:`.restores`), ``upload_retries``
+(:mod:`.retries`).
 """
 
 from __future__ import annotations
@@ -212,6 +213,36 @@ MIGRATIONS: list[tuple[str, ...]] = [
         # upload (JSON, see Catalogue.begin_completion).
         """
         ALTER TABLE uploads ADD COLUMN completion TEXT
+        """,
+    ),
+    (
+        # Running unattended (operations.py; archives.locked_until in archives.py, pruning.py):
+        # the last success and failure of each operation, for the metrics file, and the S3
+        # Object Lock retention of each archive, for pruning.
+        """
+        CREATE TABLE operations (
+            operation TEXT PRIMARY KEY,
+            last_success_at TEXT,
+            last_failure_at TEXT,
+            last_bytes INTEGER,
+            last_seconds REAL,
+            last_error TEXT
+        )
+        """,
+        """
+        ALTER TABLE archives ADD COLUMN locked_until TEXT
+        """,
+    ),
+    (
+        # The cycle.json of every cycle handed to a store, next to its indexes: what `cycles`
+        # shows (increments, their times and sizes) once the cycle has left the spool.
+        """
+        CREATE TABLE sealed_cycles (
+            host TEXT NOT NULL,
+            cycle_id TEXT NOT NULL,
+            cycle_json BLOB NOT NULL,
+            PRIMARY KEY (host, cycle_id)
+        )
         """,
     ),
     (

@@ -37,6 +37,7 @@ from uploader.archive import parse_object_key
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig
 from uploader.crypto import Decryptor, Identity, ScryptIdentity, load_identities, read_passphrase
+from uploader.pacing import RateLimiter, paced
 from uploader.stores import Store
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ __all__ = [
     "StreamOptions",
     "find_archives",
     "identities_for",
+    "identity_source",
     "restore_archive",
     "restore_stream",
 ]
@@ -104,11 +106,27 @@ class RestoreResult:
     stats: ExtractStats
 
 
+def identity_source(cfg: EncryptionConfig, identity_file: Path | None = None) -> str:
+    """Where the keys of :func:`identities_for` come from, for messages."""
+    if identity_file is not None:
+        return f"the identity file {identity_file} (--identity)"
+    if cfg.identity_file is not None:
+        return f"the identity file {cfg.identity_file} ([encryption] identity_file)"
+    if cfg.passphrase_file is not None:
+        return f"the passphrase in {cfg.passphrase_file}"
+    return "the passphrase"
+
+
 def identities_for(cfg: EncryptionConfig, identity_file: Path | None = None) -> list[Identity]:
     """The age identities to decrypt with: ``identity_file`` (the CLI's), the configured
     identity file, or the configured passphrase."""
     path = identity_file or cfg.identity_file
     if path is not None:
+        if not path.exists():
+            raise RestoreError(
+                f"{identity_source(cfg, identity_file)} does not exist: pass --identity FILE "
+                "with the age identity (private key) the archives were encrypted to"
+            )
         return load_identities(path)
     if cfg.passphrase_file is not None:
         return [ScryptIdentity(read_passphrase(file=cfg.passphrase_file))]
@@ -149,10 +167,12 @@ async def restore_archive(
     to: Path,
     *,
     probed: bool = False,
+    max_rate: int | None = None,
     **options: Unpack[StreamOptions],
 ) -> RestoreResult:
     """Restore the point in time ``at`` of the archive ``key`` into ``to`` (see
-    :class:`StreamOptions`). An object in a cold class is refused with
+    :class:`StreamOptions`), reading at most ``max_rate`` bytes per second
+    (``[restore] max_rate``) from the store. An object in a cold class is refused with
     :class:`RetrievalRequired` unless ``probed`` (a ranged read showed it reads directly)."""
     info = await store.head(key)
     cold = info.storage_class in COLD_STORAGE_CLASSES or (
@@ -171,6 +191,8 @@ async def restore_archive(
     if not encrypted:
         options["identities"] = None
     chunks = store.read(key)
+    if max_rate:
+        chunks = paced(chunks, RateLimiter(max_rate))
     loop = asyncio.get_running_loop()
     try:
         src = io.BufferedReader(_StreamReader(chunks, loop), buffer_size=1 << 20)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from uploader.stores.base import (
+    BucketLock,
     Capabilities,
     ContainerNotFound,
     CredentialsMissing,
@@ -15,8 +16,10 @@ from uploader.stores.base import (
     MultipartUploadInfo,
     ObjectChanged,
     ObjectInfo,
+    ObjectLocking,
     ObjectNotFound,
     ObjectRestore,
+    ObjectVersion,
     PartInfo,
     PermanentStoreError,
     PinnedReads,
@@ -28,12 +31,15 @@ from uploader.stores.base import (
     Tier,
     TransientStoreError,
     UploadNotFound,
+    VaultLocking,
+    VaultLockPolicy,
 )
 
 if TYPE_CHECKING:
     from uploader.config import StoreConfig
 
 __all__ = [
+    "BucketLock",
     "Capabilities",
     "ContainerNotFound",
     "CredentialsMissing",
@@ -44,8 +50,10 @@ __all__ = [
     "MultipartUploadInfo",
     "ObjectChanged",
     "ObjectInfo",
+    "ObjectLocking",
     "ObjectNotFound",
     "ObjectRestore",
+    "ObjectVersion",
     "PartInfo",
     "PermanentStoreError",
     "PinnedReads",
@@ -58,6 +66,8 @@ __all__ = [
     "Tier",
     "TransientStoreError",
     "UploadNotFound",
+    "VaultLockPolicy",
+    "VaultLocking",
     "open_store",
 ]
 
@@ -87,6 +97,7 @@ def open_store(config: StoreConfig) -> Store:
             endpoint_url=config.endpoint_url,
             connect_timeout=config.connect_timeout,
             read_timeout=config.read_timeout,
+            object_lock=config.object_lock,
         )
     if isinstance(config, GlacierStoreConfig):
         from uploader.stores.glacier.store import GlacierStore

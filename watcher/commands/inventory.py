@@ -17,11 +17,15 @@ from localbackup.configkit import format_size
 from uploader.catalogue import Catalogue
 from uploader.maintenance import MaintenanceReport, ReconcileKind
 from uploader.stores import StoreNotAvailable
+from watcher import output
+from watcher.commands.parsers import add_command
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
-from watcher.hints import print_fix
+from watcher.hints import fix_for
 from watcher.maintenance_loop import maintenance_pass
+from watcher.outcomes import Outcomes
 
 if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
 LABELS: dict[ReconcileKind, str] = {
@@ -35,9 +39,22 @@ LABELS: dict[ReconcileKind, str] = {
 }
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     """Register ``inventory``."""
-    p = sub.add_parser("inventory", help="reconcile the catalogue with the store")
+    p = add_command(
+        sub,
+        "inventory",
+        summary="reconcile the catalogue with the store",
+        description="Compare the catalogue with what the store holds: archives confirmed, "
+        "flagged MISSING or MISMATCH, foreign archives noted, deletions confirmed. S3 and the "
+        "local store are listed at once; a Glacier vault needs an inventory job (hours): "
+        "--request asks for one, --wait waits for it.",
+        examples=[
+            "glacier-backup inventory",
+            "glacier-backup inventory --request",
+            "glacier-backup inventory --request --wait",
+        ],
+    )
     p.add_argument(
         "--request", action="store_true", help="Glacier: ask for a new inventory (takes hours)"
     )
@@ -71,12 +88,15 @@ def _seconds(text: str) -> float:
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
     """Reconcile the catalogue with the store (Glacier: through inventory jobs)."""
+    outcomes = Outcomes(config)
     try:
         with Catalogue.in_state_dir(config.state_dir) as catalogue:
-            report = asyncio.run(_run(args, config, catalogue))
+            report = asyncio.run(_run(args, config, catalogue, outcomes))
     except StoreNotAvailable as exc:
         print(f"glacier-backup: configuration error: store: {exc}", file=sys.stderr)
         return USAGE
+    finally:
+        outcomes.close()
     code = print_report(report)
     return could_not_reach(report, config) or code
 
@@ -86,13 +106,14 @@ def could_not_reach(report: MaintenanceReport, config: AppConfig) -> int | None:
     the command did not do its job. None otherwise."""
     if report.failure is None:
         return None
-    print(f"glacier-backup: error: {report.failure}", file=sys.stderr)
-    print_fix(report.failure, config)
+    output.error(
+        str(report.failure), fix=fix_for(report.failure, config), event="maintenance.unreachable"
+    )
     return FAILURE
 
 
 async def _run(
-    args: argparse.Namespace, config: AppConfig, catalogue: Catalogue
+    args: argparse.Namespace, config: AppConfig, catalogue: Catalogue, outcomes: Outcomes
 ) -> MaintenanceReport:
     # --wait polls the job at its own interval: the state machine would otherwise poll a job
     # in progress at most every 15 minutes, whatever the interval of this loop.
@@ -104,12 +125,13 @@ async def _run(
         prune=False,
         request_inventory=args.request,
         poll_every=poll,
+        outcomes=outcomes,
     )
     while args.wait and report.reconciliation is None and report.jobs_in_flight:
         print(f"{report.inventory_status}; checking again in {args.poll_every:g} s", flush=True)
         await asyncio.sleep(args.poll_every)
         report = await maintenance_pass(
-            config, catalogue, datetime.now(UTC), prune=False, poll_every=poll
+            config, catalogue, datetime.now(UTC), prune=False, poll_every=poll, outcomes=outcomes
         )
     return report
 

@@ -18,16 +18,28 @@ from uploader.catalogue import Catalogue
 from uploader.maintenance import PrunePlan, may_upload
 from uploader.stores import StoreNotAvailable
 from watcher.commands.inventory import could_not_reach
+from watcher.commands.parsers import add_command
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
 from watcher.maintenance_loop import maintenance_pass
+from watcher.outcomes import Outcomes
 
 if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     """Register ``prune``."""
-    p = sub.add_parser("prune", help="apply the retention policy")
+    p = add_command(
+        sub,
+        "prune",
+        summary="apply the retention policy",
+        description="Apply [retention]: keep what keep_last and the calendar rules protect and "
+        "what is younger than min_age, and delete the oldest other archives while the store is "
+        "over max_store_size (a cap). Every decision is printed with its reason and its "
+        "estimated early-deletion fee; --dry-run deletes nothing.",
+        examples=["glacier-backup prune --dry-run", "glacier-backup prune"],
+    )
     p.add_argument("--dry-run", action="store_true", help="print the decisions, delete nothing")
     p.set_defaults(run=run)
 
@@ -42,16 +54,24 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         sys.stdout.flush()
         printed.append(plan)
 
+    outcomes = Outcomes(config)
     try:
         with Catalogue.in_state_dir(config.state_dir) as catalogue:
             report = asyncio.run(
                 maintenance_pass(
-                    config, catalogue, datetime.now(UTC), dry_run=args.dry_run, on_plan=show
+                    config,
+                    catalogue,
+                    datetime.now(UTC),
+                    dry_run=args.dry_run,
+                    on_plan=show,
+                    outcomes=outcomes,
                 )
             )
     except StoreNotAvailable as exc:
         print(f"glacier-backup: configuration error: store: {exc}", file=sys.stderr)
         return USAGE
+    finally:
+        outcomes.close()
     for p in report.problems:
         print(f"problem: {p}", file=sys.stderr)
     failed = could_not_reach(report, config)
