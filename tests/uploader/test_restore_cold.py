@@ -482,11 +482,10 @@ async def test_an_s3_object_replaced_during_a_download_is_never_mixed_in(
         raise Killed  # the first range is recorded, then the command dies
 
     async with s3_store(moto_server, bucket) as store:
-        with pytest.raises(ExceptionGroup) as killed_group:
+        with pytest.raises(Killed):  # itself, never wrapped in a TaskGroup's ExceptionGroup
             await dl.download(
                 store, catalogue, record, path, range_size=1 << 20, parallel=1, on_range=killed
             )
-        assert killed_group.group_contains(Killed)
         assert len(cr.done_ranges(catalogue, record.id)) == 1
         s3.put_object(Bucket=bucket, Key=f"pfx/{key}", Body=v2)  # replaced under the same key
         resumed = cr.find_retrieval(catalogue, record.store, key)
