@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from localbackup.formats import is_marker_name
 from tests.support.killpoints import PausedChild, glacier_backup, run_until_killed, write_config
 from tests.support.waiting import wait_for
 from tests.uploader.conftest import build_cycle, make_bucket
@@ -27,6 +28,7 @@ from uploader.cycle_lock import CycleBusy, cycle_lock, lock_path
 from uploader.maintenance.executor import MaintenanceConfig, run_maintenance
 from uploader.maintenance.retention import RetentionConfig
 from uploader.stores.local import LocalStore
+from watcher.markers import DONE
 
 CYCLE = "20260101T000000Z"
 
@@ -123,14 +125,10 @@ def test_the_service_leaves_the_cycle_to_a_cli_upload_then_files_its_marker(
             assert cli.resume() == 0, cli.output()
         finally:
             assert service.stop() == 0
-    # The marker stayed for a retry; the next look finds the archive and files it as done.
-    service = p.start_service()
-    try:
-        service.wait_for(
-            lambda e: e["event"] == "watch.handled" and e["action"] == "already_uploaded"
-        )
-    finally:
-        assert service.stop() == 0
+    # The CLI upload filed the cycle's marker as done; the service stood aside, sent nothing.
+    assert not [m for m in p.markers.iterdir() if is_marker_name(m.name)]
+    assert [m.name for m in (p.markers / DONE).iterdir() if is_marker_name(m.name)]
+    assert not service.matching(lambda e: e["event"] == "upload.started")
     assert len(list(p.vault.rglob("*.tar.age"))) == 1
 
 
