@@ -147,6 +147,32 @@ def test_s3_deep_archive_objects_are_verified_without_a_restore(
         assert "Restore" not in s3.head_object(Bucket=bucket, Key=key)
 
 
+def test_s3_deep_archive_read_data_retrieves_or_reads_directly(
+    tmp_path: Path, s3_endpoint_for_restores: str, aws_env: None, request: pytest.FixtureRequest
+) -> None:
+    """moto restores the object first; SeaweedFS has no restore requests (MethodNotAllowed) and
+    the archive is read directly instead (issue 12 defect 8), said once."""
+    endpoint = s3_endpoint_for_restores
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    name = f"gb-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    store = (
+        f'type = "s3"\nbucket = "{name}"\nprefix = "b/"\nstorage_class = "DEEP_ARCHIVE"\n'
+        f'endpoint_url = "{endpoint}"\nregion = "us-east-1"'
+    )
+    p = Project(tmp_path, increments=0, store=store)
+    (key,) = cycles(p, 1, size=100_000)
+    r = verify(p, "--read-data", "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 of 1 archives verified, 0 failed" in r.stdout
+    assert "every age chunk authenticated" in r.stdout
+    restored = s3.head_object(Bucket=name, Key=f"b/{key}").get("Restore")
+    direct = "takes no restore requests" in r.stdout
+    seaweedfs = request.node.callspec.params["s3_endpoint_for_restores"] == "seaweedfs"
+    assert direct == seaweedfs and direct == (restored is None)
+    assert r.stdout.count("reads directly") == (1 if seaweedfs else 0)
+
+
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     """An emulator of our own: these tests move its virtual clock by hours."""

@@ -101,6 +101,8 @@ from uploader.catalogue.records import (
     Verification,
     VerifyMode,
 )
+from uploader.catalogue.restores import FinishedRestore, last_restore_into, record_restore
+from uploader.catalogue.retries import UploadRetry, clear_retry, note_retry, upload_retries
 from uploader.catalogue.retrievals import (
     done_ranges,
     drop_retrieval,
@@ -126,6 +128,7 @@ __all__ = [
     "Event",
     "EventKind",
     "ExpectedObject",
+    "FinishedRestore",
     "Flag",
     "FlagKind",
     "ForeignArchive",
@@ -144,12 +147,14 @@ __all__ = [
     "StoredIndex",
     "StoredPart",
     "UploadRecord",
+    "UploadRetry",
     "UploadState",
     "Verification",
     "VerifyMode",
     "adopt_archive",
     "archive_expectation",
     "archive_id_of",
+    "clear_retry",
     "confirm_archive",
     "confirm_deletion",
     "confirm_metadata_object",
@@ -168,6 +173,7 @@ __all__ = [
     "job_requested",
     "known_archives",
     "last_event",
+    "last_restore_into",
     "last_verifications",
     "last_verified_at",
     "latest_inventory",
@@ -177,6 +183,7 @@ __all__ = [
     "mark_requested",
     "metadata_object_of",
     "metadata_objects",
+    "note_retry",
     "open_failures",
     "open_flags",
     "operations",
@@ -195,6 +202,7 @@ __all__ = [
     "record_prune_plan",
     "record_range",
     "record_request",
+    "record_restore",
     "record_verifications",
     "remember_cycle_indexes",
     "requested_retrievals",
@@ -207,4 +215,5 @@ __all__ = [
     "stored_cycles",
     "stored_indexes",
     "stored_points",
+    "upload_retries",
 ]

@@ -27,6 +27,7 @@ from uploader.stores.base import (
     PermanentStoreError,
     PinnedReads,
     RestoreAlreadyInProgress,
+    RestoreNotSupported,
     RetrievalJobs,
     Store,
     StoredChecksums,
@@ -64,6 +65,7 @@ __all__ = [
     "PermanentStoreError",
     "PinnedReads",
     "RestoreAlreadyInProgress",
+    "RestoreNotSupported",
     "RetrievalJobs",
     "Store",
     "StoreError",
@@ -101,6 +103,8 @@ def open_store(config: StoreConfig) -> Store:
             region=config.region,
             profile=config.profile,
             endpoint_url=config.endpoint_url,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
             object_lock=config.object_lock,
         )
     if isinstance(config, GlacierStoreConfig):
@@ -112,5 +116,7 @@ def open_store(config: StoreConfig) -> Store:
             region=config.region,
             profile=config.profile,
             endpoint_url=config.endpoint_url,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
         )
     raise StoreNotAvailable(f"unknown store configuration {config!r}")

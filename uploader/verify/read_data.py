@@ -6,6 +6,9 @@ retrieved first exactly as a restore does it (:class:`~uploader.restore.cold.Col
 the quote and consent, ``--tier``, the request recorded in the catalogue, ``--wait`` or a
 later ``--resume``), then downloaded range by range into a private directory of the state
 directory (a killed download resumes with the ranges not yet recorded), checked, and deleted.
+A store that refuses restore requests as an operation it does not have (S3-compatible servers
+such as SeaweedFS) is probed with a small ranged read, as a restore does: if the object reads
+directly, it is streamed like a readable one.
 
 The check (:func:`check_bundle`): every age chunk is authenticated (the whole ciphertext is
 read, to its final chunk), ``cycle.json`` must be the one the archive's metadata pins, and
@@ -31,6 +34,7 @@ from uploader.crypto import AgeError, Decryptor, Identity
 from uploader.restore import download as dl
 from uploader.restore.cold import ColdRetrieval, Sleep, cold_class
 from uploader.restore.request import RestoreRequest, RetrievalOptions
+from uploader.restore.retrieval import RetrievalError, reads_directly
 from uploader.restore.stream import (
     ArchiveRef,
     ChunkStreamReader,
@@ -39,7 +43,7 @@ from uploader.restore.stream import (
     read_cycle_json,
 )
 from uploader.restore.ui import RestoreUI
-from uploader.stores.base import Store, StoreError
+from uploader.stores.base import RestoreNotSupported, Store, StoreError
 from uploader.verify.checks import Check
 
 log = structlog.get_logger(__name__)
@@ -118,18 +122,10 @@ async def read_archive(
                 to=work / archive.cycle_id, assume_yes=assume_yes, retrieval=options
             )
             cold = ColdRetrieval(store, catalogue, ref, storage_class, request, ui, sleep)
-            record = await cold.ready_retrieval()
-            if record is None:
+            checked = await _retrieved(cold, identities, cycle_sha256)
+            if checked is None:
                 return None
-            path = await cold.download(record)
-            try:
-                done = await asyncio.to_thread(_check_file, path, identities, cycle_sha256)
-            except _BAD_DATA:
-                # Not trusted, not kept: a new run downloads the staged copy again.
-                await asyncio.to_thread(dl.forget_download, catalogue, record, path)
-                raise
-            dl.remove_download(path)
-            await asyncio.to_thread(drop_retrieval, catalogue, record.id)
+            done = checked
     except _BAD_DATA as exc:
         check.problems.append(f"{type(exc).__name__}: {exc}")
         return check
@@ -138,6 +134,39 @@ async def read_archive(
         return check
     check.checked.append(f"every age chunk authenticated, {done.files} files checked")
     return check
+
+
+async def _retrieved(
+    cold: ColdRetrieval, identities: list[Identity] | None, sha: str | None
+) -> BundleChecked | None:
+    """Retrieve, download and check a cold archive (None while its retrieval is not ready);
+    streamed instead when the store has no restore requests but the object reads directly."""
+    store, catalogue, key = cold.store, cold.catalogue, cold.archive.key
+    try:
+        record = await cold.ready_retrieval()
+    except RestoreNotSupported as exc:
+        if not await reads_directly(store, key):
+            raise RetrievalError(
+                f"{exc}: the store has no restore requests, and {key} cannot be read directly "
+                "either"
+            ) from exc
+        cold.ui.say(
+            f"{store.name} takes no restore requests ({exc}), but {key} reads directly: "
+            "verifying it without a retrieval"
+        )
+        return await _stream(store, key, identities, sha)
+    if record is None:
+        return None
+    path = await cold.download(record)
+    try:
+        done = await asyncio.to_thread(_check_file, path, identities, sha)
+    except _BAD_DATA:
+        # Not trusted, not kept: a new run downloads the staged copy again.
+        await asyncio.to_thread(dl.forget_download, catalogue, record, path)
+        raise
+    dl.remove_download(path)
+    await asyncio.to_thread(drop_retrieval, catalogue, record.id)
+    return done
 
 
 async def _stream(

@@ -29,9 +29,11 @@ from uploader.maintenance import MaintenanceReport, ReconcileKind
 from uploader.recovery import RecoveryReport, WrongKey, recover_metadata, unlock_for
 from uploader.restore import RestoreDeclined, RetrievalOptions
 from uploader.stores import StoreNotAvailable, open_store
+from watcher import output
 from watcher.commands.parsers import add_command
 from watcher.commands.terminal import TerminalUI, declined
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
+from watcher.hints import fix_for
 from watcher.hosts import add_host_option
 from watcher.maintenance_loop import maintenance_pass
 from watcher.outcomes import Outcomes
@@ -46,7 +48,7 @@ LABELS: dict[ReconcileKind, str] = {
     "missing": "MISSING (in the catalogue, absent from the store)",
     "mismatch": "MISMATCH (size or checksum differs)",
     "deletion_confirmed": "deletion confirmed",
-    "deletion_failed": "DELETION NOT EFFECTIVE",
+    "deletion_failed": "still listed after its deletion",
     "not_judged": "too recent for this listing (not judged)",
     "metadata_adopt": "metadata objects adopted (read next, with the identity)",
     "metadata_missing": "metadata objects MISSING (sent again)",
@@ -136,6 +138,9 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         with Catalogue.in_state_dir(config.state_dir) as catalogue:
             report = asyncio.run(_run(args, config, catalogue, outcomes))
             code = print_report(report)
+            unreachable = could_not_reach(report, config)
+            if unreachable is not None:  # nothing to recover from either
+                return unreachable
             recovered = asyncio.run(_recover(args, config, catalogue))
     except (AgeError, OSError) as exc:  # the identity file (read only when it is needed)
         print(f"glacier-backup: {exc}", file=sys.stderr)
@@ -196,6 +201,17 @@ def print_recovery(r: RecoveryReport, config: AppConfig) -> int:
     return OK if r.complete else WARNINGS
 
 
+def could_not_reach(report: MaintenanceReport, config: AppConfig) -> int | None:
+    """FAILURE (said, with how to fix it) when the pass could not learn what the store holds:
+    the command did not do its job. None otherwise."""
+    if report.failure is None:
+        return None
+    output.error(
+        str(report.failure), fix=fix_for(report.failure, config), event="maintenance.unreachable"
+    )
+    return FAILURE
+
+
 async def _run(
     args: argparse.Namespace, config: AppConfig, catalogue: Catalogue, outcomes: Outcomes
 ) -> MaintenanceReport:
@@ -223,7 +239,7 @@ async def _run(
 
 def print_report(report: MaintenanceReport) -> int:
     """Print what a pass found; returns the exit code (3 for problems, MISSING or mismatched
-    archives, and deletions that did not take effect)."""
+    archives, and deletions that did not take effect even when asked again)."""
     print(f"store {report.store}: {report.inventory_status}")
     rec = report.reconciliation
     warn = bool(report.problems)
@@ -243,15 +259,16 @@ def print_report(report: MaintenanceReport) -> int:
             for a in items:
                 size = f" ({format_size(a.listed.size)})" if a.listed else ""
                 name = a.key or (a.listed.store_id if a.listed else "?")
-                print(f"    {name}{size}: {a.detail}")
+                again = "; deleted again" if a.key in report.deleted_again else ""
+                print(f"    {name}{size}: {a.detail}{again}")
+        not_deleted = [a for a in rec.of("deletion_failed") if a.key not in report.deleted_again]
         bad: tuple[ReconcileKind, ...] = (
             "missing",
             "mismatch",
-            "deletion_failed",
             "metadata_missing",
             "metadata_mismatch",
         )
-        warn = warn or any(rec.of(k) for k in bad)
+        warn = warn or bool(any(rec.of(k) for k in bad) or not_deleted)
         if rec.of("missing"):
             print(
                 "  MISSING archives were uploaded before this listing but are not in it: "
