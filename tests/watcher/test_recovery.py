@@ -21,6 +21,7 @@ import pytest
 
 from emulators.glacier import Emulator, run_emulator
 from tests.localbackup.test_extract import snapshot
+from tests.support.faultproxy import FaultProxy
 from tests.support.killpoints import glacier_backup, run_until_killed
 from tests.uploader.glacier_support import glacier_client, make_vault
 from tests.watcher.service_harness import Project
@@ -144,18 +145,22 @@ def _restores(endpoint: str, store: str) -> dict[str, str | None]:
 def test_an_s3_deep_archive_store_is_recovered_without_a_retrieval(
     tmp_path: Path, s3_endpoint: str, aws_env: None
 ) -> None:
-    store = _deep_archive(s3_endpoint)
-    p = Project(tmp_path, increments=2, store=store, upload='part_size = "5MiB"')
-    backed_up(p)
-    before = answers(p)
-    lose_the_host(p)
-    r = p.run("inventory")
-    assert r.returncode == 0, r.stderr
-    assert answers(p) == before
-    quote = p.run("restore", "latest", "--quote", "--path", f"{p.src}/docs")
-    assert quote.returncode == 0, quote.stderr
-    assert "tier Bulk: typically ready within 48 hours" in quote.stdout
-    # nothing has asked S3 to restore an archive: recovery read only the hot metadata objects
+    with FaultProxy(s3_endpoint) as wire:  # no faults: it counts the requests
+        store = _deep_archive(wire.url)
+        p = Project(tmp_path, increments=2, store=store, upload='part_size = "5MiB"')
+        backed_up(p)
+        before = answers(p)
+        lose_the_host(p)
+        r = p.run("inventory")
+        assert r.returncode == 0, r.stderr
+        assert answers(p) == before
+        quote = p.run("restore", "latest", "--quote", "--path", f"{p.src}/docs")
+        assert quote.returncode == 0, quote.stderr
+        assert "tier Bulk: typically ready within 48 hours" in quote.stdout
+        # nothing asked the server to restore an archive: recovery read only the hot metadata
+        # objects, and the quote asks nothing
+        assert wire.requests("RestoreObject") == 0
+        assert wire.requests("GetObject") > 0  # the metadata objects were read
     restores = _restores(s3_endpoint, store)
     assert len(restores) == 2 and set(restores.values()) == {None}
 
