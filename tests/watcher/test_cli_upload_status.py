@@ -137,7 +137,7 @@ def test_status_and_cycles_after_pruning(tmp_path: Path) -> None:
     ]
     stored = cycles[-1]
     assert stored["archive"]["storage_class"] == "LOCAL"
-    assert stored["archive"]["size"] == sum(f.stat().st_size for f in p.vault.rglob("*.age"))
+    assert stored["archive"]["size"] == sum(f.stat().st_size for f in p.vault.rglob("*.tar.age"))
     (inc,) = stored["increments"]
     assert inc["kind"] == "full" and inc["size"] > 0 and inc["finished_at"].endswith("+00:00")
     text = p.run("cycles").stdout
@@ -154,7 +154,7 @@ def test_cycles_open_sealed_missing(tmp_path: Path) -> None:
     states = [c["state"] for c in json.loads(p.run("cycles", "--json").stdout)["cycles"]]
     assert states == ["sealed", "open"]
     assert p.run("upload").returncode == 0
-    (archive,) = p.vault.rglob("*.age")
+    (archive,) = p.vault.rglob("*.tar.age")  # (beside it: its metadata object)
     archive.unlink()  # lost from the store
     assert p.run("inventory").returncode in (0, 3)
     cycles = json.loads(p.run("cycles", "--json").stdout)["cycles"]

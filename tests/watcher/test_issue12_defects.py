@@ -81,7 +81,10 @@ def test_a_second_upload_of_a_cycle_being_uploaded_stands_aside(tmp_path: Path) 
         first_rc = first.resume()
     assert (second.returncode, first_rc) == (0, 0), second.stdout + second.stderr + first.output()
     assert "being uploaded by pid" in second.stdout + second.stderr
-    assert [p.name for p in (tmp_path / "vault" / "testhost").iterdir()] == ["20260101T000000Z.tar"]
+    assert sorted(p.name for p in (tmp_path / "vault" / "testhost").iterdir()) == [
+        "20260101T000000Z.meta.tar",  # the archive and its metadata object, once each
+        "20260101T000000Z.tar",
+    ]
     assert not list((tmp_path / "vault" / ".uploads").iterdir())
 
 
@@ -279,7 +282,8 @@ def test_a_frozen_s3_server_times_out_and_the_part_is_sent_again(
     finally:
         frozen.release()
     assert r.returncode == 0, r.stdout + r.stderr
-    assert frozen.fired == 1 and s3_proxy.requests("UploadPart") == 2, s3_proxy.stats()
+    # the archive's part twice (the frozen answer, then again), its metadata object's once
+    assert frozen.fired == 1 and s3_proxy.requests("UploadPart") == 3, s3_proxy.stats()
     assert s3_proxy.requests("AbortMultipartUpload") == 0
 
 

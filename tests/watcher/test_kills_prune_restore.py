@@ -37,8 +37,9 @@ def run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return r
 
 
-def _store_keys(vault: Path) -> set[str]:
-    return {str(p.relative_to(vault)) for p in (vault / "testhost").glob("*.tar")}
+def _store_keys(vault: Path, pattern: str = "*Z.tar") -> set[str]:
+    """The archives in the local store (``*.meta.tar``: their metadata objects)."""
+    return {str(p.relative_to(vault)) for p in (vault / "testhost").glob(pattern)}
 
 
 def _catalogue_keys(state: Path) -> tuple[set[str], list[str]]:
@@ -71,8 +72,9 @@ async def _three_archives(tmp_path: Path) -> Path:
             "backup": {"sources": [str(tmp_path)], "spool_dir": spool, "host": "testhost"},
             "encryption": {"mode": "none"},
             "store": {"type": "local", "path": str(vault)},
-            # Only the newest fits: the two older archives are pruned, the newest never.
-            "retention": {"max_store_size": "20KiB", "min_age": "1s", "keep_last": 1},
+            # Only the newest fits (20 KiB with its metadata object, and the next upload's
+            # 10 KiB): the two older archives are pruned, the newest never.
+            "retention": {"max_store_size": "30KiB", "min_age": "1s", "keep_last": 1},
         },
     )
 
@@ -101,6 +103,8 @@ async def test_prune_killed_between_its_steps_converges(
     assert run(config, "inventory").returncode == 0
     assert _store_keys(vault) == {newest}
     assert _catalogue_keys(state) == ({newest}, [])
+    # the metadata objects of the pruned archives went with them
+    assert _store_keys(vault, "*.meta.tar") == {newest.replace(".tar", ".meta.tar")}
 
 
 @pytest.mark.parametrize(("nth", "force"), [(1, False), (5, True)])

@@ -72,6 +72,8 @@ def apply_metadata_action(
         log.warning("maintenance.metadata_orphan", key=key, detail=action.detail)
     elif action.kind == "metadata_pruned":
         log.info("maintenance.metadata_pruned", key=key, detail=action.detail)
+        if item is None:  # deleted already (a pass killed before recording it): forget it
+            cm.drop_metadata_object(catalogue, name, key)
 
 
 def _archive_key(metadata_key: str) -> str:

@@ -26,8 +26,9 @@ Each archive's metadata object (``<host>/<cycle>.meta.age``) is judged beside it
   executor sends it again);
 - ``metadata_adopt``: this host's, listed, not in the catalogue, and its archive is ours (a
   recovery reads it next);
-- ``metadata_pruned``: this host's, listed, and its archive was pruned by us: the executor
-  finishes the prune (it deletes it);
+- ``metadata_pruned``: this host's, and its archive was pruned by us (its deletion pending,
+  also while a listing still shows the archive: a pass killed between the two deletes): the
+  executor finishes the prune (it deletes it, or forgets it if it is gone already);
 - ``metadata_orphan``: this host's, listed, but its archive is neither in the catalogue nor
   listed, nor pruned by us: left alone, and said;
 - another host's metadata objects are ``foreign``, like its archives.
@@ -239,10 +240,15 @@ def reconcile(
     for key, item in sorted(ours.items()):
         if key not in seen:
             actions.append(ReconcileAction("adopt", key, "ours, not in the catalogue", listed=item))
-    archives = {k.key for k in known} | set(ours)
-    pruned = {d.key for d in deletions}
+    catalogued = {k.key for k in known}
+    pruned = {d.key for d in deletions} - catalogued  # a key uploaded again since is not
     actions += _judge_metadata(
-        metadata, ours_meta, seen=seen, archives=archives, pruned=pruned, listing=listing
+        metadata,
+        ours_meta,
+        seen=seen,
+        archives=catalogued | set(ours),
+        pruned=pruned,
+        listing=listing,
     )
     return Reconciliation(tuple(actions), listing.as_of)
 
@@ -262,7 +268,12 @@ def _judge_metadata(
     for m in known:
         seen.add(m.key)
         item = listed.get(m.key)
-        if item is None:
+        if m.archive_key in pruned:
+            # its archive's deletion is under way (a pass killed before the metadata object's)
+            gone = "; gone from the store too" if item is None else ""
+            why = f"its archive {m.archive_key} was pruned{gone}"
+            actions.append(ReconcileAction("metadata_pruned", m.key, why, listed=item))
+        elif item is None:
             if m.uploaded_at > listing.as_of - timedelta(seconds=listing.grace):
                 why = f"uploaded after the listing of {when}"
                 actions.append(ReconcileAction("not_judged", m.key, why))
@@ -281,7 +292,7 @@ def _judge_metadata(
         archive = (
             None if parsed is None else object_key(parsed.host, parsed.cycle_id, parsed.encrypted)
         )
-        if archive in pruned and archive not in archives:
+        if archive in pruned:
             why = f"its archive {archive} was pruned"
             actions.append(ReconcileAction("metadata_pruned", key, why, listed=item))
         elif archive in archives:
