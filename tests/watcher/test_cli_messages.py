@@ -127,6 +127,31 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
             assert "Traceback" not in r.stderr and "Broken pipe" not in r.stderr, r.stderr
 
 
+def test_a_closed_pipe_does_not_stop_a_command_that_works(tmp_path: Path) -> None:
+    """``upload | true``: every waiting cycle is still uploaded and the command's own code kept."""
+    p = Project(tmp_path, increments=1)
+    for i in range(6):  # a full and an increment per cycle: three sealed cycles
+        (p.src / f"f{i}.txt").write_text(str(i))
+        p.backup()
+    assert len(p.status()["sealed_waiting"]) == 3
+    cmd = " ".join(p.cmd("upload"))
+    r = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {cmd} | true"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert p.status()["sealed_waiting"] == []
+    archives = [f for f in p.vault.rglob("*.age") if not f.name.endswith(".meta.age")]
+    assert len(archives) == 3
+
+    p.src.rename(tmp_path / "moved")  # config check warns (exit 3) after printing the config
+    cmd = " ".join(p.cmd("config", "check"))
+    r = subprocess.run(["bash", "-c", f"{cmd} | true; exit ${{PIPESTATUS[0]}}"], check=False)
+    assert r.returncode == 3
+
+
 def test_on_a_terminal_only_the_bar_and_the_summary(tmp_path: Path) -> None:
     p = Project(tmp_path, increments=7)
     (p.src / "a.txt").write_text("a\n")
