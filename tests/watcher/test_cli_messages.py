@@ -257,7 +257,9 @@ def test_init_warns_when_the_default_source_does_not_exist(tmp_path: Path) -> No
         k: str(tmp_path / k.lower()) for k in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME")
     }
     env["HOME"] = str(tmp_path / "home")  # no ~/Documents there
-    r = subprocess.run([GLACIER_BACKUP, "init"], capture_output=True, text=True, env=env, check=False)
+    r = subprocess.run(
+        [GLACIER_BACKUP, "init"], capture_output=True, text=True, env=env, check=False
+    )
     assert r.returncode == 3, r.stderr
     assert "the default source ~/Documents does not exist: set [backup] sources in" in r.stderr
     assert "next: set [backup] sources in" in r.stdout
