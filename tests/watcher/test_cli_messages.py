@@ -102,6 +102,16 @@ def test_config_check_shows_the_resolved_config_and_hides_secrets(tmp_path: Path
     assert f"{p.config}: retention.min_agee: unknown key (did you mean 'min_age'?)" in r.stderr
 
 
+def test_config_check_shows_object_lock_as_its_two_keys(tmp_path: Path) -> None:
+    p = Project(tmp_path, store='type = "s3"\nbucket = "my-bucket"\nobject_lock = "compliance"\n'
+                'lock_for = "2d"')  # fmt: skip
+    r = p.run("config", "check")
+    assert r.returncode == 0, r.stderr
+    assert 'object_lock = "compliance"\nlock_for = "2d"' in r.stdout
+    shown = json.loads(p.run("config", "check", "--json").stdout)["store"]
+    assert (shown["object_lock"], shown["lock_for"]) == ("compliance", "2d")
+
+
 def test_config_check_warns_about_a_missing_source(tmp_path: Path) -> None:
     p = Project(tmp_path)
     p.src.rmdir()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from localbackup.configkit import ConfigError, format_duration, format_size
 from uploader.config import PASSPHRASE_ENV
+from uploader.object_lock import LockPolicy
 from watcher.commands.parsers import add_command
 from watcher.exitcodes import OK, USAGE, WARNINGS
 from watcher.humanize import count
@@ -126,11 +127,16 @@ def _value(key: str, value: Any) -> Any:
 
 
 def _section(obj: Any) -> dict[str, Any]:
-    return {
-        f.name: _value(f.name, getattr(obj, f.name))
-        for f in dataclasses.fields(obj)
-        if f.name not in _HIDDEN
-    }
+    shown: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, LockPolicy):  # two keys of the file: object_lock and lock_for
+            shown["object_lock"] = value.mode.value
+            days = value.lock_for
+            shown["lock_for"] = "auto" if days is None else format_duration(days)
+        elif f.name not in _HIDDEN:
+            shown[f.name] = _value(f.name, value)
+    return shown
 
 
 def resolved(config: AppConfig) -> dict[str, Any]:
