@@ -11,7 +11,6 @@ from typing import Literal, cast, get_args
 
 from localbackup import paths
 from localbackup.configkit import ConfigError, Section
-from uploader.crypto import InvalidRecipientError, parse_recipient
 from uploader.stores import GiB, MiB
 
 PASSPHRASE_ENV = "GLACIER_BACKUP_PASSPHRASE"  # noqa: S105 - the name, not a secret
@@ -138,6 +137,8 @@ def encryption_config(
             if value:
                 raise section.error(key, 'cannot be combined with mode = "none"')
         return EncryptionConfig(mode="none", identity_file=identity_file, source=section.file)
+    if recipients:  # checked here, so cryptography is loaded only for configs that use keys
+        from uploader.crypto import InvalidRecipientError, parse_recipient
     for i, r in enumerate(recipients):
         try:
             parse_recipient(r)

@@ -21,11 +21,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import structlog
-from structlog.contextvars import bound_contextvars
-
 from localbackup import testpoints
 from localbackup.formats import CYCLE_JSON, FormatError, SealedCycle, load_sealed_cycle
+from localbackup.logevents import bound_fields, get_logger
 from localbackup.spool import CYCLES
 from uploader.archive import ArchiveMetadata, object_key
 from uploader.bundle import BundleError, BundleReader, VerifyingBundle, cycle_sha256
@@ -65,7 +63,7 @@ from uploader.stores import (
 )
 from uploader.upload_resume import Resume, find_resume, finish_upload, upload_pin
 
-log = structlog.get_logger("uploader.upload")
+log = get_logger("uploader.upload")
 
 
 def sealed_cycle_dirs(spool_dir: Path) -> list[Path]:
@@ -170,7 +168,7 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
     any upload record left) is dropped first. A confirmed archive is never sent twice.
     """
     cycle = await asyncio.to_thread(load_sealed_cycle, cycle_dir)
-    with bound_contextvars(cycle=cycle.cycle_id):
+    with bound_fields(cycle=cycle.cycle_id):
         found = await _archived(store, catalogue, cycle, force=force)
         if found is not None:
             return found

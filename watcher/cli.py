@@ -8,9 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import structlog
-
 from localbackup.configkit import ConfigError
+from localbackup.logevents import get_logger
 from watcher import logs
 from watcher.exitcodes import FAILURE, USAGE
 
@@ -80,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(command_of(argv))
     args = parser.parse_args(argv)
     logs.configure(args.log_level, args.log_format)
-    log = structlog.get_logger("glacier_backup")
+    log = get_logger("glacier_backup")
     try:
         if getattr(args, "needs_config", True):
             from watcher.config import load_config

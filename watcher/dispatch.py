@@ -18,10 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-import structlog
-from structlog.contextvars import bound_contextvars
-
 from localbackup import formats
+from localbackup.logevents import bound_fields, get_logger
 from localbackup.spool import Spool
 from localbackup.step import seal_open_cycle
 from uploader.catalogue import (
@@ -45,7 +43,7 @@ from uploader.upload import CYCLE_FAULTS, CyclePruned, upload_cycle
 from watcher.config import AppConfig
 from watcher.markers import DONE, FAILED, QUARANTINE, file_away
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class RetryLater(Exception):
@@ -115,7 +113,7 @@ class Dispatcher:
                 record_event, self._catalogue, "marker_quarantined", f"{path.name}: {reason}"
             )
             return Outcome("quarantined", reason)
-        with bound_contextvars(cycle=marker.cycle_id):
+        with bound_fields(cycle=marker.cycle_id):
             problem = await asyncio.to_thread(self._check_cycle, marker)
             if problem == "archived":
                 file_away(path, marker_dir, DONE)

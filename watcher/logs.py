@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import MutableMapping
 from typing import Any, Literal, TextIO, get_args
 
-import structlog
+from localbackup.logevents import DEBUG, ERROR, INFO, WARNING, defer_setup
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["auto", "console", "json"]  # auto: console on a terminal, else JSON lines
@@ -28,10 +27,21 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
 def configure(
     level: LogLevel = "info", fmt: LogFormat = "auto", stream: TextIO | None = None
 ) -> None:
-    """Send structlog's events to ``stream`` (stderr) at ``level`` and above, as ``fmt``."""
+    """Send structlog's events to ``stream`` (stderr) at ``level`` and above, as ``fmt``.
+
+    structlog itself is set up (and imported) when the first event at ``level`` or above is
+    logged: a command that logs nothing does not pay for it (``localbackup/logevents.py``).
+    """
     out = stream if stream is not None else sys.stderr
     if fmt == "auto":
         fmt = "console" if out.isatty() else "json"
+    threshold = {"debug": DEBUG, "info": INFO, "warning": WARNING, "error": ERROR}[level]
+    defer_setup(threshold, lambda: _setup_structlog(threshold, fmt, out))
+
+
+def _setup_structlog(threshold: int, fmt: LogFormat, out: TextIO) -> None:
+    import structlog
+
     renderer: Any
     if fmt == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
@@ -46,7 +56,7 @@ def configure(
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )

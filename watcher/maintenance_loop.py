@@ -15,9 +15,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypedDict, Unpack
 
-import structlog
-
 from localbackup.formats import load_sealed_cycle
+from localbackup.logevents import get_logger
 from uploader.catalogue import Catalogue
 from uploader.maintenance import (
     InventorySettings,
@@ -31,7 +30,7 @@ from uploader.stores import open_store
 from uploader.upload import pending_cycle_dirs
 from watcher.config import AppConfig
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def expected_next_upload(config: AppConfig, catalogue: Catalogue, store: str) -> int:

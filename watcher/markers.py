@@ -15,16 +15,16 @@ import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import structlog
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from localbackup.atomic import atomic_write_bytes
 from localbackup.formats import HANDLED_MARKER_DIRS
+from localbackup.logevents import get_logger
 from localbackup.paths import ensure_private_dir
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DONE, FAILED, QUARANTINE = HANDLED_MARKER_DIRS
 

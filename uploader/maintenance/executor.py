@@ -22,9 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import structlog
-
 from localbackup.configkit import DAY
+from localbackup.logevents import get_logger
 from uploader import catalogue as cm
 from uploader.archive import ArchiveMetadata
 from uploader.catalogue import Catalogue, FlagKind
@@ -36,7 +35,7 @@ from uploader.maintenance.reconcile import ListedArchive, Listing, Reconciliatio
 from uploader.maintenance.retention import RetentionConfig
 from uploader.stores import InventoryJobs, ObjectInfo, ObjectNotFound, Store, StoreError
 
-log = structlog.get_logger("uploader.maintenance.executor")
+log = get_logger("uploader.maintenance.executor")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,16 +8,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-import structlog
-
 from localbackup.configkit import format_size
+from localbackup.logevents import get_logger
 from localbackup.step import StepResult, run_backup_step, seal_open_cycle
 from watcher.exitcodes import OK, USAGE, WARNINGS
 
 if TYPE_CHECKING:
     from watcher.config import AppConfig
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

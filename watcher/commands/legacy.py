@@ -13,10 +13,9 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-import structlog
-
 from localbackup.configkit import format_size
 from localbackup.extract import ExtractOptions
+from localbackup.logevents import get_logger
 from localbackup.pointintime import PointInTimeError
 from localbackup.safepath import ExtractError
 from uploader.crypto import PassphraseError, read_passphrase
@@ -32,7 +31,7 @@ from uploader.restore import (
 from watcher.commands.terminal import TerminalUI, declined
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -15,13 +15,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import structlog
-
 from localbackup import testpoints
 from localbackup.configkit import format_size
 from localbackup.extract import ExtractError, ExtractStats
 from localbackup.formats import FormatError
 from localbackup.index import IndexFormatError
+from localbackup.logevents import get_logger
 from localbackup.pointintime import PointInTimeError, parse_at
 from uploader.catalogue import Catalogue
 from uploader.crypto import AgeError
@@ -41,7 +40,7 @@ from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
 if TYPE_CHECKING:
     from watcher.config import AppConfig
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _FAILURES = (
     ExtractError,

@@ -28,7 +28,8 @@ from uploader.catalogue import (
 from uploader.maintenance import pending_jobs
 from uploader.stores import PartInfo
 from watcher.exitcodes import OK
-from watcher.markers import FAILED, QUARANTINE
+
+_DONE, FAILED, QUARANTINE = formats.HANDLED_MARKER_DIRS  # without watchdog (watcher.markers)
 
 if TYPE_CHECKING:
     from watcher.config import AppConfig

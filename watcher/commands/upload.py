@@ -10,10 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import structlog
-
 from localbackup.configkit import format_size
 from localbackup.formats import CYCLE_JSON
+from localbackup.logevents import get_logger
 from localbackup.spool import CYCLES
 from uploader.catalogue import Catalogue, pruned_at, remember_cycle_indexes
 from uploader.stores import Store, StoreNotAvailable, open_store
@@ -23,7 +22,7 @@ from watcher.exitcodes import FAILURE, OK, USAGE
 if TYPE_CHECKING:
     from watcher.config import AppConfig
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 Progress = Callable[[int, int], None]
 

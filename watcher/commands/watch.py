@@ -6,12 +6,12 @@ import argparse
 import asyncio
 from typing import TYPE_CHECKING
 
-import structlog
+from localbackup.logevents import get_logger
 
 if TYPE_CHECKING:
     from watcher.config import AppConfig
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
