@@ -304,6 +304,10 @@ class Index(Mapping[bytes, IndexEntry]):
     def __len__(self) -> int:
         return len(self._records) if self._records is not None else self._cols().count
 
+    def iter_records(self) -> Iterator[tuple[bytes, Record]]:
+        """Every (path, record), in archive order (as :class:`StreamedIndex` gives them)."""
+        return iter(self.records.items())
+
     def paths(self) -> KeysView[bytes]:
         """All archive paths, in archive order."""
         return self.records.keys()

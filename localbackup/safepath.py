@@ -54,6 +54,11 @@ def member_parts(name: bytes, *, what: str = "member") -> tuple[bytes, ...]:
 
     ``.`` components and repeated slashes are dropped; an empty result means the target root.
     """
+    # The common case, a clean relative name ("a/b/c", "a/b/" for a directory), in C-level
+    # scans; anything else goes through the full checks below.
+    fast = (name[:-1] if name.endswith(b"/") else name).split(b"/")
+    if not (name.startswith(b"/") or b"\0" in name or b"" in fast or b"." in fast or b".." in fast):
+        return tuple(fast)
     if name.startswith(b"/"):
         raise UnsafeMemberError(name, f"{what} name is an absolute path")
     if b"\0" in name:
@@ -69,6 +74,8 @@ class SafeTree:
 
     ``known`` caches relative paths checked (or made) to be real directories, so the common
     case costs a set lookup; removing a directory drops it and everything below from the cache.
+    A path enters ``known`` only after all its ancestors did, and leaves it with everything
+    below it, so a known parent means every ancestor is a real directory.
     Meant for a fresh, private directory that no other process writes into meanwhile.
     """
 
@@ -78,7 +85,7 @@ class SafeTree:
 
     def path(self, parts: tuple[bytes, ...]) -> bytes:
         """The absolute path of ``parts`` (the root itself for no parts)."""
-        return os.path.join(self.root, *parts) if parts else self.root
+        return self.root + b"/" + b"/".join(parts) if parts else self.root
 
     def parent_dirs(self, member: bytes, parts: tuple[bytes, ...], *, create: bool = True) -> bool:
         """Make sure every parent of ``parts`` is a real directory (created 0700 if missing).
@@ -87,6 +94,8 @@ class SafeTree:
         a directory is there now). With ``create=False`` nothing is changed: a non-directory
         is a refusal and a missing parent returns False.
         """
+        if len(parts) < 2 or b"/".join(parts[:-1]) in self.known:
+            return True  # a known directory's ancestors are known too (see ``known``)
         for i in range(1, len(parts)):
             rel = b"/".join(parts[:i])
             if rel in self.known:
@@ -111,6 +120,19 @@ class SafeTree:
                 os.mkdir(full, PRIVATE_DIR_MODE)
             self.known.add(rel)
         return True
+
+    def create(self, member: bytes, parts: tuple[bytes, ...], flags: int, mode: int) -> int:
+        """Open a new file at ``parts`` (always ``O_CREAT | O_EXCL | O_NOFOLLOW``, plus
+        ``flags``): parents checked, whatever was there removed first if the path is taken."""
+        flags |= os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        self.parent_dirs(member, parts)
+        full = self.path(parts)
+        try:
+            return os.open(full, flags, mode)
+        except FileExistsError:  # also a symlink: O_EXCL never follows one
+            pass
+        self.clear(member, parts)
+        return os.open(full, flags, mode)
 
     def clear(self, member: bytes, parts: tuple[bytes, ...], *, keep_dir: bool = False) -> bool:
         """Prepare ``parts`` to be created: parents checked, whatever is there removed.
