@@ -46,6 +46,7 @@ from localbackup.paxreader import (
     TarFormatError,
     member_from_tarinfo,
 )
+from localbackup.readahead import DecompressAhead
 from localbackup.safepath import (
     ExtractError,
     SafeTree,
@@ -89,6 +90,19 @@ class ExtractStats:
     bytes: int = 0
     deleted: int = 0
     warnings: list[str] = field(default_factory=list)
+
+
+def _umask() -> int:
+    """This process's umask (-1 if unknown: then every file's mode is set after creation).
+    Read, not set: os.umask would change it for every thread for a moment."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return -1
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -149,6 +163,8 @@ class Extractor:
         self.tree = SafeTree(os.fsencode(root))
         self.select = PathFilter(self.options.patterns)
         self.owners = self.options.owners if self.options.owners is not None else os.geteuid() == 0
+        self._ids = (os.geteuid(), os.getegid())  # what a new file gets (else finish fixes it)
+        self._umask = _umask()
         self.stats = ExtractStats()
         self._xattr_failures = 0
 
@@ -161,14 +177,13 @@ class Extractor:
     # -- increments --------------------------------------------------------------------------
     def apply(self, stream: BinaryIO, label: str = "increment") -> None:
         """Apply one zstd-compressed tar read from ``stream`` (streamed, memory bounded)."""
-        dctx = zstandard.ZstdDecompressor()
-        with dctx.stream_reader(stream, read_across_frames=True, closefd=False) as zin:
-            reader = PaxReader(zin)
-            try:
+        try:
+            with DecompressAhead(stream) as plain:
+                reader = PaxReader(plain)
                 for m in reader:
                     self._member(m, reader)
-            except (TarFormatError, zstandard.ZstdError, EOFError) as exc:
-                raise IntegrityError(f"{label}: not a valid increment: {exc}") from None
+        except (TarFormatError, zstandard.ZstdError, EOFError) as exc:
+            raise IntegrityError(f"{label}: not a valid increment: {exc}") from None
 
     def apply_tar(self, tf: tarfile.TarFile) -> None:
         """Apply every member of ``tf``, an open tar of any compression (a stream, ``r|``, is
@@ -229,7 +244,13 @@ class Extractor:
         return True
 
     def _file(self, m: Member, name: bytes, parts: tuple[bytes, ...], data: MemberData) -> None:
-        fd = self.tree.create(name, parts, _CREATE, PRIVATE_FILE_MODE)
+        # Created with its final permissions when the umask lets them through (the work
+        # directory is private until the restore is complete): one fchmod less a file. Set-id
+        # and sticky bits only after the owner is set (chown clears them).
+        mode = m.mode & 0o777
+        if m.mode & 0o7000 or mode & self._umask or self._umask < 0:
+            mode = PRIVATE_FILE_MODE
+        fd = self.tree.create(name, parts, _CREATE, mode)
         try:
             if m.sparse is None:
                 left = m.size
@@ -298,9 +319,9 @@ class Extractor:
         os.utime(full, ns=(m.mtime_ns, m.mtime_ns), follow_symlinks=False)
 
     def _metadata(self, fd: int, m: Member) -> None:
-        if self.owners:
+        if self.owners and (m.uid, m.gid) != self._ids:
             os.fchown(fd, m.uid, m.gid)  # before chmod: chown clears set-id bits
-        if m.mode & 0o7777 != PRIVATE_FILE_MODE:
+        if m.mode & 0o7777 != m.mode & 0o777 or m.mode & self._umask or self._umask < 0:
             os.fchmod(fd, stat.S_IMODE(m.mode))
         if m.xattrs:
             self._xattrs(fd, m)
@@ -326,6 +347,7 @@ class Extractor:
     def finish(self, index: IndexRecords) -> ExtractStats:
         """Remove what ``index`` does not list and set the index's metadata on the rest
         (:mod:`localbackup.finish`: streamed, directories deepest first)."""
+        self.tree.close()
         if self._xattr_failures > 1:
             self.warn(f"extended attributes could not be restored on {self._xattr_failures} paths")
         self.stats.deleted += finish_tree(self.tree.root, index, owners=self.owners)

@@ -19,7 +19,10 @@ from __future__ import annotations
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import Protocol
+from zlib import adler32
+
+from localbackup.integrity import Readable
 
 __all__ = [
     "BLOCKDEV",
@@ -41,6 +44,9 @@ _READ = 1 << 20
 _NS = 1_000_000_000
 _ZERO_BLOCK = bytes(BLOCK)
 _XATTR = b"SCHILY.xattr."
+_EXTENSIONS = frozenset((b"x", b"g", b"L", b"K"))  # headers that describe the next member
+_LINKS = frozenset((b"1", b"2"))
+_CACHED = 256  # distinct header blocks / owner fields remembered
 #: Member types (the ustar type flag)
 REGULAR, HARDLINK, SYMLINK, CHARDEV, BLOCKDEV, DIRECTORY, FIFO = (
     b"0", b"1", b"2", b"3", b"4", b"5", b"6"
@@ -117,12 +123,27 @@ def member_from_tarinfo(m: tarfile.TarInfo) -> Member:
 
 
 def _pax_time_ns(raw: bytes) -> int:
+    if raw[-10:-9] == b"." and raw[:1] != b"-" and raw.replace(b".", b"", 1).isdigit():
+        return int(raw.replace(b".", b"", 1))  # the common "<seconds>.<9 digits>"
     neg = raw.startswith(b"-")
     whole, _, frac = raw.lstrip(b"-").partition(b".")
     if not (whole or frac) or not (whole.isdigit() or not whole) or (frac and not frac.isdigit()):
         raise TarFormatError(f"bad pax time {raw!r}")
     ns = int(whole or b"0") * _NS + int((frac + b"000000000")[:9])
     return -ns if neg else ns
+
+
+def _checksum(hdr: bytes) -> int:
+    """The unsigned ustar checksum of ``hdr`` (its checksum field counted as spaces), summed by
+    C: the low 16 bits of an Adler-32 are 1 + the sum of the bytes modulo 65521, exact for up
+    to 256 bytes (at most 65280), so the header is summed in three such pieces."""
+    return (
+        (adler32(hdr[:148]) & 0xFFFF)
+        + (adler32(hdr[156:412]) & 0xFFFF)
+        + (adler32(hdr[412:BLOCK]) & 0xFFFF)
+        - 3
+        + 256  # the 8 checksum bytes as spaces
+    )
 
 
 def _number(field: bytes) -> int:
@@ -132,13 +153,14 @@ def _number(field: bytes) -> int:
         if field[0] == 0xFF:
             value -= 1 << (8 * (len(field) - 1))
         return value
-    digits = field.split(b"\0", 1)[0].strip()
-    if not digits:
-        return 0
     try:
-        return int(digits, 8)
+        return int(field.strip(b"\0 ") or b"0", 8)  # "0000644\0", "644 \0", "  644\0\0"
     except ValueError:
-        raise TarFormatError(f"bad number field {field!r}") from None
+        digits = field.split(b"\0", 1)[0].strip()  # NULs after the digits, then garbage
+        try:
+            return int(digits or b"0", 8)
+        except ValueError:
+            raise TarFormatError(f"bad number field {field!r}") from None
 
 
 def _cstr(field: bytes) -> bytes:
@@ -146,6 +168,8 @@ def _cstr(field: bytes) -> bytes:
 
 
 def _pax_records(data: bytes) -> dict[bytes, bytes]:
+    if len(data) == 30 and data.startswith(b"30 mtime=") and data[29] == 0x0A:
+        return {b"mtime": data[9:29]}  # most members: the one mtime record
     records: dict[bytes, bytes] = {}
     pos, end = 0, len(data)
     while pos < end:
@@ -171,11 +195,15 @@ class PaxReader:
     """Iterates the members of a tar stream; each member's data must be read (or skipped) with
     :meth:`read_data` / :meth:`data_chunks` before the next member, or it is skipped for you."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: Readable) -> None:
         self._raw = raw
         self._buf = b""
         self._pos = 0
         self._data_left = 0  # bytes of the current member's data not read yet
+        # Fields that repeat from member to member, parsed once: the block that introduces a
+        # pax header (-> its size), the mode, uid and gid fields (-> their values).
+        self._extensions: dict[bytes, int] = {}
+        self._owners: dict[bytes, tuple[int, int, int]] = {}
         self._pad = 0  # then this many bytes of padding
 
     # -- buffered input ----------------------------------------------------------------------
@@ -249,17 +277,26 @@ class PaxReader:
         self._finish_member()
         pax: dict[bytes, bytes] = {}
         while True:
-            if len(self._buf) - self._pos < BLOCK and not self._fill(BLOCK):
-                raise TarFormatError("the tar stream ends without its end-of-archive blocks")
-            hdr = self._take(BLOCK)
-            if hdr == _ZERO_BLOCK:
-                return None  # the end (the second zero block and padding are not read)
-            stored = _number(hdr[148:156])
-            if stored != sum(hdr) - sum(hdr[148:156]) + 256:
-                raise TarFormatError("header checksum mismatch")
-            kind = hdr[156:157]
-            size = _number(hdr[124:136])
-            if kind in (b"x", b"g", b"L", b"K"):
+            pos = self._pos
+            if len(self._buf) - pos < BLOCK:
+                if not self._fill(BLOCK):
+                    raise TarFormatError("the tar stream ends without its end-of-archive blocks")
+                pos = 0
+            hdr = self._buf[pos : pos + BLOCK]
+            self._pos = pos + BLOCK
+            known = self._extensions.get(hdr)
+            if known is not None:  # the same pax header block as before: already checked
+                kind, size = b"x", known
+            else:
+                if hdr == _ZERO_BLOCK:
+                    return None  # the end (the second zero block and padding are not read)
+                if _number(hdr[148:156]) != _checksum(hdr):
+                    raise TarFormatError("header checksum mismatch")
+                kind = hdr[156:157]
+                size = _number(hdr[124:136])
+                if kind == b"x" and len(self._extensions) < _CACHED:
+                    self._extensions[hdr] = size
+            if kind in _EXTENSIONS:
                 body = self._take(size)
                 self._skip(-size % BLOCK)
                 if kind == b"x":
@@ -277,23 +314,27 @@ class PaxReader:
         name = pax.get(b"path")
         if name is None:
             name = _cstr(hdr[0:100])
-            prefix = _cstr(hdr[345:500]) if hdr[257:262] == b"ustar" else b""
-            if prefix:
-                name = prefix + b"/" + name
+            if hdr[345] and hdr[257:262] == b"ustar":  # a name prefix
+                name = _cstr(hdr[345:500]) + b"/" + name
         if kind == b"5" and name.endswith(b"/"):
             name = name.rstrip(b"/") or name  # as tarfile gives it
         if b"size" in pax:
             size = _int_record(pax[b"size"])
         raw_mtime = pax.get(b"mtime")
+        owner = self._owners.get(hdr[100:124])
+        if owner is None:
+            owner = (_number(hdr[100:108]), _number(hdr[108:116]), _number(hdr[116:124]))
+            if len(self._owners) < _CACHED:
+                self._owners[hdr[100:124]] = owner
         m = Member(
             name,
             kind,
-            _number(hdr[100:108]),
-            _int_record(pax[b"uid"]) if b"uid" in pax else _number(hdr[108:116]),
-            _int_record(pax[b"gid"]) if b"gid" in pax else _number(hdr[116:124]),
+            owner[0],
+            _int_record(pax[b"uid"]) if b"uid" in pax else owner[1],
+            _int_record(pax[b"gid"]) if b"gid" in pax else owner[2],
             size,
             _pax_time_ns(raw_mtime) if raw_mtime is not None else _number(hdr[136:148]) * _NS,
-            pax.get(b"linkpath") or _cstr(hdr[157:257]),
+            (pax.get(b"linkpath") or _cstr(hdr[157:257])) if kind in _LINKS else b"",
             _number(hdr[329:337]) if kind in (b"3", b"4") else 0,
             _number(hdr[337:345]) if kind in (b"3", b"4") else 0,
         )

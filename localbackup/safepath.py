@@ -23,6 +23,8 @@ import stat
 
 from localbackup.fileio import PRIVATE_DIR_MODE
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
 __all__ = [
     "ExtractError",
     "SafeTree",
@@ -82,6 +84,16 @@ class SafeTree:
     def __init__(self, root: bytes) -> None:
         self.root = root
         self.known: set[bytes] = set()
+        # The directory files were last created in, open: members come directory by directory,
+        # so a file is created relative to it (the kernel resolves one name, not the path).
+        self._dir: bytes | None = None
+        self._dir_fd = -1
+
+    def close(self) -> None:
+        """Let go of the open directory (the tree stays usable: it is opened again if needed)."""
+        if self._dir_fd >= 0:
+            os.close(self._dir_fd)
+        self._dir, self._dir_fd = None, -1
 
     def path(self, parts: tuple[bytes, ...]) -> bytes:
         """The absolute path of ``parts`` (the root itself for no parts)."""
@@ -126,13 +138,18 @@ class SafeTree:
         ``flags``): parents checked, whatever was there removed first if the path is taken."""
         flags |= os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
         self.parent_dirs(member, parts)
-        full = self.path(parts)
+        parent = b"/".join(parts[:-1])
+        if parent != self._dir:
+            self.close()
+            # a known real directory (parent_dirs), reached through real directories only
+            self._dir_fd = os.open(self.path(parts[:-1]), _DIR_FLAGS)
+            self._dir = parent
         try:
-            return os.open(full, flags, mode)
+            return os.open(parts[-1], flags, mode, dir_fd=self._dir_fd)
         except FileExistsError:  # also a symlink: O_EXCL never follows one
             pass
         self.clear(member, parts)
-        return os.open(full, flags, mode)
+        return os.open(parts[-1], flags, mode, dir_fd=self._dir_fd)
 
     def clear(self, member: bytes, parts: tuple[bytes, ...], *, keep_dir: bool = False) -> bool:
         """Prepare ``parts`` to be created: parents checked, whatever is there removed.
@@ -163,6 +180,8 @@ class SafeTree:
             shutil.rmtree(full)
             rel = b"/".join(parts)
             below = rel + b"/"
+            if self._dir is not None and (self._dir == rel or self._dir.startswith(below)):
+                self.close()
             self.known = {k for k in self.known if k != rel and not k.startswith(below)}
         else:
             os.unlink(full)
