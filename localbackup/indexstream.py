@@ -7,6 +7,7 @@ second reader of version 1.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import tempfile
@@ -31,14 +32,19 @@ class StreamedIndex:
     decompressed twice (cheap), and only a batch of rows and paths is in memory at a time.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = path
+    def __init__(self, source: str | os.PathLike[str] | bytes) -> None:
+        self.source = source  # a file, or the compressed index itself (a catalogue's copy)
+
+    def _open(self) -> BinaryIO:
+        if isinstance(self.source, bytes):
+            return io.BytesIO(self.source)
+        return open(self.source, "rb")
 
     def iter_records(self) -> Iterator[tuple[bytes, Record]]:
         """Every (path, record), in archive order; :class:`IndexFormatError` if damaged."""
         with (  # one decompression context each: a context serves one stream at a time
-            open(self.path, "rb") as f_rows,
-            open(self.path, "rb") as f_paths,
+            self._open() as f_rows,
+            self._open() as f_paths,
             zstandard.ZstdDecompressor().stream_reader(f_rows) as rows,
             zstandard.ZstdDecompressor().stream_reader(f_paths) as paths,
         ):

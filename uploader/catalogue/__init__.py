@@ -42,6 +42,7 @@ from uploader.catalogue.inventory import (
     record_inventory,
     save_job,
 )
+from uploader.catalogue.pathversions import PathPrefilter, PathVersion, find_path_versions
 from uploader.catalogue.pruning import (
     confirm_deletion,
     pending_deletions,
@@ -94,6 +95,8 @@ __all__ = [
     "InventoryState",
     "JobStatus",
     "KnownArchive",
+    "PathPrefilter",
+    "PathVersion",
     "PendingDeletion",
     "PruneArchive",
     "RetrievalRecord",
@@ -108,6 +111,7 @@ __all__ = [
     "done_ranges",
     "drop_archive",
     "drop_retrieval",
+    "find_path_versions",
     "find_retrieval",
     "flag_archive",
     "foreign_archives",

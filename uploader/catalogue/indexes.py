@@ -11,12 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from localbackup import formats
+from localbackup.indexstream import StreamedIndex
 from uploader.catalogue.db import Catalogue
+from uploader.catalogue.pathversions import remember_path_versions
 from uploader.catalogue.records import StoredIndex
 
 
 def remember_cycle_indexes(catalogue: Catalogue, cycle_dir: Path) -> int:
-    """Copy the indexes of a sealed cycle into the catalogue (idempotent); return how many."""
+    """Copy the indexes of a sealed cycle into the catalogue, with their paths and versions
+    indexed for search (:mod:`.pathversions`; idempotent); return how many indexes."""
     sealed = formats.load_sealed_cycle(cycle_dir)
     rows = [
         (
@@ -29,12 +32,14 @@ def remember_cycle_indexes(catalogue: Catalogue, cycle_dir: Path) -> int:
         )
         for m in sealed.increments
     ]
+    streams = [StreamedIndex(cycle_dir / m.index.name).iter_records for m in sealed.increments]
     with catalogue.transaction() as db:
         db.executemany(
             "INSERT OR REPLACE INTO cycle_indexes (host, cycle_id, number, kind, finished_at,"
             " data) VALUES (?, ?, ?, ?, ?, ?)",
             rows,
         )
+        remember_path_versions(db, sealed.host, sealed.cycle_id, streams)
     return len(rows)
 
 
