@@ -129,9 +129,9 @@ def _store(db: sqlite3.Connection, cycle: int, n: int, events: Iterator[Opened |
             continue
         flush()  # the span it closes may still be in the batch
         db.execute(
-            "UPDATE path_versions SET last = ? WHERE cycle = ? AND last = ?"
-            " AND path = (SELECT id FROM paths WHERE path = ?)",
-            (e.last, cycle, n - 1, e.path),
+            "UPDATE path_versions SET last = ? WHERE cycle = ? AND last = ? AND first <= ?"
+            " AND path = (SELECT id FROM paths WHERE path = ?)",  # not a span opened at last + 1
+            (e.last, cycle, n - 1, e.last, e.path),
         )
     flush()
 
