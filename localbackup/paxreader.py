@@ -20,9 +20,9 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
-from zlib import adler32
 
 from localbackup.integrity import Readable
+from localbackup.paxheader import header_sum
 
 __all__ = [
     "BLOCKDEV",
@@ -134,16 +134,9 @@ def _pax_time_ns(raw: bytes) -> int:
 
 
 def _checksum(hdr: bytes) -> int:
-    """The unsigned ustar checksum of ``hdr`` (its checksum field counted as spaces), summed by
-    C: the low 16 bits of an Adler-32 are 1 + the sum of the bytes modulo 65521, exact for up
-    to 256 bytes (at most 65280), so the header is summed in three such pieces."""
-    return (
-        (adler32(hdr[:148]) & 0xFFFF)
-        + (adler32(hdr[156:412]) & 0xFFFF)
-        + (adler32(hdr[412:BLOCK]) & 0xFFFF)
-        - 3
-        + 256  # the 8 checksum bytes as spaces
-    )
+    """The unsigned ustar checksum of ``hdr``: its bytes summed with the checksum field
+    counted as eight spaces."""
+    return header_sum(hdr) - sum(hdr[148:156]) + 256
 
 
 def _number(field: bytes) -> int:
