@@ -1,6 +1,6 @@
 """Backed-up paths and their versions, indexed for search: what ``files PATTERN`` reads.
 
-Three tables (schema migration 7): ``version_cycles`` (a small id per host and cycle),
+Three tables (added by a schema migration): ``version_cycles`` (a small id per host and cycle),
 ``paths`` (every path once, with its last component, both indexed) and ``path_versions`` (one
 row per version span: a path, a cycle, the first and last increment holding that version, its
 type, size and mtime; see :mod:`.spans`). An unchanged file is one row per cycle, not one per
