@@ -2,8 +2,8 @@
 
 The front of the package: :class:`Catalogue` (the connection, uploads and archives), the records
 it hands out, and one accessor module per concern, each next to its SQL — archives, events,
-findings (foreign archives, flags), indexes, inventory, pruning, retrievals. Everything the
-other packages use is importable from here.
+findings (foreign archives, flags), indexes, inventory, operations, pruning, retrievals.
+Everything the other packages use is importable from here.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from uploader.catalogue.archives import (
     known_archives,
     requeue_unconfirmed,
     set_archive_id,
+    set_locked_until,
 )
 from uploader.catalogue.db import CATALOGUE_FILE, Catalogue
 from uploader.catalogue.events import (
@@ -41,6 +42,11 @@ from uploader.catalogue.inventory import (
     mark_requested,
     record_inventory,
     save_job,
+)
+from uploader.catalogue.operations import (
+    OperationRecord,
+    operations,
+    record_operation,
 )
 from uploader.catalogue.pathversions import PathPrefilter, PathVersion, find_path_versions
 from uploader.catalogue.pruning import (
@@ -79,6 +85,7 @@ from uploader.catalogue.retrievals import (
     mark_ready,
     record_range,
     record_request,
+    requested_retrievals,
     set_download,
 )
 
@@ -95,6 +102,7 @@ __all__ = [
     "InventoryState",
     "JobStatus",
     "KnownArchive",
+    "OperationRecord",
     "PathPrefilter",
     "PathVersion",
     "PendingDeletion",
@@ -126,6 +134,7 @@ __all__ = [
     "mark_ready",
     "mark_requested",
     "open_flags",
+    "operations",
     "pending_deletions",
     "prune_inputs",
     "pruned_at",
@@ -134,13 +143,16 @@ __all__ = [
     "record_event",
     "record_foreign",
     "record_inventory",
+    "record_operation",
     "record_prune_plan",
     "record_range",
     "record_request",
     "remember_cycle_indexes",
+    "requested_retrievals",
     "requeue_unconfirmed",
     "save_job",
     "set_archive_id",
     "set_download",
+    "set_locked_until",
     "stored_indexes",
 ]

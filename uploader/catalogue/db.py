@@ -227,11 +227,13 @@ class Catalogue(Closing):
         archive_id: str | None = None,
         *,
         confirmed: bool = True,
+        locked_until: datetime | None = None,
     ) -> ArchiveRecord:
         """Turn a completed (and size-confirmed) upload into an archive, in one transaction,
         with the store-side id (a Glacier ArchiveId) if there is one. ``confirmed=False``: the
         store completed the upload but could not show the archive (a Glacier upload completed
-        by a run that died before recording it); the next inventory confirms it by key."""
+        by a run that died before recording it); the next inventory confirms it by key.
+        ``locked_until``: the archive's S3 Object Lock retention, which pruning respects."""
         now = self._clock()
         record = ArchiveRecord(
             upload.store,
@@ -246,8 +248,8 @@ class Catalogue(Closing):
         with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO archives (store, key, cycle_id, host, size,"
-                " plaintext_sha256, uploaded_at, confirmed_at, archive_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " plaintext_sha256, uploaded_at, confirmed_at, archive_id, locked_until)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.store,
                     record.key,
@@ -258,6 +260,7 @@ class Catalogue(Closing):
                     to_db_time(now),
                     to_db_time(now) if confirmed else None,
                     archive_id or None,
+                    None if locked_until is None else to_db_time(locked_until),
                 ),
             )
             db.execute("DELETE FROM uploads WHERE id = ?", (upload.id,))

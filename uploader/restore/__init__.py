@@ -44,7 +44,7 @@ if TYPE_CHECKING:
         RestoreRequest,
         RetrievalOptions,
     )
-    from uploader.restore.retrieval import TIER_CHOICES
+    from uploader.restore.retrieval import TIER_CHOICES, ready_since_requested
     from uploader.restore.stream import (
         ArchiveRef,
         CorruptArchive,
@@ -86,7 +86,10 @@ else:
                 "RestoreRequest",
                 "RetrievalOptions",
             ),
-            ".retrieval": ("TIER_CHOICES",),
+            ".retrieval": (
+                "TIER_CHOICES",
+                "ready_since_requested",
+            ),
             ".stream": (
                 "ArchiveRef",
                 "CorruptArchive",
@@ -140,6 +143,7 @@ __all__ = [
     "list_legacy",
     "parse_legacy_at",
     "plan_restore",
+    "ready_since_requested",
     "restore_archive",
     "restore_from_spool",
     "restore_from_store",
