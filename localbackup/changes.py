@@ -179,6 +179,17 @@ class ChangeDetector:
             return 0
         return len(self.base_paths) - 1 - self._from_base
 
+    def keep_source(self, root: bytes) -> int:
+        """A source root that is missing now: keep what the base knew of it (the root and
+        everything below), rather than report it deleted; returns how many entries."""
+        name = root[1:]  # the scan left it out: it is not in the new index yet
+        before = self.new.count
+        record = self.base.records.get(name)
+        if record is not None:
+            self.keep(name, record)
+        self.keep_below(root)
+        return self.new.count - before
+
     def keep_below(self, directory: bytes) -> None:
         """A directory that could not be listed: keep what the base knew below it, rather
         than reporting its contents as deleted (nothing below it was scanned)."""

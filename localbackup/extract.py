@@ -18,10 +18,10 @@ The engine neither reads nor places files by itself: its callers verify what the
 from __future__ import annotations
 
 import errno
-import fnmatch
 import os
 import stat
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -32,6 +32,7 @@ from localbackup.fileio import CHUNK_SIZE, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
 from localbackup.finish import IndexRecords, finish_tree
 from localbackup.integrity import IntegrityError
 from localbackup.logevents import get_logger
+from localbackup.pathmatch import PathSelection
 from localbackup.paxreader import (
     BLOCKDEV,
     CHARDEV,
@@ -58,10 +59,10 @@ from localbackup.safepath import (
 __all__ = [
     "ExtractError",
     "ExtractOptions",
+    "ExtractProgress",
     "ExtractStats",
     "Extractor",
     "IntegrityError",
-    "PathFilter",
     "UnsafeMemberError",
 ]
 
@@ -70,25 +71,34 @@ log = get_logger(__name__)
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _XATTR_SKIP = (errno.ENOTSUP, errno.EPERM, errno.EACCES, errno.E2BIG, errno.ERANGE, errno.ENOSPC)
 _MAX_WARNINGS = 100
+_REPORT_EVERY = 1 << 20  # compressed bytes read between progress reports
+
+#: Progress of a restore: (files written, compressed increment bytes read), now and then.
+ExtractProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
 class ExtractOptions:
     """What a restore brings back and how: ``--path``, ``--allow-devices``, owners."""
 
-    patterns: tuple[str, ...] = ()  # --path: fnmatch on archive paths; a directory = its subtree
+    patterns: tuple[str, ...] = ()  # --path (localbackup.pathmatch): paths and their subtrees
+    roots: tuple[bytes, ...] = ()  # the source roots the patterns are relative to
     allow_devices: bool = False  # create device nodes and FIFOs (otherwise refused)
     owners: bool | None = None  # restore uid/gid; None: when running as root
+    progress: ExtractProgress | None = field(default=None, compare=False)
 
 
 @dataclass(slots=True)
 class ExtractStats:
-    """What a restore did: counts and the warnings (the first hundred) it gave."""
+    """What a restore did: the restored tree (counted by :meth:`Extractor.finish`), what was
+    written to make it, and the warnings (the first hundred) it gave."""
 
-    members: int = 0  # members written (all increments)
-    files: int = 0
-    bytes: int = 0
-    deleted: int = 0
+    members: int = 0  # members written, all increments together
+    files: int = 0  # regular files in the restored tree (hardlinks count as files)
+    bytes: int = 0  # their content size
+    dirs: int = 0  # directories in the restored tree
+    symlinks: int = 0
+    deleted: int = 0  # written by an increment, then removed: deleted at the point in time
     warnings: list[str] = field(default_factory=list)
 
 
@@ -132,27 +142,16 @@ class _TarData:
         return chunk
 
 
-class PathFilter:
-    """``--path`` patterns: a path is selected if it or one of its ancestors matches."""
+class _Counted:
+    """A stream that tells ``count`` how many bytes each read returned."""
 
-    def __init__(self, patterns: tuple[str, ...]) -> None:
-        self.patterns = tuple(os.fsencode(p).strip(b"/") or b"*" for p in patterns)
+    def __init__(self, stream: BinaryIO, count: Callable[[int], None]) -> None:
+        self._stream, self._count = stream, count
 
-    def __bool__(self) -> bool:
-        return bool(self.patterns)
-
-    def __call__(self, path: bytes) -> bool:
-        """Whether the archive path ``path`` is selected (always, with no patterns)."""
-        if not self.patterns:
-            return True
-        candidate = path
-        while True:
-            if any(fnmatch.fnmatchcase(candidate, p) for p in self.patterns):
-                return True
-            cut = candidate.rfind(b"/")
-            if cut < 0:
-                return False
-            candidate = candidate[:cut]
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        self._count(len(data))
+        return data
 
 
 class Extractor:
@@ -161,12 +160,15 @@ class Extractor:
     def __init__(self, root: Path, options: ExtractOptions | None = None) -> None:
         self.options = options or ExtractOptions()
         self.tree = SafeTree(os.fsencode(root))
-        self.select = PathFilter(self.options.patterns)
+        self.select = PathSelection(self.options.patterns, self.options.roots)
         self.owners = self.options.owners if self.options.owners is not None else os.geteuid() == 0
         self._ids = (os.geteuid(), os.getegid())  # what a new file gets (else finish fixes it)
         self._umask = _umask()
         self.stats = ExtractStats()
         self._xattr_failures = 0
+        self._read = 0  # compressed bytes of increments read so far
+        self._files_written = 0  # regular file members written so far (progress)
+        self._reported = -_REPORT_EVERY
 
     def warn(self, message: str) -> None:
         """Record (the first hundred) and log a warning; the restore goes on."""
@@ -177,13 +179,25 @@ class Extractor:
     # -- increments --------------------------------------------------------------------------
     def apply(self, stream: BinaryIO, label: str = "increment") -> None:
         """Apply one zstd-compressed tar read from ``stream`` (streamed, memory bounded)."""
+        source: Any = stream if self.options.progress is None else _Counted(stream, self._counted)
         try:
-            with DecompressAhead(stream) as plain:
+            with DecompressAhead(source) as plain:
                 reader = PaxReader(plain)
                 for m in reader:
                     self._member(m, reader)
+                    if self._read - self._reported >= _REPORT_EVERY:
+                        self._report()
         except (TarFormatError, zstandard.ZstdError, EOFError) as exc:
             raise IntegrityError(f"{label}: not a valid increment: {exc}") from None
+
+    def _counted(self, n: int) -> None:
+        # on the decompression thread: only counted here, reported by the applying thread
+        self._read += n
+
+    def _report(self) -> None:
+        if self.options.progress is not None:
+            self._reported = self._read
+            self.options.progress(self._files_written, self._read)
 
     def apply_tar(self, tf: tarfile.TarFile) -> None:
         """Apply every member of ``tf``, an open tar of any compression (a stream, ``r|``, is
@@ -202,7 +216,7 @@ class Extractor:
             if m.type == DIRECTORY:
                 return  # "./": the target directory itself
             raise UnsafeMemberError(name, "it names the target directory itself")
-        if self.select and not self.select(b"/".join(parts)):
+        if self.select and not self.select(b"/".join(parts), m.type == DIRECTORY):
             return
         kind = m.type
         if kind == REGULAR:
@@ -260,13 +274,14 @@ class Extractor:
                         raise ExtractError(f"increment ends inside the member {show_member(name)}")
                     _write_all(fd, chunk)
                     left -= len(chunk)
+                    if self._read - self._reported >= _REPORT_EVERY:
+                        self._report()  # inside a large file too
             else:
                 self._sparse_file(fd, m, name, data)
             self._metadata(fd, m)
         finally:
             os.close(fd)
-        self.stats.files += 1
-        self.stats.bytes += m.size
+        self._files_written += 1
 
     def _sparse_file(self, fd: int, m: Member, name: bytes, data: MemberData) -> None:
         for offset, length in m.sparse or ():
@@ -346,9 +361,18 @@ class Extractor:
     # -- the end -----------------------------------------------------------------------------
     def finish(self, index: IndexRecords) -> ExtractStats:
         """Remove what ``index`` does not list and set the index's metadata on the rest
-        (:mod:`localbackup.finish`: streamed, directories deepest first)."""
+        (:mod:`localbackup.finish`: streamed, directories deepest first); count the restored
+        tree. Raises :class:`~localbackup.pathmatch.NoPathMatch` if a ``--path`` pattern
+        selects nothing at this point in time (the caller's staged target is then discarded)."""
         self.tree.close()
+        if self.select and self.select.unmatched_in(index.iter_records()):
+            self.select.require(dict(index.iter_records()))  # raises, with near matches
         if self._xattr_failures > 1:
             self.warn(f"extended attributes could not be restored on {self._xattr_failures} paths")
-        self.stats.deleted += finish_tree(self.tree.root, index, owners=self.owners)
+        counts = finish_tree(self.tree.root, index, owners=self.owners)
+        self.stats.deleted += counts.deleted
+        self.stats.files += counts.files
+        self.stats.bytes += counts.bytes
+        self.stats.dirs += counts.dirs
+        self.stats.symlinks += counts.symlinks
         return self.stats

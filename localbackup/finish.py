@@ -28,13 +28,16 @@ import os
 import shutil
 import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 from localbackup.index import TYPE_CODE, EntryType, Record
 
-__all__ = ["IndexRecords", "finish_tree"]
+__all__ = ["FinishCounts", "IndexRecords", "finish_tree"]
 
 _DIR = TYPE_CODE[EntryType.DIR]
+_FILES = frozenset({TYPE_CODE[EntryType.FILE], TYPE_CODE[EntryType.HARDLINK]})
+_SYMLINK = TYPE_CODE[EntryType.SYMLINK]
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NOT_A_DIR_HERE = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
 _DEFAULT_DIR_MODE = 0o755  # directories above the backed-up roots (not in the archive)
@@ -47,6 +50,17 @@ class IndexRecords(Protocol):
     def iter_records(self) -> Iterator[tuple[bytes, Record]]:
         """Every (path, record), in archive order."""
         ...
+
+
+@dataclass(slots=True)
+class FinishCounts:
+    """The restored tree as finished: what it holds, and how many paths were removed."""
+
+    deleted: int = 0  # written by an increment, not listed by the index: removed
+    files: int = 0  # regular files (hardlinks count as files)
+    bytes: int = 0  # their content size
+    dirs: int = 0
+    symlinks: int = 0
 
 
 class _Dir:
@@ -66,7 +80,7 @@ class _Finisher:
     def __init__(self, root: bytes, owners: bool) -> None:
         self.root = root
         self.owners = owners
-        self.deleted = 0
+        self.counts = FinishCounts()
 
     # -- the walk ----------------------------------------------------------------------------
     def run(self, records: Iterator[tuple[bytes, Record]]) -> None:
@@ -138,19 +152,28 @@ class _Finisher:
                 self._remove(fd, e.name, is_dir)
             elif not is_dir:
                 self._set(fd, e.name, rec, e.stat(follow_symlinks=False), e.is_symlink())
+                self._count(rec)
         if not d.rel:
             return  # the target itself: staging gives it its mode
         if d.rec is _ABOVE:
             os.chmod(fd, _DEFAULT_DIR_MODE)
         else:
             self._set(fd, None, d.rec, os.stat(fd), False)
+            self.counts.dirs += 1
+
+    def _count(self, rec: Record) -> None:
+        if rec[9] in _FILES:
+            self.counts.files += 1
+            self.counts.bytes += rec[3]
+        elif rec[9] == _SYMLINK:
+            self.counts.symlinks += 1
 
     def _remove(self, fd: int, name: str, is_dir: bool) -> None:
         if is_dir:
             shutil.rmtree(name, dir_fd=fd)
         else:
             os.unlink(name, dir_fd=fd)
-        self.deleted += 1
+        self.counts.deleted += 1
 
     def _set(
         self, fd: int, name: str | None, rec: Record, st: os.stat_result, symlink: bool
@@ -191,14 +214,14 @@ def contiguous(records: Iterator[tuple[bytes, Record]]) -> bool:
     return True
 
 
-def finish_tree(root: bytes, index: IndexRecords, *, owners: bool) -> int:
-    """Make the restored tree at ``root`` match ``index`` (see the module); returns how many
-    paths were removed."""
+def finish_tree(root: bytes, index: IndexRecords, *, owners: bool) -> FinishCounts:
+    """Make the restored tree at ``root`` match ``index`` (see the module); returns what it
+    holds and how many paths were removed."""
     if not contiguous(index.iter_records()):
         return _finish_from_dict(root, dict(index.iter_records()), owners=owners)
     f = _Finisher(root, owners)
     f.run(index.iter_records())
-    return f.deleted
+    return f.counts
 
 
 class _DictRecords:
@@ -210,7 +233,7 @@ class _DictRecords:
         return iter(sorted(self.records.items(), key=lambda item: item[0].split(b"/")))
 
 
-def _finish_from_dict(root: bytes, records: dict[bytes, Record], *, owners: bool) -> int:
+def _finish_from_dict(root: bytes, records: dict[bytes, Record], *, owners: bool) -> FinishCounts:
     f = _Finisher(root, owners)
     f.run(_DictRecords(records).iter_records())
-    return f.deleted
+    return f.counts

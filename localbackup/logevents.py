@@ -19,6 +19,7 @@ import contextlib
 import contextvars
 import sys
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import Any
 
 DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
@@ -51,8 +52,27 @@ def defer_setup(threshold: int, setup: Callable[[], None]) -> None:
         _settings.pending_setup = setup
 
 
+def import_structlog() -> ModuleType:
+    """structlog, imported without ``rich`` unless rich is loaded already: ``structlog.dev``
+    imports rich (~30-70 ms here) for its console renderer's tracebacks, which this program
+    does not use (``watcher/logs.py`` renders its own lines). A later ``import rich`` (a
+    progress bar) works as usual."""
+    found = sys.modules.get("structlog")
+    if found is not None:
+        return found
+    hide = "rich" not in sys.modules
+    if hide:
+        sys.modules["rich"] = None  # type: ignore[assignment]  # "import rich" fails for now
+    try:
+        import structlog
+    finally:
+        if hide and sys.modules.get("rich", False) is None:
+            del sys.modules["rich"]
+    return structlog
+
+
 def _structlog_logger(name: str) -> Any:
-    import structlog
+    structlog = import_structlog()
 
     setup, _settings.pending_setup = _settings.pending_setup, None
     if setup is not None:

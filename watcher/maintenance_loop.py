@@ -27,8 +27,8 @@ from uploader.maintenance import (
     run_maintenance,
     storage_class_for,
 )
+from uploader.pending import pending_cycle_dirs
 from uploader.stores import open_store
-from uploader.upload import pending_cycle_dirs
 from watcher.config import AppConfig
 from watcher.maintenance_notices import announce_ready_retrievals, missing_keys, report_pass
 from watcher.notify.events import NoticeEvent

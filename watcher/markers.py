@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,19 +18,11 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
-from localbackup.atomic import atomic_write_bytes
-from localbackup.formats import HANDLED_MARKER_DIRS
 from localbackup.logevents import get_logger
 from localbackup.paths import ensure_private_dir
+from watcher.markerfiles import is_candidate
 
 log = get_logger(__name__)
-
-DONE, FAILED, QUARANTINE = HANDLED_MARKER_DIRS
-
-
-def is_candidate(path: Path, marker_dir: Path) -> bool:
-    """Files directly in the marker directory, except hidden ones (temp files being written)."""
-    return path.parent == marker_dir and not path.name.startswith(".")
 
 
 class _Handler(FileSystemEventHandler):
@@ -105,13 +96,3 @@ class MarkerWatcher:
     async def __aiter__(self) -> AsyncIterator[Path]:
         while True:
             yield await self.next()
-
-
-def file_away(path: Path, marker_dir: Path, where: str, reason: str | None = None) -> Path:
-    """Move a handled marker to done/, failed/ or quarantine/ (with the reason next to it)."""
-    dest_dir = ensure_private_dir(marker_dir / where)
-    dest = dest_dir / path.name
-    if reason is not None:
-        atomic_write_bytes(dest_dir / f"{path.name}.reason", (reason.rstrip() + "\n").encode())
-    shutil.move(str(path), dest)
-    return dest

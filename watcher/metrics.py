@@ -70,7 +70,7 @@ class Snapshot:
 def snapshot(config: AppConfig, catalogue: Catalogue) -> Snapshot:
     """Read everything the metrics file shows (local state only)."""
     from uploader.catalogue import FlagKind, open_flags, operations
-    from uploader.upload import pending_cycle_dirs
+    from uploader.pending import pending_cycle_dirs
 
     store = config.store.name
     ops = operations(catalogue)

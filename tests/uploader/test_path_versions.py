@@ -19,7 +19,7 @@ from tests.localbackup.test_extract import T0, make_history
 from uploader.catalogue import Catalogue, StoredIndex, remember_cycle_indexes, stored_indexes
 from uploader.catalogue.schema import MIGRATIONS
 from uploader.catalogue.spans import span_events, spans_by_dict
-from watcher.commands.files import PathHistory, _scan, catalogued, matcher, search
+from watcher.commands.files import PathHistory, _scan, catalogued, search
 
 PATTERNS = ["*", "*.txt", "b.txt", "docs", "*/docs/*", "moved", "pair?", "c.bin", "nothing"]
 
@@ -31,7 +31,7 @@ def _by_scan(cat: Catalogue, pattern: str) -> list[PathHistory]:
         by_cycle.setdefault(s.cycle_id, []).append(s)
     histories: dict[str, PathHistory] = {}
     for cycle_id, incs in sorted(by_cycle.items()):
-        _scan(cycle_id, incs, matcher(pattern), histories)
+        _scan(cycle_id, incs, pattern, histories)
     return [histories[k] for k in sorted(histories)]
 
 

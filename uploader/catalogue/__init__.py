@@ -21,6 +21,7 @@ from uploader.catalogue.archives import (
 from uploader.catalogue.db import CATALOGUE_FILE, Catalogue
 from uploader.catalogue.events import (
     last_event,
+    open_failures,
     record_event,
 )
 from uploader.catalogue.findings import (
@@ -32,7 +33,9 @@ from uploader.catalogue.findings import (
 )
 from uploader.catalogue.indexes import (
     remember_cycle_indexes,
+    stored_cycles,
     stored_indexes,
+    stored_points,
 )
 from uploader.catalogue.inventory import (
     forget_job,
@@ -48,17 +51,24 @@ from uploader.catalogue.operations import (
     operations,
     record_operation,
 )
-from uploader.catalogue.pathversions import PathPrefilter, PathVersion, find_path_versions
+from uploader.catalogue.pathversions import (
+    PathPrefilter,
+    PathVersion,
+    find_path_versions,
+    path_roots,
+)
 from uploader.catalogue.pruning import (
     confirm_deletion,
     pending_deletions,
     prune_inputs,
     pruned_at,
     pruned_cycle_ids,
+    pruned_cycles,
     record_deletion,
     record_prune_plan,
 )
 from uploader.catalogue.records import (
+    FAILURE_KINDS,
     ArchiveRecord,
     Event,
     EventKind,
@@ -91,6 +101,7 @@ from uploader.catalogue.retrievals import (
 
 __all__ = [
     "CATALOGUE_FILE",
+    "FAILURE_KINDS",
     "ArchiveRecord",
     "Catalogue",
     "Event",
@@ -133,12 +144,15 @@ __all__ = [
     "last_event",
     "mark_ready",
     "mark_requested",
+    "open_failures",
     "open_flags",
     "operations",
+    "path_roots",
     "pending_deletions",
     "prune_inputs",
     "pruned_at",
     "pruned_cycle_ids",
+    "pruned_cycles",
     "record_deletion",
     "record_event",
     "record_foreign",
@@ -154,5 +168,7 @@ __all__ = [
     "set_archive_id",
     "set_download",
     "set_locked_until",
+    "stored_cycles",
     "stored_indexes",
+    "stored_points",
 ]

@@ -33,6 +33,7 @@ __all__ = [
     "PathVersion",
     "backfill",
     "find_path_versions",
+    "path_roots",
     "remember_path_versions",
 ]
 
@@ -200,6 +201,29 @@ def _after(prefix: bytes) -> bytes:
     """The smallest byte string greater than every string that starts with ``prefix``."""
     stripped = prefix.rstrip(b"\xff")
     return stripped[:-1] + bytes([stripped[-1] + 1]) if stripped else b"\xff" * (len(prefix) + 1)
+
+
+def path_roots(catalogue: Catalogue) -> tuple[bytes, ...]:
+    """The source roots among every stored path: the paths whose parent is not stored (the
+    folders above a source are never archived), as ``localbackup.pathmatch.roots_of`` finds
+    them in one index. A root sorts before everything below it, so the sorted path index is
+    read root by root, each subtree skipped by one range query: a few queries per source."""
+    roots: list[bytes] = []
+    with catalogue.reading() as db:
+        cursor = b""
+        while True:
+            row = db.execute(
+                "SELECT path FROM paths WHERE path >= ? ORDER BY path LIMIT 1", (cursor,)
+            ).fetchone()
+            if row is None:
+                return tuple(roots)
+            path = bytes(row[0])
+            under = next((r for r in reversed(roots) if path.startswith(r + b"/")), None)
+            if under is not None:  # below a root found already: skip that root's subtree
+                cursor = _after(under + b"/")
+                continue
+            roots.append(path)
+            cursor = path + b"\0"
 
 
 def find_path_versions(

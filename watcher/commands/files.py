@@ -1,20 +1,23 @@
 """``files [CYCLE] [PATTERN]``: list or search backed-up paths, with no retrieval.
 
-The indexes come from the spool (cycles still on disk) and from the catalogue's hot copies
-(cycles already uploaded and pruned locally). Without a pattern, the paths of one point in time
-(the newest increment of CYCLE, default the latest cycle) are listed. With a pattern, every
-version of every matching path is shown: which cycle and increment hold it, and where it was
-deleted. A pattern with ``*``, ``?`` or ``[`` is a glob: over the whole path when it holds a
-``/``, over the file name otherwise (like ``find -name``); any other pattern matches the paths
-that contain it.
+The indexes come from the spool (cycles still on disk) and from the catalogue (cycles already
+uploaded, also once pruned locally). Without a pattern, the paths of one point in time (the
+newest increment of CYCLE, default the latest cycle) are listed. With a pattern, every version
+of every path it selects is shown: which cycle and increment hold it, and where it was deleted.
+Patterns are those of ``restore --path`` (:mod:`localbackup.pathmatch`): what ``files`` shows
+for a pattern is what ``restore --path`` brings back. A pattern that selects nothing is an error
+(exit 1) that names the nearest backed-up paths.
+
+Cycles in the catalogue are searched through its path tables (:mod:`uploader.catalogue.
+pathversions`: the pattern's prefilter narrows the paths in SQL, then the pattern decides), not
+by reading every stored index; only cycles that are in the spool alone (the open one) are read
+index by index.
 """
 
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,18 +26,46 @@ from typing import TYPE_CHECKING, Any
 
 from localbackup import formats
 from localbackup.configkit import format_size
-from localbackup.index import TYPES
+from localbackup.index import TYPE_CODE, TYPES, EntryType
+from localbackup.pathmatch import NoPathMatch, PathSelection, roots_of, suggest
 from localbackup.spool import Spool
-from uploader.catalogue import Catalogue, StoredIndex, find_path_versions, stored_indexes
-from watcher.exitcodes import OK, USAGE
+from uploader.catalogue import (
+    Catalogue,
+    StoredIndex,
+    find_path_versions,
+    path_roots,
+    stored_indexes,
+)
+from watcher.commands.parsers import add_command
+from watcher.exitcodes import FAILURE, OK, USAGE
 
 if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
+_DIR = TYPE_CODE[EntryType.DIR]
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+
+def add_parser(sub: Subparsers) -> None:
     """Register ``files``."""
-    p = sub.add_parser("files", help="list or search backed-up paths (no retrieval needed)")
+    p = add_command(
+        sub,
+        "files",
+        summary="list or search backed-up paths (no retrieval needed)",
+        description="Without a pattern, list the paths of the latest point in time (of CYCLE). "
+        "With one, show every backed-up version of each path it selects: which cycle and "
+        "increment hold it, and where it was deleted. Patterns are gitignore-like and read as "
+        "'restore --path' reads them: relative to each source root or the source's own name "
+        "(docs/*, Documents/docs), a name anywhere (*.txt, report.txt), an absolute path; "
+        "docs/ is the folder and everything below it. A pattern that selects nothing is an "
+        "error that names the nearest paths.",
+        examples=[
+            "glacier-backup files",
+            "glacier-backup files 'report*.txt'",
+            "glacier-backup files latest 'docs/'",
+            "glacier-backup files --json '*.pdf'",
+        ],
+    )
     p.add_argument(
         "words",
         nargs="*",
@@ -89,41 +120,6 @@ def catalogued(cat: Catalogue) -> dict[str, dict[int, str]]:
     return kinds
 
 
-def matcher(pattern: str) -> Any:
-    """A predicate for displayed paths: a substring, or a glob (on the name alone without ``/``)."""
-    if not any(ch in pattern for ch in "*?["):
-        return lambda p: pattern in p
-    if "/" in pattern:
-        return lambda p: fnmatch.fnmatchcase(p, pattern)
-    return lambda p: fnmatch.fnmatchcase(p.rsplit("/", 1)[-1], pattern)  # like find -name
-
-
-@dataclass(frozen=True, slots=True)
-class Needs:
-    """What a path matching a pattern contains, for the catalogue's prefilter
-    (``uploader.catalogue.PathPrefilter``)."""
-
-    name: bytes | None = None
-    name_suffix: bytes | None = None
-    prefixes: tuple[bytes, ...] = ()
-
-
-def needs_of(pattern: str) -> Needs | None:
-    """The prefilter of :func:`matcher`'s pattern: a name glob ``*.ext`` needs that name
-    suffix, a path glob its literal leading directories; other patterns need a scan."""
-    globbing = [i for i, ch in enumerate(pattern) if ch in "*?["]
-    if not globbing:
-        return None
-    raw = os.fsencode(pattern)
-    if "/" not in pattern:
-        rest = raw[1:]
-        if raw.startswith(b"*") and rest and not any(ch in rest for ch in b"*?["):
-            return Needs(name_suffix=rest)
-        return None
-    lead = raw[: globbing[0]].rpartition(b"/")[0].lstrip(b"/")
-    return Needs(prefixes=(lead + b"/",)) if lead else None
-
-
 def search(
     spool: dict[str, list[StoredIndex]],
     cat: Catalogue,
@@ -131,27 +127,20 @@ def search(
     pattern: str,
     cycle: str | None = None,
 ) -> Iterator[PathHistory]:
-    """The history of every path that matches ``pattern``, cycle by cycle: cycles in the
-    catalogue from its path tables, cycles only in the spool from their indexes."""
-    match = matcher(pattern)
+    """The history of every path ``pattern`` selects, cycle by cycle: cycles in the catalogue
+    from its path tables, cycles only in the spool from their indexes."""
     histories: dict[str, PathHistory] = {}
-
-    def select(path: bytes, is_dir: bool) -> bool:
-        return bool(match(display(path)))
-
-    for v in find_path_versions(cat, needs_of(pattern), select, cycle):
+    select = PathSelection([pattern], path_roots(cat))
+    for v in find_path_versions(cat, select.patterns[0].needs, select, cycle):
         shown = display(v.path)
         h = histories.setdefault(shown, PathHistory(shown))
-        h.versions.append(
-            _version(
-                v.cycle_id, v.first, kinds[v.cycle_id].get(v.first, ""), v.type, v.size, v.mtime_ns
-            )
-        )
+        kind = kinds[v.cycle_id].get(v.first, "")
+        h.versions.append(_version(v.cycle_id, v.first, kind, v.type, v.size, v.mtime_ns))
         if v.deleted_in is not None:
             h.deleted_in.append({"cycle": v.cycle_id, "increment": v.deleted_in})
     for cycle_id, incs in spool.items():
         if cycle_id not in kinds and (cycle is None or cycle == cycle_id):
-            _scan(cycle_id, incs, match, histories)
+            _scan(cycle_id, incs, pattern, histories)
     for h in histories.values():
         h.versions.sort(key=lambda v: (v["cycle"], v["increment"]))
         h.deleted_in.sort(key=lambda d: (d["cycle"], d["increment"]))
@@ -172,17 +161,20 @@ def _version(  # noqa: PLR0917 (one JSON object's fields, in their order)
 
 
 def _scan(
-    cycle_id: str, incs: list[StoredIndex], match: Any, histories: dict[str, PathHistory]
+    cycle_id: str, incs: list[StoredIndex], pattern: str, histories: dict[str, PathHistory]
 ) -> None:
-    """The versions in a cycle's indexes (a cycle not in the catalogue: the open one)."""
+    """The versions in a cycle's indexes that ``pattern`` selects, read index by index (a
+    cycle not in the catalogue: the open one)."""
     previous: set[str] = set()
     last_version: dict[str, tuple[int, int, int]] = {}
     for inc in incs:
+        records = inc.load().records
+        select = PathSelection([pattern], roots_of(records))
         present: set[str] = set()
-        for path, rec in inc.load().records.items():
-            shown = display(path)
-            if not match(shown):
+        for path, rec in records.items():
+            if not select(path, rec[9] == _DIR):
                 continue
+            shown = display(path)
             present.add(shown)
             version = (rec[9], rec[3], rec[4])
             if last_version.get(shown) == version:
@@ -194,6 +186,24 @@ def _scan(
             histories[gone].deleted_in.append({"cycle": cycle_id, "increment": inc.number})
             last_version.pop(gone, None)
         previous = present
+
+
+def newest_index(
+    cat: Catalogue, spool: dict[str, list[StoredIndex]], cycle_id: str | None
+) -> StoredIndex | None:
+    """The last index of ``cycle_id``, from the spool or the catalogue (None: no cycle)."""
+    if cycle_id is None:
+        return None
+    incs = spool.get(cycle_id) or list(stored_indexes(cat, cycle_id))
+    return incs[-1] if incs else None
+
+
+def no_match(newest: StoredIndex | None, pattern: str) -> NoPathMatch:
+    """The error for a pattern that selects nothing, with near matches from the newest index."""
+    if newest is None:
+        return NoPathMatch([pattern])
+    records = newest.load().records
+    return NoPathMatch([pattern], suggest(pattern, records, roots_of(records)))
 
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
@@ -224,6 +234,10 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
                 cat, spool, cycle or (known[-1] if known else None), args.json
             )
         histories = list(search(spool, cat, kinds, pattern, cycle))
+        if not histories:
+            newest = newest_index(cat, spool, cycle or (known[-1] if known else None))
+            print(f"glacier-backup: {no_match(newest, pattern)}", file=sys.stderr)
+            return FAILURE
     if args.json:
         print(
             json.dumps(
@@ -242,8 +256,6 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
             print(f"  {v['cycle']} #{v['increment']:<3} {size:>10}  {v['mtime'][:19]}")
         for d in h.deleted_in:
             print(f"  {d['cycle']} #{d['increment']:<3} {'deleted':>10}")
-    if not histories:
-        print(f"no backed-up path matches {pattern!r}", file=sys.stderr)
     return OK
 
 
