@@ -184,7 +184,7 @@ class ChangeDetector:
         everything below), rather than report it deleted; returns how many entries."""
         name = root[1:]  # the scan left it out: it is not in the new index yet
         before = self.new.count
-        record = self.base.records.get(name)
+        record = self.base.record_of(name)
         if record is not None:
             self.keep(name, record)
         self.keep_below(root)

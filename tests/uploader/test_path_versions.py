@@ -4,6 +4,7 @@ sources), with a prefilter or without, and after the migration that backfills th
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Callable
 from datetime import timedelta
@@ -12,11 +13,18 @@ from pathlib import Path
 import pytest
 
 from localbackup.config import BackupConfig
+from localbackup.index import IndexFormatError
 from localbackup.indexstream import StreamedIndex
 from localbackup.spool import Spool
 from localbackup.step import run_backup_step
 from tests.localbackup.test_extract import T0, make_history
-from uploader.catalogue import Catalogue, StoredIndex, remember_cycle_indexes, stored_indexes
+from uploader.catalogue import (
+    Catalogue,
+    StoredIndex,
+    remember_cycle_indexes,
+    searchable_cycles,
+    stored_indexes,
+)
 from uploader.catalogue.schema import MIGRATIONS
 from uploader.catalogue.spans import span_events, spans_by_dict
 from watcher.commands.files import PathHistory, _scan, catalogued, search
@@ -120,3 +128,40 @@ def test_the_migration_backfills_the_tables_from_stored_indexes(tmp_path: Path) 
         assert _as_rows(list(search({}, cat, catalogued(cat), pattern))) == _as_rows(
             _by_scan(cat, pattern)
         )
+
+
+def test_a_cycle_whose_index_cannot_be_read_is_left_out_of_the_tables_not_failed(
+    tmp_path: Path,
+) -> None:
+    cat = _two_cycles(tmp_path)
+    before = _as_rows(list(search({}, cat, catalogued(cat), "*")))
+    sealed = next(c for c in Spool(tmp_path / "spool").cycles() if (c.path / "cycle.json").exists())
+    damaged = tmp_path / "damaged"
+    shutil.copytree(sealed.path, damaged)
+    (damaged / sealed.manifests()[-1].index.name).write_bytes(b"not an index")
+    remember_cycle_indexes(cat, damaged)  # an upload that succeeded is not failed by it
+    assert sealed.cycle_id not in searchable_cycles(cat)
+    assert cat.query(
+        "SELECT count(*) FROM path_versions v JOIN version_cycles c ON c.id = v.cycle"
+        " WHERE c.cycle_id = ?",
+        (sealed.cycle_id,),
+    ) == [(0,)]
+    # the stored copies were taken as they are; `files` reads them itself, and says so
+    with pytest.raises(IndexFormatError):
+        list(search({}, cat, catalogued(cat), "*"))
+    remember_cycle_indexes(cat, sealed.path)  # the good copy again: back in the tables
+    assert _as_rows(list(search({}, cat, catalogued(cat), "*"))) == before
+
+
+def test_a_cycle_missing_from_the_tables_is_searched_in_its_stored_indexes(
+    tmp_path: Path,
+) -> None:
+    cat = _two_cycles(tmp_path)
+    expected = _by_scan(cat, "*.txt")
+    first = min(searchable_cycles(cat))
+    with cat.transaction() as db:
+        db.execute("DELETE FROM version_cycles WHERE cycle_id = ?", (first,))
+    assert first not in searchable_cycles(cat)
+    assert expected and _as_rows(list(search({}, cat, catalogued(cat), "*.txt"))) == _as_rows(
+        expected
+    )

@@ -56,6 +56,7 @@ from uploader.catalogue.pathversions import (
     PathVersion,
     find_path_versions,
     path_roots,
+    searchable_cycles,
 )
 from uploader.catalogue.pruning import (
     confirm_deletion,
@@ -165,6 +166,7 @@ __all__ = [
     "requested_retrievals",
     "requeue_unconfirmed",
     "save_job",
+    "searchable_cycles",
     "set_archive_id",
     "set_download",
     "set_locked_until",

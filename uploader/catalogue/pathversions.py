@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from localbackup.index import TYPE_CODE, EntryType, Record
+from localbackup.index import TYPE_CODE, EntryType, IndexFormatError, Record
+from localbackup.logevents import get_logger
 from uploader.catalogue.db import Catalogue
 from uploader.catalogue.spans import Closed, Opened, OutOfOrder, span_events, spans_by_dict
 
@@ -35,7 +36,10 @@ __all__ = [
     "find_path_versions",
     "path_roots",
     "remember_path_versions",
+    "searchable_cycles",
 ]
+
+log = get_logger(__name__)
 
 _DIR = TYPE_CODE[EntryType.DIR]
 _BATCH = 4096
@@ -90,7 +94,11 @@ def remember_path_versions(
     increments: Sequence[Callable[[], Iterable[tuple[bytes, Record]]]],
 ) -> None:
     """Store the version spans of one cycle (replacing what was stored for it), inside the
-    caller's transaction. ``increments``: each increment's index as a fresh stream, in order."""
+    caller's transaction. ``increments``: each increment's index as a fresh stream, in order.
+
+    An index that cannot be read leaves the cycle out of the tables (with a warning) rather
+    than fail what called this (an upload that has succeeded, a migration): ``files`` then
+    reads that cycle's stored indexes itself (:func:`searchable_cycles`)."""
     n = len(increments)
     db.execute(
         "INSERT INTO version_cycles (host, cycle_id, increments) VALUES (?, ?, ?)"
@@ -101,9 +109,26 @@ def remember_path_versions(
         "SELECT id FROM version_cycles WHERE host = ? AND cycle_id = ?", (host, cycle_id)
     ).fetchone()
     try:
-        _store(db, cycle, n, span_events(increments))
-    except OutOfOrder:
-        _store(db, cycle, n, spans_by_dict(increments))
+        try:
+            _store(db, cycle, n, span_events(increments))
+        except OutOfOrder:
+            _store(db, cycle, n, spans_by_dict(increments))
+    except IndexFormatError as exc:
+        db.execute("DELETE FROM path_versions WHERE cycle = ?", (cycle,))
+        db.execute("DELETE FROM version_cycles WHERE id = ?", (cycle,))
+        log.warning(
+            "catalogue.path_search_skipped",
+            host=host,
+            cycle=cycle_id,
+            error=str(exc),
+            message=f"cycle {cycle_id}: an index cannot be read ({exc}); "
+            "'files' reads this cycle's stored indexes instead of the search tables",
+        )
+
+
+def searchable_cycles(catalogue: Catalogue) -> set[str]:
+    """The cycles whose versions the search tables hold."""
+    return {cid for (cid,) in catalogue.query("SELECT DISTINCT cycle_id FROM version_cycles")}
 
 
 def _store(db: sqlite3.Connection, cycle: int, n: int, events: Iterator[Opened | Closed]) -> None:

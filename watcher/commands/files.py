@@ -34,6 +34,7 @@ from uploader.catalogue import (
     StoredIndex,
     find_path_versions,
     path_roots,
+    searchable_cycles,
     stored_indexes,
 )
 from watcher.commands.parsers import add_command
@@ -128,7 +129,8 @@ def search(
     cycle: str | None = None,
 ) -> Iterator[PathHistory]:
     """The history of every path ``pattern`` selects, cycle by cycle: cycles in the catalogue
-    from its path tables, cycles only in the spool from their indexes."""
+    from its path tables, cycles only in the spool (or whose indexes the tables could not
+    take) from their indexes."""
     histories: dict[str, PathHistory] = {}
     select = PathSelection([pattern], path_roots(cat))
     for v in find_path_versions(cat, select.patterns[0].needs, select, cycle):
@@ -141,6 +143,9 @@ def search(
     for cycle_id, incs in spool.items():
         if cycle_id not in kinds and (cycle is None or cycle == cycle_id):
             _scan(cycle_id, incs, pattern, histories)
+    for cycle_id in sorted(set(kinds) - searchable_cycles(cat)):  # not in the search tables
+        if cycle is None or cycle == cycle_id:
+            _scan(cycle_id, list(stored_indexes(cat, cycle_id)), pattern, histories)
     for h in histories.values():
         h.versions.sort(key=lambda v: (v["cycle"], v["increment"]))
         h.deleted_in.sort(key=lambda d: (d["cycle"], d["increment"]))
