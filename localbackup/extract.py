@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 
 import zstandard
 
+from localbackup import testpoints
 from localbackup.fileio import CHUNK_SIZE, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
 from localbackup.finish import IndexRecords, finish_tree
 from localbackup.integrity import IntegrityError
@@ -238,6 +239,7 @@ class Extractor:
         elif not self._special(m, name, parts):
             return
         self.stats.members += 1
+        testpoints.pause("restore.extracting")
 
     # Hooks for archive formats with other rules
     # (uploader.restore.legacy: the original tool's tars).

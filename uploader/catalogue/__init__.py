@@ -88,6 +88,8 @@ from uploader.catalogue.records import (
     UploadRecord,
     UploadState,
 )
+from uploader.catalogue.restores import FinishedRestore, last_restore_into, record_restore
+from uploader.catalogue.retries import UploadRetry, clear_retry, note_retry, upload_retries
 from uploader.catalogue.retrievals import (
     done_ranges,
     drop_retrieval,
@@ -107,6 +109,7 @@ __all__ = [
     "Catalogue",
     "Event",
     "EventKind",
+    "FinishedRestore",
     "Flag",
     "FlagKind",
     "ForeignArchive",
@@ -123,9 +126,11 @@ __all__ = [
     "RetrievalState",
     "StoredIndex",
     "UploadRecord",
+    "UploadRetry",
     "UploadState",
     "adopt_archive",
     "archive_id_of",
+    "clear_retry",
     "confirm_archive",
     "confirm_deletion",
     "done_ranges",
@@ -143,8 +148,10 @@ __all__ = [
     "job_requested",
     "known_archives",
     "last_event",
+    "last_restore_into",
     "mark_ready",
     "mark_requested",
+    "note_retry",
     "open_failures",
     "open_flags",
     "operations",
@@ -162,6 +169,7 @@ __all__ = [
     "record_prune_plan",
     "record_range",
     "record_request",
+    "record_restore",
     "remember_cycle_indexes",
     "requested_retrievals",
     "requeue_unconfirmed",
@@ -173,4 +181,5 @@ __all__ = [
     "stored_cycles",
     "stored_indexes",
     "stored_points",
+    "upload_retries",
 ]

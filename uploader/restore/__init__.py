@@ -57,7 +57,7 @@ if TYPE_CHECKING:
         restore_archive,
         restore_stream,
     )
-    from uploader.restore.target import check_target_first, confirm_replace
+    from uploader.restore.target import already_restored, check_target_first, confirm_replace
     from uploader.restore.ui import RestoreDeclined, RestoreUI, RetrievalDeclined
 else:
     __getattr__ = lazy_front(
@@ -103,6 +103,7 @@ else:
                 "restore_stream",
             ),
             ".target": (
+                "already_restored",
                 "check_target_first",
                 "confirm_replace",
             ),
@@ -135,6 +136,7 @@ __all__ = [
     "RetrievalDeclined",
     "RetrievalOptions",
     "RetrievalRequired",
+    "already_restored",
     "check_target_first",
     "choose_archive",
     "confirm_replace",
