@@ -20,7 +20,30 @@ from watchdog.observers.api import BaseObserver
 
 from localbackup.logevents import get_logger
 from localbackup.paths import ensure_private_dir
-from watcher.markerfiles import is_candidate
+from watcher.markerfiles import (  # filing markers: here too for callers that watch as well
+    DONE,
+    FAILED,
+    QUARANTINE,
+    failed_markers,
+    file_away,
+    file_done,
+    is_candidate,
+    reason_of,
+    retry_failed,
+)
+
+__all__ = [
+    "DONE",
+    "FAILED",
+    "QUARANTINE",
+    "MarkerWatcher",
+    "failed_markers",
+    "file_away",
+    "file_done",
+    "is_candidate",
+    "reason_of",
+    "retry_failed",
+]
 
 log = get_logger(__name__)
 
