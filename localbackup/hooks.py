@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import structlog
+from localbackup.logevents import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 OUTPUT_TAIL = 8000  # characters of a hook's output kept in the log
 Phase = Literal["before", "after"]

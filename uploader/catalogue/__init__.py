@@ -51,6 +51,13 @@ from uploader.catalogue.operations import (
     operations,
     record_operation,
 )
+from uploader.catalogue.pathversions import (
+    PathPrefilter,
+    PathVersion,
+    find_path_versions,
+    path_roots,
+    searchable_cycles,
+)
 from uploader.catalogue.pruning import (
     confirm_deletion,
     pending_deletions,
@@ -111,6 +118,8 @@ __all__ = [
     "JobStatus",
     "KnownArchive",
     "OperationRecord",
+    "PathPrefilter",
+    "PathVersion",
     "PendingDeletion",
     "PruneArchive",
     "RetrievalRecord",
@@ -127,6 +136,7 @@ __all__ = [
     "done_ranges",
     "drop_archive",
     "drop_retrieval",
+    "find_path_versions",
     "find_retrieval",
     "flag_archive",
     "foreign_archives",
@@ -145,6 +155,7 @@ __all__ = [
     "open_failures",
     "open_flags",
     "operations",
+    "path_roots",
     "pending_deletions",
     "prune_inputs",
     "pruned_at",
@@ -163,6 +174,7 @@ __all__ = [
     "requested_retrievals",
     "requeue_unconfirmed",
     "save_job",
+    "searchable_cycles",
     "set_archive_id",
     "set_download",
     "set_locked_until",
