@@ -16,8 +16,8 @@ from uploader.bundle import BundleError, BundleReader
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig, UploadConfig
 from uploader.crypto import X25519Identity, decrypt_file, new_encryption
-from uploader.multipart import IncompleteUpload, MultipartOptions
-from uploader.payload import EncryptedPayload, choose_part_size
+from uploader.multipart import IncompleteUpload, MultipartOptions, checksum, upload_multipart
+from uploader.payload import EncryptedPayload, PartPlan, choose_part_size
 from uploader.stores.base import (
     Capabilities,
     MiB,
@@ -264,6 +264,41 @@ async def test_the_byte_count_check_refuses_to_complete_when_short(
     assert lossy.completed == 0
     assert await store.list_multipart_uploads() == []
     assert await store.list_objects() == []
+
+
+async def test_kept_parts_are_neither_regenerated_nor_sent_again(
+    store: Store, tmp_path: Path
+) -> None:
+    """``kept``: parts of an immutable payload (a Glacier job output) acknowledged by an
+    earlier attempt; reading them again would mean downloading them again."""
+    data = bytes(range(256)) * (3 * PART // 256)
+
+    class Counted:
+        size = len(data)
+        offsets: list[int] = []
+
+        def readinto(self, offset: int, view: memoryview) -> None:
+            self.offsets.append(offset)
+            view[:] = data[offset : offset + len(view)]
+
+    plan = PartPlan(len(data), PART)
+    upload_id = await store.create_multipart_upload("h/kept", PART, {})
+    first = await store.upload_part("h/kept", upload_id, 1, data[:PART], checksum(data[:PART]))
+    wrapped, source = Wrapped(store), Counted()
+    info = await upload_multipart(
+        wrapped,  # type: ignore[arg-type]
+        "h/kept",
+        upload_id,
+        source,
+        plan,
+        kept=[first],
+        options=FAST,
+    )
+    assert info.size == len(data)
+    assert sorted(source.offsets) == [PART, 2 * PART]
+    assert sorted(wrapped.calls) == [2, 3]
+    if store.capabilities.immediate_listing and not store.capabilities.needs_retrieval:
+        assert await _download(store, "h/kept") == data
 
 
 async def test_an_archived_cycle_is_not_uploaded_again(

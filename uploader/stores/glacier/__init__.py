@@ -19,7 +19,7 @@ from uploader.stores.glacier.jobs import (
 )
 from uploader.stores.glacier.store import GlacierStore
 from uploader.stores.glacier.treehash import TreeHasher, combine_tree_hashes, tree_hash
-from uploader.stores.glacier.wire import NoInventoryYet, VaultNotFound
+from uploader.stores.glacier.wire import MissingTreeHash, NoInventoryYet, VaultNotFound
 
 __all__ = [
     "ArchiveDescription",
@@ -28,6 +28,7 @@ __all__ = [
     "InventoryArchive",
     "JobInfo",
     "JobOutputExpired",
+    "MissingTreeHash",
     "NoInventoryYet",
     "TreeHasher",
     "VaultNotFound",
