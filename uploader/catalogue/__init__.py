@@ -3,7 +3,8 @@
 The front of the package: :class:`Catalogue` (the connection, uploads and archives), the records
 it hands out, and one accessor module per concern, each next to its SQL — archives, events,
 findings (foreign archives, flags), indexes, inventory, pruning, retrievals. Everything the
-other packages use is importable from here.
+other packages use is importable from here; the migration tables' accessors are the module
+:mod:`.migrations` (``from uploader.catalogue import migrations``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from uploader.catalogue.inventory import (
     inventory_not_ready,
     inventory_state,
     job_requested,
+    latest_inventory,
     mark_requested,
     record_inventory,
     save_job,
@@ -68,7 +70,12 @@ from uploader.catalogue.records import (
     InventoryState,
     JobStatus,
     KnownArchive,
+    MigrationKind,
+    MigrationPart,
+    MigrationRecord,
+    MigrationState,
     PendingDeletion,
+    PlannedArchive,
     PruneArchive,
     RetrievalRecord,
     RetrievalState,
@@ -99,7 +106,12 @@ __all__ = [
     "InventoryState",
     "JobStatus",
     "KnownArchive",
+    "MigrationKind",
+    "MigrationPart",
+    "MigrationRecord",
+    "MigrationState",
     "PendingDeletion",
+    "PlannedArchive",
     "PruneArchive",
     "RetrievalRecord",
     "RetrievalState",
@@ -127,6 +139,7 @@ __all__ = [
     "job_requested",
     "known_archives",
     "last_event",
+    "latest_inventory",
     "mark_ready",
     "mark_requested",
     "open_flags",
