@@ -32,6 +32,7 @@ COMMANDS = {
     "prune": "watcher.commands.prune",
     "config": "watcher.commands.config_cmd",
     "restore-legacy": "watcher.commands.legacy",
+    "migrate": "watcher.commands.migrate",
 }
 _GLOBAL_OPTIONS_WITH_VALUE = ("--config", "--log-level", "--log-format")
 

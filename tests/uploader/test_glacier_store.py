@@ -30,6 +30,7 @@ from uploader.crypto import Decryptor, load_identities
 from uploader.multipart import MultipartOptions
 from uploader.stores import open_store
 from uploader.stores.base import MiB, ObjectNotFound, PermanentStoreError, TransientStoreError
+from uploader.stores.glacier import MissingTreeHash
 from uploader.stores.glacier.jobs import (
     BadByteRange,
     IncompleteResponse,
@@ -39,7 +40,6 @@ from uploader.stores.glacier.jobs import (
     job_from_response,
     parse_inventory,
 )
-from uploader.stores.glacier import MissingTreeHash
 from uploader.stores.glacier.store import GlacierStore, NoInventoryYet
 from uploader.stores.glacier.treehash import tree_hash
 from uploader.upload import upload_cycle

@@ -275,7 +275,9 @@ async def test_kept_parts_are_neither_regenerated_nor_sent_again(
 
     class Counted:
         size = len(data)
-        offsets: list[int] = []
+
+        def __init__(self) -> None:
+            self.offsets: list[int] = []
 
         def readinto(self, offset: int, view: memoryview) -> None:
             self.offsets.append(offset)

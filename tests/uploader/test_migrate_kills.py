@@ -1,0 +1,148 @@
+"""Real SIGKILLs of a real ``glacier-backup migrate`` process while it waits for retrievals,
+while it downloads a range and while it uploads a part; then ``migrate --resume``: each archive
+exactly once in S3, no retrieval requested twice, no verified range downloaded again, no
+acknowledged part sent again.
+
+The kill instants are conditions, not timings: a relay proxy (tests/support/relayproxy.py) in
+front of the Glacier emulator or moto holds the chosen request, and the test waits until it is
+held and the catalogue shows what was verified before it sends SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from emulators.glacier import Emulator, run_emulator
+from tests.support.relayproxy import RelayProxy, Rule, wait_until
+from tests.support.servers import FAKE_AWS
+from tests.uploader.glacier_support import glacier_client
+from tests.uploader.migrate_support import HOUR, PART, Vault, make_vault_user
+from tests.watcher.service_harness import Service
+
+OUTPUT = r"/jobs/[^/]+/output$"
+
+
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """An emulator of this module's own: its tests move the virtual clock by hours."""
+    with run_emulator(tmp_path_factory.mktemp("glacier-migrate-kills")) as e:
+        yield e
+
+
+def child(v: Vault, *args: str) -> Service:
+    """``glacier-backup migrate`` as a child process; its JSON log events are collected."""
+    return Service(v.argv(*args), env={**os.environ, **FAKE_AWS}, started=None)
+
+
+def archive_jobs(v: Vault) -> int:
+    """Archive-retrieval jobs the vault has been asked for."""
+    jobs = glacier_client(v.emu.endpoint_url).list_jobs(vaultName=v.vault)["JobList"]
+    return sum(1 for j in jobs if j["Action"] == "ArchiveRetrieval")
+
+
+def verified(v: Vault) -> set[int]:
+    """Start offsets of the job-output ranges the catalogue records as verified: spooled ones
+    and those of acknowledged parts."""
+    with sqlite3.connect(v.new_config.state_dir / "catalogue.sqlite3") as db:
+        ranges = {r[0] for r in db.execute("SELECT start FROM migration_ranges")}
+        parts = {(r[0] - 1) * PART for r in db.execute("SELECT number FROM migration_parts")}
+    return ranges | parts
+
+
+def acknowledged(v: Vault) -> set[int]:
+    with sqlite3.connect(v.new_config.state_dir / "catalogue.sqlite3") as db:
+        return {r[0] for r in db.execute("SELECT number FROM migration_parts")}
+
+
+def range_start(header: str | None) -> int:
+    assert header is not None and header.startswith("bytes=")
+    return int(header.removeprefix("bytes=").split("-")[0])
+
+
+def one_copy_each(v: Vault, count: int) -> None:
+    """Exactly the vault's archives in the bucket, byte for byte, and no upload left open."""
+    objects = v.objects()
+    assert len(objects) == count
+    assert v.open_uploads() == []
+    s3 = v.s3()
+    for key, data in objects.items():
+        archive_id = s3.head_object(Bucket=v.bucket, Key=key)["Metadata"]["source-archive-id"]
+        assert data == (v.emu.data_dir / "archives" / archive_id).read_bytes(), key
+
+
+def test_killed_while_waiting_for_retrievals_resumes_without_requesting_again(
+    tmp_path: Path, emu: Emulator, moto_server: str, aws_env: None
+) -> None:
+    v = make_vault_user(tmp_path, emu, moto_server, cycles=2)
+    v.inventory_ready()
+    waiting = child(v, "--yes", "--wait", "--poll-interval", "0.05", "--poll-max", "0.05")
+    waiting.wait_for(lambda e: e["event"] == "migrate.waiting" and e.get("retrievals") == 2)
+    waiting.kill()
+    assert archive_jobs(v) == 2
+
+    emu.control.advance(13 * HOUR)
+    done = v.run("--resume")
+    assert done.returncode == 0, done.stderr
+    assert "copied and verified: 2 of 2" in done.stdout
+    assert archive_jobs(v) == 2  # the jobs of the killed run were used, not asked for again
+    one_copy_each(v, 2)
+
+
+def test_killed_while_downloading_fetches_only_the_ranges_not_verified(
+    tmp_path: Path, emu: Emulator, moto_server: str, aws_env: None
+) -> None:
+    v = make_vault_user(tmp_path, emu, moto_server, cycles=1, big=25 << 20)  # 4 parts
+    v.inventory_ready()
+    assert v.main("--yes").returncode == 0
+    emu.control.advance(13 * HOUR)
+    with RelayProxy(emu.endpoint_url) as glacier:
+        v.point(old=glacier.url)
+        held = glacier.add(Rule("GET", OUTPUT, "stall", skip=1))  # the 2nd range waits
+        copying = child(v, "--resume")
+        held.wait_held()
+        wait_until(lambda: verified(v) != set(), 60, "a range to be verified")
+        wait_until(lambda: glacier.in_flight == held.holding, 60, "the other ranges to end")
+        before, mark = verified(v), len(glacier.log)
+        copying.kill()
+        held.release()
+
+        done = v.run("--resume")
+        assert done.returncode == 0, done.stderr
+        again = {range_start(e.range) for e in glacier.log[mark:] if e.method == "GET"}
+    assert again, "the held range was fetched again"
+    assert not again & before, f"verified ranges {sorted(again & before)} downloaded twice"
+    assert archive_jobs(v) == 1
+    one_copy_each(v, 1)
+
+
+def test_killed_while_uploading_sends_no_acknowledged_part_again(
+    tmp_path: Path, emu: Emulator, moto_server: str, aws_env: None
+) -> None:
+    v = make_vault_user(tmp_path, emu, moto_server, cycles=1, big=25 << 20)  # 4 parts
+    v.inventory_ready()
+    assert v.main("--yes").returncode == 0
+    emu.control.advance(13 * HOUR)
+    with RelayProxy(emu.endpoint_url) as glacier, RelayProxy(moto_server) as s3:
+        v.point(old=glacier.url, new=s3.url)
+        held = s3.add(Rule("PUT", r".", "stall", query="partNumber", skip=1))  # the 2nd part
+        copying = child(v, "--resume")
+        held.wait_held()
+        wait_until(lambda: acknowledged(v) != set(), 60, "a part to be acknowledged")
+        wait_until(lambda: s3.in_flight == held.holding, 60, "the other requests to end")
+        wait_until(lambda: glacier.in_flight == 0, 60, "the downloads in flight to end")
+        parts, ranges = acknowledged(v), verified(v)
+        marks = len(s3.log), len(glacier.log)
+        copying.kill()
+        held.release()
+
+        done = v.run("--resume")
+        assert done.returncode == 0, done.stderr
+        sent = {int(e.query["partNumber"]) for e in s3.log[marks[0] :] if "partNumber" in e.query}
+        fetched = {range_start(e.range) for e in glacier.log[marks[1] :] if e.method == "GET"}
+    assert not sent & parts, f"acknowledged parts {sorted(sent & parts)} sent again"
+    assert not fetched & ranges, f"verified ranges {sorted(fetched & ranges)} downloaded twice"
+    one_copy_each(v, 1)
