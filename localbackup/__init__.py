@@ -34,7 +34,8 @@ Shared
     ``config``       the ``[backup]`` section: BackupConfig, backup_config
     ``configkit``    typed TOML tables, durations and sizes: Section, ConfigError
     ``paths``        the XDG default directories, ensure_private_dir
-    ``atomic``       crash-safe writes: atomic_write_bytes, temp_name, fsync_dir (the only one)
+    ``atomic``       crash-safe writes: atomic_write_bytes, atomic_create (a new file only),
+                     temp_name, fsync_dir (the only one)
     ``fileio``       chunk size, private modes, opening and creating files
 
 What the other packages use: ``watcher`` reads ``config``, runs ``step``, reads the ``spool``,

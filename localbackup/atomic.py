@@ -1,4 +1,4 @@
-"""Crash-safe file writes: temp name, fsync, rename, fsync of the directory."""
+"""Crash-safe file writes: temp name, fsync, rename (or link), fsync of the directory."""
 
 from __future__ import annotations
 
@@ -53,3 +53,23 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = PRIVATE_FILE_MODE) -
     """Write ``data`` to ``path`` with :func:`atomic_writer`: readers see all of it or none."""
     with atomic_writer(path, mode) as f:
         f.write(data)
+
+
+def atomic_create(path: Path, data: bytes, mode: int = PRIVATE_FILE_MODE) -> None:
+    """Create ``path`` holding ``data``, crash-safe and never replacing a file.
+
+    Written under :func:`temp_name`, fsynced, then hard-linked into place: the link fails with
+    :class:`FileExistsError` when the name is taken, and a crash leaves no partial file under the
+    name. The file gets exactly ``mode``, whatever the umask.
+    """
+    tmp = temp_name(path)
+    try:
+        with create_file(tmp, mode) as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+        fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)

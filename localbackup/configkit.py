@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 __all__ = [
+    "DAY",
     "ConfigError",
     "Section",
     "format_duration",
@@ -27,6 +28,7 @@ T = TypeVar("T")
 E = TypeVar("E", bound=StrEnum)
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+DAY = float(_DURATION_UNITS["d"])  # seconds: what the planners count ages and intervals in
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _SIZE_UNITS = {
     "": 1,

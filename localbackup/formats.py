@@ -28,6 +28,10 @@ CYCLE_JSON = "cycle.json"
 _CYCLE_ID_PATTERN = r"\d{8}T\d{6}Z(?:-\d+)?"  # UTC start time, -2, -3... within one second
 CYCLE_ID = re.compile(rf"^{_CYCLE_ID_PATTERN}$")
 MARKER_NAME = re.compile(rf"^cycle-(?P<host>[^/\s]+?)-(?P<cycle>{_CYCLE_ID_PATTERN})\.json$")
+# The subdirectories of the marker directory where the watcher files the markers it has handled:
+# uploaded, failed (the reason next to it), malformed. A marker there still counts as written.
+HANDLED_MARKER_DIRS = ("done", "failed", "quarantine")
+_CYCLE_ID_TIME = "%Y%m%dT%H%M%SZ"  # a cycle id's start time, UTC to the second
 _ISO_UTC = "%Y-%m-%dT%H:%M:%S.%fZ"  # every time in these files: UTC, microseconds
 
 
@@ -65,12 +69,20 @@ def parse_iso(text: str) -> datetime:
 
 def new_cycle_id(now: datetime, taken: set[str]) -> str:
     """A sortable id from the UTC start time; a suffix keeps two cycles of one second apart."""
-    base = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    base = now.astimezone(UTC).strftime(_CYCLE_ID_TIME)
     candidate, n = base, 1
     while candidate in taken:
         n += 1
         candidate = f"{base}-{n}"
     return candidate
+
+
+def cycle_id_time(cycle_id: str) -> datetime | None:
+    """The start time a cycle id carries (``20261126T040000Z``, maybe ``-2``), if it is one."""
+    try:
+        return datetime.strptime(cycle_id.split("-", 1)[0], _CYCLE_ID_TIME).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def _increment_stem(number: int) -> str:

@@ -16,8 +16,8 @@ from localbackup.spool import CycleDir, Spool
 
 log = structlog.get_logger(__name__)
 
-# Where the watcher files markers it has handled; a marker there still counts as written.
-MARKER_SUBDIRS = ("", "done", "failed", "quarantine")
+# Where a written marker may be: pending, or filed away by the watcher once handled.
+MARKER_SUBDIRS = ("", *formats.HANDLED_MARKER_DIRS)
 
 
 class SealError(RuntimeError):

@@ -21,10 +21,9 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from types import TracebackType
-from typing import Self
 
 from localbackup.formats import CYCLE_JSON, SealedCycle, load_sealed_cycle
+from uploader.closing import Closing
 
 BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE
@@ -97,7 +96,7 @@ def cycle_sha256(cycle: SealedCycle) -> str:
     return hashlib.sha256(cycle.render()).hexdigest()
 
 
-class BundleReader:
+class BundleReader(Closing):
     """Random access to the bundle of a sealed cycle directory.
 
     Use as a context manager (it keeps data files open) from one thread at a time. Each file's
@@ -111,18 +110,8 @@ class BundleReader:
         self._segments, self.size = _layout(self.cycle)
         self._fds: dict[str, int] = {}
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def close(self) -> None:
+        """Close the data files opened so far."""
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
@@ -163,12 +152,14 @@ class BundleReader:
             filled += n
 
     def read(self, offset: int, size: int) -> bytes:
+        """``size`` bytes of the bundle from ``offset``."""
         buf = bytearray(size)
         self.readinto(offset, memoryview(buf))
         return bytes(buf)
 
     @property
     def segments(self) -> Sequence[_Segment]:
+        """The bundle's layout: each tar header, data file and padding, in order."""
         return self._segments
 
     def _find(self, offset: int) -> int:
@@ -219,7 +210,7 @@ class BundleReader:
         return whole.hexdigest()
 
 
-class VerifyingBundle:
+class VerifyingBundle(Closing):
     """The bundle as an upload reads it, front to back: every file is checked on the way.
 
     A :class:`PayloadSource` over a :class:`BundleReader` that hashes each data file and the
@@ -245,22 +236,13 @@ class VerifyingBundle:
         self._sha256: str | None = None
         self._helper = ThreadPoolExecutor(1, thread_name_prefix="bundle-sha256")
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def close(self) -> None:
+        """Stop the thread that hashes the files."""
         self._helper.shutdown()
 
     @property
     def size(self) -> int:
+        """The bundle's size in bytes."""
         return self._reader.size
 
     @property
@@ -271,6 +253,7 @@ class VerifyingBundle:
         return self._sha256
 
     def readinto(self, offset: int, view: memoryview) -> None:
+        """Fill ``view`` from ``offset``, hashing the files on the way; reads must come in order."""
         if offset < self._pos:
             raise BundleError(f"bundle read out of order: {offset} after {self._pos} bytes")
         self._skip_to(offset)

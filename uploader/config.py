@@ -5,23 +5,25 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal, cast, get_args
 
 from localbackup import paths
 from localbackup.configkit import ConfigError, Section
 from uploader.crypto import InvalidRecipientError, parse_recipient
-from uploader.stores.base import GiB, MiB
+from uploader.stores import GiB, MiB
 
 PASSPHRASE_ENV = "GLACIER_BACKUP_PASSPHRASE"  # noqa: S105 - the name, not a secret
-ENCRYPTION_MODES = ("age", "none")
+EncryptionMode = Literal["age", "none"]
+ENCRYPTION_MODES: tuple[EncryptionMode, ...] = get_args(EncryptionMode)
 StoreType = Literal["local", "s3", "glacier"]
 STORE_TYPES: tuple[StoreType, ...] = get_args(StoreType)
-STORAGE_CLASSES = ("DEEP_ARCHIVE", "GLACIER", "GLACIER_IR", "STANDARD_IA", "STANDARD")
+StorageClass = Literal["DEEP_ARCHIVE", "GLACIER", "GLACIER_IR", "STANDARD_IA", "STANDARD"]
+STORAGE_CLASSES: tuple[StorageClass, ...] = get_args(StorageClass)
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
-_VAULT = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
+VAULT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")  # what Glacier accepts as a vault name
 _ACCOUNT = re.compile(r"^(-|\d{12})$")
 
 
@@ -29,7 +31,7 @@ _ACCOUNT = re.compile(r"^(-|\d{12})$")
 class EncryptionConfig:
     """How archives are encrypted: to age recipients, with a passphrase, or (loudly) not at all."""
 
-    mode: str = "age"  # "age" | "none"
+    mode: EncryptionMode = "age"
     recipients: tuple[str, ...] = ()
     passphrase_file: Path | None = None
     passphrase_env: str | None = None  # name of the variable holding the passphrase
@@ -75,7 +77,7 @@ class S3StoreConfig:
 
     bucket: str
     prefix: str = ""
-    storage_class: str = "DEEP_ARCHIVE"
+    storage_class: StorageClass = "DEEP_ARCHIVE"
     region: str | None = None
     profile: str | None = None
     endpoint_url: str | None = None
@@ -126,7 +128,7 @@ def encryption_config(
 ) -> EncryptionConfig:
     """Read ``[encryption]``. Exactly one source of keys, unless ``mode = "none"``."""
     env = os.environ if environ is None else environ
-    mode = section.choice("mode", "age", ENCRYPTION_MODES)
+    mode = cast(EncryptionMode, section.choice("mode", "age", ENCRYPTION_MODES))
     recipients = section.string_list("recipients")
     passphrase_file = section.path("passphrase_file", None)
     identity_file = section.path("identity_file", None)
@@ -158,10 +160,14 @@ def encryption_config(
     )
 
 
-_STORE_KEYS = {
-    "local": ("path",),
-    "s3": ("bucket", "prefix", "storage_class", "region", "profile", "endpoint_url"),
-    "glacier": ("vault", "account_id", "region", "profile", "endpoint_url"),
+# The keys of each store type: the fields of its configuration (all but ``type``).
+_STORE_KEYS: dict[str, tuple[str, ...]] = {
+    kind: tuple(f.name for f in fields(cls) if f.name != "type")
+    for kind, cls in (
+        ("local", LocalStoreConfig),
+        ("s3", S3StoreConfig),
+        ("glacier", GlacierStoreConfig),
+    )
 }
 
 
@@ -187,14 +193,16 @@ def store_config(section: Section) -> StoreConfig:
         cfg = S3StoreConfig(
             bucket=bucket,
             prefix=prefix,
-            storage_class=section.choice("storage_class", "DEEP_ARCHIVE", STORAGE_CLASSES),
+            storage_class=cast(
+                StorageClass, section.choice("storage_class", "DEEP_ARCHIVE", STORAGE_CLASSES)
+            ),
             region=section.optional_string("region"),
             profile=section.optional_string("profile"),
             endpoint_url=_endpoint(section),
         )
     else:
         vault = _required(section, "vault")
-        if not _VAULT.match(vault):
+        if not VAULT_NAME.match(vault):
             raise section.error("vault", f"not a valid vault name: {vault!r}")
         account_id = section.string("account_id", "-")
         if not _ACCOUNT.match(account_id):

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import structlog
 
 from uploader.payload import PartPlan, PayloadSource
-from uploader.stores.base import ObjectInfo, PartInfo, Store, TransientStoreError
-from uploader.stores.glacier.treehash import tree_hash
+from uploader.stores import ObjectInfo, PartInfo, Store, TransientStoreError
+from uploader.stores.glacier import tree_hash
 
 log = structlog.get_logger("uploader.multipart")
 

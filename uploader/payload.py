@@ -13,7 +13,7 @@ from typing import Protocol
 
 from uploader.crypto import CHUNK_SIZE, EncryptionState, PayloadSealer, chunk_offset
 from uploader.crypto import ciphertext_size as _ciphertext_size
-from uploader.stores.base import Capabilities, MiB, PermanentStoreError
+from uploader.stores import Capabilities, MiB, PermanentStoreError
 
 DEFAULT_PART_SIZE = 16 * MiB
 TAG_SIZE = 16

@@ -25,11 +25,13 @@ import structlog
 from structlog.contextvars import bound_contextvars
 
 from localbackup.formats import CYCLE_JSON, FormatError, SealedCycle, load_sealed_cycle
+from localbackup.spool import CYCLES
 from uploader.archive import ArchiveMetadata, object_key
 from uploader.bundle import BundleError, BundleReader, VerifyingBundle, cycle_sha256
 from uploader.catalogue import (
     ArchiveRecord,
     Catalogue,
+    FlagKind,
     UploadRecord,
     drop_archive,
     open_flags,
@@ -53,7 +55,7 @@ from uploader.multipart import (
     upload_multipart,
 )
 from uploader.payload import EncryptedPayload, PartPlan, PayloadSource, choose_part_size
-from uploader.stores.base import (
+from uploader.stores import (
     ObjectInfo,
     PartInfo,
     Store,
@@ -67,7 +69,7 @@ log = structlog.get_logger("uploader.upload")
 
 def sealed_cycle_dirs(spool_dir: Path) -> list[Path]:
     """Every sealed cycle in the spool, oldest first."""
-    root = spool_dir / "cycles"
+    root = spool_dir / CYCLES
     if not root.is_dir():
         return []
     return sorted(p.parent for p in root.glob(f"*/{CYCLE_JSON}"))
@@ -123,7 +125,11 @@ def archive_doubt(catalogue: Catalogue, archive: ArchiveRecord) -> str | None:
     completed). ``upload --force`` uploads such a cycle again."""
     for f in open_flags(catalogue, archive.store):
         # a flag raised about this record, not about an archive the key held before it
-        if f.kind == "missing" and f.key == archive.key and f.last_seen >= archive.uploaded_at:
+        if (
+            f.kind == FlagKind.MISSING
+            and f.key == archive.key
+            and f.last_seen >= archive.uploaded_at
+        ):
             return "flagged MISSING"
     if archive.confirmed_at is None:
         return "unconfirmed"

@@ -19,7 +19,7 @@ from localbackup.formats import SealedCycle
 from uploader.archive import ArchiveMetadata
 from uploader.bundle import BundleReader, cycle_sha256
 from uploader.catalogue import ArchiveRecord, Catalogue, UploadRecord
-from uploader.stores.base import (
+from uploader.stores import (
     ObjectInfo,
     ObjectNotFound,
     PartInfo,

@@ -49,6 +49,7 @@ def command_of(argv: Sequence[str]) -> str | None:
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser, with every command (or only ``command``'s, which is faster)."""
     parser = argparse.ArgumentParser(
         prog="glacier-backup",
         description="Incremental local backups, sealed into cycles and uploaded encrypted to "
@@ -75,6 +76,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv``; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(command_of(argv))
     args = parser.parse_args(argv)
@@ -99,4 +101,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
+    """The ``glacier-backup`` entry point."""
     sys.exit(main())

@@ -24,6 +24,8 @@ SECTIONS = ("backup", "watch", "encryption", "store", "upload", "retention")
 
 @dataclass(frozen=True, slots=True)
 class WatchConfig:
+    """The ``[watch]`` section: the marker directory and the service's timings."""
+
     marker_dir: Path
     keep_local_cycles: int = 1
     stop_timeout: float = 30.0  # seconds a graceful stop may take
@@ -33,6 +35,8 @@ class WatchConfig:
 
 @dataclass(frozen=True, slots=True)
 class AppConfig:
+    """The whole configuration, one typed section per package."""
+
     file: Path | None
     state_dir: Path
     backup: BackupConfig
@@ -44,6 +48,7 @@ class AppConfig:
 
 
 def watch_config(section: Section, backup: BackupConfig) -> WatchConfig:
+    """Read ``[watch]`` (the marker directory defaults to ``markers/`` in the spool)."""
     cfg = WatchConfig(
         marker_dir=section.path("marker_dir", backup.spool_dir / "markers") or backup.spool_dir,
         keep_local_cycles=section.integer("keep_local_cycles", 1, minimum=0),
@@ -76,6 +81,7 @@ def load_config(file: Path | None = None) -> AppConfig:
 
 
 def config_from_dict(data: dict[str, object], path: Path | None) -> AppConfig:
+    """The configuration from parsed TOML (``path``: the file it came from, for errors)."""
     root = Section(data, "", path)
     state_dir = root.path("state_dir", paths.state_home()) or paths.state_home()
     tables = {name: root.table(name) for name in SECTIONS}

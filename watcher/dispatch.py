@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import structlog
 from structlog.contextvars import bound_contextvars
@@ -33,11 +34,12 @@ from uploader.catalogue import (
 )
 from uploader.maintenance import PrunePolicy, may_upload, plan_prune, storage_class_for
 from uploader.multipart import ProgressCallback
-from uploader.stores import open_store, rejects_credentials
-from uploader.stores.base import (
+from uploader.stores import (
+    CredentialsRejected,
     StoreError,
     TransientStoreError,
     UploadNotFound,
+    open_store,
 )
 from uploader.upload import CYCLE_FAULTS, CyclePruned, upload_cycle
 from watcher.config import AppConfig
@@ -50,11 +52,16 @@ class RetryLater(Exception):
     """A transient failure: the marker stays where it is and is tried again after a pause."""
 
 
+OutcomeAction = Literal[
+    "uploaded", "already_uploaded", "failed", "quarantined", "sealed", "ignored"
+]
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What happened to one file of the marker directory."""
 
-    action: str  # "uploaded" | "already_uploaded" | "failed" | "quarantined" | "sealed" | "ignored"
+    action: OutcomeAction
     detail: str = ""
 
 
@@ -245,7 +252,7 @@ def _inside(path: Path, directory: Path) -> bool:
 
 def _failure_reason(exc: BaseException) -> str:
     text = f"upload failed: {type(exc).__name__}: {exc}"
-    if rejects_credentials(exc):
+    if isinstance(exc, CredentialsRejected):
         return (
             f"{text} -- the store refused the credentials or permissions: fix them, then move "
             "this marker back from failed/ to upload the cycle"

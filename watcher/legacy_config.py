@@ -19,8 +19,10 @@ import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from localbackup.configkit import ConfigError, format_size
+from uploader.config import VAULT_NAME
 
 __all__ = [
     "GLACIER_DEFAULTS",
@@ -67,10 +69,14 @@ GLACIER_DEFAULTS: Mapping[str, object] = {
     "InventoryRequestMinInterval": 86400 * 2,
     "VaultArchiveMinRetentionDays": 90,
 }
-_VAULT = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
 _GLOB = re.compile(r"([*?\[])")
 
-MAPPED, CHANGED, DROPPED, MISSING = "mapped", "changed", "not carried over", "missing"
+# What became of one setting of the old tool (the first word of each line of the report).
+NoteStatus = Literal["mapped", "changed", "not carried over", "missing"]
+MAPPED: NoteStatus = "mapped"
+CHANGED: NoteStatus = "changed"
+DROPPED: NoteStatus = "not carried over"
+MISSING: NoteStatus = "missing"
 
 # Why each setting became what it became (printed after the conversion).
 _WHY = {
@@ -125,7 +131,9 @@ _WHY = {
 
 @dataclass(frozen=True, slots=True)
 class Note:
-    status: str  # MAPPED | CHANGED | DROPPED | MISSING
+    """What became of one setting of the original tool, and why."""
+
+    status: NoteStatus
     old: str  # "file: key"
     new: str  # the new key (and value), or "" when nothing replaces it
     why: str
@@ -155,6 +163,8 @@ class LegacySettings:
 
 @dataclass(frozen=True, slots=True)
 class Conversion:
+    """The converted configuration, the notes on each setting, and the old keys to save."""
+
     toml: str
     notes: tuple[Note, ...]
     secrets: Mapping[str, bytes] = field(default_factory=dict)  # file name -> passphrase
@@ -229,7 +239,7 @@ def _literal(text: str) -> str:
 
 
 class _Notes(list[Note]):
-    def __call__(self, status: str, old: str, new: str, why: str) -> None:
+    def __call__(self, status: NoteStatus, old: str, new: str, why: str) -> None:
         self.append(Note(status, old, new, _WHY.get(why, why)))
 
 
@@ -291,7 +301,7 @@ def _store(s: LegacySettings, note: _Notes) -> list[str]:
     if "GlacierVault" not in s.set_glacier or not isinstance(vault, str):
         note(CHANGED, where, 'store.type = "local"', "no-vault")
         return ['type = "local"']
-    if not _VAULT.match(vault):
+    if not VAULT_NAME.match(vault):
         note(CHANGED, f"{where} = {vault!r}", 'store.type = "local"', "bad-vault")
         return ['type = "local"']
     note(MAPPED, where, f'store.type = "glacier", store.vault = {_q(vault)}', "vault")

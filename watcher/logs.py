@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO, get_args
 
 import structlog
 
-LEVELS = ("debug", "info", "warning", "error")
-FORMATS = ("auto", "console", "json")
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["auto", "console", "json"]  # auto: console on a terminal, else JSON lines
+LEVELS: tuple[LogLevel, ...] = get_args(LogLevel)
+FORMATS: tuple[LogFormat, ...] = get_args(LogFormat)
 
 # Field names that could carry a secret; their values never reach a log line.
 _SECRET_FIELDS = ("passphrase", "password", "secret", "file_key", "identity", "private_key")
@@ -23,7 +25,10 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
-def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+def configure(
+    level: LogLevel = "info", fmt: LogFormat = "auto", stream: TextIO | None = None
+) -> None:
+    """Send structlog's events to ``stream`` (stderr) at ``level`` and above, as ``fmt``."""
     out = stream if stream is not None else sys.stderr
     if fmt == "auto":
         fmt = "console" if out.isatty() else "json"

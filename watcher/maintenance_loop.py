@@ -1,7 +1,7 @@
 """The service's maintenance coroutine: a pass every ``[watch] maintenance_every`` seconds.
 
 Each pass opens the store, advances inventories / reconciles, and prunes
-(:func:`uploader.maintenance.executor.run_maintenance`). Every failure is caught and logged: the
+(:func:`uploader.maintenance.run_maintenance`). Every failure is caught and logged: the
 service never dies of maintenance, the next pass simply tries again. :func:`maintenance_config`
 is also what the ``inventory`` and ``prune`` commands use, so that the CLI and the service agree.
 """
@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypedDict, Unpack
 
 import structlog
 
@@ -42,19 +43,28 @@ def expected_next_upload(config: AppConfig, catalogue: Catalogue, store: str) ->
     return max(archives, key=lambda a: a.uploaded_at).size if archives else 0
 
 
+class PassOptions(TypedDict, total=False):
+    """What the ``inventory`` and ``prune`` commands change in a pass (the service: nothing);
+    the defaults are :class:`~uploader.maintenance.MaintenanceConfig`'s."""
+
+    dry_run: bool  # plan and report, delete nothing
+    prune: bool  # False: no pruning in this pass
+    request_inventory: bool  # ask for an inventory now if no job is in flight
+    # Called with the prune plan before any deletion (the ``prune`` command shows every
+    # decision and its fee first).
+    on_plan: Callable[[PrunePlan], None] | None
+
+
 def maintenance_config(
     config: AppConfig,
     *,
     next_upload_size: int = 0,
-    dry_run: bool = False,
-    prune: bool = True,
-    request_inventory: bool = False,
     poll_every: float | None = None,
-    on_plan: Callable[[PrunePlan], None] | None = None,
+    **options: Unpack[PassOptions],
 ) -> MaintenanceConfig:
-    """``poll_every``: poll an inventory job in progress at most this often (``inventory
-    --wait`` polls at its own interval); ``on_plan``: called with the prune plan before any
-    deletion (the ``prune`` command shows every decision and its fee first)."""
+    """The pass's configuration: the rules of ``config``, changed by ``options``;
+    ``poll_every``: poll an inventory job in progress at most this often (``inventory --wait``
+    polls at its own interval)."""
     settings = InventorySettings()
     if poll_every is not None:
         settings = dataclasses.replace(settings, poll_every=poll_every)
@@ -63,11 +73,8 @@ def maintenance_config(
         storage_class=storage_class_for(config.store),
         host=config.backup.host,
         inventory=settings,
-        dry_run=dry_run,
-        prune=prune,
-        request_inventory=request_inventory,
         next_upload_size=next_upload_size,
-        on_plan=on_plan,
+        **options,
     )
 
 
@@ -76,24 +83,13 @@ async def maintenance_pass(
     catalogue: Catalogue,
     now: datetime,
     *,
-    dry_run: bool = False,
-    prune: bool = True,
-    request_inventory: bool = False,
     poll_every: float | None = None,
-    on_plan: Callable[[PrunePlan], None] | None = None,
+    **options: Unpack[PassOptions],
 ) -> MaintenanceReport:
     """One pass against the configured store (used by the loop and the CLI)."""
     store = open_store(config.store)
     nxt = await asyncio.to_thread(expected_next_upload, config, catalogue, store.name)
-    mcfg = maintenance_config(
-        config,
-        next_upload_size=nxt,
-        dry_run=dry_run,
-        prune=prune,
-        request_inventory=request_inventory,
-        poll_every=poll_every,
-        on_plan=on_plan,
-    )
+    mcfg = maintenance_config(config, next_upload_size=nxt, poll_every=poll_every, **options)
     async with store as s:
         return await run_maintenance(s, catalogue, mcfg, now)
 

@@ -21,11 +21,12 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from localbackup.atomic import atomic_write_bytes
+from localbackup.formats import HANDLED_MARKER_DIRS
 from localbackup.paths import ensure_private_dir
 
 log = structlog.get_logger(__name__)
 
-DONE, FAILED, QUARANTINE = "done", "failed", "quarantine"
+DONE, FAILED, QUARANTINE = HANDLED_MARKER_DIRS
 
 
 def is_candidate(path: Path, marker_dir: Path) -> bool:
@@ -58,11 +59,13 @@ class MarkerWatcher:
         self._observer: BaseObserver | None = None
 
     def post_threadsafe(self, path: Path) -> None:
+        """Post ``path`` from the observer thread (the only call it makes)."""
         assert self._loop is not None
         with contextlib.suppress(RuntimeError):  # the loop is closing: we are stopping anyway
             self._loop.call_soon_threadsafe(self.post, path)
 
     def post(self, path: Path) -> None:
+        """Queue ``path`` unless it is not a candidate or already waiting."""
         if not is_candidate(path, self.marker_dir) or path in self._waiting:
             return
         self._waiting.add(path)
@@ -75,6 +78,7 @@ class MarkerWatcher:
                 self.post(p)
 
     def start(self) -> None:
+        """Start watching, and post the files already there."""
         ensure_private_dir(self.marker_dir)
         self._loop = self._loop or asyncio.get_running_loop()
         observer = Observer()
@@ -86,12 +90,14 @@ class MarkerWatcher:
         log.info("watch.markers_watching", marker_dir=str(self.marker_dir))
 
     def stop(self) -> None:
+        """Stop the observer thread."""
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=5)
             self._observer = None
 
     async def next(self) -> Path:
+        """The next file to handle (waits for one)."""
         path = await self._queue.get()
         self._waiting.discard(path)
         return path

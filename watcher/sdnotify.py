@@ -11,6 +11,8 @@ import socket
 
 
 class Notifier:
+    """Sends ``sd_notify`` messages to systemd; does nothing outside a ``Type=notify`` unit."""
+
     def __init__(self, address: str | None = None) -> None:
         addr = address if address is not None else os.environ.get("NOTIFY_SOCKET", "")
         if addr.startswith("@"):  # abstract namespace socket
@@ -19,9 +21,11 @@ class Notifier:
 
     @property
     def enabled(self) -> bool:
+        """Whether systemd listens (``NOTIFY_SOCKET`` is set)."""
         return self._address is not None
 
     def send(self, **fields: str | int) -> None:
+        """Send ``KEY=value`` lines; a systemd that went away is ignored."""
         if self._address is None:
             return
         message = "\n".join(f"{k.upper()}={v}" for k, v in fields.items()).encode()
@@ -33,15 +37,19 @@ class Notifier:
             s.sendto(message, self._address)
 
     def ready(self, status: str) -> None:
+        """The service is up."""
         self.send(ready=1, status=status)
 
     def status(self, status: str) -> None:
+        """A status line for ``systemctl status``."""
         self.send(status=status)
 
     def watchdog(self) -> None:
+        """Still alive (the watchdog ping)."""
         self.send(watchdog=1)
 
     def stopping(self) -> None:
+        """The service is stopping."""
         self.send(stopping=1, status="stopping")
 
 

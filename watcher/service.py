@@ -21,6 +21,7 @@ from pathlib import Path
 
 import structlog
 
+from localbackup.configkit import DAY
 from localbackup.spool import Spool
 from uploader.catalogue import Catalogue
 from watcher.config import AppConfig, load_config
@@ -35,6 +36,8 @@ RETRY_FIRST, RETRY_MAX = 15.0, 3600.0
 
 
 class Service:
+    """The ``watch`` service: markers, dispatch, maintenance and signals in one TaskGroup."""
+
     def __init__(
         self,
         config: AppConfig,
@@ -51,6 +54,7 @@ class Service:
         self._stop_deadline: float | None = None  # loop time at which a stop gives up waiting
 
     def request_stop(self, why: str = "requested") -> None:
+        """Stop gracefully (SIGTERM, SIGINT); past ``stop_timeout`` the process simply ends."""
         if not self._stop.is_set():
             log.info("watch.stopping", reason=why, stop_timeout=self.config.watch.stop_timeout)
             self._notifier.stopping()
@@ -69,6 +73,7 @@ class Service:
             asyncio.get_running_loop().call_at(self._stop_deadline, _stop_now)
 
     def reload(self) -> None:
+        """Read the configuration again (SIGHUP); a broken one is logged and ignored."""
         try:
             new = self._reload_config()
             new.encryption.require_key()
@@ -91,6 +96,7 @@ class Service:
         log.info("watch.reloaded", config=str(new.file))
 
     async def run(self) -> int:
+        """Run until stopped; returns the exit code."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig.name)
@@ -178,7 +184,7 @@ class Service:
         """Run ``glacier-backup backup`` every ``backup_every`` (as a child process, so a stop
         can end it at once: the spool is crash-safe by construction)."""
         while True:
-            every = self.config.watch.backup_every or 86400.0
+            every = self.config.watch.backup_every or DAY
             try:
                 last = await asyncio.to_thread(_last_backup_time, self.config)
                 wait = 0.0 if last is None else every - (datetime.now(UTC) - last).total_seconds()

@@ -14,11 +14,14 @@ BACKUP_TIMER = "glacier-backup-backup.timer"
 
 
 def user_unit_dir() -> Path:
+    """Where systemd looks for user units."""
     return config_root() / "systemd" / "user"
 
 
 @dataclass(frozen=True, slots=True)
 class Unit:
+    """One unit file: its name and text."""
+
     name: str
     text: str
 

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from uploader.config import GlacierStoreConfig, LocalStoreConfig, S3StoreConfig
 from uploader.maintenance.prune import (
     DAY,
-    GIB,
     PRICE_PER_GB_MONTH,
     PruneArchive,
     PrunePlan,
@@ -23,6 +22,7 @@ from uploader.maintenance.prune import (
     storage_class_for,
 )
 from uploader.maintenance.retention import RetentionConfig
+from uploader.stores.base import GiB as GIB
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -9,7 +9,12 @@ import pytest
 
 from localbackup.formats import FormatError
 from uploader.bundle import BundleError
-from uploader.stores.base import PermanentStoreError, TransientStoreError, UploadNotFound
+from uploader.stores.base import (
+    CredentialsRejected,
+    PermanentStoreError,
+    TransientStoreError,
+    UploadNotFound,
+)
 from watcher.dispatch import _failure_reason, _retry_reason
 
 
@@ -48,6 +53,6 @@ def test_a_file_of_the_cycle_that_cannot_be_read_fails_it(tmp_path: Path) -> Non
 
 
 def test_auth_failures_say_so() -> None:
-    reason = _failure_reason(PermanentStoreError("uploading: ExpiredTokenException: expired"))
+    reason = _failure_reason(CredentialsRejected("uploading: ExpiredTokenException: expired"))
     assert "credentials or permissions" in reason and "failed/" in reason
     assert "credentials" not in _failure_reason(PermanentStoreError("bad request"))

@@ -18,13 +18,7 @@ from uploader.catalogue.archives import (
     requeue_unconfirmed,
     set_archive_id,
 )
-from uploader.catalogue.db import (
-    CATALOGUE_FILE,
-    Catalogue,
-    db_time,
-    from_db_time,
-    to_db_time,
-)
+from uploader.catalogue.db import CATALOGUE_FILE, Catalogue
 from uploader.catalogue.events import (
     last_event,
     record_event,
@@ -52,7 +46,6 @@ from uploader.catalogue.inventory import (
 )
 from uploader.catalogue.pruning import (
     confirm_deletion,
-    cycle_time,
     pending_deletions,
     prune_inputs,
     pruned_at,
@@ -63,6 +56,7 @@ from uploader.catalogue.pruning import (
 from uploader.catalogue.records import (
     ArchiveRecord,
     Event,
+    EventKind,
     Flag,
     FlagKind,
     ForeignArchive,
@@ -99,6 +93,7 @@ __all__ = [
     "ArchiveRecord",
     "Catalogue",
     "Event",
+    "EventKind",
     "Flag",
     "FlagKind",
     "ForeignArchive",
@@ -122,8 +117,6 @@ __all__ = [
     "archive_id_of",
     "confirm_archive",
     "confirm_deletion",
-    "cycle_time",
-    "db_time",
     "done_ranges",
     "drop_archive",
     "drop_retrieval",
@@ -133,7 +126,6 @@ __all__ = [
     "forget_download",
     "forget_foreign_except",
     "forget_job",
-    "from_db_time",
     "inventory_not_ready",
     "inventory_state",
     "job_requested",
@@ -160,5 +152,4 @@ __all__ = [
     "set_archive_id",
     "set_download",
     "stored_indexes",
-    "to_db_time",
 ]

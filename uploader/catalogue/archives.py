@@ -10,10 +10,11 @@ from uploader.catalogue.db import Catalogue, db_time, to_db_time
 from uploader.catalogue.records import KnownArchive
 
 if TYPE_CHECKING:
-    from uploader.maintenance.reconcile import ListedArchive
+    from uploader.maintenance import ListedArchive
 
 
 def known_archives(catalogue: Catalogue, store: str) -> list[KnownArchive]:
+    """Every archive of ``store`` as reconciliation compares it with a listing."""
     rows = catalogue.query(
         "SELECT key, size, uploaded_at, plaintext_sha256, archive_id FROM archives"
         " WHERE store = ? ORDER BY key",
@@ -23,6 +24,7 @@ def known_archives(catalogue: Catalogue, store: str) -> list[KnownArchive]:
 
 
 def archive_id_of(catalogue: Catalogue, store: str, key: str) -> str | None:
+    """The Glacier ArchiveId recorded for ``key`` in ``store``, if any."""
     rows = catalogue.query(
         "SELECT archive_id FROM archives WHERE store = ? AND key = ?", (store, key)
     )

@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from localbackup.paths import ensure_private_dir
 from uploader.catalogue.records import ArchiveRecord, UploadRecord, UploadState
 from uploader.catalogue.schema import MIGRATIONS
-from uploader.stores.base import PartInfo
+from uploader.closing import Closing
+from uploader.stores import PartInfo
 
 CATALOGUE_FILE = "catalogue.sqlite3"
 
@@ -44,7 +44,7 @@ def db_time(s: str) -> datetime:
     return datetime.fromisoformat(s)
 
 
-class Catalogue:
+class Catalogue(Closing):
     """One SQLite connection shared by threads behind a lock (SQLite calls are short)."""
 
     def __init__(self, path: Path, clock: Callable[[], datetime] | None = None) -> None:
@@ -62,20 +62,11 @@ class Catalogue:
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> Catalogue:
+        """The catalogue of a state directory (created on first use)."""
         return cls(state_dir / CATALOGUE_FILE)
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def close(self) -> None:
+        """Close the database connection."""
         with self._lock:
             self._db.close()
 
@@ -116,6 +107,7 @@ class Catalogue:
 
     @property
     def schema_version(self) -> int:
+        """The schema version of the database (its ``user_version``)."""
         with self._lock:
             return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
@@ -135,6 +127,7 @@ class Catalogue:
         plaintext_sha256: str,
         encryption: str | None,
     ) -> UploadRecord:
+        """Record an upload the store has just started; returns its record."""
         values = (
             store,
             key,
@@ -159,6 +152,7 @@ class Catalogue:
         return _upload_from_row((cur.lastrowid, *values, UploadState.UPLOADING, None))
 
     def find_upload(self, store: str, cycle_id: str) -> UploadRecord | None:
+        """The upload in progress of ``cycle_id`` to ``store``, if any."""
         with self._lock:
             row = self._db.execute(
                 f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE store = ? AND cycle_id = ?",  # noqa: S608
@@ -169,6 +163,7 @@ class Catalogue:
         return _upload_from_row(row)
 
     def uploads(self, store: str | None = None) -> list[UploadRecord]:
+        """Every upload in progress (to ``store`` only, when given)."""
         with self._lock:
             rows = self._db.execute(
                 f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE ? IS NULL OR store = ?",  # noqa: S608
@@ -182,6 +177,7 @@ class Catalogue:
             db.execute(_INSERT_PART, (upload, part.number, part.size, part.checksum, part.etag))
 
     def parts(self, upload: int) -> list[PartInfo]:
+        """The parts of an upload in progress the store acknowledged, by number."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT number, size, checksum, etag FROM upload_parts WHERE upload = ?"
@@ -257,12 +253,14 @@ class Catalogue:
     # -- archives ------------------------------------------------------------------------------
 
     def find_archive(self, store: str, cycle_id: str) -> ArchiveRecord | None:
+        """The archive of ``cycle_id`` in ``store``, if there is one."""
         found = self.archives(store=store, cycle_id=cycle_id)
         return found[0] if found else None
 
     def archives(
         self, store: str | None = None, cycle_id: str | None = None
     ) -> list[ArchiveRecord]:
+        """The archives known, oldest cycle first (of ``store``, of ``cycle_id``, when given)."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT store, key, cycle_id, host, size, plaintext_sha256, uploaded_at,"

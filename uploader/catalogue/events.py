@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
 from localbackup import formats
 from uploader.catalogue.db import Catalogue
-from uploader.catalogue.records import Event
+from uploader.catalogue.records import Event, EventKind
 
 
-def record_event(catalogue: Catalogue, kind: str, detail: str, cycle_id: str | None = None) -> None:
+def record_event(
+    catalogue: Catalogue, kind: EventKind, detail: str, cycle_id: str | None = None
+) -> None:
+    """Add an entry to the event log (``kind``: uploaded, upload_failed, ...), stamped now."""
     with catalogue.transaction() as db:
         db.execute(
             "INSERT INTO events (at, kind, cycle_id, detail) VALUES (?, ?, ?, ?)",
@@ -17,7 +21,8 @@ def record_event(catalogue: Catalogue, kind: str, detail: str, cycle_id: str | N
         )
 
 
-def last_event(catalogue: Catalogue, kinds: tuple[str, ...]) -> Event | None:
+def last_event(catalogue: Catalogue, kinds: tuple[EventKind, ...]) -> Event | None:
+    """The newest event of one of ``kinds``, if any."""
     marks = ", ".join("?" * len(kinds))
     rows = catalogue.query(
         f"SELECT at, kind, cycle_id, detail FROM events WHERE kind IN ({marks})"  # noqa: S608
@@ -27,4 +32,4 @@ def last_event(catalogue: Catalogue, kinds: tuple[str, ...]) -> Event | None:
     if not rows:
         return None
     at, kind, cycle_id, detail = rows[0]
-    return Event(formats.parse_iso(at), kind, cycle_id, detail)
+    return Event(formats.parse_iso(at), cast(EventKind, kind), cycle_id, detail)

@@ -11,12 +11,13 @@ from uploader.catalogue.db import Catalogue, db_time, from_db_time, to_db_time
 from uploader.catalogue.records import Flag, FlagKind, ForeignArchive
 
 if TYPE_CHECKING:
-    from uploader.maintenance.reconcile import ListedArchive
+    from uploader.maintenance import ListedArchive
 
 
 def record_foreign(
     catalogue: Catalogue, store: str, item: ListedArchive, reason: str, now: datetime
 ) -> None:
+    """Remember an archive in the store that is not ours (first and last seen): never touched."""
     with catalogue.transaction() as db:
         db.execute(
             "INSERT INTO foreign_archives (store, store_id, key, size, created, description,"
@@ -48,6 +49,7 @@ def forget_foreign_except(catalogue: Catalogue, store: str, present: Iterable[st
 
 
 def foreign_archives(catalogue: Catalogue, store: str) -> list[ForeignArchive]:
+    """The foreign archives seen in ``store``."""
     rows = catalogue.query(
         "SELECT store_id, key, size, created, reason FROM foreign_archives WHERE store = ?"
         " ORDER BY store_id",
@@ -57,8 +59,9 @@ def foreign_archives(catalogue: Catalogue, store: str) -> list[ForeignArchive]:
 
 
 def flag_archive(
-    catalogue: Catalogue, store: str, key: str, kind: str, *, detail: str, now: datetime
+    catalogue: Catalogue, store: str, key: str, kind: FlagKind, *, detail: str, now: datetime
 ) -> None:
+    """Raise (or renew) a flag of ``kind`` on one of our archives."""
     with catalogue.transaction() as db:
         db.execute(
             "INSERT INTO archive_flags (store, key, kind, detail, first_seen, last_seen)"
@@ -69,6 +72,7 @@ def flag_archive(
 
 
 def open_flags(catalogue: Catalogue, store: str) -> list[Flag]:
+    """The flags of ``store`` not resolved yet."""
     rows = catalogue.query(
         "SELECT key, kind, detail, first_seen, last_seen FROM archive_flags"
         " WHERE store = ? AND resolved_at IS NULL ORDER BY key, kind",

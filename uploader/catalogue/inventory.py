@@ -12,10 +12,11 @@ from uploader.catalogue.db import Catalogue, db_time, from_db_time, to_db_time
 from uploader.catalogue.records import InventoryJobState, InventoryState, JobStatus
 
 if TYPE_CHECKING:
-    from uploader.maintenance.reconcile import ListedArchive
+    from uploader.maintenance import ListedArchive
 
 
 def inventory_state(catalogue: Catalogue, store: str) -> InventoryState:
+    """What the inventory planner needs to know about ``store``: its jobs and dates."""
     jobs = tuple(
         InventoryJobState(j, db_time(i), JobStatus(s), from_db_time(c), from_db_time(ch), m)
         for j, i, s, c, ch, m in catalogue.query(
@@ -46,6 +47,7 @@ def inventory_state(catalogue: Catalogue, store: str) -> InventoryState:
 
 
 def save_job(catalogue: Catalogue, store: str, job: InventoryJobState) -> None:
+    """Record an inventory job as it stands now."""
     with catalogue.transaction() as db:
         db.execute(
             "INSERT OR REPLACE INTO inventory_jobs (store, job_id, initiated_at, status,"
@@ -63,6 +65,7 @@ def save_job(catalogue: Catalogue, store: str, job: InventoryJobState) -> None:
 
 
 def job_requested(catalogue: Catalogue, store: str, job_id: str, now: datetime) -> None:
+    """Record a job just requested, and when."""
     save_job(catalogue, store, InventoryJobState(job_id, now))
     mark_requested(catalogue, store, now)
 
@@ -79,6 +82,7 @@ def mark_requested(catalogue: Catalogue, store: str, at: datetime) -> None:
 
 
 def inventory_not_ready(catalogue: Catalogue, store: str, now: datetime) -> None:
+    """Remember that the service said the vault has no inventory yet."""
     with catalogue.transaction() as db:
         db.execute(
             "INSERT INTO inventory_state (store, not_ready_at) VALUES (?, ?)"
@@ -88,6 +92,7 @@ def inventory_not_ready(catalogue: Catalogue, store: str, now: datetime) -> None
 
 
 def forget_job(catalogue: Catalogue, store: str, job_id: str) -> None:
+    """Drop an inventory job (fetched, failed, expired or superseded)."""
     with catalogue.transaction() as db:
         db.execute("DELETE FROM inventory_jobs WHERE store = ? AND job_id = ?", (store, job_id))
 

@@ -6,20 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from localbackup.formats import cycle_id_time
 from uploader.catalogue.db import Catalogue, db_time, from_db_time, to_db_time
 from uploader.catalogue.findings import foreign_archives, open_flags
 from uploader.catalogue.records import FlagKind, PendingDeletion, PruneArchive
 
 if TYPE_CHECKING:
-    from uploader.maintenance.prune import PrunePlan
-
-
-def cycle_time(cycle_id: str) -> datetime | None:
-    """The start time encoded in a cycle id (``20261126T040000Z``, maybe ``-2``), if it is one."""
-    try:
-        return datetime.strptime(cycle_id.split("-", 1)[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return None
+    from uploader.maintenance import PrunePlan
 
 
 def prune_inputs(catalogue: Catalogue, store: str) -> list[PruneArchive]:
@@ -41,7 +34,7 @@ def prune_inputs(catalogue: Catalogue, store: str) -> list[PruneArchive]:
             int(s),
             db_time(u),
             confirmed=c is not None and k not in flagged,
-            taken_at=cycle_time(cid),
+            taken_at=cycle_id_time(cid),
         )
         for k, s, u, c, cid in rows
     ]
@@ -54,6 +47,7 @@ def prune_inputs(catalogue: Catalogue, store: str) -> list[PruneArchive]:
 def record_prune_plan(
     catalogue: Catalogue, store: str, plan: PrunePlan, now: datetime, dry_run: bool
 ) -> None:
+    """Keep every decision of a prune plan (of dry runs too), with when it was planned."""
     with catalogue.transaction() as db:
         db.executemany(
             "INSERT INTO prune_decisions (store, planned_at, key, action, rule, reason, size,"
@@ -94,6 +88,7 @@ def record_deletion(
 
 
 def pending_deletions(catalogue: Catalogue, store: str) -> list[PendingDeletion]:
+    """Deletions the store accepted that no listing or inventory has confirmed yet."""
     rows = catalogue.query(
         "SELECT key, deleted_at, archive_id FROM pending_deletions"
         " WHERE store = ? AND confirmed_at IS NULL ORDER BY key",
@@ -103,6 +98,7 @@ def pending_deletions(catalogue: Catalogue, store: str) -> list[PendingDeletion]
 
 
 def confirm_deletion(catalogue: Catalogue, store: str, key: str, now: datetime) -> None:
+    """A listing or inventory no longer shows ``key``: its deletion is done."""
     with catalogue.transaction() as db:
         db.execute(
             "UPDATE pending_deletions SET confirmed_at = ? WHERE store = ? AND key = ?",

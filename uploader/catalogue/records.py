@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from localbackup.index import Index, read_index
-from uploader.stores.base import PartInfo
+from uploader.stores import PartInfo, Tier
 
 
 class UploadState(StrEnum):
@@ -128,7 +129,7 @@ class RetrievalRecord:
     archive_id: str | None
     size: int
     storage_class: str  # S3 class, or GLACIER_VAULT
-    tier: str
+    tier: Tier
     days: int | None
     requested_at: datetime
     job_id: str | None
@@ -210,12 +211,16 @@ class StoredIndex:
         return read_index(io.BytesIO(self.data))
 
 
+# What the event log records: an archive uploaded, a marker failed or quarantined.
+EventKind = Literal["uploaded", "upload_failed", "marker_quarantined"]
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One entry of the event log (last success, last failure, ...)."""
 
     at: datetime
-    kind: str
+    kind: EventKind
     cycle_id: str | None
     detail: str
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from uploader.catalogue.db import Catalogue
 from uploader.catalogue.records import RetrievalRecord, RetrievalState
+from uploader.stores import Tier
 
 _COLUMNS = (
     "id, store, key, archive_id, size, storage_class, tier, days, requested_at, job_id, state,"
@@ -27,7 +29,7 @@ def _record(r: tuple[object, ...]) -> RetrievalRecord:
         archive_id=None if r[3] is None else str(r[3]),
         size=int(str(r[4])),
         storage_class=str(r[5]),
-        tier=str(r[6]),
+        tier=cast(Tier, str(r[6])),
         days=None if r[7] is None else int(str(r[7])),
         requested_at=datetime.fromisoformat(str(r[8])),
         job_id=None if r[9] is None else str(r[9]),
@@ -38,6 +40,7 @@ def _record(r: tuple[object, ...]) -> RetrievalRecord:
 
 
 def find_retrieval(catalogue: Catalogue, store: str, key: str) -> RetrievalRecord | None:
+    """The retrieval recorded for ``key`` in ``store``, if any."""
     rows = catalogue.query(
         f"SELECT {_COLUMNS} FROM retrievals WHERE store = ? AND key = ?",  # noqa: S608
         (store, key),
@@ -53,7 +56,7 @@ def record_request(
     archive_id: str | None,
     size: int,
     storage_class: str,
-    tier: str,
+    tier: Tier,
     days: int | None,
     job_id: str | None,
     now: datetime | None = None,
@@ -84,6 +87,7 @@ def record_request(
 
 
 def mark_ready(catalogue: Catalogue, retrieval: int) -> None:
+    """The retrieval is ready: its staged copy can be downloaded."""
     with catalogue.transaction() as db:
         db.execute(
             "UPDATE retrievals SET state = ? WHERE id = ?", (RetrievalState.READY, retrieval)
@@ -120,6 +124,7 @@ def record_range(catalogue: Catalogue, retrieval: int, start: int, end: int) -> 
 
 
 def done_ranges(catalogue: Catalogue, retrieval: int) -> set[tuple[int, int]]:
+    """The byte ranges of the download already written and verified."""
     rows = catalogue.query(
         'SELECT start, "end" FROM retrieval_ranges WHERE retrieval = ?', (retrieval,)
     )
@@ -127,5 +132,6 @@ def done_ranges(catalogue: Catalogue, retrieval: int) -> set[tuple[int, int]]:
 
 
 def drop_retrieval(catalogue: Catalogue, retrieval: int) -> None:
+    """Forget a retrieval and its ranges (restored, or given up)."""
     with catalogue.transaction() as db:
         db.execute("DELETE FROM retrievals WHERE id = ?", (retrieval,))

@@ -74,6 +74,7 @@ class DecryptingReader(io.RawIOBase):
         self._error: AgeError | None = None
 
     def readable(self) -> bool:
+        """Always: this is a reader."""
         return True
 
     def _next_view(self, limit: int) -> memoryview:
@@ -89,17 +90,20 @@ class DecryptingReader(io.RawIOBase):
         return view
 
     def readinto(self, buffer: WriteableBuffer, /) -> int:
+        """Fill ``buffer`` with authenticated plaintext; 0 at the end."""
         target = memoryview(buffer).cast("B")
         view = self._next_view(len(target))
         target[: len(view)] = view
         return len(view)
 
     def read(self, size: int | None = -1, /) -> bytes:
+        """Up to ``size`` bytes of authenticated plaintext (all of it when negative or None)."""
         if size is None or size < 0:
             return self.readall()
         return bytes(self._next_view(size))
 
     def readall(self) -> bytes:
+        """The rest of the plaintext, authenticated."""
         parts = []
         while chunk := self._next_view(len(self._pbuf)):
             parts.append(bytes(chunk))
@@ -181,6 +185,7 @@ class DecryptingReader(io.RawIOBase):
         return size
 
     def close(self) -> None:
+        """Drop the buffered plaintext and close the reader."""
         self._out = memoryview(b"")
         super().close()
 

@@ -6,6 +6,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from localbackup.atomic import atomic_create
 from uploader.crypto.errors import InvalidIdentityError, InvalidRecipientError, PassphraseError
 from uploader.crypto.protocols import Identity
 from uploader.crypto.x25519 import X25519Identity, X25519Recipient
@@ -68,18 +69,7 @@ def write_identity_file(path: Path | str, *, now: datetime | None = None) -> X25
         f"# public key: {identity.recipient().to_string()}\n"
         f"{identity.to_string()}\n"
     ).encode("ascii")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # independent of the umask
-        view = memoryview(content)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        Path(path).unlink(missing_ok=True)
-        raise
-    os.close(fd)
+    atomic_create(Path(path), content, 0o600)
     return identity
 
 

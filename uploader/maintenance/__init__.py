@@ -14,9 +14,12 @@ from uploader.maintenance.executor import (
     MaintenanceReport,
     run_maintenance,
 )
-from uploader.maintenance.inventory_plan import InventorySettings, plan_inventory
+from uploader.maintenance.inventory_pass import advance_inventory
+from uploader.maintenance.inventory_plan import InventorySettings, pending_jobs, plan_inventory
 from uploader.maintenance.orphans import plan_orphan_aborts
 from uploader.maintenance.prune import (
+    MIN_STORAGE_DAYS,
+    PRICE_PER_GB_MONTH,
     Decision,
     PrunePlan,
     PrunePolicy,
@@ -25,10 +28,18 @@ from uploader.maintenance.prune import (
     plan_prune,
     storage_class_for,
 )
-from uploader.maintenance.reconcile import ListedArchive, Listing, Reconciliation, reconcile
+from uploader.maintenance.reconcile import (
+    ListedArchive,
+    Listing,
+    ReconcileKind,
+    Reconciliation,
+    reconcile,
+)
 from uploader.maintenance.retention import RetentionConfig, retention_config
 
 __all__ = [
+    "MIN_STORAGE_DAYS",
+    "PRICE_PER_GB_MONTH",
     "Decision",
     "InventorySettings",
     "ListedArchive",
@@ -37,10 +48,13 @@ __all__ = [
     "MaintenanceReport",
     "PrunePlan",
     "PrunePolicy",
+    "ReconcileKind",
     "Reconciliation",
     "RetentionConfig",
+    "advance_inventory",
     "early_deletion_fee",
     "may_upload",
+    "pending_jobs",
     "plan_inventory",
     "plan_orphan_aborts",
     "plan_prune",

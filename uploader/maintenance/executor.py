@@ -24,16 +24,17 @@ from datetime import datetime
 
 import structlog
 
+from localbackup.configkit import DAY
 from uploader import catalogue as cm
 from uploader.archive import ArchiveMetadata
-from uploader.catalogue import Catalogue
+from uploader.catalogue import Catalogue, FlagKind
 from uploader.maintenance.inventory_pass import advance_inventory
 from uploader.maintenance.inventory_plan import InventorySettings
-from uploader.maintenance.orphans import DAY, KnownUpload, host_prefix, plan_orphan_aborts
+from uploader.maintenance.orphans import KnownUpload, host_prefix, plan_orphan_aborts
 from uploader.maintenance.prune import PrunePlan, PrunePolicy, may_upload, plan_prune
 from uploader.maintenance.reconcile import ListedArchive, Listing, Reconciliation, reconcile
 from uploader.maintenance.retention import RetentionConfig
-from uploader.stores.base import InventoryJobs, ObjectInfo, ObjectNotFound, Store, StoreError
+from uploader.stores import InventoryJobs, ObjectInfo, ObjectNotFound, Store, StoreError
 
 log = structlog.get_logger("uploader.maintenance.executor")
 
@@ -199,7 +200,7 @@ def _apply(
         elif a.kind == "foreign" and a.listed is not None:
             cm.record_foreign(catalogue, name, a.listed, a.detail, now)
         elif a.kind in ("missing", "mismatch", "deletion_failed") and a.key is not None:
-            cm.flag_archive(catalogue, name, a.key, a.kind, detail=a.detail, now=now)
+            cm.flag_archive(catalogue, name, a.key, FlagKind(a.kind), detail=a.detail, now=now)
             log.error(f"maintenance.archive_{a.kind}", key=a.key, detail=a.detail)
             if a.kind == "missing" and (cycle := cm.requeue_unconfirmed(catalogue, name, a.key)):
                 # Recorded as completed but never seen: the upload may have expired before it

@@ -23,12 +23,12 @@ from uploader.maintenance.inventory_plan import (
     InventorySettings,
     PollJob,
     RequestJob,
+    pending_jobs,
     plan_inventory,
 )
 from uploader.maintenance.reconcile import ListedArchive, Listing
-from uploader.stores.base import InventoryJobs, StoreError
-from uploader.stores.glacier.jobs import Inventory, JobOutputExpired
-from uploader.stores.glacier.wire import NoInventoryYet
+from uploader.stores import InventoryJobs, StoreError
+from uploader.stores.glacier import Inventory, JobOutputExpired, NoInventoryYet
 
 log = structlog.get_logger("uploader.maintenance.inventory_pass")
 
@@ -106,7 +106,7 @@ class _InventoryPass:
             state = await self._state()
             plan = plan_inventory(state, self.now, self.settings)
             actions = list(plan.actions)
-            in_flight = [j for j in state.jobs if j.status in ("InProgress", "Succeeded")]
+            in_flight = pending_jobs(state)
             if (
                 self.request
                 and not (self.requested or in_flight)

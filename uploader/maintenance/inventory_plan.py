@@ -21,14 +21,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
-from uploader.catalogue.records import InventoryJobState, InventoryState
-
-DAY = 86400.0
+from localbackup.configkit import DAY
+from uploader.catalogue import InventoryJobState, InventoryState, JobStatus
 
 
 @dataclass(frozen=True, slots=True)
 class InventorySettings:
+    """How often inventories are requested and polled, and how long their output lives."""
+
     min_interval: float = DAY  # never request more often than this
     max_interval: float = 7 * DAY  # request at least this often even with no change
     output_ttl: float = DAY  # a finished job's output is kept this long after completion
@@ -39,28 +41,38 @@ class InventorySettings:
 
 @dataclass(frozen=True, slots=True)
 class RequestJob:
+    """Ask the vault for a new inventory job (``reason``: why now)."""
+
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class PollJob:
+    """Ask the service how the job stands."""
+
     job_id: str
 
 
 @dataclass(frozen=True, slots=True)
 class FetchOutput:
+    """Read the output of a finished job before it expires."""
+
     job_id: str
     expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class ForgetJob:
+    """Stop tracking a job (its output expired, it failed, a newer one won, or it is gone)."""
+
     job_id: str
-    reason: str  # "expired" | "failed" | "superseded" | "gone"
+    reason: Literal["expired", "failed", "superseded", "gone"]
 
 
 @dataclass(frozen=True, slots=True)
 class Wait:
+    """Nothing to do until ``until`` (None: until something changes)."""
+
     until: datetime | None
     reason: str
 
@@ -70,12 +82,23 @@ InventoryAction = RequestJob | PollJob | FetchOutput | ForgetJob | Wait
 
 @dataclass(frozen=True, slots=True)
 class InventoryPlan:
+    """The next inventory actions and a status line for people."""
+
     actions: tuple[InventoryAction, ...]
     status: str  # one line for people: "no inventory yet", "job ... in progress", ...
     first_inventory: bool = field(default=False)
 
     def of(self, kind: type[InventoryAction]) -> list[InventoryAction]:
+        """The actions of one kind."""
         return [a for a in self.actions if isinstance(a, kind)]
+
+
+# Why a finished job is forgotten: its output expired, it failed, or the service forgot it.
+_FORGET_BECAUSE: dict[JobStatus, Literal["expired", "failed", "gone"]] = {
+    JobStatus.SUCCEEDED: "expired",
+    JobStatus.FAILED: "failed",
+    JobStatus.EXPIRED: "gone",
+}
 
 
 def _after(t: datetime | None, seconds: float) -> datetime | None:
@@ -121,11 +144,10 @@ def _triage(
     retry = False
     for job in sorted(jobs, key=lambda j: (j.initiated_at, j.job_id)):
         expires = _after(job.completed_at, s.output_ttl)
-        if job.status == "Succeeded" and (expires is None or now < expires):
+        if job.status == JobStatus.SUCCEEDED and (expires is None or now < expires):
             fetchable.append(job)
-        elif job.status in ("Succeeded", "Failed", "Expired"):
-            why = {"Succeeded": "expired", "Failed": "failed", "Expired": "gone"}[job.status]
-            actions.append(ForgetJob(job.job_id, why))
+        elif job.status in _FORGET_BECAUSE:
+            actions.append(ForgetJob(job.job_id, _FORGET_BECAUSE[job.status]))
             retry = True
         else:
             in_flight.append(job)
@@ -170,4 +192,4 @@ def plan_inventory(
 
 def pending_jobs(state: InventoryState) -> Sequence[InventoryJobState]:
     """Jobs still worth keeping (in progress or finished)."""
-    return [j for j in state.jobs if j.status in ("InProgress", "Succeeded")]
+    return [j for j in state.jobs if j.status in (JobStatus.IN_PROGRESS, JobStatus.SUCCEEDED)]

@@ -23,9 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from uploader.stores.base import MultipartUploadInfo
+from localbackup.configkit import DAY
+from uploader.stores import MultipartUploadInfo
 
-DAY = 86400.0
 KEPT_STATES = frozenset({"uploading", "completing"})  # the catalogue resumes (or completes) these
 
 
@@ -40,11 +40,14 @@ class KnownUpload:
 
 @dataclass(frozen=True, slots=True)
 class OrphanAbort:
+    """A multipart upload to abort, and why."""
+
     upload: MultipartUploadInfo
     reason: str
 
 
 def host_prefix(host: str) -> str:
+    """The key prefix of every archive of ``host``."""
     return f"{host}/"
 
 

@@ -28,17 +28,17 @@ the remaining days.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
+from localbackup.configkit import DAY
 from uploader.archive import VAULT
-from uploader.catalogue.records import PruneArchive
+from uploader.catalogue import PruneArchive
 from uploader.config import LocalStoreConfig, S3StoreConfig, StoreConfig
 from uploader.maintenance.retention import RetentionConfig
-
-DAY = 86400.0
-GIB = 1024**3
+from uploader.stores import GiB
 
 LOCAL = "LOCAL"
 
@@ -77,7 +77,7 @@ def storage_class_for(store: StoreConfig) -> str:
 def early_deletion_fee(size: int, age_days: float, storage_class: str) -> float:
     """Estimated USD charged for deleting an archive of ``size`` bytes at ``age_days``."""
     left = max(0.0, MIN_STORAGE_DAYS.get(storage_class, 0) - age_days)
-    return size / GIB * PRICE_PER_GB_MONTH.get(storage_class, 0.0) * left / 30.0
+    return size / GiB * PRICE_PER_GB_MONTH.get(storage_class, 0.0) * left / 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +95,8 @@ class PrunePolicy:
 
     @classmethod
     def from_config(cls, cfg: RetentionConfig, storage_class: str) -> PrunePolicy:
+        """The ``[retention]`` rules for a store of ``storage_class`` (``min_age = "auto"``
+        resolved)."""
         auto = MIN_STORAGE_DAYS.get(storage_class, 0) * DAY
         return cls(
             storage_class=storage_class,
@@ -108,6 +110,26 @@ class PrunePolicy:
         )
 
 
+PruneAction = Literal["keep", "delete"]
+# Why an archive is kept or deleted: stable names, for scripts (see Decision).
+PeriodRule = Literal["keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"]
+PruneRule = (
+    Literal[
+        "foreign",
+        "unconfirmed",
+        "keep_last",
+        "min_age",
+        "within_budget",
+        "over_budget",
+        "policy",
+        "budget",
+    ]
+    | PeriodRule
+)
+# Which rules an over-budget plan cannot break to fit ("" when it is not over budget).
+BudgetBlock = Literal["", "min_age", "keep rules"]
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """Keep or delete one archive, and why: ``rule`` is stable (for scripts), ``reason`` prose.
@@ -117,8 +139,8 @@ class Decision:
     """
 
     key: str
-    action: str  # "keep" | "delete"
-    rule: str
+    action: PruneAction
+    rule: PruneRule
     reason: str
     size: int
     created: datetime
@@ -127,19 +149,24 @@ class Decision:
 
     @property
     def delete(self) -> bool:
+        """Whether the archive is to be deleted."""
         return self.action == "delete"
 
     @property
     def fee_incurred(self) -> float:
+        """The estimated early-deletion fee this decision pays."""
         return self.fee_if_deleted if self.delete else 0.0
 
     @property
     def fee_avoided(self) -> float:
+        """The estimated early-deletion fee keeping the archive avoids."""
         return 0.0 if self.delete else self.fee_if_deleted
 
 
 @dataclass(frozen=True, slots=True)
 class PrunePlan:
+    """The decisions for every archive of a store, and what the store's size becomes."""
+
     decisions: tuple[Decision, ...]  # oldest first
     total_size: int  # everything in the store now, foreign included
     size_after: int
@@ -147,18 +174,21 @@ class PrunePlan:
     next_upload_size: int
     over_budget: bool  # the budget (with the next upload) cannot be met under the rules
     shortfall: int  # bytes still over budget after pruning (with the next upload)
-    blocked_by: str = ""  # "min_age" | "keep rules" when over budget
+    blocked_by: BudgetBlock = ""
     storage_class: str = LOCAL
 
     @property
     def deletions(self) -> tuple[Decision, ...]:
+        """The decisions to delete."""
         return tuple(d for d in self.decisions if d.delete)
 
     @property
     def fee_incurred(self) -> float:
+        """The estimated early-deletion fees of all deletions."""
         return sum(d.fee_incurred for d in self.decisions)
 
     def summary(self) -> str:
+        """One line: how many deletions, the size before and after, the fee, and any shortfall."""
         budget = "no budget" if self.budget is None else f"budget {self.budget} B"
         text = (
             f"{len(self.deletions)} of {len(self.decisions)} archives to delete; "
@@ -178,7 +208,7 @@ def may_upload(plan: PrunePlan, config: RetentionConfig) -> bool:
     return not (plan.over_budget and config.over_budget == "wait")
 
 
-_PERIODS: tuple[tuple[str, Callable[[datetime], tuple[int, ...]]], ...] = (
+_PERIODS: tuple[tuple[PeriodRule, Callable[[datetime], tuple[int, ...]]], ...] = (
     ("keep_daily", lambda t: (t.year, t.month, t.day)),
     ("keep_weekly", lambda t: tuple(t.isocalendar())[:2]),
     ("keep_monthly", lambda t: (t.year, t.month)),
@@ -190,9 +220,11 @@ def _order(a: PruneArchive) -> tuple[datetime, str]:
     return (a.point_in_time, a.key)
 
 
-def _protected(ours: Sequence[PruneArchive], policy: PrunePolicy) -> dict[str, tuple[str, str]]:
+def _protected(
+    ours: Sequence[PruneArchive], policy: PrunePolicy
+) -> dict[str, tuple[PruneRule, str]]:
     """Archives kept by rules 2 and 3: key -> (rule, reason)."""
-    kept: dict[str, tuple[str, str]] = {}
+    kept: dict[str, tuple[PruneRule, str]] = {}
     for a in ours:
         if not a.confirmed:
             kept[a.key] = ("unconfirmed", "not confirmed in the store yet")
@@ -226,6 +258,58 @@ def _fill(candidates: Sequence[PruneArchive], size: int, target: int) -> list[Pr
     return picked if size <= target else None
 
 
+def _budget_cut(
+    rest: Sequence[PruneArchive],
+    young: Sequence[PruneArchive],
+    size: int,
+    budget: int,
+    next_upload_size: int,
+) -> tuple[list[PruneArchive], BudgetBlock]:
+    """The oldest of ``rest`` to delete so that the store (``size``) and the next upload fit
+    ``budget``. When they cannot, what fits the budget alone, and which rules stand in the way
+    (never "": "" means the plan is within its budget)."""
+    picked = _fill(rest, size, budget - next_upload_size)
+    if picked is not None:
+        return picked, ""
+    # Meet the store budget itself if we can; the next upload is what will not fit.
+    picked = _fill(rest, size, budget) or []
+    ignoring_age = sorted([*rest, *young], key=_order)
+    reachable = _fill(ignoring_age, size, budget - next_upload_size) is not None
+    return picked, "min_age" if reachable else "keep rules"
+
+
+def _decision(
+    a: PruneArchive,
+    age: float,
+    policy: PrunePolicy,
+    *,
+    kept: Mapping[str, tuple[PruneRule, str]],
+    deleted: Mapping[str, tuple[PruneRule, str]],
+    blocked: BudgetBlock,
+) -> Decision:
+    """Keep or delete ``a`` (``age`` seconds old), by the rules that claimed it, or why not."""
+    days = age / DAY
+    fee = early_deletion_fee(a.size, days, policy.storage_class) if a.ours else 0.0
+    rule: PruneRule
+    action: PruneAction
+    if not a.ours:
+        rule, reason, action = "foreign", "foreign archive: never touched", "keep"
+    elif a.key in kept:
+        (rule, reason), action = kept[a.key], "keep"
+    elif a.key in deleted:
+        (rule, reason), action = deleted[a.key], "delete"
+    elif age < policy.min_age:
+        left = (policy.min_age - age) / DAY
+        rule, action = "min_age", "keep"
+        reason = f"younger than min_age ({days:.1f} d old, {left:.1f} d to go)"
+    elif blocked:
+        rule, action = "over_budget", "keep"
+        reason = f"over budget, but the budget cannot be met without breaking {blocked}"
+    else:
+        rule, reason, action = "within_budget", "the store is within its budget", "keep"
+    return Decision(a.key, action, rule, reason, a.size, a.created, round(days, 6), fee)
+
+
 def plan_prune(
     archives: Iterable[PruneArchive],
     policy: PrunePolicy,
@@ -244,62 +328,37 @@ def plan_prune(
     eligible = [a for a in ours if a.key not in kept]
     old = [a for a in eligible if age(a) >= policy.min_age]
     young = [a for a in eligible if age(a) < policy.min_age]
-    deleted: dict[str, tuple[str, str]] = {}
+    deleted: dict[str, tuple[PruneRule, str]] = {}
     if any(getattr(policy, rule) for rule, _ in _PERIODS):
         for a in old:
             deleted[a.key] = ("policy", "kept by no retention rule")
     after = total - sum(a.size for a in old if a.key in deleted)
 
-    over, shortfall, blocked = False, 0, ""
+    shortfall = 0
+    blocked: BudgetBlock = ""
     budget = policy.max_store_size
     if budget is not None:
         rest = [a for a in old if a.key not in deleted]
-        picked = _fill(rest, after, budget - next_upload_size)
-        if picked is None:
-            over = True
-            # Meet the store budget itself if we can; the next upload is what will not fit.
-            picked = _fill(rest, after, budget) or []
-            ignoring_age = sorted([*rest, *young], key=_order)
-            reachable = _fill(ignoring_age, after, budget - next_upload_size) is not None
-            blocked = "min_age" if reachable else "keep rules"
+        picked, blocked = _budget_cut(rest, young, after, budget, next_upload_size)
+        why = (
+            f"oldest beyond keep rules; store over budget ({after} B + next upload "
+            f"{next_upload_size} B > {budget} B)"
+        )
         for a in picked:
-            deleted[a.key] = (
-                "budget",
-                f"oldest beyond keep rules; store over budget ({after} B + next upload "
-                f"{next_upload_size} B > {budget} B)",
-            )
+            deleted[a.key] = ("budget", why)
         after -= sum(a.size for a in picked)
         shortfall = max(0, after + next_upload_size - budget)
 
-    decisions = []
-    for a in everything:
-        days = age(a) / DAY
-        fee = early_deletion_fee(a.size, days, policy.storage_class) if a.ours else 0.0
-        if not a.ours:
-            rule, reason, action = "foreign", "foreign archive: never touched", "keep"
-        elif a.key in kept:
-            (rule, reason), action = kept[a.key], "keep"
-        elif a.key in deleted:
-            (rule, reason), action = deleted[a.key], "delete"
-        elif age(a) < policy.min_age:
-            left = (policy.min_age - age(a)) / DAY
-            rule, action = "min_age", "keep"
-            reason = f"younger than min_age ({days:.1f} d old, {left:.1f} d to go)"
-        elif over:
-            rule, action = "over_budget", "keep"
-            reason = f"over budget, but the budget cannot be met without breaking {blocked}"
-        else:
-            rule, reason, action = "within_budget", "the store is within its budget", "keep"
-        decisions.append(
-            Decision(a.key, action, rule, reason, a.size, a.created, round(days, 6), fee)
-        )
     return PrunePlan(
-        decisions=tuple(decisions),
+        decisions=tuple(
+            _decision(a, age(a), policy, kept=kept, deleted=deleted, blocked=blocked)
+            for a in everything
+        ),
         total_size=total,
         size_after=after,
         budget=budget,
         next_upload_size=next_upload_size,
-        over_budget=over,
+        over_budget=bool(blocked),
         shortfall=shortfall,
         blocked_by=blocked,
         storage_class=policy.storage_class,

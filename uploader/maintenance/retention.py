@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, cast, get_args
 
 from localbackup.configkit import Section
+
+# What an upload does when the store would go over max_store_size and pruning cannot make room:
+# go ahead anyway, or wait until pruning makes room.
+OverBudget = Literal["upload", "wait"]
 
 
 @dataclass(frozen=True, slots=True)
 class RetentionConfig:
+    """How large the store may grow and what must be kept (see docs/retention.md)."""
+
     max_store_size: int | None = None  # bytes; None: no budget, nothing is pruned for size
     min_age: float | None = None  # seconds; None: "auto", by storage class (90d / 180d)
     keep_last: int = 2
-    over_budget: str = "upload"  # "upload" anyway, or "wait" until pruning makes room
+    over_budget: OverBudget = "upload"
     # Calendar rules (restic/borg style), 0 = off: keep the newest archive of each of the last N
     # days / ISO weeks / months / years. When any is on, archives no rule keeps are pruned.
     keep_daily: int = 0
@@ -22,6 +29,7 @@ class RetentionConfig:
 
 
 def retention_config(section: Section) -> RetentionConfig:
+    """Read ``[retention]``."""
     min_age: float | None = None
     if section.peek("min_age") == "auto":
         section.string("min_age", "auto")
@@ -31,7 +39,7 @@ def retention_config(section: Section) -> RetentionConfig:
         max_store_size=section.size("max_store_size", None),
         min_age=min_age,
         keep_last=section.integer("keep_last", 2, minimum=1),
-        over_budget=section.choice("over_budget", "upload", ("upload", "wait")),
+        over_budget=cast(OverBudget, section.choice("over_budget", "upload", get_args(OverBudget))),
         keep_daily=section.integer("keep_daily", 0, minimum=0),
         keep_weekly=section.integer("keep_weekly", 0, minimum=0),
         keep_monthly=section.integer("keep_monthly", 0, minimum=0),

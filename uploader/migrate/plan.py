@@ -18,14 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from uploader.archive import ARCHIVE_FORMAT
-from uploader.catalogue.records import (
-    MigrationKind,
-    MigrationRecord,
-    MigrationState,
-    PlannedArchive,
-)
-from uploader.restore.legacy import legacy_archive_name
-from uploader.stores.glacier.description import parse_description
+from uploader.catalogue import MigrationKind, MigrationRecord, MigrationState, PlannedArchive
+from uploader.restore import legacy_archive_name
+from uploader.stores.glacier import parse_description
 
 DAY = timedelta(days=1)
 SOURCE_ARCHIVE_ID = "source-archive-id"  # the destination object's metadata name

@@ -16,13 +16,9 @@ from datetime import datetime, timedelta
 
 from localbackup.configkit import format_size
 from uploader.archive import VAULT
-from uploader.maintenance.prune import (
-    GIB,
-    MIN_STORAGE_DAYS,
-    PRICE_PER_GB_MONTH,
-    early_deletion_fee,
-)
+from uploader.maintenance import MIN_STORAGE_DAYS, PRICE_PER_GB_MONTH, early_deletion_fee
 from uploader.restore import retrieval as rt
+from uploader.stores import GiB, Tier
 
 # USD per 1,000 requests: Glacier vault retrieval requests by tier, S3 PUT/POST (a multipart
 # upload is one create, one request per part and one complete) by destination class.
@@ -54,7 +50,7 @@ class QuoteItem:
 class TierQuote:
     """Retrieving every archive at one tier."""
 
-    tier: str
+    tier: Tier
     wait: timedelta
     wait_text: str
     retrieval_usd: float
@@ -72,7 +68,7 @@ class Quote:
 
     archives: int
     total_size: int
-    tier: str
+    tier: Tier
     tiers: tuple[TierQuote, ...]
     batches: int  # days of requests under --max-per-day (1 without it)
     dest_class: str
@@ -94,7 +90,7 @@ class Quote:
 def make_quote(
     items: Sequence[QuoteItem],
     *,
-    tier: str,
+    tier: Tier,
     dest_class: str,
     parts_for: Callable[[int], int],
     now: datetime,
@@ -117,7 +113,7 @@ def make_quote(
         dest_requests=requests,
         dest_requests_usd=requests * REQUEST_USD_PER_1000.get(dest_class, 0.0) / 1000,
         first_month_usd=_month(items, dest_class),
-        vault_month_usd=total / GIB * PRICE_PER_GB_MONTH[VAULT],
+        vault_month_usd=total / GiB * PRICE_PER_GB_MONTH[VAULT],
         transfer_out_usd=total / GB * TRANSFER_OUT_USD_PER_GB,
         early=len(young),
         early_deletion_usd=sum(
@@ -128,7 +124,7 @@ def make_quote(
     )
 
 
-def _tier(tier: str, items: Sequence[QuoteItem]) -> TierQuote:
+def _tier(tier: Tier, items: Sequence[QuoteItem]) -> TierQuote:
     est = rt.estimate(VAULT, tier, sum(i.size for i in items))
     requests = len(items) * REQUEST_USD_PER_1000[tier] / 1000
     return TierQuote(tier, est.wait, est.wait_text, est.cost_usd, requests)
@@ -137,8 +133,8 @@ def _tier(tier: str, items: Sequence[QuoteItem]) -> TierQuote:
 def _month(items: Sequence[QuoteItem], dest_class: str) -> float:
     price = PRICE_PER_GB_MONTH.get(dest_class, 0.0)
     standard, own = OBJECT_OVERHEAD.get(dest_class, (0, 0))
-    data = sum(i.size + own for i in items) / GIB * price
-    return data + len(items) * standard / GIB * PRICE_PER_GB_MONTH["STANDARD"]
+    data = sum(i.size + own for i in items) / GiB * price
+    return float(data + len(items) * standard / GiB * PRICE_PER_GB_MONTH["STANDARD"])
 
 
 def _batches(sizes: Sequence[int], max_per_day: int | None) -> int:

@@ -9,7 +9,7 @@ from datetime import datetime
 from localbackup.configkit import format_size
 from uploader.archive import VAULT
 from uploader.catalogue import MigrationKind, MigrationRecord, MigrationState
-from uploader.maintenance.prune import MIN_STORAGE_DAYS
+from uploader.maintenance import MIN_STORAGE_DAYS
 from uploader.migrate.plan import Selection, plan_source_deletions
 from uploader.migrate.source import SourceListing
 from uploader.restore import retrieval as rt

@@ -21,10 +21,10 @@ from uploader.archive import VAULT
 from uploader.catalogue import Catalogue, MigrationRecord, MigrationState
 from uploader.catalogue import migrations as mc
 from uploader.migrate.plan import DAY, plan_requests
+from uploader.restore import RestoreUI, RetrievalDeclined, consent
 from uploader.restore import retrieval as rt
-from uploader.restore.ui import RestoreUI, RetrievalDeclined, consent
-from uploader.stores.base import InventoryJobs, RetrievalJobs, StoreError
-from uploader.stores.glacier.jobs import JobOutputExpired
+from uploader.stores import InventoryJobs, RetrievalJobs, StoreError, Tier
+from uploader.stores.glacier import JobOutputExpired
 
 log = structlog.get_logger(__name__)
 
@@ -68,7 +68,7 @@ async def check_requested(
 class RequestOptions:
     """How retrievals are requested: tier, daily limit, consent given in advance."""
 
-    tier: str
+    tier: Tier
     max_per_day: int | None
     assume_yes: bool
 
@@ -138,12 +138,13 @@ class Requester:
                 continue
             if job.byte_range not in (None, (0, r.size)):
                 continue  # a range of it (a restore's): not the whole archive
-            await self._record(r, job.job_id, job.tier or self._options.tier, job.created)
+            tier = next((t for t in rt.TIER_CHOICES if t == job.tier), self._options.tier)
+            await self._record(r, job.job_id, tier, job.created)
             adopted.add(r.id)
             log.info("migrate.job_adopted", key=r.key, job_id=job.job_id, status=job.status)
         return adopted
 
-    async def _record(self, r: MigrationRecord, job_id: str, tier: str, at: datetime) -> None:
+    async def _record(self, r: MigrationRecord, job_id: str, tier: Tier, at: datetime) -> None:
         record = functools.partial(mc.record_request, tier=tier, size=r.size, now=at)
         await asyncio.to_thread(record, self._catalogue, r.id, job_id)
 

@@ -29,7 +29,7 @@ from uploader.archive import VAULT
 from uploader.catalogue import Catalogue, MigrationKind, MigrationRecord, MigrationState
 from uploader.catalogue import migrations as mc
 from uploader.config import UploadConfig
-from uploader.maintenance.prune import MIN_STORAGE_DAYS
+from uploader.maintenance import MIN_STORAGE_DAYS
 from uploader.migrate.plan import (
     SelectOptions,
     plan_source_deletions,
@@ -49,15 +49,15 @@ from uploader.migrate.transfer import (
 )
 from uploader.multipart import MultipartOptions
 from uploader.payload import PartPlan
+from uploader.restore import POLL_FIRST, POLL_MAX, RestoreUI
 from uploader.restore import retrieval as rt
-from uploader.restore.request import POLL_FIRST, POLL_MAX
-from uploader.restore.ui import RestoreUI
-from uploader.stores.base import (
+from uploader.stores import (
     InventoryJobs,
     PermanentStoreError,
     RetrievalJobs,
     Store,
     StoreError,
+    Tier,
 )
 
 log = structlog.get_logger(__name__)
@@ -76,7 +76,7 @@ class MigrateRequest:
     """What ``migrate`` was asked to do."""
 
     cycles: tuple[str, ...] = ()  # cycle ids or legacy archive names; empty: every archive
-    tier: str = "Bulk"
+    tier: Tier = "Bulk"
     max_per_day: int | None = None  # bytes of retrievals requested per rolling 24 hours
     quote_only: bool = False
     assume_yes: bool = False

@@ -15,13 +15,12 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from localbackup.configkit import DAY
 from uploader import catalogue as cm
 from uploader.catalogue import Catalogue
-from uploader.maintenance.inventory_pass import advance_inventory
-from uploader.maintenance.inventory_plan import InventorySettings
-from uploader.maintenance.orphans import DAY
+from uploader.maintenance import InventorySettings, advance_inventory
 from uploader.migrate.plan import VaultArchive
-from uploader.stores.base import InventoryJobs
+from uploader.stores import InventoryJobs
 
 log = structlog.get_logger(__name__)
 

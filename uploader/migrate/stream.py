@@ -27,10 +27,9 @@ from localbackup.paths import ensure_private_dir
 from uploader.catalogue import Catalogue, MigrationRecord
 from uploader.catalogue import migrations as mc
 from uploader.payload import PartPlan
-from uploader.restore.download import fetch_verified
-from uploader.stores.base import RetrievalJobs, TransientStoreError
-from uploader.stores.glacier.jobs import JobOutputExpired
-from uploader.stores.glacier.treehash import tree_hash
+from uploader.restore import fetch_verified
+from uploader.stores import RetrievalJobs, TransientStoreError
+from uploader.stores.glacier import JobOutputExpired, tree_hash
 
 log = structlog.get_logger(__name__)
 

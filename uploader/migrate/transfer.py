@@ -34,7 +34,7 @@ from uploader.multipart import (
     upload_multipart,
 )
 from uploader.payload import PartPlan, choose_part_size
-from uploader.stores.base import (
+from uploader.stores import (
     MiB,
     ObjectInfo,
     ObjectNotFound,
@@ -47,7 +47,7 @@ from uploader.stores.base import (
     TransientStoreError,
     UploadNotFound,
 )
-from uploader.stores.glacier.treehash import TreeHasher, combine_tree_hashes
+from uploader.stores.glacier import TreeHasher, combine_tree_hashes
 
 log = structlog.get_logger(__name__)
 

@@ -19,6 +19,7 @@ restore; :mod:`.target` checks the target; :mod:`.ui` holds the user-facing prot
 
 from __future__ import annotations
 
+from uploader.restore.download import fetch_verified
 from uploader.restore.from_spool import restore_from_spool
 from uploader.restore.from_store import choose_archive, restore_from_store
 from uploader.restore.legacy import (
@@ -40,6 +41,7 @@ from uploader.restore.request import (
     RestoreRequest,
     RetrievalOptions,
 )
+from uploader.restore.retrieval import TIER_CHOICES
 from uploader.restore.stream import (
     ArchiveRef,
     CorruptArchive,
@@ -53,7 +55,7 @@ from uploader.restore.stream import (
     restore_stream,
 )
 from uploader.restore.target import check_target_first, confirm_replace
-from uploader.restore.ui import RestoreDeclined, RestoreUI, RetrievalDeclined
+from uploader.restore.ui import RestoreDeclined, RestoreUI, RetrievalDeclined, consent
 
 __all__ = [
     "DEFAULT_DAYS",
@@ -62,6 +64,7 @@ __all__ = [
     "LEGACY_PASSPHRASE_ENV",
     "POLL_FIRST",
     "POLL_MAX",
+    "TIER_CHOICES",
     "ArchiveRef",
     "CorruptArchive",
     "LegacyArchiveError",
@@ -78,6 +81,8 @@ __all__ = [
     "check_target_first",
     "choose_archive",
     "confirm_replace",
+    "consent",
+    "fetch_verified",
     "find_archives",
     "identities_for",
     "legacy_archive_name",

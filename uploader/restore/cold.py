@@ -27,7 +27,7 @@ from uploader.restore import retrieval as rt
 from uploader.restore.request import RestoreRequest
 from uploader.restore.stream import ArchiveRef, CorruptArchive, OnPlan, RestoreError
 from uploader.restore.ui import RestoreUI, RetrievalDeclined, consent
-from uploader.stores.base import Store
+from uploader.stores import Store
 
 __all__ = ["Sleep", "cold_class", "restore_cold"]
 
@@ -156,22 +156,26 @@ class _ColdRestore:
         days = self.request.retrieval.days
         tier = self.request.retrieval.tier or rt.default_tier(storage_class)
         est = rt.estimate(storage_class, tier, archive.size)
+
+        async def record(*, ask: bool = True) -> cr.RetrievalRecord:
+            return await rt.request(
+                store,
+                self.catalogue,
+                key=archive.key,
+                archive_id=archive_id,
+                size=archive.size,
+                storage_class=storage_class,
+                tier=tier,
+                days=days,
+                ask=ask,
+            )
+
         if storage_class != rt.VAULT:
             under_way = await rt.s3_restore_under_way(store, archive.key)
             if under_way is not None:  # nothing to ask for (nor pay): just keep track of it
                 what = "a restored copy is there" if under_way == "restored" else "a restore runs"
                 self.ui.say(f"{archive.key}: {what} already: nothing to request")
-                return await rt.request(
-                    store,
-                    self.catalogue,
-                    key=archive.key,
-                    archive_id=None,
-                    size=archive.size,
-                    storage_class=storage_class,
-                    tier=tier,
-                    days=days,
-                    ask=False,
-                )
+                return await record(ask=False)
         where = "a Glacier vault" if storage_class == rt.VAULT else f"S3 {storage_class}"
         self.ui.say(
             f"{archive.key} ({format_size(archive.size)}) is in {where}: it must be retrieved "
@@ -188,16 +192,7 @@ class _ColdRestore:
             declined="retrieval not requested",
             error=RetrievalDeclined,
         )
-        return await rt.request(
-            store,
-            self.catalogue,
-            key=archive.key,
-            archive_id=archive_id,
-            size=archive.size,
-            storage_class=storage_class,
-            tier=tier,
-            days=days,
-        )
+        return await record()
 
     async def wait(self, record: cr.RetrievalRecord) -> rt.Status:
         """Poll with backoff until ready, with a status line: ``poll_interval`` seconds (1 min

@@ -32,21 +32,19 @@ import contextlib
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
 from pathlib import Path
+from typing import Unpack
 
 import structlog
 
-from localbackup.extract import ExtractOptions
 from localbackup.paths import ensure_private_dir
 from localbackup.staging import RETRIEVAL_NAME, stages_inside
 from uploader import catalogue as cr
 from uploader.catalogue import Catalogue
-from uploader.crypto import Identity
 from uploader.restore.retrieval import VAULT, RetrievalError, RetrievalExpired, retrieval_jobs
-from uploader.restore.stream import OnPlan, RestoreResult, restore_stream
-from uploader.stores.base import MiB, ObjectChanged, PinnedReads, Store, TransientStoreError
-from uploader.stores.glacier.jobs import JobOutputExpired, tree_hash_ranges
+from uploader.restore.stream import RestoreResult, StreamOptions, restore_stream
+from uploader.stores import MiB, ObjectChanged, PinnedReads, Store, TransientStoreError
+from uploader.stores.glacier import JobOutputExpired, tree_hash_ranges
 
 log = structlog.get_logger(__name__)
 
@@ -110,20 +108,7 @@ async def download(
     """Fetch every range not yet recorded into ``path``; returns how many were fetched."""
     ranges = plan_ranges(record, range_size)
     ensure_private_dir(path.parent)
-    # Every range comes from the object seen when the download started (S3: its ETag).
-    pinned = store if record.storage_class != VAULT and isinstance(store, PinnedReads) else None
-    pin = _read_pin(path) if pinned is not None else {}
-    fresh = (
-        record.download_path != path
-        or record.range_size != range_size
-        or not path.is_file()
-        or (pinned is not None and not pin)
-    )
-    if fresh:
-        await asyncio.to_thread(cr.set_download, catalogue, record.id, path, range_size)
-        path.unlink(missing_ok=True)
-        if pinned is not None:
-            pin = await _pin_object(pinned, record.key, path)
+    pin = await _start_or_resume(store, catalogue, record, path, range_size)
     done = await asyncio.to_thread(cr.done_ranges, catalogue, record.id)
     todo = [r for r in ranges if r not in done]
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -160,6 +145,27 @@ async def download(
         os.close(fd)
     log.info("retrieval.downloaded", key=record.key, ranges=len(todo), skipped=len(done))
     return len(todo)
+
+
+async def _start_or_resume(
+    store: Store, catalogue: Catalogue, record: cr.RetrievalRecord, path: Path, range_size: int
+) -> Pin:
+    """The pin every range is read with (S3: the ETag of the object seen when the download
+    started); the download starts afresh unless the recorded one can be continued."""
+    pinned = store if record.storage_class != VAULT and isinstance(store, PinnedReads) else None
+    pin = _read_pin(path) if pinned is not None else {}
+    fresh = (
+        record.download_path != path
+        or record.range_size != range_size
+        or not path.is_file()
+        or (pinned is not None and not pin)
+    )
+    if fresh:
+        await asyncio.to_thread(cr.set_download, catalogue, record.id, path, range_size)
+        path.unlink(missing_ok=True)
+        if pinned is not None:
+            pin = await _pin_object(pinned, record.key, path)
+    return pin
 
 
 def _write(fd: int, offset: int, data: bytes) -> None:
@@ -249,28 +255,13 @@ def _reader(
 
 
 async def restore_downloaded(
-    path: Path,
-    to: Path,
-    *,
-    identities: list[Identity] | None,
-    at: int | datetime | None = None,
-    force: bool = False,
-    options: ExtractOptions | None = None,
-    on_plan: OnPlan | None = None,
+    path: Path, to: Path, **options: Unpack[StreamOptions]
 ) -> RestoreResult:
     """Stream the downloaded ciphertext through decrypt -> bundle -> extraction."""
 
     def run() -> RestoreResult:
         with open(path, "rb", buffering=1 << 20) as src:
-            return restore_stream(
-                src,
-                to,
-                identities=identities,
-                at=at,
-                force=force,
-                options=options,
-                on_plan=on_plan,
-            )
+            return restore_stream(src, to, **options)
 
     return await asyncio.to_thread(run)
 

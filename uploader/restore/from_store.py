@@ -18,7 +18,7 @@ from uploader.restore.cold import cold_class, restore_cold
 from uploader.restore.request import RestoreRequest
 from uploader.restore.stream import ArchiveRef, find_archives, identities_for, restore_archive
 from uploader.restore.ui import RestoreUI, describe_plan
-from uploader.stores.base import Store
+from uploader.stores import Store
 
 __all__ = ["choose_archive", "restore_from_store"]
 

@@ -36,10 +36,9 @@ from typing import IO, BinaryIO, cast
 import structlog
 
 from localbackup.extract import ExtractOptions, Extractor, ExtractStats
-from localbackup.paxheader import member_mtime_ns as _mtime_ns
+from localbackup.paxheader import member_mtime_ns
 from localbackup.pointintime import PointInTimeError
-from localbackup.safepath import ExtractError
-from localbackup.safepath import show_member as _show
+from localbackup.safepath import ExtractError, show_member
 from localbackup.staging import staged_target
 from uploader.crypto import LegacyDecryptError, decrypt_openssl
 
@@ -347,7 +346,7 @@ class _LegacyExtractor(Extractor):
         self.dirs[b"/".join(parts)] = m
 
     def _special(self, m: tarfile.TarInfo, name: bytes, parts: tuple[bytes, ...]) -> bool:
-        self.warn(f"{_show(name)}: not restored (a device node, FIFO or unknown type)")
+        self.warn(f"{show_member(name)}: not restored (a device node, FIFO or unknown type)")
         return False
 
     def _xattrs(self, target: int | bytes, m: tarfile.TarInfo) -> None:
@@ -369,5 +368,5 @@ class _LegacyExtractor(Extractor):
             if self.owners:
                 os.chown(full, m.uid, m.gid, follow_symlinks=False)
             os.chmod(full, m.mode & 0o7777)
-            os.utime(full, ns=(_mtime_ns(m),) * 2, follow_symlinks=False)
+            os.utime(full, ns=(member_mtime_ns(m),) * 2, follow_symlinks=False)
         return self.stats

@@ -14,6 +14,7 @@ from pathlib import Path
 from localbackup.extract import ExtractOptions
 from localbackup.pointintime import LATEST
 from uploader.restore.download import DEFAULT_PARALLEL, DEFAULT_RANGE
+from uploader.stores import Tier
 
 __all__ = [
     "DEFAULT_DAYS",
@@ -35,7 +36,7 @@ class RetrievalOptions:
     """How an archive in cold storage (S3 GLACIER / DEEP_ARCHIVE, a Glacier vault) is
     retrieved and downloaded. Ignored for archives that can be read directly."""
 
-    tier: str | None = None  # Expedited | Standard | Bulk; None: the storage class's default
+    tier: Tier | None = None  # None: the storage class's default
     days: int = DEFAULT_DAYS  # S3: days the restored copy stays
     wait: bool = False  # poll until the retrieval is ready, then restore (else: say when, stop)
     resume: bool = False  # continuing a recorded retrieval (says so when none is recorded)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import structlog
 
@@ -19,12 +20,13 @@ from uploader import catalogue as cr
 from uploader.archive import COLD_CLASSES, VAULT
 from uploader.catalogue import Catalogue
 from uploader.restore.stream import RestoreError
-from uploader.stores.base import GiB, ObjectRestore, RetrievalJobs, Store
-from uploader.stores.glacier.jobs import JobOutputExpired
+from uploader.stores import GiB, ObjectRestore, RetrievalJobs, Store, Tier
+from uploader.stores.glacier import JobOutputExpired
 
 __all__ = [
     "COLD_CLASSES",
     "TIERS",
+    "TIER_CHOICES",
     "VAULT",
     "Estimate",
     "RetrievalError",
@@ -49,7 +51,7 @@ log = structlog.get_logger(__name__)
 # One table, documented in docs/restore.md: (class, tier) -> (typical wait, what the docs say,
 # retrieval USD per GB). Prices are public us-east-1 list prices at the time of writing, an
 # ESTIMATE only: per-request fees, data transfer out and other regions are not included.
-TIERS: dict[tuple[str, str], tuple[timedelta, str, float]] = {
+TIERS: dict[tuple[str, Tier], tuple[timedelta, str, float]] = {
     ("GLACIER", "Expedited"): (timedelta(minutes=5), "1-5 minutes", 0.03),
     ("GLACIER", "Standard"): (timedelta(hours=5), "3-5 hours", 0.01),
     ("GLACIER", "Bulk"): (timedelta(hours=12), "5-12 hours", 0.0),
@@ -59,6 +61,8 @@ TIERS: dict[tuple[str, str], tuple[timedelta, str, float]] = {
     (VAULT, "Standard"): (timedelta(hours=5), "3-5 hours", 0.01),
     (VAULT, "Bulk"): (timedelta(hours=12), "5-12 hours", 0.0025),
 }
+# Every tier some class offers, in the table's order (fastest first): ``restore --tier``.
+TIER_CHOICES: tuple[Tier, ...] = tuple(dict.fromkeys(tier for _, tier in TIERS))
 
 
 class RetrievalError(RestoreError):
@@ -71,17 +75,17 @@ class RetrievalExpired(RetrievalError):
     """The staged copy is gone (Glacier job output after ~24 h, or an S3 copy past its days)."""
 
 
-def tiers_for(storage_class: str) -> list[str]:
+def tiers_for(storage_class: str) -> list[Tier]:
     """The retrieval tiers ``storage_class`` offers."""
     return [t for (c, t) in TIERS if c == storage_class]
 
 
-def default_tier(storage_class: str) -> str:
+def default_tier(storage_class: str) -> Tier:
     """Bulk where it is the DEEP_ARCHIVE-style cheap choice, else Standard (Glacier's own)."""
     return "Bulk" if storage_class == "DEEP_ARCHIVE" else "Standard"
 
 
-def check_tier(storage_class: str, tier: str) -> None:
+def check_tier(storage_class: str, tier: Tier) -> None:
     """Raise :class:`RetrievalError` unless ``tier`` exists for ``storage_class``."""
     if (storage_class, tier) not in TIERS:
         allowed = ", ".join(tiers_for(storage_class))
@@ -97,7 +101,7 @@ class Estimate:
     cost_usd: float
 
 
-def estimate(storage_class: str, tier: str, size: int) -> Estimate:
+def estimate(storage_class: str, tier: Tier, size: int) -> Estimate:
     """Expected wait and retrieval fee (an estimate, see :data:`TIERS`)."""
     check_tier(storage_class, tier)
     wait, text, per_gb = TIERS[(storage_class, tier)]
@@ -145,7 +149,7 @@ async def request(
     archive_id: str | None,
     size: int,
     storage_class: str,
-    tier: str,
+    tier: Tier,
     days: int,
     ask: bool = True,
 ) -> cr.RetrievalRecord:
@@ -179,7 +183,7 @@ async def request(
     return record
 
 
-async def s3_restore_under_way(store: Store, key: str) -> str | None:
+async def s3_restore_under_way(store: Store, key: str) -> Literal["restored", "in-progress"] | None:
     """For an S3 object: "restored" (a readable copy exists: ``ongoing-request="false"``),
     "in-progress" (``ongoing-request="true"``), or None (nothing requested, or expired)."""
     state = await object_restore(store).restore_state(key)

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Required, TypedDict, Unpack
 
 import structlog
 
@@ -37,7 +37,7 @@ from uploader.archive import parse_object_key
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig
 from uploader.crypto import Decryptor, Identity, ScryptIdentity, load_identities, read_passphrase
-from uploader.stores.base import Store
+from uploader.stores import Store
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -49,6 +49,7 @@ __all__ = [
     "RestoreError",
     "RestoreResult",
     "RetrievalRequired",
+    "StreamOptions",
     "find_archives",
     "identities_for",
     "restore_archive",
@@ -60,6 +61,17 @@ log = structlog.get_logger(__name__)
 _MAX_CYCLE_JSON = 64 << 20
 
 OnPlan = Callable[[SealedCycle, IncrementManifest], None]
+
+
+class StreamOptions(TypedDict, total=False):
+    """How an archive's bytes are restored: the keyword arguments of :func:`restore_stream`,
+    which every restore of an archive (from a store, from a download) passes on."""
+
+    identities: Required[list[Identity] | None]  # None: the archive is not encrypted
+    at: int | datetime | None  # increment number or time; None: the last increment
+    force: bool  # replace a non-empty target
+    options: ExtractOptions | None
+    on_plan: OnPlan | None  # told the cycle and the chosen increment before extraction
 
 
 class RestoreError(Exception):
@@ -126,17 +138,10 @@ async def find_archives(store: Store, catalogue: Catalogue, host: str) -> list[A
 
 
 async def restore_archive(
-    store: Store,
-    key: str,
-    to: Path,
-    *,
-    identities: list[Identity] | None,
-    at: int | datetime | None = None,
-    force: bool = False,
-    options: ExtractOptions | None = None,
-    on_plan: OnPlan | None = None,
+    store: Store, key: str, to: Path, **options: Unpack[StreamOptions]
 ) -> RestoreResult:
-    """Restore the point in time ``at`` of the archive ``key`` into ``to``."""
+    """Restore the point in time ``at`` of the archive ``key`` into ``to`` (see
+    :class:`StreamOptions`)."""
     info = await store.head(key)
     cold = info.storage_class in COLD_STORAGE_CLASSES or (
         info.storage_class is None and store.capabilities.needs_retrieval
@@ -145,25 +150,19 @@ async def restore_archive(
         raise RetrievalRequired(
             f"{key} is in the {info.storage_class or 'cold'} storage class: it needs a retrieval "
             "request before it can be read (the restore command requests one, waits or resumes, "
-            "and downloads it: watcher/commands/restore_cold.py, uploader/retrieval.py)"
+            "and downloads it: glacier-backup restore, with --yes to request the retrieval and "
+            "--wait, or --resume once it is ready)"
         )
     encrypted = key.endswith(".age")
-    if encrypted and not identities:
+    if encrypted and not options["identities"]:
         raise RestoreError(f"{key} is encrypted and no identity was given")
+    if not encrypted:
+        options["identities"] = None
     chunks = store.read(key)
     loop = asyncio.get_running_loop()
     try:
         src = io.BufferedReader(_StreamReader(chunks, loop), buffer_size=1 << 20)
-        return await asyncio.to_thread(
-            restore_stream,
-            src,
-            to,
-            identities=identities if encrypted else None,
-            at=at,
-            force=force,
-            options=options,
-            on_plan=on_plan,
-        )
+        return await asyncio.to_thread(lambda: restore_stream(src, to, **options))
     finally:
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:

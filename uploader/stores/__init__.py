@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from uploader.stores.aws_errors import rejects_credentials
 from uploader.stores.base import (
     Capabilities,
     ContainerNotFound,
     CredentialsRejected,
+    GiB,
     InventoryJobs,
+    MiB,
     MultipartUploadInfo,
     ObjectChanged,
     ObjectInfo,
@@ -23,6 +24,7 @@ from uploader.stores.base import (
     Store,
     StoredChecksums,
     StoreError,
+    Tier,
     TransientStoreError,
     UploadNotFound,
 )
@@ -34,7 +36,9 @@ __all__ = [
     "Capabilities",
     "ContainerNotFound",
     "CredentialsRejected",
+    "GiB",
     "InventoryJobs",
+    "MiB",
     "MultipartUploadInfo",
     "ObjectChanged",
     "ObjectInfo",
@@ -49,10 +53,10 @@ __all__ = [
     "StoreError",
     "StoreNotAvailable",
     "StoredChecksums",
+    "Tier",
     "TransientStoreError",
     "UploadNotFound",
     "open_store",
-    "rejects_credentials",
 ]
 
 

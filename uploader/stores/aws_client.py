@@ -8,7 +8,7 @@ from typing import Any
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
-from uploader.stores.base import PermanentStoreError
+from uploader.stores.base import PermanentStoreError, StoreBase
 
 
 def default_region(profile: str | None, session: AioSession | None = None) -> str | None:
@@ -61,3 +61,19 @@ class AwsClient:
         if self._client is None:
             raise PermanentStoreError(f"the {self._service} store is not open (use 'async with')")
         return self._client
+
+
+class AwsStore(StoreBase):
+    """A store over one AWS client (S3, Glacier): ``__aenter__`` opens :attr:`_aws`, leaving
+    ``async with`` closes it, :attr:`client` is the open client."""
+
+    _aws: AwsClient
+
+    @property
+    def client(self) -> Any:
+        """The open aiobotocore client."""
+        return self._aws.client
+
+    async def close(self) -> None:
+        """Close the client and release its connections."""
+        await self._aws.close()

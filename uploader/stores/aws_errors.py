@@ -78,18 +78,3 @@ def client_error(
 def credentials_missing(what: str, exc: Exception) -> CredentialsRejected:
     """Our error for botocore's ``NoCredentialsError``: nothing in the AWS credential chain."""
     return CredentialsRejected(f"{what}: {NO_CREDENTIALS} ({exc})")
-
-
-def rejects_credentials(exc: BaseException) -> bool:
-    """Whether ``exc`` is a store refusing the credentials or permissions.
-
-    That is a :class:`CredentialsRejected`; a plain :class:`PermanentStoreError` whose text
-    carries one of the codes above (made by code that does not classify its errors, such as
-    an older store or a test double) still counts, as it did before the codes were classified.
-    """
-    if isinstance(exc, CredentialsRejected):
-        return True
-    text = str(exc)
-    return isinstance(exc, PermanentStoreError) and (
-        NO_CREDENTIALS in text or any(code in text for code in CREDENTIAL_CODES)
-    )

@@ -12,14 +12,22 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, Self, get_args, runtime_checkable
 
 if TYPE_CHECKING:
+    from uploader.config import StoreConfig
     from uploader.stores.glacier.jobs import Inventory, JobInfo
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 READ_CHUNK = MiB  # the size of the chunks a store's read() yields
+
+# A retrieval tier (S3 restores and Glacier retrieval jobs alike), cheapest first: which ones a
+# storage class offers, their waits and fees are uploader.restore.retrieval's TIERS table.
+Tier = Literal["Bulk", "Standard", "Expedited"]
+TIER_NAMES: tuple[Tier, ...] = get_args(Tier)
+# What asking for a temporary readable copy of a cold object found (ObjectRestore).
+RestoreOutcome = Literal["started", "restored", "in-progress"]
 
 
 class StoreError(Exception):
@@ -189,6 +197,35 @@ class Store(Protocol):
         ...
 
 
+class StoreBase:
+    """What every store shares: its name is its configuration's, its capabilities are data, and
+    leaving ``async with`` awaits :meth:`close`. Each store opens itself in ``__aenter__``."""
+
+    config: StoreConfig
+    _capabilities: Capabilities
+
+    @property
+    def name(self) -> str:
+        """The configuration's name: the store's stable identity in the catalogue."""
+        return self.config.name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the store can do (part sizes, listing, retrieval), as data."""
+        return self._capabilities
+
+    async def close(self) -> None:
+        """Release what ``__aenter__`` opened (nothing, unless the store says otherwise)."""
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
 # -- optional abilities: small protocols, checked with isinstance -------------------------------
 
 
@@ -220,7 +257,7 @@ class RetrievalJobs(Protocol):
     async def initiate_retrieval_job(
         self,
         archive_id: str,
-        tier: str = "Bulk",
+        tier: Tier = "Bulk",
         byte_range: tuple[int, int] | None = None,
         *,
         archive_size: int | None = None,
@@ -250,7 +287,7 @@ class ObjectRestore(Protocol):
     """A store whose cold objects are restored to a temporary readable copy (S3 ``GLACIER``,
     ``DEEP_ARCHIVE``)."""
 
-    async def restore_object(self, key: str, tier: str, days: int) -> str:
+    async def restore_object(self, key: str, tier: Tier, days: int) -> RestoreOutcome:
         """Request a temporary copy for ``days``: ``"started"``, ``"restored"`` or
         ``"in-progress"``."""
         ...

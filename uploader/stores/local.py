@@ -23,7 +23,6 @@ import shutil
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from types import TracebackType
 from typing import Any, Self
 
 from localbackup.atomic import atomic_write_bytes, fsync_dir
@@ -37,6 +36,7 @@ from uploader.stores.base import (
     ObjectNotFound,
     PartInfo,
     PermanentStoreError,
+    StoreBase,
     StoreError,
     TransientStoreError,
     UploadNotFound,
@@ -65,36 +65,20 @@ def _errors(what: str) -> Iterator[None]:
         raise TransientStoreError(f"{what}: {exc}") from exc
 
 
-class LocalStore:
-    """A directory as a store. All blocking file work runs in threads."""
+class LocalStore(StoreBase):
+    """A directory as a store. All blocking file work runs in threads.
+
+    By default: parts of 1 B to 5 GiB, immediate listing, direct reads."""
 
     def __init__(self, root: Path, capabilities: Capabilities = LOCAL_CAPABILITIES) -> None:
         self.root = root
         self.config = LocalStoreConfig(root)
         self._capabilities = capabilities
 
-    @property
-    def name(self) -> str:
-        """The configuration's name, ``local:<root>``."""
-        return self.config.name
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """By default: parts of 1 B to 5 GiB, immediate listing, direct reads."""
-        return self._capabilities
-
     async def __aenter__(self) -> Self:
         with _errors(f"opening {self.root}"):
             await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
 
     # -- paths ---------------------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from types import TracebackType
 from typing import Any, Self
 
 from aiobotocore.config import AioConfig
@@ -26,8 +25,8 @@ from botocore.exceptions import (
 )
 
 from uploader.archive import S3_COLD_CLASSES
-from uploader.config import S3StoreConfig
-from uploader.stores.aws_client import AwsClient
+from uploader.config import S3StoreConfig, StorageClass
+from uploader.stores.aws_client import AwsClient, AwsStore
 from uploader.stores.aws_errors import client_error, credentials_missing
 from uploader.stores.base import (
     READ_CHUNK,
@@ -43,7 +42,9 @@ from uploader.stores.base import (
     PartInfo,
     PermanentStoreError,
     RestoreAlreadyInProgress,
+    RestoreOutcome,
     StoreError,
+    Tier,
     TransientStoreError,
     UploadNotFound,
 )
@@ -106,14 +107,16 @@ def _part_body_as_view(params: dict[str, Any], **_: Any) -> None:
         params["body"] = memoryview(body)
 
 
-class S3Store:
-    """A bucket and key prefix; objects are written with ``storage_class``."""
+class S3Store(AwsStore):
+    """A bucket and key prefix; objects are written with ``storage_class``.
+
+    By default: parts of 5 MiB to 5 GiB; reads need a restore in the cold classes."""
 
     def __init__(
         self,
         bucket: str,
         prefix: str = "",
-        storage_class: str = "DEEP_ARCHIVE",
+        storage_class: StorageClass = "DEEP_ARCHIVE",
         *,
         region: str | None = None,
         profile: str | None = None,
@@ -148,34 +151,11 @@ class S3Store:
             "s3", self._session, self._config, region=self._region, endpoint_url=self._endpoint_url
         )
 
-    @property
-    def name(self) -> str:
-        """The configuration's name, ``s3://<bucket>/<prefix>``."""
-        return self.config.name
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """By default: parts of 5 MiB to 5 GiB; reads need a restore in the cold classes."""
-        return self._capabilities
-
     async def __aenter__(self) -> Self:
         with _errors("connecting to S3"):
             client = await self._aws.open()
         client.meta.events.register("before-call.s3.UploadPart", _part_body_as_view)
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._aws.close()
-
-    @property
-    def client(self) -> Any:
-        """The open aiobotocore S3 client."""
-        return self._aws.client
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -307,7 +287,7 @@ class S3Store:
         restore = r.get("Restore")
         return None if restore is None else str(restore)
 
-    async def restore_object(self, key: str, tier: str, days: int) -> str:
+    async def restore_object(self, key: str, tier: Tier, days: int) -> RestoreOutcome:
         """Ask S3 for a temporary copy of an archived object: ``"started"`` (202),
         ``"restored"`` (200: a copy exists, its expiry is renewed) or ``"in-progress"``
         (``RestoreAlreadyInProgress``)."""

@@ -21,6 +21,7 @@ log = structlog.get_logger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``backup`` and ``seal``."""
     p = sub.add_parser(
         "backup", help="one local backup step: plan, write the increment, seal if due"
     )
@@ -31,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run_backup(args: argparse.Namespace, config: AppConfig) -> int:
+    """One local backup step."""
     if not config.backup.sources:
         print(
             f"glacier-backup: configuration error: {config.file}: backup.sources: "
@@ -47,6 +49,7 @@ def run_backup(args: argparse.Namespace, config: AppConfig) -> int:
 
 
 def run_seal(args: argparse.Namespace, config: AppConfig) -> int:
+    """Seal the open cycle now."""
     result = seal_open_cycle(config.backup, config.watch.marker_dir)
     if result.sealed is None:
         print(f"nothing to seal: {result.reason}")

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from localbackup import paths
-from localbackup.atomic import fsync_dir
+from localbackup.atomic import atomic_create
 from localbackup.configkit import ConfigError
 from watcher.exitcodes import FAILURE, OK, USAGE
 from watcher.legacy_config import Conversion, convert, read_legacy
@@ -24,6 +24,7 @@ IDENTITY_FILE = "identity.txt"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``config import-legacy`` and ``config check``."""
     p = sub.add_parser("config", help="configuration tools")
     actions = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     imp = actions.add_parser(
@@ -106,21 +107,8 @@ def _write(config_file: Path, conv: Conversion) -> None:
             if target.read_bytes().rstrip(b"\n") != secret:
                 raise ConfigError(target, "(file)", "exists with another key; not overwriting it")
             continue
-        _create(target, secret + b"\n")
-    _create(config_file, conv.toml.encode())
-
-
-def _create(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+        atomic_create(target, secret + b"\n")
+    atomic_create(config_file, conv.toml.encode())
 
 
 def _explain(conv: Conversion, config_file: Path, *, written: bool) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import io
 import json
 import sys
 from collections.abc import Iterator
@@ -23,9 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from localbackup import formats
 from localbackup.configkit import format_size
-from localbackup.index import Index, read_index
 from localbackup.spool import Spool
-from uploader.catalogue import Catalogue, stored_indexes
+from uploader.catalogue import Catalogue, StoredIndex, stored_indexes
 from watcher.exitcodes import OK, USAGE
 
 if TYPE_CHECKING:
@@ -33,6 +31,7 @@ if TYPE_CHECKING:
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``files``."""
     p = sub.add_parser("files", help="list or search backed-up paths (no retrieval needed)")
     p.add_argument(
         "words",
@@ -44,19 +43,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(run=run)
 
 
-@dataclass(frozen=True, slots=True)
-class IncrementIndex:
-    cycle_id: str
-    number: int
-    kind: str
-    data: bytes
-
-    def load(self) -> Index:
-        return read_index(io.BytesIO(self.data))
-
-
 @dataclass(slots=True)
 class PathHistory:
+    """The versions of one path found by ``files PATTERN``, and where it was deleted."""
+
     path: str
     versions: list[dict[str, Any]] = field(default_factory=list)
     deleted_in: list[dict[str, Any]] = field(default_factory=list)
@@ -67,26 +57,32 @@ def display(path: bytes) -> str:
     return "/" + path.decode("utf-8", "backslashreplace")
 
 
-def all_indexes(config: AppConfig) -> dict[str, list[IncrementIndex]]:
+def all_indexes(config: AppConfig) -> dict[str, list[StoredIndex]]:
     """Every known increment index, by cycle (oldest first), spool and catalogue merged."""
-    found: dict[tuple[str, int], IncrementIndex] = {}
+    found: dict[tuple[str, int], StoredIndex] = {}
     with Catalogue.in_state_dir(config.state_dir) as cat:
         for s in stored_indexes(cat):
-            found[(s.cycle_id, s.number)] = IncrementIndex(s.cycle_id, s.number, s.kind, s.data)
+            found[(s.cycle_id, s.number)] = s
     for c in Spool(config.backup.spool_dir).cycles():
         for m in c.manifests():
             path = c.path / m.index.name
             if path.is_file():
-                found[(c.cycle_id, m.number)] = IncrementIndex(
-                    c.cycle_id, m.number, m.kind, path.read_bytes()
+                found[(c.cycle_id, m.number)] = StoredIndex(
+                    config.backup.host,
+                    c.cycle_id,
+                    m.number,
+                    m.kind,
+                    m.finished_at,
+                    path.read_bytes(),
                 )
-    by_cycle: dict[str, list[IncrementIndex]] = {}
+    by_cycle: dict[str, list[StoredIndex]] = {}
     for key in sorted(found):
         by_cycle.setdefault(key[0], []).append(found[key])
     return by_cycle
 
 
 def matcher(pattern: str) -> Any:
+    """A predicate for displayed paths: a substring, or a glob (on the name alone without ``/``)."""
     if not any(ch in pattern for ch in "*?["):
         return lambda p: pattern in p
     if "/" in pattern:
@@ -94,7 +90,8 @@ def matcher(pattern: str) -> Any:
     return lambda p: fnmatch.fnmatchcase(p.rsplit("/", 1)[-1], pattern)  # like find -name
 
 
-def search(cycles: dict[str, list[IncrementIndex]], pattern: str) -> Iterator[PathHistory]:
+def search(cycles: dict[str, list[StoredIndex]], pattern: str) -> Iterator[PathHistory]:
+    """The history of every path that matches ``pattern``, cycle by cycle."""
     match = matcher(pattern)
     histories: dict[str, PathHistory] = {}
     for cycle_id, incs in cycles.items():
@@ -130,6 +127,7 @@ def search(cycles: dict[str, list[IncrementIndex]], pattern: str) -> Iterator[Pa
 
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
+    """List the paths of a point in time, or search every increment for a pattern."""
     words = list(args.words)
     cycle = None
     if words and (words[0] == "latest" or formats.CYCLE_ID.match(words[0])):
@@ -176,7 +174,7 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     return OK
 
 
-def _list_point_in_time(cycles: dict[str, list[IncrementIndex]], as_json: bool) -> int:
+def _list_point_in_time(cycles: dict[str, list[StoredIndex]], as_json: bool) -> int:
     if not cycles:
         print("no backups yet", file=sys.stderr)
         return OK

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 from localbackup import paths
-from localbackup.atomic import fsync_dir, temp_name
+from localbackup.atomic import atomic_create
 from watcher.exitcodes import FAILURE, OK
 
 DEFAULT_EXCLUDES = ("*.tmp", "*.swp", ".cache/", "node_modules/", "__pycache__/")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``init``."""
     p = sub.add_parser(
         "init", help="write a starter config (never overwrites) and create directories"
     )
@@ -37,6 +37,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    """Write a starter configuration (never over an existing one) and create the directories."""
     config_file: Path = args.config or paths.default_config_file()
     if config_file.exists():
         print(f"glacier-backup: {config_file} already exists; not overwriting it")
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     recipients = list(args.recipient) or [_recipient_for(identity_file)]
     sources = [str(Path(s).expanduser().absolute()) for s in args.source] or ["~/Documents"]
     text = render_starter(sources, recipients, identity_file, spool, state, vault)
-    _write_new(config_file, text.encode())
+    atomic_create(config_file, text.encode())
     for d in (spool, spool / "markers", state, vault):
         paths.ensure_private_dir(d)
     print(f"wrote {config_file}")
@@ -86,6 +87,7 @@ def render_starter(  # noqa: PLR0917 - one value per placeholder of the template
     state: Path,
     vault: Path,
 ) -> str:
+    """The starter configuration ``init`` writes."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
     return f"""# Written by 'glacier-backup init' on {stamp}. Every key, with its default, is
 # documented in config.example.toml.
@@ -115,18 +117,3 @@ path = {_q(vault)}
 part_size = "auto"
 concurrency = 4
 """
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    """Write atomically and refuse to replace an existing file (link fails if the name exists)."""
-    tmp = temp_name(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.link(tmp, path)
-        fsync_dir(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from localbackup.configkit import format_size
 from uploader.catalogue import Catalogue
-from uploader.maintenance import MaintenanceReport
+from uploader.maintenance import MaintenanceReport, ReconcileKind
 from uploader.stores import StoreNotAvailable
 from watcher.exitcodes import OK, USAGE, WARNINGS
 from watcher.maintenance_loop import maintenance_pass
@@ -23,7 +23,7 @@ from watcher.maintenance_loop import maintenance_pass
 if TYPE_CHECKING:
     from watcher.config import AppConfig
 
-LABELS = {
+LABELS: dict[ReconcileKind, str] = {
     "adopt": "adopted (ours, rebuilt into the catalogue)",
     "foreign": "foreign (left alone)",
     "missing": "MISSING (in the catalogue, absent from the store)",
@@ -35,6 +35,7 @@ LABELS = {
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``inventory``."""
     p = sub.add_parser("inventory", help="reconcile the catalogue with the store")
     p.add_argument(
         "--request", action="store_true", help="Glacier: ask for a new inventory (takes hours)"
@@ -68,6 +69,7 @@ def _seconds(text: str) -> float:
 
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
+    """Reconcile the catalogue with the store (Glacier: through inventory jobs)."""
     try:
         with Catalogue.in_state_dir(config.state_dir) as catalogue:
             report = asyncio.run(_run(args, config, catalogue))
@@ -101,6 +103,8 @@ async def _run(
 
 
 def print_report(report: MaintenanceReport) -> int:
+    """Print what a pass found; returns the exit code (3 for problems, MISSING or mismatched
+    archives, and deletions that did not take effect)."""
     print(f"store {report.store}: {report.inventory_status}")
     rec = report.reconciliation
     warn = bool(report.problems)

@@ -11,6 +11,7 @@ from watcher.exitcodes import FAILURE, OK
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``keygen``."""
     p = sub.add_parser("keygen", help="new age identity (0600); prints the recipient")
     p.add_argument(
         "-o",
@@ -23,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    """Write a new age identity (never over an existing file) and print its recipient."""
     from uploader.crypto import write_identity_file
 
     target: Path = args.output or paths.config_home() / "identity.txt"

@@ -36,6 +36,7 @@ log = structlog.get_logger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``restore-legacy``."""
     p = sub.add_parser(
         "restore-legacy",
         help="restore an archive made by the original tool (glacierclient)",

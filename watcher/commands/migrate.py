@@ -29,7 +29,7 @@ from uploader.migrate import (
     migrate,
     migration_lock,
 )
-from uploader.restore import POLL_FIRST, POLL_MAX, RestoreDeclined
+from uploader.restore import POLL_FIRST, POLL_MAX, TIER_CHOICES, RestoreDeclined
 from uploader.stores import StoreError, StoreNotAvailable, open_store
 from watcher.commands.restore_cold import seconds
 from watcher.commands.terminal import TerminalUI, declined
@@ -68,7 +68,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument(
         "--tier",
-        choices=("Bulk", "Standard", "Expedited"),
+        choices=TIER_CHOICES,
         default="Bulk",
         help="retrieval tier (default Bulk: the cheapest, typically 5-12 hours)",
     )

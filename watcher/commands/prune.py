@@ -25,12 +25,14 @@ if TYPE_CHECKING:
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``prune``."""
     p = sub.add_parser("prune", help="apply the retention policy")
     p.add_argument("--dry-run", action="store_true", help="print the decisions, delete nothing")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
+    """Apply the retention policy, printing every decision and its fee first."""
     printed: list[PrunePlan] = []
 
     def show(plan: PrunePlan) -> None:
@@ -63,10 +65,12 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
 
 
 def usd(amount: float) -> str:
+    """A fee as shown: dollars and cents, ``<$0.01`` below a cent."""
     return f"${amount:.2f}" if amount >= 0.01 else "<$0.01"
 
 
 def print_plan(plan: PrunePlan, *, dry_run: bool) -> None:
+    """Print every decision of ``plan``, then its summary."""
     verb = "would delete" if dry_run else "delete"
     print(f"storage class {plan.storage_class}; fees are ESTIMATES from a fixed price table")
     for d in plan.decisions:

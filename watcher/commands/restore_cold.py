@@ -14,9 +14,10 @@ from uploader.restore import (
     DEFAULT_RANGE,
     POLL_FIRST,
     POLL_MAX,
+    TIER_CHOICES,
     RetrievalOptions,
 )
-from uploader.stores.base import MiB
+from uploader.stores import MiB
 
 
 def add_cold_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,7 +25,7 @@ def add_cold_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("cold storage (S3 GLACIER / DEEP_ARCHIVE, Glacier vaults)")
     g.add_argument(
         "--tier",
-        choices=("Expedited", "Standard", "Bulk"),
+        choices=TIER_CHOICES,
         help="retrieval tier (default: Bulk for DEEP_ARCHIVE, Standard otherwise)",
     )
     g.add_argument(

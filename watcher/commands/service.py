@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``service install``."""
     p = sub.add_parser("service", help="systemd user service")
     ssub = p.add_subparsers(dest="service_command", metavar="ACTION", required=True)
     i = ssub.add_parser("install", help="write the systemd user unit (and a backup timer)")
@@ -40,6 +41,7 @@ def _executable() -> str:
 
 
 def run_install(args: argparse.Namespace, config: AppConfig) -> int:
+    """Write the systemd user units (or print them with ``--dry-run``)."""
     timer = None if args.timer == "none" or config.watch.backup_every else args.timer
     units = systemd.render_units(
         _executable(), config.file, timer=timer, stop_timeout=config.watch.stop_timeout

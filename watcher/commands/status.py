@@ -14,8 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 from localbackup import formats
 from localbackup.configkit import format_size
-from localbackup.spool import Spool
-from uploader.catalogue import Catalogue, inventory_state, last_event, open_flags
+from localbackup.spool import CycleDir, Spool
+from uploader.catalogue import (
+    ArchiveRecord,
+    Catalogue,
+    Event,
+    InventoryJobState,
+    UploadRecord,
+    inventory_state,
+    last_event,
+    open_flags,
+)
+from uploader.maintenance import pending_jobs
+from uploader.stores import PartInfo
 from watcher.exitcodes import OK
 from watcher.markers import FAILED, QUARANTINE
 
@@ -46,85 +57,83 @@ def collect(config: AppConfig) -> dict[str, Any]:
         inventory = inventory_state(cat, store)
         flags = open_flags(cat, store)
     archived = {a.cycle_id for a in archives}
-    open_cycle = None
-    state = spool.open_cycle_state()
-    if state is not None:
-        oc = state[1]
-        open_cycle = {
-            "cycle_id": oc.cycle_id,
-            "increments": oc.increments,
-            "created_at": _iso(oc.created_at),
-        }
-    waiting = []
-    for c in spool.sealed_cycles():
-        if c.cycle_id not in archived:
-            sealed = formats.load_sealed_cycle(c.path)
-            waiting.append(
-                {
-                    "cycle_id": c.cycle_id,
-                    "sealed_at": _iso(sealed.sealed_at),
-                    "size": sealed.data_size,
-                    "increments": len(sealed.increments),
-                }
-            )
     newest = max(archives, key=lambda a: a.uploaded_at, default=None)
+    marker_dir = config.watch.marker_dir
+    open_cycle = _open_cycle(spool)
+    waiting = [_sealed(c) for c in spool.sealed_cycles() if c.cycle_id not in archived]
     return {
         "host": config.backup.host,
         "store": store,
         "open_cycle": open_cycle,
         "sealed_waiting": waiting,
-        "uploads_in_progress": [
-            {
-                "cycle_id": u.cycle_id,
-                "key": u.key,
-                "started_at": _iso(u.started_at),
-                "total_size": u.total_size,
-                "parts_done": len(parts[u.id]),
-                "bytes_done": sum(p.size for p in parts[u.id]),
-            }
-            for u in uploads
-        ],
-        "last_success": None
-        if newest is None
-        else {
-            "cycle_id": newest.cycle_id,
-            "key": newest.key,
-            "size": newest.size,
-            "uploaded_at": _iso(newest.uploaded_at),
-            "confirmed_at": _iso(newest.confirmed_at),
-        },
-        "last_failure": (
-            {
-                "kind": failure.kind,
-                "cycle_id": failure.cycle_id,
-                "reason": failure.detail,
-                "at": _iso(failure.at),
-            }
-            if failure is not None
-            else _last_failure(config.watch.marker_dir)
-        ),
+        "uploads_in_progress": [_upload(u, parts[u.id]) for u in uploads],
+        "last_success": None if newest is None else _success(newest),
+        "last_failure": _failure(failure) if failure is not None else _last_failure(marker_dir),
         "store_usage": {"archives": len(archives), "bytes": sum(a.size for a in archives)},
-        "jobs": [
-            {
-                "kind": "inventory",
-                "job_id": j.job_id,
-                "status": j.status,
-                "initiated_at": _iso(j.initiated_at),
-                "completed_at": _iso(j.completed_at),
-            }
-            for j in inventory.jobs
-            if j.status in ("InProgress", "Succeeded")
-        ],
+        "jobs": [_job(j) for j in pending_jobs(inventory)],
         "last_inventory_date": _iso(inventory.last_inventory_date),
         "flags": [
             {"key": f.key, "kind": f.kind, "detail": f.detail, "first_seen": _iso(f.first_seen)}
             for f in flags
         ],
         "markers": {
-            "pending": _count(config.watch.marker_dir, lambda p: formats.is_marker_name(p.name)),
-            "failed": _count(config.watch.marker_dir / FAILED, _not_reason),
-            "quarantined": _count(config.watch.marker_dir / QUARANTINE, _not_reason),
+            "pending": _count(marker_dir, lambda p: formats.is_marker_name(p.name)),
+            "failed": _count(marker_dir / FAILED, _not_reason),
+            "quarantined": _count(marker_dir / QUARANTINE, _not_reason),
         },
+    }
+
+
+def _open_cycle(spool: Spool) -> dict[str, Any] | None:
+    state = spool.open_cycle_state()
+    if state is None:
+        return None
+    oc = state[1]
+    return {"cycle_id": oc.cycle_id, "increments": oc.increments, "created_at": _iso(oc.created_at)}
+
+
+def _sealed(c: CycleDir) -> dict[str, Any]:
+    sealed = formats.load_sealed_cycle(c.path)
+    return {
+        "cycle_id": c.cycle_id,
+        "sealed_at": _iso(sealed.sealed_at),
+        "size": sealed.data_size,
+        "increments": len(sealed.increments),
+    }
+
+
+def _upload(u: UploadRecord, parts: list[PartInfo]) -> dict[str, Any]:
+    return {
+        "cycle_id": u.cycle_id,
+        "key": u.key,
+        "started_at": _iso(u.started_at),
+        "total_size": u.total_size,
+        "parts_done": len(parts),
+        "bytes_done": sum(p.size for p in parts),
+    }
+
+
+def _success(a: ArchiveRecord) -> dict[str, Any]:
+    return {
+        "cycle_id": a.cycle_id,
+        "key": a.key,
+        "size": a.size,
+        "uploaded_at": _iso(a.uploaded_at),
+        "confirmed_at": _iso(a.confirmed_at),
+    }
+
+
+def _failure(e: Event) -> dict[str, Any]:
+    return {"kind": e.kind, "cycle_id": e.cycle_id, "reason": e.detail, "at": _iso(e.at)}
+
+
+def _job(j: InventoryJobState) -> dict[str, Any]:
+    return {
+        "kind": "inventory",
+        "job_id": j.job_id,
+        "status": j.status,
+        "initiated_at": _iso(j.initiated_at),
+        "completed_at": _iso(j.completed_at),
     }
 
 

@@ -14,6 +14,7 @@ import structlog
 
 from localbackup.configkit import format_size
 from localbackup.formats import CYCLE_JSON
+from localbackup.spool import CYCLES
 from uploader.catalogue import Catalogue, pruned_at, remember_cycle_indexes
 from uploader.stores import Store, StoreNotAvailable, open_store
 from uploader.upload import UPLOAD_FAILURES, archive_doubt, pending_cycle_dirs, upload_cycle
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     except StoreNotAvailable as exc:
         print(f"glacier-backup: configuration error: {config.file}: store: {exc}", file=sys.stderr)
         return USAGE
-    cycles_root = config.backup.spool_dir / "cycles"
+    cycles_root = config.backup.spool_dir / CYCLES
     with Catalogue.in_state_dir(config.state_dir) as catalogue:
         if args.cycle:
             cycle_dir = cycles_root / args.cycle

@@ -12,13 +12,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 from uploader.stores.base import MiB, PermanentStoreError, TransientStoreError
 from uploader.stores.glacier.description import ArchiveDescription, parse_description
 
-TIERS = ("Bulk", "Standard", "Expedited")
-STATUSES = ("InProgress", "Succeeded", "Failed")
+# A job's StatusCode as the service reports it.
+JobState = Literal["InProgress", "Succeeded", "Failed"]
+STATUSES: tuple[JobState, ...] = get_args(JobState)
 
 
 class InventoryRequired(PermanentStoreError):
@@ -51,7 +52,7 @@ class JobInfo:
 
     job_id: str
     action: str  # "ArchiveRetrieval" | "InventoryRetrieval" | "Select"
-    status: str  # "InProgress" | "Succeeded" | "Failed"
+    status: JobState
     created: datetime
     completed: datetime | None = None
     status_message: str | None = None
@@ -128,7 +129,7 @@ def job_from_response(r: Mapping[str, Any], what: str) -> JobInfo:
     for name in ("JobId", "Action", "StatusCode", "CreationDate"):
         if r.get(name) is None:
             raise IncompleteResponse(f"{what}: the response has no {name}")
-    status = str(r["StatusCode"])
+    status = cast(JobState, str(r["StatusCode"]))
     if status not in STATUSES:
         raise IncompleteResponse(f"{what}: unknown job status {status[:40]!r}")
     done = r.get("CompletionDate")
@@ -138,7 +139,7 @@ def job_from_response(r: Mapping[str, Any], what: str) -> JobInfo:
         raise IncompleteResponse(f"{what}: malformed job description ({exc})") from None
 
 
-def _job(r: Mapping[str, Any], status: str, done: object, what: str) -> JobInfo:
+def _job(r: Mapping[str, Any], status: JobState, done: object, what: str) -> JobInfo:
     return JobInfo(
         job_id=str(r["JobId"]),
         action=str(r["Action"]),

@@ -22,7 +22,6 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, Self
 
 import structlog
@@ -30,7 +29,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
 from uploader.config import GlacierStoreConfig
-from uploader.stores.aws_client import AwsClient, default_region
+from uploader.stores.aws_client import AwsClient, AwsStore, default_region
 from uploader.stores.base import (
     Capabilities,
     GiB,
@@ -40,6 +39,7 @@ from uploader.stores.base import (
     ObjectNotFound,
     PartInfo,
     PermanentStoreError,
+    Tier,
     TransientStoreError,
     UploadNotFound,
 )
@@ -101,8 +101,10 @@ class _Upload:
     description: ArchiveDescription | None
 
 
-class GlacierStore:
-    """One vault. ``account_id`` is ``-`` (the signing account) or a 12-digit account id."""
+class GlacierStore(AwsStore):
+    """One vault. ``account_id`` is ``-`` (the signing account) or a 12-digit account id.
+
+    Parts of 1 MiB x 2^n, no immediate listing, reads through retrieval jobs."""
 
     def __init__(
         self,
@@ -121,6 +123,7 @@ class GlacierStore:
         self._session = session if session is not None else AioSession(profile=profile)
         self.region = region or default_region(profile, self._session)
         self.config = GlacierStoreConfig(vault, account_id, self.region, profile, endpoint_url)
+        self._capabilities = GLACIER_CAPABILITIES
         self._endpoint_url = endpoint_url
         self._config = AioConfig(
             # botocore's max_attempts counts retries; total_max_attempts is the attempt count.
@@ -138,34 +141,11 @@ class GlacierStore:
         self._uploads: dict[str, _Upload] = {}
         self._archives: dict[str, ObjectInfo] = {}  # completed by this object, by key
 
-    @property
-    def name(self) -> str:
-        """The configuration's name, ``glacier://<region>/<account_id>/<vault>``."""
-        return self.config.name
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """Parts of 1 MiB x 2^n, no immediate listing, reads through retrieval jobs."""
-        return GLACIER_CAPABILITIES
-
     async def __aenter__(self) -> Self:
         with errors("connecting to Glacier"):
             client = await self._aws.open()
         install_hooks(client.meta.events)  # this client's own copy of the handlers
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._aws.close()
-
-    @property
-    def client(self) -> Any:
-        """The open aiobotocore Glacier client."""
-        return self._aws.client
 
     def _args(self, **kwargs: Any) -> dict[str, Any]:
         return vault_args(self.account_id, self.vault, **kwargs)
@@ -366,7 +346,7 @@ class GlacierStore:
     async def initiate_retrieval_job(
         self,
         archive_id: str,
-        tier: str = "Bulk",
+        tier: Tier = "Bulk",
         byte_range: tuple[int, int] | None = None,
         *,
         archive_size: int | None = None,

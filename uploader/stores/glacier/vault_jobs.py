@@ -15,9 +15,8 @@ from typing import Any
 import structlog
 
 from uploader.stores.aws_client import AwsClient
-from uploader.stores.base import ObjectNotFound, PermanentStoreError
+from uploader.stores.base import TIER_NAMES, ObjectNotFound, PermanentStoreError, Tier
 from uploader.stores.glacier.jobs import (
-    TIERS,
     IncompleteResponse,
     Inventory,
     JobInfo,
@@ -65,15 +64,17 @@ class VaultJobs:
     async def initiate_retrieval_job(
         self,
         archive_id: str,
-        tier: str = "Bulk",
+        tier: Tier = "Bulk",
         byte_range: tuple[int, int] | None = None,
         *,
         archive_size: int | None = None,
     ) -> str:
         """Stage an archive (or the half-open, MiB-aligned ``byte_range`` of it) for download;
         returns the job id. A range may end off a MiB boundary only at ``archive_size``."""
-        if tier not in TIERS:
-            raise PermanentStoreError(f"retrieval tier {tier!r} is not one of {', '.join(TIERS)}")
+        if tier not in TIER_NAMES:
+            raise PermanentStoreError(
+                f"retrieval tier {tier!r} is not one of {', '.join(TIER_NAMES)}"
+            )
         parameters = {"Type": "archive-retrieval", "ArchiveId": archive_id, "Tier": tier}
         if byte_range is not None:
             parameters["RetrievalByteRange"] = retrieval_range(byte_range, archive_size)
