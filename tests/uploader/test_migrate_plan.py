@@ -189,14 +189,14 @@ def test_only_verified_copies_past_90_days_lose_their_source() -> None:
 
 def test_the_docs_worked_example() -> None:
     """docs/migration.md's example: 50 archives of 4 GiB (200 GiB) to DEEP_ARCHIVE, half of them
-    60 days old, half 200 days, Bulk, at most 40 GiB a day, 64 MiB parts."""
+    60 days old, half 200 days, Bulk, at most 40 GiB a day, 16 MiB parts ("auto")."""
     now = T
     items = [QuoteItem(4 * GiB, now - timedelta(days=60 if i % 2 else 200)) for i in range(50)]
     q = make_quote(
         items,
         tier="Bulk",
         dest_class="DEEP_ARCHIVE",
-        parts_for=lambda size: -(-size // (64 * MiB)),
+        parts_for=lambda size: -(-size // (16 * MiB)),
         now=now,
         max_per_day=40 * GiB,
     )
@@ -206,8 +206,8 @@ def test_the_docs_worked_example() -> None:
     assert tiers["Bulk"].requests_usd == pytest.approx(0.00125)  # 50 x $0.025 / 1000
     assert tiers["Standard"].retrieval_usd == pytest.approx(2.00)
     assert tiers["Expedited"].total_usd == pytest.approx(6.00 + 0.50)
-    assert q.dest_requests == 50 * (64 + 2)
-    assert q.dest_requests_usd == pytest.approx(3300 * 0.05 / 1000)
+    assert q.dest_requests == 50 * (256 + 2)
+    assert q.dest_requests_usd == pytest.approx(12900 * 0.05 / 1000)
     overhead = 50 * (8 << 10) / GiB * 0.00099 + 50 * (32 << 10) / GiB * 0.023
     assert q.first_month_usd == pytest.approx(200 * 0.00099 + overhead)
     assert q.vault_month_usd == pytest.approx(200 * 0.0036)

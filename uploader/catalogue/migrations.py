@@ -92,7 +92,7 @@ def add_migrations(
         )
 
 
-def migrations(catalogue: Catalogue, source: str, dest: str) -> list[MigrationRecord]:
+def migrations_between(catalogue: Catalogue, source: str, dest: str) -> list[MigrationRecord]:
     """Every archive of a migration from ``source`` to ``dest``, oldest first."""
     rows = catalogue.query(
         f"SELECT {_COLUMNS} FROM migrations WHERE source = ? AND dest = ?"  # noqa: S608
@@ -111,13 +111,13 @@ def get_migration(catalogue: Catalogue, migration: int) -> MigrationRecord:
     return _record(rows[0])
 
 
-def keys_in_use(catalogue: Catalogue, dest: str) -> dict[str, str]:
+def migration_keys(catalogue: Catalogue, dest: str) -> dict[str, str]:
     """Destination keys already given to archives: key -> source ArchiveId."""
     rows = catalogue.query("SELECT key, archive_id FROM migrations WHERE dest = ?", (dest,))
     return {str(k): str(a) for k, a in rows}
 
 
-def record_request(
+def record_migration_request(
     catalogue: Catalogue, migration: int, job_id: str, *, tier: str, size: int, now: datetime
 ) -> None:
     """A retrieval job was requested (or an earlier one found running): state ``requested``."""
@@ -133,7 +133,7 @@ def record_request(
         )
 
 
-def requests_since(
+def migration_requests_since(
     catalogue: Catalogue, source: str, since: datetime
 ) -> list[tuple[datetime, int]]:
     """``(requested_at, size)`` of every retrieval requested from ``source`` after ``since``."""
@@ -146,23 +146,23 @@ def requests_since(
     return [(db_time(t), int(s)) for t, s in rows]
 
 
-def mark_ready(catalogue: Catalogue, migration: int, tree_hash: str) -> None:
+def mark_migration_ready(catalogue: Catalogue, migration: int, tree_hash: str) -> None:
     """The job's output can be read; ``tree_hash`` is Glacier's hash of the whole archive."""
     _update(catalogue, migration, state=MigrationState.READY, tree_hash=tree_hash, error=None)
 
 
-def mark_planned(catalogue: Catalogue, migration: int, error: str | None = None) -> None:
+def mark_migration_planned(catalogue: Catalogue, migration: int, error: str | None = None) -> None:
     """No usable job any more (it expired or failed): a new one is needed. The destination
     upload and its parts are kept: the new job's output continues them."""
     _update(catalogue, migration, state=MigrationState.PLANNED, job_id=None, error=error)
 
 
-def mark_failed(catalogue: Catalogue, migration: int, error: str) -> None:
+def mark_migration_failed(catalogue: Catalogue, migration: int, error: str) -> None:
     """Stopped with ``error``; the job, upload and parts stay recorded for the next run."""
     _update(catalogue, migration, state=MigrationState.FAILED, error=error)
 
 
-def retry_failed(catalogue: Catalogue, source: str, dest: str) -> None:
+def retry_failed_migrations(catalogue: Catalogue, source: str, dest: str) -> None:
     """Failed archives go back to where they can continue: their job if they have one (its
     state is checked again), else a new request. The error stays until the next step succeeds."""
     with catalogue.transaction() as db:
@@ -200,7 +200,7 @@ def drop_copy(catalogue: Catalogue, migration: int) -> None:
         )
 
 
-def record_range(
+def record_spooled_range(
     catalogue: Catalogue, migration: int, start: int, end: int, tree_hash: str
 ) -> None:
     """Bytes ``[start, end)`` of the job output were verified and written to the spool."""
@@ -212,7 +212,7 @@ def record_range(
         )
 
 
-def forget_range(catalogue: Catalogue, migration: int, start: int) -> None:
+def forget_spooled_range(catalogue: Catalogue, migration: int, start: int) -> None:
     """A spooled range that can no longer be trusted (its file is gone or differs)."""
     with catalogue.transaction() as db:
         db.execute(
@@ -228,7 +228,7 @@ def spooled_ranges(catalogue: Catalogue, migration: int) -> dict[int, tuple[int,
     return {int(a): (int(b), str(t)) for a, b, t in rows}
 
 
-def record_part(
+def record_copied_part(
     catalogue: Catalogue, migration: int, part: PartInfo, tree_hash: str, start: int
 ) -> None:
     """The destination acknowledged a part; its spooled range (at ``start``) is no longer
@@ -256,7 +256,7 @@ def copied_parts(catalogue: Catalogue, migration: int) -> list[MigrationPart]:
     ]
 
 
-def forget_parts(catalogue: Catalogue, migration: int, numbers: Iterable[int]) -> None:
+def forget_copied_parts(catalogue: Catalogue, migration: int, numbers: Iterable[int]) -> None:
     """Recorded parts the destination no longer holds."""
     with catalogue.transaction() as db:
         db.executemany(
@@ -265,7 +265,9 @@ def forget_parts(catalogue: Catalogue, migration: int, numbers: Iterable[int]) -
         )
 
 
-def begin_completion(catalogue: Catalogue, migration: int, parts: Iterable[MigrationPart]) -> None:
+def begin_copy_completion(
+    catalogue: Catalogue, migration: int, parts: Iterable[MigrationPart]
+) -> None:
     """Before the destination is asked to complete: every part, and ``completing``."""
     with catalogue.transaction() as db:
         db.executemany(

@@ -17,9 +17,9 @@ from datetime import datetime
 import structlog
 
 from localbackup.configkit import format_size
+from uploader import catalogue as cm
 from uploader.archive import VAULT
 from uploader.catalogue import Catalogue, MigrationRecord, MigrationState
-from uploader.catalogue import migrations as mc
 from uploader.migrate.plan import DAY, plan_requests
 from uploader.restore import RestoreUI, RetrievalDeclined, consent
 from uploader.restore import retrieval as rt
@@ -44,12 +44,12 @@ async def check_requested(
             job = await jobs.describe_job(r.job_id)
         except JobOutputExpired:
             why = "its retrieval job expired before the copy finished: it is requested again"
-            await asyncio.to_thread(mc.mark_planned, catalogue, r.id, why)
+            await asyncio.to_thread(cm.mark_migration_planned, catalogue, r.id, why)
             log.warning("migrate.job_expired", key=r.key, job_id=r.job_id)
             continue
         if job.failed:
             why = f"the retrieval job failed ({job.status_message}): it is requested again"
-            await asyncio.to_thread(mc.mark_planned, catalogue, r.id, why)
+            await asyncio.to_thread(cm.mark_migration_planned, catalogue, r.id, why)
             log.warning("migrate.job_failed", key=r.key, job_id=r.job_id, why=job.status_message)
         elif job.succeeded:
             if job.archive_size != r.size or not job.archive_tree_hash:
@@ -57,10 +57,10 @@ async def check_requested(
                     f"the vault's archive is {job.archive_size} bytes (the inventory says "
                     f"{r.size}) or has no tree hash: not copied"
                 )
-                await asyncio.to_thread(mc.mark_failed, catalogue, r.id, why)
+                await asyncio.to_thread(cm.mark_migration_failed, catalogue, r.id, why)
                 failed.append((r, why))
                 continue
-            await asyncio.to_thread(mc.mark_ready, catalogue, r.id, job.archive_tree_hash)
+            await asyncio.to_thread(cm.mark_migration_ready, catalogue, r.id, job.archive_tree_hash)
     return failed
 
 
@@ -103,7 +103,7 @@ class Requester:
             self.next_batch = None
             return []
         recent = await asyncio.to_thread(
-            mc.requests_since, self._catalogue, self._source, now - DAY
+            cm.migration_requests_since, self._catalogue, self._source, now - DAY
         )
         limit = self._options.max_per_day
         plan = plan_requests([(r.id, r.size) for r in planned], recent, now, limit)
@@ -120,7 +120,7 @@ class Requester:
                 job_id = await self._jobs.initiate_retrieval_job(r.archive_id, tier)
             except StoreError as exc:
                 why = f"requesting its retrieval failed: {exc}"
-                await asyncio.to_thread(mc.mark_failed, self._catalogue, r.id, why)
+                await asyncio.to_thread(cm.mark_migration_failed, self._catalogue, r.id, why)
                 failed.append((r, why))
                 continue
             await self._record(r, job_id, tier, now)
@@ -145,7 +145,7 @@ class Requester:
         return adopted
 
     async def _record(self, r: MigrationRecord, job_id: str, tier: Tier, at: datetime) -> None:
-        record = functools.partial(mc.record_request, tier=tier, size=r.size, now=at)
+        record = functools.partial(cm.record_migration_request, tier=tier, size=r.size, now=at)
         await asyncio.to_thread(record, self._catalogue, r.id, job_id)
 
     def _consent(self, batch: Sequence[MigrationRecord]) -> None:

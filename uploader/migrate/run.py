@@ -27,7 +27,6 @@ from localbackup.configkit import format_size
 from uploader import catalogue as cm
 from uploader.archive import VAULT
 from uploader.catalogue import Catalogue, MigrationKind, MigrationRecord, MigrationState
-from uploader.catalogue import migrations as mc
 from uploader.config import UploadConfig
 from uploader.maintenance import MIN_STORAGE_DAYS
 from uploader.migrate.plan import (
@@ -236,7 +235,7 @@ class _Run:
 
     async def _select(self, listing: SourceListing) -> None:
         source, dest = self.names
-        taken = await asyncio.to_thread(mc.keys_in_use, self.setup.catalogue, dest)
+        taken = await asyncio.to_thread(cm.migration_keys, self.setup.catalogue, dest)
         archived = await asyncio.to_thread(self.setup.catalogue.archives, dest)
         options = SelectOptions(
             host=self.setup.host,
@@ -253,12 +252,12 @@ class _Run:
                 f"({listing.status}); the vault's archives are listed by migrate --quote"
             )
         await asyncio.to_thread(
-            mc.add_migrations, self.setup.catalogue, source, dest, selection.archives
+            cm.add_migrations, self.setup.catalogue, source, dest, selection.archives
         )
         if not self.request.quote_only:
-            await asyncio.to_thread(mc.retry_failed, self.setup.catalogue, source, dest)
+            await asyncio.to_thread(cm.retry_failed_migrations, self.setup.catalogue, source, dest)
         wanted = {p.archive_id for p in selection.archives}
-        records = await asyncio.to_thread(mc.migrations, self.setup.catalogue, source, dest)
+        records = await asyncio.to_thread(cm.migrations_between, self.setup.catalogue, source, dest)
         self.ids = frozenset(
             r.id
             for r in records
@@ -270,7 +269,7 @@ class _Run:
 
     async def _records(self) -> list[MigrationRecord]:
         source, dest = self.names
-        records = await asyncio.to_thread(mc.migrations, self.setup.catalogue, source, dest)
+        records = await asyncio.to_thread(cm.migrations_between, self.setup.catalogue, source, dest)
         return [r for r in records if r.id in self.ids]
 
     def _show_quote(self, records: Sequence[MigrationRecord]) -> None:
@@ -345,7 +344,7 @@ class _Run:
             except StoreError as exc:
                 self.ui.progress_done()
                 why = f"copying {r.key} failed: {exc}; the source archive is untouched"
-                await asyncio.to_thread(mc.mark_failed, self.setup.catalogue, r.id, why)
+                await asyncio.to_thread(cm.mark_migration_failed, self.setup.catalogue, r.id, why)
                 self.ui.warn(why)
                 self.outcome.failed.append(why)
             else:
@@ -364,7 +363,7 @@ class _Run:
             except StoreError as exc:
                 self.ui.warn(f"deleting the source of {r.key} failed: {exc}; tried again next run")
                 continue
-            await asyncio.to_thread(mc.mark_source_deleted, self.setup.catalogue, r.id, now)
+            await asyncio.to_thread(cm.mark_source_deleted, self.setup.catalogue, r.id, now)
             if r.cycle_id is not None:
                 await asyncio.to_thread(
                     cm.record_deletion,

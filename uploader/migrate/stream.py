@@ -24,8 +24,8 @@ from typing import Self
 import structlog
 
 from localbackup.paths import ensure_private_dir
+from uploader import catalogue as cm
 from uploader.catalogue import Catalogue, MigrationRecord
-from uploader.catalogue import migrations as mc
 from uploader.payload import PartPlan
 from uploader.restore import fetch_verified
 from uploader.stores import RetrievalJobs, TransientStoreError
@@ -132,7 +132,7 @@ class JobOutputPayload:
                 self.trees[number] = tree
                 return
             log.warning("migrate.spool_range_bad", key=self._record.key, start=start)
-            mc.forget_range(self._catalogue, self._record.id, start)
+            cm.forget_spooled_range(self._catalogue, self._record.id, start)
         raise TransientStoreError(
             f"the spooled range {start}-{end} of {self._record.key} cannot be read back "
             f"from {self._spool.root}"
@@ -175,7 +175,7 @@ class JobOutputPayload:
             raise OutputExpired(str(exc)) from exc
         tree = await asyncio.to_thread(tree_hash, data)
         await asyncio.to_thread(self._spool.write, a, data)
-        await asyncio.to_thread(mc.record_range, self._catalogue, ident, a, b, tree)
+        await asyncio.to_thread(cm.record_spooled_range, self._catalogue, ident, a, b, tree)
         self._spooled[a] = (b, tree)
         log.info("migrate.range_verified", key=key, start=a, end=b, tree_hash=tree)
         return tree

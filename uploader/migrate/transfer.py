@@ -23,8 +23,8 @@ from pathlib import Path
 
 import structlog
 
+from uploader import catalogue as cm
 from uploader.catalogue import Catalogue, MigrationPart, MigrationRecord
-from uploader.catalogue import migrations as mc
 from uploader.migrate.plan import SOURCE_ARCHIVE_ID
 from uploader.migrate.stream import JobOutputPayload, OutputExpired, RangeSpool, spool_dir
 from uploader.multipart import (
@@ -109,13 +109,13 @@ async def copy_archive(ctx: CopyContext, record: MigrationRecord) -> MigrationRe
     try:
         return await _copy(ctx, record)
     except OutputExpired as exc:
-        await asyncio.to_thread(mc.mark_planned, ctx.catalogue, record.id, str(exc))
+        await asyncio.to_thread(cm.mark_migration_planned, ctx.catalogue, record.id, str(exc))
         raise RetrievalAgain(
             f"the retrieved copy of {record.key} expired during the copy ({exc}): a new "
             "retrieval is needed; the parts already in the destination are kept for it"
         ) from exc
     except CopyFailed as exc:
-        await asyncio.to_thread(mc.mark_failed, ctx.catalogue, record.id, str(exc))
+        await asyncio.to_thread(cm.mark_migration_failed, ctx.catalogue, record.id, str(exc))
         raise
 
 
@@ -126,7 +126,7 @@ async def _copy(ctx: CopyContext, record: MigrationRecord) -> MigrationRecord:
     parts = {m.part.number: m for m in started.kept}
     plan = PartPlan(record.size, started.part_size)
     spool = RangeSpool(spool_dir(ctx.spool_root, record))
-    spooled = await asyncio.to_thread(mc.spooled_ranges, ctx.catalogue, record.id)
+    spooled = await asyncio.to_thread(cm.spooled_ranges, ctx.catalogue, record.id)
     payload = JobOutputPayload(
         ctx.source,
         ctx.catalogue,
@@ -142,7 +142,7 @@ async def _copy(ctx: CopyContext, record: MigrationRecord) -> MigrationRecord:
         tree = payload.trees[part.number]
         parts[part.number] = MigrationPart(part, tree)
         start = plan.span(part.number)[0]
-        await asyncio.to_thread(mc.record_part, ctx.catalogue, record.id, part, tree, start)
+        await asyncio.to_thread(cm.record_copied_part, ctx.catalogue, record.id, part, tree, start)
         await payload.acknowledged(part.number)
 
     def whole_archive() -> None:
@@ -155,7 +155,7 @@ async def _copy(ctx: CopyContext, record: MigrationRecord) -> MigrationRecord:
 
     async def on_complete(acked: list[PartInfo]) -> None:
         ordered = [parts[p.number] for p in acked]
-        await asyncio.to_thread(mc.begin_completion, ctx.catalogue, record.id, ordered)
+        await asyncio.to_thread(cm.begin_copy_completion, ctx.catalogue, record.id, ordered)
 
     try:
         async with payload:
@@ -179,10 +179,10 @@ async def _copy(ctx: CopyContext, record: MigrationRecord) -> MigrationRecord:
         raise CopyFailed(_suspended(record, exc)) from exc
     except (StoreError, IncompleteUpload) as exc:
         completing = (
-            await asyncio.to_thread(mc.get_migration, ctx.catalogue, record.id)
+            await asyncio.to_thread(cm.get_migration, ctx.catalogue, record.id)
         ).completing
         if not completing:
-            await asyncio.to_thread(mc.drop_copy, ctx.catalogue, record.id)
+            await asyncio.to_thread(cm.drop_copy, ctx.catalogue, record.id)
             spool.clear()
         raise CopyFailed(_stopped(record, exc, completing)) from exc
     spool.clear()
@@ -215,7 +215,7 @@ async def _resume(ctx: CopyContext, record: MigrationRecord) -> _Upload | Object
     dest, key = ctx.dest, record.key
     if record.upload_id is None or record.part_size is None:
         return await _start(ctx, record)
-    recorded = await asyncio.to_thread(mc.copied_parts, ctx.catalogue, record.id)
+    recorded = await asyncio.to_thread(cm.copied_parts, ctx.catalogue, record.id)
     if record.completing:
         # Completed before if the upload is gone: the object says whether it is our copy.
         with contextlib.suppress(UploadNotFound):
@@ -230,12 +230,12 @@ async def _resume(ctx: CopyContext, record: MigrationRecord) -> _Upload | Object
         info = await _head(dest, key)
         if info is not None and _is_copy(info, record):
             return info
-        await asyncio.to_thread(mc.drop_copy, ctx.catalogue, record.id)
+        await asyncio.to_thread(cm.drop_copy, ctx.catalogue, record.id)
         return await _start(ctx, replace(record, upload_id=None, part_size=None))
     kept = [m for m in recorded if _same(listed.get(m.part.number), m.part)]
     gone = {m.part.number for m in recorded} - {m.part.number for m in kept}
     if gone:
-        await asyncio.to_thread(mc.forget_parts, ctx.catalogue, record.id, gone)
+        await asyncio.to_thread(cm.forget_copied_parts, ctx.catalogue, record.id, gone)
     numbers = {m.part.number for m in kept}
     held = {n: p for n, p in listed.items() if n not in numbers and p.checksum}
     log.info("migrate.resuming", key=key, parts_kept=len(kept), parts_held=len(held))
@@ -259,7 +259,7 @@ async def _start(ctx: CopyContext, record: MigrationRecord) -> _Upload | ObjectI
             await dest.abort_multipart_upload(key, stray.upload_id)
     part_size = part_size_for(record.size, dest, ctx.part_size)
     upload_id = await dest.create_multipart_upload(key, part_size, record.metadata)
-    await asyncio.to_thread(mc.start_copy, ctx.catalogue, record.id, upload_id, part_size)
+    await asyncio.to_thread(cm.start_copy, ctx.catalogue, record.id, upload_id, part_size)
     return _Upload(upload_id, part_size, [], {})
 
 
@@ -285,20 +285,20 @@ def _same(listed: PartInfo | None, recorded: PartInfo) -> bool:
 async def _finish(ctx: CopyContext, record: MigrationRecord, info: ObjectInfo) -> MigrationRecord:
     """Verify the object; record it (and the cycle's archive) as copied. A copy that fails
     verification is deleted from the destination: it is ours and it is wrong."""
-    parts = await asyncio.to_thread(mc.copied_parts, ctx.catalogue, record.id)
+    parts = await asyncio.to_thread(cm.copied_parts, ctx.catalogue, record.id)
     try:
         checksum = await _verify(ctx, record, info, [m.part for m in parts])
     except ArchiveMismatch as exc:
         await ctx.dest.delete(record.key)
-        await asyncio.to_thread(mc.drop_copy, ctx.catalogue, record.id)
+        await asyncio.to_thread(cm.drop_copy, ctx.catalogue, record.id)
         raise CopyFailed(
             f"the copy of {record.key} failed verification and was deleted from "
             f"{ctx.dest.name}: {exc}; the source archive is untouched"
         ) from exc
     now = ctx.clock()
-    await asyncio.to_thread(mc.mark_copied, ctx.catalogue, record, checksum, now)
+    await asyncio.to_thread(cm.mark_copied, ctx.catalogue, record, checksum, now)
     log.info("migrate.copied", key=record.key, bytes=record.size, checksum=checksum)
-    return await asyncio.to_thread(mc.get_migration, ctx.catalogue, record.id)
+    return await asyncio.to_thread(cm.get_migration, ctx.catalogue, record.id)
 
 
 async def _verify(
