@@ -21,6 +21,7 @@ from tests.uploader.test_legacy_restore import _pass_file, make_legacy_history
 from tests.uploader.test_legacy_restore import restored as legacy_restored
 from uploader.catalogue import Catalogue, known_archives
 from watcher.commands import restore, upload
+from watcher.config import load_config
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +100,16 @@ def test_cycles_move_to_s3_and_every_point_in_time_restores_from_there(
         with tarfile.open(bundle) as tf:
             assert tf.getnames()[0] == f"{head['Metadata']['cycle-id']}/cycle.json"
 
+    # The same metadata as a native upload of the cycle (plus source-archive-id).
+    native = tmp_path / "native.toml"
+    native.write_text(v.new.read_text().replace('"backups/"', '"native/"'))
+    cycle = next(iter(v.snapshots))
+    assert cli(load_config(native), upload, "upload", cycle) == 0
+    key = f"h/{cycle}.tar.age"
+    moved = s3.head_object(Bucket=v.bucket, Key=f"backups/{key}")["Metadata"]
+    uploaded = s3.head_object(Bucket=v.bucket, Key=f"native/{key}")["Metadata"]
+    assert moved == {**uploaded, "source-archive-id": ids[key]}
+
     config = v.new_config
     for cycle, snapshots in v.snapshots.items():
         for n, expected in enumerate(snapshots):
@@ -108,7 +119,7 @@ def test_cycles_move_to_s3_and_every_point_in_time_restores_from_there(
             assert snapshot(restored(out, v.src)) == expected, f"{cycle} increment {n}"
     # The new store's catalogue knows the cycles: nothing is uploaded again.
     assert cli(config, upload, "upload") == 0
-    assert set(v.objects()) == {f"backups/{key}" for key in ids}
+    assert {k for k in v.objects() if k.startswith("backups/")} == {f"backups/{k}" for k in ids}
     again = v.main("--resume")
     assert again.returncode == 0, again.stderr
     assert "copied and verified: 3 of 3" in again.stdout

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,6 +75,15 @@ def one_copy_each(v: Vault, count: int) -> None:
         assert data == (v.emu.data_dir / "archives" / archive_id).read_bytes(), key
 
 
+def retrieved(tmp_path: Path, emu: Emulator, moto_server: str) -> Vault:
+    """One cycle whose archive takes 4 parts, its retrieval requested and ready."""
+    v = make_vault_user(tmp_path, emu, moto_server, cycles=1, big=25 << 20)
+    v.inventory_ready()
+    assert v.main("--yes").returncode == 0
+    emu.control.advance(13 * HOUR)
+    return v
+
+
 def test_killed_while_waiting_for_retrievals_resumes_without_requesting_again(
     tmp_path: Path, emu: Emulator, moto_server: str, aws_env: None
 ) -> None:
@@ -95,10 +105,7 @@ def test_killed_while_waiting_for_retrievals_resumes_without_requesting_again(
 def test_killed_while_downloading_fetches_only_the_ranges_not_verified(
     tmp_path: Path, emu: Emulator, moto_server: str, aws_env: None
 ) -> None:
-    v = make_vault_user(tmp_path, emu, moto_server, cycles=1, big=25 << 20)  # 4 parts
-    v.inventory_ready()
-    assert v.main("--yes").returncode == 0
-    emu.control.advance(13 * HOUR)
+    v = retrieved(tmp_path, emu, moto_server)
     with RelayProxy(emu.endpoint_url) as glacier:
         v.point(old=glacier.url)
         held = glacier.add(Rule("GET", OUTPUT, "stall", skip=1))  # the 2nd range waits
@@ -107,11 +114,17 @@ def test_killed_while_downloading_fetches_only_the_ranges_not_verified(
         wait_until(lambda: verified(v) != set(), 60, "a range to be verified")
         wait_until(lambda: glacier.in_flight == held.holding, 60, "the other ranges to end")
         before, mark = verified(v), len(glacier.log)
+        spool = v.new_config.state_dir / "migrate-spool"
+        files = list(spool.glob("*/*.range"))
+        assert files, "verified ranges wait on disk for their part"
+        assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o600}
+        assert {stat.S_IMODE(d.stat().st_mode) for d in (spool, files[0].parent)} == {0o700}
         copying.kill()
         held.release()
 
         done = v.run("--resume")
         assert done.returncode == 0, done.stderr
+        assert not list(spool.glob("*/*")), "the spool is empty once the archive is copied"
         again = {range_start(e.range) for e in glacier.log[mark:] if e.method == "GET"}
     assert again, "the held range was fetched again"
     assert not again & before, f"verified ranges {sorted(again & before)} downloaded twice"
@@ -122,10 +135,7 @@ def test_killed_while_downloading_fetches_only_the_ranges_not_verified(
 def test_killed_while_uploading_sends_no_acknowledged_part_again(
     tmp_path: Path, emu: Emulator, moto_server: str, aws_env: None
 ) -> None:
-    v = make_vault_user(tmp_path, emu, moto_server, cycles=1, big=25 << 20)  # 4 parts
-    v.inventory_ready()
-    assert v.main("--yes").returncode == 0
-    emu.control.advance(13 * HOUR)
+    v = retrieved(tmp_path, emu, moto_server)
     with RelayProxy(emu.endpoint_url) as glacier, RelayProxy(moto_server) as s3:
         v.point(old=glacier.url, new=s3.url)
         held = s3.add(Rule("PUT", r".", "stall", query="partNumber", skip=1))  # the 2nd part

@@ -231,22 +231,7 @@ class Catalogue(Closing):
             now if confirmed else None,
         )
         with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO archives (store, key, cycle_id, host, size,"
-                " plaintext_sha256, uploaded_at, confirmed_at, archive_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.store,
-                    record.key,
-                    record.cycle_id,
-                    record.host,
-                    record.size,
-                    record.plaintext_sha256,
-                    to_db_time(now),
-                    to_db_time(now) if confirmed else None,
-                    archive_id or None,
-                ),
-            )
+            put_archive(db, record, archive_id)
             db.execute("DELETE FROM uploads WHERE id = ?", (upload.id,))
         return record
 
@@ -269,6 +254,25 @@ class Catalogue(Closing):
                 (store, store, cycle_id, cycle_id),
             ).fetchall()
         return [_archive_from_row(r) for r in rows]
+
+
+def put_archive(db: sqlite3.Connection, record: ArchiveRecord, archive_id: str | None) -> None:
+    """Record (or replace) an archive row, inside the caller's transaction."""
+    db.execute(
+        "INSERT OR REPLACE INTO archives (store, key, cycle_id, host, size, plaintext_sha256,"
+        " uploaded_at, confirmed_at, archive_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            record.store,
+            record.key,
+            record.cycle_id,
+            record.host,
+            record.size,
+            record.plaintext_sha256,
+            to_db_time(record.uploaded_at),
+            None if record.confirmed_at is None else to_db_time(record.confirmed_at),
+            archive_id or None,
+        ),
+    )
 
 
 _UPLOAD_COLUMNS = (

@@ -13,8 +13,9 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 
-from uploader.catalogue.db import Catalogue, db_time, from_db_time, to_db_time
+from uploader.catalogue.db import Catalogue, db_time, from_db_time, put_archive, to_db_time
 from uploader.catalogue.records import (
+    ArchiveRecord,
     MigrationKind,
     MigrationPart,
     MigrationRecord,
@@ -289,21 +290,17 @@ def mark_copied(
     uploaded and confirmed now; the parts and ranges are dropped."""
     with catalogue.transaction() as db:
         if record.cycle_id is not None:
-            db.execute(
-                "INSERT OR REPLACE INTO archives (store, key, cycle_id, host, size,"
-                " plaintext_sha256, uploaded_at, confirmed_at, archive_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-                (
-                    record.dest,
-                    record.key,
-                    record.cycle_id,
-                    record.host,
-                    record.size,
-                    record.plaintext_sha256,
-                    to_db_time(now),
-                    to_db_time(now),
-                ),
+            archive = ArchiveRecord(
+                record.dest,
+                record.key,
+                record.cycle_id,
+                record.host,
+                record.size,
+                record.plaintext_sha256,
+                now,
+                now,
             )
+            put_archive(db, archive, None)
         db.execute("DELETE FROM migration_parts WHERE migration = ?", (record.id,))
         db.execute("DELETE FROM migration_ranges WHERE migration = ?", (record.id,))
         db.execute(

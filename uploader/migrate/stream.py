@@ -50,7 +50,8 @@ class RangeSpool:
         return self.root / f"{start}.range"
 
     def write(self, start: int, data: bytes) -> None:
-        """Keep ``data`` durably (temp file, fsync, rename)."""
+        """Keep ``data`` durably (temp file, fsync, rename), 0600 in 0700 directories."""
+        ensure_private_dir(self.root.parent)
         ensure_private_dir(self.root)
         tmp = self.root / f"{start}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
