@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from localbackup import testpoints
 from localbackup.atomic import fsync_dir
 from localbackup.fileio import PRIVATE_DIR_MODE
 from localbackup.safepath import ExtractError
@@ -219,6 +220,7 @@ def staged_target(to: Path, *, force: bool = False) -> Iterator[Path]:
             with contextlib.suppress(FileNotFoundError):
                 os.rmdir(old)  # an empty directory holds nothing
             os.rename(to, old)
+            testpoints.pause("restore.swap.beside_moved_aside")
             os.rename(work, to)
             _force_rmtree(old)
         else:
@@ -272,9 +274,11 @@ def _swap_entries(to: Path, work: Path, old: Path, restored: list[str]) -> None:
             for name in previous:
                 _move(to / name, old / name)
                 moved_out.append(name)
+        testpoints.pause("restore.swap.before_up")
         for name in restored:
             _move(work / name, to / name)
             moved_up.append(name)
+            testpoints.pause("restore.swap.moved_up")
     except BaseException as exc:
         _roll_back(to, work, old, moved_up, moved_out, cause=exc)
         raise

@@ -24,6 +24,7 @@ from pathlib import Path
 import structlog
 from structlog.contextvars import bound_contextvars
 
+from localbackup import testpoints
 from localbackup.formats import CYCLE_JSON, FormatError, SealedCycle, load_sealed_cycle
 from localbackup.spool import CYCLES
 from uploader.archive import ArchiveMetadata, object_key
@@ -208,6 +209,7 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
                 progress=progress,
             )
         record = resume.record
+        testpoints.pause("upload.after_complete")
         return await finish_upload(catalogue, record, verified.sha256, info.size, info.archive_id)
 
 
@@ -248,7 +250,9 @@ async def _send(
     state = EncryptionState.from_json(record.encryption) if record.encryption else None
 
     async def on_part(part: PartInfo) -> None:
+        testpoints.pause("upload.part_acknowledged")
         await asyncio.to_thread(catalogue.record_part, record.id, part)
+        testpoints.pause("upload.part_recorded")
 
     completing = False
 
@@ -259,6 +263,7 @@ async def _send(
         sha256 = verified.sha256
         await asyncio.to_thread(catalogue.begin_completion, record.id, parts, sha256)
         completing = True
+        testpoints.pause("upload.before_complete")
 
     try:
         return await upload_multipart(

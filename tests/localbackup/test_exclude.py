@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import time
 
 import pytest
 from hypothesis import given
@@ -58,7 +57,8 @@ def test_no_patterns_is_falsy_and_matches_nothing() -> None:
     assert not m.matches(b"/anything", True)
 
 
-def test_many_patterns_over_50k_paths_is_fast() -> None:
+def test_many_patterns_over_50k_paths_match_only_what_they_name() -> None:
+    """Correctness at scale; how fast it is belongs in bench/, not in a wall-clock assertion."""
     m = compile_excludes(
         (
             "*.tmp",
@@ -74,10 +74,12 @@ def test_many_patterns_over_50k_paths_is_fast() -> None:
     paths = [
         b"/home/user/project%d/src/module%d/file%d.py" % (i % 10, i % 100, i) for i in range(50_000)
     ]
-    t0 = time.perf_counter()
-    hits = sum(m.matches(p, False) for p in paths)
-    assert hits == 0
-    assert time.perf_counter() - t0 < 1.0
+    assert sum(m.matches(p, False) for p in paths) == 0
+    hits = [b"/home/user/project1/src/module%d/file%d.tmp" % (i % 100, i) for i in range(1000)]
+    assert all(m.matches(p, False) for p in hits)
+    assert m.matches(b"/home/user/project1/build/x/y/out.log", False)
+    assert m.matches(b"/home/user/project1/node_modules", True)
+    assert not m.matches(b"/home/user/project1/node_modules", False)
 
 
 name_chars = st.sampled_from("ab.-_x")

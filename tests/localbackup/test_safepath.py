@@ -7,7 +7,6 @@ import os
 import re
 import stat
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -19,6 +18,8 @@ from localbackup.extract import ExtractOptions, Extractor
 from localbackup.index import Index
 from localbackup.safepath import ExtractError, UnsafeMemberError, member_parts
 from localbackup.staging import check_target, staged_target
+from tests.support.killpoints import glacier_backup, run_until_killed, write_config
+from tests.support.mounts import tmpfs
 
 Member = tuple[str, bytes, dict[str, object]]  # type name: "file" | "dir" | "symlink" | ...
 
@@ -199,38 +200,29 @@ def test_a_plain_archive_with_dot_slash_names_extracts(root: Path) -> None:
 
 # -- a --force restore killed mid-swap never loses the previous contents of the target --------
 
-_KILL_CHILD = """
-import os, sys
-from pathlib import Path
-import localbackup.staging as sp
 
-to, when = Path(sys.argv[1]), sys.argv[2]
-sp.stages_inside = lambda p: True  # `to` stands for a mount point
-real_move = sp._move
-
-def move(src, dst):
-    if when == "before-up" and Path(src).parent.name == sp.STAGE_NAME:
-        os._exit(9)  # every old entry moved aside, no restored one moved up yet
-    real_move(src, dst)
-    if Path(src).parent.name == sp.STAGE_NAME:
-        os._exit(9)  # killed (stop_timeout, kill -9, power loss) while moving restored entries up
-
-sp._move = move
-with sp.staged_target(to, force=True) as work:
-    (work / "restored.txt").write_text("restored")
-    (work / "zz-restored2.txt").write_text("restored")
-"""
-
-
-def _kill_during_swap(to: Path, when: str) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", _KILL_CHILD, str(to), when],
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
-        capture_output=True,
-        text=True,
-        check=False,
+def _killed_restore(tmp_path: Path, to: Path, point: str) -> None:
+    """Back up two files with ``glacier-backup backup``, then SIGKILL ``glacier-backup restore
+    --from-spool --force --yes --to TO`` at ``point`` of the swap."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "restored.txt").write_text("restored")
+    (src / "zz-restored2.txt").write_text("restored")
+    config = write_config(
+        tmp_path / "config.toml",
+        {
+            "state_dir": tmp_path / "state",
+            "backup": {"sources": [str(src)], "spool_dir": tmp_path / "spool"},
+            "encryption": {"mode": "none"},
+            "store": {"type": "local", "path": tmp_path / "vault"},
+        },
     )
-    assert proc.returncode == 9, proc.stderr
+    backup = subprocess.run(
+        glacier_backup(config, "backup"), capture_output=True, text=True, check=False
+    )
+    assert backup.returncode == 0, backup.stderr
+    argv = glacier_backup(config, "restore", "--from-spool", "--force", "--yes", "--to", str(to))
+    run_until_killed(argv, point, tmp_path)
 
 
 @pytest.fixture
@@ -238,16 +230,23 @@ def inside(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(safepath, "stages_inside", lambda to: True)
 
 
-@pytest.mark.parametrize("when", ["before-up", "during-up"])
+@pytest.mark.parametrize(
+    "point",
+    ["restore.swap.before_up", "restore.swap.moved_up"],
+    ids=["before-up", "during-up"],
+)
 @pytest.mark.parametrize("force", [False, True])
 def test_a_force_restore_killed_mid_swap_keeps_the_old_contents_and_refuses_the_next(
-    tmp_path: Path, inside: None, when: str, force: bool
+    tmp_path: Path, point: str, force: bool
 ) -> None:
-    to = tmp_path / "to"
-    to.mkdir()
+    with tmpfs(tmp_path / "to") as to:  # a mount point: the restore is staged inside it
+        _killed_mount_point_restore(tmp_path, to, point, force)
+
+
+def _killed_mount_point_restore(tmp_path: Path, to: Path, point: str, force: bool) -> None:
     (to / "user.txt").write_text("mine")
     (to / "zz-user.txt").write_text("mine too")
-    _kill_during_swap(to, when)
+    _killed_restore(tmp_path, to, point)
     old = to / ".glacier-replaced"
     assert sorted(os.listdir(old)) == ["user.txt", "zz-user.txt"]
     with pytest.raises(ExtractError, match=r"not empty.*\.glacier-replaced holds the previous"):
@@ -260,6 +259,21 @@ def test_a_force_restore_killed_mid_swap_keeps_the_old_contents_and_refuses_the_
     assert (old / "user.txt").read_text() == "mine"  # never deleted
     assert (old / "zz-user.txt").read_text() == "mine too"
     assert not (to / "again.txt").exists()
+
+
+def test_a_force_restore_killed_between_the_renames_keeps_the_old_tree_beside(
+    tmp_path: Path,
+) -> None:
+    to = tmp_path / "to"
+    to.mkdir()
+    (to / "user.txt").write_text("mine")
+    _killed_restore(tmp_path, to, "restore.swap.beside_moved_aside")
+    old = tmp_path / ".to.replaced"
+    assert not to.exists() and (old / "user.txt").read_text() == "mine"
+    for force in (False, True):
+        with pytest.raises(ExtractError, match=re.escape(f"{old} holds the previous contents")):
+            check_target(to, force=force)
+    assert (old / "user.txt").read_text() == "mine"
 
 
 def test_a_leftover_glacier_replaced_is_refused_even_outside_a_mount_point(

@@ -1,26 +1,31 @@
-"""Fixtures for the uploader tests: a real moto S3 server, sealed cycles, stores."""
+"""Fixtures for the uploader tests: stores on real servers (moto and SeaweedFS for S3, the
+Glacier emulator), sealed cycles, and reading what a store holds (StoreAccess)."""
 
 from __future__ import annotations
 
 import hashlib
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from emulators.glacier import Emulator, run_emulator
 from localbackup.formats import CycleFile, IncrementManifest, SealedCycle
-from tests.support.servers import MOTO_MIN_PART
+from tests.support.servers import MOTO_MIN_PART, SEAWEEDFS_MIN_PART
 from tests.uploader.glacier_support import glacier_store
+from tests.uploader.store_access import StoreAccess
 from uploader.stores.base import Capabilities, Store
+from uploader.stores.glacier.store import GlacierStore
 from uploader.stores.local import LocalStore
 from uploader.stores.s3 import S3Store
 
 MOTO_CAPABILITIES = Capabilities(
     min_part_size=MOTO_MIN_PART, max_part_size=5 << 30, max_parts=10_000
+)
+SEAWEEDFS_CAPABILITIES = Capabilities(
+    min_part_size=SEAWEEDFS_MIN_PART, max_part_size=5 << 30, max_parts=10_000
 )
 
 
@@ -38,26 +43,62 @@ def _keys() -> dict[str, str]:
     return {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
-def s3_store(endpoint: str, bucket: str, prefix: str = "pfx/") -> S3Store:
+def s3_store(
+    endpoint: str,
+    bucket: str,
+    prefix: str = "pfx/",
+    capabilities: Capabilities = MOTO_CAPABILITIES,
+) -> S3Store:
     return S3Store(
         bucket,
         prefix,
         "STANDARD",
         region="us-east-1",
         endpoint_url=endpoint,
-        capabilities=MOTO_CAPABILITIES,
+        capabilities=capabilities,
         max_attempts=2,
     )
 
 
-# Adding a store to the contract suite is one entry here.
+def seaweedfs_store(endpoint: str, bucket: str, prefix: str = "pfx/") -> S3Store:
+    return s3_store(endpoint, bucket, prefix, SEAWEEDFS_CAPABILITIES)
+
+
+# Adding a store to the contract suite (and every test taking ``store``) is one entry here.
 STORE_FACTORIES: dict[str, Callable[[Path, str], Store]] = {
     "local": lambda tmp, endpoint: LocalStore(tmp / "vault"),
     "s3": lambda tmp, endpoint: s3_store(endpoint, make_bucket(endpoint)),
+    "seaweedfs": lambda tmp, endpoint: seaweedfs_store(endpoint, make_bucket(endpoint)),
     "glacier": lambda tmp, endpoint: glacier_store(endpoint),
 }
 # The session fixture each store talks to; it gives the endpoint URL passed to the factory.
-STORE_SERVERS = {"s3": "moto_server", "glacier": "glacier_endpoint"}
+STORE_SERVERS = {
+    "s3": "moto_server",
+    "seaweedfs": "seaweedfs_server",
+    "glacier": "glacier_endpoint",
+}
+
+
+def store_spec(store: Store) -> str:
+    """``KIND:WHERE``, enough for another process to open the same store (:func:`open_spec`)."""
+    if isinstance(store, LocalStore):
+        return f"local:{store.root}"
+    if isinstance(store, GlacierStore):
+        return f"glacier:{store._endpoint_url}|{store.vault}"
+    assert isinstance(store, S3Store)
+    kind = "seaweedfs" if store.capabilities == SEAWEEDFS_CAPABILITIES else "s3"
+    return f"{kind}:{store._endpoint_url}|{store.bucket}"
+
+
+def open_spec(spec: str) -> Store:
+    """The store a :func:`store_spec` names (a new object: nothing shared with the first)."""
+    kind, _, rest = spec.partition(":")
+    if kind == "local":
+        return LocalStore(Path(rest))
+    endpoint, name = rest.split("|")
+    if kind == "glacier":
+        return glacier_store(endpoint, name)
+    return seaweedfs_store(endpoint, name) if kind == "seaweedfs" else s3_store(endpoint, name)
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
@@ -79,16 +120,10 @@ async def store(
         yield s
 
 
-@pytest.fixture(scope="session")
-def glacier_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """One Glacier emulator process for the session (virtual clock, default job delays)."""
-    with run_emulator(tmp_path_factory.mktemp("glacier-emulator")) as emu:
-        yield emu
-
-
-@pytest.fixture(scope="session")
-def glacier_endpoint(glacier_emulator: Emulator) -> str:
-    return glacier_emulator.endpoint_url
+@pytest.fixture
+def store_access(request: pytest.FixtureRequest) -> StoreAccess:
+    """Reads and lists any store (a Glacier vault through jobs on the emulator's clock)."""
+    return StoreAccess(request)
 
 
 def build_cycle(

@@ -186,7 +186,7 @@ async def test_an_unconfirmed_archive_missing_from_a_later_inventory_is_requeued
 
     vault = make_vault(emu.endpoint_url)
     spool = tmp_path / "spool"
-    with Catalogue(tmp_path / "c.sqlite3", clock=lambda: _now(emu)) as cat:
+    with Catalogue(tmp_path / "state" / CATALOGUE_FILE, clock=lambda: _now(emu)) as cat:
         confirmed = await _upload_to(emu, vault, cat, spool, 2)
         phantom = build_cycle(spool, [2 * 1024 * 1024 + 5], cycle_id="20260101T000000Z")
         await make_phantom(phantom, emu.endpoint_url, vault, cat)

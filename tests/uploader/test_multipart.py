@@ -1,4 +1,5 @@
-"""The multipart driver and the upload use case, against every store."""
+"""The multipart driver and the upload use case, against every store (a Glacier vault read and
+listed through jobs on the emulator's clock)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,10 @@ from uploader.stores.base import (
 from uploader.upload import upload_cycle
 
 from .conftest import build_cycle, read_object
+from .store_access import StoreAccess, part_size_for
 
-PART = 64 * 1024
+PART = 64 * 1024  # or the smallest part the store takes (part_size_for)
+CAPABILITY_AWARE = True  # objects are read and listed through StoreAccess
 FAST = MultipartOptions(concurrency=4, retries=3, backoff=lambda n: 0.0)
 
 
@@ -56,10 +59,6 @@ class Wrapped:
         await self.inner.complete_multipart_upload(*args)
 
 
-async def _download(store: Store, key: str) -> bytes:
-    return b"".join([c async for c in store.read(key)])
-
-
 def _bundle(d: Path) -> bytes:
     with BundleReader(d) as b:
         return b.read(0, b.size)
@@ -71,8 +70,13 @@ def catalogue(tmp_path: Path) -> Catalogue:
 
 
 async def test_upload_decrypts_with_the_age_cli_to_the_bundle(
-    store: Store, tmp_path: Path, catalogue: Catalogue, age_key: tuple[Path, str]
+    store: Store,
+    store_access: StoreAccess,
+    tmp_path: Path,
+    catalogue: Catalogue,
+    age_key: tuple[Path, str],
 ) -> None:
+    part = part_size_for(store, PART)
     key_file, recipient = age_key
     d = build_cycle(tmp_path / "spool", [300_000, 1234, 70_000])
     seen: list[tuple[int, int]] = []
@@ -82,18 +86,18 @@ async def test_upload_decrypts_with_the_age_cli_to_the_bundle(
             store,
             catalogue,
             EncryptionConfig(recipients=(recipient,)),
-            UploadConfig(part_size=PART),
+            UploadConfig(part_size=part),
             progress=lambda done, total: seen.append((done, total)),
             options=FAST,
         )
     assert record.key == "testhost/20260101T000000Z.tar.age"
-    blob = await _download(store, record.key)
+    blob = await store_access.read(store, record.key)
     assert len(blob) == record.size
     assert read_object(blob, key_file) == _bundle(d)
     assert seen[-1] == (record.size, record.size)
     events = [e["event"] for e in logs]
     assert events[0] == "upload.started" and events[-1] == "upload.completed"
-    assert events.count("upload.part_done") == -(-record.size // PART)
+    assert events.count("upload.part_done") == -(-record.size // part)
     info = await store.head(record.key)
     assert info.metadata["cycle-id"] == "20260101T000000Z"
     assert (
@@ -106,8 +110,9 @@ async def test_upload_decrypts_with_the_age_cli_to_the_bundle(
 
 
 async def test_parts_are_uploaded_concurrently(
-    store: Store, tmp_path: Path, catalogue: Catalogue
+    store: Store, store_access: StoreAccess, tmp_path: Path, catalogue: Catalogue
 ) -> None:
+    part = part_size_for(store, PART)
     in_flight, peak = 0, 0
 
     class Slow(Wrapped):
@@ -121,15 +126,17 @@ async def test_parts_are_uploaded_concurrently(
             finally:
                 in_flight -= 1
 
-    d = build_cycle(tmp_path / "spool", [PART * 12])
+    d = build_cycle(tmp_path / "spool", [part * 6])
     cfg = EncryptionConfig(mode="none")
-    await upload_cycle(d, Slow(store), catalogue, cfg, UploadConfig(part_size=PART), options=FAST)  # type: ignore[arg-type]
+    await upload_cycle(d, Slow(store), catalogue, cfg, UploadConfig(part_size=part), options=FAST)  # type: ignore[arg-type]
     assert 1 < peak <= FAST.concurrency
 
 
 async def test_a_transient_part_failure_is_retried(
-    store: Store, tmp_path: Path, catalogue: Catalogue
+    store: Store, store_access: StoreAccess, tmp_path: Path, catalogue: Catalogue
 ) -> None:
+    part = part_size_for(store, PART)
+
     class Flaky(Wrapped):
         async def upload_part(
             self, key: str, upload_id: str, number: int, data: Any, cs: str
@@ -139,7 +146,7 @@ async def test_a_transient_part_failure_is_retried(
                 raise TransientStoreError("connection reset")
             return await super().upload_part(key, upload_id, number, data, cs)
 
-    d = build_cycle(tmp_path / "spool", [PART * 3])
+    d = build_cycle(tmp_path / "spool", [part * 3])
     flaky = Flaky(store)
     with capture_logs() as logs:
         record = await upload_cycle(
@@ -147,17 +154,19 @@ async def test_a_transient_part_failure_is_retried(
             flaky,
             catalogue,
             EncryptionConfig(mode="none"),
-            UploadConfig(part_size=PART),
+            UploadConfig(part_size=part),
             options=FAST,  # type: ignore[arg-type]
         )
     assert flaky.calls.count(2) == 3
     assert [e["attempt"] for e in logs if e["event"] == "upload.part_retry"] == [1, 2]
-    assert await _download(store, record.key) == _bundle(d)
+    assert await store_access.read(store, record.key) == _bundle(d)
 
 
 async def test_a_fatal_error_aborts_and_leaves_no_multipart_upload(
-    store: Store, tmp_path: Path, catalogue: Catalogue
+    store: Store, store_access: StoreAccess, tmp_path: Path, catalogue: Catalogue
 ) -> None:
+    part = part_size_for(store, PART)
+
     class Broken(Wrapped):
         async def upload_part(
             self, key: str, upload_id: str, number: int, data: Any, cs: str
@@ -166,7 +175,7 @@ async def test_a_fatal_error_aborts_and_leaves_no_multipart_upload(
                 raise PermanentStoreError("access denied")
             return await super().upload_part(key, upload_id, number, data, cs)
 
-    d = build_cycle(tmp_path / "spool", [PART * 6])
+    d = build_cycle(tmp_path / "spool", [part * 6])
     broken = Broken(store)
     with capture_logs() as logs, pytest.raises(PermanentStoreError, match="access denied"):
         await upload_cycle(
@@ -174,7 +183,7 @@ async def test_a_fatal_error_aborts_and_leaves_no_multipart_upload(
             broken,
             catalogue,
             EncryptionConfig(mode="none"),
-            UploadConfig(part_size=PART),
+            UploadConfig(part_size=part),
             options=FAST,  # type: ignore[arg-type]
         )
     assert "upload.aborted" in [e["event"] for e in logs]
@@ -186,9 +195,15 @@ async def test_a_fatal_error_aborts_and_leaves_no_multipart_upload(
 @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "age"])
 @pytest.mark.parametrize("bad", [0, 1], ids=["first-file", "last-file"])
 async def test_a_file_that_does_not_match_cycle_json_fails_the_upload_while_streaming(
-    store: Store, tmp_path: Path, catalogue: Catalogue, encrypted: bool, bad: int
+    store: Store,
+    store_access: StoreAccess,
+    tmp_path: Path,
+    catalogue: Catalogue,
+    encrypted: bool,
+    bad: int,
 ) -> None:
-    d = build_cycle(tmp_path / "spool", [PART * 3 + 17, PART * 2])
+    part = part_size_for(store, PART)
+    d = build_cycle(tmp_path / "spool", [part * 3 + 17, part * 2])
     target = d / load_sealed_cycle(d).files[bad].name
     data = bytearray(target.read_bytes())
     data[-1] ^= 1  # same size, last byte differs: found only once the file has been read
@@ -205,32 +220,34 @@ async def test_a_file_that_does_not_match_cycle_json_fails_the_upload_while_stre
             watched,  # type: ignore[arg-type]
             catalogue,
             cfg,
-            UploadConfig(part_size=PART),
+            UploadConfig(part_size=part),
             options=FAST,
         )
     events = [e["event"] for e in logs]
     assert "upload.started" in events and "upload.aborted" in events  # failed mid-upload
     assert watched.completed == 0
     assert await store.list_multipart_uploads() == []
-    assert await store.list_objects() == []
+    assert await store_access.keys(store) == []
     assert catalogue.uploads() == [] and catalogue.archives() == []
 
 
 async def test_exhausted_retries_keep_the_upload_for_the_next_attempt(
-    store: Store, tmp_path: Path, catalogue: Catalogue
+    store: Store, store_access: StoreAccess, tmp_path: Path, catalogue: Catalogue
 ) -> None:
+    part = part_size_for(store, PART)
+
     class Down(Wrapped):
         async def upload_part(self, *args: Any) -> PartInfo:
             raise TransientStoreError("network unreachable")
 
-    d = build_cycle(tmp_path / "spool", [PART * 2])
+    d = build_cycle(tmp_path / "spool", [part * 2])
     with pytest.raises(TransientStoreError):
         await upload_cycle(
             d,
             Down(store),
             catalogue,
             EncryptionConfig(mode="none"),
-            UploadConfig(part_size=PART),
+            UploadConfig(part_size=part),
             options=FAST,  # type: ignore[arg-type]
         )
     # Transient: the multipart upload and its resume state stay, the next attempt resumes them.
@@ -239,8 +256,10 @@ async def test_exhausted_retries_keep_the_upload_for_the_next_attempt(
 
 
 async def test_the_byte_count_check_refuses_to_complete_when_short(
-    store: Store, tmp_path: Path, catalogue: Catalogue
+    store: Store, store_access: StoreAccess, tmp_path: Path, catalogue: Catalogue
 ) -> None:
+    part = part_size_for(store, PART)
+
     class Lossy(Wrapped):
         async def upload_part(
             self, key: str, upload_id: str, number: int, data: Any, cs: str
@@ -250,7 +269,7 @@ async def test_the_byte_count_check_refuses_to_complete_when_short(
                 cs = __import__("uploader.multipart").multipart.checksum(data)
             return await super().upload_part(key, upload_id, number, data, cs)
 
-    d = build_cycle(tmp_path / "spool", [PART * 3])
+    d = build_cycle(tmp_path / "spool", [part * 3])
     lossy = Lossy(store)
     with pytest.raises(IncompleteUpload):
         await upload_cycle(
@@ -258,12 +277,12 @@ async def test_the_byte_count_check_refuses_to_complete_when_short(
             lossy,
             catalogue,
             EncryptionConfig(mode="none"),
-            UploadConfig(part_size=PART),
+            UploadConfig(part_size=part),
             options=FAST,  # type: ignore[arg-type]
         )
     assert lossy.completed == 0
     assert await store.list_multipart_uploads() == []
-    assert await store.list_objects() == []
+    assert await store_access.keys(store) == []
 
 
 async def test_kept_parts_are_neither_regenerated_nor_sent_again(
@@ -304,17 +323,18 @@ async def test_kept_parts_are_neither_regenerated_nor_sent_again(
 
 
 async def test_an_archived_cycle_is_not_uploaded_again(
-    store: Store, tmp_path: Path, catalogue: Catalogue
+    store: Store, store_access: StoreAccess, tmp_path: Path, catalogue: Catalogue
 ) -> None:
-    d = build_cycle(tmp_path / "spool", [PART * 2])
+    part = part_size_for(store, PART)
+    d = build_cycle(tmp_path / "spool", [part * 2])
     counting = Wrapped(store)
     cfg = EncryptionConfig(mode="none")
     first = await upload_cycle(
-        d, counting, catalogue, cfg, UploadConfig(part_size=PART), options=FAST
+        d, counting, catalogue, cfg, UploadConfig(part_size=part), options=FAST
     )  # type: ignore[arg-type]
     n = len(counting.calls)
     again = await upload_cycle(
-        d, counting, catalogue, cfg, UploadConfig(part_size=PART), options=FAST
+        d, counting, catalogue, cfg, UploadConfig(part_size=part), options=FAST
     )  # type: ignore[arg-type]
     assert again == first
     assert len(counting.calls) == n

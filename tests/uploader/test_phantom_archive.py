@@ -1,21 +1,22 @@
-"""Regression: a "phantom" archive (review). A crash after ``begin_completion`` but before the
-CompleteMultipartUpload request, then Glacier drops the idle upload: the next run can only
-record the cycle as an unconfirmed archive, although no archive exists. ``upload --force``
-uploads such a cycle again (and one flagged MISSING); maintenance requeues it once an
-inventory taken well after it does not show it (tests in test_maintenance_glacier.py)."""
+"""Regression: a "phantom" archive (review). A crash (a real SIGKILL of ``glacier-backup
+upload``) after ``begin_completion`` but before the CompleteMultipartUpload request, then Glacier
+drops the idle upload: the next run can only record the cycle as an unconfirmed archive,
+although no archive exists. ``upload --force`` uploads such a cycle again (and one flagged
+MISSING); maintenance requeues it once an inventory taken well after it does not show it (tests
+in test_maintenance_glacier.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 from emulators.glacier.control_client import ControlClient
+from tests.support.killpoints import glacier_backup, run_until_killed, write_config
 from uploader import catalogue as cm
-from uploader.catalogue import Catalogue
+from uploader.catalogue import CATALOGUE_FILE, Catalogue
 from uploader.config import EncryptionConfig, UploadConfig
 from uploader.stores.local import LocalStore
 from uploader.upload import archive_doubt, pending_cycle_dirs, upload_cycle
@@ -31,16 +32,28 @@ PLAIN = EncryptionConfig(mode="none")
 UP = UploadConfig(part_size=MiB)
 
 
-class DiesBeforeComplete(Wrapped):  # os._exit / kill -9 / power loss right here
-    async def complete_multipart_upload(self, key: str, upload_id: str, parts: Any) -> None:
-        raise KeyboardInterrupt
-
-
 async def make_phantom(cycle_dir: Path, endpoint: str, vault: str, cat: Catalogue) -> None:
-    """Leave ``cycle_dir`` recorded as an unconfirmed archive that the vault does not hold."""
-    async with glacier_store(endpoint, vault) as s1:
-        with pytest.raises(KeyboardInterrupt):
-            await upload_cycle(cycle_dir, DiesBeforeComplete(s1), cat, PLAIN, UP)  # type: ignore[arg-type]
+    """Leave ``cycle_dir`` recorded in ``cat`` as an unconfirmed archive the vault does not hold:
+    ``glacier-backup upload`` is killed (SIGKILL) once the completion is recorded and before
+    CompleteMultipartUpload is sent; then Glacier drops the idle upload."""
+    assert cat.path.name == CATALOGUE_FILE  # the child finds it in its state_dir
+    config = write_config(
+        cat.path.parent / "phantom-config.toml",
+        {
+            "state_dir": cat.path.parent,
+            "backup": {"sources": [], "spool_dir": cycle_dir.parents[1], "host": "testhost"},
+            "encryption": {"mode": "none"},
+            "store": {
+                "type": "glacier",
+                "vault": vault,
+                "region": "us-east-1",
+                "endpoint_url": endpoint,
+            },
+            "upload": {"part_size": "1MiB"},
+        },
+    )
+    argv = glacier_backup(config, "upload", cycle_dir.name)
+    run_until_killed(argv, "upload.before_complete", cat.path.parent)
     (u,) = cat.uploads()
     assert u.state == "completing"
     # > 24 h idle: Glacier removes the upload resource
@@ -59,7 +72,7 @@ async def test_force_uploads_a_phantom_archive_again(
 ) -> None:
     cycle_dir = build_cycle(tmp_path / "spool", [2 * MiB + 5])
     vault, ctl = make_vault(glacier_endpoint), ControlClient(glacier_endpoint)
-    cat = Catalogue(tmp_path / "state" / "c.sqlite3")
+    cat = Catalogue.in_state_dir(tmp_path / "state")
     await make_phantom(cycle_dir, glacier_endpoint, vault, cat)
     assert _archives(ctl, vault) == 0
     async with glacier_store(glacier_endpoint, vault) as s:

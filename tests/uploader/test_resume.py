@@ -1,21 +1,21 @@
-"""kill -9 in the middle of an upload, then resume: nothing acknowledged is sent twice."""
+"""kill -9 in the middle of an upload, then resume: nothing acknowledged is sent twice. Runs on
+every store; a Glacier vault is read and listed through jobs (StoreAccess)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import os
-import signal
 import sqlite3
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from localbackup.formats import load_sealed_cycle
+from tests.support.killpoints import run_until_killed
+from tests.support.waiting import async_wait_for
 from uploader.bundle import BundleError, BundleReader, cycle_sha256
 from uploader.catalogue import CATALOGUE_FILE, Catalogue
 from uploader.config import EncryptionConfig, UploadConfig
@@ -24,9 +24,11 @@ from uploader.multipart import MultipartOptions
 from uploader.stores.base import PartInfo, Store
 from uploader.upload import upload_cycle
 
-from .conftest import build_cycle, read_object
+from .conftest import build_cycle, read_object, store_spec
+from .store_access import StoreAccess, part_size_for
 
-PART = 64 * 1024
+PART = 64 * 1024  # or the smallest part the store takes (part_size_for)
+CAPABILITY_AWARE = True  # objects are read and listed through StoreAccess
 CHILD = Path(__file__).with_name("resume_child.py")
 
 
@@ -55,51 +57,39 @@ def _recorded(state_dir: Path) -> set[int]:
 
 
 async def test_an_upload_killed_mid_way_resumes_without_resending_parts(
-    store: Store, tmp_path: Path, age_key: tuple[Path, str]
+    store: Store, store_access: StoreAccess, tmp_path: Path, age_key: tuple[Path, str]
 ) -> None:
     key_file, recipient = age_key
-    cycle_dir = build_cycle(tmp_path / "spool", [PART * 20 + 123, 4567])
+    part = part_size_for(store, PART)
+    cycle_dir = build_cycle(tmp_path / "spool", [part * 8 + 123, 4567])
     state_dir = tmp_path / "state"
-    if store.name.startswith("local:"):
-        spec = f"local:{store.root}"  # type: ignore[attr-defined]
-    else:
-        spec = f"s3:{store._endpoint_url}|{store.bucket}"  # type: ignore[attr-defined]
-
-    child = subprocess.Popen(
-        [sys.executable, str(CHILD), str(cycle_dir), str(state_dir), spec, recipient],
-        # the child imports this folder's conftest, which imports tests.support
-        env={**os.environ, "PYTHONPATH": str(CHILD.parents[2])},
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while len(_recorded(state_dir)) < 4:
-            assert child.poll() is None, "the upload finished before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+    argv = [sys.executable, str(CHILD), str(cycle_dir), str(state_dir), store_spec(store)]
+    # the child imports this folder's conftest, which imports tests.support
+    env = {**os.environ, "PYTHONPATH": str(CHILD.parents[2])}
+    # SIGKILL right after the 4th acknowledged part is recorded (others may be in flight)
+    run_until_killed([*argv, recipient], "upload.part_recorded", tmp_path, nth=4, env=env)
     acknowledged = _recorded(state_dir)
+    assert len(acknowledged) >= 4
     assert len(await store.list_multipart_uploads()) == 1
 
     counting = Counting(store)
     with Catalogue.in_state_dir(state_dir) as catalogue:
-        total = -(-catalogue.uploads()[0].total_size // PART)
+        total = -(-catalogue.uploads()[0].total_size // part)
         assert len(acknowledged) < total
         record = await upload_cycle(
             cycle_dir,
             counting,  # type: ignore[arg-type]
             catalogue,
             EncryptionConfig(recipients=(recipient,)),
-            UploadConfig(part_size=PART),
+            UploadConfig(part_size=part),
             options=MultipartOptions(concurrency=3, retries=0),
         )
         assert catalogue.uploads() == []
     assert not set(counting.sent) & acknowledged
     assert len(counting.sent) <= total - len(acknowledged)
-    assert [o.key for o in await store.list_objects()] == [record.key]
+    assert await store_access.keys(store) == [record.key]
     assert await store.list_multipart_uploads() == []
-    blob = b"".join([c async for c in store.read(record.key)])
+    blob = await store_access.read(store, record.key)
     with BundleReader(cycle_dir) as bundle:
         assert read_object(blob, key_file) == bundle.read(0, bundle.size)
 
@@ -108,9 +98,10 @@ async def test_an_upload_killed_mid_way_resumes_without_resending_parts(
 async def test_resume_copes_with_an_upload_that_vanished_from_the_store(
     store: Store, tmp_path: Path, gone: str
 ) -> None:
-    cycle_dir = build_cycle(tmp_path / "spool", [PART * 3])
+    part = part_size_for(store, PART)
+    cycle_dir = build_cycle(tmp_path / "spool", [part * 3])
     opts = MultipartOptions(concurrency=2, retries=0)
-    cfg, up = EncryptionConfig(mode="none"), UploadConfig(part_size=PART)
+    cfg, up = EncryptionConfig(mode="none"), UploadConfig(part_size=part)
     with Catalogue.in_state_dir(tmp_path / "state") as catalogue:
         first = await upload_cycle(cycle_dir, store, catalogue, cfg, up, options=opts)
         # Rewind the catalogue as if the process died just before recording the outcome.
@@ -125,7 +116,7 @@ async def test_resume_copes_with_an_upload_that_vanished_from_the_store(
                     first.key,
                     first.cycle_id,
                     first.host,
-                    PART,
+                    part,
                     first.size,
                     first.size,
                     # what an upload in progress records: the bundle is identified by cycle.json
@@ -167,7 +158,7 @@ class StopAt(Counting):
 
 
 async def _interrupted_upload(
-    store: Store, cycle_dir: Path, catalogue: Catalogue, cfg: EncryptionConfig
+    store: Store, cycle_dir: Path, catalogue: Catalogue, cfg: EncryptionConfig, part: int
 ) -> set[int]:
     """Upload until parts 1 and 2 are stored and recorded, then cancel (as Ctrl-C would)."""
     stopping = StopAt(store, stop=3, concurrency=2)
@@ -177,16 +168,17 @@ async def _interrupted_upload(
             stopping,  # type: ignore[arg-type]
             catalogue,
             cfg,
-            UploadConfig(part_size=PART),
+            UploadConfig(part_size=part),
             options=MultipartOptions(concurrency=2, retries=0),
         )
     )
     await stopping.stalled.wait()
-    for _ in range(1000):  # parts are recorded by their own task, shortly after the store acks
+
+    def recorded() -> bool:  # parts are recorded by their own task, shortly after the acks
         uploads = catalogue.uploads()
-        if uploads and {p.number for p in catalogue.parts(uploads[0].id)} == {1, 2}:
-            break
-        await asyncio.sleep(0.01)
+        return bool(uploads) and {p.number for p in catalogue.parts(uploads[0].id)} == {1, 2}
+
+    await async_wait_for(recorded, 30, "parts 1 and 2 to be recorded")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -196,13 +188,14 @@ async def _interrupted_upload(
 
 @pytest.mark.parametrize("corrupt", [False, True], ids=["intact", "changed-before-resume-point"])
 async def test_a_resume_that_starts_mid_file_still_verifies_that_file(
-    store: Store, tmp_path: Path, corrupt: bool
+    store: Store, store_access: StoreAccess, tmp_path: Path, corrupt: bool
 ) -> None:
     # One data file over six parts: the resume starts at part 3, in the middle of it.
-    cycle_dir = build_cycle(tmp_path / "spool", [PART * 6, 100])
+    part = part_size_for(store, PART)
+    cycle_dir = build_cycle(tmp_path / "spool", [part * 6, 100])
     cfg = EncryptionConfig(recipients=(X25519Identity.generate().recipient().to_string(),))
     with Catalogue.in_state_dir(tmp_path / "state") as catalogue:
-        assert await _interrupted_upload(store, cycle_dir, catalogue, cfg) == {1, 2}
+        assert await _interrupted_upload(store, cycle_dir, catalogue, cfg, part) == {1, 2}
         assert len(await store.list_multipart_uploads()) == 1
         if corrupt:  # bytes that were already sent, so the resume does not send them again
             target = cycle_dir / load_sealed_cycle(cycle_dir).files[0].name
@@ -215,17 +208,17 @@ async def test_a_resume_that_starts_mid_file_still_verifies_that_file(
             counting,  # type: ignore[arg-type]
             catalogue,
             cfg,
-            UploadConfig(part_size=PART),
+            UploadConfig(part_size=part),
             options=MultipartOptions(concurrency=2, retries=0),
         )
         if corrupt:
             with pytest.raises(BundleError, match="SHA-256 does not match"):
                 await resume
             assert await store.list_multipart_uploads() == []
-            assert await store.list_objects() == []
+            assert await store_access.keys(store) == []
             assert catalogue.uploads() == [] and catalogue.archives() == []
             return
         record = await resume
     assert 1 not in counting.sent and 2 not in counting.sent
-    assert [o.key for o in await store.list_objects()] == [record.key]
+    assert await store_access.keys(store) == [record.key]
     assert record.plaintext_sha256 == _bundle_sha256(cycle_dir)

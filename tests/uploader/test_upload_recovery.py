@@ -1,10 +1,11 @@
 """Regression tests for the upload path: completion, transient failures, pruned cycles,
-unrecorded Glacier parts, and a local complete killed half-way."""
+unrecorded Glacier parts, and a local complete killed half-way.
+
+Every "crash" here is a real SIGKILL of a ``glacier-backup upload`` child process, frozen at a
+named pause point (tests/support/killpoints.py); the next run is the code under test."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 import uploader.stores.local as local_mod
 from emulators.glacier.control_client import ControlClient
+from tests.support.killpoints import glacier_backup, run_until_killed, write_config
 from uploader import catalogue as cm
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig, UploadConfig
@@ -61,25 +63,43 @@ def _archives(ctl: ControlClient, vault: str) -> int:
     return int(ctl.state()["vaults"][vault]["archives"])
 
 
+def _vault(endpoint: str, vault: str) -> dict[str, object]:
+    return {"type": "glacier", "vault": vault, "region": "us-east-1", "endpoint_url": endpoint}
+
+
+def killed_upload(
+    tmp_path: Path,
+    store: dict[str, object],
+    point: str,
+    *,
+    part_size: str = "1MiB",
+    concurrency: int = 2,
+) -> Catalogue:
+    """``glacier-backup upload`` of the spool's cycle, SIGKILLed at ``point``; its catalogue."""
+    config = write_config(
+        tmp_path / "config.toml",
+        {
+            "state_dir": tmp_path / "state",
+            "backup": {"sources": [], "spool_dir": tmp_path / "spool", "host": "testhost"},
+            "encryption": {"mode": "none"},
+            "store": store,
+            "upload": {"part_size": part_size, "concurrency": concurrency},
+        },
+    )
+    run_until_killed(glacier_backup(config, "upload"), point, tmp_path)
+    return Catalogue.in_state_dir(tmp_path / "state")
+
+
 async def test_crash_after_glacier_complete_does_not_make_a_second_archive(
     tmp_path: Path, glacier_endpoint: str, aws_env: None
 ) -> None:
     cycle_dir = build_cycle(tmp_path / "spool", [3 * MiB + 7, 1234])
     vault, ctl = make_vault(glacier_endpoint), ControlClient(glacier_endpoint)
     up = UploadConfig(part_size=MiB, concurrency=2)
-    cat = Catalogue(tmp_path / "state" / "c.sqlite3")
-    real_finish = cat.finish_upload
-
-    def crash(*a: Any, **k: Any) -> Any:  # the process dies right after Glacier completed
-        raise KeyboardInterrupt
-
-    cat.finish_upload = crash  # type: ignore[method-assign]
-    async with glacier_store(glacier_endpoint, vault) as s1:
-        with pytest.raises(KeyboardInterrupt):
-            await upload_cycle(cycle_dir, s1, cat, PLAIN, up)
-        first_id = s1._archives[next(iter(s1._archives))].archive_id
+    # the process dies right after Glacier completed, before the catalogue knows
+    cat = killed_upload(tmp_path, _vault(glacier_endpoint, vault), "upload.after_complete")
     assert _archives(ctl, vault) == 1
-    cat.finish_upload = real_finish  # type: ignore[method-assign]
+    (first_id,) = ctl.state()["vaults"][vault]["archive_ids"]
     (upload,) = cat.uploads()
     assert upload.state == "completing"
 
@@ -124,17 +144,7 @@ async def test_completed_glacier_upload_that_is_gone_is_recorded_unconfirmed(
     cycle_dir = build_cycle(tmp_path / "spool", [2 * MiB + 5])
     vault, ctl = make_vault(glacier_endpoint), ControlClient(glacier_endpoint)
     up = UploadConfig(part_size=MiB)
-    cat = Catalogue(tmp_path / "state" / "c.sqlite3")
-    real_finish = cat.finish_upload
-
-    def crash(*a: Any, **k: Any) -> Any:
-        raise KeyboardInterrupt
-
-    cat.finish_upload = crash  # type: ignore[method-assign]
-    async with glacier_store(glacier_endpoint, vault) as s1:
-        with pytest.raises(KeyboardInterrupt):
-            await upload_cycle(cycle_dir, s1, cat, PLAIN, up)
-    cat.finish_upload = real_finish  # type: ignore[method-assign]
+    cat = killed_upload(tmp_path, _vault(glacier_endpoint, vault), "upload.after_complete")
 
     class Forgotten(Wrapped):  # days later: Glacier no longer knows the upload id
         async def complete_multipart_upload(self, key: str, upload_id: str, parts: Any) -> None:
@@ -158,19 +168,11 @@ async def test_completed_glacier_upload_that_is_gone_is_recorded_unconfirmed(
 async def test_repeated_complete_on_a_local_store(tmp_path: Path) -> None:
     """S3/local: after a crash between complete and recording, completing again (or finding
     the object) is enough."""
-    cycle_dir = build_cycle(tmp_path / "spool", [50_000, 100])
-    up = UploadConfig(part_size=4096)
-    cat = Catalogue(tmp_path / "state" / "c.sqlite3")
-    real_finish = cat.finish_upload
-
-    def crash(*a: Any, **k: Any) -> Any:
-        raise KeyboardInterrupt
-
-    cat.finish_upload = crash  # type: ignore[method-assign]
+    cycle_dir = build_cycle(tmp_path / "spool", [3 * MiB + 5, 100])
+    up = UploadConfig(part_size=MiB)
+    local = {"type": "local", "path": str(tmp_path / "vault")}
+    cat = killed_upload(tmp_path, local, "upload.after_complete")
     async with LocalStore(tmp_path / "vault") as s:
-        with pytest.raises(KeyboardInterrupt):
-            await upload_cycle(cycle_dir, s, cat, PLAIN, up)
-        cat.finish_upload = real_finish  # type: ignore[method-assign]
         w = Wrapped(s)
         rec = await upload_cycle(cycle_dir, w, cat, PLAIN, up)  # type: ignore[arg-type]
         assert w.sent == [] and cat.uploads() == []
@@ -277,60 +279,36 @@ async def test_unrecorded_glacier_part_over_one_mib_is_not_sent_again(
     vault, ctl = make_vault(glacier_endpoint), ControlClient(glacier_endpoint)
     up = UploadConfig(part_size=2 * MiB)
     opts = MultipartOptions(concurrency=1)
-    cat = Catalogue(tmp_path / "state" / "c.sqlite3")
-    real, release = cat.record_part, threading.Event()
-
-    def stuck(*a: Any, **k: Any) -> None:  # the process dies before the part is recorded
-        release.wait(30)
-
-    class StopAfterOne(Wrapped):
-        async def upload_part(self, key: str, upload_id: str, number: int, *rest: Any) -> Any:
-            if number > 1:
-                await asyncio.Event().wait()
-            return await super().upload_part(key, upload_id, number, *rest)
-
-    cat.record_part = stuck  # type: ignore[method-assign]
-    async with glacier_store(glacier_endpoint, vault) as s:
-        w = StopAfterOne(s)
-        task = asyncio.create_task(upload_cycle(cycle_dir, w, cat, PLAIN, up, options=opts))  # type: ignore[arg-type]
-        while w.sent != [1] or not ctl.state()["vaults"][vault]:
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.3)  # part 1 acknowledged, its recording stuck
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-    release.set()
-    cat.record_part = real  # type: ignore[method-assign]
+    # killed when Glacier has acknowledged part 1 and before the catalogue records it
+    cat = killed_upload(
+        tmp_path,
+        _vault(glacier_endpoint, vault),
+        "upload.part_acknowledged",
+        part_size="2MiB",
+        concurrency=1,
+    )
     (upload,) = cat.uploads()
     assert cat.parts(upload.id) == []
     async with glacier_store(glacier_endpoint, vault) as s:
-        assert [p.number for p in await s.list_parts(upload.key, upload.upload_id)] == [1]
+        held = {p.number for p in await s.list_parts(upload.key, upload.upload_id)}
+        assert 1 in held  # (part 2 may have been on its way too when the process froze)
         w2 = Wrapped(s)
         await upload_cycle(cycle_dir, w2, cat, PLAIN, up, options=opts)  # type: ignore[arg-type]
-    assert sorted(w2.sent) == [2, 3, 4]
+    assert sorted(w2.sent) == sorted({1, 2, 3, 4} - held)
     assert _archives(ctl, vault) == 1
 
 
 # -- 6. local store: kill -9 between os.replace and rmtree in complete -------------------------
 
 
-async def test_local_complete_killed_before_cleanup_resumes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_local_complete_killed_before_cleanup_resumes(tmp_path: Path) -> None:
     vault, spool = tmp_path / "vault", tmp_path / "spool"
-    up = UploadConfig(part_size=4096)
-    cat = Catalogue(tmp_path / "state" / "c.sqlite3")
-    x = build_cycle(spool, [50_000, 100], host="h", cycle_id="20250101T000000Z")
-
-    def dies(*a: Any, **k: Any) -> None:
-        raise KeyboardInterrupt  # stands for kill -9 at this instant
-
-    monkeypatch.setattr(local_mod.shutil, "rmtree", dies)
-    async with LocalStore(vault) as s:
-        with pytest.raises(KeyboardInterrupt):
-            await upload_cycle(x, s, cat, PLAIN, up)
-    monkeypatch.undo()
-    assert (vault / "h" / "20250101T000000Z.tar").exists()
+    up = UploadConfig(part_size=MiB)
+    x = build_cycle(spool, [3 * MiB + 5, 100], host="testhost", cycle_id="20250101T000000Z")
+    local = {"type": "local", "path": str(vault)}
+    cat = killed_upload(tmp_path, local, "store.local.after_replace")
+    assert (vault / "testhost" / "20250101T000000Z.tar").exists()  # moved into place ...
+    assert list((vault / ".uploads").iterdir())  # ... and the upload not cleaned up yet
     async with LocalStore(vault) as s:
         rec = await upload_cycle(x, s, cat, PLAIN, up)
         assert await s.list_multipart_uploads() == []

@@ -9,10 +9,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from tests.support.waiting import WaitTimeout, wait_for
 
 Event = dict[str, Any]
 
@@ -117,16 +118,23 @@ class Service:
             return [e for e in self.events if pred(e)]
 
     def wait_for(self, pred: Callable[[Event], bool], timeout: float = 60, count: int = 1) -> Event:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.matching(pred)
-            if len(found) >= count:
-                return found[count - 1]
-            if self.proc.poll() is not None:
-                time.sleep(0.2)  # let the reader drain
-                raise AssertionError(f"service exited {self.proc.returncode}:\n{''.join(self.raw)}")
-            time.sleep(0.02)
-        raise AssertionError(f"timed out; events so far:\n{''.join(self.raw)}")
+        """The ``count``-th event matching ``pred``; fails at once if the service exits first."""
+
+        def found() -> list[Event]:
+            hits = self.matching(pred)
+            if len(hits) < count and self.proc.poll() is not None:
+                self._reader.join(timeout=10)  # the pipe is at EOF: every line has been read
+                hits = self.matching(pred)
+                if len(hits) < count:
+                    raise AssertionError(
+                        f"service exited {self.proc.returncode}:\n{''.join(self.raw)}"
+                    )
+            return hits if len(hits) >= count else []
+
+        try:
+            return wait_for(found, timeout, f"{count} matching event(s)")[count - 1]
+        except WaitTimeout as exc:
+            raise AssertionError(f"{exc}; events so far:\n{''.join(self.raw)}") from None
 
     def signal(self, sig: signal.Signals) -> None:
         os.kill(self.proc.pid, sig)

@@ -8,7 +8,9 @@ import signal
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
+from tests.support.waiting import async_wait_for
 from watcher import service as service_mod
 from watcher.config import AppConfig, config_from_dict
 from watcher.service import Service
@@ -32,20 +34,40 @@ def _config(root: Path, markers: str = "markers", stop_timeout: str = "1s") -> A
     )
 
 
+def _armed(loop: asyncio.AbstractEventLoop, callback: object) -> list[asyncio.TimerHandle]:
+    """The timers still due to call ``callback`` on ``loop`` (asyncio keeps them in a heap)."""
+    scheduled: list[asyncio.TimerHandle] = loop._scheduled  # type: ignore[attr-defined]
+    return [h for h in scheduled if h._callback is callback and not h.cancelled()]  # type: ignore[attr-defined]
+
+
+async def _started(logs: list[dict[str, object]]) -> None:
+    await async_wait_for(
+        lambda: any(e["event"] == "watch.started" for e in logs), 30, "watch.started"
+    )
+
+
 def test_a_clean_stop_cancels_the_stop_timeout_deadline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """After a clean stop the deadline must not fire (it calls os._exit) while the loop lives on."""
+    """After a clean stop the deadline must not fire (it calls os._exit) while the loop lives on:
+    no timer for it is left armed (checked directly rather than by waiting past it)."""
     fired: list[bool] = []
-    monkeypatch.setattr(service_mod, "_stop_now", lambda: fired.append(True))
-    svc = Service(_config(tmp_path, stop_timeout="0.3s"))
+
+    def stop_now() -> None:
+        fired.append(True)
+
+    monkeypatch.setattr(service_mod, "_stop_now", stop_now)
+    svc = Service(_config(tmp_path, stop_timeout="30s"))
 
     async def scenario() -> int:
-        runner = asyncio.create_task(svc.run())
-        await asyncio.sleep(0.5)
-        svc.request_stop("test")
-        rc = await asyncio.wait_for(runner, 10)
-        await asyncio.sleep(0.6)  # well past stop_timeout
+        loop = asyncio.get_running_loop()
+        with capture_logs() as logs:
+            runner = asyncio.create_task(svc.run())
+            await _started(logs)
+            svc.request_stop("test")
+            assert len(_armed(loop, stop_now)) == 1  # the deadline is armed by the stop ...
+            rc = await asyncio.wait_for(runner, 10)
+        assert _armed(loop, stop_now) == []  # ... and disarmed by the clean end
         return rc
 
     assert asyncio.run(scenario()) == 0
@@ -71,11 +93,13 @@ def test_watch_keeps_the_deadline_for_the_wait_on_worker_threads(
     monkeypatch.setattr(service_mod, "_stop_now", lambda: fired.append(True))
 
     async def scenario() -> int:
-        runner = asyncio.create_task(service_mod.serve(_config(tmp_path, stop_timeout="0.3s")))
-        await asyncio.sleep(0.5)
-        os.kill(os.getpid(), signal.SIGTERM)  # the service's own handler: request_stop
-        rc = await asyncio.wait_for(runner, 10)
-        await asyncio.sleep(0.6)  # a worker thread that outlives the stop
+        with capture_logs() as logs:
+            runner = asyncio.create_task(service_mod.serve(_config(tmp_path, stop_timeout="0.3s")))
+            await _started(logs)
+            os.kill(os.getpid(), signal.SIGTERM)  # the service's own handler: request_stop
+            rc = await asyncio.wait_for(runner, 10)
+        # the loop lives on, as it does while asyncio.run waits for a worker thread
+        await async_wait_for(lambda: fired, 10, "the re-armed stop deadline to fire")
         return rc
 
     assert asyncio.run(scenario()) == 0

@@ -162,6 +162,9 @@ def test_sighup_reloads_and_a_broken_config_is_survived(tmp_path: Path) -> None:
         svc.wait_for(lambda e: e["event"] == "watch.uploaded")
     finally:
         assert svc.stop() == 0
+    # the reloaded value is the one in force: the stop announces the new deadline
+    (stopping,) = svc.matching(lambda e: e["event"] == "watch.stopping")
+    assert stopping["stop_timeout"] == 12.0
 
 
 def test_over_budget_wait_holds_the_upload_back(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""The ``watch`` service against a real moto S3 server process: upload, SIGKILL and SIGTERM in
-the middle of an upload, restart, one correct object."""
+"""The ``watch`` service against real S3 server processes (moto and SeaweedFS): upload, SIGKILL
+and SIGTERM in the middle of an upload, restart, one correct object."""
 
 from __future__ import annotations
 
@@ -20,20 +20,20 @@ PART = 5 << 20
 
 
 @pytest.fixture
-def bucket(moto_server: str, aws_env: None) -> str:
+def bucket(s3_endpoint: str, aws_env: None) -> str:
     name = f"gb-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1").create_bucket(Bucket=name)
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
     return name
 
 
-def s3(moto_server: str):
-    return boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+def s3(s3_endpoint: str):
+    return boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
 
 
-def project(tmp_path: Path, moto_server: str, bucket: str, concurrency: int = 1) -> Project:
+def project(tmp_path: Path, s3_endpoint: str, bucket: str, concurrency: int = 1) -> Project:
     store = (
         f'type = "s3"\nbucket = "{bucket}"\nprefix = "backups/"\n'
-        f'storage_class = "GLACIER_IR"\nendpoint_url = "{moto_server}"\nregion = "us-east-1"'
+        f'storage_class = "GLACIER_IR"\nendpoint_url = "{s3_endpoint}"\nregion = "us-east-1"'
     )
     return Project(
         tmp_path,
@@ -49,24 +49,24 @@ def bundle_of(cycle_dir: Path) -> bytes:
         return reader.read(0, bundle_size(cycle))
 
 
-def decrypt_object(p: Project, moto_server: str, bucket: str, key: str) -> bytes:
-    body = s3(moto_server).get_object(Bucket=bucket, Key=key)["Body"].read()
+def decrypt_object(p: Project, s3_endpoint: str, bucket: str, key: str) -> bytes:
+    body = s3(s3_endpoint).get_object(Bucket=bucket, Key=key)["Body"].read()
     return subprocess.run(
         ["age", "-d", "-i", str(p.identity)], input=body, capture_output=True, check=True
     ).stdout
 
 
-def only_object(moto_server: str, bucket: str) -> dict:
-    client = s3(moto_server)
+def only_object(s3_endpoint: str, bucket: str) -> dict:
+    client = s3(s3_endpoint)
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     (obj,) = client.list_objects_v2(Bucket=bucket)["Contents"]
     return obj
 
 
 def test_service_uploads_to_s3_with_storage_class(
-    tmp_path: Path, moto_server: str, bucket: str
+    tmp_path: Path, s3_endpoint: str, bucket: str
 ) -> None:
-    p = project(tmp_path, moto_server, bucket, concurrency=3)
+    p = project(tmp_path, s3_endpoint, bucket, concurrency=3)
     (p.src / "big").write_bytes(os.urandom(12 << 20))
     (p.src / "small").write_text("hello")
     svc = p.start_service()
@@ -77,19 +77,24 @@ def test_service_uploads_to_s3_with_storage_class(
         svc.wait_for(lambda e: e["event"] == "watch.uploaded")
     finally:
         assert svc.stop() == 0
-    obj = only_object(moto_server, bucket)
+    obj = only_object(s3_endpoint, bucket)
     assert obj["Key"].startswith("backups/") and obj["Key"].endswith(".tar.age")
-    head = s3(moto_server).head_object(Bucket=bucket, Key=obj["Key"])
+    head = s3(s3_endpoint).head_object(Bucket=bucket, Key=obj["Key"])
     assert head["StorageClass"] == "GLACIER_IR"
-    assert decrypt_object(p, moto_server, bucket, obj["Key"]) == expected
+    assert decrypt_object(p, s3_endpoint, bucket, obj["Key"]) == expected
     assert "backups/" + p.status()["last_success"]["key"] == obj["Key"]  # the prefix is the store's
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+@pytest.mark.parametrize(
+    ("s3_endpoint", "how"),
+    [("moto", signal.SIGKILL), ("moto", signal.SIGTERM), ("seaweedfs", signal.SIGKILL)],
+    ids=["moto-sigkill", "moto-sigterm", "seaweedfs-sigkill"],
+    indirect=["s3_endpoint"],
+)
 def test_interrupted_upload_resumes_after_restart(
-    tmp_path: Path, moto_server: str, bucket: str, how: signal.Signals
+    tmp_path: Path, s3_endpoint: str, bucket: str, how: signal.Signals
 ) -> None:
-    p = project(tmp_path, moto_server, bucket)
+    p = project(tmp_path, s3_endpoint, bucket)
     (p.src / "big").write_bytes(os.urandom(60 << 20))  # 12+ parts of 5 MiB, one at a time
     p.backup()
     (cycle_dir,) = (p.spool / "cycles").iterdir()
@@ -117,6 +122,6 @@ def test_interrupted_upload_resumes_after_restart(
         assert started["resumed_parts"] >= acknowledged
     finally:
         assert svc.stop() == 0
-    obj = only_object(moto_server, bucket)
-    assert decrypt_object(p, moto_server, bucket, obj["Key"]) == expected
+    obj = only_object(s3_endpoint, bucket)
+    assert decrypt_object(p, s3_endpoint, bucket, obj["Key"]) == expected
     assert p.status()["uploads_in_progress"] == []

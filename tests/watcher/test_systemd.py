@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
+import pytest
+
+from tests.support.waiting import wait_for
 from tests.watcher.service_harness import Project, Service
+
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 
 
 def test_service_notifies_ready_status_watchdog_and_stopping(tmp_path: Path) -> None:
@@ -21,25 +26,27 @@ def test_service_notifies_ready_status_watchdog_and_stopping(tmp_path: Path) -> 
     env = {"NOTIFY_SOCKET": addr, "WATCHDOG_USEC": "400000"}  # ping every 0.2 s
     messages: list[str] = []
 
-    def drain(until: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(until in m for m in messages):
-                return
+    def count(what: str) -> int:
+        return sum(what in m for m in messages)
+
+    def drain(until: str, at_least: int = 1, timeout: float = 30) -> None:
+        """Receive notifications until ``at_least`` of them contain ``until``."""
+
+        def enough() -> bool:
+            if count(until) >= at_least:
+                return True
             with contextlib.suppress(TimeoutError):
                 messages.append(sock.recv(4096).decode())
-        raise AssertionError(f"no {until!r} among {messages}")
+            return count(until) >= at_least
+
+        wait_for(enough, timeout, f"{at_least} x {until!r} among {messages}", interval=0)
 
     svc = Service(p.cmd("watch"), env={**os.environ, **env})
     try:
         drain("READY=1")
         ready = next(m for m in messages if "READY=1" in m)
         assert "STATUS=watching" in ready
-        before = sum("WATCHDOG=1" in m for m in messages)
-        drain("WATCHDOG=1")
-        time.sleep(0.6)
-        drain("WATCHDOG=1")
-        assert sum("WATCHDOG=1" in m for m in messages) > before
+        drain("WATCHDOG=1", at_least=count("WATCHDOG=1") + 2)  # it keeps pinging
         (p.src / "f").write_text("x")
         p.backup()
         drain("STATUS=handling cycle-")
@@ -80,6 +87,32 @@ def test_service_install_writes_units_and_dry_run_prints_them(tmp_path: Path) ->
     exe = service.split("ExecStart=")[1].split()[0]
     assert Path(exe).is_absolute()
     assert subprocess.run([exe, "--help"], capture_output=True, check=False).returncode == 0
+
+
+def test_installed_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    if SYSTEMD_ANALYZE is None:
+        pytest.skip("systemd-analyze not installed: the units are not verified by systemd")
+    p = Project(tmp_path)
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    r = subprocess.run(
+        p.cmd("service", "install", "--timer", "hourly"),
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    units = sorted((tmp_path / "xdg" / "systemd" / "user").glob("*.*"))
+    assert {u.suffix for u in units} == {".service", ".timer"}
+    verify = subprocess.run(
+        [SYSTEMD_ANALYZE, "verify", "--man=no", *map(str, units)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert verify.stderr.strip() == "", verify.stderr
 
 
 def test_built_in_schedule_runs_backups_inside_the_service(tmp_path: Path) -> None:

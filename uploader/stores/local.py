@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Self
 
+from localbackup import testpoints
 from localbackup.atomic import atomic_write_bytes, fsync_dir
 from uploader.config import LocalStoreConfig
 from uploader.stores.base import (
@@ -213,6 +214,7 @@ class LocalStore(StoreBase):
             atomic_write_bytes(meta, json.dumps(state["metadata"]).encode(), mode=0o644)
             os.replace(d / "data", target)
             fsync_dir(target.parent)
+            testpoints.pause("store.local.after_replace")
             shutil.rmtree(d)
 
         with _errors(f"completing the upload of {key}"):

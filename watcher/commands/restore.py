@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from localbackup import testpoints
 from localbackup.configkit import format_size
 from localbackup.extract import ExtractError, ExtractStats
 from localbackup.formats import FormatError
@@ -145,6 +146,7 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         deleted=stats.deleted,
         warnings=len(stats.warnings),
     )
+    testpoints.pause("restore.after_done")
     return WARNINGS if stats.warnings else OK
 
 
