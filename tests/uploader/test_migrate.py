@@ -43,11 +43,22 @@ def archive_ids(v: Vault) -> dict[str, str]:
     return {a.key: str(a.store_id) for a in known}
 
 
+@pytest.mark.parametrize(
+    ("server", "storage_class"),
+    [("moto_server", "DEEP_ARCHIVE"), ("seaweedfs_server", "STANDARD")],
+    ids=["moto", "seaweedfs"],  # SeaweedFS has no RestoreObject: its objects stay readable
+)
 def test_cycles_move_to_s3_and_every_point_in_time_restores_from_there(
-    tmp_path: Path, emu: Emulator, moto_server: str, aws_env: None
+    tmp_path: Path,
+    emu: Emulator,
+    aws_env: None,
+    request: pytest.FixtureRequest,
+    server: str,
+    storage_class: str,
 ) -> None:
+    endpoint = request.getfixturevalue(server)
     v = make_vault_user(
-        tmp_path, emu, moto_server, cycles=3, big=17 << 20, storage_class="DEEP_ARCHIVE"
+        tmp_path, emu, endpoint, cycles=3, big=17 << 20, storage_class=storage_class
     )
     ids = archive_ids(v)
     v.inventory_ready()
@@ -85,7 +96,7 @@ def test_cycles_move_to_s3_and_every_point_in_time_restores_from_there(
     for key, archive_id in ids.items():
         assert objects[f"backups/{key}"] == vault_bytes(v, archive_id)  # the same ciphertext
         head = s3.head_object(Bucket=v.bucket, Key=f"backups/{key}")
-        assert head["StorageClass"] == "DEEP_ARCHIVE"
+        assert head.get("StorageClass", "STANDARD") == storage_class
         assert head["Metadata"]["source-archive-id"] == archive_id
         assert head["Metadata"]["format"] == "glacier-backup-archive"
         assert head["Metadata"]["cycle-id"] == key.split("/")[1].split(".")[0]

@@ -3,9 +3,10 @@ while it downloads a range and while it uploads a part; then ``migrate --resume`
 exactly once in S3, no retrieval requested twice, no verified range downloaded again, no
 acknowledged part sent again.
 
-The kill instants are conditions, not timings: a relay proxy (tests/support/relayproxy.py) in
+The kill instants are conditions, not timings: the fault proxy (tests/support/faultproxy.py) in
 front of the Glacier emulator or moto holds the chosen request, and the test waits until it is
-held and the catalogue shows what was verified before it sends SIGKILL."""
+held and the catalogue shows what was verified before it sends SIGKILL. What the resumed run
+asks for is read from the proxy's request log."""
 
 from __future__ import annotations
 
@@ -18,13 +19,15 @@ from pathlib import Path
 import pytest
 
 from emulators.glacier import Emulator, run_emulator
-from tests.support.relayproxy import RelayProxy, Rule, wait_until
+from tests.support.faultproxy import FaultProxy
+from tests.support.s3requests import Request
 from tests.support.servers import FAKE_AWS
+from tests.support.waiting import wait_for
 from tests.uploader.glacier_support import glacier_client
 from tests.uploader.migrate_support import HOUR, PART, Vault, make_vault_user
 from tests.watcher.service_harness import Service
 
-OUTPUT = r"/jobs/[^/]+/output$"
+OUTPUT = "/output"  # a Glacier job output, as the proxy sees it (GetObject, key .../output)
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +62,13 @@ def acknowledged(v: Vault) -> set[int]:
         return {r[0] for r in db.execute("SELECT number FROM migration_parts")}
 
 
-def range_start(header: str | None) -> int:
-    assert header is not None and header.startswith("bytes=")
-    return int(header.removeprefix("bytes=").split("-")[0])
+def range_starts(requests: list[Request]) -> set[int]:
+    """Where the job-output ranges asked for start."""
+    out = set()
+    for r in requests:
+        assert r.range is not None and r.range.startswith("bytes="), r
+        out.add(int(r.range.removeprefix("bytes=").split("-")[0]))
+    return out
 
 
 def one_copy_each(v: Vault, count: int) -> None:
@@ -106,26 +113,25 @@ def test_killed_while_downloading_fetches_only_the_ranges_not_verified(
     tmp_path: Path, emu: Emulator, moto_server: str, aws_env: None
 ) -> None:
     v = retrieved(tmp_path, emu, moto_server)
-    with RelayProxy(emu.endpoint_url) as glacier:
+    with FaultProxy(emu.endpoint_url) as glacier:
         v.point(old=glacier.url)
-        held = glacier.add(Rule("GET", OUTPUT, "stall", skip=1))  # the 2nd range waits
+        held = glacier.stall("GetObject", key=OUTPUT, skip=1)  # the 2nd range waits
         copying = child(v, "--resume")
         held.wait_held()
-        wait_until(lambda: verified(v) != set(), 60, "a range to be verified")
-        wait_until(lambda: glacier.in_flight == held.holding, 60, "the other ranges to end")
-        before, mark = verified(v), len(glacier.log)
+        wait_for(lambda: verified(v), 60, "a range to be verified")
         spool = v.new_config.state_dir / "migrate-spool"
         files = list(spool.glob("*/*.range"))
         assert files, "verified ranges wait on disk for their part"
         assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o600}
         assert {stat.S_IMODE(d.stat().st_mode) for d in (spool, files[0].parent)} == {0o700}
         copying.kill()
+        before, mark = verified(v), len(glacier.log("GetObject"))
         held.release()
 
         done = v.run("--resume")
         assert done.returncode == 0, done.stderr
         assert not list(spool.glob("*/*")), "the spool is empty once the archive is copied"
-        again = {range_start(e.range) for e in glacier.log[mark:] if e.method == "GET"}
+        again = range_starts(glacier.log("GetObject")[mark:])
     assert again, "the held range was fetched again"
     assert not again & before, f"verified ranges {sorted(again & before)} downloaded twice"
     assert archive_jobs(v) == 1
@@ -136,23 +142,21 @@ def test_killed_while_uploading_sends_no_acknowledged_part_again(
     tmp_path: Path, emu: Emulator, moto_server: str, aws_env: None
 ) -> None:
     v = retrieved(tmp_path, emu, moto_server)
-    with RelayProxy(emu.endpoint_url) as glacier, RelayProxy(moto_server) as s3:
+    with FaultProxy(emu.endpoint_url) as glacier, FaultProxy(moto_server) as s3:
         v.point(old=glacier.url, new=s3.url)
-        held = s3.add(Rule("PUT", r".", "stall", query="partNumber", skip=1))  # the 2nd part
+        held = s3.stall("UploadPart", skip=1)  # S3 stores the 2nd part; its answer waits
         copying = child(v, "--resume")
         held.wait_held()
-        wait_until(lambda: acknowledged(v) != set(), 60, "a part to be acknowledged")
-        wait_until(lambda: s3.in_flight == held.holding, 60, "the other requests to end")
-        wait_until(lambda: glacier.in_flight == 0, 60, "the downloads in flight to end")
-        parts, ranges = acknowledged(v), verified(v)
-        marks = len(s3.log), len(glacier.log)
+        wait_for(lambda: acknowledged(v), 60, "a part to be acknowledged")
         copying.kill()
+        parts, ranges = acknowledged(v), verified(v)
+        marks = len(s3.log("UploadPart")), len(glacier.log("GetObject"))
         held.release()
 
         done = v.run("--resume")
         assert done.returncode == 0, done.stderr
-        sent = {int(e.query["partNumber"]) for e in s3.log[marks[0] :] if "partNumber" in e.query}
-        fetched = {range_start(e.range) for e in glacier.log[marks[1] :] if e.method == "GET"}
+        sent = {int(r.query["partNumber"][0]) for r in s3.log("UploadPart")[marks[0] :]}
+        fetched = range_starts(glacier.log("GetObject")[marks[1] :])
     assert not sent & parts, f"acknowledged parts {sorted(sent & parts)} sent again"
     assert not fetched & ranges, f"verified ranges {sorted(fetched & ranges)} downloaded twice"
     one_copy_each(v, 1)

@@ -4,6 +4,7 @@ mismatch that stops one archive and leaves its source alone while a verified one
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -12,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from emulators.glacier import Emulator, run_emulator
-from tests.support.relayproxy import RelayProxy, Rule
 from tests.uploader.migrate_support import DAY, HOUR, Vault, make_vault_user
 from uploader.catalogue import Catalogue, known_archives, pending_deletions
 from uploader.migrate import MigrateRequest
@@ -137,30 +137,40 @@ def test_a_tree_hash_mismatch_stops_that_archive_and_leaves_its_source(
     emu.control.advance(13 * HOUR)
     with sqlite3.connect(v.new_config.state_dir / "catalogue.sqlite3") as db:
         (job_id,) = db.execute("SELECT job_id FROM migrations WHERE key = ?", (first,)).fetchone()
+    # The job's output is a hard link to the archive: put a copy with one byte flipped in its
+    # place (the archive itself stays as it was); Glacier still sends the true tree hash.
+    output = emu.data_dir / "jobs" / job_id / "output"
+    good = output.read_bytes()
+    replace_file(output, good[:100] + bytes([good[100] ^ 1]) + good[101:])
     capsys.readouterr()
-    with RelayProxy(emu.endpoint_url) as glacier:
-        v.point(old=glacier.url)
-        bad = glacier.add(Rule("GET", f"/jobs/{job_id}/output$", "corrupt", times=None))
-        outcome = v.migrate(MigrateRequest(resume=True, delete_source=True), TerminalUI())
-        said = capsys.readouterr()
-        assert len(outcome.failed) == 1 and f"copying {first} stopped" in outcome.failed[0]
-        assert "do not match their tree hash" in said.err
-        assert "the source archive is untouched" in said.err
-        assert bad.fired == 4  # the range was read again three times before giving up
-        assert set(v.objects()) == {f"backups/{second}"}
-        assert f"deleted the source of {second} from the vault" in said.out
-        assert len(v.vault_archives()) == 1  # the failed archive's source stays
-        assert v.requests("DeleteArchive") == deletes + 1
+    gets = v.requests("GetJobOutput")
+    outcome = v.migrate(MigrateRequest(resume=True, delete_source=True), TerminalUI())
+    said = capsys.readouterr()
+    assert len(outcome.failed) == 1 and f"copying {first} stopped" in outcome.failed[0]
+    assert "do not match their tree hash" in said.err
+    assert "the source archive is untouched" in said.err
+    assert v.requests("GetJobOutput") == gets + 4 + 1  # read 4 times, then the other archive
+    assert set(v.objects()) == {f"backups/{second}"}
+    assert f"deleted the source of {second} from the vault" in said.out
+    assert len(v.vault_archives()) == 1  # the failed archive's source stays
+    assert v.requests("DeleteArchive") == deletes + 1
 
-        cli = v.main("--resume")  # the command line says so too, and exits 1
-        assert cli.returncode == 1
-        assert f"copying {first} stopped" in cli.stderr
-        assert f"FAILED: {first}:" in cli.stdout
+    cli = v.main("--resume")  # the command line says so too, and exits 1
+    assert cli.returncode == 1
+    assert f"copying {first} stopped" in cli.stderr
+    assert f"FAILED: {first}:" in cli.stdout
 
-        glacier.rules.clear()  # the fault is gone: the next run copies it
-        fixed = v.main("--resume")
+    replace_file(output, good)  # the fault is gone: the next run copies it
+    fixed = v.main("--resume")
     assert fixed.returncode == 0, fixed.stderr
     assert "copied and verified: 2 of 2" in fixed.stdout
     assert set(v.objects()) == {f"backups/{first}", f"backups/{second}"}
     assert v.open_uploads() == []
     assert len(v.vault_archives()) == 1
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Put ``data`` at ``path`` as a new file (a hard link elsewhere keeps the old bytes)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

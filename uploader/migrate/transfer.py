@@ -311,9 +311,12 @@ async def _verify(
     if isinstance(dest, StoredChecksums):
         stored = await dest.stored_checksum(key)
         if stored is not None:
-            expected = composite_checksum(parts) if parts else None
-            if expected is not None and stored.split("-", 1)[0] != expected:
-                raise ArchiveMismatch(f"{key}: checksum {stored}, the parts give {expected}")
+            value, _, count = stored.partition("-")  # S3 may add "-<parts>"
+            if parts and (value != composite_checksum(parts) or count not in ("", str(len(parts)))):
+                raise ArchiveMismatch(
+                    f"{key}: checksum {stored}, the {len(parts)} parts give "
+                    f"{composite_checksum(parts)}"
+                )
             return stored
     if not dest.capabilities.needs_retrieval:
         hasher = TreeHasher()
