@@ -12,7 +12,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from emulators.glacier import Emulator
 from localbackup.config import BackupConfig
 from localbackup.step import run_backup_step
 from tests.localbackup.test_extract import Snapshot, _mutations, snapshot
+from tests.support.killpoints import glacier_backup, write_config
 from tests.support.servers import FAKE_AWS
 from tests.uploader.conftest import make_bucket
 from tests.uploader.glacier_support import glacier_client, make_vault
@@ -42,19 +42,6 @@ HOUR = 3600.0
 DAY = 24 * HOUR
 PART = 8 << 20  # the smallest power-of-two part S3 takes (5 MiB minimum)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def toml(data: dict[str, Any]) -> str:
-    """Just enough TOML for our configurations: tables of strings, numbers and lists."""
-    lines = []
-    for name, value in data.items():
-        if not isinstance(value, dict):
-            lines.append(f"{name} = {json.dumps(value)}")
-    for name, value in data.items():
-        if isinstance(value, dict):
-            lines.append(f"[{name}]")
-            lines += [f"{k} = {json.dumps(v)}" for k, v in value.items()]
-    return "\n".join(lines) + "\n"
 
 
 def cli(config: AppConfig, command: Any, *argv: str) -> int:
@@ -89,20 +76,8 @@ class Vault:
         return load_config(self.new)
 
     def argv(self, *args: str) -> list[str]:
-        """``glacier-backup --config NEW migrate --from OLD ARGS`` as a process."""
-        return [
-            sys.executable,
-            "-m",
-            "watcher",
-            "--config",
-            str(self.new),
-            "--log-format",
-            "json",
-            "migrate",
-            "--from",
-            str(self.old),
-            *args,
-        ]
+        """``glacier-backup --config NEW --log-format json migrate --from OLD ARGS``."""
+        return glacier_backup(self.new, "migrate", "--from", str(self.old), *args)
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, **FAKE_AWS}
@@ -115,7 +90,8 @@ class Vault:
     ) -> subprocess.CompletedProcess[str]:
         """The same command line through ``watcher.cli.main`` in this process (no start-up
         cost); stdout and stderr captured. ``config`` and ``source`` replace the two files."""
-        argv = self.argv(*args)[3:]
+        argv = self.argv(*args)
+        argv = argv[argv.index("--config") :]
         for option, path in (("--config", config), ("--from", source)):
             if path is not None:
                 argv[argv.index(option) + 1] = str(path)
@@ -251,8 +227,8 @@ def make_vault_user(
         },
         "upload": {"part_size": "8MiB", "concurrency": concurrency},
     }
-    (root / "old.toml").write_text(toml(old))
-    (root / "new.toml").write_text(toml(new))
+    write_config(root / "old.toml", old)
+    write_config(root / "new.toml", new)
     v = Vault(root, emu, moto, src, identity, vault, bucket, root / "old.toml", root / "new.toml")
     _back_up(v, cycles, big)
     assert cli(v.old_config, upload, "upload") == 0

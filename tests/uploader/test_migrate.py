@@ -16,6 +16,7 @@ import pytest
 
 from emulators.glacier import Emulator, run_emulator
 from tests.localbackup.test_extract import restored, snapshot
+from tests.support.killpoints import glacier_backup
 from tests.uploader.migrate_support import HOUR, Vault, cli, make_vault_user, put_legacy_archive
 from tests.uploader.test_legacy_restore import _pass_file, make_legacy_history
 from tests.uploader.test_legacy_restore import restored as legacy_restored
@@ -169,8 +170,7 @@ def test_the_original_tools_archives_move_as_they_are_with_include_legacy(
     out = tmp_path / "out"
     r = subprocess.run(
         [
-            *v.argv()[:3],
-            "restore-legacy",
+            *glacier_backup(None, "restore-legacy"),
             str(local),
             "--to",
             str(out),

@@ -5,8 +5,9 @@ acknowledged part sent again.
 
 The kill instants are conditions, not timings: the fault proxy (tests/support/faultproxy.py) in
 front of the Glacier emulator or moto holds the chosen request, and the test waits until it is
-held and the catalogue shows what was verified before it sends SIGKILL. What the resumed run
-asks for is read from the proxy's request log."""
+held and the catalogue shows what was verified before it sends SIGKILL, or the child stops
+itself at a named pause point. What the resumed run asks for is read from the proxy's request
+log."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import pytest
 
 from emulators.glacier import Emulator, run_emulator
 from tests.support.faultproxy import FaultProxy
+from tests.support.killpoints import run_until_killed
 from tests.support.s3requests import Request
 from tests.support.servers import FAKE_AWS
 from tests.support.waiting import wait_for
@@ -160,3 +162,70 @@ def test_killed_while_uploading_sends_no_acknowledged_part_again(
     assert not sent & parts, f"acknowledged parts {sorted(sent & parts)} sent again"
     assert not fetched & ranges, f"verified ranges {sorted(fetched & ranges)} downloaded twice"
     one_copy_each(v, 1)
+
+
+# -- the exact instants: pause points (localbackup/testpoints.py, docs/reliability.md) ----------
+
+
+def test_a_job_requested_but_never_recorded_is_adopted_not_requested_again(
+    tmp_path: Path, emu: Emulator, moto_server: str, aws_env: None
+) -> None:
+    v = make_vault_user(tmp_path, emu, moto_server, cycles=1)
+    v.inventory_ready()
+    env = {**os.environ, **FAKE_AWS}
+    run_until_killed(v.argv("--yes"), "migrate.job_requested", tmp_path, env=env)
+    assert archive_jobs(v) == 1  # Glacier runs (and bills) it; the catalogue does not know it
+    emu.control.advance(13 * HOUR)
+    done = v.run("--resume", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "copied and verified: 1 of 1" in done.stdout
+    assert '"event": "migrate.job_adopted"' in done.stderr
+    assert archive_jobs(v) == 1
+    one_copy_each(v, 1)
+
+
+def test_a_part_acknowledged_but_never_recorded_is_not_downloaded_again(
+    tmp_path: Path, emu: Emulator, moto_server: str, aws_env: None
+) -> None:
+    v = retrieved(tmp_path, emu, moto_server)
+    with FaultProxy(emu.endpoint_url) as glacier, FaultProxy(moto_server) as s3:
+        v.point(old=glacier.url, new=s3.url)
+        env = {**os.environ, **FAKE_AWS}
+        run_until_killed(v.argv("--resume"), "migrate.part_acknowledged", tmp_path, env=env)
+        assert acknowledged(v) == set()  # S3 holds a part nobody recorded
+        listed = _listed_parts(v)
+        held = {int(str(p["PartNumber"])) for p in listed}
+        assert held
+        marks = len(s3.log("UploadPart")), len(glacier.log("GetObject"))
+        done = v.run("--resume")
+        assert done.returncode == 0, done.stderr
+        sent = {int(r.query["partNumber"][0]) for r in s3.log("UploadPart")[marks[0] :]}
+        fetched = range_starts(glacier.log("GetObject")[marks[1] :])
+    assert not fetched & {(n - 1) * PART for n in held}, "its range came from the spool"
+    if all("ChecksumSHA256" in p for p in listed):  # AWS lists it; moto does not
+        assert not sent & held, "the part S3 holds was matched by its checksum, not sent again"
+    one_copy_each(v, 1)
+
+
+def test_a_copy_completed_but_not_recorded_is_verified_and_recorded_once(
+    tmp_path: Path, emu: Emulator, moto_server: str, aws_env: None
+) -> None:
+    v = retrieved(tmp_path, emu, moto_server)
+    env = {**os.environ, **FAKE_AWS}
+    run_until_killed(v.argv("--resume"), "migrate.after_complete", tmp_path, env=env)
+    with sqlite3.connect(v.new_config.state_dir / "catalogue.sqlite3") as db:
+        assert db.execute("SELECT state, completing FROM migrations").fetchall() == [("ready", 1)]
+    parts = v.s3().list_objects_v2(Bucket=v.bucket)["KeyCount"]
+    assert parts == 1  # the object is there already
+    done = v.run("--resume")
+    assert done.returncode == 0, done.stderr
+    assert "copied and verified: 1 of 1" in done.stdout
+    one_copy_each(v, 1)
+
+
+def _listed_parts(v: Vault) -> list[dict[str, object]]:
+    """The parts S3 holds for the one upload in progress."""
+    (upload,) = v.open_uploads()
+    return list(
+        v.s3().list_parts(Bucket=v.bucket, Key=upload["Key"], UploadId=upload["UploadId"])["Parts"]
+    )

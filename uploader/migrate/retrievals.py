@@ -16,6 +16,7 @@ from datetime import datetime
 
 import structlog
 
+from localbackup import testpoints
 from localbackup.configkit import format_size
 from uploader import catalogue as cm
 from uploader.archive import VAULT
@@ -90,15 +91,11 @@ class Requester:
         self._jobs, self._listing, self._catalogue = jobs, listing, catalogue
         self._source, self._options, self._ui = source, options, ui
         self._consented = False
-        self._adopted = False
         self.next_batch: datetime | None = None  # when the next batch may be requested
 
     async def request_due(self, planned: Sequence[MigrationRecord], now: datetime) -> list[Failure]:
         """Request what the daily limit allows of ``planned`` (archives without a job);
         returns those whose request failed. Raises ``RetrievalDeclined`` without consent."""
-        if planned and not self._adopted:
-            adopted = await self._adopt_jobs(planned)
-            planned = [r for r in planned if r.id not in adopted]
         if not planned:
             self.next_batch = None
             return []
@@ -123,13 +120,15 @@ class Requester:
                 await asyncio.to_thread(cm.mark_migration_failed, self._catalogue, r.id, why)
                 failed.append((r, why))
                 continue
+            testpoints.pause("migrate.job_requested")
             await self._record(r, job_id, tier, now)
             log.info("migrate.requested", key=r.key, job_id=job_id, tier=tier)
         return failed
 
-    async def _adopt_jobs(self, planned: Sequence[MigrationRecord]) -> set[int]:
-        """Jobs requested by a run killed before it recorded them are not requested again."""
-        self._adopted = True
+    async def adopt_jobs(self, planned: Sequence[MigrationRecord]) -> set[int]:
+        """Jobs requested by a run killed before it recorded them are not requested again:
+        the vault's job list is read, and a whole-archive retrieval of an archive in
+        ``planned`` is recorded as its request. Returns the ids of the adopted archives."""
         by_archive = {r.archive_id: r for r in planned}
         adopted: set[int] = set()
         for job in await self._listing.list_jobs():

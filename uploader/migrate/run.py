@@ -187,6 +187,9 @@ class _Run:
         self._show_quote(records)
         if self.request.quote_only:
             return self.outcome
+        planned = [r for r in await self._records() if r.state is MigrationState.PLANNED]
+        if planned:
+            await self.requester.adopt_jobs(planned)
         delay = self.request.poll_interval
         while True:
             failed = await check_requested(self.jobs, self.setup.catalogue, await self._records())

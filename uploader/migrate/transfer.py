@@ -23,6 +23,7 @@ from pathlib import Path
 
 import structlog
 
+from localbackup import testpoints
 from uploader import catalogue as cm
 from uploader.catalogue import Catalogue, MigrationPart, MigrationRecord
 from uploader.migrate.plan import SOURCE_ARCHIVE_ID
@@ -139,6 +140,7 @@ async def _copy(ctx: CopyContext, record: MigrationRecord) -> MigrationRecord:
     )
 
     async def on_part(part: PartInfo) -> None:
+        testpoints.pause("migrate.part_acknowledged")
         tree = payload.trees[part.number]
         parts[part.number] = MigrationPart(part, tree)
         start = plan.span(part.number)[0]
@@ -185,6 +187,7 @@ async def _copy(ctx: CopyContext, record: MigrationRecord) -> MigrationRecord:
             await asyncio.to_thread(cm.drop_copy, ctx.catalogue, record.id)
             spool.clear()
         raise CopyFailed(_stopped(record, exc, completing)) from exc
+    testpoints.pause("migrate.after_complete")
     spool.clear()
     return await _finish(ctx, record, done)
 
