@@ -224,3 +224,23 @@ def test_without_an_inventory_one_is_requested_and_the_next_run_uses_it(
     second = v.main("--quote")
     assert second.returncode == 0, second.stderr
     assert "to move: 1 archives" in second.stdout
+
+
+def test_into_a_local_store_the_copy_is_verified_by_reading_it_back(
+    tmp_path: Path, emu: Emulator, moto_server: str, aws_env: None
+) -> None:
+    v = make_vault_user(tmp_path, emu, moto_server, cycles=1)
+    ids = archive_ids(v)
+    ((key, archive_id),) = ids.items()
+    local = tmp_path / "nas"
+    v.new.write_text(
+        v.new.read_text().split("[store]")[0]
+        + f'[store]\ntype = "local"\npath = "{local}"\n[upload]\npart_size = "1MiB"\n'
+    )
+    v.inventory_ready()
+    assert v.main("--yes").returncode == 0
+    emu.control.advance(13 * HOUR)
+    done = v.main("--resume")
+    assert done.returncode == 0, done.stderr
+    assert (local / key).read_bytes() == vault_bytes(v, archive_id)
+    assert "copied and verified (treehash:" in done.stdout  # no stored checksum: read back
