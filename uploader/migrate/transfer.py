@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -124,7 +125,6 @@ async def _copy(ctx: CopyContext, record: MigrationRecord) -> MigrationRecord:
     started = await _resume(ctx, record)
     if isinstance(started, ObjectInfo):
         return await _finish(ctx, record, started)
-    parts = {m.part.number: m for m in started.kept}
     plan = PartPlan(record.size, started.part_size)
     spool = RangeSpool(spool_dir(ctx.spool_root, record))
     spooled = await asyncio.to_thread(cm.spooled_ranges, ctx.catalogue, record.id)
@@ -134,31 +134,11 @@ async def _copy(ctx: CopyContext, record: MigrationRecord) -> MigrationRecord:
         record,
         plan,
         spool,
-        skip=set(parts),
+        skip={m.part.number for m in started.kept},
         spooled=spooled,
         prefetch=ctx.options.concurrency,
     )
-
-    async def on_part(part: PartInfo) -> None:
-        testpoints.pause("migrate.part_acknowledged")
-        tree = payload.trees[part.number]
-        parts[part.number] = MigrationPart(part, tree)
-        start = plan.span(part.number)[0]
-        await asyncio.to_thread(cm.record_copied_part, ctx.catalogue, record.id, part, tree, start)
-        await payload.acknowledged(part.number)
-
-    def whole_archive() -> None:
-        got = combine_tree_hashes(parts[n].tree_hash for n in range(1, plan.count + 1))
-        if got != record.tree_hash:
-            raise ArchiveMismatch(
-                f"the bytes copied from {record.key} have the SHA-256 tree hash {got}, the "
-                f"vault's archive {record.tree_hash}"
-            )
-
-    async def on_complete(acked: list[PartInfo]) -> None:
-        ordered = [parts[p.number] for p in acked]
-        await asyncio.to_thread(cm.begin_copy_completion, ctx.catalogue, record.id, ordered)
-
+    hooks = _Hooks(ctx.catalogue, record, plan, payload, {m.part.number: m for m in started.kept})
     try:
         async with payload:
             done = await upload_multipart(
@@ -170,26 +150,58 @@ async def _copy(ctx: CopyContext, record: MigrationRecord) -> MigrationRecord:
                 kept=[m.part for m in started.kept],
                 held=started.held,
                 options=ctx.options,
-                on_part=on_part,
+                on_part=hooks.on_part,
                 progress=ctx.progress,
-                before_complete=whole_archive,
-                on_complete=on_complete,
+                before_complete=hooks.whole_archive,
+                on_complete=hooks.on_complete,
             )
     except OutputExpired:
         raise
     except TransientStoreError as exc:
         raise CopyFailed(_suspended(record, exc)) from exc
     except (StoreError, IncompleteUpload) as exc:
-        completing = (
-            await asyncio.to_thread(cm.get_migration, ctx.catalogue, record.id)
-        ).completing
-        if not completing:
+        now = await asyncio.to_thread(cm.get_migration, ctx.catalogue, record.id)
+        if not now.completing:
             await asyncio.to_thread(cm.drop_copy, ctx.catalogue, record.id)
             spool.clear()
-        raise CopyFailed(_stopped(record, exc, completing)) from exc
+        raise CopyFailed(_stopped(record, exc, now.completing)) from exc
     testpoints.pause("migrate.after_complete")
     spool.clear()
     return await _finish(ctx, record, done)
+
+
+@dataclass(frozen=True, slots=True)
+class _Hooks:
+    """What the driver calls back during one copy: each acknowledged part recorded with the
+    tree hash of its bytes, the whole archive's tree hash checked before completion, the
+    parts recorded when completion is asked for."""
+
+    catalogue: Catalogue
+    record: MigrationRecord
+    plan: PartPlan
+    payload: JobOutputPayload
+    parts: dict[int, MigrationPart]  # acknowledged so far, by number
+
+    async def on_part(self, part: PartInfo) -> None:
+        testpoints.pause("migrate.part_acknowledged")
+        tree = self.payload.trees[part.number]
+        self.parts[part.number] = MigrationPart(part, tree)
+        start = self.plan.span(part.number)[0]
+        record = functools.partial(cm.record_copied_part, self.catalogue, self.record.id)
+        await asyncio.to_thread(record, part, tree, start)
+        await self.payload.acknowledged(part.number)
+
+    def whole_archive(self) -> None:
+        got = combine_tree_hashes(self.parts[n].tree_hash for n in range(1, self.plan.count + 1))
+        if got != self.record.tree_hash:
+            raise ArchiveMismatch(
+                f"the bytes copied from {self.record.key} have the SHA-256 tree hash {got}, the "
+                f"vault's archive {self.record.tree_hash}"
+            )
+
+    async def on_complete(self, acked: list[PartInfo]) -> None:
+        ordered = [self.parts[p.number] for p in acked]
+        await asyncio.to_thread(cm.begin_copy_completion, self.catalogue, self.record.id, ordered)
 
 
 def _suspended(record: MigrationRecord, exc: Exception) -> str:
