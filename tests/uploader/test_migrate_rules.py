@@ -158,6 +158,7 @@ def test_a_tree_hash_mismatch_stops_that_archive_and_leaves_its_source(
     cli = v.main("--resume")  # the command line says so too, and exits 1
     assert cli.returncode == 1
     assert f"copying {first} stopped" in cli.stderr
+    assert "TaskGroup" not in cli.stderr and "sub-exception" not in cli.stderr
     assert f"FAILED: {first}:" in cli.stdout
 
     replace_file(output, good)  # the fault is gone: the next run copies it
