@@ -16,6 +16,13 @@ from localbackup.formats import BackupMode
 _HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
+class HookFailure(StrEnum):
+    """What a failing ``before`` hook does to the backup step: ``[backup] before_failure``."""
+
+    FAIL = "fail"  # the step fails (exit 1) and writes nothing
+    WARN = "warn"  # the step goes on; the failure is a warning (exit 3)
+
+
 class ChangeDetection(StrEnum):
     """What makes a regular file changed since the base: ``[backup] change_detection``."""
 
@@ -42,6 +49,12 @@ class BackupConfig:
     exclude_caches: bool = True
     change_detection: ChangeDetection = ChangeDetection.METADATA
     host: str = ""
+    # Commands run around each backup step (argv split with shlex, no shell): see
+    # localbackup.hooks. hook_timeout in seconds.
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    hook_timeout: float = 300.0
+    before_failure: HookFailure = HookFailure.FAIL
 
     @property
     def differential(self) -> bool:
@@ -89,6 +102,25 @@ def backup_config(section: Section) -> BackupConfig:
         exclude_caches=section.boolean("exclude_caches", d.exclude_caches),
         change_detection=section.enum_choice("change_detection", d.change_detection),
         host=host,
+        before=_hooks(section, "before"),
+        after=_hooks(section, "after"),
+        hook_timeout=section.duration("hook_timeout", d.hook_timeout) or d.hook_timeout,
+        before_failure=section.enum_choice("before_failure", d.before_failure),
     )
     section.finish()
     return cfg
+
+
+def _hooks(section: Section, key: str) -> tuple[str, ...]:
+    """``before`` / ``after``: command lines that shlex can split into a non-empty argv."""
+    import shlex
+
+    commands = section.string_list(key)
+    for i, line in enumerate(commands):
+        try:
+            argv = shlex.split(line)
+        except ValueError as exc:
+            raise section.error(f"{key}[{i}]", f"cannot be split into arguments: {exc}") from None
+        if not argv:
+            raise section.error(f"{key}[{i}]", "is empty; give a command and its arguments")
+    return commands

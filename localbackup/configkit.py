@@ -21,6 +21,7 @@ __all__ = [
     "format_duration",
     "format_size",
     "parse_duration",
+    "parse_rate",
     "parse_size",
 ]
 
@@ -101,6 +102,26 @@ def parse_size(text: str | int) -> int:
     if not m or m.group(2).lower() not in _SIZE_UNITS:
         raise ValueError(f"not a size: {text!r} (use forms like 5MiB, 64MiB, 500GB, 2TiB)")
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+
+
+_BITS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgKMG]?)bit\s*$")
+
+
+def parse_rate(text: str | int) -> int:
+    """Bytes per second in a rate such as "5MiB/s", "500KiB/s", "40Mbit/s" or an integer."""
+    if isinstance(text, int):
+        return parse_size(text)
+    body = text.strip().removesuffix("/s")
+    m = _BITS.match(body)
+    if m:
+        scale = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3}[m.group(2).lower()]
+        return int(float(m.group(1)) * scale / 8)
+    try:
+        return parse_size(body)
+    except ValueError:
+        raise ValueError(
+            f"not a rate: {text!r} (use forms like 5MiB/s, 500KiB/s, 40Mbit/s)"
+        ) from None
 
 
 def format_size(n: float) -> str:
@@ -230,6 +251,20 @@ class Section:
             return parse_size(value)  # type: ignore[arg-type]
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
+
+    def rate(self, key: str) -> int | None:
+        """Bytes per second ("5MiB/s", "40Mbit/s", an integer), or None when absent."""
+        if key not in self._data:
+            self._read.add(key)
+            return None
+        value = self._get(key, (str, int), 'a rate like "5MiB/s" or "40Mbit/s"')
+        try:
+            rate = parse_rate(value)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise self.error(key, str(exc)) from None
+        if rate <= 0:
+            raise self.error(key, "must be a positive rate (leave the key out for no limit)")
+        return rate
 
     def path(self, key: str, default: Path | None) -> Path | None:
         """A path with ``~`` expanded; relative paths are taken from the config file's folder."""

@@ -138,12 +138,16 @@ class Spool:
             ids |= set((self.root / USED_IDS).read_text().split())
         return ids
 
+    def next_cycle_id(self, now: datetime) -> str:
+        """The id :meth:`create_cycle` gives a cycle started at ``now`` (under the lock)."""
+        return formats.new_cycle_id(now, self.used_cycle_ids())
+
     def create_cycle(self, now: datetime) -> CycleDir:
         """Make a new, empty cycle started at ``now`` (crash-safe: a temp directory
         renamed into place, its id recorded first).
         """
         self.prepare()
-        cycle_id = formats.new_cycle_id(now, self.used_cycle_ids())
+        cycle_id = self.next_cycle_id(now)
         # Recorded first: an id is never given out twice, even after a crash right here.
         with open(self.root / USED_IDS, "a") as f:
             f.write(cycle_id + "\n")

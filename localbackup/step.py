@@ -15,8 +15,9 @@ import structlog
 
 from localbackup import formats
 from localbackup.atomic import atomic_write_bytes, fsync_dir, temp_name
-from localbackup.config import BackupConfig, ChangeDetection
+from localbackup.config import BackupConfig, ChangeDetection, HookFailure
 from localbackup.fileio import create_file
+from localbackup.hooks import run_after, run_before
 from localbackup.increment import IncrementOptions, IncrementResult, write_increment
 from localbackup.index import Index, read_index
 from localbackup.plan import BackupPlan, CyclePolicy, plan_backup
@@ -38,6 +39,12 @@ class StepResult:
     manifest: formats.IncrementManifest
     sealed: tuple[formats.SealedCycle, ...]  # cycles sealed by this step (before and/or after)
     seconds: float
+    hook_warnings: tuple[str, ...] = ()  # hooks that failed without failing the step
+
+    @property
+    def warnings(self) -> int:
+        """Files that could not be read as they were, and hooks that failed."""
+        return len(self.increment.warnings) + len(self.hook_warnings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +105,13 @@ def run_backup_step(
     force_full: bool = False,
     progress: Progress | None = None,
 ) -> StepResult:
-    """Take one backup: the whole of ``glacier-backup backup``."""
+    """Take one backup: the whole of ``glacier-backup backup``.
+
+    The ``before`` hooks run once the step is planned (they are told the cycle and increment)
+    and before anything is written: a failing one raises :class:`~localbackup.hooks.HookFailed`
+    (unless ``before_failure = "warn"``). The ``after`` hooks run whatever happened (a
+    ``before`` hook that failed included: they may undo what it started).
+    """
     started = time.monotonic()
     spool = Spool(cfg.spool_dir)
     with spool.locked():
@@ -108,17 +121,48 @@ def run_backup_step(
         state = spool.open_cycle_state()
         plan = plan_backup(state[1] if state else None, policy_of(cfg), now, force_full=force_full)
         log.info("backup.planned", kind=plan.kind, number=plan.number, reason=plan.reason)
-        sealed: list[formats.SealedCycle] = []
-        if plan.seal_open_cycle and state is not None:
-            sealed.append(seal_cycle(state[0], cfg.host, cfg.mode, marker_dir, now))
-        target = spool.create_cycle(now) if plan.new_cycle or state is None else state[0]
-        with structlog.contextvars.bound_contextvars(cycle=target.cycle_id, increment=plan.number):
-            result, manifest = _write_increment(cfg, target, plan, now, progress)
-            if plan.seal_after:
-                sealed.append(seal_cycle(target, cfg.host, cfg.mode, marker_dir, datetime.now(UTC)))
+        new = plan.new_cycle or state is None
+        cycle_id = state[0].cycle_id if state is not None and not new else spool.next_cycle_id(now)
+        env = hook_env(cfg, cycle_id, plan)
+        warn = cfg.before_failure == HookFailure.WARN
+        try:
+            hook_warnings = run_before(cfg.before, env, cfg.hook_timeout, warn=warn)
+            sealed: list[formats.SealedCycle] = []
+            if plan.seal_open_cycle and state is not None:
+                sealed.append(seal_cycle(state[0], cfg.host, cfg.mode, marker_dir, now))
+            target = spool.create_cycle(now) if new or state is None else state[0]
+            with structlog.contextvars.bound_contextvars(
+                cycle=target.cycle_id, increment=plan.number
+            ):
+                result, manifest = _write_increment(cfg, target, plan, now, progress)
+                if plan.seal_after:
+                    when = datetime.now(UTC)
+                    sealed.append(seal_cycle(target, cfg.host, cfg.mode, marker_dir, when))
+        except BaseException:
+            run_after(cfg.after, env, cfg.hook_timeout, "failure")
+            raise
+    outcome = "warnings" if result.warnings or hook_warnings else "success"
+    hook_warnings += run_after(cfg.after, env, cfg.hook_timeout, outcome)
     return StepResult(
-        plan, target.cycle_id, result, manifest, tuple(sealed), time.monotonic() - started
+        plan,
+        target.cycle_id,
+        result,
+        manifest,
+        tuple(sealed),
+        time.monotonic() - started,
+        tuple(hook_warnings),
     )
+
+
+def hook_env(cfg: BackupConfig, cycle_id: str, plan: BackupPlan) -> dict[str, str]:
+    """The variables that tell a hook what this step backs up (see :mod:`localbackup.hooks`)."""
+    return {
+        "GLACIER_BACKUP_HOST": cfg.host,
+        "GLACIER_BACKUP_CYCLE": cycle_id,
+        "GLACIER_BACKUP_INCREMENT": str(plan.number),
+        "GLACIER_BACKUP_KIND": str(plan.kind),
+        "GLACIER_BACKUP_SPOOL_DIR": str(cfg.spool_dir),
+    }
 
 
 def seal_open_cycle(

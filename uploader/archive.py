@@ -8,8 +8,9 @@ One sealed cycle becomes one archive (see docs/stores.md):
   Glacier archive description): ``format``, ``format-version``, ``host``, ``cycle-id``,
   ``cycle-sha256``, ``plaintext-size``, ``encryption``; archives of earlier versions carry
   ``plaintext-sha256`` instead of ``cycle-sha256``;
-- the cold storage classes whose archives need a retrieval before they can be read, and
-  :data:`VAULT`, the pseudo storage class of an archive in a Glacier vault.
+- the cold storage classes whose archives need a retrieval before they can be read,
+  :data:`VAULT`, the pseudo storage class of an archive in a Glacier vault, and each class's
+  minimum storage duration.
 """
 
 from __future__ import annotations
@@ -24,6 +25,16 @@ FORMAT_VERSION = 1
 VAULT = "GLACIER_VAULT"  # the "storage class" of an archive in a Glacier vault (not an S3 class)
 S3_COLD_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})  # S3 classes read only after a restore
 COLD_CLASSES = S3_COLD_CLASSES | {VAULT}  # every class whose archives need a retrieval
+# Minimum storage duration in days: deleting earlier is billed as if kept that long. It is also
+# what ``[store] lock_for = "auto"`` locks an archive for (uploader.object_lock).
+MIN_STORAGE_DAYS: dict[str, int] = {
+    VAULT: 90,
+    "GLACIER": 90,
+    "GLACIER_IR": 90,
+    "DEEP_ARCHIVE": 180,
+    "STANDARD_IA": 30,
+    "STANDARD": 0,
+}
 
 OBJECT_KEY = re.compile(r"^(?P<host>[^/]+)/(?P<cycle>\d{8}T\d{6}Z(?:-\d+)?)\.tar(?:\.age)?$")
 

@@ -1,4 +1,5 @@
-"""The ``[encryption]``, ``[store]`` and ``[upload]`` sections as typed, frozen objects."""
+"""The ``[encryption]``, ``[store]``, ``[upload]`` and ``[restore]`` sections as typed, frozen
+objects."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from typing import Literal, cast, get_args
 from localbackup import paths
 from localbackup.configkit import ConfigError, Section
 from uploader.crypto import InvalidRecipientError, parse_recipient
+from uploader.object_lock import LockMode, LockPolicy, auto_lock_days
 from uploader.stores import GiB, MiB
+from uploader.window import UploadWindow, WindowError
 
 PASSPHRASE_ENV = "GLACIER_BACKUP_PASSPHRASE"  # noqa: S105 - the name, not a secret
 EncryptionMode = Literal["age", "none"]
@@ -82,6 +85,7 @@ class S3StoreConfig:
     profile: str | None = None
     endpoint_url: str | None = None
     type: Literal["s3"] = "s3"
+    object_lock: LockPolicy | None = None  # S3 Object Lock retention of every object we create
 
     @property
     def name(self) -> str:
@@ -116,11 +120,20 @@ StoreConfig = LocalStoreConfig | S3StoreConfig | GlacierStoreConfig
 
 @dataclass(frozen=True, slots=True)
 class UploadConfig:
-    """The ``[upload]`` section: part size, concurrency, part retries."""
+    """The ``[upload]`` section: part size, concurrency, part retries, rate limit, window."""
 
     part_size: int | None = None  # None: chosen from the bundle size and the store's limits
     concurrency: int = 4
     retries: int = 5  # per part, on top of the request retries of the AWS SDK
+    max_rate: int | None = None  # bytes per second, shared by all parts; None: no limit
+    window: UploadWindow | None = None  # local hours in which uploads run; None: any time
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreConfig:
+    """The ``[restore]`` section: the download rate limit of restores."""
+
+    max_rate: int | None = None  # bytes per second, shared by all ranges; None: no limit
 
 
 def encryption_config(
@@ -169,11 +182,18 @@ _STORE_KEYS: dict[str, tuple[str, ...]] = {
         ("glacier", GlacierStoreConfig),
     )
 }
+_STORE_KEYS["s3"] += ("lock_for",)  # read with object_lock into its LockPolicy
 
 
 def store_config(section: Section) -> StoreConfig:
     """Read ``[store]``; keys of another store type are named as such."""
     kind = cast(StoreType, section.choice("type", "local", STORE_TYPES))
+    if kind == "glacier" and section.has("object_lock"):
+        raise section.error(
+            "object_lock",
+            "applies to S3 buckets; a Glacier vault is made immutable with Vault Lock, which "
+            "needs no setting here (see docs/immutability.md)",
+        )
     for other, keys in _STORE_KEYS.items():
         for key in keys:
             if section.has(key) and key not in _STORE_KEYS[kind]:
@@ -190,15 +210,17 @@ def store_config(section: Section) -> StoreConfig:
         prefix = section.string("prefix", "")
         if prefix.startswith("/"):
             raise section.error("prefix", "must not start with '/'")
+        storage_class = cast(
+            StorageClass, section.choice("storage_class", "DEEP_ARCHIVE", STORAGE_CLASSES)
+        )
         cfg = S3StoreConfig(
             bucket=bucket,
             prefix=prefix,
-            storage_class=cast(
-                StorageClass, section.choice("storage_class", "DEEP_ARCHIVE", STORAGE_CLASSES)
-            ),
+            storage_class=storage_class,
             region=section.optional_string("region"),
             profile=section.optional_string("profile"),
             endpoint_url=_endpoint(section),
+            object_lock=_object_lock(section, storage_class),
         )
     else:
         vault = _required(section, "vault")
@@ -230,13 +252,49 @@ def upload_config(section: Section) -> UploadConfig:
         assert part_size is not None
         if not MiB <= part_size <= 5 * GiB:
             raise section.error("part_size", 'must be "auto" or between 1MiB and 5GiB')
+    window = None
+    if (text := section.optional_string("window")) is not None:
+        try:
+            window = UploadWindow.parse(text)
+        except WindowError as exc:
+            raise section.error("window", str(exc)) from None
     cfg = UploadConfig(
         part_size=part_size,
         concurrency=section.integer("concurrency", 4, minimum=1, maximum=64),
         retries=section.integer("retries", 5, minimum=0, maximum=100),
+        max_rate=section.rate("max_rate"),
+        window=window,
     )
     section.finish()
     return cfg
+
+
+def restore_config(section: Section) -> RestoreConfig:
+    """Read ``[restore]``."""
+    cfg = RestoreConfig(max_rate=section.rate("max_rate"))
+    section.finish()
+    return cfg
+
+
+def _object_lock(section: Section, storage_class: str) -> LockPolicy | None:
+    """``object_lock`` and ``lock_for``: the retention every archive gets when it is created."""
+    if not section.has("object_lock"):
+        if section.has("lock_for"):
+            raise section.error("lock_for", 'needs object_lock = "governance" or "compliance"')
+        return None
+    mode = section.enum_choice("object_lock", LockMode.GOVERNANCE)
+    lock_for: float | None = None
+    if section.peek("lock_for") in (None, "auto"):
+        section.string("lock_for", "auto")
+        if auto_lock_days(storage_class) == 0:
+            raise section.error(
+                "lock_for",
+                f'"auto" locks for the storage class\'s minimum storage duration, and '
+                f'{storage_class} has none: give a duration such as "30d"',
+            )
+    else:
+        lock_for = section.duration("lock_for", None)
+    return LockPolicy(mode, lock_for)
 
 
 def _required(section: Section, key: str) -> str:

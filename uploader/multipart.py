@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from uploader.pacing import Pace, UploadPaused
 from uploader.payload import PartPlan, PayloadSource
 from uploader.stores import ObjectInfo, PartInfo, Store, TransientStoreError
 from uploader.stores.glacier import tree_hash
@@ -53,12 +54,15 @@ def default_backoff(attempt: int) -> float:
 
 @dataclass(frozen=True, slots=True)
 class MultipartOptions:
-    """How the driver sends parts: concurrency, retries per part and their backoff."""
+    """How the driver sends parts: concurrency, retries per part and their backoff, and the
+    pace (``[upload] max_rate`` and ``window``, see :mod:`uploader.pacing`) awaited with each
+    part's size before it is sent."""
 
     concurrency: int = 4
     retries: int = 5
     backoff: Callable[[int], float] = default_backoff
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    pace: Pace | None = None
 
 
 async def upload_multipart(
@@ -89,8 +93,9 @@ async def upload_multipart(
     ``on_complete`` gets the parts right before completion is asked for (to persist them:
     after that call the upload must be completed again, never started afresh). On a permanent
     error before completion the upload is aborted; a cancelled upload, or one that failed with
-    a :class:`TransientStoreError` (after the part retries), is left for the next attempt to
-    resume, and so is an upload whose completion was asked for, whatever happens then.
+    a :class:`TransientStoreError` (after the part retries) or was paused by the upload window
+    (:class:`UploadPaused`), is left for the next attempt to resume, and so is an upload whose
+    completion was asked for, whatever happens then.
     """
     if plan.total_size != source.size:
         raise IncompleteUpload(f"plan for {plan.total_size} bytes, payload has {source.size}")
@@ -180,6 +185,8 @@ class _Run:
         # store holds but nobody recorded is what resume already handles (``held``).
         self.acked: asyncio.Queue[PartInfo | None] = asyncio.Queue()
         self.senders = opts.concurrency
+        # Set once the pace says the upload window has closed: no part is started after it.
+        self.paused: UploadPaused | None = None
 
     async def upload_parts(self) -> None:
         self.sent = sum(p.size for p in self.finished.values())
@@ -190,6 +197,8 @@ class _Run:
             for _ in range(self.opts.concurrency):
                 tg.create_task(self.work())
             tg.create_task(self.record())
+        if self.paused is not None:
+            raise self.paused  # every part sent is acknowledged and recorded: resume sends the rest
 
     def buffer(self, number: int) -> bytearray:
         size = self.plan.size(number)
@@ -216,6 +225,8 @@ class _Run:
 
     async def produce(self, tg: asyncio.TaskGroup) -> None:
         for number in range(1, self.plan.count + 1):
+            if self.paused is not None:
+                break
             recorded = self.resumed.get(number)
             if number in self.finished and recorded is None:
                 continue
@@ -304,6 +315,14 @@ class _Run:
         while (item := await self.queue.get()) is not None:
             number, data, pending = item
             digest = await pending
+            if self.paused is None and self.opts.pace is not None:
+                try:
+                    await self.opts.pace(len(data))
+                except UploadPaused as exc:  # the window closed: parts in flight finish
+                    self.paused = exc
+            if self.paused is not None:
+                self.recycle(data)
+                continue
             part = await self.send(number, data, digest)
             if part.checksum != digest or part.size != self.plan.size(number):
                 raise IncompleteUpload(f"the store acknowledged part {number} with other bytes")
@@ -345,9 +364,10 @@ async def _after_failure(run: _Run, error: BaseException, *, completing: bool) -
             error_type=type(error).__name__,
         )
         return
-    if isinstance(error, TransientStoreError):
+    if isinstance(error, TransientStoreError | UploadPaused):
         await run.settle()
-        log.warning("upload.suspended", key=key, parts_done=len(run.finished), error=str(error))
+        event = "upload.paused" if isinstance(error, UploadPaused) else "upload.suspended"
+        log.warning(event, key=key, parts_done=len(run.finished), error=str(error))
         return
     log.error("upload.aborted", key=key, error=str(error), error_type=type(error).__name__)
     await run.settle()  # a part still being written after the abort would outlive it

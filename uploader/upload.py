@@ -55,6 +55,7 @@ from uploader.multipart import (
     ProgressCallback,
     upload_multipart,
 )
+from uploader.pacing import Pace, UploadPaused
 from uploader.payload import EncryptedPayload, PartPlan, PayloadSource, choose_part_size
 from uploader.stores import (
     ObjectInfo,
@@ -160,6 +161,7 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
     *,
     options: MultipartOptions | None = None,
     force: bool = False,
+    pace: Pace | None = None,
 ) -> ArchiveRecord:
     """Upload the sealed cycle in ``cycle_dir`` (resuming an interrupted attempt).
 
@@ -168,6 +170,9 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
     With ``force``, a cycle whose archive is recorded but was never confirmed by the store, or
     is flagged MISSING (see :func:`archive_doubt`), is uploaded again: its archive record (and
     any upload record left) is dropped first. A confirmed archive is never sent twice.
+    ``pace`` (:func:`uploader.pacing.upload_pace`: ``[upload] max_rate`` and ``window``) is
+    awaited before each part; once the window closes the upload stops at a part boundary with
+    :class:`UploadPaused`, its parts kept for the next attempt.
     """
     cycle = await asyncio.to_thread(load_sealed_cycle, cycle_dir)
     with bound_contextvars(cycle=cycle.cycle_id):
@@ -197,7 +202,7 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
                 done, held = len(resume.done), len(resume.held)
                 log.info("upload.resuming", key=key, parts_done=done, parts_held=held)
             opts = options or MultipartOptions(
-                concurrency=upload_cfg.concurrency, retries=upload_cfg.retries
+                concurrency=upload_cfg.concurrency, retries=upload_cfg.retries, pace=pace
             )
             info = await _send(
                 store,
@@ -210,7 +215,14 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
             )
         record = resume.record
         testpoints.pause("upload.after_complete")
-        return await finish_upload(catalogue, record, verified.sha256, info.size, info.archive_id)
+        return await finish_upload(
+            catalogue,
+            record,
+            verified.sha256,
+            info.size,
+            info.archive_id,
+            locked_until=info.locked_until,
+        )
 
 
 async def _archived(
@@ -280,7 +292,7 @@ async def _send(
             before_complete=verified.finish,
             on_complete=on_complete,
         )
-    except TransientStoreError:
+    except (TransientStoreError, UploadPaused):
         raise  # the upload and its parts are kept: the next attempt resumes them
     except Exception:
         if not completing:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
 
@@ -53,12 +54,16 @@ async def finish_upload(
     archive_id: str | None = None,
     *,
     confirmed: bool = True,
+    locked_until: datetime | None = None,
 ) -> ArchiveRecord:
-    """The archive record, with the bundle SHA-256 computed while it was read, and the
-    store-side id (a Glacier ArchiveId) that a retrieval needs later, in one transaction."""
+    """The archive record, with the bundle SHA-256 computed while it was read, the store-side
+    id (a Glacier ArchiveId) that a retrieval needs later, and the S3 Object Lock retention the
+    store reports, in one transaction."""
     done = dataclasses.replace(record, plaintext_sha256=sha256)
     return await asyncio.to_thread(
-        lambda: catalogue.finish_upload(done, size, archive_id, confirmed=confirmed)
+        lambda: catalogue.finish_upload(
+            done, size, archive_id, confirmed=confirmed, locked_until=locked_until
+        )
     )
 
 
@@ -93,7 +98,14 @@ async def find_resume(
             # Completed only after every file matched; the bundle SHA-256 died with that run.
             sha256 = await asyncio.to_thread(bundle.verify)
             log.info("upload.completed", key=key, bytes=info.size, recovered=True)
-            return await finish_upload(catalogue, record, sha256, info.size, info.archive_id)
+            return await finish_upload(
+                catalogue,
+                record,
+                sha256,
+                info.size,
+                info.archive_id,
+                locked_until=info.locked_until,
+            )
         await asyncio.to_thread(catalogue.drop_upload, record.id)
         return None
     recorded = await asyncio.to_thread(catalogue.parts, record.id)
@@ -137,7 +149,9 @@ async def _complete_again(
         if sha256 is None:
             sha256 = await asyncio.to_thread(bundle.verify)
         log.info("upload.completed", key=key, bytes=info.size, recovered=True)
-        return await finish_upload(catalogue, record, sha256, info.size, info.archive_id)
+        return await finish_upload(
+            catalogue, record, sha256, info.size, info.archive_id, locked_until=info.locked_until
+        )
     if not gone:
         raise PermanentStoreError(f"{key}: completed, but the store does not show it")
     if store.capabilities.immediate_listing:

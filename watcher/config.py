@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from localbackup import paths
@@ -11,15 +11,29 @@ from localbackup.config import BackupConfig, backup_config
 from localbackup.configkit import ConfigError, Section
 from uploader.config import (
     EncryptionConfig,
+    RestoreConfig,
     StoreConfig,
     UploadConfig,
     encryption_config,
+    restore_config,
     store_config,
     upload_config,
 )
 from uploader.maintenance import RetentionConfig, retention_config
+from watcher.metrics import MetricsConfig, metrics_config
+from watcher.notify.config import NotifyConfig, notify_config
 
-SECTIONS = ("backup", "watch", "encryption", "store", "upload", "retention")
+SECTIONS = (
+    "backup",
+    "watch",
+    "encryption",
+    "store",
+    "upload",
+    "retention",
+    "restore",
+    "notify",
+    "metrics",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +59,9 @@ class AppConfig:
     store: StoreConfig
     upload: UploadConfig
     retention: RetentionConfig
+    restore: RestoreConfig = field(default_factory=RestoreConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 def watch_config(section: Section, backup: BackupConfig) -> WatchConfig:
@@ -96,4 +113,7 @@ def config_from_dict(data: dict[str, object], path: Path | None) -> AppConfig:
         store=store_config(tables["store"]),
         upload=upload_config(tables["upload"]),
         retention=retention_config(tables["retention"]),
+        restore=restore_config(tables["restore"]),
+        notify=notify_config(tables["notify"]),
+        metrics=metrics_config(tables["metrics"]),
     )

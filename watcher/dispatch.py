@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from uploader.catalogue import (
 )
 from uploader.maintenance import PrunePolicy, may_upload, plan_prune, storage_class_for
 from uploader.multipart import ProgressCallback
+from uploader.pacing import UploadPaused, upload_pace
 from uploader.stores import (
     CredentialsRejected,
     StoreError,
@@ -42,14 +44,30 @@ from uploader.stores import (
     open_store,
 )
 from uploader.upload import CYCLE_FAULTS, CyclePruned, upload_cycle
+from uploader.window import local_now
 from watcher.config import AppConfig
 from watcher.markers import DONE, FAILED, QUARANTINE, file_away
+from watcher.notify.events import NoticeEvent
+from watcher.outcomes import Outcomes, upload_done
 
 log = structlog.get_logger(__name__)
 
 
 class RetryLater(Exception):
-    """A transient failure: the marker stays where it is and is tried again after a pause."""
+    """The marker stays where it is and is tried again after a pause: after a transient failure
+    (``failing``: counted towards ``[notify] retrying_after``), or when the upload must wait
+    (the window is closed, the budget is full). ``after``: the pause in seconds, if known."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        after: float | None = None,
+        failing: bool = True,
+        cycle: str | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.after, self.failing, self.cycle = after, failing, cycle
 
 
 OutcomeAction = Literal[
@@ -74,11 +92,16 @@ class Dispatcher:
         catalogue: Catalogue,
         progress: ProgressCallback | None = None,
         uploaded: asyncio.Event | None = None,
+        *,
+        outcomes: Outcomes | None = None,
+        clock: Callable[[], datetime] = local_now,
     ) -> None:
         self._config = config
         self._catalogue = catalogue
         self._progress = progress
         self._uploaded = uploaded  # set after each upload: maintenance runs a pass then
+        self._outcomes = outcomes or Outcomes(config)
+        self._clock = clock  # local time, for [upload] window
 
     async def handle(self, path: Path) -> Outcome:
         """Handle one file of the marker directory: a marker, or a force request."""
@@ -126,23 +149,36 @@ class Dispatcher:
                 blocked = await asyncio.to_thread(self._over_budget, marker.cycle_dir, cfg)
                 if blocked:
                     log.warning("watch.upload_waits_for_budget", reason=blocked)
-                    raise RetryLater(blocked)
+                    raise RetryLater(blocked, failing=False, cycle=marker.cycle_id)
+            self._check_window(cfg, marker.cycle_id)
+            started = time.monotonic()
+            notice = self._outcomes.notice(NoticeEvent.UPLOAD_STARTED, cycle=marker.cycle_id)
+            await asyncio.to_thread(self._outcomes.emit, notice, self._catalogue)
             try:
                 record = await self._upload(marker.cycle_dir, cfg)
             except CyclePruned as exc:
                 file_away(path, marker_dir, DONE)
                 log.warning("watch.upload_refused", reason=str(exc))
                 return Outcome("already_uploaded", str(exc))
+            except UploadPaused as exc:
+                log.info("watch.upload_paused", resumes_at=exc.resumes_at.isoformat())
+                wait = exc.window.seconds_until_open(self._clock())
+                raise RetryLater(
+                    str(exc), after=wait, failing=False, cycle=marker.cycle_id
+                ) from exc
             except Exception as exc:
                 retry = _retry_reason(exc, marker.cycle_dir)
                 if retry is not None:
                     log.warning("watch.upload_retry_later", error=str(exc), reason=retry)
-                    raise RetryLater(f"{retry}: {type(exc).__name__}: {exc}") from exc
+                    why = f"{retry}: {type(exc).__name__}: {exc}"
+                    raise RetryLater(why, cycle=marker.cycle_id) from exc
                 return await self._failed(path, marker, _failure_reason(exc))
             await asyncio.to_thread(remember_cycle_indexes, self._catalogue, marker.cycle_dir)
             await asyncio.to_thread(
                 record_event, self._catalogue, "uploaded", record.key, marker.cycle_id
             )
+            done = upload_done(self._outcomes, record, time.monotonic() - started)
+            await asyncio.to_thread(self._outcomes.emit, done, self._catalogue)
             file_away(path, marker_dir, DONE)
             log.info("watch.uploaded", key=record.key, size=record.size)
             if self._uploaded is not None:
@@ -160,7 +196,25 @@ class Dispatcher:
             f"{path.name}: {reason}",
             marker.cycle_id,
         )
+        notice = self._outcomes.notice(
+            NoticeEvent.UPLOAD_FAILED, cycle=marker.cycle_id, error=reason
+        )
+        await asyncio.to_thread(self._outcomes.emit, notice, self._catalogue)
         return Outcome("failed", reason)
+
+    def _check_window(self, cfg: AppConfig, cycle_id: str) -> None:
+        """Raise :class:`RetryLater` until the upload window opens (``[upload] window``)."""
+        window = cfg.upload.window
+        now = self._clock()
+        if window is not None and not window.is_open(now):
+            opens = window.next_open(now)
+            log.info("watch.upload_waits_for_window", window=str(window), opens=opens.isoformat())
+            raise RetryLater(
+                f"outside the upload window {window}; it opens at {opens:%Y-%m-%d %H:%M %Z}",
+                after=window.seconds_until_open(now),
+                failing=False,
+                cycle=cycle_id,
+            )
 
     def _over_budget(self, cycle_dir: Path, cfg: AppConfig) -> str | None:
         """With ``over_budget = "wait"``: why this upload must wait, or None (from the catalogue
@@ -187,9 +241,16 @@ class Dispatcher:
         return None
 
     async def _upload(self, cycle_dir: Path, cfg: AppConfig) -> ArchiveRecord:
+        pace = upload_pace(cfg.upload.max_rate, cfg.upload.window, clock=self._clock)
         async with open_store(cfg.store) as store:
             return await upload_cycle(
-                cycle_dir, store, self._catalogue, cfg.encryption, cfg.upload, self._progress
+                cycle_dir,
+                store,
+                self._catalogue,
+                cfg.encryption,
+                cfg.upload,
+                self._progress,
+                pace=pace,
             )
 
     def prune_local_cycles(self) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypedDict, Unpack
@@ -30,6 +31,9 @@ from uploader.maintenance import (
 from uploader.stores import open_store
 from uploader.upload import pending_cycle_dirs
 from watcher.config import AppConfig
+from watcher.maintenance_notices import announce_ready_retrievals, missing_keys, report_pass
+from watcher.notify.events import NoticeEvent
+from watcher.outcomes import Outcomes
 
 log = structlog.get_logger(__name__)
 
@@ -84,29 +88,56 @@ async def maintenance_pass(
     now: datetime,
     *,
     poll_every: float | None = None,
+    outcomes: Outcomes | None = None,
     **options: Unpack[PassOptions],
 ) -> MaintenanceReport:
-    """One pass against the configured store (used by the loop and the CLI)."""
+    """One pass against the configured store (used by the loop and the CLI). With
+    ``outcomes``, what changed (MISSING, over budget, retrievals ready) and the pass itself
+    go to the outcome sink (notifications, metrics)."""
+    started = time.monotonic()
     store = open_store(config.store)
     nxt = await asyncio.to_thread(expected_next_upload, config, catalogue, store.name)
     mcfg = maintenance_config(config, next_upload_size=nxt, poll_every=poll_every, **options)
     async with store as s:
-        return await run_maintenance(s, catalogue, mcfg, now)
+        before = await asyncio.to_thread(missing_keys, catalogue, s.name)
+        report = await run_maintenance(s, catalogue, mcfg, now)
+        if outcomes is not None:
+            await announce_ready_retrievals(s, catalogue, outcomes)
+    if outcomes is not None:
+        await asyncio.to_thread(
+            lambda: report_pass(
+                outcomes,
+                catalogue,
+                report,
+                missing_before=before,
+                seconds=time.monotonic() - started,
+            )
+        )
+    return report
 
 
 async def maintenance_loop(
-    config: Callable[[], AppConfig], catalogue: Catalogue, wake: asyncio.Event | None = None
+    config: Callable[[], AppConfig],
+    catalogue: Catalogue,
+    wake: asyncio.Event | None = None,
+    *,
+    outcomes: Outcomes | None = None,
 ) -> None:
     """Run a maintenance pass now and every ``maintenance_every`` seconds, forever; setting
     ``wake`` (e.g. after an upload, where a listing is cheap) runs the next pass early."""
     while True:
         cfg = config()
         try:
-            report = await maintenance_pass(cfg, catalogue, datetime.now(UTC))
+            report = await maintenance_pass(cfg, catalogue, datetime.now(UTC), outcomes=outcomes)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # never let maintenance take the service down
             log.exception("maintenance.pass_failed", error=str(exc), type=type(exc).__name__)
+            if outcomes is not None:
+                notice = outcomes.notice(
+                    NoticeEvent.MAINTENANCE_FAILED, error=f"{type(exc).__name__}: {exc}"
+                )
+                await asyncio.to_thread(outcomes.emit, notice, catalogue)
         else:
             plan = report.plan
             log.info(

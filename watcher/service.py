@@ -28,6 +28,8 @@ from watcher.config import AppConfig, load_config
 from watcher.dispatch import Dispatcher, RetryLater
 from watcher.maintenance_loop import maintenance_loop
 from watcher.markers import MarkerWatcher
+from watcher.notify.events import NoticeEvent
+from watcher.outcomes import Outcomes
 from watcher.sdnotify import Notifier, watchdog_interval
 
 log = structlog.get_logger(__name__)
@@ -44,12 +46,17 @@ class Service:
         *,
         reload: Callable[[], AppConfig] | None = None,
         notifier: Notifier | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.config = config
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._reload_config = reload or (lambda: load_config(config.file))
         self._notifier = notifier or Notifier()
         self._stop = asyncio.Event()
         self._retry_delay: dict[Path, float] = {}
+        self._retrying_since: dict[Path, datetime] = {}  # first transient failure of a marker
+        self._retry_notified: set[Path] = set()
+        self.outcomes = Outcomes(lambda: self.config)
         self._stop_timer: asyncio.TimerHandle | None = None
         self._stop_deadline: float | None = None  # loop time at which a stop gives up waiting
 
@@ -105,7 +112,9 @@ class Service:
         catalogue = await asyncio.to_thread(Catalogue.in_state_dir, self.config.state_dir)
         try:
             uploaded = asyncio.Event()
-            dispatcher = Dispatcher(lambda: self.config, catalogue, uploaded=uploaded)
+            dispatcher = Dispatcher(
+                lambda: self.config, catalogue, uploaded=uploaded, outcomes=self.outcomes
+            )
             self._post_interrupted_first(catalogue, watcher)
             watcher.start()
             self._notifier.ready(f"watching {self.config.watch.marker_dir}")
@@ -113,7 +122,11 @@ class Service:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(self._work(watcher, dispatcher))]
                 tasks.append(
-                    tg.create_task(maintenance_loop(lambda: self.config, catalogue, uploaded))
+                    tg.create_task(
+                        maintenance_loop(
+                            lambda: self.config, catalogue, uploaded, outcomes=self.outcomes
+                        )
+                    )
                 )
                 interval = watchdog_interval()
                 if interval:
@@ -132,6 +145,7 @@ class Service:
                 self._stop_timer = None
             watcher.stop()
             catalogue.close()
+            await asyncio.to_thread(self.outcomes.close, min(10.0, self.config.watch.stop_timeout))
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
         log.info("watch.stopped")
@@ -156,24 +170,54 @@ class Service:
             try:
                 outcome = await dispatcher.handle(path)
             except RetryLater as exc:
-                self._schedule_retry(loop, watcher, path, str(exc))
+                if exc.failing:
+                    await self._still_retrying(path, exc)
+                self._schedule_retry(loop, watcher, path, str(exc), exc.after)
             except Exception as exc:  # never let one marker take the service down
                 log.exception("watch.handler_crashed", marker=path.name)
                 self._schedule_retry(loop, watcher, path, f"{type(exc).__name__}: {exc}")
             else:
                 self._retry_delay.pop(path, None)
+                self._retrying_since.pop(path, None)
+                self._retry_notified.discard(path)
                 log.info(
                     "watch.handled", marker=path.name, action=outcome.action, detail=outcome.detail
                 )
             self._notifier.status(f"idle, watching {self.config.watch.marker_dir}")
 
     def _schedule_retry(
-        self, loop: asyncio.AbstractEventLoop, watcher: MarkerWatcher, path: Path, why: str
+        self,
+        loop: asyncio.AbstractEventLoop,
+        watcher: MarkerWatcher,
+        path: Path,
+        why: str,
+        after: float | None = None,
     ) -> None:
-        delay = min(self._retry_delay.get(path, RETRY_FIRST / 2) * 2, RETRY_MAX)
-        self._retry_delay[path] = delay
+        if after is None:
+            delay = min(self._retry_delay.get(path, RETRY_FIRST / 2) * 2, RETRY_MAX)
+            self._retry_delay[path] = delay
+        else:  # a wait with a known end (the upload window): no backoff
+            delay = max(1.0, after)
         log.warning("watch.retry_scheduled", marker=path.name, wait_for=delay, error=why)
         loop.call_later(delay, watcher.post, path)
+
+    async def _still_retrying(self, path: Path, exc: RetryLater) -> None:
+        """Notify once when a marker's upload has been failing for ``[notify] retrying_after``."""
+        now = self._clock()
+        since = self._retrying_since.setdefault(path, now)
+        if path in self._retry_notified:
+            return
+        if (now - since).total_seconds() < self.config.notify.retrying_after:
+            return
+        self._retry_notified.add(path)
+        notice = self.outcomes.notice(
+            NoticeEvent.UPLOAD_RETRYING,
+            cycle=exc.cycle,
+            error=str(exc),
+            duration=(now - since).total_seconds(),
+            message=f"the upload has been failing since {since.isoformat()}; still retrying",
+        )
+        await asyncio.to_thread(self.outcomes.emit, notice)
 
     async def _ping(self, interval: float) -> None:
         while True:

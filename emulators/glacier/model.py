@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .vault_lock import VaultLock
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,7 @@ class Vault:
     inventory: Inventory | None = None
     written_since_inventory: bool = False
     deleted_archives: dict[str, float] = field(default_factory=dict)  # id -> deletion time
+    lock: VaultLock | None = None  # Vault Lock policy (vault_lock.py)
 
 
 @dataclass(frozen=True, slots=True)

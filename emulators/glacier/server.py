@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from . import control, jobs, uploads, vaults
+from . import control, jobs, uploads, vault_lock, vaults
 from .errors import ConnectionCut, GlacierError
 from .state import EmulatorState
 from .transfer import cut_connection, cut_while_reading, drain_body, send_cut_response
@@ -37,6 +37,10 @@ ROUTES: list[tuple[str, str, Handler, str]] = [
     ("GET", V + "/jobs", jobs.list_jobs, "ListJobs"),
     ("GET", V + "/jobs/{job}", jobs.describe_job, "DescribeJob"),
     ("GET", V + "/jobs/{job}/output", jobs.get_job_output, "GetJobOutput"),
+    ("POST", V + "/lock-policy", vault_lock.initiate_vault_lock, "InitiateVaultLock"),
+    ("POST", V + "/lock-policy/{lock}", vault_lock.complete_vault_lock, "CompleteVaultLock"),
+    ("DELETE", V + "/lock-policy", vault_lock.abort_vault_lock, "AbortVaultLock"),
+    ("GET", V + "/lock-policy", vault_lock.get_vault_lock, "GetVaultLock"),
 ]
 
 

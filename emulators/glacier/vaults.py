@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import vault_lock
 from .clock import iso8601
 from .errors import GlacierError, invalid_parameter, not_found
 from .model import Archive, Vault
@@ -151,7 +152,8 @@ def archive_headers(
 
 
 async def delete_archive(request: web.Request) -> web.Response:
-    """DeleteArchive: repeat deletes succeed; unknown ids 404; another vault's ids 400."""
+    """DeleteArchive: repeat deletes succeed; unknown ids 404; another vault's ids 400; a vault
+    lock policy that denies it 403."""
     state, vault = _vault(request)
     archive_id = request.match_info["archive"]
     owner = state.archive_vault.get(archive_id)
@@ -159,6 +161,9 @@ async def delete_archive(request: web.Request) -> web.Response:
         raise not_found(f"The archive ID was not found: {archive_id}")
     if owner != vault.name:
         raise invalid_parameter(f"Invalid vault name: {state.vault_arn(vault.name)}")
+    locked = vault.archives.get(archive_id)
+    if locked is not None:
+        vault_lock.check_delete(state, vault, locked)
     archive = vault.archives.pop(archive_id, None)
     if archive is not None:
         vault.deleted_archives[archive_id] = state.clock.now()

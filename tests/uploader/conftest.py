@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,13 @@ MOTO_CAPABILITIES = Capabilities(
 SEAWEEDFS_CAPABILITIES = Capabilities(
     min_part_size=SEAWEEDFS_MIN_PART, max_part_size=5 << 30, max_parts=10_000
 )
+
+
+def s3_client(endpoint: str) -> Any:
+    """A plain boto3 S3 client for ``endpoint``, to go below the store."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **_keys())
 
 
 def make_bucket(endpoint: str) -> str:

@@ -3,6 +3,7 @@ under --max-per-day, the 90-day rule for deleting sources, and the quote's arith
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from uploader.migrate.plan import (
     DAY,
     SelectOptions,
     VaultArchive,
+    deletable_after,
     plan_requests,
     plan_source_deletions,
     select_archives,
@@ -182,6 +184,18 @@ def test_only_verified_copies_past_90_days_lose_their_source() -> None:
     plan = plan_source_deletions([old_copied, young_copied, old_failed, old_ready], now, 90)
     assert plan.delete == (old_copied,)
     assert plan.keep == ((young_copied, T + timedelta(days=140)),)
+
+
+def test_a_vault_lock_policy_pushes_deletion_back_or_forbids_it() -> None:
+    now = T + timedelta(days=100)
+    copied = record("a", MigrationState.COPIED, T)
+    assert deletable_after(90, None) == 90
+    assert deletable_after(90, 30) == 90  # the 90-day minimum still holds
+    assert deletable_after(90, 365) == 365
+    later = plan_source_deletions([copied], now, deletable_after(90, 365))
+    assert later.delete == () and later.keep == ((copied, T + timedelta(days=365)),)
+    never = plan_source_deletions([copied], now, deletable_after(90, math.inf))
+    assert never.delete == () and never.keep == ((copied, None),)
 
 
 # -- the quote ---------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from emulators.glacier import Emulator, run_emulator
+from tests.uploader.glacier_support import glacier_client
 from tests.uploader.migrate_support import DAY, HOUR, Vault, make_vault_user
+from tests.uploader.test_vault_lock import deny_younger_than
 from uploader.catalogue import Catalogue, known_archives, pending_deletions
 from uploader.migrate import MigrateRequest
 from watcher.commands.terminal import TerminalUI
@@ -119,6 +121,34 @@ def test_sources_are_deleted_only_once_verified_and_past_90_days(
     with Catalogue.in_state_dir(config.state_dir) as catalogue:
         assert [d.key for d in pending_deletions(catalogue, config.store.name)] == [first]
     assert f"backups/{first}" in v.objects()  # the copy stays, of course
+
+
+def test_a_vault_lock_policy_keeps_sources_it_would_deny_deleting(
+    tmp_path: Path,
+    emu: Emulator,
+    moto_server: str,
+    aws_env: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    v = make_vault_user(tmp_path, emu, moto_server, cycles=1)
+    (key,) = old_archives(v)
+    created = v.now()
+    g = glacier_client(emu.endpoint_url)  # Vault Lock: no DeleteArchive before 365 days
+    policy = {"Policy": deny_younger_than(365, v.vault)}
+    g.complete_vault_lock(
+        vaultName=v.vault, lockId=g.initiate_vault_lock(vaultName=v.vault, policy=policy)["lockId"]
+    )
+    emu.control.advance(91 * DAY)  # past the 90-day minimum, not past the lock
+    v.inventory_ready()
+    deletes = v.requests("DeleteArchive")
+    request = MigrateRequest(assume_yes=True, wait=True, delete_source=True, poll_interval=HOUR)
+    v.migrate(request, TerminalUI())
+    out = capsys.readouterr().out
+    assert "copied and verified: 1 of 1" in out
+    assert f"kept in the vault: {key}, younger than 365 days (the vault's lock policy)" in out
+    assert f"{created + timedelta(days=365):%Y-%m-%d}" in out
+    assert v.requests("DeleteArchive") == deletes  # no delete the vault would refuse
+    assert len(v.vault_archives()) == 1
 
 
 def test_a_tree_hash_mismatch_stops_that_archive_and_leaves_its_source(

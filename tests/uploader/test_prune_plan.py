@@ -31,6 +31,12 @@ def arc(key: str, days_old: float, size: int = 10, **kw: bool) -> PruneArchive:
     return PruneArchive(key, size, NOW - timedelta(days=days_old), **kw)
 
 
+def locked(key: str, days_old: float, for_days: float, size: int = 10) -> PruneArchive:
+    """An archive whose S3 Object Lock retention ends ``for_days`` from NOW (< 0: ended)."""
+    created = NOW - timedelta(days=days_old)
+    return PruneArchive(key, size, created, locked_until=NOW + timedelta(days=for_days))
+
+
 def table(plan: PrunePlan) -> list[tuple[str, str, str]]:
     return [(d.key, d.action, d.rule) for d in plan.decisions]
 
@@ -126,6 +132,39 @@ GOLDEN = [
         ],
         id="calendar-rules",
     ),
+    pytest.param(
+        [locked("a", 300, 10), arc("b", 200), arc("c", 100), arc("d", 1)],
+        PrunePolicy(max_store_size=25, keep_last=1),
+        0,
+        [
+            ("a", "keep", "locked"),
+            ("b", "delete", "budget"),
+            ("c", "delete", "budget"),
+            ("d", "keep", "keep_last"),
+        ],
+        id="locked-archive-kept-the-next-oldest-go",
+    ),
+    pytest.param(
+        [locked("a", 300, -1), arc("b", 200), arc("d", 1)],
+        PrunePolicy(max_store_size=20, keep_last=1),
+        0,
+        [("a", "delete", "budget"), ("b", "keep", "within_budget"), ("d", "keep", "keep_last")],
+        id="an-ended-lock-is-no-lock",
+    ),
+    pytest.param(
+        [locked("a", 300, 10), locked("b", 200, 50), locked("d", 1, 179)],
+        PrunePolicy(max_store_size=10, keep_last=1),
+        0,
+        [("a", "keep", "locked"), ("b", "keep", "locked"), ("d", "keep", "keep_last")],
+        id="locks-block-the-budget-keep-rules-named-first",
+    ),
+    pytest.param(
+        [locked("m3", 90, 5, size=1), arc("m4", 60, size=1), arc("d1", 1, size=1)],
+        PrunePolicy(keep_last=1, keep_monthly=1),
+        0,
+        [("m3", "keep", "locked"), ("m4", "delete", "policy"), ("d1", "keep", "keep_last")],
+        id="policy-deletes-around-a-lock",
+    ),
 ]
 
 
@@ -152,6 +191,18 @@ def test_min_age_blocking_is_reported_with_shortfall() -> None:
     assert "OVER BUDGET" in plan.summary()
     assert may_upload(plan, RetentionConfig(over_budget="upload"))
     assert not may_upload(plan, RetentionConfig(over_budget="wait"))
+
+
+def test_a_locked_archive_says_until_when_and_blocks_the_budget() -> None:
+    plan = plan_prune(
+        [locked("a", 300, 10), locked("b", 200, 50), arc("d", 1)],
+        PrunePolicy(max_store_size=10, keep_last=1),
+        NOW,
+    )
+    a = plan.decisions[0]
+    assert a.reason.startswith("locked until 2026-06-11 00:00 UTC (S3 Object Lock")
+    assert plan.over_budget and plan.blocked_by == "keep rules and object locks"
+    assert not plan.deletions
 
 
 def test_pruning_that_never_pruned() -> None:
@@ -232,6 +283,9 @@ archive_lists = st.lists(
         created=st.integers(0, 400 * 24).map(lambda h: NOW - timedelta(hours=h)),
         confirmed=st.booleans(),
         ours=st.sampled_from([True, True, True, False]),
+        locked_until=st.one_of(
+            st.none(), st.integers(-30, 200).map(lambda d: NOW + timedelta(days=d))
+        ),
     ),
     max_size=12,
     unique_by=lambda a: a.key,
@@ -270,6 +324,8 @@ def test_invariants(archives: list[PruneArchive], policy: PrunePolicy, nxt: int)
         assert (NOW - a.created).total_seconds() >= policy.min_age
         # a newer archive is confirmed
         assert any(_order(c) > _order(a) for c in confirmed)
+        # no delete that S3 Object Lock would refuse
+        assert a.locked_until is None or a.locked_until <= NOW
     # sizes add up
     assert plan.size_after == sum(a.size for a in archives if a.key not in deleted)
     # within budget whenever the rules allow it

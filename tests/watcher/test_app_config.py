@@ -30,6 +30,30 @@ def test_example_config_is_valid_and_documents_the_defaults(tmp_path: Path) -> N
     assert cfg.watch.marker_dir == Path("~/.local/share/glacier-backup/spool/markers").expanduser()
 
 
+def test_example_config_shows_every_unattended_key_with_its_default() -> None:
+    from uploader.config import RestoreConfig
+    from watcher.metrics import MetricsConfig
+    from watcher.notify.config import NotifyConfig
+
+    cfg = load_config(ROOT / "config.example.toml")
+    assert cfg.notify == NotifyConfig() and cfg.metrics == MetricsConfig()
+    assert cfg.restore == RestoreConfig() and cfg.upload.max_rate is None
+    assert (cfg.backup.before, cfg.backup.after, cfg.backup.hook_timeout) == ((), (), 300.0)
+    assert cfg.backup.before_failure == "fail"
+    text = (ROOT / "config.example.toml").read_text()
+    for section, keys in {
+        "backup": ("before", "after", "hook_timeout", "before_failure"),
+        "store": ("object_lock", "lock_for"),
+        "upload": ("max_rate", "window"),
+        "restore": ("max_rate",),
+        "notify": ("url", "url_style", "command", "on", "retrying_after", "timeout"),
+        "metrics": ("textfile",),
+    }.items():
+        body = text.split(f"[{section}]\n", 1)[1].split("\n[", 1)[0]
+        for key in keys:
+            assert f"{key} = " in body, f"[{section}] {key} is not in config.example.toml"
+
+
 def test_minimal_config_gets_xdg_defaults(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))

@@ -2,8 +2,8 @@
 
 The front of the package: :class:`Catalogue` (the connection, uploads and archives), the records
 it hands out, and one accessor module per concern, each next to its SQL — archives, events,
-findings (foreign archives, flags), indexes, inventory, migrations, pruning, retrievals.
-Everything the other packages use is importable from here.
+findings (foreign archives, flags), indexes, inventory, migrations, operations, pruning,
+retrievals. Everything the other packages use is importable from here.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from uploader.catalogue.archives import (
     known_archives,
     requeue_unconfirmed,
     set_archive_id,
+    set_locked_until,
 )
 from uploader.catalogue.db import CATALOGUE_FILE, Catalogue
 from uploader.catalogue.events import (
@@ -66,6 +67,11 @@ from uploader.catalogue.migrations import (
     spooled_ranges,
     start_copy,
 )
+from uploader.catalogue.operations import (
+    OperationRecord,
+    operations,
+    record_operation,
+)
 from uploader.catalogue.pruning import (
     confirm_deletion,
     pending_deletions,
@@ -107,6 +113,7 @@ from uploader.catalogue.retrievals import (
     mark_ready,
     record_range,
     record_request,
+    requested_retrievals,
     set_download,
 )
 
@@ -127,6 +134,7 @@ __all__ = [
     "MigrationPart",
     "MigrationRecord",
     "MigrationState",
+    "OperationRecord",
     "PendingDeletion",
     "PlannedArchive",
     "PruneArchive",
@@ -172,6 +180,7 @@ __all__ = [
     "migration_requests_since",
     "migrations_between",
     "open_flags",
+    "operations",
     "pending_deletions",
     "prune_inputs",
     "pruned_at",
@@ -182,16 +191,19 @@ __all__ = [
     "record_foreign",
     "record_inventory",
     "record_migration_request",
+    "record_operation",
     "record_prune_plan",
     "record_range",
     "record_request",
     "record_spooled_range",
     "remember_cycle_indexes",
+    "requested_retrievals",
     "requeue_unconfirmed",
     "retry_failed_migrations",
     "save_job",
     "set_archive_id",
     "set_download",
+    "set_locked_until",
     "spooled_ranges",
     "start_copy",
     "stored_indexes",

@@ -1,5 +1,6 @@
 """Archive accessors beyond the core table operations of :class:`~uploader.catalogue.db.Catalogue`:
-what reconciliation knows, store-side ids, adoption, confirmation and re-queueing."""
+what reconciliation knows, store-side ids, Object Lock retention, adoption, confirmation and
+re-queueing."""
 
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def adopt_archive(
     with catalogue.transaction() as db:
         db.execute(
             "INSERT OR IGNORE INTO archives (store, key, cycle_id, host, size, plaintext_sha256,"
-            " uploaded_at, confirmed_at, archive_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " uploaded_at, confirmed_at, archive_id, locked_until)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 store,
                 item.key,
@@ -62,7 +64,17 @@ def adopt_archive(
                 to_db_time(item.created or as_of),
                 to_db_time(as_of),
                 archive_id,
+                None if item.locked_until is None else to_db_time(item.locked_until),
             ),
+        )
+
+
+def set_locked_until(catalogue: Catalogue, store: str, key: str, until: datetime | None) -> None:
+    """Remember an archive's S3 Object Lock retention as the store reports it now."""
+    with catalogue.transaction() as db:
+        db.execute(
+            "UPDATE archives SET locked_until = ? WHERE store = ? AND key = ?",
+            (None if until is None else to_db_time(until), store, key),
         )
 
 

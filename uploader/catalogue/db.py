@@ -214,11 +214,13 @@ class Catalogue(Closing):
         archive_id: str | None = None,
         *,
         confirmed: bool = True,
+        locked_until: datetime | None = None,
     ) -> ArchiveRecord:
         """Turn a completed (and size-confirmed) upload into an archive, in one transaction,
         with the store-side id (a Glacier ArchiveId) if there is one. ``confirmed=False``: the
         store completed the upload but could not show the archive (a Glacier upload completed
-        by a run that died before recording it); the next inventory confirms it by key."""
+        by a run that died before recording it); the next inventory confirms it by key.
+        ``locked_until``: the archive's S3 Object Lock retention, which pruning respects."""
         now = self._clock()
         record = ArchiveRecord(
             upload.store,
@@ -231,7 +233,7 @@ class Catalogue(Closing):
             now if confirmed else None,
         )
         with self._tx() as db:
-            put_archive(db, record, archive_id)
+            put_archive(db, record, archive_id, locked_until)
             db.execute("DELETE FROM uploads WHERE id = ?", (upload.id,))
         return record
 
@@ -256,11 +258,17 @@ class Catalogue(Closing):
         return [_archive_from_row(r) for r in rows]
 
 
-def put_archive(db: sqlite3.Connection, record: ArchiveRecord, archive_id: str | None) -> None:
+def put_archive(
+    db: sqlite3.Connection,
+    record: ArchiveRecord,
+    archive_id: str | None,
+    locked_until: datetime | None = None,
+) -> None:
     """Record (or replace) an archive row, inside the caller's transaction."""
     db.execute(
         "INSERT OR REPLACE INTO archives (store, key, cycle_id, host, size, plaintext_sha256,"
-        " uploaded_at, confirmed_at, archive_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " uploaded_at, confirmed_at, archive_id, locked_until)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             record.store,
             record.key,
@@ -271,6 +279,7 @@ def put_archive(db: sqlite3.Connection, record: ArchiveRecord, archive_id: str |
             to_db_time(record.uploaded_at),
             None if record.confirmed_at is None else to_db_time(record.confirmed_at),
             archive_id or None,
+            None if locked_until is None else to_db_time(locked_until),
         ),
     )
 

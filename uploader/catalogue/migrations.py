@@ -283,11 +283,16 @@ def begin_copy_completion(
 
 
 def mark_copied(
-    catalogue: Catalogue, record: MigrationRecord, checksum: str | None, now: datetime
+    catalogue: Catalogue,
+    record: MigrationRecord,
+    checksum: str | None,
+    now: datetime,
+    locked_until: datetime | None = None,
 ) -> None:
     """The destination object is verified: in one transaction, the migration is ``copied`` and
     (for one of our cycles) the archive is recorded as the cycle's archive in the destination,
-    uploaded and confirmed now; the parts and ranges are dropped."""
+    uploaded and confirmed now, with its Object Lock retention; the parts and ranges are
+    dropped."""
     with catalogue.transaction() as db:
         if record.cycle_id is not None:
             archive = ArchiveRecord(
@@ -300,7 +305,7 @@ def mark_copied(
                 now,
                 now,
             )
-            put_archive(db, archive, None)
+            put_archive(db, archive, None, locked_until)
         db.execute("DELETE FROM migration_parts WHERE migration = ?", (record.id,))
         db.execute("DELETE FROM migration_ranges WHERE migration = ?", (record.id,))
         db.execute(

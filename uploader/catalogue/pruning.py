@@ -25,7 +25,8 @@ def prune_inputs(catalogue: Catalogue, store: str) -> list[PruneArchive]:
         if f.kind in (FlagKind.MISSING, FlagKind.MISMATCH)
     }
     rows = catalogue.query(
-        "SELECT key, size, uploaded_at, confirmed_at, cycle_id FROM archives WHERE store = ?",
+        "SELECT key, size, uploaded_at, confirmed_at, cycle_id, locked_until FROM archives"
+        " WHERE store = ?",
         (store,),
     )
     out = [
@@ -35,8 +36,9 @@ def prune_inputs(catalogue: Catalogue, store: str) -> list[PruneArchive]:
             db_time(u),
             confirmed=c is not None and k not in flagged,
             taken_at=cycle_id_time(cid),
+            locked_until=from_db_time(lock),
         )
-        for k, s, u, c, cid in rows
+        for k, s, u, c, cid, lock in rows
     ]
     for f in foreign_archives(catalogue, store):
         created = f.created or datetime.fromtimestamp(0, UTC)

@@ -212,7 +212,11 @@ class StoredIndex:
 
 
 # What the event log records: an archive uploaded, a marker failed or quarantined.
-EventKind = Literal["uploaded", "upload_failed", "marker_quarantined"]
+# over_budget / within_budget: the budget's state as the last maintenance pass found it
+# (watcher.maintenance_notices announces the change).
+EventKind = Literal[
+    "uploaded", "upload_failed", "marker_quarantined", "over_budget", "within_budget"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +281,7 @@ class PruneArchive:
     confirmed: bool = True  # seen in the store (listing, inventory, or our own completed upload)
     ours: bool = True  # False: foreign (another tool or host): never a candidate
     taken_at: datetime | None = None  # when the backup was taken (its cycle's start)
+    locked_until: datetime | None = None  # S3 Object Lock: no delete can succeed before this
 
     @property
     def point_in_time(self) -> datetime:

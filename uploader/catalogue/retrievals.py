@@ -86,6 +86,15 @@ def record_request(
     return found
 
 
+def requested_retrievals(catalogue: Catalogue, store: str) -> list[RetrievalRecord]:
+    """Retrievals of ``store`` asked for and not yet seen ready."""
+    rows = catalogue.query(
+        f"SELECT {_COLUMNS} FROM retrievals WHERE store = ? AND state = ?",  # noqa: S608
+        (store, RetrievalState.REQUESTED),
+    )
+    return [_record(r) for r in rows]
+
+
 def mark_ready(catalogue: Catalogue, retrieval: int) -> None:
     """The retrieval is ready: its staged copy can be downloaded."""
     with catalogue.transaction() as db:

@@ -5,8 +5,9 @@ tables, by the module that reads and writes them: ``uploads``, ``upload_parts``,
 (:mod:`.db`, :mod:`.archives`), ``cycle_indexes`` (:mod:`.indexes`), ``events`` (:mod:`.events`),
 ``inventory_jobs``, ``inventory_state``, ``inventories`` (:mod:`.inventory`), ``foreign_archives``,
 ``archive_flags`` (:mod:`.findings`), ``prune_decisions``, ``pending_deletions`` (:mod:`.pruning`),
-``retrievals``, ``retrieval_ranges`` (:mod:`.retrievals`), ``migrations``, ``migration_requests``,
-``migration_ranges``, ``migration_parts`` (:mod:`.migrations`).
+``retrievals``, ``retrieval_ranges`` (:mod:`.retrievals`), ``operations`` (:mod:`.operations`),
+``migrations``, ``migration_requests``, ``migration_ranges``, ``migration_parts``
+(:mod:`.migrations`).
 """
 
 from __future__ import annotations
@@ -212,6 +213,24 @@ MIGRATIONS: list[tuple[str, ...]] = [
         # upload (JSON, see Catalogue.begin_completion).
         """
         ALTER TABLE uploads ADD COLUMN completion TEXT
+        """,
+    ),
+    (
+        # Running unattended (operations.py; archives.locked_until in archives.py, pruning.py):
+        # the last success and failure of each operation, for the metrics file, and the S3
+        # Object Lock retention of each archive, for pruning.
+        """
+        CREATE TABLE operations (
+            operation TEXT PRIMARY KEY,
+            last_success_at TEXT,
+            last_failure_at TEXT,
+            last_bytes INTEGER,
+            last_seconds REAL,
+            last_error TEXT
+        )
+        """,
+        """
+        ALTER TABLE archives ADD COLUMN locked_until TEXT
         """,
     ),
     (

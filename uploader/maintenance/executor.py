@@ -12,7 +12,9 @@ store errors end up in the report and the log, and the next pass carries on.
 - abort this host's orphaned multipart uploads (unknown to the catalogue, older than
   ``orphan_grace``: see :mod:`uploader.maintenance.orphans`), whose parts would be billed forever;
 - then plan the prune and, unless ``dry_run``, delete; each deletion waits in the catalogue until
-  a later listing or inventory confirms it.
+  a later listing or inventory confirms it. In a bucket with S3 Object Lock, an archive's
+  retention is asked of the store right before its delete (:mod:`.locks`): a delete that would
+  fail is never sent.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from uploader.archive import ArchiveMetadata
 from uploader.catalogue import Catalogue, FlagKind
 from uploader.maintenance.inventory_pass import advance_inventory
 from uploader.maintenance.inventory_plan import InventorySettings
+from uploader.maintenance.locks import hidden_archives, lock_now, vault_locked
 from uploader.maintenance.orphans import KnownUpload, host_prefix, plan_orphan_aborts
 from uploader.maintenance.prune import PrunePlan, PrunePolicy, may_upload, plan_prune
 from uploader.maintenance.reconcile import ListedArchive, Listing, Reconciliation, reconcile
 from uploader.maintenance.retention import RetentionConfig
+from uploader.object_lock import locked_at
 from uploader.stores import InventoryJobs, ObjectInfo, ObjectNotFound, Store, StoreError
 
 log = structlog.get_logger("uploader.maintenance.executor")
@@ -127,6 +131,7 @@ def listed_from_metadata(info: ObjectInfo) -> ListedArchive:
         plaintext_sha256=None if ours is None else ours.plaintext_sha256,
         created=info.last_modified,
         description=",".join(f"{k}={v}" for k, v in sorted(info.metadata.items()))[:1024],
+        locked_until=info.locked_until,
     )
 
 
@@ -155,7 +160,8 @@ async def _list(store: Store, catalogue: Catalogue, now: datetime) -> Listing:
             except ObjectNotFound:
                 continue  # deleted while we listed
         items.append(listed_from_metadata(full))
-    return Listing(tuple(items), now, 0.0)
+    absent = set(known) - {info.key for info in objects}
+    return Listing(tuple(items), now, 0.0, hidden=await hidden_archives(store, absent))
 
 
 # -- reconciliation ------------------------------------------------------------------------------
@@ -264,7 +270,9 @@ async def _prune(
     now: datetime,
     report: MaintenanceReport,
 ) -> None:
-    inputs = await asyncio.to_thread(cm.prune_inputs, catalogue, store.name)
+    inputs = await vault_locked(
+        store, await asyncio.to_thread(cm.prune_inputs, catalogue, store.name)
+    )
     policy = PrunePolicy.from_config(config.retention, config.storage_class)
     plan = plan_prune(inputs, policy, now, config.next_upload_size)
     report.plan = plan
@@ -292,6 +300,12 @@ async def _prune(
                 "maintenance.early_deletion_fee", key=d.key, estimated_fee_usd=d.fee_if_deleted
             )
         if config.dry_run:
+            continue
+        if locked_at(until := await lock_now(store, d.key), now):
+            # A retention extended since the catalogue recorded it: S3 would refuse the delete.
+            await asyncio.to_thread(cm.set_locked_until, catalogue, store.name, d.key, until)
+            report.problems.append(f"kept {d.key}: locked until {until} (S3 Object Lock)")
+            log.warning("maintenance.delete_skipped_locked", key=d.key, locked_until=str(until))
             continue
         archive_id = await asyncio.to_thread(cm.archive_id_of, catalogue, store.name, d.key)
         try:

@@ -14,7 +14,9 @@ The rules, in order of strength:
    do) are kept;
 4. nothing younger than the minimum age is deleted (``min_age = "auto"``: the storage class's
    minimum storage duration, so pruning never pays an early-deletion fee unless you configure a
-   shorter age on purpose — the fee is then shown on the decision);
+   shorter age on purpose — the fee is then shown on the decision), and nothing whose S3 Object
+   Lock retention or Vault Lock policy still holds ("locked until ..."): such a delete would
+   only fail;
 5. when a calendar rule is on, archives no rule keeps are deleted ("policy");
 6. if the store (plus the next upload's expected size) is over ``max_store_size``, the oldest
    remaining candidates are deleted until it fits. If it cannot fit without breaking rule 3 or 4,
@@ -30,14 +32,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from localbackup.configkit import DAY
+from uploader.archive import MIN_STORAGE_DAYS as _CLASS_MIN_DAYS
 from uploader.archive import VAULT
 from uploader.catalogue import PruneArchive
 from uploader.config import LocalStoreConfig, S3StoreConfig, StoreConfig
 from uploader.maintenance.retention import RetentionConfig
+from uploader.object_lock import locked_at
 from uploader.stores import GiB
 
 LOCAL = "LOCAL"
@@ -54,15 +58,7 @@ PRICE_PER_GB_MONTH: dict[str, float] = {
     LOCAL: 0.0,
 }
 # Minimum storage duration in days: deleting earlier is billed as if kept that long.
-MIN_STORAGE_DAYS: dict[str, int] = {
-    VAULT: 90,
-    "GLACIER": 90,
-    "GLACIER_IR": 90,
-    "DEEP_ARCHIVE": 180,
-    "STANDARD_IA": 30,
-    "STANDARD": 0,
-    LOCAL: 0,
-}
+MIN_STORAGE_DAYS: dict[str, int] = {**_CLASS_MIN_DAYS, LOCAL: 0}
 
 
 def storage_class_for(store: StoreConfig) -> str:
@@ -118,6 +114,7 @@ PruneRule = (
         "foreign",
         "unconfirmed",
         "keep_last",
+        "locked",
         "min_age",
         "within_budget",
         "over_budget",
@@ -127,14 +124,14 @@ PruneRule = (
     | PeriodRule
 )
 # Which rules an over-budget plan cannot break to fit ("" when it is not over budget).
-BudgetBlock = Literal["", "min_age", "keep rules"]
+BudgetBlock = Literal["", "min_age", "keep rules", "keep rules and object locks"]
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
     """Keep or delete one archive, and why: ``rule`` is stable (for scripts), ``reason`` prose.
 
-    Rules: foreign, unconfirmed, keep_last, keep_daily/weekly/monthly/yearly, min_age,
+    Rules: foreign, unconfirmed, keep_last, keep_daily/weekly/monthly/yearly, locked, min_age,
     within_budget, over_budget (kept), policy, budget (deleted).
     """
 
@@ -247,6 +244,26 @@ def _protected(
     return kept
 
 
+def _locked(
+    ours: Sequence[PruneArchive], kept: Mapping[str, tuple[PruneRule, str]], now: datetime
+) -> dict[str, tuple[PruneRule, str]]:
+    """Archives no keep rule holds whose S3 Object Lock retention (or Vault Lock) still runs."""
+    return {
+        a.key: ("locked", _lock_reason(a.locked_until))
+        for a in ours
+        if a.key not in kept and a.locked_until is not None and locked_at(a.locked_until, now)
+    }
+
+
+def _lock_reason(until: datetime) -> str:
+    if until.year == datetime.max.year:
+        return "locked for good (a Vault Lock policy denies deleting it at any age)"
+    return (
+        f"locked until {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC "
+        "(S3 Object Lock / Vault Lock: no delete can succeed before then)"
+    )
+
+
 def _fill(candidates: Sequence[PruneArchive], size: int, target: int) -> list[PruneArchive] | None:
     """The oldest candidates to delete so that ``size`` drops to ``target`` (None: impossible)."""
     picked = []
@@ -264,10 +281,12 @@ def _budget_cut(
     size: int,
     budget: int,
     next_upload_size: int,
+    *,
+    locks: bool = False,
 ) -> tuple[list[PruneArchive], BudgetBlock]:
     """The oldest of ``rest`` to delete so that the store (``size``) and the next upload fit
     ``budget``. When they cannot, what fits the budget alone, and which rules stand in the way
-    (never "": "" means the plan is within its budget)."""
+    (never "": "" means the plan is within its budget); ``locks``: some archives are locked."""
     picked = _fill(rest, size, budget - next_upload_size)
     if picked is not None:
         return picked, ""
@@ -275,7 +294,9 @@ def _budget_cut(
     picked = _fill(rest, size, budget) or []
     ignoring_age = sorted([*rest, *young], key=_order)
     reachable = _fill(ignoring_age, size, budget - next_upload_size) is not None
-    return picked, "min_age" if reachable else "keep rules"
+    if reachable:
+        return picked, "min_age"
+    return picked, "keep rules and object locks" if locks else "keep rules"
 
 
 def _decision(
@@ -321,6 +342,8 @@ def plan_prune(
     ours = [a for a in everything if a.ours]
     total = sum(a.size for a in everything)
     kept = _protected(ours, policy)
+    locks = _locked(ours, kept, now)
+    kept.update(locks)
 
     def age(a: PruneArchive) -> float:
         return (now - a.created).total_seconds()
@@ -339,7 +362,9 @@ def plan_prune(
     budget = policy.max_store_size
     if budget is not None:
         rest = [a for a in old if a.key not in deleted]
-        picked, blocked = _budget_cut(rest, young, after, budget, next_upload_size)
+        picked, blocked = _budget_cut(
+            rest, young, after, budget, next_upload_size, locks=bool(locks)
+        )
         why = (
             f"oldest beyond keep rules; store over budget ({after} B + next upload "
             f"{next_upload_size} B > {budget} B)"

@@ -12,6 +12,8 @@ Actions:
 - ``foreign``: in the store, not ours (another tool, a hand upload, another host): recorded, never
   touched;
 - ``missing``: in the catalogue, uploaded before ``as_of - grace``, absent from the listing. Loud;
+  in a versioned bucket where a delete marker hides it, the detail says so and how to bring the
+  archive back (its data is still there: S3 Object Lock kept it);
 - ``mismatch``: in both, but size or checksum differ;
 - ``deletion_confirmed``: we deleted it and it is gone; ``deletion_pending``: deleted but still
   listed by a listing older than the deletion; ``deletion_failed``: still listed long after;
@@ -21,7 +23,7 @@ Actions:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -40,6 +42,7 @@ class ListedArchive:
     plaintext_sha256: str | None = None
     created: datetime | None = None
     description: str = ""  # Glacier description / a summary of the metadata, for the records
+    locked_until: datetime | None = None  # S3 Object Lock retention (recorded on adoption)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,9 @@ class Listing:
     archives: tuple[ListedArchive, ...]
     as_of: datetime  # now (immediate listing) or the inventory date
     grace: float = 0.0  # seconds: what changed within this before ``as_of`` is not judged
+    # Keys absent from the listing because a delete marker hides them in a versioned bucket,
+    # with what hides them and how to bring them back (uploader.maintenance.locks).
+    hidden: Mapping[str, str] = field(default_factory=dict)
 
 
 ReconcileKind = Literal[
@@ -129,7 +135,10 @@ def _judge(k: KnownArchive, item: ListedArchive | None, listing: Listing) -> Rec
     if item is None:
         if k.uploaded_at > listing.as_of - timedelta(seconds=listing.grace):
             return ReconcileAction("not_judged", k.key, f"uploaded after the listing of {when}", k)
-        return ReconcileAction("missing", k.key, f"absent from the listing of {when}", k)
+        detail = f"absent from the listing of {when}"
+        if k.key in listing.hidden:
+            detail += f": {listing.hidden[k.key]}"
+        return ReconcileAction("missing", k.key, detail, k)
     problems = []
     if item.size != k.size:
         problems.append(f"size {item.size} in the store, {k.size} in the catalogue")

@@ -13,6 +13,7 @@ sources may be deleted. No I/O and no clock: ``now`` is passed in.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -255,23 +256,30 @@ def _next_room(window: Sequence[tuple[datetime, int]], size: int, limit: int) ->
 @dataclass(frozen=True, slots=True)
 class DeletionPlan:
     """Copied archives whose source may be deleted now, and those kept, with the day they
-    become free to delete."""
+    become free to delete (None: the vault's lock policy denies it for good)."""
 
     delete: tuple[MigrationRecord, ...]
-    keep: tuple[tuple[MigrationRecord, datetime], ...]
+    keep: tuple[tuple[MigrationRecord, datetime | None], ...]
+
+
+def deletable_after(min_days: int, vault_lock_days: float | None) -> float:
+    """The age in days from which a vault archive may be deleted: past its minimum storage
+    duration, and past what the vault's lock policy denies (``inf``: never)."""
+    return float(min_days) if vault_lock_days is None else max(min_days, vault_lock_days)
 
 
 def plan_source_deletions(
-    records: Iterable[MigrationRecord], now: datetime, min_days: int
+    records: Iterable[MigrationRecord], now: datetime, after_days: float
 ) -> DeletionPlan:
     """Only verified copies (state ``copied``) are candidates; each is deleted once it is
-    ``min_days`` old in the vault, else kept until ``created + min_days``."""
-    delete, keep = [], []
+    ``after_days`` old in the vault (:func:`deletable_after`), else kept until then."""
+    delete: list[MigrationRecord] = []
+    keep: list[tuple[MigrationRecord, datetime | None]] = []
     for r in records:
         if r.state is not MigrationState.COPIED:
             continue
-        free = r.created + timedelta(days=min_days)
-        if now >= free:
+        free = None if math.isinf(after_days) else r.created + timedelta(days=after_days)
+        if free is not None and now >= free:
             delete.append(r)
         else:
             keep.append((r, free))

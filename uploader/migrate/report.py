@@ -94,8 +94,11 @@ def listing_lines(
     return lines
 
 
-def summary_lines(report: Report, *, delete_source: bool) -> list[str]:
-    """Where the migration stands at the end of a run, and what comes next."""
+def summary_lines(
+    report: Report, *, delete_source: bool, after_days: float = MIN_STORAGE_DAYS[VAULT]
+) -> list[str]:
+    """Where the migration stands at the end of a run, and what comes next; ``after_days``:
+    the age from which a source may be deleted (:func:`.plan.deletable_after`)."""
     done = report.of(MigrationState.COPIED, MigrationState.SOURCE_DELETED)
     size = sum(r.size for r in done)
     lines = [f"copied and verified: {len(done)} of {len(report.records)} ({format_size(size)})"]
@@ -111,13 +114,10 @@ def summary_lines(report: Report, *, delete_source: bool) -> list[str]:
     for r in report.of(MigrationState.FAILED):
         lines.append(f"FAILED: {r.key}: {r.error} (migrate --resume tries again)")
     copied = report.of(MigrationState.COPIED)
-    keep = plan_source_deletions(copied, report.now, MIN_STORAGE_DAYS[VAULT]).keep
+    keep = plan_source_deletions(copied, report.now, after_days).keep
     if delete_source:
         for r, free in keep:
-            lines.append(
-                f"kept in the vault: {r.key}, younger than {MIN_STORAGE_DAYS[VAULT]} days: free "
-                f"to delete without an early-deletion fee on {free:%Y-%m-%d}"
-            )
+            lines.append(_kept(r, free, after_days))
     elif copied:
         lines.append(
             f"the {len(copied)} copied archives stay in the vault too: "
@@ -125,3 +125,17 @@ def summary_lines(report: Report, *, delete_source: bool) -> list[str]:
             f"{MIN_STORAGE_DAYS[VAULT]} days old"
         )
     return lines
+
+
+def _kept(r: MigrationRecord, free: datetime | None, after_days: float) -> str:
+    if free is None:
+        return f"kept in the vault: {r.key}: the vault's lock policy denies deleting it"
+    if after_days > MIN_STORAGE_DAYS[VAULT]:
+        return (
+            f"kept in the vault: {r.key}, younger than {after_days:g} days (the vault's lock "
+            f"policy): free to delete on {free:%Y-%m-%d}"
+        )
+    return (
+        f"kept in the vault: {r.key}, younger than {MIN_STORAGE_DAYS[VAULT]} days: free to "
+        f"delete without an early-deletion fee on {free:%Y-%m-%d}"
+    )

@@ -31,6 +31,7 @@ from uploader.config import UploadConfig
 from uploader.maintenance import MIN_STORAGE_DAYS
 from uploader.migrate.plan import (
     SelectOptions,
+    deletable_after,
     plan_source_deletions,
     select_archives,
 )
@@ -47,6 +48,8 @@ from uploader.migrate.transfer import (
     part_size_for,
 )
 from uploader.multipart import MultipartOptions
+from uploader.object_lock import vault_lock_days
+from uploader.pacing import Pace, upload_pace
 from uploader.payload import PartPlan
 from uploader.restore import POLL_FIRST, POLL_MAX, RestoreUI
 from uploader.restore import retrieval as rt
@@ -57,10 +60,12 @@ from uploader.stores import (
     Store,
     StoreError,
     Tier,
+    VaultLocking,
 )
 
 log = structlog.get_logger(__name__)
 
+MIN_DAYS = float(MIN_STORAGE_DAYS[VAULT])
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -130,7 +135,8 @@ async def migrate(
         options=RequestOptions(request.tier, request.max_per_day, request.assume_yes),
         ui=ui,
     )
-    return await _Run(setup, request, ui, clock, sleep, jobs, inventories, requester).go()
+    pace = upload_pace(setup.upload.max_rate, None)
+    return await _Run(setup, request, ui, clock, sleep, jobs, inventories, requester, pace).go()
 
 
 def _abilities(setup: MigrateSetup) -> tuple[RetrievalJobs, InventoryJobs]:
@@ -163,8 +169,12 @@ class _Run:
     jobs: RetrievalJobs
     inventories: InventoryJobs
     requester: Requester
+    # [upload] max_rate, one limit for every part of the run ([upload] window is for the
+    # service: a migration is started by hand, like `upload --now`)
+    pace: Pace | None
     outcome: MigrateOutcome = field(default_factory=MigrateOutcome)
     ids: frozenset[int] = frozenset()  # the archives this run works on
+    after_days: float | None = None  # see _deletable_after
 
     def _failed(self, failures: Sequence[tuple[MigrationRecord, str]]) -> None:
         for r, why in failures:
@@ -207,7 +217,10 @@ class _Run:
             self.ui.status(report.status_line(wake))
             await self.sleep(wake)
             delay = min(delay * 1.5, max(self.request.poll_max, self.request.poll_interval))
-        for line in summary_lines(report, delete_source=self.request.delete_source):
+        after = await self._deletable_after() if self.request.delete_source else None
+        for line in summary_lines(
+            report, delete_source=self.request.delete_source, after_days=after or MIN_DAYS
+        ):
             self.ui.say(line)
         self.outcome.pending = bool(report.waiting)
         return self.outcome
@@ -330,7 +343,9 @@ class _Run:
                 self.setup.catalogue,
                 self.setup.spool_root,
                 MultipartOptions(
-                    concurrency=self.setup.upload.concurrency, retries=self.setup.upload.retries
+                    concurrency=self.setup.upload.concurrency,
+                    retries=self.setup.upload.retries,
+                    pace=self.pace,
                 ),
                 self.setup.upload.part_size,
                 self.clock,
@@ -356,10 +371,28 @@ class _Run:
                 self.ui.say(f"  copied and verified ({copied.checksum or 'size and metadata'})")
             base[0] += r.size
 
+    async def _deletable_after(self) -> float:
+        """The age in days from which sources go: the vault's minimum storage duration, or
+        more under a Vault Lock policy that denies younger deletes (read once per run; one
+        that cannot be read is reported, and a delete it denies is refused and reported)."""
+        if self.after_days is None:
+            lock_days = None
+            source = self.setup.source
+            if isinstance(source, VaultLocking):
+                try:
+                    lock = await source.vault_lock()
+                except StoreError as exc:
+                    self.ui.warn(f"the vault's lock policy cannot be read: {exc}")
+                    lock = None
+                lock_days = None if lock is None else vault_lock_days(lock.policy)
+            self.after_days = deletable_after(MIN_STORAGE_DAYS[VAULT], lock_days)
+        return self.after_days
+
     async def _delete_sources(self) -> None:
-        """Delete the sources of verified copies past the vault's minimum storage duration."""
+        """Delete the sources of verified copies old enough to go (:meth:`_deletable_after`)."""
         now = self.clock()
-        plan = plan_source_deletions(await self._records(), now, MIN_STORAGE_DAYS[VAULT])
+        after = await self._deletable_after()
+        plan = plan_source_deletions(await self._records(), now, after)
         for r in plan.delete:
             try:
                 await self.setup.source.delete(r.archive_id)

@@ -311,7 +311,8 @@ async def _finish(ctx: CopyContext, record: MigrationRecord, info: ObjectInfo) -
             f"{ctx.dest.name}: {exc}; the source archive is untouched"
         ) from exc
     now = ctx.clock()
-    await asyncio.to_thread(cm.mark_copied, ctx.catalogue, record, checksum, now)
+    copied = functools.partial(cm.mark_copied, locked_until=info.locked_until)
+    await asyncio.to_thread(copied, ctx.catalogue, record, checksum, now)
     log.info("migrate.copied", key=record.key, bytes=record.size, checksum=checksum)
     return await asyncio.to_thread(cm.get_migration, ctx.catalogue, record.id)
 

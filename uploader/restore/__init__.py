@@ -41,7 +41,7 @@ from uploader.restore.request import (
     RestoreRequest,
     RetrievalOptions,
 )
-from uploader.restore.retrieval import TIER_CHOICES
+from uploader.restore.retrieval import TIER_CHOICES, ready_since_requested
 from uploader.restore.stream import (
     ArchiveRef,
     CorruptArchive,
@@ -89,6 +89,7 @@ __all__ = [
     "list_legacy",
     "parse_legacy_at",
     "plan_restore",
+    "ready_since_requested",
     "restore_archive",
     "restore_from_spool",
     "restore_from_store",

@@ -227,6 +227,7 @@ class _ColdRestore:
             range_size=options.range_size,
             parallel=options.parallel,
             on_range=self.ui.progress,
+            max_rate=self.request.max_rate,
         )
         self.ui.progress_done()
         self.ui.say(f"  {fetched} ranges downloaded and verified")

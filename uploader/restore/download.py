@@ -41,6 +41,7 @@ from localbackup.paths import ensure_private_dir
 from localbackup.staging import RETRIEVAL_NAME, stages_inside
 from uploader import catalogue as cr
 from uploader.catalogue import Catalogue
+from uploader.pacing import RateLimiter
 from uploader.restore.retrieval import VAULT, RetrievalError, RetrievalExpired, retrieval_jobs
 from uploader.restore.stream import RestoreResult, StreamOptions, restore_stream
 from uploader.stores import MiB, ObjectChanged, PinnedReads, Store, TransientStoreError
@@ -104,8 +105,11 @@ async def download(
     range_size: int = DEFAULT_RANGE,
     parallel: int = DEFAULT_PARALLEL,
     on_range: OnRange | None = None,
+    max_rate: int | None = None,
 ) -> int:
-    """Fetch every range not yet recorded into ``path``; returns how many were fetched."""
+    """Fetch every range not yet recorded into ``path``; returns how many were fetched.
+    ``max_rate`` (``[restore] max_rate``, bytes per second) is shared by the parallel ranges."""
+    limiter = RateLimiter(max_rate) if max_rate else None
     ranges = plan_ranges(record, range_size)
     ensure_private_dir(path.parent)
     pin = await _start_or_resume(store, catalogue, record, path, range_size)
@@ -119,6 +123,8 @@ async def download(
 
         async def one(a: int, b: int) -> None:
             async with gate:
+                if limiter is not None:
+                    await limiter.acquire(b - a)
                 data = await _fetch(store, record, a, b, pin)
                 await asyncio.to_thread(_write, fd, a, data)
                 await asyncio.to_thread(cr.record_range, catalogue, record.id, a, b)

@@ -76,5 +76,6 @@ async def restore_from_store(
         force=request.force,
         options=request.extract_options,
         on_plan=on_plan,
+        max_rate=request.max_rate,
     )
     return result.stats

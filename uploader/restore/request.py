@@ -63,6 +63,7 @@ class RestoreRequest:
     force: bool = False  # replace the contents of a non-empty target
     assume_yes: bool = False
     from_spool: bool = False  # from the local spool instead of the store
+    max_rate: int | None = None  # [restore] max_rate: bytes per second read from the store
     identity: Path | None = None  # age identity file (default: [encryption] identity_file)
     retrieval: RetrievalOptions = RetrievalOptions()
 

@@ -20,7 +20,7 @@ from uploader import catalogue as cr
 from uploader.archive import COLD_CLASSES, VAULT
 from uploader.catalogue import Catalogue
 from uploader.restore.stream import RestoreError
-from uploader.stores import GiB, ObjectRestore, RetrievalJobs, Store, Tier
+from uploader.stores import GiB, ObjectRestore, RetrievalJobs, Store, StoreError, Tier
 from uploader.stores.glacier import JobOutputExpired
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "format_when",
     "is_vault",
     "object_restore",
+    "ready_since_requested",
     "request",
     "retrieval_jobs",
     "s3_restore_under_way",
@@ -230,3 +231,20 @@ async def status(store: Store, record: cr.RetrievalRecord) -> Status:
 def format_when(t: datetime) -> str:
     """``t`` as shown to users: ``YYYY-MM-DD HH:MM UTC``."""
     return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+async def ready_since_requested(store: Store, catalogue: Catalogue) -> list[cr.RetrievalRecord]:
+    """Every retrieval of ``store`` still waiting that the store now says is ready: recorded as
+    ready (``restore --resume`` then downloads it) and returned. A retrieval that failed,
+    expired or cannot be asked about now is left for ``restore --resume`` to report."""
+    ready = []
+    for record in await asyncio.to_thread(cr.requested_retrievals, catalogue, store.name):
+        try:
+            state = await status(store, record)
+        except (StoreError, RetrievalError) as exc:
+            log.info("retrieval.not_ready", key=record.key, error=str(exc))
+            continue
+        if state.ready:
+            await asyncio.to_thread(cr.mark_ready, catalogue, record.id)
+            ready.append(record)
+    return ready

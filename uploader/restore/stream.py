@@ -37,6 +37,7 @@ from uploader.archive import parse_object_key
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig
 from uploader.crypto import Decryptor, Identity, ScryptIdentity, load_identities, read_passphrase
+from uploader.pacing import RateLimiter, paced
 from uploader.stores import Store
 
 if TYPE_CHECKING:
@@ -138,10 +139,16 @@ async def find_archives(store: Store, catalogue: Catalogue, host: str) -> list[A
 
 
 async def restore_archive(
-    store: Store, key: str, to: Path, **options: Unpack[StreamOptions]
+    store: Store,
+    key: str,
+    to: Path,
+    *,
+    max_rate: int | None = None,
+    **options: Unpack[StreamOptions],
 ) -> RestoreResult:
     """Restore the point in time ``at`` of the archive ``key`` into ``to`` (see
-    :class:`StreamOptions`)."""
+    :class:`StreamOptions`), reading at most ``max_rate`` bytes per second
+    (``[restore] max_rate``) from the store."""
     info = await store.head(key)
     cold = info.storage_class in COLD_STORAGE_CLASSES or (
         info.storage_class is None and store.capabilities.needs_retrieval
@@ -159,6 +166,8 @@ async def restore_archive(
     if not encrypted:
         options["identities"] = None
     chunks = store.read(key)
+    if max_rate:
+        chunks = paced(chunks, RateLimiter(max_rate))
     loop = asyncio.get_running_loop()
     try:
         src = io.BufferedReader(_StreamReader(chunks, loop), buffer_size=1 << 20)

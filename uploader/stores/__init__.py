@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from uploader.stores.base import (
+    BucketLock,
     Capabilities,
     ContainerNotFound,
     CredentialsRejected,
@@ -14,8 +15,10 @@ from uploader.stores.base import (
     MultipartUploadInfo,
     ObjectChanged,
     ObjectInfo,
+    ObjectLocking,
     ObjectNotFound,
     ObjectRestore,
+    ObjectVersion,
     PartInfo,
     PermanentStoreError,
     PinnedReads,
@@ -27,12 +30,15 @@ from uploader.stores.base import (
     Tier,
     TransientStoreError,
     UploadNotFound,
+    VaultLocking,
+    VaultLockPolicy,
 )
 
 if TYPE_CHECKING:
     from uploader.config import StoreConfig
 
 __all__ = [
+    "BucketLock",
     "Capabilities",
     "ContainerNotFound",
     "CredentialsRejected",
@@ -42,8 +48,10 @@ __all__ = [
     "MultipartUploadInfo",
     "ObjectChanged",
     "ObjectInfo",
+    "ObjectLocking",
     "ObjectNotFound",
     "ObjectRestore",
+    "ObjectVersion",
     "PartInfo",
     "PermanentStoreError",
     "PinnedReads",
@@ -56,6 +64,8 @@ __all__ = [
     "Tier",
     "TransientStoreError",
     "UploadNotFound",
+    "VaultLockPolicy",
+    "VaultLocking",
     "open_store",
 ]
 
@@ -83,6 +93,7 @@ def open_store(config: StoreConfig) -> Store:
             region=config.region,
             profile=config.profile,
             endpoint_url=config.endpoint_url,
+            object_lock=config.object_lock,
         )
     if isinstance(config, GlacierStoreConfig):
         from uploader.stores.glacier.store import GlacierStore

@@ -1,8 +1,9 @@
 """AWS error codes into the project's error types: the one place that knows them (S3, Glacier).
 
-Each AWS store's error context manager (``s3._errors``, ``glacier.wire.errors``) hands botocore's
-``ClientError`` to :func:`client_error` with what each code means for that call; the codes that
-refuse credentials or permissions are the same for every AWS service and are classified here.
+Each AWS store's error context manager (``s3_errors.errors``, ``glacier.wire.errors``) hands
+botocore's ``ClientError`` to :func:`client_error` with what each code means for that call; the
+codes that refuse credentials or permissions are the same for every AWS service and are
+classified here.
 Nothing above a store sees a ``ClientError`` or an AWS error code.
 """
 

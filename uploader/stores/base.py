@@ -124,6 +124,45 @@ class ObjectInfo:
     # Where the store put the object when the key alone cannot find it again (a Glacier
     # ArchiveId); None for keyed stores. The catalogue should record it.
     archive_id: str | None = None
+    # Until when the object cannot be deleted (S3 Object Lock retention); None: not locked.
+    locked_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BucketLock:
+    """What a bucket says about Object Lock and versioning (an Object Lock bucket is always
+    versioned: a plain delete then only hides the object behind a delete marker)."""
+
+    enabled: bool  # Object Lock is enabled on the bucket
+    versioning: str | None  # "Enabled", "Suspended", None (never enabled)
+    default_mode: str | None = None  # the bucket's default retention, if it has one
+    default_days: int | None = None
+
+    @property
+    def versioned(self) -> bool:
+        """Whether deletes leave versions behind (versioning on, now or in the past)."""
+        return self.versioning is not None
+
+
+@dataclass(frozen=True, slots=True)
+class VaultLockPolicy:
+    """A Glacier vault's Vault Lock: its policy document (JSON text) and its state
+    (``InProgress``: in effect, can still be aborted; ``Locked``: in effect for good)."""
+
+    state: str
+    policy: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectVersion:
+    """One version of a key in a versioned bucket: an object, or a delete marker."""
+
+    key: str
+    version_id: str
+    is_latest: bool
+    delete_marker: bool
+    size: int = 0
+    last_modified: datetime | None = None
 
 
 class Store(Protocol):
@@ -327,4 +366,31 @@ class PinnedReads(Protocol):
         version_id: str | None = None,
     ) -> AsyncIterator[bytes]:
         """Like :meth:`Store.read`; another object under the key raises ``ObjectChanged``."""
+        ...
+
+
+@runtime_checkable
+class ObjectLocking(Protocol):
+    """A store that keeps objects undeletable until a date (S3 Object Lock) and keeps versions.
+
+    Its :meth:`Store.create_multipart_upload` sets the configured retention on every archive it
+    creates, its :meth:`Store.head` reports ``locked_until``, and its :meth:`Store.delete`
+    removes the object's current version (in a versioned bucket a plain delete only hides it)."""
+
+    async def bucket_lock(self) -> BucketLock:
+        """The bucket's Object Lock and versioning state."""
+        ...
+
+    async def list_versions(self, prefix: str = "") -> list[ObjectVersion]:
+        """Every version and delete marker under ``prefix``."""
+        ...
+
+
+@runtime_checkable
+class VaultLocking(Protocol):
+    """A store whose container may carry a lock policy that denies deletes (Glacier Vault Lock):
+    pruning reads it and plans around it (:func:`uploader.object_lock.vault_lock_days`)."""
+
+    async def vault_lock(self) -> VaultLockPolicy | None:
+        """The vault's lock policy, None when it has none."""
         ...

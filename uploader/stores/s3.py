@@ -3,96 +3,55 @@
 Credentials come from the standard AWS chain (environment, shared profiles, instance roles);
 our configuration never holds keys. Request-level retries are botocore's own ("standard" or
 "adaptive" mode); the multipart driver adds part-level retries on top.
+
+With ``[store] object_lock``, every archive is created locked (the object-lock headers of
+CreateMultipartUpload, :func:`uploader.object_lock.object_lock_for`), and the store offers
+:class:`~uploader.stores.base.ObjectLocking`: the bucket's lock state, every version and delete
+marker, and deletes of the current version (a plain delete in a versioned bucket only hides).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Self
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    HTTPClientError,
-    NoCredentialsError,
-    PartialCredentialsError,
-)
-from botocore.exceptions import (
-    ConnectionError as BotoConnectionError,
-)
 
 from uploader.archive import S3_COLD_CLASSES
 from uploader.config import S3StoreConfig, StorageClass
+from uploader.object_lock import LockPolicy, ObjectLock, object_lock_for
 from uploader.stores.aws_client import AwsClient, AwsStore
-from uploader.stores.aws_errors import client_error, credentials_missing
 from uploader.stores.base import (
     READ_CHUNK,
+    BucketLock,
     Capabilities,
-    ContainerNotFound,
-    CredentialsRejected,
     GiB,
     MiB,
     MultipartUploadInfo,
     ObjectChanged,
     ObjectInfo,
     ObjectNotFound,
+    ObjectVersion,
     PartInfo,
-    PermanentStoreError,
     RestoreAlreadyInProgress,
     RestoreOutcome,
-    StoreError,
     Tier,
     TransientStoreError,
     UploadNotFound,
 )
-
-S3_CAPABILITIES = Capabilities(min_part_size=5 * MiB, max_part_size=5 * GiB, max_parts=10_000)
-# What an S3 error code means, before the generic rules of aws_errors.client_error apply.
-_BY_CODE: dict[str, type[PermanentStoreError]] = {
-    "NoSuchKey": ObjectNotFound,
-    "404": ObjectNotFound,  # a HEAD request's answer has no body, hence no code
-    "NotFound": ObjectNotFound,
-    "NoSuchUpload": UploadNotFound,
-    "NoSuchBucket": ContainerNotFound,
-    "RestoreAlreadyInProgress": RestoreAlreadyInProgress,
-    "PreconditionFailed": ObjectChanged,  # If-Match: the ETag is another one now
-    "NoSuchVersion": ObjectChanged,
-}
-_TRANSIENT = frozenset(
-    {
-        "RequestTimeout",
-        "RequestTimeTooSkewed",
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "InternalError",
-        "ServiceUnavailable",
-    }
+from uploader.stores.s3_errors import ObjectLockUnavailable
+from uploader.stores.s3_errors import errors as _errors
+from uploader.stores.s3_lock import (
+    ensure_retention,
+    read_bucket_lock,
+    read_versioned,
+    read_versions,
 )
 
-
-@contextlib.contextmanager
-def _errors(what: str) -> Iterator[None]:
-    """Translate botocore errors into the store's error types (the only place that sees them)."""
-    try:
-        yield
-    except StoreError:
-        raise
-    except ClientError as exc:
-        raise client_error(exc, what, transient=_TRANSIENT, by_code=_BY_CODE) from exc
-    except NoCredentialsError as exc:
-        raise credentials_missing(what, exc) from exc
-    except PartialCredentialsError as exc:
-        raise CredentialsRejected(f"{what}: {exc}") from exc
-    except (BotoConnectionError, HTTPClientError) as exc:
-        raise TransientStoreError(f"{what}: {exc}") from exc
-    except BotoCoreError as exc:
-        raise PermanentStoreError(f"{what}: {exc}") from exc
-    except OSError as exc:  # aiohttp and socket errors that slipped through botocore
-        raise TransientStoreError(f"{what}: {exc}") from exc
+S3_CAPABILITIES = Capabilities(min_part_size=5 * MiB, max_part_size=5 * GiB, max_parts=10_000)
 
 
 def _part_body_as_view(params: dict[str, Any], **_: Any) -> None:
@@ -126,11 +85,18 @@ class S3Store(AwsStore):
         max_connections: int = 32,
         capabilities: Capabilities | None = None,
         session: AioSession | None = None,
+        object_lock: LockPolicy | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.bucket = bucket
         self.prefix = prefix
         self.storage_class = storage_class
-        self.config = S3StoreConfig(bucket, prefix, storage_class, region, profile, endpoint_url)
+        self.config: S3StoreConfig = S3StoreConfig(
+            bucket, prefix, storage_class, region, profile, endpoint_url, object_lock=object_lock
+        )
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._lock_checked = False
+        self._versioned: bool | None = None
         self._region = region
         self._endpoint_url = endpoint_url
         self._session = session if session is not None else AioSession(profile=profile)
@@ -168,7 +134,9 @@ class S3Store(AwsStore):
     async def create_multipart_upload(
         self, key: str, part_size: int, metadata: Mapping[str, str]
     ) -> str:
-        """Start an upload in the store's storage class, with SHA-256 part checksums."""
+        """Start an upload in the store's storage class, with SHA-256 part checksums, and with
+        ``[store] object_lock``, the archive's retention (:meth:`lock_for_new_object`)."""
+        extra = await self._lock_params()
         with _errors(f"starting the upload of {key}"):
             r = await self.client.create_multipart_upload(
                 Bucket=self.bucket,
@@ -177,8 +145,41 @@ class S3Store(AwsStore):
                 Metadata=dict(metadata),
                 ChecksumAlgorithm="SHA256",
                 ContentType="application/octet-stream",
+                **extra,
             )
         return str(r["UploadId"])
+
+    def lock_for_new_object(self) -> ObjectLock | None:
+        """The retention of an object created now: the same for an archive and its metadata
+        object (None without ``[store] object_lock``)."""
+        policy = self.config.object_lock
+        if policy is None:
+            return None
+        return object_lock_for(policy, self.storage_class, self._clock())
+
+    async def _lock_params(self) -> dict[str, object]:
+        """The object-lock parameters of a new object, once the bucket is known to take them."""
+        lock = self.lock_for_new_object()
+        if lock is None:
+            return {}
+        if not self._lock_checked:
+            state = await self.bucket_lock()
+            if not state.enabled:
+                raise ObjectLockUnavailable(
+                    f"[store] object_lock is set, but bucket {self.bucket} has no Object Lock "
+                    "enabled: enable it (docs/immutability.md) or remove object_lock"
+                )
+            self._lock_checked = True
+        return lock.request_params()
+
+    async def bucket_lock(self) -> BucketLock:
+        """Whether the bucket has Object Lock (and a default retention), and its versioning."""
+        return await read_bucket_lock(self.client, self.bucket)
+
+    async def list_versions(self, prefix: str = "") -> list[ObjectVersion]:
+        """Every version and delete marker under ``prefix``."""
+        found = await read_versions(self.client, self.bucket, self._key(prefix))
+        return [dataclasses.replace(v, key=self._rel(v.key)) for v in found]
 
     async def upload_part(
         self, key: str, upload_id: str, number: int, data: bytes | bytearray, checksum: str
@@ -235,6 +236,9 @@ class S3Store(AwsStore):
                     ]
                 },
             )
+        if (lock := self.lock_for_new_object()) is not None:
+            # before the archive is recorded: a service may have ignored the upload's headers
+            await ensure_retention(self.client, self.bucket, self._key(key), lock)
 
     async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
         """Abort an upload; an unknown upload is not an error."""
@@ -274,6 +278,7 @@ class S3Store(AwsStore):
             dict(r.get("Metadata", {})),
             str(r.get("StorageClass", "STANDARD")),
             r.get("LastModified"),
+            locked_until=r.get("ObjectLockRetainUntilDate"),
         )
 
     # -- retrieval from GLACIER / DEEP_ARCHIVE -------------------------------------------------
@@ -382,6 +387,17 @@ class S3Store(AwsStore):
             body.close()
 
     async def delete(self, key: str) -> None:
-        """Delete an object; a missing object is not an error."""
-        with _errors(f"deleting {key}"):
-            await self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        """Delete an object; a missing object is not an error. In a versioned bucket (every
+        Object Lock bucket is) the current version itself is deleted: a plain delete would only
+        hide it behind a delete marker and leave its bytes billed."""
+        version = None
+        if self._versioned is None:
+            self._versioned = await read_versioned(self.client, self.bucket)
+        if self._versioned:
+            try:
+                version = (await self.object_version(key))[1]
+            except ObjectNotFound:
+                return
+        extra = {} if version is None else {"VersionId": version}
+        with _errors(f"deleting {key}" + (f" (version {version})" if version else "")):
+            await self.client.delete_object(Bucket=self.bucket, Key=self._key(key), **extra)

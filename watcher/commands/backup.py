@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 import structlog
 
 from localbackup.configkit import format_size
+from localbackup.hooks import HookFailed
 from localbackup.step import StepResult, run_backup_step, seal_open_cycle
-from watcher.exitcodes import OK, USAGE, WARNINGS
+from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
 
 if TYPE_CHECKING:
     from watcher.config import AppConfig
@@ -40,12 +41,38 @@ def run_backup(args: argparse.Namespace, config: AppConfig) -> int:
             file=sys.stderr,
         )
         return USAGE
-    with _progress() as progress:
-        result = run_backup_step(
-            config.backup, config.watch.marker_dir, force_full=args.full, progress=progress
-        )
+    from watcher.notify.events import NoticeEvent
+    from watcher.outcomes import Outcomes
+
+    outcomes = Outcomes(config)
+    outcomes.emit(outcomes.notice(NoticeEvent.BACKUP_STARTED))
+    try:
+        with _progress() as progress:
+            result = run_backup_step(
+                config.backup, config.watch.marker_dir, force_full=args.full, progress=progress
+            )
+    except Exception as exc:
+        outcomes.emit(outcomes.notice(NoticeEvent.BACKUP_FAILED, error=str(exc)))
+        outcomes.close()
+        if isinstance(exc, HookFailed):
+            print(f"glacier-backup: backup failed: {exc}", file=sys.stderr)
+            return FAILURE
+        raise
     _print_summary(result)
-    return WARNINGS if result.increment.warnings else OK
+    inc = result.increment
+    outcomes.emit(
+        outcomes.notice(
+            NoticeEvent.BACKUP_DONE,
+            cycle=result.cycle_id,
+            sizes={"read": inc.bytes_in, "written": inc.bytes_out},
+            duration=result.seconds,
+            warnings=result.warnings,
+            message=f"increment {result.plan.number} ({result.plan.kind})",
+            details={"sealed": " ".join(c.cycle_id for c in result.sealed)},
+        )
+    )
+    outcomes.close()
+    return WARNINGS if result.warnings else OK
 
 
 def run_seal(args: argparse.Namespace, config: AppConfig) -> int:
@@ -92,8 +119,9 @@ def _print_summary(r: StepResult) -> None:
         f"{inc.deleted:,} deleted since the base",
         f"  bytes: {format_size(inc.bytes_in)} in, {format_size(inc.bytes_out)} out",
         f"  skipped: {skipped}",
-        f"  warnings: {len(inc.warnings)}",
+        f"  warnings: {r.warnings}",
     ]
+    lines += [f"    hook: {w}" for w in r.hook_warnings]
     lines += [f"    {w.kind}: {w.path}: {w.message}" for w in inc.warnings[:50]]
     if len(inc.warnings) > 50:
         lines.append(f"    ... and {len(inc.warnings) - 50} more (see the log)")

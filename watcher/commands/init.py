@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     config_file: Path = args.config or paths.default_config_file()
     if config_file.exists():
         print(f"glacier-backup: {config_file} already exists; not overwriting it")
+        _check_existing(config_file)
         return FAILURE
     # The default folder is ours; a folder the user named (/etc, ~) is never chmodded.
     paths.ensure_private_dir(config_file.parent, ours=args.config is None)
@@ -57,6 +58,22 @@ def run(args: argparse.Namespace) -> int:
     print(f"spool {spool}, state {state}, local store {vault}")
     print("next: edit [backup] sources, then run 'glacier-backup backup'")
     return OK
+
+
+def _check_existing(config_file: Path) -> None:
+    """Say whether an existing configuration's bucket can lock archives (``object_lock``)."""
+    from localbackup.configkit import ConfigError
+    from watcher.config import load_config
+    from watcher.lock_check import check_object_lock
+
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        print(f"glacier-backup: it does not load: {exc}")
+        return
+    check = check_object_lock(config.store)
+    if check is not None:
+        print("\n".join(check.lines()))
 
 
 def _recipient_for(identity_file: Path) -> str:

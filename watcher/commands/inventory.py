@@ -19,6 +19,7 @@ from uploader.maintenance import MaintenanceReport, ReconcileKind
 from uploader.stores import StoreNotAvailable
 from watcher.exitcodes import OK, USAGE, WARNINGS
 from watcher.maintenance_loop import maintenance_pass
+from watcher.outcomes import Outcomes
 
 if TYPE_CHECKING:
     from watcher.config import AppConfig
@@ -70,17 +71,20 @@ def _seconds(text: str) -> float:
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
     """Reconcile the catalogue with the store (Glacier: through inventory jobs)."""
+    outcomes = Outcomes(config)
     try:
         with Catalogue.in_state_dir(config.state_dir) as catalogue:
-            report = asyncio.run(_run(args, config, catalogue))
+            report = asyncio.run(_run(args, config, catalogue, outcomes))
     except StoreNotAvailable as exc:
         print(f"glacier-backup: configuration error: store: {exc}", file=sys.stderr)
         return USAGE
+    finally:
+        outcomes.close()
     return print_report(report)
 
 
 async def _run(
-    args: argparse.Namespace, config: AppConfig, catalogue: Catalogue
+    args: argparse.Namespace, config: AppConfig, catalogue: Catalogue, outcomes: Outcomes
 ) -> MaintenanceReport:
     # --wait polls the job at its own interval: the state machine would otherwise poll a job
     # in progress at most every 15 minutes, whatever the interval of this loop.
@@ -92,12 +96,13 @@ async def _run(
         prune=False,
         request_inventory=args.request,
         poll_every=poll,
+        outcomes=outcomes,
     )
     while args.wait and report.reconciliation is None and report.jobs_in_flight:
         print(f"{report.inventory_status}; checking again in {args.poll_every:g} s", flush=True)
         await asyncio.sleep(args.poll_every)
         report = await maintenance_pass(
-            config, catalogue, datetime.now(UTC), prune=False, poll_every=poll
+            config, catalogue, datetime.now(UTC), prune=False, poll_every=poll, outcomes=outcomes
         )
     return report
 

@@ -19,6 +19,7 @@ from uploader.maintenance import PrunePlan, may_upload
 from uploader.stores import StoreNotAvailable
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
 from watcher.maintenance_loop import maintenance_pass
+from watcher.outcomes import Outcomes
 
 if TYPE_CHECKING:
     from watcher.config import AppConfig
@@ -41,16 +42,24 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         sys.stdout.flush()
         printed.append(plan)
 
+    outcomes = Outcomes(config)
     try:
         with Catalogue.in_state_dir(config.state_dir) as catalogue:
             report = asyncio.run(
                 maintenance_pass(
-                    config, catalogue, datetime.now(UTC), dry_run=args.dry_run, on_plan=show
+                    config,
+                    catalogue,
+                    datetime.now(UTC),
+                    dry_run=args.dry_run,
+                    on_plan=show,
+                    outcomes=outcomes,
                 )
             )
     except StoreNotAvailable as exc:
         print(f"glacier-backup: configuration error: store: {exc}", file=sys.stderr)
         return USAGE
+    finally:
+        outcomes.close()
     for p in report.problems:
         print(f"problem: {p}", file=sys.stderr)
     if report.plan is None:

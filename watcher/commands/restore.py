@@ -116,7 +116,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace, config: AppConfig) -> int:
     """Restore one point in time; exit 1 (and leave no restored tree) on any failure."""
     try:
-        request = _request(args)
+        request = _request(args, config.restore.max_rate)
     except PointInTimeError as exc:
         return _usage(str(exc))
     ui = TerminalUI()
@@ -169,7 +169,7 @@ def _restore(request: RestoreRequest, config: AppConfig, ui: TerminalUI) -> Extr
     return asyncio.run(_from_store(store, config, request, ui))
 
 
-def _request(args: argparse.Namespace) -> RestoreRequest:
+def _request(args: argparse.Namespace, max_rate: int | None = None) -> RestoreRequest:
     """The parsed arguments as a request; ``--at`` is parsed here (PointInTimeError)."""
     return RestoreRequest(
         to=args.to.expanduser().absolute(),
@@ -182,6 +182,7 @@ def _request(args: argparse.Namespace) -> RestoreRequest:
         from_spool=args.from_spool,
         identity=args.identity,
         retrieval=retrieval_options(args),
+        max_rate=max_rate,
     )
 
 

@@ -24,10 +24,13 @@ from uploader.catalogue import (
     inventory_state,
     last_event,
     open_flags,
+    prune_inputs,
 )
 from uploader.maintenance import pending_jobs
 from uploader.stores import PartInfo
-from watcher.exitcodes import OK
+from uploader.window import local_now
+from watcher.exitcodes import OK, WARNINGS
+from watcher.lock_check import check_object_lock
 from watcher.markers import FAILED, QUARANTINE
 
 if TYPE_CHECKING:
@@ -45,8 +48,23 @@ def _iso(t: datetime | None) -> str | None:
     return None if t is None else t.astimezone(UTC).isoformat()
 
 
-def collect(config: AppConfig) -> dict[str, Any]:
-    """Everything ``status`` shows, from local state only (the ``--json`` document)."""
+def upload_window(config: AppConfig, now: datetime) -> dict[str, Any] | None:
+    """``[upload] window``: open or not at ``now`` (local time), and when it next opens/closes."""
+    window = config.upload.window
+    if window is None:
+        return None
+    closes = window.closes_at(now)
+    return {
+        "window": str(window),
+        "open": closes is not None,
+        "closes_at": None if closes is None else closes.isoformat(),
+        "next_open": window.next_open(now).isoformat() if closes is None else None,
+    }
+
+
+def collect(config: AppConfig, now: datetime | None = None) -> dict[str, Any]:
+    """Everything ``status`` shows, from local state only (the ``--json`` document); ``now``
+    is the local time the upload window is judged at."""
     store = config.store.name
     spool = Spool(config.backup.spool_dir)
     with Catalogue.in_state_dir(config.state_dir) as cat:
@@ -56,6 +74,7 @@ def collect(config: AppConfig) -> dict[str, Any]:
         failure = last_event(cat, ("upload_failed", "marker_quarantined"))
         inventory = inventory_state(cat, store)
         flags = open_flags(cat, store)
+        locked = [a.locked_until for a in prune_inputs(cat, store) if a.ours]
     archived = {a.cycle_id for a in archives}
     newest = max(archives, key=lambda a: a.uploaded_at, default=None)
     marker_dir = config.watch.marker_dir
@@ -81,6 +100,8 @@ def collect(config: AppConfig) -> dict[str, Any]:
             "failed": _count(marker_dir / FAILED, _not_reason),
             "quarantined": _count(marker_dir / QUARANTINE, _not_reason),
         },
+        "upload_window": upload_window(config, now or local_now()),
+        "archives_locked": sum(1 for a in locked if a is not None and a > datetime.now(UTC)),
     }
 
 
@@ -158,11 +179,15 @@ def _last_failure(marker_dir: Path) -> dict[str, Any] | None:
 
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
-    """Print the status (or its JSON)."""
+    """Print the status (or its JSON). With ``[store] object_lock``, the bucket is asked
+    whether it has Object Lock (the one store request status makes): exit 3 when it has not."""
     s = collect(config)
+    lock = check_object_lock(config.store)
+    s["object_lock"] = None if lock is None else lock.as_json()
+    code = WARNINGS if lock is not None and lock.problem else OK
     if args.json:
         print(json.dumps(s, indent=2))
-        return OK
+        return code
     oc = s["open_cycle"]
     print(f"host {s['host']}, store {s['store']}")
     print("open cycle: " + (f"{oc['cycle_id']} ({oc['increments']} increments)" if oc else "none"))
@@ -187,4 +212,11 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         print(f"FLAG {f['kind'].upper()}: {f['key']}: {f['detail']}")
     m = s["markers"]
     print(f"markers: {m['pending']} pending, {m['failed']} failed, {m['quarantined']} quarantined")
-    return OK
+    w = s["upload_window"]
+    if w is not None:
+        when = f"open until {w['closes_at']}" if w["open"] else f"closed; opens {w['next_open']}"
+        print(f"upload window {w['window']}: {when}")
+    if lock is not None:
+        print("\n".join(lock.lines()))
+        print(f"archives locked now: {s['archives_locked']}")
+    return code

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,9 +17,13 @@ from localbackup.configkit import format_size
 from localbackup.formats import CYCLE_JSON
 from localbackup.spool import CYCLES
 from uploader.catalogue import Catalogue, pruned_at, remember_cycle_indexes
-from uploader.stores import Store, StoreNotAvailable, open_store
+from uploader.pacing import Pace, UploadPaused, upload_pace
+from uploader.stores import Store, StoreError, StoreNotAvailable, open_store
 from uploader.upload import UPLOAD_FAILURES, archive_doubt, pending_cycle_dirs, upload_cycle
-from watcher.exitcodes import FAILURE, OK, USAGE
+from uploader.window import local_now
+from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
+from watcher.notify.events import NoticeEvent
+from watcher.outcomes import Outcomes, upload_done
 
 if TYPE_CHECKING:
     from watcher.config import AppConfig
@@ -39,6 +44,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="upload CYCLE even if its archive was pruned from the store, or again if its"
         " archive is unconfirmed or flagged MISSING",
+    )
+    p.add_argument(
+        "--now",
+        action="store_true",
+        help="upload even outside [upload] window (the rate limit still applies)",
     )
     p.set_defaults(run=run)
 
@@ -96,16 +106,58 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
             print("nothing to upload: every sealed cycle is archived")
             return OK
         force = bool(args.cycle and getattr(args, "force", False))
-        return asyncio.run(_upload_all(todo, store, catalogue, config, force=force))
+        return _send(todo, store, catalogue, config, force=force, now=getattr(args, "now", False))
+
+
+def _send(
+    todo: list[Path],
+    store: Store,
+    catalogue: Catalogue,
+    config: AppConfig,
+    *,
+    force: bool,
+    now: bool,
+) -> int:
+    """Upload ``todo`` inside ``[upload] window`` (unless ``now``) at ``[upload] max_rate``,
+    telling the outcome sink what happened."""
+    window = None if now else config.upload.window
+    at = local_now()
+    if window is not None and not window.is_open(at):
+        print(
+            f"outside the upload window {window}: {len(todo)} cycle(s) wait until it opens "
+            f"at {window.next_open(at):%Y-%m-%d %H:%M %Z} (upload --now uploads anyway)"
+        )
+        return WARNINGS
+    outcomes = Outcomes(config)
+    try:
+        pace = upload_pace(config.upload.max_rate, window)
+        return asyncio.run(
+            _upload_all(todo, store, catalogue, config, outcomes, force=force, pace=pace)
+        )
+    except StoreError as exc:  # the store could not even be opened
+        outcomes.emit(outcomes.notice(NoticeEvent.UPLOAD_FAILED, error=str(exc)), catalogue)
+        raise
+    finally:
+        outcomes.close()
 
 
 async def _upload_all(
-    todo: list[Path], store: Store, catalogue: Catalogue, config: AppConfig, *, force: bool = False
+    todo: list[Path],
+    store: Store,
+    catalogue: Catalogue,
+    config: AppConfig,
+    outcomes: Outcomes,
+    *,
+    force: bool = False,
+    pace: Pace | None = None,
 ) -> int:
     failed = 0
     async with store as s:
         for cycle_dir in todo:
-            with _progress(cycle_dir.name) as progress:
+            cycle = cycle_dir.name
+            started = time.monotonic()
+            outcomes.emit(outcomes.notice(NoticeEvent.UPLOAD_STARTED, cycle=cycle), catalogue)
+            with _progress(cycle) as progress:
                 try:
                     record = await upload_cycle(
                         cycle_dir,
@@ -115,14 +167,24 @@ async def _upload_all(
                         config.upload,
                         progress,
                         force=force,
+                        pace=pace,
                     )
+                except UploadPaused as exc:
+                    print(f"upload of {cycle} paused: {exc}")
+                    return WARNINGS
                 except UPLOAD_FAILURES as exc:
                     failed += 1
-                    log.error("upload.failed", cycle=cycle_dir.name, error=str(exc))
-                    print(f"upload of {cycle_dir.name} failed: {exc}", file=sys.stderr)
+                    log.error("upload.failed", cycle=cycle, error=str(exc))
+                    print(f"upload of {cycle} failed: {exc}", file=sys.stderr)
+                    failure = outcomes.notice(
+                        NoticeEvent.UPLOAD_FAILED, cycle=cycle, error=str(exc)
+                    )
+                    await asyncio.to_thread(outcomes.emit, failure, catalogue)
                     continue
             await asyncio.to_thread(remember_cycle_indexes, catalogue, cycle_dir)
             print(f"{record.cycle_id}: {record.key} ({format_size(record.size)}) in {s.name}")
+            done = upload_done(outcomes, record, time.monotonic() - started)
+            await asyncio.to_thread(outcomes.emit, done, catalogue)
     return FAILURE if failed else OK
 
 

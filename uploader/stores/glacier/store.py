@@ -10,7 +10,8 @@ What Glacier cannot do at once is not faked: ``head`` knows only archives comple
 store object; ``list_objects`` raises :class:`InventoryRequired` and ``read``
 :class:`RetrievalRequired`. The job calls (inventory, retrieval, job output) are made by
 :class:`.vault_jobs.VaultJobs`; the store offers them as the ``InventoryJobs`` and
-``RetrievalJobs`` abilities of :mod:`uploader.stores.base`.
+``RetrievalJobs`` abilities of :mod:`uploader.stores.base`, and the vault's Vault Lock policy
+(:mod:`.vault_lock`) as ``VaultLocking``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from uploader.stores.base import (
     Tier,
     TransientStoreError,
     UploadNotFound,
+    VaultLockPolicy,
 )
 from uploader.stores.glacier.description import (
     ArchiveDescription,
@@ -59,6 +61,7 @@ from uploader.stores.glacier.jobs import (
 )
 from uploader.stores.glacier.treehash import combine_tree_hashes, tree_hash
 from uploader.stores.glacier.vault_jobs import VaultJobs
+from uploader.stores.glacier.vault_lock import read_vault_lock
 from uploader.stores.glacier.wire import (
     CONTENT_PARAM,
     NoInventoryYet,
@@ -336,6 +339,10 @@ class GlacierStore(AwsStore):
         for key, info in list(self._archives.items()):
             if info.archive_id == archive_id:
                 del self._archives[key]
+
+    async def vault_lock(self) -> VaultLockPolicy | None:
+        """The vault's Vault Lock policy and its state (None: the vault has none)."""
+        return await read_vault_lock(self.client, self._args(), self.vault)
 
     # -- jobs (InventoryJobs, RetrievalJobs): see vault_jobs ---------------------------------
 
