@@ -382,9 +382,31 @@ def test_unreadable_file_is_a_warning_and_keeps_old_entry(tmp_path: Path, backup
     assert name not in first.index  # nothing earlier to fall back on
 
 
+_UNPRIVILEGED_CHILD = """
+import json, os, sys
+from pathlib import Path
+from localbackup.increment import IncrementOptions, write_increment
+
+# Everything is imported while still root (the interpreter may live where nobody cannot read);
+# then this process becomes nobody for the backup itself.
+os.setgroups([])
+os.setgid(65534)
+os.setuid(65534)
+top, src = Path(sys.argv[1]), Path(sys.argv[2])
+with open(top / "t.tar.zst", "wb") as t, open(top / "i.zst", "wb") as i:
+    r = write_increment(IncrementOptions(sources=(src,), compression_threads=1), None, t, i)
+print(json.dumps([[w.kind, w.path] for w in r.warnings]))
+"""
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="drops privileges from root")
 def test_unreadable_file_for_real_as_unprivileged_user(tmp_path: Path) -> None:
-    """Root reads everything, so fork, drop to nobody and meet a real EACCES."""
+    """Root reads everything, so a child process that becomes nobody meets a real EACCES.
+
+    A fresh interpreter rather than a fork: forking the test process, which holds the
+    threads of session servers, is not safe (a forked child crashed with SIGSEGV)."""
+    import subprocess
+    import sys
     import tempfile
 
     top = Path(tempfile.mkdtemp(prefix="lb-unreadable-", dir="/tmp"))
@@ -395,29 +417,17 @@ def test_unreadable_file_for_real_as_unprivileged_user(tmp_path: Path) -> None:
         (src / "ok.txt").write_text("fine")
         (src / "secret.txt").write_text("no")
         os.chmod(src / "secret.txt", 0o000)
-        result_file = top / "result.json"
-        pid = os.fork()
-        if pid == 0:  # child
-            code = 1
-            try:
-                os.setgroups([])
-                os.setgid(65534)
-                os.setuid(65534)
-                from localbackup.increment import IncrementOptions, write_increment
-
-                with open(top / "t.tar.zst", "wb") as t, open(top / "i.zst", "wb") as i:
-                    r = write_increment(IncrementOptions(sources=(src,), compression_threads=1),
-                                        None, t, i)  # fmt: skip
-                result_file.write_text(json.dumps([[w.kind, w.path] for w in r.warnings]))
-                code = 0
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-        assert json.loads(result_file.read_text()) == [["unreadable", str(src / "secret.txt")]]
+        child = subprocess.run(
+            [sys.executable, "-c", _UNPRIVILEGED_CHILD, str(top), str(src)],
+            cwd=top,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert child.returncode == 0, child.stderr
+        assert json.loads(child.stdout) == [["unreadable", str(src / "secret.txt")]]
     finally:
-        import shutil
-
         shutil.rmtree(top)
 
 
