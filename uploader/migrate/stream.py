@@ -49,10 +49,14 @@ class RangeSpool:
         """Where the range starting at ``start`` is kept."""
         return self.root / f"{start}.range"
 
-    def write(self, start: int, data: bytes) -> None:
-        """Keep ``data`` durably (temp file, fsync, rename), 0600 in 0700 directories."""
+    def create(self) -> None:
+        """Make the spool's 0700 directories (once, before ranges are written from several
+        threads at a time)."""
         ensure_private_dir(self.root.parent)
         ensure_private_dir(self.root)
+
+    def write(self, start: int, data: bytes) -> None:
+        """Keep ``data`` durably (temp file, fsync, rename), 0600 (see :meth:`create`)."""
         tmp = self.root / f"{start}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:

@@ -127,6 +127,7 @@ async def _copy(ctx: CopyContext, record: MigrationRecord) -> MigrationRecord:
         return await _finish(ctx, record, started)
     plan = PartPlan(record.size, started.part_size)
     spool = RangeSpool(spool_dir(ctx.spool_root, record))
+    await asyncio.to_thread(spool.create)
     spooled = await asyncio.to_thread(cm.spooled_ranges, ctx.catalogue, record.id)
     payload = JobOutputPayload(
         ctx.source,
