@@ -12,6 +12,7 @@ Backup
     ``spool``        cycle directories, the spool lock, recovery after a crash: Spool, CycleDir
     ``increment``    one increment: write_increment (scan -> changes -> tar and index)
     ``scan``         the walk of the sources, byte paths and lstat
+    ``sources``      missing sources (gone, unreadable, unmounted): carried, never deleted
     ``exclude``      gitignore-like exclude patterns
     ``changes``      change detection against the base index, and the new index
     ``tarwriter``    the pax tar writer: buffer, file copies, sparse files
@@ -24,6 +25,7 @@ Formats
 
 Restore
     ``pointintime``  which cycle, increment and chain of increments a restore uses
+    ``pathmatch``    path patterns of ``files`` and ``restore --path``: PathSelection
     ``extract``      the restore engine: Extractor, ExtractOptions, ExtractStats, ExtractError
     ``safepath``     where an archive member may be written: member_parts, SafeTree
     ``staging``      how a restore reaches its target: staged_target, check_target

@@ -163,6 +163,19 @@ class ChangeDetector:
         present = sum(map(self.new.records.__contains__, self.base_paths[:-1]))
         return len(self.base_paths) - 1 - present
 
+    def keep_source(self, root: bytes) -> int:
+        """A source root that is missing now: keep what the base knew of it (the root and
+        everything below), rather than report it deleted; returns how many entries."""
+        name = root[1:]
+        kept = 0
+        record = self.base.records.get(name)
+        if record is not None and name not in self.new.records:
+            self.keep(name, record)
+            kept = 1
+        before = len(self.new.records)
+        self.keep_below(root)
+        return kept + len(self.new.records) - before
+
     def keep_below(self, directory: bytes) -> None:
         """A directory that could not be listed: keep what the base knew below it, rather
         than reporting its contents as deleted."""

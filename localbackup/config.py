@@ -90,7 +90,7 @@ def backup_config(section: Section) -> BackupConfig:
         increments_per_cycle=section.integer(
             "increments_per_cycle", d.increments_per_cycle, minimum=0, maximum=10_000
         ),
-        full_every=section.duration("full_every", d.full_every),
+        full_every=section.duration("full_every", d.full_every, zero="off"),
         mode=section.enum_choice("mode", d.mode),
         compression_level=section.integer(
             "compression_level", d.compression_level, minimum=1, maximum=22

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 __all__ = [
     "DAY",
@@ -26,6 +26,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+#: What a zero duration means for a key: refused (it must be positive), a valid duration (a
+#: minimum age of zero), or "off" (None, like leaving the key out).
+ZeroDuration = Literal["refused", "valid", "off"]
 E = TypeVar("E", bound=StrEnum)
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -227,8 +230,11 @@ class Section:
         assert isinstance(value, bool)
         return value
 
-    def duration(self, key: str, default: float | None) -> float | None:
-        """Seconds; the key may hold a string like "7d" or a number of seconds."""
+    def duration(
+        self, key: str, default: float | None, *, zero: ZeroDuration = "refused"
+    ) -> float | None:
+        """Seconds; the key may hold a string like "7d" or a number of seconds. A zero
+        ("0d", 0) is ``zero``: refused, a valid duration (0.0), or "off" (None)."""
         if key not in self._data:
             self._read.add(key)
             return default
@@ -237,9 +243,17 @@ class Section:
             seconds = parse_duration(value) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
-        if seconds <= 0:
-            raise self.error(key, "must be a positive duration")
+        if seconds < 0 or (seconds == 0 and zero == "refused"):
+            return self._bad_duration(key, zero)
+        if seconds == 0:
+            return None if zero == "off" else 0.0
         return seconds
+
+    def _bad_duration(self, key: str, zero: ZeroDuration) -> float:
+        if zero == "refused":
+            raise self.error(key, "must be a positive duration")
+        meaning = '"0" turns it off' if zero == "off" else '"0d" is allowed'
+        raise self.error(key, f"must not be negative ({meaning})")
 
     def size(self, key: str, default: int | None) -> int | None:
         """Bytes; the key may hold an integer or a string like "64MiB" or "500GB"."""

@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["ExcludeMatcher", "compile_excludes"]
+__all__ = ["GLOB_CHARS", "ExcludeMatcher", "compile_excludes", "glob_regex"]
 
-_GLOB_CHARS = frozenset(b"*?[")
+#: The bytes that make a pattern a glob rather than a literal name or path.
+GLOB_CHARS = frozenset(b"*?[")
 
 
 def _double_star(pattern: bytes, i: int) -> tuple[bytes, int]:
@@ -60,8 +61,9 @@ def _char_class(pattern: bytes, i: int) -> tuple[bytes, int]:
 _SIMPLE = {b"*": b"[^/]*", b"?": b"[^/]"}
 
 
-def _translate(pattern: bytes) -> bytes:
-    """Translate a glob (with ``**``) to a regular expression body, no anchors."""
+def glob_regex(pattern: bytes) -> bytes:
+    """Translate a glob (with ``**``) to a regular expression body, no anchors: ``*`` and ``?``
+    stay within one component, ``**`` spans whole components, ``[...]`` is a class."""
     out: list[bytes] = []
     i, n = 0, len(pattern)
     while i < n:
@@ -138,16 +140,16 @@ def compile_excludes(patterns: tuple[str, ...] | list[str]) -> ExcludeMatcher:
         if not raw:
             continue
         if b"/" not in raw:
-            if not _GLOB_CHARS.intersection(raw):
+            if not GLOB_CHARS.intersection(raw):
                 names[dir_only].add(raw)
-            elif raw.startswith(b"*") and len(raw) > 1 and not _GLOB_CHARS.intersection(raw[1:]):
+            elif raw.startswith(b"*") and len(raw) > 1 and not GLOB_CHARS.intersection(raw[1:]):
                 suffixes[dir_only].append(raw[1:])
             else:
-                base_res[dir_only].append(_translate(raw))
+                base_res[dir_only].append(glob_regex(raw))
         elif raw.startswith(b"/"):
-            path_res[dir_only].append(b"\\A" + _translate(raw) + b"\\Z")
+            path_res[dir_only].append(b"\\A" + glob_regex(raw) + b"\\Z")
         else:
-            path_res[dir_only].append(b"(?:\\A|/)" + _translate(raw) + b"\\Z")
+            path_res[dir_only].append(b"(?:\\A|/)" + glob_regex(raw) + b"\\Z")
     return ExcludeMatcher(
         names=frozenset(names[False]),
         dir_names=frozenset(names[True]),

@@ -18,10 +18,10 @@ The engine neither reads nor places files by itself: its callers verify what the
 from __future__ import annotations
 
 import errno
-import fnmatch
 import os
 import stat
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -32,6 +32,7 @@ import zstandard
 from localbackup.fileio import CHUNK_SIZE, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
 from localbackup.index import TYPE_CODE, EntryType, Index, Record
 from localbackup.integrity import IntegrityError
+from localbackup.pathmatch import PathSelection
 from localbackup.paxheader import XATTR_PREFIX, member_mtime_ns
 from localbackup.safepath import (
     ExtractError,
@@ -44,63 +45,63 @@ from localbackup.safepath import (
 __all__ = [
     "ExtractError",
     "ExtractOptions",
+    "ExtractProgress",
     "ExtractStats",
     "Extractor",
     "IntegrityError",
-    "PathFilter",
     "UnsafeMemberError",
 ]
 
 log = structlog.get_logger(__name__)
 
 _DIR = TYPE_CODE[EntryType.DIR]
+_FILES = frozenset({TYPE_CODE[EntryType.FILE], TYPE_CODE[EntryType.HARDLINK]})
+_SYMLINK = TYPE_CODE[EntryType.SYMLINK]
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _XATTR_SKIP = (errno.ENOTSUP, errno.EPERM, errno.EACCES, errno.E2BIG, errno.ERANGE, errno.ENOSPC)
 _DEFAULT_DIR_MODE = 0o755  # directories above the backed-up roots (not in the archive)
 _MAX_WARNINGS = 100
+_REPORT_EVERY = 1 << 20  # compressed bytes read between progress reports
+
+#: Progress of a restore: (files written, compressed increment bytes read), now and then.
+ExtractProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
 class ExtractOptions:
     """What a restore brings back and how: ``--path``, ``--allow-devices``, owners."""
 
-    patterns: tuple[str, ...] = ()  # --path: fnmatch on archive paths; a directory = its subtree
+    patterns: tuple[str, ...] = ()  # --path (localbackup.pathmatch): paths and their subtrees
+    roots: tuple[bytes, ...] = ()  # the source roots the patterns are relative to
     allow_devices: bool = False  # create device nodes and FIFOs (otherwise refused)
     owners: bool | None = None  # restore uid/gid; None: when running as root
+    progress: ExtractProgress | None = field(default=None, compare=False)
 
 
 @dataclass(slots=True)
 class ExtractStats:
-    """What a restore did: counts and the warnings (the first hundred) it gave."""
+    """What a restore did: the restored tree (counted by :meth:`Extractor.finish`), what was
+    written to make it, and the warnings (the first hundred) it gave."""
 
-    members: int = 0  # members written (all increments)
-    files: int = 0
-    bytes: int = 0
-    deleted: int = 0
+    members: int = 0  # members written, all increments together
+    files: int = 0  # regular files in the restored tree (hardlinks count as files)
+    bytes: int = 0  # their content size
+    dirs: int = 0  # directories in the restored tree
+    symlinks: int = 0
+    deleted: int = 0  # written by an increment, then removed: deleted at the point in time
     warnings: list[str] = field(default_factory=list)
 
 
-class PathFilter:
-    """``--path`` patterns: a path is selected if it or one of its ancestors matches."""
+class _Counted:
+    """A stream that tells ``count`` how many bytes each read returned."""
 
-    def __init__(self, patterns: tuple[str, ...]) -> None:
-        self.patterns = tuple(os.fsencode(p).strip(b"/") or b"*" for p in patterns)
+    def __init__(self, stream: BinaryIO, count: Callable[[int], None]) -> None:
+        self._stream, self._count = stream, count
 
-    def __bool__(self) -> bool:
-        return bool(self.patterns)
-
-    def __call__(self, path: bytes) -> bool:
-        """Whether the archive path ``path`` is selected (always, with no patterns)."""
-        if not self.patterns:
-            return True
-        candidate = path
-        while True:
-            if any(fnmatch.fnmatchcase(candidate, p) for p in self.patterns):
-                return True
-            cut = candidate.rfind(b"/")
-            if cut < 0:
-                return False
-            candidate = candidate[:cut]
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        self._count(len(data))
+        return data
 
 
 class Extractor:
@@ -109,10 +110,13 @@ class Extractor:
     def __init__(self, root: Path, options: ExtractOptions | None = None) -> None:
         self.options = options or ExtractOptions()
         self.tree = SafeTree(os.fsencode(root))
-        self.select = PathFilter(self.options.patterns)
+        self.select = PathSelection(self.options.patterns, self.options.roots)
         self.owners = self.options.owners if self.options.owners is not None else os.geteuid() == 0
         self.stats = ExtractStats()
         self._xattr_failures = 0
+        self._read = 0  # compressed bytes of increments read so far
+        self._files_written = 0  # regular file members written so far (progress)
+        self._reported = -_REPORT_EVERY
 
     def warn(self, message: str) -> None:
         """Record (the first hundred) and log a warning; the restore goes on."""
@@ -124,7 +128,8 @@ class Extractor:
     def apply(self, stream: BinaryIO, label: str = "increment") -> None:
         """Apply one zstd-compressed tar read from ``stream`` (streamed, memory bounded)."""
         dctx = zstandard.ZstdDecompressor()
-        with dctx.stream_reader(stream, read_across_frames=True, closefd=False) as zin:
+        source: Any = stream if self.options.progress is None else _Counted(stream, self._counted)
+        with dctx.stream_reader(source, read_across_frames=True, closefd=False) as zin:
             try:
                 with tarfile.open(
                     fileobj=zin, mode="r|", encoding="utf-8", errors="surrogateescape"
@@ -132,6 +137,12 @@ class Extractor:
                     self.apply_tar(tf)
             except (tarfile.TarError, zstandard.ZstdError, EOFError) as exc:
                 raise IntegrityError(f"{label}: not a valid increment: {exc}") from None
+
+    def _counted(self, n: int) -> None:
+        self._read += n
+        if self._read - self._reported >= _REPORT_EVERY and self.options.progress is not None:
+            self._reported = self._read
+            self.options.progress(self._files_written, self._read)
 
     def apply_tar(self, tf: tarfile.TarFile) -> None:
         """Apply every member of ``tf``, an open tar of any compression (a stream, ``r|``, is
@@ -147,7 +158,7 @@ class Extractor:
             if m.isdir():
                 return  # "./": the target directory itself
             raise UnsafeMemberError(name, "it names the target directory itself")
-        if not self.select(b"/".join(parts)):
+        if not self.select(b"/".join(parts), m.isdir()):
             return
         if m.isreg():
             self._file(tf, m, name, parts)
@@ -213,8 +224,7 @@ class Extractor:
             self._metadata(fd, m)
         finally:
             os.close(fd)
-        self.stats.files += 1
-        self.stats.bytes += m.size
+        self._files_written += 1
 
     def _hardlink(self, m: tarfile.TarInfo, name: bytes, parts: tuple[bytes, ...]) -> None:
         target = m.linkname.encode("utf-8", "surrogateescape")
@@ -278,7 +288,11 @@ class Extractor:
     # -- the end -----------------------------------------------------------------------------
     def finish(self, index: Index) -> ExtractStats:
         """Remove what ``index`` does not list and set the index's metadata on the rest:
-        files, symlinks and device nodes as they are seen, directories last, deepest first."""
+        files, symlinks and device nodes as they are seen, directories last, deepest first.
+        Raises :class:`~localbackup.pathmatch.NoPathMatch` if a ``--path`` pattern selects
+        nothing at this point in time (the caller's staged target is then discarded)."""
+        if self.select:
+            self.select.require(index.records)
         if self._xattr_failures > 1:
             self.warn(f"extended attributes could not be restored on {self._xattr_failures} paths")
         records = index.records
@@ -306,10 +320,12 @@ class Extractor:
                         dirs.append(child)
                     elif rec is not None:
                         self._set_metadata(os.fsencode(e.path), rec, e.is_symlink())
+                        self._count(rec)
                     continue
                 self.tree.remove(tuple(child.split(b"/")))
                 self.stats.deleted += 1
         dirs.sort(key=lambda d: d.count(b"/"), reverse=True)
+        self.stats.dirs += sum(1 for d in dirs if d in records)
         for d in dirs:
             full = os.path.join(self.tree.root, d)
             rec = records.get(d)
@@ -318,6 +334,14 @@ class Extractor:
                 continue
             self._set_metadata(full, rec, False)
         return self.stats
+
+    def _count(self, rec: Record) -> None:
+        """Count one non-directory entry of the restored tree."""
+        if rec[9] in _FILES:
+            self.stats.files += 1
+            self.stats.bytes += rec[3]
+        elif rec[9] == _SYMLINK:
+            self.stats.symlinks += 1
 
     def _set_metadata(self, full: bytes, rec: Record, symlink: bool) -> None:
         """Owner (before the mode: chown clears set-id bits), mode and mtime of ``rec``; a

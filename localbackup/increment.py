@@ -27,6 +27,7 @@ from localbackup.fileio import CHUNK_SIZE, Opener, open_for_reading, read_xattrs
 from localbackup.index import TYPE_CODE, EntryType, Index, Record, write_index
 from localbackup.paxheader import xattr_records
 from localbackup.scan import ScanStats, SkipReason, WarningKind, display_path, scan
+from localbackup.sources import MissingSource, find_missing_sources
 from localbackup.tarwriter import TarWriter
 
 __all__ = [
@@ -43,7 +44,8 @@ _DIR, _SYMLINK = TYPE_CODE[EntryType.DIR], TYPE_CODE[EntryType.SYMLINK]
 _STALE = -1  # ctime_ns stored for entries archived inconsistently: never matches next time
 _S_IFREG = stat.S_IFREG
 
-#: Called with (entries scanned, content bytes archived) now and then, and at the end.
+#: Called with (entries scanned, content bytes archived) now and then (every few MiB inside a
+#: large file too), and at the end.
 Progress = Callable[[int, int], None]
 
 
@@ -80,6 +82,22 @@ class IncrementResult:
     skipped: Mapping[SkipReason, int]
     warnings: tuple[BackupWarning, ...]
     deleted: int  # paths in the base index absent now
+
+
+def _carried(m: MissingSource, kept: int, base: Index | None) -> str:
+    """The warning for a missing source: what became of its entries."""
+    if kept:
+        return (
+            f"source {m.reason}: its {kept:,} entries of the previous backup are kept as they "
+            "were, not recorded as deleted; if it is gone for good, remove it from "
+            "[backup] sources"
+        )
+    if base is None:
+        return (
+            f"source {m.reason}: not in this full backup (a full holds only what is there "
+            "now); its last backup stays in the earlier cycles"
+        )
+    return f"source {m.reason}: not backed up (it was not in the previous backup either)"
 
 
 class _CountingSink:
@@ -184,6 +202,7 @@ class _Archiver:
             return
         except OSError as e:
             self.warn(path, "unreadable", f"cannot open: {e.strerror or e}")
+            self.stats.skipped["unreadable"] += 1
             if b is not None:
                 self.changes.keep(name, b)
             return
@@ -249,6 +268,8 @@ class _Archiver:
         except OSError as e:
             kind: WarningKind = "vanished" if e.errno == errno.ENOENT else "unreadable"
             self.warn(path, kind, f"cannot read: {e.strerror or e}")
+            if kind == "unreadable":
+                self.stats.skipped["unreadable"] += 1
             return
         self.written += 1
         self.changes.add(name, rec, link)
@@ -262,32 +283,53 @@ def write_increment(
     progress: Progress | None = None,
     *,
     opener: Opener = open_for_reading,
+    missing: tuple[MissingSource, ...] | None = None,
 ) -> IncrementResult:
     """Archive new and changed entries of ``options.sources`` relative to ``base``.
 
     ``base`` None means a full backup. ``tar_out`` receives the zstd-compressed pax tar,
     ``index_out`` the index of every path present now (see :mod:`localbackup.index`).
     Problems with single paths become warnings; I/O errors on the outputs propagate.
-    ``opener`` opens files for reading (a seam for fault tests).
+    ``opener`` opens files for reading (a seam for fault tests). ``missing``: the sources that
+    are missing now (default: :func:`~localbackup.sources.find_missing_sources` against
+    ``base``); each keeps its entries of ``base`` unchanged, with a warning.
     """
+    if missing is None:
+        missing = find_missing_sources(options.sources, base)
     stats = ScanStats()
     threads = {0: -1, 1: 0}.get(options.compression_threads, options.compression_threads)
     cctx = zstandard.ZstdCompressor(level=options.compression_level, threads=threads)
     sink = _CountingSink(tar_out)
     zout = cctx.stream_writer(sink, closefd=False, write_size=CHUNK_SIZE)  # type: ignore[arg-type]
     changes = ChangeDetector(base, content_hash=options.content_hash)
-    run = _Archiver(TarWriter(zout), opener, stats, changes)
-    tick = None if progress is None else (lambda n: progress(n, run.bytes_in))
+    scanned_so_far = [0]
+
+    def tick(n: int) -> None:
+        scanned_so_far[0] = n
+        if progress is not None:
+            progress(n, tar.content)
+
+    def flushed(_: int) -> None:
+        if progress is not None:
+            progress(scanned_so_far[0], tar.content)
+
+    tar = TarWriter(zout, on_flush=flushed if progress is not None else None)
+    run = _Archiver(tar, opener, stats, changes)
     entries = scan(
         options.sources,
         compile_excludes(options.exclude),
         stats,
         one_file_system=options.one_file_system,
         exclude_caches=options.exclude_caches,
+        skip=frozenset(m.path for m in missing),
     )
-    scanned = changes.compare(entries, run.changed, tick)
+    scanned = changes.compare(entries, run.changed, tick if progress is not None else None)
     for d in stats.unreadable_dirs:
         changes.keep_below(d)
+    for m in missing:
+        run.warn(m.path, "missing_source", _carried(m, changes.keep_source(m.path), base))
+    for root in stats.missing_sources:  # gone between the check above and the scan
+        changes.keep_source(root)
     run.tar.close()
     zout.close()  # type: ignore[no-untyped-call]  # ends the frame; tar_out stays open
     write_index(changes.new, index_out)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
+from typing import Protocol, TypeVar
 
 from localbackup.formats import IncrementKind, IncrementManifest
 
@@ -26,6 +27,24 @@ _NUMBER = re.compile(r"^\d{1,6}$")
 
 class PointInTimeError(ValueError):
     """The requested cycle or point in time does not exist; the message says what does."""
+
+
+class PointInTime(Protocol):
+    """An increment as far as choosing one goes: an increment manifest, or the hot copy of an
+    increment's index in the catalogue."""
+
+    @property
+    def number(self) -> int:
+        """The increment's number in its cycle (0: the full)."""
+        ...
+
+    @property
+    def finished_at(self) -> datetime:
+        """When the increment was finished (aware)."""
+        ...
+
+
+P = TypeVar("P", bound=PointInTime)
 
 
 def parse_at(text: str, local_tz: tzinfo | None = None) -> int | datetime:
@@ -61,9 +80,7 @@ def choose_cycle(cycle_ids: Sequence[str], wanted: str | None) -> str:
     raise PointInTimeError(f"no cycle {wanted!r} (the newest are: {shown})")
 
 
-def choose_increment(
-    increments: Sequence[IncrementManifest], at: int | datetime | None
-) -> IncrementManifest:
+def choose_increment(increments: Sequence[P], at: int | datetime | None) -> P:
     """The increment for ``--at``: its number, the newest finished at or before a time (naive:
     local time), or (None) the last one."""
     if not increments:

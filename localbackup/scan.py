@@ -28,6 +28,7 @@ __all__ = [
     "SkipReason",
     "WarningKind",
     "display_path",
+    "normalize_sources",
     "scan",
 ]
 
@@ -43,9 +44,10 @@ ScanEntry = tuple[bytes, os.stat_result]
 WarningKind = Literal[
     "unreadable", "vanished", "changed_while_reading", "missing_source", "skipped_special"
 ]
-#: What was left out on purpose, counted (``excluded``: a pattern, ``cachedir``: a directory
-#: with a CACHEDIR.TAG, ``special``: an unsupported file type).
-SkipReason = Literal["socket", "fifo", "excluded", "cachedir", "special"]
+#: What was left out, counted (``excluded``: a pattern, ``cachedir``: a directory with a
+#: CACHEDIR.TAG, ``special``: an unsupported file type, ``unreadable``: a path that could not
+#: be read, with a warning too).
+SkipReason = Literal["socket", "fifo", "excluded", "cachedir", "special", "unreadable"]
 
 _SKIPPED_KINDS: dict[int, SkipReason] = {stat.S_IFSOCK: "socket", stat.S_IFIFO: "fifo"}
 _S_IFDIR, _S_IFREG = stat.S_IFDIR, stat.S_IFREG
@@ -66,6 +68,8 @@ class ScanStats:
     warnings: list[tuple[bytes, WarningKind, str]] = field(default_factory=list)
     #: directories that exist but could not be listed (their old contents are carried over)
     unreadable_dirs: list[bytes] = field(default_factory=list)
+    #: source roots that were gone or unreadable (their old entries are carried over)
+    missing_sources: list[bytes] = field(default_factory=list)
 
     def warn(self, path: bytes, kind: WarningKind, message: str) -> None:
         """Note a path that could not be backed up as it is."""
@@ -80,7 +84,7 @@ def _is_cachedir_tag(path: bytes) -> bool:
         return False
 
 
-def _normalize_sources(sources: tuple[Path, ...]) -> list[bytes]:
+def normalize_sources(sources: tuple[Path, ...]) -> list[bytes]:
     """Absolute byte paths in the given order; duplicates and sources nested in another
     source are dropped (they are archived once, under the outer source)."""
     paths = [os.path.normpath(os.fsencode(s)) for s in sources]
@@ -183,6 +187,7 @@ def _walk(
                     continue
                 except OSError as e:
                     stats.warn(child.path, "unreadable", f"cannot stat: {e.strerror}")
+                    stats.skipped["unreadable"] += 1
                     continue
                 # _classify inlined, stat tests as bit operations: this runs once per file
                 fmt = st.st_mode & FILE_TYPE_BITS
@@ -209,17 +214,23 @@ def scan(
     *,
     one_file_system: bool = False,
     exclude_caches: bool = True,
+    skip: frozenset[bytes] = frozenset(),
 ) -> Iterator[ScanEntry]:
-    """Yield ``(path, lstat)`` for each source and, for directories, everything below it."""
+    """Yield ``(path, lstat)`` for each source and, for directories, everything below it;
+    the sources in ``skip`` (normalised absolute paths) are left out."""
     active = matcher if matcher else None
-    for src in _normalize_sources(sources):
+    for src in normalize_sources(sources):
+        if src in skip:
+            continue
         try:
             entry = (src, os.lstat(src))
         except FileNotFoundError:
             stats.warn(src, "missing_source", "source does not exist")
+            stats.missing_sources.append(src)
             continue
         except OSError as e:
             stats.warn(src, "unreadable", f"cannot stat source: {e.strerror}")
+            stats.missing_sources.append(src)
             continue
         verdict = _classify(entry, active, stats)
         if verdict == 0:

@@ -10,13 +10,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import structlog
 
@@ -33,6 +35,9 @@ LOCK = ".lock"
 CREATED = "created"  # cycle start time, written when a cycle directory is made
 USED_IDS = "cycle-ids"  # every cycle id given out, one a line
 LAST_BACKUP = "last-backup"  # finish time of the newest increment (survives local pruning)
+LAST_RESULT = "last-backup.json"  # how the last backup run ended (BackupRecord)
+
+BackupResult = Literal["ok", "warnings", "failed"]
 
 
 class SpoolBusyError(RuntimeError):
@@ -61,6 +66,37 @@ class CycleDir:
     def created_at(self) -> datetime:
         """The start time of the cycle (its ``created`` file)."""
         return formats.parse_iso((self.path / CREATED).read_text().strip())
+
+
+@dataclass(frozen=True, slots=True)
+class BackupRecord:
+    """How the last ``backup`` run ended: ``status`` shows it."""
+
+    at: datetime
+    result: BackupResult
+    warnings: int = 0
+    cycle_id: str | None = None
+    increment: int | None = None
+    message: str = ""  # the error of a failed run, or the first warning
+
+    def render(self) -> bytes:
+        """The JSON form, as written in the spool."""
+        data = asdict(self)
+        data["at"] = formats.utc_iso(self.at)
+        return (json.dumps(data, indent=2) + "\n").encode()
+
+    @classmethod
+    def parse(cls, raw: bytes) -> BackupRecord:
+        """The reverse of :meth:`render` (ValueError, KeyError, TypeError if malformed)."""
+        data = json.loads(raw)
+        return cls(
+            at=formats.parse_iso(data["at"]),
+            result=data["result"],
+            warnings=int(data.get("warnings", 0)),
+            cycle_id=data.get("cycle_id"),
+            increment=data.get("increment"),
+            message=str(data.get("message", "")),
+        )
 
 
 class Spool:
@@ -177,6 +213,18 @@ class Spool:
     def record_backup_time(self, when: datetime) -> None:
         """Remember when the newest increment finished (see :meth:`last_backup_time`)."""
         atomic_write_bytes(self.root / LAST_BACKUP, (formats.utc_iso(when) + "\n").encode())
+
+    def record_result(self, record: BackupRecord) -> None:
+        """Remember how the last backup run ended (see :meth:`last_result`)."""
+        self.prepare()
+        atomic_write_bytes(self.root / LAST_RESULT, record.render())
+
+    def last_result(self) -> BackupRecord | None:
+        """How the last backup run ended, if one was recorded (and is readable)."""
+        try:
+            return BackupRecord.parse((self.root / LAST_RESULT).read_bytes())
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def last_backup_time(self) -> datetime | None:
         """When the newest increment finished (None before the first backup)."""

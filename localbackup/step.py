@@ -21,7 +21,9 @@ from localbackup.hooks import run_after, run_before
 from localbackup.increment import IncrementOptions, IncrementResult, write_increment
 from localbackup.index import Index, read_index
 from localbackup.plan import BackupPlan, CyclePolicy, plan_backup
+from localbackup.scan import normalize_sources
 from localbackup.seal import ensure_markers, seal_cycle
+from localbackup.sources import MissingSource, NothingToBackUp, find_missing_sources
 from localbackup.spool import CycleDir, Spool
 
 log = structlog.get_logger(__name__)
@@ -111,6 +113,10 @@ def run_backup_step(
     and before anything is written: a failing one raises :class:`~localbackup.hooks.HookFailed`
     (unless ``before_failure = "warn"``). The ``after`` hooks run whatever happened (a
     ``before`` hook that failed included: they may undo what it started).
+
+    A missing source keeps its previous entries (see :mod:`localbackup.sources`); when every
+    source is missing once the ``before`` hooks ran (one may mount a disk),
+    :class:`~localbackup.sources.NothingToBackUp` is raised before anything is written.
     """
     started = time.monotonic()
     spool = Spool(cfg.spool_dir)
@@ -127,6 +133,10 @@ def run_backup_step(
         warn = cfg.before_failure == HookFailure.WARN
         try:
             hook_warnings = run_before(cfg.before, env, cfg.hook_timeout, warn=warn)
+            base = _load_base(state[0], plan) if state is not None else None
+            missing = find_missing_sources(cfg.sources, base or _newest_index(spool))
+            if missing and len(missing) == len(normalize_sources(cfg.sources)):
+                raise NothingToBackUp(missing)
             sealed: list[formats.SealedCycle] = []
             if plan.seal_open_cycle and state is not None:
                 sealed.append(seal_cycle(state[0], cfg.host, cfg.mode, marker_dir, now))
@@ -134,7 +144,9 @@ def run_backup_step(
             with structlog.contextvars.bound_contextvars(
                 cycle=target.cycle_id, increment=plan.number
             ):
-                result, manifest = _write_increment(cfg, target, plan, now, progress)
+                result, manifest = _write_increment(
+                    cfg, target, plan, now, progress, base=base, missing=missing
+                )
                 if plan.seal_after:
                     when = datetime.now(UTC)
                     sealed.append(seal_cycle(target, cfg.host, cfg.mode, marker_dir, when))
@@ -183,23 +195,48 @@ def seal_open_cycle(
 
 
 def _load_base(cycle: CycleDir, plan: BackupPlan) -> Index | None:
-    if plan.base is None:
+    """The index the planned increment is compared with (None for a full)."""
+    if plan.base is None or plan.new_cycle:
         return None
     with open(cycle.path / formats.index_name(plan.base), "rb") as f:
         return read_index(f)
 
 
+def _newest_index(spool: Spool) -> Index | None:
+    """The index of the newest increment in the spool (what a full's missing sources are
+    checked against: a source that was a mount point then)."""
+    for cycle in reversed(spool.cycles()):
+        manifests = cycle.manifests()
+        if manifests:
+            with open(cycle.path / manifests[-1].index.name, "rb") as f:
+                return read_index(f)
+    return None
+
+
 def _write_increment(
-    cfg: BackupConfig, cycle: CycleDir, plan: BackupPlan, now: datetime, progress: Progress | None
+    cfg: BackupConfig,
+    cycle: CycleDir,
+    plan: BackupPlan,
+    now: datetime,
+    progress: Progress | None,
+    *,
+    base: Index | None,
+    missing: tuple[MissingSource, ...],
 ) -> tuple[IncrementResult, formats.IncrementManifest]:
-    base = _load_base(cycle, plan)
     tar_path = cycle.path / formats.tar_name(plan.number)
     index_path = cycle.path / formats.index_name(plan.number)
     tar_tmp, index_tmp = temp_name(tar_path), temp_name(index_path)
     log.info("backup.started", kind=plan.kind, base=plan.base)
     with create_file(tar_tmp) as tar_f, create_file(index_tmp) as index_f:
         tar_w, index_w = _HashingWriter(tar_f), _HashingWriter(index_f)
-        result = write_increment(options_of(cfg), base, tar_w, index_w, progress)  # type: ignore[arg-type]
+        result = write_increment(
+            options_of(cfg),
+            base,
+            tar_w,  # type: ignore[arg-type]
+            index_w,  # type: ignore[arg-type]
+            progress,
+            missing=missing,
+        )
         for f in (tar_f, index_f):
             f.flush()
             os.fsync(f.fileno())
@@ -227,8 +264,6 @@ def _write_increment(
     # The manifest is the commit point: written last, atomically.
     atomic_write_bytes(cycle.path / formats.manifest_name(plan.number), manifest.render())
     Spool(cycle.path.parent.parent).record_backup_time(manifest.finished_at)
-    for w in result.warnings:
-        log.warning("backup.file_warning", path=w.path, kind=w.kind, message=w.message)
     log.info(
         "backup.increment_written",
         files=result.files_written,

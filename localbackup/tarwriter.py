@@ -85,13 +85,18 @@ class TarWriter:
         buffer_size: int = 4 << 20,
         uname: NameLookup | None = None,
         gname: NameLookup | None = None,
+        on_flush: Callable[[int], object] | None = None,
     ) -> None:
+        """``on_flush`` is called with :attr:`offset` after each write to ``out`` (every few
+        MiB: progress inside large files)."""
         self._out = out
+        self._on_flush = on_flush
         self._cap = buffer_size
         self._buf = bytearray(buffer_size)
         self._mv = memoryview(self._buf)
         self._pos = 0
         self.offset = 0  # bytes flushed so far (uncompressed)
+        self.content = 0  # file content bytes read so far (progress inside large files)
         headers = HeaderEncoder(uname, gname)
         self._encode, self._pax_block = headers.encode, headers.pax_block
         self.read_error: OSError | None = None  # set by a copy that hit an I/O error
@@ -102,6 +107,8 @@ class TarWriter:
             self._out.write(self._mv[: self._pos])
             self.offset += self._pos
             self._pos = 0
+            if self._on_flush is not None:
+                self._on_flush(self.offset)
 
     def _put(self, data: bytes) -> None:
         n = len(data)
@@ -289,10 +296,12 @@ class TarWriter:
                     if update is not None:
                         update(mv[p : p + remaining])
                     self._pos = p + remaining
+                    self.content += remaining
                     return size + 1
                 if update is not None:
                     update(mv[p : p + n])
                 self._pos = p + n
+                self.content += n
                 remaining -= n
                 if remaining == 0 and want == n and check_growth:
                     # the read was limited by buffer space, not by EOF: probe one more byte

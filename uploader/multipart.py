@@ -306,7 +306,13 @@ class _Run:
                     raise
                 wait = self.opts.backoff(attempt)
                 log.warning(
-                    "upload.part_retry", part=number, attempt=attempt + 1, wait=wait, error=str(exc)
+                    "upload.part_retry",
+                    part=number,
+                    attempt=attempt + 1,
+                    wait=wait,
+                    error=str(exc),
+                    message=f"part {number}: {exc}; retrying ({attempt + 1}/"
+                    f"{self.opts.retries}) in {wait:.0f} s",
                 )
                 await self.opts.sleep(wait)
         raise AssertionError("unreachable")

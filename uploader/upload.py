@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -82,6 +83,18 @@ def pending_cycle_dirs(spool_dir: Path, catalogue: Catalogue, store: str) -> lis
     done = {a.cycle_id for a in catalogue.archives(store=store)}
     done |= pruned_cycle_ids(catalogue, store)
     return [d for d in sealed_cycle_dirs(spool_dir) if d.name not in done]
+
+
+@dataclass(slots=True)
+class UploadReport:
+    """What one :func:`upload_cycle` call did, filled in as it goes (for the command's
+    summary, also when the upload is interrupted half-way)."""
+
+    archived_already: bool = False  # nothing to send: the archive is recorded
+    size: int = 0  # bytes of the archive (the encrypted payload)
+    parts: int = 0  # parts of the archive
+    parts_resumed: int = 0  # parts an earlier, interrupted attempt had sent already
+    bytes_resumed: int = 0  # their bytes
 
 
 class CyclePruned(Exception):
@@ -162,8 +175,10 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
     options: MultipartOptions | None = None,
     force: bool = False,
     pace: Pace | None = None,
+    report: UploadReport | None = None,
 ) -> ArchiveRecord:
-    """Upload the sealed cycle in ``cycle_dir`` (resuming an interrupted attempt).
+    """Upload the sealed cycle in ``cycle_dir`` (resuming an interrupted attempt); ``report``
+    is filled in with what was done.
 
     A cycle whose archive was pruned from the store raises :class:`CyclePruned` unless
     ``force`` is set (pruning decided it should not be there; the spool may still hold it).
@@ -176,8 +191,10 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
     """
     cycle = await asyncio.to_thread(load_sealed_cycle, cycle_dir)
     with bound_contextvars(cycle=cycle.cycle_id):
+        report = report if report is not None else UploadReport()
         found = await _archived(store, catalogue, cycle, force=force)
         if found is not None:
+            report.archived_already, report.size = True, found.size
             return found
         # Files are checked against cycle.json as the parts are made (VerifyingBundle), and
         # whatever the parts do not cover (acknowledged by an earlier attempt) is read before
@@ -186,6 +203,7 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
             key = object_key(cycle.host, cycle.cycle_id, encryption.enabled)
             resume = await find_resume(store, catalogue, bundle, key)
             if isinstance(resume, ArchiveRecord):
+                report.archived_already, report.size = True, resume.size
                 return resume
             if resume is None:
                 record = await _start(
@@ -201,6 +219,7 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
             else:
                 done, held = len(resume.done), len(resume.held)
                 log.info("upload.resuming", key=key, parts_done=done, parts_held=held)
+            _fill(report, resume)
             opts = options or MultipartOptions(
                 concurrency=upload_cfg.concurrency, retries=upload_cfg.retries, pace=pace
             )
@@ -223,6 +242,14 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
             info.archive_id,
             locked_until=info.locked_until,
         )
+
+
+def _fill(report: UploadReport, resume: Resume) -> None:
+    record = resume.record
+    earlier = {p.number: p.size for p in resume.done} | {n: p.size for n, p in resume.held.items()}
+    report.size = record.total_size
+    report.parts = PartPlan(record.total_size, record.part_size).count
+    report.parts_resumed, report.bytes_resumed = len(earlier), sum(earlier.values())
 
 
 async def _archived(
@@ -353,6 +380,7 @@ __all__: Sequence[str] = [
     "CYCLE_FAULTS",
     "UPLOAD_FAILURES",
     "CyclePruned",
+    "UploadReport",
     "archive_doubt",
     "pending_cycle_dirs",
     "recipients_for",

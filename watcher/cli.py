@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-import structlog
+from typing import TYPE_CHECKING
 
 from localbackup.configkit import ConfigError
-from watcher import logs
-from watcher.exitcodes import FAILURE, USAGE
+from watcher import logs, output
+from watcher.exitcodes import FAILURE, OK, USAGE
+
+if TYPE_CHECKING:
+    from watcher.config import AppConfig
 
 # Each module registers its subcommands with add_parser(subparsers) and runs them. The map from
 # command to module lets a run import only its own command's module (start-up time matters for
@@ -31,9 +34,11 @@ COMMANDS = {
     "inventory": "watcher.commands.inventory",
     "prune": "watcher.commands.prune",
     "config": "watcher.commands.config_cmd",
+    "cycles": "watcher.commands.cycles",
     "restore-legacy": "watcher.commands.legacy",
     "migrate": "watcher.commands.migrate",
 }
+INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 _GLOBAL_OPTIONS_WITH_VALUE = ("--config", "--log-level", "--log-format")
 
 
@@ -48,20 +53,37 @@ def command_of(argv: Sequence[str]) -> str | None:
     return None
 
 
+def version() -> str:
+    """The installed version of the suite."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("glacier-backup-suite")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser, with every command (or only ``command``'s, which is faster)."""
+    """The command line; only ``command``'s module is imported when it is known."""
     parser = argparse.ArgumentParser(
         prog="glacier-backup",
         description="Incremental local backups, sealed into cycles and uploaded encrypted to "
-        "cold storage.",
+        "cold storage. 'glacier-backup COMMAND --help' describes each command, with examples.",
     )
+    parser.add_argument("--version", action="version", version=f"glacier-backup {version()}")
     parser.add_argument(
         "--config",
         type=Path,
         metavar="FILE",
         help="configuration file (default: $XDG_CONFIG_HOME/glacier-backup/config.toml)",
     )
-    parser.add_argument("--log-level", choices=logs.LEVELS, default="info")
+    parser.add_argument(
+        "--log-level",
+        choices=logs.LEVELS,
+        default=None,
+        help="log events shown (default: warning on a terminal, info otherwise)",
+    )
     parser.add_argument(
         "--log-format",
         choices=logs.FORMATS,
@@ -76,30 +98,54 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line ``argv``; returns the exit code."""
+    """Run one command; its exit code (0 ok, 1 failure, 2 usage or configuration, 3 warnings).
+
+    A closed output pipe (``status | head -1``) raises :class:`BrokenPipeError` to the caller:
+    :func:`run` ends quietly then."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(command_of(argv))
     args = parser.parse_args(argv)
     logs.configure(args.log_level, args.log_format)
-    log = structlog.get_logger("glacier_backup")
+    config: AppConfig | None = None
     try:
         if getattr(args, "needs_config", True):
             from watcher.config import load_config
 
-            return int(args.run(args, load_config(args.config)))
+            config = load_config(args.config)
+            return int(args.run(args, config))
         return int(args.run(args))
     except ConfigError as exc:
         print(f"glacier-backup: configuration error: {exc}", file=sys.stderr)
         return USAGE
     except KeyboardInterrupt:
         print("glacier-backup: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
+    except BrokenPipeError:
+        raise
     except Exception as exc:
-        log.error("command.failed", command=args.command, error=str(exc), type=type(exc).__name__)
-        print(f"glacier-backup: error: {exc}", file=sys.stderr)
+        from watcher.hints import fix_for
+
+        fix = fix_for(exc, config) if config is not None else None
+        output.error(
+            str(exc), fix=fix, event="command.failed", command=args.command, type=type(exc).__name__
+        )
         return FAILURE
 
 
+def _quiet_after_broken_pipe() -> None:
+    """The reader of stdout has gone: send what is left to /dev/null, so that the flush at exit
+    does not fail again (and print "Exception ignored ... BrokenPipeError")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def run() -> None:
-    """The ``glacier-backup`` entry point."""
-    sys.exit(main())
+    """The ``glacier-backup`` console script."""
+    code = OK  # if the reader stops reading first: nothing failed
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_after_broken_pipe()
+    sys.exit(code)

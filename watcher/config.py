@@ -70,7 +70,7 @@ def watch_config(section: Section, backup: BackupConfig) -> WatchConfig:
         marker_dir=section.path("marker_dir", backup.spool_dir / "markers") or backup.spool_dir,
         keep_local_cycles=section.integer("keep_local_cycles", 1, minimum=0),
         stop_timeout=section.duration("stop_timeout", 30.0) or 30.0,
-        backup_every=section.duration("backup_every", None),
+        backup_every=section.duration("backup_every", None, zero="off"),
         maintenance_every=section.duration("maintenance_every", 3600.0) or 3600.0,
     )
     section.finish()

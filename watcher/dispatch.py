@@ -1,7 +1,8 @@
 """What the service does with one file in the marker directory.
 
 - a marker (``cycle-<host>-<id>.json``): upload its cycle exactly once, then file the marker under
-  ``done/``; a permanent failure files it under ``failed/`` with the reason next to it; a
+  ``done/``; a permanent failure files it under ``failed/`` with the reason next to it (and an
+  ``upload_failed`` event), until ``upload --retry-failed`` or ``upload CYCLE`` puts it back; a
   transient one leaves it in place for a retry; a malformed one goes to ``quarantine/``.
 - any other file: a force request — seal the open cycle now (its new marker follows), then the
   request file is removed.
@@ -135,7 +136,10 @@ class Dispatcher:
             file_away(path, marker_dir, QUARANTINE, reason)
             log.warning("watch.marker_quarantined", marker=path.name, reason=reason)
             await asyncio.to_thread(
-                record_event, self._catalogue, "marker_quarantined", f"{path.name}: {reason}"
+                record_event,
+                self._catalogue,
+                "marker_quarantined",
+                f"{path.name}: {reason}",
             )
             return Outcome("quarantined", reason)
         with bound_contextvars(cycle=marker.cycle_id):
@@ -311,11 +315,14 @@ def _inside(path: Path, directory: Path) -> bool:
     return True
 
 
+RETRY_FAILED = "glacier-backup upload --retry-failed"
+
+
 def _failure_reason(exc: BaseException) -> str:
     text = f"upload failed: {type(exc).__name__}: {exc}"
     if isinstance(exc, CredentialsRejected):
         return (
-            f"{text} -- the store refused the credentials or permissions: fix them, then move "
-            "this marker back from failed/ to upload the cycle"
+            f"{text} -- the store refused the credentials or permissions: fix them, then run "
+            f"'{RETRY_FAILED}' (the cycle is uploaded, and the service takes it again too)"
         )
-    return text
+    return f"{text} -- once the cause is fixed: '{RETRY_FAILED}'"

@@ -1,4 +1,11 @@
-"""structlog set-up: readable lines on a terminal, JSON lines otherwise (journald)."""
+"""structlog set-up: short readable lines on a terminal, JSON lines otherwise (journald).
+
+On a terminal the default output of a command is its own: a progress bar and a summary on
+stdout, problems on stderr. Log events stay out of the way there: only warnings and errors are
+shown, as one line each (``glacier-backup: warning: <message>``, no colours), unless
+``--log-level`` asks for more. When stderr is not a terminal (the service under systemd, cron,
+a pipe), every event from ``info`` up is a JSON line, as before.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +20,13 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["auto", "console", "json"]  # auto: console on a terminal, else JSON lines
 LEVELS: tuple[LogLevel, ...] = get_args(LogLevel)
 FORMATS: tuple[LogFormat, ...] = get_args(LogFormat)
+TERMINAL_LEVEL: LogLevel = "warning"  # default on a terminal: the command's own output is news
+PIPE_LEVEL: LogLevel = "info"  # default otherwise: every event, for the journal
 
 # Field names that could carry a secret; their values never reach a log line.
 _SECRET_FIELDS = ("passphrase", "password", "secret", "file_key", "identity", "private_key")
+# Fields the console line leaves out: what the line itself already says.
+_CONSOLE_SKIP = frozenset({"event", "level", "timestamp", "message"})
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -25,18 +36,54 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
+def _console_line(_: Any, __: str, event: MutableMapping[str, Any]) -> str:
+    """``glacier-backup: warning: <message>`` (the event's ``message`` field, else its name and
+    fields): one line a person reads, not a record."""
+    level = str(event.get("level", "info"))
+    text = event.get("message") or " ".join(
+        [str(event.get("event", ""))]
+        + [f"{k}={v}" for k, v in event.items() if k not in _CONSOLE_SKIP]
+    )
+    return f"glacier-backup: {level}: {text}"
+
+
+class _StderrLogger:
+    """Writes each line to the *current* ``sys.stderr``: a progress bar that redirects stderr
+    while it is shown then prints log lines above itself instead of through it."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+def is_json() -> bool:
+    """Whether log events go out as JSON lines (so a message printed for a person is not the
+    only record of it)."""
+    processors = structlog.get_config()["processors"]
+    return bool(processors) and isinstance(processors[-1], structlog.processors.JSONRenderer)
+
+
 def configure(
-    level: LogLevel = "info", fmt: LogFormat = "auto", stream: TextIO | None = None
+    level: LogLevel | None = None, fmt: LogFormat = "auto", stream: TextIO | None = None
 ) -> None:
-    """Send structlog's events to ``stream`` (stderr) at ``level`` and above, as ``fmt``."""
+    """Send structlog's events to ``stream`` (stderr) at ``level`` and above (None: warnings
+    on a terminal, everything from info otherwise), as ``fmt``."""
     out = stream if stream is not None else sys.stderr
     if fmt == "auto":
         fmt = "console" if out.isatty() else "json"
+    if level is None:
+        level = TERMINAL_LEVEL if fmt == "console" and out.isatty() else PIPE_LEVEL
     renderer: Any
+    factory: Any
     if fmt == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+        renderer = _console_line
+        factory = (
+            (lambda *_: _StderrLogger()) if stream is None else structlog.PrintLoggerFactory(out)
+        )
     else:
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
+        factory = structlog.PrintLoggerFactory(out)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -47,6 +94,6 @@ def configure(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        logger_factory=factory,
         cache_logger_on_first_use=False,
     )

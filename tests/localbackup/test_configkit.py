@@ -117,3 +117,14 @@ def test_durations_and_sizes_in_sections() -> None:
         s.duration("bad", None)
     with pytest.raises(ConfigError, match="positive"):
         s.duration("neg", None)
+
+
+@pytest.mark.parametrize("zero", ["0d", "0", 0, 0.0])
+def test_a_zero_duration_is_refused_valid_or_off_as_the_key_says(zero: object) -> None:
+    s = Section({"k": zero, "neg": -5}, "t", None)
+    with pytest.raises(ConfigError, match=r"t\.k: must be a positive duration"):
+        s.duration("k", None)
+    assert s.duration("k", None, zero="valid") == 0.0  # min_age = "0d": no minimum age
+    assert s.duration("k", 7.0, zero="off") is None  # full_every = "0": off
+    with pytest.raises(ConfigError, match=r"t\.neg: must not be negative"):
+        s.duration("neg", None, zero="valid")

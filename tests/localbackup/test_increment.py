@@ -352,6 +352,28 @@ def test_progress_is_reported(tmp_path: Path, backup: BackupFn) -> None:
     )
 
 
+def test_progress_counts_bytes_inside_a_large_file(tmp_path: Path) -> None:
+    import io
+
+    from localbackup.increment import IncrementOptions, write_increment
+
+    src = tmp_path / "src"
+    src.mkdir()
+    size = 9 << 20  # more than two of the tar writer's 4 MiB buffers
+    (src / "big.bin").write_bytes(os.urandom(size))
+    calls: list[tuple[int, int]] = []
+    write_increment(
+        IncrementOptions(sources=(src,), compression_level=1, compression_threads=1),
+        None,
+        io.BytesIO(),
+        io.BytesIO(),
+        progress=lambda n, b: calls.append((n, b)),
+    )
+    inside = [b for _, b in calls if 0 < b < size]
+    assert len(inside) >= 2 and inside == sorted(inside)
+    assert calls[-1][1] == size
+
+
 def test_bytes_out_is_the_compressed_size(tmp_path: Path, backup: BackupFn) -> None:
     b = backup(make_tree(tmp_path / "src"))
     assert b.result.bytes_out == os.path.getsize(b.tar)
@@ -376,6 +398,7 @@ def test_unreadable_file_is_a_warning_and_keeps_old_entry(tmp_path: Path, backup
     (src / "docs" / "a.txt").write_text("new content\n")
     inc = backup(src, base=full, opener=_failing_opener(victim, PermissionError(13, "denied")))
     assert list(inc.warnings_by_kind) == ["unreadable"]
+    assert inc.result.skipped == {"unreadable": 1}  # the summary's "skipped" counts it
     name = victim[1:]
     assert name in inc.index and not inc.index[name].in_increment  # old copy still restorable
     first = backup(src, opener=_failing_opener(victim, PermissionError(13, "denied")))
@@ -573,16 +596,53 @@ def test_incrementals_over_a_decoded_base_index(tmp_path: Path, backup: BackupFn
     assert _contents(changed.index) == _contents(backup(src).index)
 
 
-def test_missing_last_source_is_deleted_even_when_nothing_else_changed(
+def test_a_missing_source_keeps_its_entries_even_when_nothing_else_changed(
     tmp_path: Path, backup: BackupFn
 ) -> None:
+    """A source that is gone is not recorded as deleted (this pinned the opposite before
+    issue 13: a missing source root means an unplugged disk or a moved folder, not deleted
+    files). Its entries are carried until it is removed from the sources."""
     src = make_tree(tmp_path / "src")
     single = tmp_path / "single.txt"
     single.write_text("x")
     full = backup([src, single])
     single.unlink()  # its parent directory is not archived: nothing else changes
     inc = backup([src, single], base=full)
-    assert inc.result.files_written == 0 and inc.result.deleted == 1
-    assert str(single).lstrip("/").encode() not in inc.index
-    assert len(inc.index) == len(full.index) - 1
-    assert list(inc.warnings_by_kind) == ["missing_source"]
+    assert inc.result.files_written == 0 and inc.result.deleted == 0
+    assert str(single).lstrip("/").encode() in inc.index
+    assert _contents(inc.index) == _contents(full.index)
+    (w,) = inc.result.warnings
+    assert (w.kind, w.path) == ("missing_source", str(single))
+    assert "does not exist" in w.message and "1 entries of the previous backup" in w.message
+    removed = backup([src], base=inc)  # removed from the sources: now it is deleted
+    assert removed.result.deleted == 1 and not removed.result.warnings
+
+
+def test_a_missing_folder_comes_back_without_being_sent_again(
+    tmp_path: Path, backup: BackupFn
+) -> None:
+    disk, home = make_tree(tmp_path / "disk"), make_tree(tmp_path / "home")
+    full = backup([disk, home])
+    (disk.parent / "disk").rename(tmp_path / "elsewhere")  # unplugged
+    (home / "new.txt").write_text("new\n")
+    gone = backup([disk, home], base=full)
+    assert gone.result.deleted == 0
+    assert _rel(home, gone.index.written) == {".", "new.txt"}  # the folder and its new file
+    prefix = str(disk).lstrip("/").encode()
+    kept = {p for p in full.index if p.startswith(prefix)}
+    assert kept and kept <= set(gone.index)
+    assert "its 9 entries of the previous backup are kept" in gone.result.warnings[0].message
+    (tmp_path / "elsewhere").rename(disk)  # plugged in again, unchanged
+    back = backup([disk, home], base=gone)
+    assert back.result.bytes_in == 0 and back.result.deleted == 0  # no content sent again
+    assert _rel(disk, back.index.written) <= {"."}  # at most the folder (renames touch ctime)
+    assert not back.result.warnings
+
+
+def test_a_missing_source_in_a_full_says_the_full_cannot_hold_it(
+    tmp_path: Path, backup: BackupFn
+) -> None:
+    src = make_tree(tmp_path / "src")
+    full = backup([src, tmp_path / "disk"])
+    (w,) = full.result.warnings
+    assert w.kind == "missing_source" and "not in this full backup" in w.message

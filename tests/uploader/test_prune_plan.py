@@ -79,16 +79,43 @@ GOLDEN = [
         id="no-budget-no-rules-nothing-pruned",
     ),
     pytest.param(
+        # The budget is a cap (issue 13): "a" is past min_age and kept by no rule, so it goes
+        # even though min_age keeps the store over budget. This row used to expect nothing
+        # deleted ("min-age-blocks-budget-nothing-deleted", a kept as "over_budget").
         [arc("a", 100), arc("b", 50), arc("c", 20), arc("d", 1)],
         PrunePolicy(storage_class="GLACIER", max_store_size=20, min_age=90 * DAY, keep_last=1),
         0,
         [
-            ("a", "keep", "over_budget"),
+            ("a", "delete", "budget"),
             ("b", "keep", "min_age"),
             ("c", "keep", "min_age"),
             ("d", "keep", "keep_last"),
         ],
-        id="min-age-blocks-budget-nothing-deleted",
+        id="min-age-limits-the-cap-the-unprotected-rest-is-deleted",
+    ),
+    pytest.param(
+        [arc("a", 300), arc("b", 200), arc("c", 100), arc("d", 1)],
+        PrunePolicy(max_store_size=5, keep_last=2),
+        0,
+        [
+            ("a", "delete", "budget"),
+            ("b", "delete", "budget"),
+            ("c", "keep", "keep_last"),
+            ("d", "keep", "keep_last"),
+        ],
+        id="cap-below-what-the-keep-rules-leave-deletes-every-unprotected-archive",
+    ),
+    pytest.param(
+        [arc("a", 300), arc("b", 200), arc("c", 100), arc("d", 1)],
+        PrunePolicy(max_store_size=0, min_age=0, keep_last=1),
+        0,
+        [
+            ("a", "delete", "budget"),
+            ("b", "delete", "budget"),
+            ("c", "delete", "budget"),
+            ("d", "keep", "keep_last"),
+        ],
+        id="zero-cap-and-zero-min-age-keep-only-the-newest",
     ),
     pytest.param(
         [arc("a", 100), arc("b", 50, confirmed=False), arc("c", 20, confirmed=False)],
@@ -186,9 +213,9 @@ def test_min_age_blocking_is_reported_with_shortfall() -> None:
         next_upload_size=10,
     )
     assert plan.over_budget and plan.blocked_by == "min_age"
-    assert plan.shortfall == 40 + 10 - 20
-    assert not plan.deletions
-    assert "OVER BUDGET" in plan.summary()
+    assert [d.key for d in plan.deletions] == ["a"]  # a cap: what can go, goes
+    assert plan.shortfall == 30 + 10 - 20
+    assert "OVER BUDGET" in plan.summary() and "kept by min_age" in plan.summary()
     assert may_upload(plan, RetentionConfig(over_budget="upload"))
     assert not may_upload(plan, RetentionConfig(over_budget="wait"))
 
@@ -227,9 +254,10 @@ def test_a_budget_smaller_than_one_backup() -> None:
     archives = [arc("a", 400, size=100), arc("b", 300, size=100), arc("c", 200, size=100)]
     plan = plan_prune(archives, PrunePolicy(max_store_size=50, keep_last=1), NOW, 100)
     assert plan.over_budget and plan.blocked_by == "keep rules"
-    assert "c" not in {d.key for d in plan.deletions}  # the newest confirmed stays
-    assert not plan.deletions  # the budget can never be met: nothing is deleted for it
-    assert plan.shortfall == 300 + 100 - 50
+    # The budget can never be met, yet it is a cap: everything no rule protects is deleted
+    # (before issue 13 nothing was), the newest confirmed stays.
+    assert [d.key for d in plan.deletions] == ["a", "b"]
+    assert plan.shortfall == 100 + 100 - 50
     assert not may_upload(plan, RetentionConfig(over_budget="wait"))
 
 
@@ -340,6 +368,9 @@ def test_invariants(archives: list[PruneArchive], policy: PrunePolicy, nxt: int)
             assert plan.size_after <= policy.max_store_size
         if not plan.over_budget:
             assert plan.size_after + nxt <= policy.max_store_size
+    # a cap: over budget only once every archive no rule protects is deleted
+    if plan.over_budget:
+        assert not [d for d in plan.decisions if d.rule == "within_budget"]
     # deterministic, whatever the input order
     assert plan_prune(list(reversed(archives)), policy, NOW, nxt) == plan
     # one decision per archive, oldest first

@@ -17,6 +17,9 @@ from tests.support.waiting import WaitTimeout, wait_for
 
 Event = dict[str, Any]
 
+#: The installed console script, as a user runs it (next to the interpreter of the venv).
+GLACIER_BACKUP = str(Path(sys.executable).with_name("glacier-backup"))
+
 
 class Project:
     """A user's set-up in a temp dir: a source tree, a config, an age identity."""
@@ -56,9 +59,7 @@ class Project:
 
     def cmd(self, *args: str) -> list[str]:
         return [
-            sys.executable,
-            "-m",
-            "watcher",
+            GLACIER_BACKUP,
             "--config",
             str(self.config),
             "--log-format",
@@ -66,9 +67,17 @@ class Project:
             *args,
         ]
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            self.cmd(*args), capture_output=True, text=True, check=False, timeout=300
+            self.cmd(*args),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+            env=env,
+            input=input,
         )
 
     def backup(self) -> subprocess.CompletedProcess[str]:

@@ -54,5 +54,5 @@ def test_a_file_of_the_cycle_that_cannot_be_read_fails_it(tmp_path: Path) -> Non
 
 def test_auth_failures_say_so() -> None:
     reason = _failure_reason(CredentialsRejected("uploading: ExpiredTokenException: expired"))
-    assert "credentials or permissions" in reason and "failed/" in reason
+    assert "credentials or permissions" in reason and "upload --retry-failed" in reason
     assert "credentials" not in _failure_reason(PermanentStoreError("bad request"))

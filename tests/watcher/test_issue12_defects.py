@@ -98,7 +98,6 @@ def test_upload_of_a_cycle_whose_archive_is_missing_sends_it_again(tmp_path: Pat
     assert (vault / key).exists(), r.stdout + r.stderr
 
 
-@defect(4, "status counts pruned cycles as sealed and waiting for upload")
 async def test_status_does_not_count_pruned_cycles_as_waiting(tmp_path: Path) -> None:
     vault, spool = tmp_path / "vault", tmp_path / "spool"
     t0 = datetime(2025, 1, 1, tzinfo=UTC)

@@ -37,7 +37,8 @@ def test_upload_waits_for_its_window_and_now_overrides_it(tmp_path: Path) -> Non
     assert not list(p.vault.rglob("*.tar.age"))
 
     status = p.run("status")
-    assert f"upload window {window}: closed; opens {opens.isoformat()}" in status.stdout
+    # local time with its zone (issue 13: times people read carry their zone)
+    assert f"upload window {window}: closed; opens {opens:%Y-%m-%d %H:%M %Z}" in status.stdout
 
     r = p.run("upload", "--now")
     assert r.returncode == 0, r.stderr

@@ -21,6 +21,7 @@ from uploader.catalogue.archives import (
 from uploader.catalogue.db import CATALOGUE_FILE, Catalogue
 from uploader.catalogue.events import (
     last_event,
+    open_failures,
     record_event,
 )
 from uploader.catalogue.findings import (
@@ -32,7 +33,9 @@ from uploader.catalogue.findings import (
 )
 from uploader.catalogue.indexes import (
     remember_cycle_indexes,
+    stored_cycles,
     stored_indexes,
+    stored_points,
 )
 from uploader.catalogue.inventory import (
     forget_job,
@@ -78,10 +81,12 @@ from uploader.catalogue.pruning import (
     prune_inputs,
     pruned_at,
     pruned_cycle_ids,
+    pruned_cycles,
     record_deletion,
     record_prune_plan,
 )
 from uploader.catalogue.records import (
+    FAILURE_KINDS,
     ArchiveRecord,
     Event,
     EventKind,
@@ -119,6 +124,7 @@ from uploader.catalogue.retrievals import (
 
 __all__ = [
     "CATALOGUE_FILE",
+    "FAILURE_KINDS",
     "ArchiveRecord",
     "Catalogue",
     "Event",
@@ -179,12 +185,14 @@ __all__ = [
     "migration_keys",
     "migration_requests_since",
     "migrations_between",
+    "open_failures",
     "open_flags",
     "operations",
     "pending_deletions",
     "prune_inputs",
     "pruned_at",
     "pruned_cycle_ids",
+    "pruned_cycles",
     "record_copied_part",
     "record_deletion",
     "record_event",
@@ -206,5 +214,7 @@ __all__ = [
     "set_locked_until",
     "spooled_ranges",
     "start_copy",
+    "stored_cycles",
     "stored_indexes",
+    "stored_points",
 ]

@@ -1,4 +1,9 @@
-"""The catalogue's event log: what happened when (last success, last failure, ...)."""
+"""The catalogue's event log: what happened when (last success, last failure, ...).
+
+:func:`record_event` is the one way in: every command and the service record their upload
+outcomes through it, so that whatever reacts to events (``status`` today, notifications
+later) sees them all.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ from typing import cast
 
 from localbackup import formats
 from uploader.catalogue.db import Catalogue
-from uploader.catalogue.records import Event, EventKind
+from uploader.catalogue.records import FAILURE_KINDS, Event, EventKind
+
+__all__ = ["last_event", "open_failures", "record_event"]
 
 
 def record_event(
@@ -21,6 +28,11 @@ def record_event(
         )
 
 
+def _event(row: tuple[str, str, str | None, str]) -> Event:
+    at, kind, cycle_id, detail = row
+    return Event(formats.parse_iso(at), cast(EventKind, kind), cycle_id, detail)
+
+
 def last_event(catalogue: Catalogue, kinds: tuple[EventKind, ...]) -> Event | None:
     """The newest event of one of ``kinds``, if any."""
     marks = ", ".join("?" * len(kinds))
@@ -29,7 +41,20 @@ def last_event(catalogue: Catalogue, kinds: tuple[EventKind, ...]) -> Event | No
         " ORDER BY id DESC LIMIT 1",
         kinds,
     )
-    if not rows:
-        return None
-    at, kind, cycle_id, detail = rows[0]
-    return Event(formats.parse_iso(at), cast(EventKind, kind), cycle_id, detail)
+    return _event(rows[0]) if rows else None
+
+
+def open_failures(catalogue: Catalogue) -> list[Event]:
+    """Failures that still stand, newest first: the newest failure of each cycle, unless a
+    later upload of that cycle succeeded; a failure about no cycle (a malformed marker)
+    until any later upload succeeded."""
+    marks = ", ".join("?" * len(FAILURE_KINDS))
+    rows = catalogue.query(
+        f"SELECT at, kind, cycle_id, detail FROM events AS f WHERE kind IN ({marks})"  # noqa: S608
+        " AND NOT EXISTS (SELECT 1 FROM events AS later WHERE later.id > f.id AND ("
+        " (later.cycle_id = f.cycle_id AND later.kind IN (?, ?))"
+        " OR (f.cycle_id IS NULL AND later.kind = ?)))"
+        " ORDER BY id DESC",
+        (*FAILURE_KINDS, "uploaded", "upload_failed", "uploaded"),
+    )
+    return [_event(r) for r in rows]

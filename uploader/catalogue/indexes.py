@@ -1,13 +1,16 @@
-"""The catalogue's hot copy of increment indexes.
+"""The catalogue's hot copy of increment indexes, and of each cycle's ``cycle.json``.
 
 A cycle's indexes are small next to its data; keeping them in the catalogue lets ``files`` list
-and search every backed-up path, and ``restore`` choose a point in time, without a retrieval —
-also after the cycle has left the spool.
+and search every backed-up path, ``restore`` choose a point in time, and ``cycles`` show every
+increment with its time and size, without a retrieval — also after the cycle has left the
+spool.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 from localbackup import formats
@@ -16,7 +19,8 @@ from uploader.catalogue.records import StoredIndex
 
 
 def remember_cycle_indexes(catalogue: Catalogue, cycle_dir: Path) -> int:
-    """Copy the indexes of a sealed cycle into the catalogue (idempotent); return how many."""
+    """Copy the indexes and ``cycle.json`` of a sealed cycle into the catalogue (idempotent);
+    return how many indexes."""
     sealed = formats.load_sealed_cycle(cycle_dir)
     rows = [
         (
@@ -35,7 +39,20 @@ def remember_cycle_indexes(catalogue: Catalogue, cycle_dir: Path) -> int:
             " data) VALUES (?, ?, ?, ?, ?, ?)",
             rows,
         )
+        db.execute(
+            "INSERT OR REPLACE INTO sealed_cycles (host, cycle_id, cycle_json) VALUES (?, ?, ?)",
+            (sealed.host, sealed.cycle_id, sealed.render()),
+        )
     return len(rows)
+
+
+def stored_cycles(catalogue: Catalogue, host: str) -> dict[str, formats.SealedCycle]:
+    """The ``cycle.json`` of every cycle of ``host`` the catalogue keeps, by cycle id."""
+    rows = catalogue.query(
+        "SELECT cycle_id, cycle_json FROM sealed_cycles WHERE host = ? ORDER BY cycle_id",
+        (host,),
+    )
+    return {cid: formats.SealedCycle.from_json(json.loads(data)) for cid, data in rows}
 
 
 def stored_indexes(catalogue: Catalogue, cycle_id: str | None = None) -> Iterator[StoredIndex]:
@@ -47,3 +64,17 @@ def stored_indexes(catalogue: Catalogue, cycle_id: str | None = None) -> Iterato
     )
     for host, cid, number, kind, finished_at, data in rows:
         yield StoredIndex(host, cid, int(number), kind, formats.parse_iso(finished_at), bytes(data))
+
+
+def stored_points(catalogue: Catalogue, host: str) -> dict[str, list[tuple[int, str, datetime]]]:
+    """Cycle id -> (number, kind, finished_at) of each increment whose index the catalogue
+    keeps, without reading the indexes themselves."""
+    rows = catalogue.query(
+        "SELECT cycle_id, number, kind, finished_at FROM cycle_indexes WHERE host = ?"
+        " ORDER BY cycle_id, number",
+        (host,),
+    )
+    out: dict[str, list[tuple[int, str, datetime]]] = {}
+    for cid, number, kind, finished_at in rows:
+        out.setdefault(cid, []).append((int(number), kind, formats.parse_iso(finished_at)))
+    return out

@@ -124,3 +124,13 @@ def pruned_cycle_ids(catalogue: Catalogue, store: str) -> set[str]:
         (store,),
     )
     return {r[0] for r in rows}
+
+
+def pruned_cycles(catalogue: Catalogue, store: str) -> dict[str, datetime]:
+    """Cycle id -> when its archive was pruned from ``store`` (the latest time)."""
+    rows = catalogue.query(
+        "SELECT cycle_id, MAX(deleted_at) FROM pending_deletions"
+        " WHERE store = ? AND cycle_id IS NOT NULL GROUP BY cycle_id",
+        (store,),
+    )
+    return {cid: db_time(at) for cid, at in rows}

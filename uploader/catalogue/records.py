@@ -211,12 +211,15 @@ class StoredIndex:
         return read_index(io.BytesIO(self.data))
 
 
-# What the event log records: an archive uploaded, a marker failed or quarantined.
-# over_budget / within_budget: the budget's state as the last maintenance pass found it
-# (watcher.maintenance_notices announces the change).
+# What the event log records: an archive uploaded, an upload failed (any command, or the
+# service filing a marker under failed/), a marker quarantined. over_budget / within_budget:
+# the budget's state as the last maintenance pass found it (watcher.maintenance_notices
+# announces the change).
 EventKind = Literal[
     "uploaded", "upload_failed", "marker_quarantined", "over_budget", "within_budget"
 ]
+#: The kinds that are failures: ``status`` shows them until a later success of the same cycle.
+FAILURE_KINDS: tuple[EventKind, ...] = ("upload_failed", "marker_quarantined")
 
 
 @dataclass(frozen=True, slots=True)

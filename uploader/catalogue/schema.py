@@ -6,8 +6,8 @@ tables, by the module that reads and writes them: ``uploads``, ``upload_parts``,
 ``inventory_jobs``, ``inventory_state``, ``inventories`` (:mod:`.inventory`), ``foreign_archives``,
 ``archive_flags`` (:mod:`.findings`), ``prune_decisions``, ``pending_deletions`` (:mod:`.pruning`),
 ``retrievals``, ``retrieval_ranges`` (:mod:`.retrievals`), ``operations`` (:mod:`.operations`),
-``migrations``, ``migration_requests``, ``migration_ranges``, ``migration_parts``
-(:mod:`.migrations`).
+``sealed_cycles`` (:mod:`.indexes`), ``migrations``, ``migration_requests``,
+``migration_ranges``, ``migration_parts`` (:mod:`.migrations`).
 """
 
 from __future__ import annotations
@@ -231,6 +231,18 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """,
         """
         ALTER TABLE archives ADD COLUMN locked_until TEXT
+        """,
+    ),
+    (
+        # The cycle.json of every cycle handed to a store, next to its indexes: what `cycles`
+        # shows (increments, their times and sizes) once the cycle has left the spool.
+        """
+        CREATE TABLE sealed_cycles (
+            host TEXT NOT NULL,
+            cycle_id TEXT NOT NULL,
+            cycle_json BLOB NOT NULL,
+            PRIMARY KEY (host, cycle_id)
+        )
         """,
     ),
     (

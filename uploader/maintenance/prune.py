@@ -18,10 +18,11 @@ The rules, in order of strength:
    Lock retention or Vault Lock policy still holds ("locked until ..."): such a delete would
    only fail;
 5. when a calendar rule is on, archives no rule keeps are deleted ("policy");
-6. if the store (plus the next upload's expected size) is over ``max_store_size``, the oldest
-   remaining candidates are deleted until it fits. If it cannot fit without breaking rule 3 or 4,
-   nothing is deleted for budget reasons: the plan says ``over_budget`` with the shortfall, and
-   :func:`may_upload` tells the uploader whether to go ahead anyway or wait.
+6. ``max_store_size`` is a cap: while the store (plus the next upload's expected size) is over
+   it, the oldest remaining candidates are deleted, until it fits or no candidate is left. If it
+   still does not fit (rules 2-4 protect the rest), the plan says ``over_budget`` with the
+   shortfall and what blocks it, and :func:`may_upload` tells the uploader whether to go ahead
+   anyway or wait.
 
 Fees are ESTIMATES from a fixed price table (:data:`PRICE_PER_GB_MONTH`, us-east-1 list prices,
 USD per GiB-month): AWS bills an archive deleted before its class's minimum storage duration for
@@ -117,7 +118,6 @@ PruneRule = (
         "locked",
         "min_age",
         "within_budget",
-        "over_budget",
         "policy",
         "budget",
     ]
@@ -132,7 +132,7 @@ class Decision:
     """Keep or delete one archive, and why: ``rule`` is stable (for scripts), ``reason`` prose.
 
     Rules: foreign, unconfirmed, keep_last, keep_daily/weekly/monthly/yearly, locked, min_age,
-    within_budget, over_budget (kept), policy, budget (deleted).
+    within_budget (kept), policy, budget (deleted).
     """
 
     key: str
@@ -194,8 +194,9 @@ class PrunePlan:
         )
         if self.over_budget:
             text += (
-                f"; OVER BUDGET by {self.shortfall} B including the next upload "
-                f"({self.next_upload_size} B): cannot be met without breaking {self.blocked_by}"
+                f"; still OVER BUDGET by {self.shortfall} B including the next upload "
+                f"({self.next_upload_size} B) after deleting every archive no rule protects: "
+                f"the rest is kept by {self.blocked_by}"
             )
         return text
 
@@ -264,15 +265,16 @@ def _lock_reason(until: datetime) -> str:
     )
 
 
-def _fill(candidates: Sequence[PruneArchive], size: int, target: int) -> list[PruneArchive] | None:
-    """The oldest candidates to delete so that ``size`` drops to ``target`` (None: impossible)."""
+def _fill(candidates: Sequence[PruneArchive], size: int, target: int) -> list[PruneArchive]:
+    """The oldest candidates to delete to bring ``size`` down to ``target``: as many as that
+    takes, all of them if that is not enough."""
     picked = []
     for a in candidates:
         if size <= target:
             break
         picked.append(a)
         size -= a.size
-    return picked if size <= target else None
+    return picked
 
 
 def _budget_cut(
@@ -284,17 +286,15 @@ def _budget_cut(
     *,
     locks: bool = False,
 ) -> tuple[list[PruneArchive], BudgetBlock]:
-    """The oldest of ``rest`` to delete so that the store (``size``) and the next upload fit
-    ``budget``. When they cannot, what fits the budget alone, and which rules stand in the way
-    (never "": "" means the plan is within its budget); ``locks``: some archives are locked."""
-    picked = _fill(rest, size, budget - next_upload_size)
-    if picked is not None:
+    """The oldest of ``rest`` to delete while the store (``size``) and the next upload are over
+    ``budget``: a cap, so all of them if that is not enough. Then, if it still does not fit,
+    which rules keep the rest ("" when it fits); ``locks``: some archives are locked."""
+    target = budget - next_upload_size
+    picked = _fill(rest, size, target)
+    left = size - sum(a.size for a in picked)
+    if left <= target:
         return picked, ""
-    # Meet the store budget itself if we can; the next upload is what will not fit.
-    picked = _fill(rest, size, budget) or []
-    ignoring_age = sorted([*rest, *young], key=_order)
-    reachable = _fill(ignoring_age, size, budget - next_upload_size) is not None
-    if reachable:
+    if left - sum(a.size for a in young) <= target:
         return picked, "min_age"
     return picked, "keep rules and object locks" if locks else "keep rules"
 
@@ -306,7 +306,6 @@ def _decision(
     *,
     kept: Mapping[str, tuple[PruneRule, str]],
     deleted: Mapping[str, tuple[PruneRule, str]],
-    blocked: BudgetBlock,
 ) -> Decision:
     """Keep or delete ``a`` (``age`` seconds old), by the rules that claimed it, or why not."""
     days = age / DAY
@@ -323,9 +322,6 @@ def _decision(
         left = (policy.min_age - age) / DAY
         rule, action = "min_age", "keep"
         reason = f"younger than min_age ({days:.1f} d old, {left:.1f} d to go)"
-    elif blocked:
-        rule, action = "over_budget", "keep"
-        reason = f"over budget, but the budget cannot be met without breaking {blocked}"
     else:
         rule, reason, action = "within_budget", "the store is within its budget", "keep"
     return Decision(a.key, action, rule, reason, a.size, a.created, round(days, 6), fee)
@@ -366,8 +362,8 @@ def plan_prune(
             rest, young, after, budget, next_upload_size, locks=bool(locks)
         )
         why = (
-            f"oldest beyond keep rules; store over budget ({after} B + next upload "
-            f"{next_upload_size} B > {budget} B)"
+            f"oldest that no rule protects; the store is over budget ({after} B + next "
+            f"upload {next_upload_size} B > {budget} B)"
         )
         for a in picked:
             deleted[a.key] = ("budget", why)
@@ -376,8 +372,7 @@ def plan_prune(
 
     return PrunePlan(
         decisions=tuple(
-            _decision(a, age(a), policy, kept=kept, deleted=deleted, blocked=blocked)
-            for a in everything
+            _decision(a, age(a), policy, kept=kept, deleted=deleted) for a in everything
         ),
         total_size=total,
         size_after=after,

@@ -34,7 +34,7 @@ def retention_config(section: Section) -> RetentionConfig:
     if section.peek("min_age") == "auto":
         section.string("min_age", "auto")
     else:
-        min_age = section.duration("min_age", None)
+        min_age = section.duration("min_age", None, zero="valid")
     cfg = RetentionConfig(
         max_store_size=section.size("max_store_size", None),
         min_age=min_age,

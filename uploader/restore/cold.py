@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from localbackup.configkit import format_size
-from localbackup.extract import ExtractStats
+from localbackup.extract import ExtractOptions, ExtractStats
 from localbackup.integrity import IntegrityError
 from localbackup.staging import check_target
 from uploader import catalogue as cr
@@ -59,6 +59,7 @@ async def restore_cold(
     ui: RestoreUI,
     on_plan: OnPlan,
     sleep: Sleep = asyncio.sleep,
+    options: ExtractOptions | None = None,
 ) -> ExtractStats | None:
     """Restore once the archive is retrieved; None (after saying so) while it is not yet.
 
@@ -80,7 +81,7 @@ async def restore_cold(
             identities=identities,
             at=request.at,
             force=request.force,
-            options=request.extract_options,
+            options=options or request.extract_options,
             on_plan=on_plan,
         )
     except _BAD_DOWNLOAD as exc:

@@ -8,16 +8,28 @@ listed). An archive that can be read is streamed straight into the restore
 
 from __future__ import annotations
 
+import asyncio
+
 from localbackup.configkit import format_size
-from localbackup.extract import ExtractStats
+from localbackup.extract import ExtractOptions, ExtractStats
 from localbackup.formats import IncrementManifest, SealedCycle
 from localbackup.pointintime import PointInTimeError, choose_cycle
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig
+from uploader.crypto import Identity, NoIdentityMatchError
 from uploader.restore.cold import cold_class, restore_cold
+from uploader.restore.paths import check_paths_in_catalogue
 from uploader.restore.request import RestoreRequest
-from uploader.restore.stream import ArchiveRef, find_archives, identities_for, restore_archive
-from uploader.restore.ui import RestoreUI, describe_plan
+from uploader.restore.stream import (
+    ArchiveRef,
+    OnPlan,
+    RestoreError,
+    find_archives,
+    identities_for,
+    identity_source,
+    restore_archive,
+)
+from uploader.restore.ui import RestoreUI, chain_size, describe_plan, with_progress
 from uploader.stores import Store
 
 __all__ = ["choose_archive", "restore_from_store"]
@@ -43,18 +55,50 @@ async def restore_from_store(
 ) -> ExtractStats | None:
     """Restore ``request``'s point in time from ``host``'s archive in ``store`` (open), saying
     the plan first. None when the archive is in cold storage and its retrieval is not ready
-    yet (the UI was told when it is expected)."""
+    yet (the UI was told when it is expected). A ``--path`` that selects nothing in the
+    catalogue's copy of the cycle's index raises :class:`~localbackup.pathmatch.NoPathMatch`
+    before anything is requested or downloaded."""
     archive = await choose_archive(store, catalogue, host, request.cycle)
+    request = await asyncio.to_thread(
+        check_paths_in_catalogue, request, catalogue, archive.cycle_id, ui
+    )
     identities = (
         identities_for(encryption, request.identity) if archive.key.endswith(".age") else None
     )
+
+    total = [0]
+    options = with_progress(request.extract_options, ui, total)
 
     def on_plan(cycle: SealedCycle, inc: IncrementManifest) -> None:
         where = (
             f"{cycle.cycle_id} (archive {archive.key} in {store.name}, {format_size(archive.size)})"
         )
+        total[0] = chain_size(cycle.increments, inc)
         ui.say(describe_plan(where, cycle.increments, inc, cycle.mode), now=True)
 
+    try:
+        return await _restore(store, catalogue, archive, request, identities, ui, on_plan, options)
+    except NoIdentityMatchError as exc:
+        raise RestoreError(
+            f"archive {archive.key}: {identity_source(encryption, request.identity)} cannot "
+            f"decrypt it ({exc}): it was encrypted to other recipients; pass --identity FILE "
+            "with the identity whose public key was in [encryption] recipients when it was "
+            "uploaded"
+        ) from None
+    finally:
+        ui.restoring_done()
+
+
+async def _restore(  # noqa: PLR0917 - the steps of restore_from_store, passed on as they are
+    store: Store,
+    catalogue: Catalogue,
+    archive: ArchiveRef,
+    request: RestoreRequest,
+    identities: list[Identity] | None,
+    ui: RestoreUI,
+    on_plan: OnPlan,
+    options: ExtractOptions,
+) -> ExtractStats | None:
     storage_class = await cold_class(store, archive.key)
     if storage_class is not None:
         return await restore_cold(
@@ -66,6 +110,7 @@ async def restore_from_store(
             identities=identities,
             ui=ui,
             on_plan=on_plan,
+            options=options,
         )
     result = await restore_archive(
         store,
@@ -74,7 +119,7 @@ async def restore_from_store(
         identities=identities,
         at=request.at,
         force=request.force,
-        options=request.extract_options,
+        options=options,
         on_plan=on_plan,
         max_rate=request.max_rate,
     )

@@ -36,6 +36,7 @@ from typing import IO, BinaryIO, cast
 import structlog
 
 from localbackup.extract import ExtractOptions, Extractor, ExtractStats
+from localbackup.pathmatch import NoPathMatch
 from localbackup.paxheader import member_mtime_ns
 from localbackup.pointintime import PointInTimeError
 from localbackup.safepath import ExtractError, show_member
@@ -353,15 +354,27 @@ class _LegacyExtractor(Extractor):
         pass
 
     def finish_legacy(self) -> ExtractStats:
-        """Set directory modes last, deepest first: archived ones as archived, others 0755."""
+        """Set directory modes last, deepest first: archived ones as archived, others 0755.
+        Raises :class:`~localbackup.pathmatch.NoPathMatch` if ``--path`` selected nothing."""
+        if self.select and not self.stats.members:
+            raise NoPathMatch([p.text for p in self.select.patterns])
         dirs: list[bytes] = []
-        for top, subdirs, _files in os.walk(self.tree.root):
+        for top, subdirs, files in os.walk(self.tree.root):
             dirs.extend(os.path.join(top, d) for d in subdirs)
+            for name in files:  # the restored tree, counted for the summary
+                st = os.lstat(os.path.join(top, name))
+                if stat.S_ISREG(st.st_mode):
+                    self.stats.files += 1
+                    self.stats.bytes += st.st_size
+                elif stat.S_ISLNK(st.st_mode):
+                    self.stats.symlinks += 1
         root = self.tree.root + b"/"
         for full in sorted(dirs, key=lambda d: d.count(b"/"), reverse=True):
             m = self.dirs.get(full.removeprefix(root))
             if stat.S_ISLNK(os.lstat(full).st_mode):
+                self.stats.symlinks += 1
                 continue
+            self.stats.dirs += 1
             if m is None:
                 os.chmod(full, _DEFAULT_DIR_MODE)
                 continue

@@ -58,7 +58,10 @@ class RestoreRequest:
     to: Path
     cycle: str = LATEST  # a cycle id, or "latest"
     at: int | datetime | None = None  # increment number or time; None: the last increment
-    patterns: tuple[str, ...] = ()  # --path: restore only matching archive paths
+    patterns: tuple[str, ...] = ()  # --path: restore only what these select (localbackup.pathmatch)
+    # The source roots the patterns are relative to: the configured sources, replaced by the
+    # roots of the point in time's index once it is known (uploader.restore.paths).
+    roots: tuple[bytes, ...] = ()
     allow_devices: bool = False  # create device nodes and FIFOs found in the archive
     force: bool = False  # replace the contents of a non-empty target
     assume_yes: bool = False
@@ -70,4 +73,6 @@ class RestoreRequest:
     @property
     def extract_options(self) -> ExtractOptions:
         """The restore engine's options for this request."""
-        return ExtractOptions(patterns=self.patterns, allow_devices=self.allow_devices)
+        return ExtractOptions(
+            patterns=self.patterns, roots=self.roots, allow_devices=self.allow_devices
+        )

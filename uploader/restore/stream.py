@@ -53,6 +53,7 @@ __all__ = [
     "StreamOptions",
     "find_archives",
     "identities_for",
+    "identity_source",
     "restore_archive",
     "restore_stream",
 ]
@@ -105,11 +106,27 @@ class RestoreResult:
     stats: ExtractStats
 
 
+def identity_source(cfg: EncryptionConfig, identity_file: Path | None = None) -> str:
+    """Where the keys of :func:`identities_for` come from, for messages."""
+    if identity_file is not None:
+        return f"the identity file {identity_file} (--identity)"
+    if cfg.identity_file is not None:
+        return f"the identity file {cfg.identity_file} ([encryption] identity_file)"
+    if cfg.passphrase_file is not None:
+        return f"the passphrase in {cfg.passphrase_file}"
+    return "the passphrase"
+
+
 def identities_for(cfg: EncryptionConfig, identity_file: Path | None = None) -> list[Identity]:
     """The age identities to decrypt with: ``identity_file`` (the CLI's), the configured
     identity file, or the configured passphrase."""
     path = identity_file or cfg.identity_file
     if path is not None:
+        if not path.exists():
+            raise RestoreError(
+                f"{identity_source(cfg, identity_file)} does not exist: pass --identity FILE "
+                "with the age identity (private key) the archives were encrypted to"
+            )
         return load_identities(path)
     if cfg.passphrase_file is not None:
         return [ScryptIdentity(read_passphrase(file=cfg.passphrase_file))]

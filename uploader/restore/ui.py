@@ -8,10 +8,12 @@ ask; otherwise they raise :class:`RestoreDeclined` and nothing is requested or r
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Protocol
 
 from localbackup.configkit import format_size
+from localbackup.extract import ExtractOptions
 from localbackup.formats import IncrementManifest
 from localbackup.pointintime import increment_chain
 from uploader.restore.stream import RestoreError
@@ -20,8 +22,10 @@ __all__ = [
     "RestoreDeclined",
     "RestoreUI",
     "RetrievalDeclined",
+    "chain_size",
     "consent",
     "describe_plan",
+    "with_progress",
 ]
 
 
@@ -62,6 +66,15 @@ class RestoreUI(Protocol):
         """The download is over (the CLI ends its progress line)."""
         ...
 
+    def restoring(self, files: int, done: int, total: int) -> None:
+        """Restore progress: ``files`` written, ``done`` of ``total`` compressed bytes of the
+        increments applied (called from the worker thread that restores)."""
+        ...
+
+    def restoring_done(self) -> None:
+        """The restore is over, whichever way (the CLI removes its progress bar)."""
+        ...
+
 
 class RestoreDeclined(RestoreError):
     """A step that needs consent was not confirmed: no one to ask and no ``--yes``, or the
@@ -92,13 +105,27 @@ def consent(
         raise error(declined)
 
 
+def chain_size(increments: Sequence[IncrementManifest], inc: IncrementManifest) -> int:
+    """The compressed bytes of the increments applied to restore ``inc``."""
+    chain = increment_chain(increments, inc.number)
+    return sum(m.tar.size for m in increments if m.number in chain)
+
+
+def with_progress(options: ExtractOptions, ui: RestoreUI, total: list[int]) -> ExtractOptions:
+    """``options`` reporting the restore's progress to ``ui``; ``total[0]`` holds the bytes to
+    apply once the plan is known."""
+    return dataclasses.replace(
+        options, progress=lambda files, done: ui.restoring(files, done, total[0])
+    )
+
+
 def describe_plan(
     where: str, increments: Sequence[IncrementManifest], inc: IncrementManifest, mode: str | None
 ) -> str:
     """What a restore is about to apply: the cycle (``where`` it is), the increment chosen and
     the chain of increments that makes it."""
     chain = increment_chain(increments, inc.number)
-    size = sum(m.tar.size for m in increments if m.number in chain)
+    size = chain_size(increments, inc)
     finished = inc.finished_at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
     return (
         f"restoring cycle {where}\n"

@@ -1,14 +1,24 @@
-"""The aiobotocore client a store opens with ``async with`` and closes with it (S3, Glacier)."""
+"""The aiobotocore client a store opens with ``async with`` and closes with it (S3, Glacier).
+
+botocore retries a failed request on its own (the "standard" retry mode); each retry is said
+as it happens, as a ``store.retrying`` warning with its reason and "retrying (n/N)", so that an
+unreachable endpoint or a throttling service is visible while the command waits.
+"""
 
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
 from typing import Any
 
+import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
 from uploader.stores.base import PermanentStoreError, StoreBase
+
+log = structlog.get_logger(__name__)
+
+_PROBLEM = "glacier_backup_last_problem"  # our key in a request's botocore context
 
 
 def default_region(profile: str | None, session: AioSession | None = None) -> str | None:
@@ -48,7 +58,28 @@ class AwsClient:
                 config=self._config,
             )
         )
+        events = self._client.meta.events
+        events.register("needs-retry", _note_problem)
+        events.register("request-created", self._say_retry)
         return self._client
+
+    def _say_retry(self, request: Any, **kwargs: Any) -> None:
+        """botocore makes the request again: say so, with why and how many tries are left."""
+        retries = request.context.get("retries") or {}
+        attempt, most = int(retries.get("attempt", 1)), int(retries.get("max", 0))
+        if attempt < 2:
+            return
+        where = self._endpoint_url or f"{self._service} in {self._region or 'the default region'}"
+        operation = str(kwargs.get("event_name", "")).rsplit(".", 1)[-1]
+        problem = request.context.get(_PROBLEM, "no answer")
+        log.warning(
+            "store.retrying",
+            operation=operation,
+            attempt=attempt - 1,
+            retries=most - 1,
+            error=problem,
+            message=f"{where}: {operation}: {problem}; retrying ({attempt - 1}/{most - 1})",
+        )
 
     async def close(self) -> None:
         """Close the client and release its connections."""
@@ -77,3 +108,20 @@ class AwsStore(StoreBase):
     async def close(self) -> None:
         """Close the client and release its connections."""
         await self._aws.close()
+
+
+def _note_problem(
+    request_dict: Any, response: Any = None, caught_exception: Any = None, **_: Any
+) -> None:
+    """Remember why a request failed, for the retry that may follow (botocore decides)."""
+    if caught_exception is not None:
+        problem = str(caught_exception)
+    elif response is not None and isinstance(response, tuple) and len(response) == 2:
+        status = getattr(response[0], "status_code", 0)
+        if status < 400:
+            return
+        code = (response[1] or {}).get("Error", {}).get("Code", "")
+        problem = f"HTTP {status} {code}".strip()
+    else:
+        return
+    request_dict.get("context", {})[_PROBLEM] = problem

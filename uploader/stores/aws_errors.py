@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from uploader.stores.base import (
+    CredentialsMissing,
     CredentialsRejected,
     PermanentStoreError,
     StoreError,
@@ -76,6 +77,6 @@ def client_error(
     return kind(text)
 
 
-def credentials_missing(what: str, exc: Exception) -> CredentialsRejected:
+def credentials_missing(what: str, exc: Exception) -> CredentialsMissing:
     """Our error for botocore's ``NoCredentialsError``: nothing in the AWS credential chain."""
-    return CredentialsRejected(f"{what}: {NO_CREDENTIALS} ({exc})")
+    return CredentialsMissing(f"{what}: {NO_CREDENTIALS} ({exc})")

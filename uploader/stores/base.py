@@ -58,6 +58,10 @@ class CredentialsRejected(PermanentStoreError):
     """The store refused the credentials or their permissions, or no credentials were found."""
 
 
+class CredentialsMissing(CredentialsRejected):
+    """No credentials were found at all (nothing in the provider's credential chain)."""
+
+
 class ObjectChanged(PermanentStoreError):
     """A pinned read (``if_match`` / ``version_id``) found another object under the key."""
 

@@ -1,4 +1,5 @@
-"""``config import-legacy [DIR]``: convert the original tool's JSON options into our TOML.
+"""``config import-legacy [DIR]``: convert the original tool's JSON options into our TOML
+(``config check`` is in :mod:`.config_check`).
 
 Writes the configuration (``--config`` or the default path; never overwriting), a new age
 identity next to it unless one is there, and the old encryption key in a 0600 file next to it
@@ -13,25 +14,44 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from localbackup import paths
 from localbackup.atomic import atomic_create
 from localbackup.configkit import ConfigError
+from watcher.commands.config_check import add_check
+from watcher.commands.parsers import add_command
 from watcher.exitcodes import FAILURE, OK, USAGE
 from watcher.legacy_config import Conversion, convert, read_legacy
+
+if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
 
 IDENTITY_FILE = "identity.txt"
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``config import-legacy`` and ``config check``."""
-    p = sub.add_parser("config", help="configuration tools")
+def add_parser(sub: Subparsers) -> None:
+    """Register ``config check`` and ``config import-legacy``."""
+    p = add_command(
+        sub,
+        "config",
+        summary="configuration tools: check, import-legacy",
+        description="Check the configuration ('config check'), or convert the original "
+        "tool's settings into one ('config import-legacy').",
+        examples=["glacier-backup config check", "glacier-backup config import-legacy --dry-run"],
+    )
     actions = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    imp = actions.add_parser(
+    add_check(actions)
+    imp = add_command(
+        actions,
         "import-legacy",
-        help="convert the original tool's JSON options (~/.glacierclient)",
+        summary="convert the original tool's JSON options (~/.glacierclient)",
         description="Convert includeexclude.json, localbackupoptions.json and "
         "glacierbackupoptions.json into a glacier-backup configuration, explaining each setting.",
+        examples=[
+            "glacier-backup config import-legacy --dry-run",
+            "glacier-backup config import-legacy ~/.glacierclient",
+        ],
     )
     imp.add_argument(
         "directory",

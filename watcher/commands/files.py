@@ -3,16 +3,15 @@
 The indexes come from the spool (cycles still on disk) and from the catalogue's hot copies
 (cycles already uploaded and pruned locally). Without a pattern, the paths of one point in time
 (the newest increment of CYCLE, default the latest cycle) are listed. With a pattern, every
-version of every matching path is shown: which cycle and increment hold it, and where it was
-deleted. A pattern with ``*``, ``?`` or ``[`` is a glob: over the whole path when it holds a
-``/``, over the file name otherwise (like ``find -name``); any other pattern matches the paths
-that contain it.
+version of every path it selects is shown: which cycle and increment hold it, and where it was
+deleted. Patterns are those of ``restore --path`` (:mod:`localbackup.pathmatch`): what ``files``
+shows for a pattern is what ``restore --path`` brings back. A pattern that selects nothing is
+an error (exit 1) that names the nearest backed-up paths.
 """
 
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import sys
 from collections.abc import Iterator
@@ -22,17 +21,38 @@ from typing import TYPE_CHECKING, Any
 
 from localbackup import formats
 from localbackup.configkit import format_size
+from localbackup.index import TYPES
+from localbackup.pathmatch import NoPathMatch, PathSelection, roots_of, suggest
 from localbackup.spool import Spool
 from uploader.catalogue import Catalogue, StoredIndex, stored_indexes
-from watcher.exitcodes import OK, USAGE
+from watcher.commands.parsers import add_command
+from watcher.exitcodes import FAILURE, OK, USAGE
 
 if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     """Register ``files``."""
-    p = sub.add_parser("files", help="list or search backed-up paths (no retrieval needed)")
+    p = add_command(
+        sub,
+        "files",
+        summary="list or search backed-up paths (no retrieval needed)",
+        description="Without a pattern, list the paths of the latest point in time (of CYCLE). "
+        "With one, show every backed-up version of each path it selects: which cycle and "
+        "increment hold it, and where it was deleted. Patterns are gitignore-like and read as "
+        "'restore --path' reads them: relative to each source root or the source's own name "
+        "(docs/*, Documents/docs), a name anywhere (*.txt, report.txt), an absolute path; "
+        "docs/ is the folder and everything below it. A pattern that selects nothing is an "
+        "error that names the nearest paths.",
+        examples=[
+            "glacier-backup files",
+            "glacier-backup files 'report*.txt'",
+            "glacier-backup files latest 'docs/'",
+            "glacier-backup files --json '*.pdf'",
+        ],
+    )
     p.add_argument(
         "words",
         nargs="*",
@@ -81,30 +101,24 @@ def all_indexes(config: AppConfig) -> dict[str, list[StoredIndex]]:
     return by_cycle
 
 
-def matcher(pattern: str) -> Any:
-    """A predicate for displayed paths: a substring, or a glob (on the name alone without ``/``)."""
-    if not any(ch in pattern for ch in "*?["):
-        return lambda p: pattern in p
-    if "/" in pattern:
-        return lambda p: fnmatch.fnmatchcase(p, pattern)
-    return lambda p: fnmatch.fnmatchcase(p.rsplit("/", 1)[-1], pattern)  # like find -name
-
-
 def search(cycles: dict[str, list[StoredIndex]], pattern: str) -> Iterator[PathHistory]:
-    """The history of every path that matches ``pattern``, cycle by cycle."""
-    match = matcher(pattern)
+    """Every version of every path ``pattern`` selects, by path: the increments that hold a
+    new version of it, and those where it was gone (deleted)."""
     histories: dict[str, PathHistory] = {}
     for cycle_id, incs in cycles.items():
         previous: set[str] = set()
         last_version: dict[str, tuple[int, int]] = {}
         for inc in incs:
+            records = inc.load().records
+            select = PathSelection([pattern], roots_of(records))
             present: set[str] = set()
-            for entry in inc.load().entries():
-                shown = display(entry.path)
-                if not match(shown):
+            for path, rec in records.items():
+                kind = TYPES[rec[9]]
+                if not select(path, kind == "dir"):
                     continue
+                shown = display(path)
                 present.add(shown)
-                version = (entry.size, entry.mtime_ns)
+                version = (rec[3], rec[4])
                 if last_version.get(shown) == version:
                     continue  # the same version listed again by a later increment
                 last_version[shown] = version
@@ -114,9 +128,9 @@ def search(cycles: dict[str, list[StoredIndex]], pattern: str) -> Iterator[PathH
                         "cycle": cycle_id,
                         "increment": inc.number,
                         "kind": inc.kind,
-                        "type": entry.type,
-                        "size": entry.size,
-                        "mtime": datetime.fromtimestamp(entry.mtime_ns / 1e9, UTC).isoformat(),
+                        "type": kind.value,
+                        "size": rec[3],
+                        "mtime": datetime.fromtimestamp(rec[4] / 1e9, UTC).isoformat(),
                     }
                 )
             for gone in sorted(previous - present):
@@ -124,6 +138,14 @@ def search(cycles: dict[str, list[StoredIndex]], pattern: str) -> Iterator[PathH
                 last_version.pop(gone, None)
             previous = present
     yield from (histories[k] for k in sorted(histories))
+
+
+def no_match(cycles: dict[str, list[StoredIndex]], pattern: str) -> NoPathMatch:
+    """The error for a pattern that selects nothing, with near matches from the newest index."""
+    if not cycles:
+        return NoPathMatch([pattern])
+    records = cycles[max(cycles)][-1].load().records
+    return NoPathMatch([pattern], suggest(pattern, records, roots_of(records)))
 
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
@@ -151,6 +173,9 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     if pattern is None:
         return _list_point_in_time(cycles, args.json)
     histories = list(search(cycles, pattern))
+    if not histories:
+        print(f"glacier-backup: {no_match(cycles, pattern)}", file=sys.stderr)
+        return FAILURE
     if args.json:
         print(
             json.dumps(
@@ -169,8 +194,6 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
             print(f"  {v['cycle']} #{v['increment']:<3} {size:>10}  {v['mtime'][:19]}")
         for d in h.deleted_in:
             print(f"  {d['cycle']} #{d['increment']:<3} {'deleted':>10}")
-    if not histories:
-        print(f"no backed-up path matches {pattern!r}", file=sys.stderr)
     return OK
 
 

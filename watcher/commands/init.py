@@ -4,20 +4,37 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from localbackup import paths
 from localbackup.atomic import atomic_create
-from watcher.exitcodes import FAILURE, OK
+from watcher.commands.parsers import add_command
+from watcher.exitcodes import FAILURE, OK, WARNINGS
+
+if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
+
 
 DEFAULT_EXCLUDES = ("*.tmp", "*.swp", ".cache/", "node_modules/", "__pycache__/")
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     """Register ``init``."""
-    p = sub.add_parser(
-        "init", help="write a starter config (never overwrites) and create directories"
+    p = add_command(
+        sub,
+        "init",
+        summary="write a starter config (never overwrites) and create directories",
+        description="Write a starter configuration (never replacing one) with the sources "
+        "given, create the spool, state and local store directories (0700), and a new age "
+        "identity (0600) whose recipient the configuration encrypts to, unless --recipient "
+        "names one. Warns about a source that does not exist.",
+        examples=[
+            "glacier-backup init --source ~/Documents --source /etc/hosts",
+            "glacier-backup --config ./backup.toml init --source ~/Pictures --recipient age1...",
+        ],
     )
     p.add_argument(
         "--source",
@@ -56,8 +73,18 @@ def run(args: argparse.Namespace) -> int:
         paths.ensure_private_dir(d)
     print(f"wrote {config_file}")
     print(f"spool {spool}, state {state}, local store {vault}")
-    print("next: edit [backup] sources, then run 'glacier-backup backup'")
-    return OK
+    missing = [s for s in sources if args.source and not Path(s).expanduser().exists()]
+    for s in missing:
+        print(
+            f"glacier-backup: warning: the source {s} does not exist (yet): a backup skips it, "
+            "keeping what an earlier backup had of it, and exits 3",
+            file=sys.stderr,
+        )
+    if args.source:
+        print("next: run 'glacier-backup backup' (and 'glacier-backup service install')")
+    else:
+        print(f"next: set [backup] sources in {config_file}, then run 'glacier-backup backup'")
+    return WARNINGS if missing else OK
 
 
 def _check_existing(config_file: Path) -> None:

@@ -17,11 +17,13 @@ from localbackup.configkit import format_size
 from uploader.catalogue import Catalogue
 from uploader.maintenance import MaintenanceReport, ReconcileKind
 from uploader.stores import StoreNotAvailable
+from watcher.commands.parsers import add_command
 from watcher.exitcodes import OK, USAGE, WARNINGS
 from watcher.maintenance_loop import maintenance_pass
 from watcher.outcomes import Outcomes
 
 if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
 LABELS: dict[ReconcileKind, str] = {
@@ -35,9 +37,22 @@ LABELS: dict[ReconcileKind, str] = {
 }
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     """Register ``inventory``."""
-    p = sub.add_parser("inventory", help="reconcile the catalogue with the store")
+    p = add_command(
+        sub,
+        "inventory",
+        summary="reconcile the catalogue with the store",
+        description="Compare the catalogue with what the store holds: archives confirmed, "
+        "flagged MISSING or MISMATCH, foreign archives noted, deletions confirmed. S3 and the "
+        "local store are listed at once; a Glacier vault needs an inventory job (hours): "
+        "--request asks for one, --wait waits for it.",
+        examples=[
+            "glacier-backup inventory",
+            "glacier-backup inventory --request",
+            "glacier-backup inventory --request --wait",
+        ],
+    )
     p.add_argument(
         "--request", action="store_true", help="Glacier: ask for a new inventory (takes hours)"
     )

@@ -5,14 +5,27 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from localbackup import paths
+from watcher.commands.parsers import add_command
 from watcher.exitcodes import FAILURE, OK
 
+if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+
+def add_parser(sub: Subparsers) -> None:
     """Register ``keygen``."""
-    p = sub.add_parser("keygen", help="new age identity (0600); prints the recipient")
+    p = add_command(
+        sub,
+        "keygen",
+        summary="new age identity (0600); prints the recipient",
+        description="Write a new age identity (private key) with mode 0600, never replacing a "
+        "file, and print its recipient (public key) for [encryption] recipients. Keep the "
+        "identity offline: it is needed only to restore.",
+        examples=["glacier-backup keygen -o key.txt"],
+    )
     p.add_argument(
         "-o",
         "--output",

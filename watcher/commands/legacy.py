@@ -12,11 +12,13 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from localbackup.configkit import format_size
 from localbackup.extract import ExtractOptions
+from localbackup.pathmatch import NoPathMatch
 from localbackup.pointintime import PointInTimeError
 from localbackup.safepath import ExtractError
 from uploader.crypto import PassphraseError, read_passphrase
@@ -29,19 +31,30 @@ from uploader.restore import (
     parse_legacy_at,
     restore_legacy,
 )
+from watcher import output
+from watcher.commands.parsers import add_command
 from watcher.commands.terminal import TerminalUI, declined
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
+
+if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
+
 
 log = structlog.get_logger(__name__)
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     """Register ``restore-legacy``."""
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "restore-legacy",
-        help="restore an archive made by the original tool (glacierclient)",
+        summary="restore an archive made by the original tool (glacierclient)",
         description="Restore a GlacierBackup-<ts>.tar[.enc] archive of the original tool. It "
         "recorded no deletions: files deleted before the chosen time come back too.",
+        examples=[
+            "glacier-backup restore-legacy GlacierBackup-20200101.tar.enc --list",
+            "glacier-backup restore-legacy GlacierBackup-20200101.tar.enc --to /tmp/old",
+        ],
     )
     p.add_argument("archive", type=Path, metavar="ARCHIVE", help="the archive file (local)")
     p.add_argument("--to", type=Path, metavar="DIR", help="where to restore")
@@ -69,7 +82,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="append",
         default=[],
         metavar="PATTERN",
-        help="restore only archive paths matching this fnmatch pattern; repeatable",
+        help="restore only the paths this pattern selects (gitignore-like, as for restore "
+        "--path; the old archives name no source roots, so a pattern with a '/' starts at /); "
+        "repeatable",
     )
     p.add_argument("--list", action="store_true", help="list the backups in the archive, only")
     p.add_argument(
@@ -122,9 +137,13 @@ def _restore(
         )
     except PointInTimeError as exc:
         return _usage(str(exc))
+    except NoPathMatch as exc:
+        print(f"glacier-backup: {exc}", file=sys.stderr)
+        return FAILURE
     except (ExtractError, OSError) as exc:
-        log.error("legacy.restore_failed", error=str(exc), type=type(exc).__name__)
-        print(f"glacier-backup: restore failed: {exc}", file=sys.stderr)
+        output.error(
+            f"restore failed: {exc}", event="legacy.restore_failed", type=type(exc).__name__
+        )
         return FAILURE
     stats = result.stats
     print(

@@ -17,17 +17,28 @@ from localbackup.configkit import format_size
 from uploader.catalogue import Catalogue
 from uploader.maintenance import PrunePlan, may_upload
 from uploader.stores import StoreNotAvailable
+from watcher.commands.parsers import add_command
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
 from watcher.maintenance_loop import maintenance_pass
 from watcher.outcomes import Outcomes
 
 if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     """Register ``prune``."""
-    p = sub.add_parser("prune", help="apply the retention policy")
+    p = add_command(
+        sub,
+        "prune",
+        summary="apply the retention policy",
+        description="Apply [retention]: keep what keep_last and the calendar rules protect and "
+        "what is younger than min_age, and delete the oldest other archives while the store is "
+        "over max_store_size (a cap). Every decision is printed with its reason and its "
+        "estimated early-deletion fee; --dry-run deletes nothing.",
+        examples=["glacier-backup prune --dry-run", "glacier-backup prune"],
+    )
     p.add_argument("--dry-run", action="store_true", help="print the decisions, delete nothing")
     p.set_defaults(run=run)
 

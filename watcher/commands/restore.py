@@ -22,6 +22,7 @@ from localbackup.configkit import format_size
 from localbackup.extract import ExtractError, ExtractStats
 from localbackup.formats import FormatError
 from localbackup.index import IndexFormatError
+from localbackup.pathmatch import NoPathMatch, roots_of_sources
 from localbackup.pointintime import PointInTimeError, parse_at
 from uploader.catalogue import Catalogue
 from uploader.crypto import AgeError
@@ -34,16 +35,22 @@ from uploader.restore import (
     restore_from_store,
 )
 from uploader.stores import Store, StoreError, StoreNotAvailable, open_store
+from watcher import output
+from watcher.commands.parsers import add_command
 from watcher.commands.restore_cold import add_cold_arguments, retrieval_options
 from watcher.commands.terminal import TerminalUI, declined
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
+from watcher.hints import fix_for
+from watcher.humanize import count
 
 if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
 log = structlog.get_logger(__name__)
 
 _FAILURES = (
+    NoPathMatch,  # raised before anything is retrieved or written, when a local index is known
     ExtractError,
     RestoreError,
     AgeError,
@@ -54,9 +61,25 @@ _FAILURES = (
 )
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     """The ``restore`` command and its arguments (the cold-storage ones: :mod:`.restore_cold`)."""
-    p = sub.add_parser("restore", help="bring a point in time back into a directory")
+    p = add_command(
+        sub,
+        "restore",
+        summary="bring a point in time back into a directory",
+        description="Restore one point in time of a cycle (the last increment of the latest "
+        "cycle by default) into a new or empty directory, from the store or, with "
+        "--from-spool, from the local spool. An archive in cold storage is retrieved first: "
+        "the expected wait and cost are shown and confirmed before anything is requested. "
+        "--path restores only what a pattern selects, the same way 'files PATTERN' lists it; "
+        "a pattern that selects nothing is an error before anything is retrieved.",
+        examples=[
+            "glacier-backup restore latest --to ~/restored",
+            "glacier-backup restore latest --to ~/restored-docs --path 'docs/*'",
+            "glacier-backup restore 20261126T040000Z --at 3 --to /tmp/r",
+            "glacier-backup restore --from-spool latest --to /tmp/r",
+        ],
+    )
     p.add_argument(
         "cycle",
         nargs="?",
@@ -82,8 +105,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="append",
         default=[],
         metavar="PATTERN",
-        help="restore only archive paths matching this fnmatch pattern "
-        "(a directory means its whole subtree); repeatable",
+        help="restore only what this pattern selects, as 'files PATTERN' shows it: relative "
+        "to each source root (docs/*, docs/ = the folder and all below), a name anywhere "
+        "(*.txt, a.txt) or an absolute path; repeatable",
     )
     p.add_argument(
         "--force", action="store_true", help="replace the contents of a non-empty --to directory"
@@ -116,7 +140,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace, config: AppConfig) -> int:
     """Restore one point in time; exit 1 (and leave no restored tree) on any failure."""
     try:
-        request = _request(args, config.restore.max_rate)
+        request = _request(args, config)
     except PointInTimeError as exc:
         return _usage(str(exc))
     ui = TerminalUI()
@@ -128,13 +152,18 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     except (PointInTimeError, StoreNotAvailable, RestoreDeclined) as exc:
         return _usage(str(exc))
     except _FAILURES as exc:
-        log.error("restore.failed", error=str(exc), type=type(exc).__name__)
-        return _fail(str(exc))
+        output.error(
+            f"restore failed: {exc}",
+            fix=fix_for(exc, config),
+            event="restore.failed",
+            type=type(exc).__name__,
+        )
+        return FAILURE
     if stats is None:  # a retrieval is running: the command said so
         return OK
     print(
-        f"restored into {request.to}: {stats.files:,} files, {format_size(stats.bytes)}, "
-        f"{stats.members:,} entries written, {stats.deleted:,} removed as deleted later"
+        f"restored into {request.to}: {count(stats.files, 'file')} ({format_size(stats.bytes)}), "
+        f"{count(stats.dirs, 'directory', 'directories')}, {count(stats.symlinks, 'symlink')}"
     )
     for w in stats.warnings:
         print(f"  warning: {w}")
@@ -143,6 +172,8 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         to=str(request.to),
         files=stats.files,
         bytes=stats.bytes,
+        dirs=stats.dirs,
+        members_written=stats.members,
         deleted=stats.deleted,
         warnings=len(stats.warnings),
     )
@@ -169,20 +200,21 @@ def _restore(request: RestoreRequest, config: AppConfig, ui: TerminalUI) -> Extr
     return asyncio.run(_from_store(store, config, request, ui))
 
 
-def _request(args: argparse.Namespace, max_rate: int | None = None) -> RestoreRequest:
+def _request(args: argparse.Namespace, config: AppConfig) -> RestoreRequest:
     """The parsed arguments as a request; ``--at`` is parsed here (PointInTimeError)."""
     return RestoreRequest(
         to=args.to.expanduser().absolute(),
         cycle=args.cycle,
         at=parse_at(args.at) if args.at is not None else None,
         patterns=tuple(args.path),
+        roots=roots_of_sources(config.backup.sources),
         allow_devices=args.allow_devices,
         force=args.force,
         assume_yes=args.yes,
         from_spool=args.from_spool,
         identity=args.identity,
         retrieval=retrieval_options(args),
-        max_rate=max_rate,
+        max_rate=config.restore.max_rate,
     )
 
 

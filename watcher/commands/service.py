@@ -10,17 +10,37 @@ from typing import TYPE_CHECKING
 
 from localbackup.atomic import atomic_write_bytes
 from watcher import systemd
+from watcher.commands.parsers import add_command
 from watcher.exitcodes import FAILURE, OK
 
 if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     """Register ``service install``."""
-    p = sub.add_parser("service", help="systemd user service")
+    p = add_command(
+        sub,
+        "service",
+        summary="systemd user service",
+        description="Set up the service with systemd (a user unit, and a timer for local backups).",
+        examples=["glacier-backup service install --dry-run"],
+    )
     ssub = p.add_subparsers(dest="service_command", metavar="ACTION", required=True)
-    i = ssub.add_parser("install", help="write the systemd user unit (and a backup timer)")
+    i = add_command(
+        ssub,
+        "install",
+        summary="write the systemd user unit (and a backup timer)",
+        description="Write glacier-backup.service (Type=notify, with a watchdog) and, unless "
+        "--timer none, glacier-backup-backup.timer running 'glacier-backup backup' into "
+        "$XDG_CONFIG_HOME/systemd/user, then print the systemctl commands that enable them.",
+        examples=[
+            "glacier-backup service install",
+            "glacier-backup service install --dry-run",
+            "glacier-backup service install --timer none",
+        ],
+    )
     i.add_argument("--dry-run", action="store_true", help="print the units instead of writing them")
     i.add_argument(
         "--timer",

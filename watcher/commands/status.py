@@ -1,51 +1,113 @@
-"""``status [--json]``: cycles, uploads, store usage, last success and failure.
+"""``status [--json]``: the last backup, the open cycle, uploads, store usage, failures.
 
 Everything comes from local state (spool, marker directory, catalogue): no store request, so it
 is instant and free, and it works while the service runs (the catalogue is SQLite in WAL mode).
+:func:`collect` builds the whole answer as one JSON-friendly structure (ISO times in UTC, bytes
+as integers); the text form is rendered from it (local times with their zone, binary sizes).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from localbackup import formats
-from localbackup.configkit import format_size
-from localbackup.spool import CycleDir, Spool
+from localbackup.configkit import format_duration
+from localbackup.spool import Spool
 from uploader.catalogue import (
-    ArchiveRecord,
     Catalogue,
-    Event,
-    InventoryJobState,
-    UploadRecord,
     inventory_state,
-    last_event,
+    open_failures,
     open_flags,
     prune_inputs,
 )
 from uploader.maintenance import pending_jobs
-from uploader.stores import PartInfo
 from uploader.window import local_now
+from watcher.commands.parsers import add_command
 from watcher.exitcodes import OK, WARNINGS
+from watcher.humanize import ago, count, iso, size, when
 from watcher.lock_check import check_object_lock
 from watcher.markers import FAILED, QUARANTINE
+from watcher.upload_queue import upload_queue
 
 if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     """Register ``status``."""
-    p = sub.add_parser("status", help="cycles, uploads, store usage, last success/failure")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = add_command(
+        sub,
+        "status",
+        summary="last backup, open cycle, uploads, store usage, last success/failure",
+        description="Show how the last local backup went, how far the open cycle is from "
+        "being sealed, the cycles waiting for upload (and those whose upload failed, with "
+        "why), uploads in progress, the last upload and the last failure, store usage, "
+        "inventory jobs and findings. Reads local state only: no store request.",
+        examples=["glacier-backup status", "glacier-backup status --json"],
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output (ISO times, bytes)")
     p.set_defaults(run=run)
 
 
-def _iso(t: datetime | None) -> str | None:
-    return None if t is None else t.astimezone(UTC).isoformat()
+def _last_backup(spool: Spool) -> dict[str, Any] | None:
+    record = spool.last_result()
+    if record is not None:
+        return {
+            "at": iso(record.at),
+            "result": record.result,
+            "warnings": record.warnings,
+            "cycle_id": record.cycle_id,
+            "increment": record.increment,
+            "message": record.message,
+        }
+    at = spool.last_backup_time()  # a spool from before the result was recorded
+    return None if at is None else {"at": iso(at), "result": None, "warnings": None}
+
+
+def _open_cycle(spool: Spool, config: AppConfig) -> dict[str, Any] | None:
+    state = spool.open_cycle_state()
+    if state is None:
+        return None
+    cycle_dir, oc = state
+    manifests = cycle_dir.manifests()
+    every = config.backup.full_every
+    return {
+        "cycle_id": oc.cycle_id,
+        "created_at": iso(oc.created_at),
+        "increments": oc.increments,  # complete ones, the full included
+        "last_increment": manifests[-1].number if manifests else None,
+        "size": sum(m.tar.size + m.index.size for m in manifests),
+        "seals_after_increment": config.backup.increments_per_cycle,
+        "full_every": every,
+        # the first backup after this time seals the cycle (full_every)
+        "full_expires_at": iso(oc.created_at + timedelta(seconds=every)) if every else None,
+    }
+
+
+def _waiting(config: AppConfig, catalogue: Catalogue) -> dict[str, list[dict[str, Any]]]:
+    """The cycles ``upload`` would send, and those it leaves for ``--retry-failed``."""
+    queue = upload_queue(
+        config.backup.spool_dir, config.watch.marker_dir, catalogue, config.store.name
+    )
+
+    def describe(cycle_dir: Path) -> dict[str, Any]:
+        sealed = formats.load_sealed_cycle(cycle_dir)
+        return {
+            "cycle_id": sealed.cycle_id,
+            "sealed_at": iso(sealed.sealed_at),
+            "size": sealed.data_size,
+            "increments": len(sealed.increments),
+        }
+
+    return {
+        "waiting": [describe(d) for d in queue.waiting],
+        "failed": [describe(f.cycle_dir) | {"reason": f.reason} for f in queue.failed],
+    }
 
 
 def upload_window(config: AppConfig, now: datetime) -> dict[str, Any] | None:
@@ -68,93 +130,74 @@ def collect(config: AppConfig, now: datetime | None = None) -> dict[str, Any]:
     store = config.store.name
     spool = Spool(config.backup.spool_dir)
     with Catalogue.in_state_dir(config.state_dir) as cat:
-        archives = cat.archives(store=store)
+        archives = [a for a in cat.archives(store=store) if a.host == config.backup.host]
         uploads = [u for u in cat.uploads() if u.store == store]
         parts = {u.id: cat.parts(u.id) for u in uploads}
-        failure = last_event(cat, ("upload_failed", "marker_quarantined"))
+        failures = open_failures(cat)
         inventory = inventory_state(cat, store)
         flags = open_flags(cat, store)
+        queue = _waiting(config, cat)
         locked = [a.locked_until for a in prune_inputs(cat, store) if a.ours]
-    archived = {a.cycle_id for a in archives}
     newest = max(archives, key=lambda a: a.uploaded_at, default=None)
-    marker_dir = config.watch.marker_dir
-    open_cycle = _open_cycle(spool)
-    waiting = [_sealed(c) for c in spool.sealed_cycles() if c.cycle_id not in archived]
+    failure = failures[0] if failures else None
     return {
         "host": config.backup.host,
         "store": store,
-        "open_cycle": open_cycle,
-        "sealed_waiting": waiting,
-        "uploads_in_progress": [_upload(u, parts[u.id]) for u in uploads],
-        "last_success": None if newest is None else _success(newest),
-        "last_failure": _failure(failure) if failure is not None else _last_failure(marker_dir),
+        "last_backup": _last_backup(spool),
+        "open_cycle": _open_cycle(spool, config),
+        "sealed_waiting": queue["waiting"],
+        "upload_failed": queue["failed"],
+        "uploads_in_progress": [
+            {
+                "cycle_id": u.cycle_id,
+                "key": u.key,
+                "started_at": iso(u.started_at),
+                "total_size": u.total_size,
+                "parts_done": len(parts[u.id]),
+                "bytes_done": sum(p.size for p in parts[u.id]),
+            }
+            for u in uploads
+        ],
+        "last_success": None
+        if newest is None
+        else {
+            "cycle_id": newest.cycle_id,
+            "key": newest.key,
+            "size": newest.size,
+            "uploaded_at": iso(newest.uploaded_at),
+            "confirmed_at": iso(newest.confirmed_at),
+        },
+        "last_failure": None
+        if failure is None
+        else {
+            "kind": failure.kind,
+            "cycle_id": failure.cycle_id,
+            "reason": failure.detail,
+            "at": iso(failure.at),
+        },
         "store_usage": {"archives": len(archives), "bytes": sum(a.size for a in archives)},
-        "jobs": [_job(j) for j in pending_jobs(inventory)],
-        "last_inventory_date": _iso(inventory.last_inventory_date),
+        "jobs": [
+            {
+                "kind": "inventory",
+                "job_id": j.job_id,
+                "status": j.status,
+                "initiated_at": iso(j.initiated_at),
+                "completed_at": iso(j.completed_at),
+            }
+            for j in pending_jobs(inventory)
+        ],
+        "last_inventory_date": iso(inventory.last_inventory_date),
         "flags": [
-            {"key": f.key, "kind": f.kind, "detail": f.detail, "first_seen": _iso(f.first_seen)}
+            {"key": f.key, "kind": f.kind, "detail": f.detail, "first_seen": iso(f.first_seen)}
             for f in flags
         ],
         "markers": {
-            "pending": _count(marker_dir, lambda p: formats.is_marker_name(p.name)),
-            "failed": _count(marker_dir / FAILED, _not_reason),
-            "quarantined": _count(marker_dir / QUARANTINE, _not_reason),
+            "pending": _count(config.watch.marker_dir, lambda p: formats.is_marker_name(p.name)),
+            "failed": _count(config.watch.marker_dir / FAILED, _not_reason),
+            "quarantined": _count(config.watch.marker_dir / QUARANTINE, _not_reason),
         },
         "upload_window": upload_window(config, now or local_now()),
         "archives_locked": sum(1 for a in locked if a is not None and a > datetime.now(UTC)),
-    }
-
-
-def _open_cycle(spool: Spool) -> dict[str, Any] | None:
-    state = spool.open_cycle_state()
-    if state is None:
-        return None
-    oc = state[1]
-    return {"cycle_id": oc.cycle_id, "increments": oc.increments, "created_at": _iso(oc.created_at)}
-
-
-def _sealed(c: CycleDir) -> dict[str, Any]:
-    sealed = formats.load_sealed_cycle(c.path)
-    return {
-        "cycle_id": c.cycle_id,
-        "sealed_at": _iso(sealed.sealed_at),
-        "size": sealed.data_size,
-        "increments": len(sealed.increments),
-    }
-
-
-def _upload(u: UploadRecord, parts: list[PartInfo]) -> dict[str, Any]:
-    return {
-        "cycle_id": u.cycle_id,
-        "key": u.key,
-        "started_at": _iso(u.started_at),
-        "total_size": u.total_size,
-        "parts_done": len(parts),
-        "bytes_done": sum(p.size for p in parts),
-    }
-
-
-def _success(a: ArchiveRecord) -> dict[str, Any]:
-    return {
-        "cycle_id": a.cycle_id,
-        "key": a.key,
-        "size": a.size,
-        "uploaded_at": _iso(a.uploaded_at),
-        "confirmed_at": _iso(a.confirmed_at),
-    }
-
-
-def _failure(e: Event) -> dict[str, Any]:
-    return {"kind": e.kind, "cycle_id": e.cycle_id, "reason": e.detail, "at": _iso(e.at)}
-
-
-def _job(j: InventoryJobState) -> dict[str, Any]:
-    return {
-        "kind": "inventory",
-        "job_id": j.job_id,
-        "status": j.status,
-        "initiated_at": _iso(j.initiated_at),
-        "completed_at": _iso(j.completed_at),
     }
 
 
@@ -166,16 +209,8 @@ def _count(d: Path, pred: Any) -> int:
     return sum(1 for p in d.iterdir() if p.is_file() and pred(p)) if d.is_dir() else 0
 
 
-def _last_failure(marker_dir: Path) -> dict[str, Any] | None:
-    reasons = list((marker_dir / FAILED).glob("*.reason")) if (marker_dir / FAILED).is_dir() else []
-    if not reasons:
-        return None
-    newest = max(reasons, key=lambda p: p.stat().st_mtime)
-    return {
-        "marker": newest.name.removesuffix(".reason"),
-        "reason": newest.read_text().strip(),
-        "at": _iso(datetime.fromtimestamp(newest.stat().st_mtime, UTC)),
-    }
+def _t(value: str) -> datetime:
+    return datetime.fromisoformat(value)
 
 
 def run(args: argparse.Namespace, config: AppConfig) -> int:
@@ -188,35 +223,84 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     if args.json:
         print(json.dumps(s, indent=2))
         return code
-    oc = s["open_cycle"]
+    now = datetime.now(UTC)
     print(f"host {s['host']}, store {s['store']}")
-    print("open cycle: " + (f"{oc['cycle_id']} ({oc['increments']} increments)" if oc else "none"))
-    print(f"sealed, waiting for upload: {len(s['sealed_waiting'])}")
-    for w in s["sealed_waiting"]:
-        print(f"  {w['cycle_id']}  {format_size(w['size'])}")
+    print(_backup_line(s["last_backup"], now))
+    print(_open_line(s["open_cycle"]))
+    waiting = s["sealed_waiting"]
+    print(f"waiting for upload: {count(len(waiting), 'sealed cycle')}")
+    for w in waiting:
+        print(f"  {w['cycle_id']}  {size(w['size'])}, sealed {when(_t(w['sealed_at']))}")
+    for f in s["upload_failed"]:
+        print(f"upload FAILED: {f['cycle_id']} ({size(f['size'])}): {f['reason']}")
+        print("  once the cause is fixed: glacier-backup upload --retry-failed")
     for u in s["uploads_in_progress"]:
         print(
-            f"uploading {u['cycle_id']}: {format_size(u['bytes_done'])} of "
-            f"{format_size(u['total_size'])} ({u['parts_done']} parts)"
+            f"uploading {u['cycle_id']}: {size(u['bytes_done'])} of {size(u['total_size'])} "
+            f"({count(u['parts_done'], 'part')} done), started {when(_t(u['started_at']))}"
         )
     ls = s["last_success"]
-    print("last upload: " + (f"{ls['cycle_id']} at {ls['uploaded_at']}" if ls else "never"))
+    print(
+        "last upload: "
+        + (
+            f"{ls['cycle_id']}, {size(ls['size'])}, {when(_t(ls['uploaded_at']))} "
+            f"({ago(_t(ls['uploaded_at']), now)})"
+            if ls
+            else "never"
+        )
+    )
     lf = s["last_failure"]
     if lf:
-        print(f"last failure at {lf['at']}: {lf['reason']}")
+        print(f"last failure: {when(_t(lf['at']))} ({ago(_t(lf['at']), now)}): {lf['reason']}")
     usage = s["store_usage"]
-    print(f"store usage: {usage['archives']} archives, {format_size(usage['bytes'])}")
+    print(f"store usage: {count(usage['archives'], 'archive')}, {size(usage['bytes'])}")
     for j in s["jobs"]:
-        print(f"{j['kind']} job {j['job_id'][:16]}: {j['status']} since {j['initiated_at']}")
+        print(
+            f"{j['kind']} job {j['job_id'][:16]}: {j['status']} since {when(_t(j['initiated_at']))}"
+        )
     for f in s["flags"]:
         print(f"FLAG {f['kind'].upper()}: {f['key']}: {f['detail']}")
     m = s["markers"]
     print(f"markers: {m['pending']} pending, {m['failed']} failed, {m['quarantined']} quarantined")
     w = s["upload_window"]
     if w is not None:
-        when = f"open until {w['closes_at']}" if w["open"] else f"closed; opens {w['next_open']}"
-        print(f"upload window {w['window']}: {when}")
+        state = (
+            f"open until {when(_t(w['closes_at']))}"
+            if w["open"]
+            else f"closed; opens {when(_t(w['next_open']))}"
+        )
+        print(f"upload window {w['window']}: {state}")
     if lock is not None:
         print("\n".join(lock.lines()))
         print(f"archives locked now: {s['archives_locked']}")
     return code
+
+
+def _backup_line(b: dict[str, Any] | None, now: datetime) -> str:
+    if b is None:
+        return "last backup: never ('glacier-backup backup' takes one)"
+    at = _t(b["at"])
+    text = f"last backup: {when(at)} ({ago(at, now)})"
+    if b["result"] == "failed":
+        return f"{text}: FAILED: {b['message']}"
+    if b["result"] == "warnings":
+        return f"{text}: completed with {count(b['warnings'], 'warning')} ({b['message']})"
+    if b["result"] == "ok":
+        where = f", cycle {b['cycle_id']} increment {b['increment']}" if b["cycle_id"] else ""
+        return f"{text}: ok{where}"
+    return text
+
+
+def _open_line(oc: dict[str, Any] | None) -> str:
+    if oc is None:
+        return "open cycle: none (the next backup starts one with a full)"
+    n = oc["seals_after_increment"]
+    last = oc["last_increment"]
+    done = "no complete increment yet" if last is None else f"increment {last} of {n} done"
+    seals = f"seals after increment {n}"
+    if oc["full_expires_at"] is not None:
+        seals += (
+            f" or at the first backup after {when(_t(oc['full_expires_at']))}, when the full "
+            f"is {format_duration(oc['full_every'])} old"
+        )
+    return f"open cycle: {oc['cycle_id']}, {done} ({size(oc['size'])}); {seals}"

@@ -1,13 +1,16 @@
 """The restore commands' side of :class:`uploader.restore.RestoreUI`: print, input, stderr.
 
-Messages go to stdout; problems and the download progress to stderr (the progress only on a
-terminal); questions are asked with ``input`` when stdin is a terminal.
+Messages go to stdout; problems and the download and restore progress to stderr (the progress
+only on a terminal: a rich bar with bytes, files and the time left); questions are asked with
+``input`` when stdin is a terminal.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from typing import Any
 
 from localbackup.configkit import format_size
 from uploader.restore import RestoreDeclined
@@ -21,6 +24,9 @@ class TerminalUI:
         self._status_shown = False  # a status line waits for its end of line
         self._unit = unit  # what progress() counts down: "ranges", "archives"
         self._started: tuple[float, int] | None = None  # (monotonic time, bytes) of the first
+        self._bar: Any = None  # the restore's rich progress bar, while it is shown
+        self._task: Any = None
+        self._lock = threading.Lock()  # restoring() is called from the restore's thread
 
     @property
     def can_ask(self) -> bool:
@@ -69,6 +75,40 @@ class TerminalUI:
         self._started = None
         if sys.stderr.isatty():
             print(file=sys.stderr)
+
+    def restoring(self, files: int, done: int, total: int) -> None:
+        """Show (on a terminal) the restore's bar: bytes applied of the total, files, ETA."""
+        if not sys.stderr.isatty():
+            return
+        with self._lock:
+            if self._bar is None:
+                from rich.console import Console
+                from rich.progress import (
+                    BarColumn,
+                    DownloadColumn,
+                    Progress,
+                    TextColumn,
+                    TimeRemainingColumn,
+                )
+
+                self._bar = Progress(
+                    TextColumn("[bold]restore[/] {task.fields[files]:,} files"),
+                    BarColumn(),
+                    DownloadColumn(binary_units=True),
+                    TimeRemainingColumn(),
+                    console=Console(stderr=True),
+                    transient=True,
+                )
+                self._bar.start()
+                self._task = self._bar.add_task("restore", total=total or None, files=0)
+            self._bar.update(self._task, completed=done, total=total or None, files=files)
+
+    def restoring_done(self) -> None:
+        """Remove the restore's bar, if one is shown."""
+        with self._lock:
+            if self._bar is not None:
+                self._bar.stop()
+                self._bar = None
 
 
 def _eta(seconds: float) -> str:

@@ -8,15 +8,28 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from watcher.commands.parsers import add_command
+
 if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
 log = structlog.get_logger(__name__)
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     """Register ``watch``."""
-    p = sub.add_parser("watch", help="the service: upload each sealed cycle as its marker appears")
+    p = add_command(
+        sub,
+        "watch",
+        summary="the service: upload each sealed cycle as its marker appears",
+        description="Run the service (systemd runs it: 'glacier-backup service install'). It "
+        "uploads every sealed cycle as soon as its marker appears, resumes interrupted uploads "
+        "first, seals the open cycle when any other file appears in the marker directory, and "
+        "runs inventories and pruning every [watch] maintenance_every. SIGHUP re-reads the "
+        "configuration; SIGTERM stops at a safe point.",
+        examples=["glacier-backup watch", "glacier-backup --log-format json watch"],
+    )
     p.set_defaults(run=run)
 
 
