@@ -31,11 +31,13 @@ from uploader.migrate import (
 )
 from uploader.restore import POLL_FIRST, POLL_MAX, TIER_CHOICES, RestoreDeclined
 from uploader.stores import StoreError, StoreNotAvailable, open_store
+from watcher.commands.parsers import add_command
 from watcher.commands.restore_cold import seconds
 from watcher.commands.terminal import TerminalUI, declined
 from watcher.exitcodes import FAILURE, OK, USAGE
 
 if TYPE_CHECKING:
+    from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
 log = structlog.get_logger(__name__)
@@ -43,13 +45,23 @@ log = structlog.get_logger(__name__)
 SPOOL = "migrate-spool"  # under the state directory: verified ranges waiting for their part
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     """The ``migrate`` command and its arguments."""
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "migrate",
-        help="move this host's archives from a Glacier vault to the configured store",
+        summary="move this host's archives from a Glacier vault to the configured store",
         description="Copy this host's archives from the vault of --from's [store] into the "
-        "[store] of --config, ciphertext unchanged and verified on both sides; resumable.",
+        "[store] of --config, ciphertext unchanged and verified on both sides; resumable. A "
+        "quote (archives, retrieval and storage costs, waits) comes before anything is "
+        "requested.",
+        examples=[
+            "glacier-backup --config new.toml migrate --from old.toml --quote",
+            "glacier-backup --config new.toml migrate --from old.toml --yes --max-per-day 50GiB",
+            "glacier-backup --config new.toml migrate --from old.toml --resume",
+            "glacier-backup --config new.toml migrate --from old.toml --resume "
+            "--delete-source-after-min-age",
+        ],
     )
     p.add_argument(
         "--from",
