@@ -38,13 +38,13 @@ from uploader.multipart import (
 from uploader.payload import PartPlan, choose_part_size
 from uploader.stores import (
     MiB,
+    ObjectChecksums,
     ObjectInfo,
     ObjectNotFound,
     PartInfo,
     PermanentStoreError,
     RetrievalJobs,
     Store,
-    StoredChecksums,
     StoreError,
     TransientStoreError,
     UploadNotFound,
@@ -325,7 +325,7 @@ async def _verify(
     dest, key = ctx.dest, record.key
     if not _is_copy(info, record):
         raise ArchiveMismatch(f"{key}: {info.size} bytes, metadata {dict(info.metadata)}")
-    if isinstance(dest, StoredChecksums):
+    if isinstance(dest, ObjectChecksums):
         stored = await dest.stored_checksum(key)
         if stored is not None:
             value, _, count = stored.partition("-")  # S3 may add "-<parts>"

@@ -341,7 +341,7 @@ class ObjectRestore(Protocol):
 
 
 @runtime_checkable
-class StoredChecksums(Protocol):
+class ObjectChecksums(Protocol):
     """A store that keeps a SHA-256 checksum of each object it made from checksummed parts
     (S3's ``ChecksumSHA256``), readable without reading the object."""
 
