@@ -43,7 +43,8 @@ def atomic_writer(path: Path, mode: int = PRIVATE_FILE_MODE) -> Iterator[BinaryI
         os.replace(tmp, path)
         fsync_dir(path.parent)
     except BaseException:
-        f.close()
+        with contextlib.suppress(OSError):  # closing flushes: on a full disk that fails too
+            f.close()
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise

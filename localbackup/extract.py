@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 import structlog
 import zstandard
 
+from localbackup import testpoints
 from localbackup.fileio import CHUNK_SIZE, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
 from localbackup.index import TYPE_CODE, EntryType, Index, Record
 from localbackup.integrity import IntegrityError
@@ -180,6 +181,7 @@ class Extractor:
         elif not self._special(m, name, parts):
             return
         self.stats.members += 1
+        testpoints.pause("restore.extracting")
 
     # Hooks for archive formats with other rules
     # (uploader.restore.legacy: the original tool's tars).

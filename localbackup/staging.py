@@ -28,7 +28,7 @@ from typing import Any
 
 from localbackup import testpoints
 from localbackup.atomic import fsync_dir
-from localbackup.fileio import PRIVATE_DIR_MODE
+from localbackup.fileio import PRIVATE_DIR_MODE, NoSpaceError, is_no_space
 from localbackup.safepath import ExtractError
 
 __all__ = [
@@ -225,8 +225,11 @@ def staged_target(to: Path, *, force: bool = False) -> Iterator[Path]:
             _force_rmtree(old)
         else:
             os.rename(work, to)  # replaces an empty directory
-    except BaseException:
+    except BaseException as exc:
+        written = _staged_bytes(work) if is_no_space(exc) else None
         _force_rmtree(work)
+        if written is not None:
+            raise _no_space(to, written) from exc
         raise
     fsync_dir(to.parent)
 
@@ -253,13 +256,37 @@ def _staged_inside(to: Path) -> Iterator[Path]:
             )
         _swap_entries(to, work, old, restored)
         os.rmdir(work)
-    except BaseException:
+    except BaseException as exc:
+        written = _staged_bytes(work) if is_no_space(exc) else None
         _force_rmtree(work)
         with contextlib.suppress(OSError):
             os.rmdir(old)  # emptied by the rollback
+        if written is not None:
+            raise _no_space(to, written) from exc
         raise
     _force_rmtree(old)
     fsync_dir(to)
+
+
+def _staged_bytes(work: Path) -> int:
+    """What a restore had written into its work directory."""
+    written = 0
+    for root, _dirs, files in os.walk(work):
+        for name in files:
+            with contextlib.suppress(OSError):
+                written += os.lstat(os.path.join(root, name)).st_size
+    return written
+
+
+def _no_space(to: Path, written: int) -> NoSpaceError:
+    """A full filesystem while restoring into ``to``, said with the path and the sizes."""
+    return NoSpaceError(
+        to,
+        f"restoring into {to}",
+        written,
+        "free some space there, or restore to another place with --to",
+        removed="the partial restore",
+    )
 
 
 def _swap_entries(to: Path, work: Path, old: Path, restored: list[str]) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ import structlog
 from localbackup import formats
 from localbackup.atomic import atomic_write_bytes, fsync_dir, temp_name
 from localbackup.config import BackupConfig, ChangeDetection, HookFailure
-from localbackup.fileio import create_file
+from localbackup.fileio import NoSpaceError, create_file, is_no_space
 from localbackup.hooks import run_after, run_before
 from localbackup.increment import IncrementOptions, IncrementResult, write_increment
 from localbackup.index import Index, read_index
@@ -202,6 +203,42 @@ def _load_base(cycle: CycleDir, plan: BackupPlan) -> Index | None:
         return read_index(f)
 
 
+@contextlib.contextmanager
+def _partial_files_removed_on_error(
+    tar_tmp: Path, index_tmp: Path, plan: BackupPlan
+) -> Iterator[tuple[_HashingWriter, _HashingWriter]]:
+    """The increment's two files under their temp names, fsynced at the end. If writing fails
+    they are removed at once (a full disk stays full otherwise until the next run's recovery;
+    a kill still leaves them to it), and a full filesystem is said as :class:`NoSpaceError`."""
+    files: list[BinaryIO] = []
+    writers: list[_HashingWriter] = []
+    try:
+        for path in (tar_tmp, index_tmp):
+            files.append(create_file(path))
+            writers.append(_HashingWriter(files[-1]))
+        yield writers[0], writers[1]
+        for f in files:
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+    except BaseException as exc:
+        for f in files:
+            with contextlib.suppress(OSError):  # closing flushes: the disk may still be full
+                f.close()
+        for path in (tar_tmp, index_tmp):
+            path.unlink(missing_ok=True)
+        if is_no_space(exc):
+            written = sum(w.size for w in writers)
+            raise NoSpaceError(
+                tar_tmp.parent,
+                f"increment {plan.number} ({plan.kind})",
+                written,
+                "free some space, or move backup.spool_dir to a bigger disk, then run the "
+                "backup again",
+            ) from exc
+        raise
+
+
 def _newest_index(spool: Spool) -> Index | None:
     """The index of the newest increment in the spool (what a full's missing sources are
     checked against: a source that was a mount point then)."""
@@ -227,8 +264,7 @@ def _write_increment(
     index_path = cycle.path / formats.index_name(plan.number)
     tar_tmp, index_tmp = temp_name(tar_path), temp_name(index_path)
     log.info("backup.started", kind=plan.kind, base=plan.base)
-    with create_file(tar_tmp) as tar_f, create_file(index_tmp) as index_f:
-        tar_w, index_w = _HashingWriter(tar_f), _HashingWriter(index_f)
+    with _partial_files_removed_on_error(tar_tmp, index_tmp, plan) as (tar_w, index_w):
         result = write_increment(
             options_of(cfg),
             base,
@@ -237,9 +273,6 @@ def _write_increment(
             progress,
             missing=missing,
         )
-        for f in (tar_f, index_f):
-            f.flush()
-            os.fsync(f.fileno())
     os.rename(tar_tmp, tar_path)
     os.rename(index_tmp, index_path)
     fsync_dir(cycle.path)

@@ -50,30 +50,17 @@ def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-# What SeaweedFS lacks that the project relies on today (issue 12 defect 8): tests that need a
-# restore request fail there until the restore falls back to direct reads.
-SEAWEEDFS_NO_RESTORE = (
-    "issue 12 defect 8: SeaweedFS refuses RestoreObject (MethodNotAllowed) although the object "
-    "reads directly; the restore should probe with a ranged GET and read directly"
-)
-
-
 @pytest.fixture(params=["moto", "seaweedfs"])
 def s3_endpoint(request: pytest.FixtureRequest) -> str:
     """Each S3 server in turn (moto, SeaweedFS): its endpoint URL."""
     return str(request.getfixturevalue(f"{request.param}_server"))
 
 
-@pytest.fixture(
-    params=[
-        "moto",
-        pytest.param(
-            "seaweedfs", marks=pytest.mark.xfail(strict=True, reason=SEAWEEDFS_NO_RESTORE)
-        ),
-    ]
-)
+@pytest.fixture(params=["moto", "seaweedfs"])
 def s3_endpoint_for_restores(request: pytest.FixtureRequest) -> str:
-    """:func:`s3_endpoint` for tests that restore from GLACIER / DEEP_ARCHIVE objects."""
+    """:func:`s3_endpoint` for tests that restore from GLACIER / DEEP_ARCHIVE objects: moto
+    restores them, SeaweedFS refuses restore requests (MethodNotAllowed) and the restore reads
+    the object directly (issue 12 defect 8)."""
     return str(request.getfixturevalue(f"{request.param}_server"))
 
 

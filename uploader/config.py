@@ -25,6 +25,12 @@ STORE_TYPES: tuple[StoreType, ...] = get_args(StoreType)
 StorageClass = Literal["DEEP_ARCHIVE", "GLACIER", "GLACIER_IR", "STANDARD_IA", "STANDARD"]
 STORAGE_CLASSES: tuple[StorageClass, ...] = get_args(StorageClass)
 
+# How long an AWS store waits for a connection, and for the next bytes of an answer, before
+# the request counts as failed (and is retried): a frozen server is noticed, said and retried
+# instead of hanging a command or the service.
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 60.0
+
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 VAULT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")  # what Glacier accepts as a vault name
 _ACCOUNT = re.compile(r"^(-|\d{12})$")
@@ -84,6 +90,8 @@ class S3StoreConfig:
     region: str | None = None
     profile: str | None = None
     endpoint_url: str | None = None
+    connect_timeout: float = CONNECT_TIMEOUT
+    read_timeout: float = READ_TIMEOUT
     type: Literal["s3"] = "s3"
     object_lock: LockPolicy | None = None  # S3 Object Lock retention of every object we create
 
@@ -102,6 +110,8 @@ class GlacierStoreConfig:
     region: str | None = None
     profile: str | None = None
     endpoint_url: str | None = None
+    connect_timeout: float = CONNECT_TIMEOUT
+    read_timeout: float = READ_TIMEOUT
     type: Literal["glacier"] = "glacier"
 
     @property
@@ -220,6 +230,8 @@ def store_config(section: Section) -> StoreConfig:
             region=section.optional_string("region"),
             profile=section.optional_string("profile"),
             endpoint_url=_endpoint(section),
+            connect_timeout=_timeout(section, "connect_timeout", CONNECT_TIMEOUT),
+            read_timeout=_timeout(section, "read_timeout", READ_TIMEOUT),
             object_lock=_object_lock(section, storage_class),
         )
     else:
@@ -235,6 +247,8 @@ def store_config(section: Section) -> StoreConfig:
             region=section.optional_string("region"),
             profile=section.optional_string("profile"),
             endpoint_url=_endpoint(section),
+            connect_timeout=_timeout(section, "connect_timeout", CONNECT_TIMEOUT),
+            read_timeout=_timeout(section, "read_timeout", READ_TIMEOUT),
         )
     section.finish()
     return cfg
@@ -301,6 +315,13 @@ def _required(section: Section, key: str) -> str:
     value = section.optional_string(key)
     if not value:
         raise section.error(key, "is required for this store type")
+    return value
+
+
+def _timeout(section: Section, key: str, default: float) -> float:
+    """``connect_timeout`` or ``read_timeout`` of an AWS store (a duration, e.g. "10s")."""
+    value = section.duration(key, default)
+    assert value is not None
     return value
 
 

@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -125,7 +126,7 @@ async def upload_multipart(
         completing = True
         await store.complete_multipart_upload(key, upload_id, parts)
     except BaseException as exc:
-        error = _first_error(exc)
+        error = first_error(exc)
         if isinstance(error, asyncio.CancelledError | KeyboardInterrupt):
             run.cancel_sends()
             log.info("upload.interrupted", key=key, parts_done=len(run.finished))
@@ -309,7 +310,9 @@ class _Run:
                     "upload.part_retry",
                     part=number,
                     attempt=attempt + 1,
+                    retries=self.opts.retries,
                     wait=wait,
+                    retry_at=retry_time(wait),
                     error=str(exc),
                     message=f"part {number}: {exc}; retrying ({attempt + 1}/"
                     f"{self.opts.retries}) in {wait:.0f} s",
@@ -380,8 +383,14 @@ async def _after_failure(run: _Run, error: BaseException, *, completing: bool) -
     await _abort(run.store, key, run.upload_id)
 
 
-def _first_error(exc: BaseException) -> BaseException:
-    """The root failure inside (nested) task group errors, preferring real errors to cancels."""
+def retry_time(seconds: float) -> str:
+    """When a retry ``seconds`` from now happens, as logs show it (ISO 8601, UTC)."""
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="seconds")
+
+
+def first_error(exc: BaseException) -> BaseException:
+    """The root failure inside (nested) task group errors, preferring real errors to cancels:
+    what a user is told (never "unhandled errors in a TaskGroup")."""
     while isinstance(exc, BaseExceptionGroup):
         real = [e for e in exc.exceptions if not isinstance(e, asyncio.CancelledError)]
         exc = (real or list(exc.exceptions))[0]

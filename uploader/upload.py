@@ -50,6 +50,7 @@ from uploader.crypto import (
     parse_recipient,
     read_passphrase,
 )
+from uploader.cycle_lock import CycleBusy, cycle_lock
 from uploader.multipart import (
     IncompleteUpload,
     MultipartOptions,
@@ -133,11 +134,15 @@ def recipients_for(cfg: EncryptionConfig) -> list[Recipient]:
     return [ScryptRecipient(read_passphrase(env=cfg.passphrase_env))]
 
 
+FLAGGED_MISSING = "flagged MISSING"
+UNCONFIRMED = "unconfirmed"
+
+
 def archive_doubt(catalogue: Catalogue, archive: ArchiveRecord) -> str | None:
     """Why an archive record may not stand for an archive in the store, if it may not:
-    ``"flagged MISSING"`` (an inventory or listing did not show it) or ``"unconfirmed"`` (a
-    completion the store never showed: a Glacier upload that may have expired before it was
-    completed). ``upload --force`` uploads such a cycle again."""
+    :data:`FLAGGED_MISSING` (an inventory or listing did not show it) or :data:`UNCONFIRMED`
+    (a completion the store never showed: a Glacier upload that may have expired before it was
+    completed). ``upload CYCLE`` sends a MISSING one again, ``upload --force CYCLE`` either."""
     for f in open_flags(catalogue, archive.store):
         # a flag raised about this record, not about an archive the key held before it
         if (
@@ -145,9 +150,9 @@ def archive_doubt(catalogue: Catalogue, archive: ArchiveRecord) -> str | None:
             and f.key == archive.key
             and f.last_seen >= archive.uploaded_at
         ):
-            return "flagged MISSING"
+            return FLAGGED_MISSING
     if archive.confirmed_at is None:
-        return "unconfirmed"
+        return UNCONFIRMED
     return None
 
 
@@ -174,25 +179,33 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
     *,
     options: MultipartOptions | None = None,
     force: bool = False,
+    resend_missing: bool = False,
     pace: Pace | None = None,
     report: UploadReport | None = None,
 ) -> ArchiveRecord:
     """Upload the sealed cycle in ``cycle_dir`` (resuming an interrupted attempt); ``report``
     is filled in with what was done.
 
-    A cycle whose archive was pruned from the store raises :class:`CyclePruned` unless
-    ``force`` is set (pruning decided it should not be there; the spool may still hold it).
-    With ``force``, a cycle whose archive is recorded but was never confirmed by the store, or
-    is flagged MISSING (see :func:`archive_doubt`), is uploaded again: its archive record (and
-    any upload record left) is dropped first. A confirmed archive is never sent twice.
+    The cycle's lock (:mod:`uploader.cycle_lock`) is held throughout: :class:`CycleBusy` if
+    another process is uploading it now. A cycle whose archive was pruned from the store raises
+    :class:`CyclePruned` unless ``force`` is set (pruning decided it should not be there; the
+    spool may still hold it). With ``force``, a cycle whose archive is recorded but was never
+    confirmed by the store, or is flagged MISSING (see :func:`archive_doubt`), is uploaded
+    again: its archive record (and any upload record left) is dropped first; with
+    ``resend_missing``, one flagged MISSING. A confirmed archive is never sent twice.
     ``pace`` (:func:`uploader.pacing.upload_pace`: ``[upload] max_rate`` and ``window``) is
     awaited before each part; once the window closes the upload stops at a part boundary with
     :class:`UploadPaused`, its parts kept for the next attempt.
     """
     cycle = await asyncio.to_thread(load_sealed_cycle, cycle_dir)
-    with bound_contextvars(cycle=cycle.cycle_id):
+    # One process uploads a cycle at a time (CycleBusy otherwise): two would race each other
+    # through the catalogue and the store, and each could abort the other's upload as a stray.
+    with bound_contextvars(cycle=cycle.cycle_id), cycle_lock(catalogue.state_dir, cycle.cycle_id):
         report = report if report is not None else UploadReport()
-        found = await _archived(store, catalogue, cycle, force=force)
+        again: tuple[str, ...] = (FLAGGED_MISSING, UNCONFIRMED) if force else ()
+        if resend_missing and not force:
+            again = (FLAGGED_MISSING,)
+        found = await _archived(store, catalogue, cycle, force=force, again=again)
         if found is not None:
             report.archived_already, report.size = True, found.size
             return found
@@ -253,15 +266,20 @@ def _fill(report: UploadReport, resume: Resume) -> None:
 
 
 async def _archived(
-    store: Store, catalogue: Catalogue, cycle: SealedCycle, *, force: bool
+    store: Store,
+    catalogue: Catalogue,
+    cycle: SealedCycle,
+    *,
+    force: bool,
+    again: tuple[str, ...],
 ) -> ArchiveRecord | None:
-    """The cycle's archive if it is recorded already (and, with ``force``, not in doubt);
-    :class:`CyclePruned` if it was pruned from the store and ``force`` is not set."""
+    """The cycle's archive if it is recorded already (and not in one of the doubts ``again``
+    names); :class:`CyclePruned` if it was pruned from the store and ``force`` is not set."""
     found = await asyncio.to_thread(catalogue.find_archive, store.name, cycle.cycle_id)
-    if found is not None and force:
+    if found is not None and again:
         doubt = await asyncio.to_thread(archive_doubt, catalogue, found)
-        if doubt is not None:
-            await _requeue(store, catalogue, found, doubt)
+        if doubt in again:
+            await _requeue(store, catalogue, found, str(doubt))
             found = None
     if found is not None:
         log.info("upload.skipped", reason="already archived", key=found.key)
@@ -360,6 +378,7 @@ async def _start(
         encryption="age" if state else "none",
     ).as_metadata()
     upload_id = await store.create_multipart_upload(key, part_size, metadata)
+    testpoints.pause("upload.created")
     return await asyncio.to_thread(
         lambda: catalogue.start_upload(
             store=store.name,
@@ -378,7 +397,10 @@ async def _start(
 
 __all__: Sequence[str] = [
     "CYCLE_FAULTS",
+    "FLAGGED_MISSING",
+    "UNCONFIRMED",
     "UPLOAD_FAILURES",
+    "CycleBusy",
     "CyclePruned",
     "UploadReport",
     "archive_doubt",

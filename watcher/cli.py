@@ -123,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         raise
     except Exception as exc:
+        while isinstance(exc, ExceptionGroup):  # what failed, never "errors in a TaskGroup"
+            exc = exc.exceptions[0]
         from watcher.hints import fix_for
 
         fix = fix_for(exc, config) if config is not None else None

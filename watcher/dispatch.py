@@ -29,6 +29,8 @@ from localbackup.step import seal_open_cycle
 from uploader.catalogue import (
     ArchiveRecord,
     Catalogue,
+    clear_retry,
+    note_retry,
     open_flags,
     prune_inputs,
     record_event,
@@ -44,7 +46,7 @@ from uploader.stores import (
     UploadNotFound,
     open_store,
 )
-from uploader.upload import CYCLE_FAULTS, CyclePruned, upload_cycle
+from uploader.upload import CYCLE_FAULTS, CycleBusy, CyclePruned, upload_cycle
 from uploader.window import local_now
 from watcher.config import AppConfig
 from watcher.markers import DONE, FAILED, QUARANTINE, file_away
@@ -109,8 +111,33 @@ class Dispatcher:
         if not path.is_file():
             return Outcome("ignored", "gone")  # handled already (duplicate event)
         if formats.is_marker_name(path.name):
-            return await self._marker(path)
+            outcome = await self._marker(path)
+            await self._settled(path)
+            return outcome
         return await self._force(path)
+
+    async def retrying(self, path: Path, reason: str, next_at: datetime) -> None:
+        """The marker's cycle is tried again at ``next_at``: recorded for ``status``."""
+        m = formats.MARKER_NAME.match(path.name)
+        if m is None:
+            return
+        await asyncio.to_thread(
+            lambda: note_retry(
+                self._catalogue,
+                self._config().store.name,
+                m["cycle"],
+                reason,
+                now=datetime.now(UTC),
+                next_at=next_at,
+            )
+        )
+
+    async def _settled(self, path: Path) -> None:
+        """The marker was handled (uploaded, filed as failed...): no longer being retried."""
+        m = formats.MARKER_NAME.match(path.name)
+        if m is not None:
+            store = self._config().store.name
+            await asyncio.to_thread(clear_retry, self._catalogue, store, m["cycle"])
 
     async def _force(self, path: Path) -> Outcome:
         cfg = self._config()
@@ -158,25 +185,9 @@ class Dispatcher:
             started = time.monotonic()
             notice = self._outcomes.notice(NoticeEvent.UPLOAD_STARTED, cycle=marker.cycle_id)
             await asyncio.to_thread(self._outcomes.emit, notice, self._catalogue)
-            try:
-                record = await self._upload(marker.cycle_dir, cfg)
-            except CyclePruned as exc:
-                file_away(path, marker_dir, DONE)
-                log.warning("watch.upload_refused", reason=str(exc))
-                return Outcome("already_uploaded", str(exc))
-            except UploadPaused as exc:
-                log.info("watch.upload_paused", resumes_at=exc.resumes_at.isoformat())
-                wait = exc.window.seconds_until_open(self._clock())
-                raise RetryLater(
-                    str(exc), after=wait, failing=False, cycle=marker.cycle_id
-                ) from exc
-            except Exception as exc:
-                retry = _retry_reason(exc, marker.cycle_dir)
-                if retry is not None:
-                    log.warning("watch.upload_retry_later", error=str(exc), reason=retry)
-                    why = f"{retry}: {type(exc).__name__}: {exc}"
-                    raise RetryLater(why, cycle=marker.cycle_id) from exc
-                return await self._failed(path, marker, _failure_reason(exc))
+            record = await self._upload_marker(path, marker, cfg)
+            if isinstance(record, Outcome):
+                return record
             await asyncio.to_thread(remember_cycle_indexes, self._catalogue, marker.cycle_dir)
             await asyncio.to_thread(
                 record_event, self._catalogue, "uploaded", record.key, marker.cycle_id
@@ -189,6 +200,34 @@ class Dispatcher:
                 self._uploaded.set()
             await asyncio.to_thread(self.prune_local_cycles)
             return Outcome("uploaded", record.key)
+
+    async def _upload_marker(
+        self, path: Path, marker: formats.Marker, cfg: AppConfig
+    ) -> ArchiveRecord | Outcome:
+        """Upload the marker's cycle: its archive, what became of the marker, or
+        :class:`RetryLater` (a transient failure, another process has the cycle, the window
+        closed)."""
+        marker_dir = cfg.watch.marker_dir
+        try:
+            return await self._upload(marker.cycle_dir, cfg)
+        except CyclePruned as exc:
+            file_away(path, marker_dir, DONE)
+            log.warning("watch.upload_refused", reason=str(exc))
+            return Outcome("already_uploaded", str(exc))
+        except CycleBusy as exc:  # a CLI upload has it: look again once it is done
+            log.info("watch.upload_left_to_other", reason=str(exc))
+            raise RetryLater(str(exc), failing=False, cycle=marker.cycle_id) from exc
+        except UploadPaused as exc:
+            log.info("watch.upload_paused", resumes_at=exc.resumes_at.isoformat())
+            wait = exc.window.seconds_until_open(self._clock())
+            raise RetryLater(str(exc), after=wait, failing=False, cycle=marker.cycle_id) from exc
+        except Exception as exc:
+            retry = _retry_reason(exc, marker.cycle_dir)
+            if retry is not None:
+                log.warning("watch.upload_retry_later", error=str(exc), reason=retry)
+                why = f"{retry}: {type(exc).__name__}: {exc}"
+                raise RetryLater(why, cycle=marker.cycle_id) from exc
+            return await self._failed(path, marker, _failure_reason(exc))
 
     async def _failed(self, path: Path, marker: formats.Marker, reason: str) -> Outcome:
         file_away(path, self._config().watch.marker_dir, FAILED, reason)

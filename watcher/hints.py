@@ -30,7 +30,7 @@ def fix_for(exc: BaseException, config: AppConfig) -> str | None:
     store = config.store
     where = f" in {config.file}" if config.file is not None else ""
     if isinstance(exc, CredentialsRejected) and isinstance(
-        store, (S3StoreConfig, GlacierStoreConfig)
+        store, S3StoreConfig | GlacierStoreConfig
     ):
         return _credentials(exc, store, where)
     if isinstance(exc, ContainerNotFound):
@@ -46,7 +46,13 @@ def fix_for(exc: BaseException, config: AppConfig) -> str | None:
                 f"store.vault (and store.region){where}"
             )
     if isinstance(exc, TransientStoreError):
-        return f"the store did not answer in time or failed for now: {AGAIN}"
+        if not isinstance(store, S3StoreConfig | GlacierStoreConfig):
+            return f"the store did not answer in time or failed for now: {AGAIN}"
+        endpoint = store.endpoint_url or "the AWS endpoint of the region"
+        return (
+            f"the store did not answer ({endpoint}): check the network and "
+            f"store.endpoint_url{where}, then {AGAIN}"
+        )
     return None
 
 

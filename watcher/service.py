@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -172,10 +172,13 @@ class Service:
             except RetryLater as exc:
                 if exc.failing:
                     await self._still_retrying(path, exc)
-                self._schedule_retry(loop, watcher, path, str(exc), exc.after)
+                await self._schedule_retry(
+                    loop, watcher, dispatcher, path, str(exc), after=exc.after, record=exc.failing
+                )
             except Exception as exc:  # never let one marker take the service down
                 log.exception("watch.handler_crashed", marker=path.name)
-                self._schedule_retry(loop, watcher, path, f"{type(exc).__name__}: {exc}")
+                why = f"{type(exc).__name__}: {exc}"
+                await self._schedule_retry(loop, watcher, dispatcher, path, why)
             else:
                 self._retry_delay.pop(path, None)
                 self._retrying_since.pop(path, None)
@@ -185,21 +188,40 @@ class Service:
                 )
             self._notifier.status(f"idle, watching {self.config.watch.marker_dir}")
 
-    def _schedule_retry(
+    async def _schedule_retry(
         self,
         loop: asyncio.AbstractEventLoop,
         watcher: MarkerWatcher,
+        dispatcher: Dispatcher,
         path: Path,
         why: str,
+        *,
         after: float | None = None,
+        record: bool = True,
     ) -> None:
+        """Try ``path`` again later (the pause doubles, up to an hour; ``after``: a wait with a
+        known end, the upload window, without backoff), said in the log with the reason and the
+        time of the next attempt, and, for a failure (``record``), recorded for ``status``."""
         if after is None:
             delay = min(self._retry_delay.get(path, RETRY_FIRST / 2) * 2, RETRY_MAX)
             self._retry_delay[path] = delay
-        else:  # a wait with a known end (the upload window): no backoff
+        else:
             delay = max(1.0, after)
-        log.warning("watch.retry_scheduled", marker=path.name, wait_for=delay, error=why)
+        at = self._clock() + timedelta(seconds=delay)
+        log.warning(
+            "watch.retry_scheduled",
+            marker=path.name,
+            wait_for=delay,
+            retry_at=at.isoformat(timespec="seconds"),
+            error=why,
+        )
         loop.call_later(delay, watcher.post, path)
+        if not record:
+            return
+        try:
+            await dispatcher.retrying(path, why, at)
+        except Exception as exc:  # a busy catalogue must not stop the retry itself
+            log.warning("watch.retry_not_recorded", marker=path.name, error=str(exc))
 
     async def _still_retrying(self, path: Path, exc: RetryLater) -> None:
         """Notify once when a marker's upload has been failing for ``[notify] retrying_after``."""

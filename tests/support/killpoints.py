@@ -62,6 +62,24 @@ def write_config(path: Path, config: dict[str, Any]) -> Path:
     return path
 
 
+def uploaded_config(tmp_path: Path, src: Path, store: dict[str, Any]) -> Path:
+    """A configuration (host ``h``, no encryption) backing up ``src`` into ``store``, whose open
+    cycle is sealed and uploaded through the real command; its path."""
+    config = write_config(
+        tmp_path / "config.toml",
+        {
+            "state_dir": tmp_path / "state",
+            "backup": {"sources": [str(src)], "spool_dir": tmp_path / "spool", "host": "h"},
+            "encryption": {"mode": "none"},
+            "store": store,
+        },
+    )
+    for command in ("seal", "upload"):
+        r = subprocess.run(glacier_backup(config, command), capture_output=True, check=False)
+        assert r.returncode == 0, r.stderr.decode()
+    return config
+
+
 def _stopped(pid: int) -> bool:
     """Whether ``pid`` is stopped (Linux: /proc; elsewhere the pause file has to do)."""
     try:

@@ -3,7 +3,8 @@
 GLACIER / DEEP_ARCHIVE restore that stays in progress (the proxy holds it) is waited for with
 ``--wait`` and picked up with ``--resume``.
 
-A fault class the code does not survive yet is a strict xfail naming its issue 12 defect."""
+A 503 or 500 on UploadPart once aborted the whole upload as permanent (issue 12 defect 1:
+botocore could not rewind the part's body to retry it): a part is retried, never aborted."""
 
 from __future__ import annotations
 
@@ -25,10 +26,6 @@ from uploader.upload import upload_cycle
 from .conftest import MOTO_CAPABILITIES, build_cycle, make_bucket, read_object
 
 PART = 64 * 1024
-DEFECT_1 = (
-    "issue 12 defect 1: a retried UploadPart cannot rewind its memoryview body "
-    "('Need to rewind the stream ... not seekable'): the upload is aborted as permanent"
-)
 
 
 def _rule(operation: str, fault: str) -> FaultRule:
@@ -46,9 +43,7 @@ def _rule(operation: str, fault: str) -> FaultRule:
 
 # 500 InternalError takes the same path as 503 SlowDown except where it is known to differ.
 UPLOAD_FAULTS = [
-    pytest.param(op, fault, marks=pytest.mark.xfail(strict=True, reason=DEFECT_1))
-    if op == "UploadPart" and fault in ("SlowDown", "InternalError")
-    else (op, fault)
+    (op, fault)
     for op in ("CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "HeadObject")
     for fault in ("SlowDown", "reset", "drop", *(("InternalError",) if op == "UploadPart" else ()))
 ]
@@ -75,6 +70,7 @@ async def test_an_s3_upload_survives_one_fault(
         async with store:
             record = await _upload(cycle_dir, store, catalogue, recipient)
             assert rule.fired == 1, s3_proxy.stats()
+            assert s3_proxy.requests("AbortMultipartUpload") == 0  # retried, never given up
             assert [o.key for o in await store.list_objects()] == [record.key]
             blob = b"".join([c async for c in store.read(record.key)])
     with BundleReader(cycle_dir) as bundle:

@@ -8,7 +8,9 @@ import pytest
 
 from localbackup.configkit import ConfigError, Section
 from uploader.config import (
+    CONNECT_TIMEOUT,
     PASSPHRASE_ENV,
+    READ_TIMEOUT,
     EncryptionConfig,
     GlacierStoreConfig,
     LocalStoreConfig,
@@ -61,6 +63,32 @@ def test_a_missing_key_is_an_error_only_when_something_uploads() -> None:
     ):
         cfg.require_key()
     encryption_config(sec("encryption", mode="none"), environ={}).require_key()
+
+
+async def test_store_timeouts_are_read_and_reach_the_aws_client(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = store_config(sec("store", type="s3", bucket="b-1", connect_timeout="2s", read_timeout=30))
+    assert isinstance(cfg, S3StoreConfig)
+    assert (cfg.connect_timeout, cfg.read_timeout) == (2.0, 30.0)
+    defaults = store_config(sec("store", type="glacier", vault="v", region="us-east-1"))
+    assert isinstance(defaults, GlacierStoreConfig)
+    assert (defaults.connect_timeout, defaults.read_timeout) == (CONNECT_TIMEOUT, READ_TIMEOUT)
+    for config, attempts in ((cfg, 6), (defaults, 5)):
+        async with open_store(config) as store:
+            client_config = store.client.meta.config  # type: ignore[attr-defined]
+            assert client_config.connect_timeout == config.connect_timeout
+            assert client_config.read_timeout == config.read_timeout
+            assert client_config.retries["total_max_attempts"] == attempts
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")  # the user's AWS setting, as in the AWS CLI
+        async with open_store(config) as store:
+            retries = store.client.meta.config.retries  # type: ignore[attr-defined]
+            assert retries["total_max_attempts"] == 2
+        monkeypatch.delenv("AWS_MAX_ATTEMPTS")
+    with pytest.raises(ConfigError, match=r"store\.read_timeout: must be a positive duration"):
+        store_config(sec("store", type="s3", bucket="b-1", read_timeout="0s"))
+    with pytest.raises(ConfigError, match=r"store\.connect_timeout: applies to store type 's3'"):
+        store_config(sec("store", type="local", path="/tmp/v", connect_timeout="5s"))
 
 
 @pytest.mark.parametrize(

@@ -115,6 +115,8 @@ def test_interrupted_upload_resumes_after_restart(
     svc = p.start_service()
     try:
         done = svc.wait_for(lambda e: e["event"] == "upload.completed", timeout=120)
+        # completed in the store, then recorded: stop only once the service has filed it
+        svc.wait_for(lambda e: e["event"] == "watch.uploaded", timeout=120)
         started = svc.wait_for(lambda e: e["event"] == "upload.started")
         assert svc.matching(lambda e: e["event"] == "watch.resuming_interrupted")
         sent_again = svc.matching(lambda e: e["event"] == "upload.part_done")

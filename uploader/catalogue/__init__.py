@@ -110,6 +110,8 @@ from uploader.catalogue.records import (
     UploadRecord,
     UploadState,
 )
+from uploader.catalogue.restores import FinishedRestore, last_restore_into, record_restore
+from uploader.catalogue.retries import UploadRetry, clear_retry, note_retry, upload_retries
 from uploader.catalogue.retrievals import (
     done_ranges,
     drop_retrieval,
@@ -129,6 +131,7 @@ __all__ = [
     "Catalogue",
     "Event",
     "EventKind",
+    "FinishedRestore",
     "Flag",
     "FlagKind",
     "ForeignArchive",
@@ -148,11 +151,13 @@ __all__ = [
     "RetrievalState",
     "StoredIndex",
     "UploadRecord",
+    "UploadRetry",
     "UploadState",
     "add_migrations",
     "adopt_archive",
     "archive_id_of",
     "begin_copy_completion",
+    "clear_retry",
     "confirm_archive",
     "confirm_deletion",
     "copied_parts",
@@ -174,6 +179,7 @@ __all__ = [
     "job_requested",
     "known_archives",
     "last_event",
+    "last_restore_into",
     "latest_inventory",
     "mark_copied",
     "mark_migration_failed",
@@ -185,6 +191,7 @@ __all__ = [
     "migration_keys",
     "migration_requests_since",
     "migrations_between",
+    "note_retry",
     "open_failures",
     "open_flags",
     "operations",
@@ -203,6 +210,7 @@ __all__ = [
     "record_prune_plan",
     "record_range",
     "record_request",
+    "record_restore",
     "record_spooled_range",
     "remember_cycle_indexes",
     "requested_retrievals",
@@ -217,4 +225,5 @@ __all__ = [
     "stored_cycles",
     "stored_indexes",
     "stored_points",
+    "upload_retries",
 ]

@@ -65,6 +65,11 @@ class Catalogue(Closing):
         """The catalogue of a state directory (created on first use)."""
         return cls(state_dir / CATALOGUE_FILE)
 
+    @property
+    def state_dir(self) -> Path:
+        """The state directory the catalogue lives in (its cycle locks live there too)."""
+        return self.path.parent
+
     def close(self) -> None:
         """Close the database connection."""
         with self._lock:
@@ -235,6 +240,11 @@ class Catalogue(Closing):
         with self._tx() as db:
             put_archive(db, record, archive_id, locked_until)
             db.execute("DELETE FROM uploads WHERE id = ?", (upload.id,))
+            # Uploaded: whoever was retrying it (the service) is done (see retries.py).
+            db.execute(
+                "DELETE FROM upload_retries WHERE store = ? AND cycle_id = ?",
+                (record.store, record.cycle_id),
+            )
         return record
 
     # -- archives ------------------------------------------------------------------------------

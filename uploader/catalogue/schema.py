@@ -6,8 +6,9 @@ tables, by the module that reads and writes them: ``uploads``, ``upload_parts``,
 ``inventory_jobs``, ``inventory_state``, ``inventories`` (:mod:`.inventory`), ``foreign_archives``,
 ``archive_flags`` (:mod:`.findings`), ``prune_decisions``, ``pending_deletions`` (:mod:`.pruning`),
 ``retrievals``, ``retrieval_ranges`` (:mod:`.retrievals`), ``operations`` (:mod:`.operations`),
-``sealed_cycles`` (:mod:`.indexes`), ``migrations``, ``migration_requests``,
-``migration_ranges``, ``migration_parts`` (:mod:`.migrations`).
+``sealed_cycles`` (:mod:`.indexes`), ``restores`` (:mod:`.restores`), ``upload_retries``
+(:mod:`.retries`), ``migrations``, ``migration_requests``, ``migration_ranges``,
+``migration_parts`` (:mod:`.migrations`).
 """
 
 from __future__ import annotations
@@ -242,6 +243,33 @@ MIGRATIONS: list[tuple[str, ...]] = [
             cycle_id TEXT NOT NULL,
             cycle_json BLOB NOT NULL,
             PRIMARY KEY (host, cycle_id)
+        )
+        """,
+    ),
+    (
+        # Surviving faults (restores.py, retries.py): the restores that finished, newest per
+        # target, so that `restore --resume` after a kill at its very end says it is done; and
+        # the uploads the service is retrying (since when, why, the next attempt), for status.
+        """
+        CREATE TABLE restores (
+            id INTEGER PRIMARY KEY,
+            store TEXT NOT NULL,
+            key TEXT NOT NULL,
+            cycle_id TEXT NOT NULL,
+            increment INTEGER NOT NULL,
+            target TEXT NOT NULL UNIQUE,
+            finished_at TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE upload_retries (
+            store TEXT NOT NULL,
+            cycle_id TEXT NOT NULL,
+            since TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            next_at TEXT,
+            attempts INTEGER NOT NULL,
+            PRIMARY KEY (store, cycle_id)
         )
         """,
     ),

@@ -11,25 +11,37 @@ store errors end up in the report and the log, and the next pass carries on.
   reconcile when an inventory arrives;
 - abort this host's orphaned multipart uploads (unknown to the catalogue, older than
   ``orphan_grace``: see :mod:`uploader.maintenance.orphans`), whose parts would be billed forever;
-- then plan the prune and, unless ``dry_run``, delete; each deletion waits in the catalogue until
-  a later listing or inventory confirms it. In a bucket with S3 Object Lock, an archive's
-  retention is asked of the store right before its delete (:mod:`.locks`): a delete that would
-  fail is never sent.
+- then plan the prune and, unless ``dry_run``, delete; each deletion is recorded first (the
+  archive leaves the catalogue's archives and waits, pending, until a later listing or
+  inventory confirms it), then asked of the store. A pending deletion that a later listing still
+  shows (a kill between the two steps, a delete the store did not carry out) is asked again,
+  and flagged only if that fails: the catalogue and the store converge, and an archive we meant
+  to delete is never reported MISSING. In a bucket with S3 Object Lock, an archive's retention
+  is asked of the store right before its delete (:mod:`.locks`): a delete that would fail is
+  never sent.
+
+A cycle being uploaded by another process (its lock, :mod:`uploader.cycle_lock`) is left alone:
+its object is not adopted, its multipart upload not aborted, its archive not deleted in this
+pass; the next pass looks again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 import structlog
 
+from localbackup import testpoints
 from localbackup.configkit import DAY
 from uploader import catalogue as cm
-from uploader.archive import ArchiveMetadata
+from uploader.archive import ArchiveMetadata, parse_object_key
 from uploader.catalogue import Catalogue, FlagKind
+from uploader.cycle_lock import CycleBusy, cycle_lock
 from uploader.maintenance.inventory_pass import advance_inventory
 from uploader.maintenance.inventory_plan import InventorySettings
 from uploader.maintenance.locks import hidden_archives, lock_now, vault_locked
@@ -77,6 +89,10 @@ class MaintenanceReport:
     problems: list[str] = field(default_factory=list)
     jobs_in_flight: int = 0
     orphans_aborted: list[str] = field(default_factory=list)  # "<key> <upload id>"
+    deleted_again: list[str] = field(default_factory=list)  # keys still listed, deleted again
+    # Why the pass could not learn what the store holds (credentials, no such bucket or vault,
+    # no answer): the store error itself, for the command to say what to fix.
+    failure: StoreError | None = None
 
 
 async def run_maintenance(
@@ -106,7 +122,9 @@ async def run_maintenance(
             report.inventory_status = "this store can neither list nor take inventory jobs"
         if listing is not None:
             report.reconciliation = await _reconcile(store.name, catalogue, config, listing, now)
+            await _delete_again(store, catalogue, config, report, now)
     except StoreError as exc:
+        report.failure = exc
         report.problems.append(f"inventory/listing: {exc}")
         log.warning("maintenance.listing_failed", store=store.name, error=str(exc))
     if config.sweep_orphans:
@@ -114,6 +132,14 @@ async def run_maintenance(
     if config.prune:
         await _prune(store, catalogue, config, now, report)
     return report
+
+
+def _cycle_lock(catalogue: Catalogue, key: str | None) -> contextlib.AbstractContextManager[None]:
+    """The lock of the cycle whose archive ``key`` names (nothing to lock for other keys)."""
+    parsed = None if key is None else parse_object_key(key)
+    if parsed is None:
+        return contextlib.nullcontext()
+    return cycle_lock(catalogue.state_dir, parsed.cycle_id)
 
 
 # -- listing and inventories ---------------------------------------------------------------------
@@ -201,11 +227,16 @@ def _apply(
             ):
                 cm.set_archive_id(catalogue, name, a.key, a.listed.store_id)
         elif a.kind == "adopt" and a.listed is not None:
-            cm.adopt_archive(catalogue, name, a.listed, host, as_of)
+            try:
+                with _cycle_lock(catalogue, a.key):
+                    cm.adopt_archive(catalogue, name, a.listed, host, as_of)
+            except CycleBusy as exc:  # its upload records it when it is done
+                log.info("maintenance.left_to_upload", key=a.key, reason=str(exc))
+                continue
             log.info("maintenance.adopted", key=a.key, size=a.listed.size)
         elif a.kind == "foreign" and a.listed is not None:
             cm.record_foreign(catalogue, name, a.listed, a.detail, now)
-        elif a.kind in ("missing", "mismatch", "deletion_failed") and a.key is not None:
+        elif a.kind in ("missing", "mismatch") and a.key is not None:
             cm.flag_archive(catalogue, name, a.key, FlagKind(a.kind), detail=a.detail, now=now)
             log.error(f"maintenance.archive_{a.kind}", key=a.key, detail=a.detail)
             if a.kind == "missing" and (cycle := cm.requeue_unconfirmed(catalogue, name, a.key)):
@@ -218,6 +249,45 @@ def _apply(
     cm.forget_foreign_except(
         catalogue, name, [a.listed.store_id for a in result.of("foreign") if a.listed]
     )
+
+
+async def _delete_again(
+    store: Store,
+    catalogue: Catalogue,
+    config: MaintenanceConfig,
+    report: MaintenanceReport,
+    now: datetime,
+) -> None:
+    """Ask again for deletions the listing shows were not carried out (see the module
+    docstring); one that fails again (or a dry run) is flagged as ``deletion_failed``."""
+    result = report.reconciliation
+    for a in result.of("deletion_failed") if result is not None else []:
+        key = a.key
+        if key is None or a.listed is None:
+            continue
+        problem = "dry run: not asked again" if config.dry_run else None
+        if problem is None:
+            try:
+                with _cycle_lock(catalogue, key):
+                    await store.delete(a.listed.store_id)
+            except CycleBusy as exc:
+                problem = str(exc)
+            except StoreError as exc:
+                problem = f"deleting it again failed: {exc}"
+                report.problems.append(f"deleting {key} again: {exc}")
+        if problem is None:
+            report.deleted_again.append(key)
+            log.info("maintenance.deleted_again", key=key, detail=a.detail)
+            continue
+        detail = f"{a.detail}; {problem}"
+        await asyncio.to_thread(
+            partial(cm.flag_archive, detail=detail, now=now),
+            catalogue,
+            store.name,
+            key,
+            FlagKind.DELETION_FAILED,
+        )
+        log.error("maintenance.archive_deletion_failed", key=key, detail=detail)
 
 
 # -- orphaned multipart uploads ------------------------------------------------------------------
@@ -247,7 +317,11 @@ async def _sweep_orphans(
             )
             continue
         try:
-            await store.abort_multipart_upload(u.key, u.upload_id)
+            with _cycle_lock(catalogue, u.key):
+                await store.abort_multipart_upload(u.key, u.upload_id)
+        except CycleBusy as exc:  # a live upload, not an orphan
+            log.info("maintenance.left_to_upload", key=u.key, reason=str(exc))
+            continue
         except StoreError as exc:
             report.problems.append(f"aborting the upload {u.upload_id} of {u.key}: {exc}")
             log.warning(
@@ -309,11 +383,21 @@ async def _prune(
             continue
         archive_id = await asyncio.to_thread(cm.archive_id_of, catalogue, store.name, d.key)
         try:
-            await store.delete(archive_id or d.key)
+            with _cycle_lock(catalogue, d.key):
+                # Recorded first: after a kill between the two steps the next pass finds a
+                # pending deletion still listed and deletes it, never a MISSING archive.
+                await asyncio.to_thread(
+                    cm.record_deletion, catalogue, store.name, d.key, archive_id, now
+                )
+                testpoints.pause("prune.deletion_recorded")
+                await store.delete(archive_id or d.key)
+                testpoints.pause("prune.deleted")
+        except CycleBusy as exc:
+            log.info("maintenance.left_to_upload", key=d.key, reason=str(exc))
+            continue
         except StoreError as exc:
-            report.problems.append(f"deleting {d.key}: {exc}")
+            report.problems.append(f"deleting {d.key}: {exc} (the next pass asks again)")
             log.warning("maintenance.delete_failed", key=d.key, error=str(exc))
             continue
-        await asyncio.to_thread(cm.record_deletion, catalogue, store.name, d.key, archive_id, now)
         report.deleted.append(d.key)
         log.info("maintenance.deleted", key=d.key, bytes=d.size)

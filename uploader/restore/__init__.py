@@ -54,7 +54,7 @@ from uploader.restore.stream import (
     restore_archive,
     restore_stream,
 )
-from uploader.restore.target import check_target_first, confirm_replace
+from uploader.restore.target import already_restored, check_target_first, confirm_replace
 from uploader.restore.ui import RestoreDeclined, RestoreUI, RetrievalDeclined, consent
 
 __all__ = [
@@ -78,6 +78,7 @@ __all__ = [
     "RetrievalDeclined",
     "RetrievalOptions",
     "RetrievalRequired",
+    "already_restored",
     "check_target_first",
     "choose_archive",
     "confirm_replace",

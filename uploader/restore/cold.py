@@ -20,16 +20,22 @@ from localbackup.extract import ExtractOptions, ExtractStats
 from localbackup.integrity import IntegrityError
 from localbackup.staging import check_target
 from uploader import catalogue as cr
-from uploader.catalogue import Catalogue, RetrievalState, archive_id_of
+from uploader.catalogue import Catalogue, FinishedRestore, RetrievalState, archive_id_of
 from uploader.crypto import HeaderError, Identity, PayloadError
 from uploader.restore import download as dl
 from uploader.restore import retrieval as rt
 from uploader.restore.request import RestoreRequest
-from uploader.restore.stream import ArchiveRef, CorruptArchive, OnPlan, RestoreError
+from uploader.restore.stream import (
+    ArchiveRef,
+    CorruptArchive,
+    OnPlan,
+    RestoreError,
+    RestoreResult,
+)
 from uploader.restore.ui import RestoreUI, RetrievalDeclined, consent
 from uploader.stores import Store
 
-__all__ = ["Sleep", "cold_class", "restore_cold"]
+__all__ = ["Sleep", "cold_class", "finished", "restore_cold"]
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -91,8 +97,22 @@ async def restore_cold(
             "run the same command with --resume to download it again)"
         ) from exc
     dl.remove_download(path)
-    await asyncio.to_thread(cr.drop_retrieval, catalogue, record.id)
+    done = finished(store, archive, result, to)
+    await asyncio.to_thread(cr.record_restore, catalogue, done, retrieval=record.id)
     return result.stats
+
+
+def finished(store: Store, archive: ArchiveRef, result: RestoreResult, to: Path) -> FinishedRestore:
+    """What the catalogue remembers of a restore that finished (``restore --resume`` then
+    says it is done)."""
+    return FinishedRestore(
+        store.name,
+        archive.key,
+        result.cycle.cycle_id,
+        result.increment.number,
+        to,
+        datetime.now(UTC),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,14 +37,23 @@ from typing import Unpack
 
 import structlog
 
+from localbackup import testpoints
 from localbackup.paths import ensure_private_dir
 from localbackup.staging import RETRIEVAL_NAME, stages_inside
 from uploader import catalogue as cr
 from uploader.catalogue import Catalogue
+from uploader.multipart import first_error, retry_time
 from uploader.pacing import RateLimiter
 from uploader.restore.retrieval import VAULT, RetrievalError, RetrievalExpired, retrieval_jobs
 from uploader.restore.stream import RestoreResult, StreamOptions, restore_stream
-from uploader.stores import MiB, ObjectChanged, PinnedReads, Store, TransientStoreError
+from uploader.stores import (
+    MiB,
+    ObjectChanged,
+    PinnedReads,
+    Store,
+    StoreError,
+    TransientStoreError,
+)
 from uploader.stores.glacier import JobOutputExpired, tree_hash_ranges
 
 log = structlog.get_logger(__name__)
@@ -59,6 +68,10 @@ Pin = dict[str, str]  # read() keywords pinning one object version: if_match, ve
 
 class DownloadDiscarded(RetrievalError):
     """The object changed during the download: the partial download was discarded."""
+
+
+class DownloadStopped(RetrievalError):
+    """The download failed part-way (the store, the disk): what is verified is kept."""
 
 
 def download_path(to: Path, key: str) -> Path:
@@ -128,25 +141,37 @@ async def download(
                 data = await _fetch(store, record, a, b, pin)
                 await asyncio.to_thread(_write, fd, a, data)
                 await asyncio.to_thread(cr.record_range, catalogue, record.id, a, b)
+                testpoints.pause("retrieval.range_recorded")
             progress[0] += b - a
             progress[1] -= 1
             if on_range is not None:
                 on_range(progress[0], record.size, progress[1])
 
-        async with asyncio.TaskGroup() as tg:
-            for a, b in todo:
-                tg.create_task(one(a, b))
-    except* JobOutputExpired as group:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for a, b in todo:
+                    tg.create_task(one(a, b))
+        except BaseExceptionGroup as group:  # the first failure, never a TaskGroup's text
+            raise first_error(group) from None
+    except JobOutputExpired as exc:
         raise RetrievalExpired(
             f"the staged copy of {record.key} expired during the download "
-            f"({group.exceptions[0]}): run restore --resume again to request it anew"
-        ) from None
-    except* ObjectChanged as group:
+            f"({exc}): run restore --resume again to request it anew"
+        ) from exc
+    except ObjectChanged as exc:
         await asyncio.to_thread(forget_download, catalogue, record, path)
         raise DownloadDiscarded(
-            f"{group.exceptions[0]}: the partial download was discarded; check what replaced "
+            f"{exc}: the partial download was discarded; check what replaced "
             f"{record.key} in the store, then run restore --resume to download it anew"
-        ) from None
+        ) from exc
+    except (StoreError, OSError) as exc:
+        kept = len(ranges) - progress[1]
+        why = f"writing {path}: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
+        raise DownloadStopped(
+            f"downloading {record.key} stopped: {why}; the {kept} of {len(ranges)} ranges "
+            "downloaded and verified so far are kept: restore --resume continues from there "
+            "(the same command with --resume)"
+        ) from exc
     finally:
         os.close(fd)
     log.info("retrieval.downloaded", key=record.key, ranges=len(todo), skipped=len(done))
@@ -244,8 +269,18 @@ async def fetch_verified(
         except TransientStoreError as exc:
             if attempt == attempts - 1:
                 raise
-            log.warning("retrieval.range_retry", key=key, start=a, error=str(exc))
-            await sleep(0.5 * 2**attempt)
+            wait = 0.5 * 2**attempt
+            log.warning(
+                "retrieval.range_retry",
+                key=key,
+                start=a,
+                attempt=attempt + 1,
+                retries=attempts - 1,
+                wait=wait,
+                retry_at=retry_time(wait),
+                error=str(exc),
+            )
+            await sleep(wait)
     raise AssertionError("unreachable")
 
 

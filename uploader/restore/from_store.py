@@ -3,7 +3,8 @@
 The catalogue says which archives of this host exist (when it knows none, the store is
 listed). An archive that can be read is streamed straight into the restore
 (:func:`.stream.restore_archive`); one in cold storage goes through a retrieval
-(:func:`.cold.restore_cold`).
+(:func:`.cold.restore_cold`), unless the store refuses restore requests as an operation it does
+not have and the object reads directly (S3-compatible servers such as SeaweedFS).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from localbackup.configkit import format_size
 from localbackup.extract import ExtractOptions, ExtractStats
 from localbackup.formats import IncrementManifest, SealedCycle
 from localbackup.pointintime import PointInTimeError, choose_cycle
-from uploader.catalogue import Catalogue
+from uploader.catalogue import Catalogue, record_restore
 from uploader.config import EncryptionConfig
 from uploader.crypto import Identity, NoIdentityMatchError
-from uploader.restore.cold import cold_class, restore_cold
+from uploader.restore.cold import cold_class, finished, restore_cold
 from uploader.restore.paths import check_paths_in_catalogue
 from uploader.restore.request import RestoreRequest
+from uploader.restore.retrieval import RetrievalError, reads_directly
 from uploader.restore.stream import (
     ArchiveRef,
     OnPlan,
@@ -30,7 +32,7 @@ from uploader.restore.stream import (
     restore_archive,
 )
 from uploader.restore.ui import RestoreUI, chain_size, describe_plan, with_progress
-from uploader.stores import Store
+from uploader.stores import RestoreNotSupported, Store
 
 __all__ = ["choose_archive", "restore_from_store"]
 
@@ -100,22 +102,37 @@ async def _restore(  # noqa: PLR0917 - the steps of restore_from_store, passed o
     options: ExtractOptions,
 ) -> ExtractStats | None:
     storage_class = await cold_class(store, archive.key)
+    probed = False
     if storage_class is not None:
-        return await restore_cold(
-            store,
-            catalogue,
-            archive,
-            storage_class,
-            request,
-            identities=identities,
-            ui=ui,
-            on_plan=on_plan,
-            options=options,
-        )
+        try:
+            return await restore_cold(
+                store,
+                catalogue,
+                archive,
+                storage_class,
+                request,
+                identities=identities,
+                ui=ui,
+                on_plan=on_plan,
+                options=options,
+            )
+        except RestoreNotSupported as exc:
+            # An S3-compatible server without the restore API may keep the object readable.
+            if not await reads_directly(store, archive.key):
+                raise RetrievalError(
+                    f"{exc}: the store has no restore requests, and {archive.key} cannot be "
+                    "read directly either"
+                ) from exc
+            ui.say(
+                f"{store.name} takes no restore requests ({exc}), but {archive.key} reads "
+                "directly: restoring from it without a retrieval"
+            )
+            probed = True
     result = await restore_archive(
         store,
         archive.key,
         request.to,
+        probed=probed,
         identities=identities,
         at=request.at,
         force=request.force,
@@ -123,4 +140,6 @@ async def _restore(  # noqa: PLR0917 - the steps of restore_from_store, passed o
         on_plan=on_plan,
         max_rate=request.max_rate,
     )
+    done = finished(store, archive, result, request.to)
+    await asyncio.to_thread(record_restore, catalogue, done)
     return result.stats

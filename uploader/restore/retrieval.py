@@ -20,7 +20,15 @@ from uploader import catalogue as cr
 from uploader.archive import COLD_CLASSES, VAULT
 from uploader.catalogue import Catalogue
 from uploader.restore.stream import RestoreError
-from uploader.stores import GiB, ObjectRestore, RetrievalJobs, Store, StoreError, Tier
+from uploader.stores import (
+    GiB,
+    ObjectRestore,
+    RetrievalJobs,
+    Store,
+    StoreError,
+    Tier,
+    TransientStoreError,
+)
 from uploader.stores.glacier import JobOutputExpired
 
 __all__ = [
@@ -39,6 +47,7 @@ __all__ = [
     "format_when",
     "is_vault",
     "object_restore",
+    "reads_directly",
     "ready_since_requested",
     "request",
     "retrieval_jobs",
@@ -62,6 +71,7 @@ TIERS: dict[tuple[str, Tier], tuple[timedelta, str, float]] = {
     (VAULT, "Standard"): (timedelta(hours=5), "3-5 hours", 0.01),
     (VAULT, "Bulk"): (timedelta(hours=12), "5-12 hours", 0.0025),
 }
+PROBE_BYTES = 1024  # the ranged GET that asks whether a "cold" object reads directly
 # Every tier some class offers, in the table's order (fastest first): ``restore --tier``.
 TIER_CHOICES: tuple[Tier, ...] = tuple(dict.fromkeys(tier for _, tier in TIERS))
 
@@ -191,6 +201,22 @@ async def s3_restore_under_way(store: Store, key: str) -> Literal["restored", "i
     if state is None:
         return None
     return "restored" if _copy_ready(state) else "in-progress"
+
+
+async def reads_directly(store: Store, key: str) -> bool:
+    """Whether ``key`` can be read without a retrieval: a small ranged GET (a store that has no
+    restore API may still keep "cold" objects readable). A refusal (an archived object on AWS:
+    ``InvalidObjectState``) is False; a transient failure is raised."""
+    got = 0
+    try:
+        async for chunk in store.read(key, 0, PROBE_BYTES):  # a small range: read it whole
+            got += len(chunk)
+    except TransientStoreError:
+        raise
+    except StoreError as exc:
+        log.info("retrieval.direct_read_refused", key=key, error=str(exc))
+        return False
+    return got > 0
 
 
 def expected_ready(record: cr.RetrievalRecord) -> datetime:

@@ -147,6 +147,12 @@ async def find_archives(store: Store, catalogue: Catalogue, host: str) -> list[A
     ]
     if known:
         return known
+    if not store.capabilities.immediate_listing:  # a vault: only an inventory job lists it
+        raise RestoreError(
+            f"the catalogue knows no archive of host {host!r} in {store.name}, and a Glacier "
+            "vault cannot be listed at once: run 'glacier-backup inventory --request --wait' "
+            "(an inventory job takes hours), then restore again"
+        )
     found = []
     for obj in await store.list_objects(f"{host}/"):
         parsed = parse_object_key(obj.key)
@@ -160,17 +166,19 @@ async def restore_archive(
     key: str,
     to: Path,
     *,
+    probed: bool = False,
     max_rate: int | None = None,
     **options: Unpack[StreamOptions],
 ) -> RestoreResult:
     """Restore the point in time ``at`` of the archive ``key`` into ``to`` (see
     :class:`StreamOptions`), reading at most ``max_rate`` bytes per second
-    (``[restore] max_rate``) from the store."""
+    (``[restore] max_rate``) from the store. An object in a cold class is refused with
+    :class:`RetrievalRequired` unless ``probed`` (a ranged read showed it reads directly)."""
     info = await store.head(key)
     cold = info.storage_class in COLD_STORAGE_CLASSES or (
         info.storage_class is None and store.capabilities.needs_retrieval
     )
-    if cold:
+    if cold and not probed:
         raise RetrievalRequired(
             f"{key} is in the {info.storage_class or 'cold'} storage class: it needs a retrieval "
             "request before it can be read (the restore command requests one, waits or resumes, "

@@ -8,11 +8,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from localbackup.pointintime import LATEST
 from localbackup.staging import check_target
+from uploader.catalogue import Catalogue, FinishedRestore, last_restore_into
 from uploader.restore.request import RestoreRequest
 from uploader.restore.ui import RestoreUI, consent
 
-__all__ = ["check_target_first", "confirm_replace"]
+__all__ = ["already_restored", "check_target_first", "confirm_replace"]
+
+
+def already_restored(catalogue: Catalogue, request: RestoreRequest) -> FinishedRestore | None:
+    """With ``--resume``: the restore into ``request.to`` that finished already (the command
+    was stopped after its very end), when the target is not empty, ``force`` is not set and the
+    cycle asked for is the one restored there; else None."""
+    to = request.to
+    if not request.retrieval.resume or request.force or request.from_spool:
+        return None
+    if not (to.is_dir() and not to.is_symlink() and any(to.iterdir())):
+        return None
+    done = last_restore_into(catalogue, to)
+    if done is None or request.cycle not in (LATEST, done.cycle_id):
+        return None
+    return done
 
 
 def check_target_first(request: RestoreRequest, ui: RestoreUI) -> None:

@@ -25,6 +25,7 @@ from uploader.stores.base import (
     PermanentStoreError,
     PinnedReads,
     RestoreAlreadyInProgress,
+    RestoreNotSupported,
     RetrievalJobs,
     Store,
     StoreError,
@@ -59,6 +60,7 @@ __all__ = [
     "PermanentStoreError",
     "PinnedReads",
     "RestoreAlreadyInProgress",
+    "RestoreNotSupported",
     "RetrievalJobs",
     "Store",
     "StoreError",
@@ -95,6 +97,8 @@ def open_store(config: StoreConfig) -> Store:
             region=config.region,
             profile=config.profile,
             endpoint_url=config.endpoint_url,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
             object_lock=config.object_lock,
         )
     if isinstance(config, GlacierStoreConfig):
@@ -106,5 +110,7 @@ def open_store(config: StoreConfig) -> Store:
             region=config.region,
             profile=config.profile,
             endpoint_url=config.endpoint_url,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
         )
     raise StoreNotAvailable(f"unknown store configuration {config!r}")

@@ -28,6 +28,14 @@ def default_region(profile: str | None, session: AioSession | None = None) -> st
     return None if region is None else str(region)
 
 
+def total_attempts(session: AioSession, default: int) -> int:
+    """How many times botocore tries a request: the user's own AWS setting where there is one
+    (``AWS_MAX_ATTEMPTS``, ``max_attempts`` in the profile), as the AWS CLI and SDKs do; else
+    ``default``."""
+    value = session.get_config_variable("max_attempts")
+    return default if value is None else max(1, int(value))
+
+
 class AwsClient:
     """One client per open store: created on :meth:`open`, released on :meth:`close`."""
 

@@ -70,6 +70,11 @@ class RestoreAlreadyInProgress(PermanentStoreError):
     """A restore of the object was requested before and is still running."""
 
 
+class RestoreNotSupported(PermanentStoreError):
+    """The store refuses restore requests as an operation it does not offer (an S3-compatible
+    server without the restore API: ``MethodNotAllowed``, ``NotImplemented``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     """What a store can do, declared as data so that the generic driver can plan around it."""

@@ -19,11 +19,12 @@ from typing import Any, Self
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
+from aiohttp.payload import BytesPayload, Payload
 
 from uploader.archive import S3_COLD_CLASSES
-from uploader.config import S3StoreConfig, StorageClass
+from uploader.config import CONNECT_TIMEOUT, READ_TIMEOUT, S3StoreConfig, StorageClass
 from uploader.object_lock import LockPolicy, ObjectLock, object_lock_for
-from uploader.stores.aws_client import AwsClient, AwsStore
+from uploader.stores.aws_client import AwsClient, AwsStore, total_attempts
 from uploader.stores.base import (
     READ_CHUNK,
     BucketLock,
@@ -42,7 +43,7 @@ from uploader.stores.base import (
     TransientStoreError,
     UploadNotFound,
 )
-from uploader.stores.s3_errors import ObjectLockUnavailable
+from uploader.stores.s3_errors import NO_RESTORE_API, ObjectLockUnavailable
 from uploader.stores.s3_errors import errors as _errors
 from uploader.stores.s3_lock import (
     ensure_retention,
@@ -54,16 +55,35 @@ from uploader.stores.s3_lock import (
 S3_CAPABILITIES = Capabilities(min_part_size=5 * MiB, max_part_size=5 * GiB, max_parts=10_000)
 
 
-def _part_body_as_view(params: dict[str, Any], **_: Any) -> None:
-    """Send a part held in a bytearray as a memoryview of it.
+class _PartBody(BytesPayload):
+    """A part's bytes as aiohttp sends them, without a copy, and as botocore sends them again.
 
-    aiohttp copies a bytearray body (it slices it) before sending, a memoryview it does not:
-    16 MiB less to copy per part. botocore's parameter validation refuses memoryviews, so the
-    swap is made after it, just before the request is built.
+    aiohttp copies a bytearray body (it slices it) before sending, a view it does not: 16 MiB
+    less to copy per part. botocore rewinds a body before it retries a request (a 503 SlowDown,
+    a reset connection) and cannot rewind a bare memoryview, which turned one transient error
+    into a failed part. A payload of bytes in memory has nothing to rewind: :meth:`seek` is
+    all botocore needs, and aiohttp sends a payload it is given as it is.
     """
+
+    def __init__(self, data: bytearray) -> None:
+        # Payload.__init__, not BytesPayload's: that one warns about large bodies in memory,
+        # which is what a part is by design (its size is bounded by the driver's tokens).
+        Payload.__init__(self, memoryview(data), content_type="application/octet-stream")
+        self._size = len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Rewind for a retry: the bytes are in memory, every send starts at the first."""
+        return 0
+
+
+def _part_body_as_view(params: dict[str, Any], **_: Any) -> None:
+    """Send a part held in a bytearray as a :class:`_PartBody` (no copy, can be resent).
+
+    botocore's parameter validation refuses anything but bytes-like and file-like bodies, so
+    the swap is made after it, just before the request is built."""
     body = params.get("body")
     if isinstance(body, bytearray):
-        params["body"] = memoryview(body)
+        params["body"] = _PartBody(body)
 
 
 class S3Store(AwsStore):
@@ -82,6 +102,8 @@ class S3Store(AwsStore):
         endpoint_url: str | None = None,
         retry_mode: str = "standard",
         max_attempts: int = 5,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
         max_connections: int = 32,
         capabilities: Capabilities | None = None,
         session: AioSession | None = None,
@@ -92,7 +114,15 @@ class S3Store(AwsStore):
         self.prefix = prefix
         self.storage_class = storage_class
         self.config: S3StoreConfig = S3StoreConfig(
-            bucket, prefix, storage_class, region, profile, endpoint_url, object_lock=object_lock
+            bucket,
+            prefix,
+            storage_class,
+            region,
+            profile,
+            endpoint_url,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            object_lock=object_lock,
         )
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock_checked = False
@@ -101,7 +131,13 @@ class S3Store(AwsStore):
         self._endpoint_url = endpoint_url
         self._session = session if session is not None else AioSession(profile=profile)
         self._config = AioConfig(
-            retries={"mode": retry_mode, "max_attempts": max_attempts},
+            # max_attempts counts retries (botocore's legacy name); the user's AWS setting wins.
+            retries={
+                "mode": retry_mode,
+                "total_max_attempts": total_attempts(self._session, max_attempts + 1),
+            },
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
             max_pool_connections=max_connections,
             # Every part carries its SHA-256 checksum, which S3 verifies: hashing the body once
             # more for the SigV4 signature (botocore does on plain http) would only cost time.
@@ -298,7 +334,7 @@ class S3Store(AwsStore):
         (``RestoreAlreadyInProgress``)."""
         request = {"Days": days, "GlacierJobParameters": {"Tier": tier}}
         try:
-            with _errors(f"requesting a restore of {key}"):
+            with _errors(f"requesting a restore of {key}", NO_RESTORE_API):
                 r = await self.client.restore_object(
                     Bucket=self.bucket, Key=self._key(key), RestoreRequest=request
                 )

@@ -9,7 +9,7 @@ socket raises become our types too.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -30,6 +30,7 @@ from uploader.stores.base import (
     ObjectNotFound,
     PermanentStoreError,
     RestoreAlreadyInProgress,
+    RestoreNotSupported,
     StoreError,
     TransientStoreError,
     UploadNotFound,
@@ -70,15 +71,27 @@ _TRANSIENT = frozenset(
 )
 
 
+# RestoreObject refused as an operation the server does not have (SeaweedFS and other
+# S3-compatible servers); elsewhere these codes mean a refused request like any other.
+NO_RESTORE_API: Mapping[str, type[PermanentStoreError]] = {
+    "MethodNotAllowed": RestoreNotSupported,
+    "NotImplemented": RestoreNotSupported,
+}
+
+
 @contextlib.contextmanager
-def errors(what: str) -> Iterator[None]:
-    """Translate botocore errors into the store's error types (the only place that sees them)."""
+def errors(
+    what: str, codes: Mapping[str, type[PermanentStoreError]] | None = None
+) -> Iterator[None]:
+    """Translate botocore errors into the store's error types (the only place that sees them);
+    ``codes`` says what some error codes mean for this call, before the store-wide ones."""
     try:
         yield
     except StoreError:
         raise
     except ClientError as exc:
-        raise client_error(exc, what, transient=_TRANSIENT, by_code=_BY_CODE) from exc
+        by_code = _BY_CODE if codes is None else {**_BY_CODE, **codes}
+        raise client_error(exc, what, transient=_TRANSIENT, by_code=by_code) from exc
     except NoCredentialsError as exc:
         raise credentials_missing(what, exc) from exc
     except PartialCredentialsError as exc:

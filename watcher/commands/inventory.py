@@ -17,8 +17,10 @@ from localbackup.configkit import format_size
 from uploader.catalogue import Catalogue
 from uploader.maintenance import MaintenanceReport, ReconcileKind
 from uploader.stores import StoreNotAvailable
+from watcher import output
 from watcher.commands.parsers import add_command
-from watcher.exitcodes import OK, USAGE, WARNINGS
+from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
+from watcher.hints import fix_for
 from watcher.maintenance_loop import maintenance_pass
 from watcher.outcomes import Outcomes
 
@@ -32,7 +34,7 @@ LABELS: dict[ReconcileKind, str] = {
     "missing": "MISSING (in the catalogue, absent from the store)",
     "mismatch": "MISMATCH (size or checksum differs)",
     "deletion_confirmed": "deletion confirmed",
-    "deletion_failed": "DELETION NOT EFFECTIVE",
+    "deletion_failed": "still listed after its deletion",
     "not_judged": "too recent for this listing (not judged)",
 }
 
@@ -95,7 +97,19 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         return USAGE
     finally:
         outcomes.close()
-    return print_report(report)
+    code = print_report(report)
+    return could_not_reach(report, config) or code
+
+
+def could_not_reach(report: MaintenanceReport, config: AppConfig) -> int | None:
+    """FAILURE (said, with how to fix it) when the pass could not learn what the store holds:
+    the command did not do its job. None otherwise."""
+    if report.failure is None:
+        return None
+    output.error(
+        str(report.failure), fix=fix_for(report.failure, config), event="maintenance.unreachable"
+    )
+    return FAILURE
 
 
 async def _run(
@@ -124,7 +138,7 @@ async def _run(
 
 def print_report(report: MaintenanceReport) -> int:
     """Print what a pass found; returns the exit code (3 for problems, MISSING or mismatched
-    archives, and deletions that did not take effect)."""
+    archives, and deletions that did not take effect even when asked again)."""
     print(f"store {report.store}: {report.inventory_status}")
     rec = report.reconciliation
     warn = bool(report.problems)
@@ -142,8 +156,10 @@ def print_report(report: MaintenanceReport) -> int:
             for a in items:
                 size = f" ({format_size(a.listed.size)})" if a.listed else ""
                 name = a.key or (a.listed.store_id if a.listed else "?")
-                print(f"    {name}{size}: {a.detail}")
-        warn = warn or any(rec.of(k) for k in ("missing", "mismatch", "deletion_failed"))
+                again = "; deleted again" if a.key in report.deleted_again else ""
+                print(f"    {name}{size}: {a.detail}{again}")
+        not_deleted = [a for a in rec.of("deletion_failed") if a.key not in report.deleted_again]
+        warn = warn or bool(rec.of("missing") or rec.of("mismatch") or not_deleted)
         if rec.of("missing"):
             print(
                 "  MISSING archives were uploaded before this listing but are not in it: "

@@ -17,6 +17,7 @@ from localbackup.configkit import format_size
 from uploader.catalogue import Catalogue
 from uploader.maintenance import PrunePlan, may_upload
 from uploader.stores import StoreNotAvailable
+from watcher.commands.inventory import could_not_reach
 from watcher.commands.parsers import add_command
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
 from watcher.maintenance_loop import maintenance_pass
@@ -73,7 +74,8 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         outcomes.close()
     for p in report.problems:
         print(f"problem: {p}", file=sys.stderr)
-    if report.plan is None:
+    failed = could_not_reach(report, config)
+    if report.plan is None or failed is not None:
         return FAILURE
     if not printed:
         print_plan(report.plan, dry_run=args.dry_run)

@@ -30,6 +30,7 @@ from uploader.restore import (
     RestoreDeclined,
     RestoreError,
     RestoreRequest,
+    already_restored,
     check_target_first,
     restore_from_spool,
     restore_from_store,
@@ -144,9 +145,11 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     except PointInTimeError as exc:
         return _usage(str(exc))
     ui = TerminalUI()
-    refused = _target_refused(request, ui)
-    if refused is not None:
-        return refused
+    settled = _done_already(request, config)
+    if settled is None:
+        settled = _target_refused(request, ui)
+    if settled is not None:
+        return settled
     try:
         stats = _restore(request, config, ui)
     except (PointInTimeError, StoreNotAvailable, RestoreDeclined) as exc:
@@ -179,6 +182,22 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     )
     testpoints.pause("restore.after_done")
     return WARNINGS if stats.warnings else OK
+
+
+def _done_already(request: RestoreRequest, config: AppConfig) -> int | None:
+    """``--resume`` of a restore that finished (stopped right after its end): says so, OK."""
+    if not request.retrieval.resume:
+        return None
+    with Catalogue.in_state_dir(config.state_dir) as catalogue:
+        done = already_restored(catalogue, request)
+    if done is None:
+        return None
+    print(
+        f"the restore into {request.to} finished on {done.finished_at:%Y-%m-%d %H:%M} UTC "
+        f"(cycle {done.cycle_id}, increment {done.increment}, from {done.key} in "
+        f"{done.store}): nothing to resume"
+    )
+    return OK
 
 
 def _target_refused(request: RestoreRequest, ui: TerminalUI) -> int | None:

@@ -19,10 +19,12 @@ from localbackup.configkit import format_duration
 from localbackup.spool import Spool
 from uploader.catalogue import (
     Catalogue,
+    UploadRetry,
     inventory_state,
     open_failures,
     open_flags,
     prune_inputs,
+    upload_retries,
 )
 from uploader.maintenance import pending_jobs
 from uploader.window import local_now
@@ -110,6 +112,16 @@ def _waiting(config: AppConfig, catalogue: Catalogue) -> dict[str, list[dict[str
     }
 
 
+def _retry(r: UploadRetry) -> dict[str, Any]:
+    return {
+        "cycle_id": r.cycle_id,
+        "since": iso(r.since),
+        "reason": r.reason,
+        "next_at": iso(r.next_at),
+        "attempts": r.attempts,
+    }
+
+
 def upload_window(config: AppConfig, now: datetime) -> dict[str, Any] | None:
     """``[upload] window``: open or not at ``now`` (local time), and when it next opens/closes."""
     window = config.upload.window
@@ -138,6 +150,7 @@ def collect(config: AppConfig, now: datetime | None = None) -> dict[str, Any]:
         flags = open_flags(cat, store)
         queue = _waiting(config, cat)
         locked = [a.locked_until for a in prune_inputs(cat, store) if a.ours]
+        retries = [r for r in upload_retries(cat) if r.store == store]
     newest = max(archives, key=lambda a: a.uploaded_at, default=None)
     failure = failures[0] if failures else None
     return {
@@ -158,6 +171,7 @@ def collect(config: AppConfig, now: datetime | None = None) -> dict[str, Any]:
             }
             for u in uploads
         ],
+        "retrying": [_retry(r) for r in retries],
         "last_success": None
         if newest is None
         else {
@@ -238,6 +252,12 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         print(
             f"uploading {u['cycle_id']}: {size(u['bytes_done'])} of {size(u['total_size'])} "
             f"({count(u['parts_done'], 'part')} done), started {when(_t(u['started_at']))}"
+        )
+    for r in s["retrying"]:
+        nxt = f"; next at {when(_t(r['next_at']))}" if r["next_at"] else ""
+        print(
+            f"retrying {r['cycle_id']} since {when(_t(r['since']))}: {r['reason']} "
+            f"({count(r['attempts'], 'attempt')}{nxt})"
         )
     ls = s["last_success"]
     print(

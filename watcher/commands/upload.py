@@ -35,7 +35,14 @@ from uploader.catalogue import (
 )
 from uploader.pacing import Pace, UploadPaused, upload_pace
 from uploader.stores import Store, StoreError, StoreNotAvailable, open_store
-from uploader.upload import UPLOAD_FAILURES, UploadReport, archive_doubt, upload_cycle
+from uploader.upload import (
+    FLAGGED_MISSING,
+    UPLOAD_FAILURES,
+    CycleBusy,
+    UploadReport,
+    archive_doubt,
+    upload_cycle,
+)
 from uploader.window import local_now
 from watcher import output
 from watcher.commands.parsers import add_command
@@ -85,7 +92,7 @@ def add_parser(subparsers: Subparsers) -> None:
         "--force",
         action="store_true",
         help="upload CYCLE even if its archive was pruned from the store, or again if its"
-        " archive is unconfirmed or flagged MISSING",
+        " archive is unconfirmed (one flagged MISSING is sent again by 'upload CYCLE' alone)",
     )
     p.add_argument(
         "--now",
@@ -126,13 +133,25 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
 def _named(
     args: argparse.Namespace, config: AppConfig, catalogue: Catalogue, store: str
 ) -> list[Path] | int:
-    """``upload CYCLE``: the cycle, or the exit code of a refusal."""
+    """``upload CYCLE``: the cycle, or the exit code of a refusal (said why and what can be
+    done). An archive flagged MISSING is sent again without ``--force``."""
     cycles_root = config.backup.spool_dir / CYCLES
     cycle_dir = cycles_root / args.cycle
+    found = None if "/" in args.cycle else catalogue.find_archive(store, args.cycle)
+    doubt = None if found is None else archive_doubt(catalogue, found)
     if "/" in args.cycle or not (cycle_dir / CYCLE_JSON).is_file():
+        if doubt == FLAGGED_MISSING:
+            print(
+                f"glacier-backup: the archive of cycle {args.cycle} is flagged MISSING in "
+                f"{store}, and the cycle is no longer in {cycles_root}: it cannot be sent "
+                "again. Run 'glacier-backup inventory' to look at the store again (a flag that "
+                "clears was a late listing); if it is really gone, 'glacier-backup backup "
+                "--full' starts a new cycle that protects everything as it is now",
+                file=sys.stderr,
+            )
+            return FAILURE
         print(f"glacier-backup: no sealed cycle {args.cycle!r} in {cycles_root}", file=sys.stderr)
         return USAGE
-    found = catalogue.find_archive(store, args.cycle)
     when = pruned_at(catalogue, store, args.cycle)
     if when is not None and not args.force and found is None:
         print(
@@ -142,15 +161,13 @@ def _named(
             file=sys.stderr,
         )
         return FAILURE
-    if args.force and found is not None:
-        doubt = archive_doubt(catalogue, found)
-        if doubt is None:
-            print(
-                f"{args.cycle}: already archived in {store} and confirmed; "
-                "--force uploads again only an unconfirmed or MISSING archive"
-            )
-        else:
-            print(f"{args.cycle}: the archive in {store} is {doubt}: uploading again")
+    if found is not None and (doubt == FLAGGED_MISSING or (args.force and doubt is not None)):
+        print(f"{args.cycle}: the archive in {store} is {doubt}: uploading again")
+    elif found is not None and args.force:
+        print(
+            f"{args.cycle}: already archived in {store} and confirmed; "
+            "--force uploads again only an unconfirmed or MISSING archive"
+        )
     return [cycle_dir]
 
 
@@ -263,9 +280,14 @@ async def _upload_one(cycle_dir: Path, run: _Run, report: UploadReport) -> bool:
                 config.upload,
                 progress,
                 force=run.force,
+                resend_missing=True,  # only named or waiting cycles come here
                 pace=run.pace,
                 report=report,
             )
+        except CycleBusy as exc:  # the other process finishes it: not a failure
+            log.info("upload.skipped", cycle=cycle_id, reason=str(exc))
+            print(f"{cycle_id}: {exc}; left to it")
+            return True
         except UPLOAD_FAILURES as exc:
             await _failed(cycle_dir, run, exc)
             return False

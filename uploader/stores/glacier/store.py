@@ -29,8 +29,8 @@ import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
-from uploader.config import GlacierStoreConfig
-from uploader.stores.aws_client import AwsClient, AwsStore, default_region
+from uploader.config import CONNECT_TIMEOUT, READ_TIMEOUT, GlacierStoreConfig
+from uploader.stores.aws_client import AwsClient, AwsStore, default_region, total_attempts
 from uploader.stores.base import (
     Capabilities,
     GiB,
@@ -119,18 +119,33 @@ class GlacierStore(AwsStore):
         endpoint_url: str | None = None,
         max_attempts: int = 5,
         max_connections: int = 16,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
         session: AioSession | None = None,
     ) -> None:
         self.vault = vault
         self.account_id = account_id
         self._session = session if session is not None else AioSession(profile=profile)
         self.region = region or default_region(profile, self._session)
-        self.config = GlacierStoreConfig(vault, account_id, self.region, profile, endpoint_url)
+        self.config = GlacierStoreConfig(
+            vault,
+            account_id,
+            self.region,
+            profile,
+            endpoint_url,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
         self._capabilities = GLACIER_CAPABILITIES
         self._endpoint_url = endpoint_url
         self._config = AioConfig(
             # botocore's max_attempts counts retries; total_max_attempts is the attempt count.
-            retries={"mode": "standard", "total_max_attempts": max_attempts},
+            retries={
+                "mode": "standard",
+                "total_max_attempts": total_attempts(self._session, max_attempts),
+            },
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
             max_pool_connections=max_connections,
         )
         self._aws = AwsClient(
