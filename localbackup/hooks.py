@@ -33,9 +33,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import structlog
+from localbackup.logevents import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 OUTPUT_TAIL = 8000  # characters of a hook's output kept in the log
 Phase = Literal["before", "after"]

@@ -192,8 +192,13 @@ class PathSelection:
 
     def unmatched(self, records: Mapping[bytes, Record]) -> list[str]:
         """The patterns that select none of ``records`` (an index's path -> record)."""
+        return self.unmatched_in(records.items())
+
+    def unmatched_in(self, items: Iterable[tuple[bytes, Record]]) -> list[str]:
+        """The patterns that select none of ``items`` (an index's (path, record) pairs, as a
+        stream: nothing is kept)."""
         left = list(self.patterns)
-        for path, rec in records.items():
+        for path, rec in items:
             is_dir = rec[9] == _DIR
             left = [p for p in left if not p.selects(path, is_dir)]
             if not left:

@@ -20,14 +20,13 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import structlog
-
+from localbackup.logevents import get_logger
 from uploader.pacing import Pace, UploadPaused
 from uploader.payload import PartPlan, PayloadSource
 from uploader.stores import ObjectInfo, PartInfo, Store, TransientStoreError
 from uploader.stores.glacier import tree_hash
 
-log = structlog.get_logger("uploader.multipart")
+log = get_logger("uploader.multipart")
 
 ProgressCallback = Callable[[int, int], None]  # (bytes done, total bytes)
 PartCallback = Callable[[PartInfo], Awaitable[None]]

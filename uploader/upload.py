@@ -22,12 +22,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import structlog
-from structlog.contextvars import bound_contextvars
-
 from localbackup import testpoints
-from localbackup.formats import CYCLE_JSON, FormatError, SealedCycle, load_sealed_cycle
-from localbackup.spool import CYCLES
+from localbackup.formats import FormatError, SealedCycle, load_sealed_cycle
+from localbackup.logevents import bound_fields, get_logger
 from uploader.archive import ArchiveMetadata, object_key
 from uploader.bundle import BundleError, BundleReader, VerifyingBundle, cycle_sha256
 from uploader.catalogue import (
@@ -38,7 +35,6 @@ from uploader.catalogue import (
     drop_archive,
     open_flags,
     pruned_at,
-    pruned_cycle_ids,
 )
 from uploader.config import EncryptionConfig, UploadConfig
 from uploader.crypto import (
@@ -59,6 +55,7 @@ from uploader.multipart import (
 )
 from uploader.pacing import Pace, UploadPaused
 from uploader.payload import EncryptedPayload, PartPlan, PayloadSource, choose_part_size
+from uploader.pending import pending_cycle_dirs, sealed_cycle_dirs
 from uploader.stores import (
     ObjectInfo,
     PartInfo,
@@ -68,22 +65,7 @@ from uploader.stores import (
 )
 from uploader.upload_resume import Resume, find_resume, finish_upload, upload_pin
 
-log = structlog.get_logger("uploader.upload")
-
-
-def sealed_cycle_dirs(spool_dir: Path) -> list[Path]:
-    """Every sealed cycle in the spool, oldest first."""
-    root = spool_dir / CYCLES
-    if not root.is_dir():
-        return []
-    return sorted(p.parent for p in root.glob(f"*/{CYCLE_JSON}"))
-
-
-def pending_cycle_dirs(spool_dir: Path, catalogue: Catalogue, store: str) -> list[Path]:
-    """Sealed cycles that have no archive in ``store`` yet and were never pruned from it."""
-    done = {a.cycle_id for a in catalogue.archives(store=store)}
-    done |= pruned_cycle_ids(catalogue, store)
-    return [d for d in sealed_cycle_dirs(spool_dir) if d.name not in done]
+log = get_logger("uploader.upload")
 
 
 @dataclass(slots=True)
@@ -200,7 +182,7 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
     cycle = await asyncio.to_thread(load_sealed_cycle, cycle_dir)
     # One process uploads a cycle at a time (CycleBusy otherwise): two would race each other
     # through the catalogue and the store, and each could abort the other's upload as a stray.
-    with bound_contextvars(cycle=cycle.cycle_id), cycle_lock(catalogue.state_dir, cycle.cycle_id):
+    with bound_fields(cycle=cycle.cycle_id), cycle_lock(catalogue.state_dir, cycle.cycle_id):
         report = report if report is not None else UploadReport()
         again: tuple[str, ...] = (FLAGGED_MISSING, UNCONFIRMED) if force else ()
         if resend_missing and not force:

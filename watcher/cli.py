@@ -64,6 +64,20 @@ def version() -> str:
         return "unknown (not installed)"
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the installed version, looked up only when asked for (reading the
+    package metadata costs more than the start-up of a whole command)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **_: object) -> None:
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show the version"
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"glacier-backup {version()}")
+        parser.exit()
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The command line; only ``command``'s module is imported when it is known."""
     parser = argparse.ArgumentParser(
@@ -71,7 +85,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         description="Incremental local backups, sealed into cycles and uploaded encrypted to "
         "cold storage. 'glacier-backup COMMAND --help' describes each command, with examples.",
     )
-    parser.add_argument("--version", action="version", version=f"glacier-backup {version()}")
+    parser.add_argument("--version", action=_VersionAction)
     parser.add_argument(
         "--config",
         type=Path,

@@ -7,7 +7,6 @@ store never uploads an archive unlocked), so the user hears it before that.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +47,8 @@ def check_object_lock(store: StoreConfig) -> LockCheck | None:
     """Ask the bucket (None when ``object_lock`` is not set)."""
     if not isinstance(store, S3StoreConfig) or store.object_lock is None:
         return None
+    import asyncio  # here: status without Object Lock never loads it
+
     return asyncio.run(_check(store))
 
 

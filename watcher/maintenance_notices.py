@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-import structlog
-
+from localbackup.logevents import get_logger
 from uploader import catalogue as cm
 from uploader.catalogue import Catalogue, EventKind, FlagKind
 from uploader.maintenance import MaintenanceReport
@@ -20,7 +19,7 @@ from uploader.stores import Store
 from watcher.notify.events import NoticeEvent
 from watcher.outcomes import Outcomes
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 OVER: EventKind = "over_budget"  # catalogue events: the budget's state in the last pass
 WITHIN: EventKind = "within_budget"

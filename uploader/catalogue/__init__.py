@@ -75,6 +75,13 @@ from uploader.catalogue.operations import (
     operations,
     record_operation,
 )
+from uploader.catalogue.pathversions import (
+    PathPrefilter,
+    PathVersion,
+    find_path_versions,
+    path_roots,
+    searchable_cycles,
+)
 from uploader.catalogue.pruning import (
     confirm_deletion,
     pending_deletions,
@@ -144,6 +151,8 @@ __all__ = [
     "MigrationRecord",
     "MigrationState",
     "OperationRecord",
+    "PathPrefilter",
+    "PathVersion",
     "PendingDeletion",
     "PlannedArchive",
     "PruneArchive",
@@ -165,6 +174,7 @@ __all__ = [
     "drop_archive",
     "drop_copy",
     "drop_retrieval",
+    "find_path_versions",
     "find_retrieval",
     "flag_archive",
     "foreign_archives",
@@ -195,6 +205,7 @@ __all__ = [
     "open_failures",
     "open_flags",
     "operations",
+    "path_roots",
     "pending_deletions",
     "prune_inputs",
     "pruned_at",
@@ -217,6 +228,7 @@ __all__ = [
     "requeue_unconfirmed",
     "retry_failed_migrations",
     "save_job",
+    "searchable_cycles",
     "set_archive_id",
     "set_download",
     "set_locked_until",

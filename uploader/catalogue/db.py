@@ -81,6 +81,16 @@ class Catalogue(Closing):
         with self._tx() as db:
             yield db
 
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction (a consistent snapshot) for queries that stream their rows."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            finally:
+                self._db.execute("COMMIT")
+
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Rows of one read-only statement."""
         with self._lock:
@@ -106,8 +116,11 @@ class Catalogue(Closing):
                     f"{len(MIGRATIONS)}: upgrade glacier-backup"
                 )
             for i in range(version, len(MIGRATIONS)):
-                for statement in MIGRATIONS[i]:
-                    db.execute(statement)
+                for step in MIGRATIONS[i]:
+                    if callable(step):
+                        step(db)
+                    else:
+                        db.execute(step)
             db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
 
     @property

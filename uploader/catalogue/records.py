@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from localbackup.index import Index, read_index
 from uploader.stores import PartInfo, Tier
+
+if TYPE_CHECKING:
+    from localbackup.index import Index
 
 
 class UploadState(StrEnum):
@@ -208,6 +210,8 @@ class StoredIndex:
 
     def load(self) -> Index:
         """The index, parsed."""
+        from localbackup.index import read_index  # zstandard only where an index is read
+
         return read_index(io.BytesIO(self.data))
 
 

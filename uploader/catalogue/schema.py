@@ -7,13 +7,28 @@ tables, by the module that reads and writes them: ``uploads``, ``upload_parts``,
 ``archive_flags`` (:mod:`.findings`), ``prune_decisions``, ``pending_deletions`` (:mod:`.pruning`),
 ``retrievals``, ``retrieval_ranges`` (:mod:`.retrievals`), ``operations`` (:mod:`.operations`),
 ``sealed_cycles`` (:mod:`.indexes`), ``restores`` (:mod:`.restores`), ``upload_retries``
-(:mod:`.retries`), ``migrations``, ``migration_requests``, ``migration_ranges``,
-``migration_parts`` (:mod:`.migrations`).
+(:mod:`.retries`), ``version_cycles``, ``paths``, ``path_versions`` (:mod:`.pathversions`),
+``migrations``, ``migration_requests``, ``migration_ranges``, ``migration_parts``
+(:mod:`.migrations`).
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[tuple[str, ...]] = [
+import sqlite3
+from collections.abc import Callable
+
+
+def _backfill_path_versions(db: sqlite3.Connection) -> None:
+    from uploader.catalogue.pathversions import backfill
+
+    backfill(db)
+
+
+#: A step is an SQL statement, or a function run on the connection (a backfill) in the same
+#: transaction.
+Step = str | Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: list[tuple[Step, ...]] = [
     (
         """
         CREATE TABLE uploads (
@@ -272,6 +287,43 @@ MIGRATIONS: list[tuple[str, ...]] = [
             PRIMARY KEY (store, cycle_id)
         )
         """,
+    ),
+    (
+        # `files PATTERN` without reading every stored index (pathversions.py): each path once,
+        # indexed by itself and by its last component, and one row per version span of a path
+        # in a cycle; filled by remember_cycle_indexes, backfilled here from cycle_indexes.
+        """
+        CREATE TABLE version_cycles (
+            id INTEGER PRIMARY KEY,
+            host TEXT NOT NULL,
+            cycle_id TEXT NOT NULL,
+            increments INTEGER NOT NULL,
+            UNIQUE (host, cycle_id)
+        )
+        """,
+        """
+        CREATE TABLE paths (
+            id INTEGER PRIMARY KEY,
+            path BLOB NOT NULL UNIQUE,
+            name BLOB NOT NULL
+        )
+        """,
+        """
+        CREATE INDEX paths_name ON paths (name)
+        """,
+        """
+        CREATE TABLE path_versions (
+            path INTEGER NOT NULL,
+            cycle INTEGER NOT NULL,
+            first INTEGER NOT NULL,
+            last INTEGER NOT NULL,
+            type INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            PRIMARY KEY (path, cycle, first)
+        ) WITHOUT ROWID
+        """,
+        _backfill_path_versions,
     ),
     (
         # Migrations out of a Glacier vault (migrations.py): one row per source archive and

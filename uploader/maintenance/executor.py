@@ -34,10 +34,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
-import structlog
-
 from localbackup import testpoints
 from localbackup.configkit import DAY
+from localbackup.logevents import get_logger
 from uploader import catalogue as cm
 from uploader.archive import ArchiveMetadata, parse_object_key
 from uploader.catalogue import Catalogue, FlagKind
@@ -52,7 +51,7 @@ from uploader.maintenance.retention import RetentionConfig
 from uploader.object_lock import locked_at
 from uploader.stores import InventoryJobs, ObjectInfo, ObjectNotFound, Store, StoreError
 
-log = structlog.get_logger("uploader.maintenance.executor")
+log = get_logger("uploader.maintenance.executor")
 
 
 @dataclass(frozen=True, slots=True)

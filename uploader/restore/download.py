@@ -35,9 +35,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Unpack
 
-import structlog
-
 from localbackup import testpoints
+from localbackup.logevents import get_logger
 from localbackup.paths import ensure_private_dir
 from localbackup.staging import RETRIEVAL_NAME, stages_inside
 from uploader import catalogue as cr
@@ -56,7 +55,7 @@ from uploader.stores import (
 )
 from uploader.stores.glacier import JobOutputExpired, tree_hash_ranges
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_RANGE = 32 * MiB
 DEFAULT_PARALLEL = 4

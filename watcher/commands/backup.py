@@ -13,10 +13,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import structlog
-
 from localbackup.configkit import format_size
 from localbackup.hooks import HookFailed
+from localbackup.logevents import get_logger
 from localbackup.sources import NothingToBackUp
 from localbackup.spool import BackupRecord, Spool
 from localbackup.step import StepResult, run_backup_step, seal_open_cycle
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
     from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _SHOWN_WARNINGS = 50
 

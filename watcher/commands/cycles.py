@@ -31,7 +31,7 @@ from uploader.maintenance import storage_class_for
 from watcher.commands.parsers import add_command
 from watcher.exitcodes import OK
 from watcher.humanize import count, iso, size, when
-from watcher.markers import failed_markers, reason_of
+from watcher.markerfiles import failed_markers, reason_of
 
 if TYPE_CHECKING:
     from watcher.commands.parsers import Subparsers

@@ -14,10 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import structlog
-
 from localbackup.configkit import format_size
 from localbackup.extract import ExtractOptions
+from localbackup.logevents import get_logger
 from localbackup.pathmatch import NoPathMatch
 from localbackup.pointintime import PointInTimeError
 from localbackup.safepath import ExtractError
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
     from watcher.commands.parsers import Subparsers
 
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def add_parser(sub: Subparsers) -> None:

@@ -32,7 +32,7 @@ from watcher.commands.parsers import add_command
 from watcher.exitcodes import OK, WARNINGS
 from watcher.humanize import ago, count, iso, size, when
 from watcher.lock_check import check_object_lock
-from watcher.markers import FAILED, QUARANTINE
+from watcher.markerfiles import FAILED, QUARANTINE
 from watcher.upload_queue import upload_queue
 
 if TYPE_CHECKING:

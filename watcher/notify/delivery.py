@@ -24,12 +24,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import structlog
-
+from localbackup.logevents import get_logger
 from watcher.notify.config import NotifyConfig, UrlStyle
 from watcher.notify.events import Category, Notice
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 BACKOFF = (2.0, 10.0)  # pauses between the attempts of one delivery (3 attempts)
 CLOSE_TIMEOUT = 30.0

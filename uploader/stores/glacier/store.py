@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self
 
-import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
+from localbackup.logevents import get_logger
 from uploader.config import CONNECT_TIMEOUT, READ_TIMEOUT, GlacierStoreConfig
 from uploader.stores.aws_client import AwsClient, AwsStore, default_region, total_attempts
 from uploader.stores.base import (
@@ -85,7 +85,7 @@ __all__ = [
     "VaultNotFound",
 ]
 
-log = structlog.get_logger("uploader.stores.glacier.store")
+log = get_logger("uploader.stores.glacier.store")
 
 GLACIER_CAPABILITIES = Capabilities(
     min_part_size=MiB,

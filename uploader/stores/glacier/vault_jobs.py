@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import structlog
-
+from localbackup.logevents import get_logger
 from uploader.stores.aws_client import AwsClient
 from uploader.stores.base import TIER_NAMES, ObjectNotFound, PermanentStoreError, Tier
 from uploader.stores.glacier.jobs import (
@@ -27,7 +26,7 @@ from uploader.stores.glacier.jobs import (
 )
 from uploader.stores.glacier.wire import NoInventoryYet, errors, vault_args, verified_stream
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class VaultJobs:
