@@ -58,7 +58,10 @@ class NoPathMatch(ValueError):
         if self.suggestions:
             hint = f"did you mean {_either(self.suggestions)}?"
         else:
-            hint = "'glacier-backup files' lists the backed-up paths"
+            hint = (
+                "'glacier-backup files PATTERN' lists the backed-up paths and the points in "
+                "time that have them (a deleted file: restore --at an earlier increment)"
+            )
         super().__init__(f"no backed-up path matches {shown}; {hint}")
 
 

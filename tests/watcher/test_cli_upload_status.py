@@ -160,6 +160,7 @@ def test_cycles_open_sealed_missing(tmp_path: Path) -> None:
     cycles = json.loads(p.run("cycles", "--json").stdout)["cycles"]
     assert [c["state"] for c in cycles] == ["MISSING", "open"]
     assert len(cycles[0]["increments"]) == 2 and cycles[1]["location"] == "spool"
+    assert cycles[0]["location"] == "spool"  # the store lost it: only the spool has it
 
 
 def test_status_in_words(tmp_path: Path) -> None:

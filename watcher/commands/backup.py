@@ -81,9 +81,13 @@ def run_backup(args: argparse.Namespace, config: AppConfig) -> int:
                 config.backup, config.watch.marker_dir, force_full=args.full, progress=progress
             )
     except Exception as exc:
-        spool.record_result(BackupRecord(datetime.now(UTC), "failed", message=str(exc)))
+        # Said first: recording the result can fail for the same reason (a full spool).
         outcomes.emit(outcomes.notice(NoticeEvent.BACKUP_FAILED, error=str(exc)))
         outcomes.close()
+        try:
+            spool.record_result(BackupRecord(datetime.now(UTC), "failed", message=str(exc)))
+        except OSError as unrecorded:
+            output.warning(f"the failure could not be recorded for status: {unrecorded}")
         if isinstance(exc, NothingToBackUp):
             output.error(str(exc), event="backup.failed", missing=[str(m) for m in exc.missing])
             return FAILURE

@@ -15,6 +15,7 @@ from typing import Any
 from localbackup.configkit import format_size
 from uploader.restore import RestoreDeclined
 from watcher.exitcodes import USAGE
+from watcher.humanize import count
 
 
 class TerminalUI:
@@ -92,7 +93,7 @@ class TerminalUI:
                 )
 
                 self._bar = Progress(
-                    TextColumn("[bold]restore[/] {task.fields[files]:,} files"),
+                    TextColumn("[bold]restore[/] {task.fields[files]}"),
                     BarColumn(),
                     DownloadColumn(binary_units=True),
                     TimeRemainingColumn(),
@@ -100,8 +101,12 @@ class TerminalUI:
                     transient=True,
                 )
                 self._bar.start()
-                self._task = self._bar.add_task("restore", total=total or None, files=0)
-            self._bar.update(self._task, completed=done, total=total or None, files=files)
+                self._task = self._bar.add_task(
+                    "restore", total=total or None, files=count(0, "file")
+                )
+            self._bar.update(
+                self._task, completed=done, total=total or None, files=count(files, "file")
+            )
 
     def restoring_done(self) -> None:
         """Remove the restore's bar, if one is shown."""
