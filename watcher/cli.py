@@ -36,6 +36,7 @@ COMMANDS = {
     "config": "watcher.commands.config_cmd",
     "cycles": "watcher.commands.cycles",
     "restore-legacy": "watcher.commands.legacy",
+    "migrate": "watcher.commands.migrate",
 }
 INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 _GLOBAL_OPTIONS_WITH_VALUE = ("--config", "--log-level", "--log-format")

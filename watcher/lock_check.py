@@ -37,7 +37,8 @@ class LockCheck:
     def lines(self) -> list[str]:
         """What ``status`` and ``init`` print."""
         how = "auto: the storage class's minimum storage duration" if self.auto else "lock_for"
-        head = f"object lock: {self.mode}, {self.lock_days:g} days per archive ({how})"
+        days = f"{self.lock_days:g} {'day' if self.lock_days == 1 else 'days'}"
+        head = f"object lock: {self.mode}, {days} per archive ({how})"
         if self.problem is None:
             return [f"{head}; the bucket has Object Lock enabled"]
         return [head, f"WARNING: {self.problem}"]

@@ -72,6 +72,17 @@ def report_pass(
                     ),
                     catalogue,
                 )
+    if report.failure is not None:  # the store could not be asked: not a success
+        outcomes.emit(
+            outcomes.notice(
+                NoticeEvent.MAINTENANCE_FAILED,
+                duration=seconds,
+                error=str(report.failure),
+                details={"store": report.store},
+            ),
+            catalogue,
+        )
+        return
     outcomes.emit(
         outcomes.notice(
             NoticeEvent.MAINTENANCE_DONE,

@@ -347,4 +347,4 @@ async def test_prune_shows_the_early_deletion_fee_before_deleting(
     assert keys[0] in fee and "incurred" in fee
     assert printed.index(fee) < printed.index("DELETING NOW")
     assert printed.count("DELETING NOW") == 1 and printed.count(fee) == 1
-    assert "deleted 1 archive(s)" in printed
+    assert "deleted 1 archive;" in printed

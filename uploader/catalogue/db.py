@@ -251,23 +251,7 @@ class Catalogue(Closing):
             now if confirmed else None,
         )
         with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO archives (store, key, cycle_id, host, size,"
-                " plaintext_sha256, uploaded_at, confirmed_at, archive_id, locked_until)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.store,
-                    record.key,
-                    record.cycle_id,
-                    record.host,
-                    record.size,
-                    record.plaintext_sha256,
-                    to_db_time(now),
-                    to_db_time(now) if confirmed else None,
-                    archive_id or None,
-                    None if locked_until is None else to_db_time(locked_until),
-                ),
-            )
+            put_archive(db, record, archive_id, locked_until)
             db.execute("DELETE FROM uploads WHERE id = ?", (upload.id,))
             # Uploaded: whoever was retrying it (the service) is done (see retries.py).
             db.execute(
@@ -295,6 +279,32 @@ class Catalogue(Closing):
                 (store, store, cycle_id, cycle_id),
             ).fetchall()
         return [_archive_from_row(r) for r in rows]
+
+
+def put_archive(
+    db: sqlite3.Connection,
+    record: ArchiveRecord,
+    archive_id: str | None,
+    locked_until: datetime | None = None,
+) -> None:
+    """Record (or replace) an archive row, inside the caller's transaction."""
+    db.execute(
+        "INSERT OR REPLACE INTO archives (store, key, cycle_id, host, size, plaintext_sha256,"
+        " uploaded_at, confirmed_at, archive_id, locked_until)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            record.store,
+            record.key,
+            record.cycle_id,
+            record.host,
+            record.size,
+            record.plaintext_sha256,
+            to_db_time(record.uploaded_at),
+            None if record.confirmed_at is None else to_db_time(record.confirmed_at),
+            archive_id or None,
+            None if locked_until is None else to_db_time(locked_until),
+        ),
+    )
 
 
 _UPLOAD_COLUMNS = (

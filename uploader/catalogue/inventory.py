@@ -130,3 +130,21 @@ def record_inventory(
         )
         if job_id is not None:
             db.execute("DELETE FROM inventory_jobs WHERE store = ? AND job_id = ?", (store, job_id))
+
+
+def latest_inventory(
+    catalogue: Catalogue, store: str
+) -> tuple[datetime, list[dict[str, object]]] | None:
+    """The newest inventory fetched for ``store``: its InventoryDate and its archives, as
+    recorded (the fields of :class:`~uploader.maintenance.reconcile.ListedArchive`, times as
+    ISO 8601 text); None if none was ever fetched."""
+    rows = catalogue.query(
+        "SELECT inventory_date, archives FROM inventories WHERE store = ?"
+        " ORDER BY inventory_date DESC, id DESC LIMIT 1",
+        (store,),
+    )
+    if not rows:
+        return None
+    date, raw = rows[0]
+    items = json.loads(raw)
+    return db_time(date), [dict(a) for a in items]

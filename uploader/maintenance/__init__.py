@@ -19,9 +19,12 @@ if TYPE_CHECKING:
         MaintenanceReport,
         run_maintenance,
     )
+    from uploader.maintenance.inventory_pass import advance_inventory
     from uploader.maintenance.inventory_plan import InventorySettings, pending_jobs, plan_inventory
     from uploader.maintenance.orphans import plan_orphan_aborts
     from uploader.maintenance.prune import (
+        MIN_STORAGE_DAYS,
+        PRICE_PER_GB_MONTH,
         Decision,
         PrunePlan,
         PrunePolicy,
@@ -47,6 +50,7 @@ else:
                 "MaintenanceReport",
                 "run_maintenance",
             ),
+            ".inventory_pass": ("advance_inventory",),
             ".inventory_plan": (
                 "InventorySettings",
                 "pending_jobs",
@@ -54,6 +58,8 @@ else:
             ),
             ".orphans": ("plan_orphan_aborts",),
             ".prune": (
+                "MIN_STORAGE_DAYS",
+                "PRICE_PER_GB_MONTH",
                 "Decision",
                 "PrunePlan",
                 "PrunePolicy",
@@ -77,6 +83,8 @@ else:
     )
 
 __all__ = [
+    "MIN_STORAGE_DAYS",
+    "PRICE_PER_GB_MONTH",
     "Decision",
     "InventorySettings",
     "ListedArchive",
@@ -88,6 +96,7 @@ __all__ = [
     "ReconcileKind",
     "Reconciliation",
     "RetentionConfig",
+    "advance_inventory",
     "early_deletion_fee",
     "may_upload",
     "pending_jobs",

@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING
 from localbackup.lazyfront import lazy_front
 
 if TYPE_CHECKING:
+    from uploader.restore.download import fetch_verified
     from uploader.restore.from_spool import restore_from_spool
     from uploader.restore.from_store import choose_archive, restore_from_store
     from uploader.restore.legacy import (
         LEGACY_PASSPHRASE_ENV,
         LegacyArchiveError,
         LegacyPlan,
+        legacy_archive_name,
         list_legacy,
         parse_legacy_at,
         plan_restore,
@@ -58,11 +60,12 @@ if TYPE_CHECKING:
         restore_stream,
     )
     from uploader.restore.target import already_restored, check_target_first, confirm_replace
-    from uploader.restore.ui import RestoreDeclined, RestoreUI, RetrievalDeclined
+    from uploader.restore.ui import RestoreDeclined, RestoreUI, RetrievalDeclined, consent
 else:
     __getattr__ = lazy_front(
         __name__,
         {
+            ".download": ("fetch_verified",),
             ".from_spool": ("restore_from_spool",),
             ".from_store": (
                 "choose_archive",
@@ -72,6 +75,7 @@ else:
                 "LEGACY_PASSPHRASE_ENV",
                 "LegacyArchiveError",
                 "LegacyPlan",
+                "legacy_archive_name",
                 "list_legacy",
                 "parse_legacy_at",
                 "plan_restore",
@@ -111,6 +115,7 @@ else:
                 "RestoreDeclined",
                 "RestoreUI",
                 "RetrievalDeclined",
+                "consent",
             ),
         },
     )
@@ -140,8 +145,11 @@ __all__ = [
     "check_target_first",
     "choose_archive",
     "confirm_replace",
+    "consent",
+    "fetch_verified",
     "find_archives",
     "identities_for",
+    "legacy_archive_name",
     "list_legacy",
     "parse_legacy_at",
     "plan_restore",

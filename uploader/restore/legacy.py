@@ -49,6 +49,7 @@ __all__ = [
     "LegacyPoint",
     "LegacyResult",
     "choose_point",
+    "legacy_archive_name",
     "list_legacy",
     "parse_legacy_at",
     "plan_restore",
@@ -64,6 +65,9 @@ _MEMBER = re.compile(
     r"^(?P<ts>\d{14})_(?:full|incr_from_(?P<base>\d{14}))\.tar\.bz2(?P<enc>\.enc)?$"
 )
 _TIMESTAMP = re.compile(r"^\d{14}$")
+# The outer archive as the original tool named it; its vault description was the archive's
+# local path (``<backupArchiveLocalPath>/GlacierBackup-<ts>.tar[.enc]``).
+_ARCHIVE_NAME = re.compile(r"^GlacierBackup-\d{14}\.tar(?:\.enc)?$")
 _SALTED = b"Salted__"
 _DEFAULT_DIR_MODE = 0o755  # the old tool archived files only, never directories
 
@@ -114,6 +118,13 @@ class LegacyResult:
 
     plan: LegacyPlan
     stats: ExtractStats
+
+
+def legacy_archive_name(description: str) -> str | None:
+    """The archive's file name if ``description`` is one the original tool gave an archive in
+    a vault (its local path, ending ``GlacierBackup-<ts>.tar`` or ``.tar.enc``), else None."""
+    name = description.replace("\\", "/").rsplit("/", 1)[-1]
+    return name if _ARCHIVE_NAME.match(name) else None
 
 
 def read_points(members: Sequence[tuple[str, int]]) -> tuple[list[LegacyPoint], list[str]]:

@@ -19,6 +19,7 @@ from localbackup.configkit import format_duration
 from localbackup.spool import Spool
 from uploader.catalogue import (
     Catalogue,
+    FlagKind,
     UploadRetry,
     inventory_state,
     open_failures,
@@ -85,7 +86,7 @@ def _open_cycle(spool: Spool, config: AppConfig) -> dict[str, Any] | None:
         "last_increment": manifests[-1].number if manifests else None,
         "size": sum(m.tar.size + m.index.size for m in manifests),
         "seals_after_increment": config.backup.increments_per_cycle,
-        "full_every": every,
+        "full_every": None if every is None else int(every),  # seconds
         # the first backup after this time seals the cycle (full_every)
         "full_expires_at": iso(oc.created_at + timedelta(seconds=every)) if every else None,
     }
@@ -153,6 +154,8 @@ def collect(config: AppConfig, now: datetime | None = None) -> dict[str, Any]:
         retries = [r for r in upload_retries(cat) if r.store == store]
     newest = max(archives, key=lambda a: a.uploaded_at, default=None)
     failure = failures[0] if failures else None
+    missing = {f.key for f in flags if f.kind is FlagKind.MISSING}
+    stored = [a for a in archives if a.key not in missing]  # what the store holds
     return {
         "host": config.backup.host,
         "store": store,
@@ -189,7 +192,7 @@ def collect(config: AppConfig, now: datetime | None = None) -> dict[str, Any]:
             "reason": failure.detail,
             "at": iso(failure.at),
         },
-        "store_usage": {"archives": len(archives), "bytes": sum(a.size for a in archives)},
+        "store_usage": {"archives": len(stored), "bytes": sum(a.size for a in stored)},
         "jobs": [
             {
                 "kind": "inventory",
@@ -247,7 +250,8 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         print(f"  {w['cycle_id']}  {size(w['size'])}, sealed {when(_t(w['sealed_at']))}")
     for f in s["upload_failed"]:
         print(f"upload FAILED: {f['cycle_id']} ({size(f['size'])}): {f['reason']}")
-        print("  once the cause is fixed: glacier-backup upload --retry-failed")
+        if "--retry-failed" not in f["reason"]:  # the service's reason already says it
+            print("  once the cause is fixed: glacier-backup upload --retry-failed")
     for u in s["uploads_in_progress"]:
         print(
             f"uploading {u['cycle_id']}: {size(u['bytes_done'])} of {size(u['total_size'])} "

@@ -47,6 +47,7 @@ from watcher import output
 from watcher.commands.parsers import add_command
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
 from watcher.hints import AGAIN, fix_for
+from watcher.humanize import count
 from watcher.markerfiles import file_done, retry_failed
 from watcher.notify.events import NoticeEvent
 from watcher.outcomes import Outcomes, upload_done
@@ -212,7 +213,7 @@ def _send(todo: list[Path], run: _Run, *, now: bool) -> int:
     at = local_now()
     if window is not None and not window.is_open(at):
         print(
-            f"outside the upload window {window}: {len(todo)} cycle(s) wait until it opens "
+            f"outside the upload window {window}: {count(len(todo), 'cycle')} wait until it opens "
             f"at {window.next_open(at):%Y-%m-%d %H:%M %Z} (upload --now uploads anyway)"
         )
         return WARNINGS

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     )
     from uploader.stores.glacier.store import GlacierStore
     from uploader.stores.glacier.treehash import TreeHasher, combine_tree_hashes, tree_hash
-    from uploader.stores.glacier.wire import NoInventoryYet, VaultNotFound
+    from uploader.stores.glacier.wire import MissingTreeHash, NoInventoryYet, VaultNotFound
 else:
     __getattr__ = lazy_front(
         __name__,
@@ -47,6 +47,7 @@ else:
                 "tree_hash",
             ),
             ".wire": (
+                "MissingTreeHash",
                 "NoInventoryYet",
                 "VaultNotFound",
             ),
@@ -60,6 +61,7 @@ __all__ = [
     "InventoryArchive",
     "JobInfo",
     "JobOutputExpired",
+    "MissingTreeHash",
     "NoInventoryYet",
     "TreeHasher",
     "VaultNotFound",

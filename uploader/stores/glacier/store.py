@@ -392,8 +392,13 @@ class GlacierStore(AwsStore):
         return await self._jobs.get_inventory(job_id)
 
     def read_job_output(
-        self, job_id: str, start: int = 0, end: int | None = None
+        self,
+        job_id: str,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        require_tree_hash: bool = False,
     ) -> AsyncIterator[bytes]:
         """Bytes ``[start, end)`` of a job's output, checked (see
         :meth:`.vault_jobs.VaultJobs.read_job_output`)."""
-        return self._jobs.read_job_output(job_id, start, end)
+        return self._jobs.read_job_output(job_id, start, end, require_tree_hash=require_tree_hash)
