@@ -712,10 +712,32 @@ def ensure_files_catalogue(
         "increments": cycles * (CHAIN_STEPS + 1),
         "seconds": round(time.perf_counter() - t0, 1),
         "catalogue_bytes": catalogue,
+        **catalogue_tables(base / "state" / "catalogue.sqlite3", files, cycles),
     }
     stamp.write_text(json.dumps(info))
     rep.say(f"files catalogue built: {info}")
     return base
+
+
+def catalogue_tables(db_file: Path, files: int, cycles: int) -> dict[str, object]:
+    """Bytes of each table and index of the catalogue (SQLite's dbstat), and those of the
+    path search tables per stored file version (one version = a path in one increment)."""
+    import sqlite3
+
+    db = sqlite3.connect(db_file)
+    try:
+        sizes = dict(db.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall())
+    except sqlite3.OperationalError:  # SQLite built without dbstat
+        return {}
+    finally:
+        db.close()
+    search = sum(v for k, v in sizes.items() if "path" in k or "version_cycles" in k)
+    versions = files * cycles * (CHAIN_STEPS + 1)
+    return {
+        "table_bytes": sizes,
+        "search_tables_bytes": search,
+        "search_bytes_per_file_version": round(search / versions, 2),
+    }
 
 
 def section_files(

@@ -8,9 +8,10 @@ SeaweedFS, the S3 servers behind the fault proxy; see bench/soak_targets.py) it:
 
 1. writes a configuration (age encryption to a fresh identity, two backups per cycle, small part
    sizes, a 2 s read timeout, maintenance every 20 s) and starts ``glacier-backup watch``;
-2. runs ``glacier-backup backup`` 2 x ``--cycles`` times over a changing tree (small files
-   changed, added and deleted each time; every eighth cycle carries 6-11 MiB of incompressible
-   data, so that uploads have several parts); now and then a backup is itself SIGKILLed;
+2. runs ``glacier-backup backup`` over a changing tree (small files changed, added and deleted
+   each time; every eighth cycle carries 6-11 MiB of incompressible data, so that uploads have
+   several parts) until 2 x ``--cycles`` backups went through, i.e. ``--cycles`` cycles sealed;
+   now and then a backup is itself SIGKILLed (it does not count: the next one recovers);
 3. meanwhile, after each backup, plans a random fault with probability ``--fault-rate`` (an
    error, throttling, a reset, a dropped answer, a stall past the read timeout, a cut request,
    for the next one to three matching requests; a fault not fired by then is replaced, so
@@ -237,7 +238,8 @@ def soak(target: Target, work: Path, args: argparse.Namespace, rng: random.Rando
     service.start()
     service.fire(rng.randrange(1 << 30), args.kill_every)
     try:
-        for step in range(2 * args.cycles):
+        step = 0
+        while tally.backups < 2 * args.cycles:  # a killed backup does not count: it is redone
             _mutate(work / "src", rng, step // 2)
             _backup(config, env, rng, tally)
             if rng.random() < args.fault_rate:
@@ -251,6 +253,7 @@ def soak(target: Target, work: Path, args: argparse.Namespace, rng: random.Rando
                     f"{service.kills} kills, {faults} faults",
                     flush=True,
                 )
+            step += 1
         # Seal what is open, so that every backup taken is in some cycle.
         subprocess.run(glacier_backup(config, "seal"), env=env, capture_output=True, check=True)
     finally:

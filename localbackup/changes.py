@@ -16,8 +16,19 @@ import os
 import stat
 import struct
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
 
-from localbackup.index import CHANGE_KEY, ROW_SIZE, TYPE_CODE, EntryType, Index, Record
+from localbackup.index import (
+    CHANGE_KEY,
+    ROW_SIZE,
+    TYPE_CODE,
+    EntryType,
+    Index,
+    Record,
+    write_index,
+)
+from localbackup.indexbuilder import IndexBuilder
 from localbackup.scan import FILE_TYPE_BITS, ScanEntry
 
 __all__ = ["TYPE_OF_FMT", "ChangeDetector", "Changed"]
@@ -43,7 +54,9 @@ _END = b"\0"  # after the last base path: no path contains NUL
 class ChangeDetector:
     """Compares one scan with its base index and builds the new index."""
 
-    def __init__(self, base: Index | None, *, content_hash: bool) -> None:
+    def __init__(
+        self, base: Index | None, *, content_hash: bool, tmp_dir: Path | None = None
+    ) -> None:
         self.base = base if base is not None else Index()
         #: regular files are compared by content hash: each always gets the archiver's look
         self.content_hash = content_hash
@@ -52,7 +65,9 @@ class ChangeDetector:
         self.base_paths = [*self.base_rows.paths, _END]
         self._positions: dict[bytes, int] | None = None
         self.carried_all = False  # the new index is the base's, none deleted
-        self.new = Index()
+        #: the new index, its columns on disk (:mod:`localbackup.indexbuilder`)
+        self.new = IndexBuilder(tmp_dir)
+        self._from_base = 0  # entries of the new index that the base lists
 
     def base_position(self, name: bytes) -> int | None:
         """Where ``name`` is in the base (the map is built on first use)."""
@@ -64,33 +79,36 @@ class ChangeDetector:
     def carry(self, start: int, stop: int) -> None:
         """Carry the unchanged base entries at positions ``start:stop`` over, in bulk."""
         paths = self.base_paths[start:stop]
-        self.new.records.update(zip(paths, self.base_rows.records(start, stop), strict=True))
+        rows = self.base_rows
+        view = memoryview(rows.data)[rows.at + start * ROW_SIZE : rows.at + stop * ROW_SIZE]
         links, hashes = self.base.links, self.base.hashes
-        if links:
-            self.new.links.update({p: links[p] for p in links.keys() & paths})
-        if hashes:
-            self.new.hashes.update({p: hashes[p] for p in hashes.keys() & paths})
+        self.new.extend(
+            paths,
+            view,
+            [links.get(p, b"") for p in paths] if links else None,
+            [hashes.get(p, "") for p in paths] if hashes else None,
+        )
+        self._from_base += stop - start
 
-    def keep(self, name: bytes, b: Record) -> None:
-        """Carry a base entry over: its content stays in an earlier increment."""
-        self.new.records[name] = b
-        link = self.base.links.get(name)
-        if link is not None:
-            self.new.links[name] = link
-        h = self.base.hashes.get(name)
-        if h is not None:
-            self.new.hashes[name] = h
+    def keep(self, name: bytes, b: Record, *, with_hash: bool = True) -> None:
+        """Carry a base entry over: its content stays in an earlier increment
+        (``with_hash`` False: without its content hash, which no longer holds)."""
+        h = self.base.hashes.get(name) if with_hash else None
+        self.new.append(name, b, False, self.base.links.get(name), h)
+        self._from_base += 1
 
     def add(
-        self, name: bytes, rec: Record, link: bytes | None = None, h: str | None = None
+        self,
+        name: bytes,
+        rec: Record,
+        link: bytes | None = None,
+        h: str | None = None,
+        *,
+        in_base: bool,
     ) -> None:
-        """Record an entry written to this increment."""
-        self.new.records[name] = rec
-        self.new.written.add(name)
-        if link is not None:
-            self.new.links[name] = link
-        if h is not None:
-            self.new.hashes[name] = h
+        """Record an entry written to this increment (``in_base``: the base lists its path)."""
+        self.new.append(name, rec, True, link, h)
+        self._from_base += in_base
 
     def compare(
         self,
@@ -149,9 +167,8 @@ class ChangeDetector:
                 cursor += 1
             carry_from = cursor
             changed(path, name, st, fmt, b)
-        if carry_from == 0 and cursor == len(base_paths) - 1 and not self.new.records:
-            self.new = self.base.carried_over()  # nothing new, changed or deleted
-            self.carried_all = True
+        if carry_from == 0 and cursor == len(base_paths) - 1 and not self.new.count:
+            self.carried_all = True  # nothing new, changed or deleted
         elif carry_from < cursor:
             carry(carry_from, cursor)
         return scanned
@@ -160,26 +177,31 @@ class ChangeDetector:
         """Paths of the base that the new index does not list."""
         if self.carried_all:
             return 0
-        present = sum(map(self.new.records.__contains__, self.base_paths[:-1]))
-        return len(self.base_paths) - 1 - present
+        return len(self.base_paths) - 1 - self._from_base
 
     def keep_source(self, root: bytes) -> int:
         """A source root that is missing now: keep what the base knew of it (the root and
         everything below), rather than report it deleted; returns how many entries."""
-        name = root[1:]
-        kept = 0
-        record = self.base.records.get(name)
-        if record is not None and name not in self.new.records:
+        name = root[1:]  # the scan left it out: it is not in the new index yet
+        before = self.new.count
+        record = self.base.record_of(name)
+        if record is not None:
             self.keep(name, record)
-            kept = 1
-        before = len(self.new.records)
         self.keep_below(root)
-        return kept + len(self.new.records) - before
+        return self.new.count - before
 
     def keep_below(self, directory: bytes) -> None:
         """A directory that could not be listed: keep what the base knew below it, rather
-        than reporting its contents as deleted."""
+        than reporting its contents as deleted (nothing below it was scanned)."""
         prefix = directory[1:] + b"/"
         for p, r in self.base.records.items():
-            if p.startswith(prefix) and p not in self.new.records:
+            if p.startswith(prefix):
                 self.keep(p, r)
+
+    def write_index(self, out: BinaryIO) -> None:
+        """Write the new index to ``out`` (then the column files are gone)."""
+        with self.new:
+            if self.carried_all:
+                write_index(self.base.carried_over(), out)
+            else:
+                self.new.write(out)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import socket
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -67,7 +67,7 @@ _DEFAULT = BackupConfig(sources=())  # the default of every key (spool_dir: see 
 
 def default_host() -> str:
     """The short host name, made to fit the host-name alphabet (it names archives)."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0])
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", os.uname().nodename.split(".")[0])
     name = name.lstrip("._-")[:63]
     return name or "localhost"
 

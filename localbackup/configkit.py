@@ -107,7 +107,9 @@ def parse_size(text: str | int) -> int:
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
 
 
-_BITS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgKMG]?)bit\s*$")
+_BITS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgKMG]?)(?:bit|bps)\s*$")
+# "5Mb/s": megabits on an ISP's page, megabytes to some tools. Asked to be written out.
+_AMBIGUOUS_B = re.compile(r"^\s*\d+(?:\.\d+)?\s*[kmgKMG]?b\s*$")
 
 
 def parse_rate(text: str | int) -> int:
@@ -115,6 +117,8 @@ def parse_rate(text: str | int) -> int:
     if isinstance(text, int):
         return parse_size(text)
     body = text.strip().removesuffix("/s")
+    if _AMBIGUOUS_B.match(body):
+        raise ValueError(f"ambiguous rate: {text!r}: write bytes as MB/s or MiB/s, bits as Mbit/s")
     m = _BITS.match(body)
     if m:
         scale = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3}[m.group(2).lower()]

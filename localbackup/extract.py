@@ -26,15 +26,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import structlog
 import zstandard
 
 from localbackup import testpoints
 from localbackup.fileio import CHUNK_SIZE, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
-from localbackup.index import TYPE_CODE, EntryType, Index, Record
+from localbackup.finish import IndexRecords, finish_tree
 from localbackup.integrity import IntegrityError
+from localbackup.logevents import get_logger
 from localbackup.pathmatch import PathSelection
-from localbackup.paxheader import XATTR_PREFIX, member_mtime_ns
+from localbackup.paxreader import (
+    BLOCKDEV,
+    CHARDEV,
+    DIRECTORY,
+    FIFO,
+    HARDLINK,
+    REGULAR,
+    SYMLINK,
+    Member,
+    MemberData,
+    PaxReader,
+    TarFormatError,
+    member_from_tarinfo,
+)
+from localbackup.readahead import DecompressAhead
 from localbackup.safepath import (
     ExtractError,
     SafeTree,
@@ -53,14 +67,10 @@ __all__ = [
     "UnsafeMemberError",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
-_DIR = TYPE_CODE[EntryType.DIR]
-_FILES = frozenset({TYPE_CODE[EntryType.FILE], TYPE_CODE[EntryType.HARDLINK]})
-_SYMLINK = TYPE_CODE[EntryType.SYMLINK]
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _XATTR_SKIP = (errno.ENOTSUP, errno.EPERM, errno.EACCES, errno.E2BIG, errno.ERANGE, errno.ENOSPC)
-_DEFAULT_DIR_MODE = 0o755  # directories above the backed-up roots (not in the archive)
 _MAX_WARNINGS = 100
 _REPORT_EVERY = 1 << 20  # compressed bytes read between progress reports
 
@@ -93,6 +103,46 @@ class ExtractStats:
     warnings: list[str] = field(default_factory=list)
 
 
+def _umask() -> int:
+    """This process's umask (-1 if unknown: then every file's mode is set after creation).
+    Read, not set: os.umask would change it for every thread for a moment."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return -1
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    n = os.write(fd, data)
+    if n < len(data):  # a short write (a signal, a full disk): write the rest
+        view = memoryview(data)[n:]
+        while view:
+            view = view[os.write(fd, view) :]
+
+
+class _TarData:
+    """A :mod:`tarfile` member's data as :class:`MemberData` (the legacy tars)."""
+
+    def __init__(self, tf: tarfile.TarFile, info: tarfile.TarInfo) -> None:
+        self._src: Any = tf.fileobj
+        self._at = info.offset_data
+        sparse: list[tuple[int, int]] | None = info.sparse  # type: ignore[assignment]
+        self._left = sum(length for _, length in sparse) if sparse else info.size
+
+    def read_data(self, n: int) -> bytes:
+        if self._at >= 0:
+            self._src.seek(self._at)
+            self._at = -1
+        n = min(n, self._left)
+        chunk: bytes = self._src.read(n) if n > 0 else b""
+        self._left -= len(chunk)
+        return chunk
+
+
 class _Counted:
     """A stream that tells ``count`` how many bytes each read returned."""
 
@@ -113,6 +163,8 @@ class Extractor:
         self.tree = SafeTree(os.fsencode(root))
         self.select = PathSelection(self.options.patterns, self.options.roots)
         self.owners = self.options.owners if self.options.owners is not None else os.geteuid() == 0
+        self._ids = (os.geteuid(), os.getegid())  # what a new file gets (else finish fixes it)
+        self._umask = _umask()
         self.stats = ExtractStats()
         self._xattr_failures = 0
         self._read = 0  # compressed bytes of increments read so far
@@ -128,20 +180,23 @@ class Extractor:
     # -- increments --------------------------------------------------------------------------
     def apply(self, stream: BinaryIO, label: str = "increment") -> None:
         """Apply one zstd-compressed tar read from ``stream`` (streamed, memory bounded)."""
-        dctx = zstandard.ZstdDecompressor()
         source: Any = stream if self.options.progress is None else _Counted(stream, self._counted)
-        with dctx.stream_reader(source, read_across_frames=True, closefd=False) as zin:
-            try:
-                with tarfile.open(
-                    fileobj=zin, mode="r|", encoding="utf-8", errors="surrogateescape"
-                ) as tf:
-                    self.apply_tar(tf)
-            except (tarfile.TarError, zstandard.ZstdError, EOFError) as exc:
-                raise IntegrityError(f"{label}: not a valid increment: {exc}") from None
+        try:
+            with DecompressAhead(source) as plain:
+                reader = PaxReader(plain)
+                for m in reader:
+                    self._member(m, reader)
+                    if self._read - self._reported >= _REPORT_EVERY:
+                        self._report()
+        except (TarFormatError, zstandard.ZstdError, EOFError) as exc:
+            raise IntegrityError(f"{label}: not a valid increment: {exc}") from None
 
     def _counted(self, n: int) -> None:
+        # on the decompression thread: only counted here, reported by the applying thread
         self._read += n
-        if self._read - self._reported >= _REPORT_EVERY and self.options.progress is not None:
+
+    def _report(self) -> None:
+        if self.options.progress is not None:
             self._reported = self._read
             self.options.progress(self._files_written, self._read)
 
@@ -149,34 +204,37 @@ class Extractor:
         """Apply every member of ``tf``, an open tar of any compression (a stream, ``r|``, is
         enough; open it with ``encoding="utf-8", errors="surrogateescape"``). A damaged archive
         raises the ``tarfile`` or decompressor error as it is: the caller knows the format."""
-        for m in tf:
-            self._member(tf, m)
+        # tarfile keeps every member it read, also in stream mode: let go of each one
+        read: list[tarfile.TarInfo] = tf.members  # type: ignore[attr-defined]
+        for info in tf:
+            self._member(member_from_tarinfo(info), _TarData(tf, info))
+            read.clear()
 
-    def _member(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
-        name = m.name.encode("utf-8", "surrogateescape")
+    def _member(self, m: Member, data: MemberData) -> None:
+        name = m.name
         parts = member_parts(name)
         if not parts:
-            if m.isdir():
+            if m.type == DIRECTORY:
                 return  # "./": the target directory itself
             raise UnsafeMemberError(name, "it names the target directory itself")
-        if not self.select(b"/".join(parts), m.isdir()):
+        if self.select and not self.select(b"/".join(parts), m.type == DIRECTORY):
             return
-        if m.isreg():
-            self._file(tf, m, name, parts)
-        elif m.isdir():
+        kind = m.type
+        if kind == REGULAR:
+            self._file(m, name, parts, data)
+        elif kind == DIRECTORY:
             if not self.tree.clear(name, parts, keep_dir=True):
                 os.mkdir(self.tree.path(parts), PRIVATE_DIR_MODE)
                 self.tree.known.add(b"/".join(parts))
             self._directory(m, parts)
-        elif m.issym():
+        elif kind == SYMLINK:
             self.tree.clear(name, parts)
             full = self.tree.path(parts)
-            os.symlink(m.linkname.encode("utf-8", "surrogateescape"), full)
+            os.symlink(m.linkname, full)
             if self.owners:
                 os.chown(full, m.uid, m.gid, follow_symlinks=False)
-            mt = member_mtime_ns(m)
-            os.utime(full, ns=(mt, mt), follow_symlinks=False)
-        elif m.islnk():
+            os.utime(full, ns=(m.mtime_ns, m.mtime_ns), follow_symlinks=False)
+        elif kind == HARDLINK:
             self._hardlink(m, name, parts)
         elif not self._special(m, name, parts):
             return
@@ -185,51 +243,66 @@ class Extractor:
 
     # Hooks for archive formats with other rules
     # (uploader.restore.legacy: the original tool's tars).
-    def _directory(self, m: tarfile.TarInfo, parts: tuple[bytes, ...]) -> None:
+    def _directory(self, m: Member, parts: tuple[bytes, ...]) -> None:
         """A directory member, once it exists: its owner, mode and mtime come from the index,
         in :meth:`finish`; only its extended attributes are set here."""
-        self._xattrs(self.tree.path(parts), m)
+        if m.xattrs:
+            self._xattrs(self.tree.path(parts), m)
 
-    def _special(self, m: tarfile.TarInfo, name: bytes, parts: tuple[bytes, ...]) -> bool:
+    def _special(self, m: Member, name: bytes, parts: tuple[bytes, ...]) -> bool:
         """Any other member type: a device node or FIFO is made (if allowed), anything else
         refused. Returns whether the member counts as written."""
-        if not (m.ischr() or m.isblk() or m.isfifo()):
-            raise UnsafeMemberError(name, f"unsupported member type {m.type!r}")
+        if m.type not in (CHARDEV, BLOCKDEV, FIFO):
+            raise UnsafeMemberError(
+                name, f"unsupported member type {m.type.decode(errors='replace')!r}"
+            )
         self._device(m, name, parts)
         return True
 
-    def _file(
-        self, tf: tarfile.TarFile, m: tarfile.TarInfo, name: bytes, parts: tuple[bytes, ...]
-    ) -> None:
-        self.tree.clear(name, parts)
-        src: Any = tf.fileobj
-        src.seek(m.offset_data)
-        sparse: list[tuple[int, int]] | None = m.sparse  # type: ignore[assignment]
-        regions = sparse if sparse is not None else [(0, m.size)]
-        fd = os.open(self.tree.path(parts), _CREATE, PRIVATE_FILE_MODE)
+    def _file(self, m: Member, name: bytes, parts: tuple[bytes, ...], data: MemberData) -> None:
+        # Created with its final permissions when the umask lets them through (the work
+        # directory is private until the restore is complete): one fchmod less a file. Set-id
+        # and sticky bits only after the owner is set (chown clears them).
+        mode = m.mode & 0o777
+        if m.mode & 0o7000 or mode & self._umask or self._umask < 0:
+            mode = PRIVATE_FILE_MODE
+        fd = self.tree.create(name, parts, _CREATE, mode)
         try:
-            for offset, length in regions:
-                if offset + length > m.size:
-                    raise ExtractError(f"{m.name!r}: sparse map goes beyond the file size")
-                pos, left = offset, length
+            if m.sparse is None:
+                left = m.size
                 while left:
-                    chunk = src.read(min(left, CHUNK_SIZE))
+                    chunk = data.read_data(min(left, CHUNK_SIZE))
                     if not chunk:
-                        raise ExtractError(f"increment ends inside the member {m.name!r}")
-                    view = memoryview(chunk)
-                    while view:
-                        n = os.pwrite(fd, view, pos)
-                        view, pos = view[n:], pos + n
+                        raise ExtractError(f"increment ends inside the member {show_member(name)}")
+                    _write_all(fd, chunk)
                     left -= len(chunk)
-            if sparse is not None:
-                os.ftruncate(fd, m.size)  # a trailing hole
+                    if self._read - self._reported >= _REPORT_EVERY:
+                        self._report()  # inside a large file too
+            else:
+                self._sparse_file(fd, m, name, data)
             self._metadata(fd, m)
         finally:
             os.close(fd)
         self._files_written += 1
 
-    def _hardlink(self, m: tarfile.TarInfo, name: bytes, parts: tuple[bytes, ...]) -> None:
-        target = m.linkname.encode("utf-8", "surrogateescape")
+    def _sparse_file(self, fd: int, m: Member, name: bytes, data: MemberData) -> None:
+        for offset, length in m.sparse or ():
+            if offset + length > m.size:
+                raise ExtractError(f"{show_member(name)}: sparse map goes beyond the file size")
+            pos, left = offset, length
+            while left:
+                chunk = data.read_data(min(left, CHUNK_SIZE))
+                if not chunk:
+                    raise ExtractError(f"increment ends inside the member {show_member(name)}")
+                view = memoryview(chunk)
+                while view:
+                    n = os.pwrite(fd, view, pos)
+                    view, pos = view[n:], pos + n
+                left -= len(chunk)
+        os.ftruncate(fd, m.size)  # a trailing hole
+
+    def _hardlink(self, m: Member, name: bytes, parts: tuple[bytes, ...]) -> None:
+        target = m.linkname
         source = self.tree.hardlink_source(name, target)
         if source == self.tree.path(parts):
             raise UnsafeMemberError(name, "hardlink points at itself")
@@ -242,17 +315,17 @@ class Extractor:
         self.tree.clear(name, parts)
         os.link(source, self.tree.path(parts), follow_symlinks=False)
 
-    def _device(self, m: tarfile.TarInfo, name: bytes, parts: tuple[bytes, ...]) -> None:
+    def _device(self, m: Member, name: bytes, parts: tuple[bytes, ...]) -> None:
         if not self.options.allow_devices:
-            what = "FIFO" if m.isfifo() else "device node"
+            what = "FIFO" if m.type == FIFO else "device node"
             raise UnsafeMemberError(name, f"it is a {what} (restore with --allow-devices)")
         self.tree.clear(name, parts)
         full = self.tree.path(parts)
         try:
-            if m.isfifo():
+            if m.type == FIFO:
                 os.mkfifo(full, PRIVATE_FILE_MODE)
             else:
-                node = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+                node = stat.S_IFCHR if m.type == CHARDEV else stat.S_IFBLK
                 os.mknod(full, PRIVATE_FILE_MODE | node, os.makedev(m.devmajor, m.devminor))
         except PermissionError as exc:
             self.warn(f"{show_member(name)}: cannot create the device node: {exc.strerror}")
@@ -260,96 +333,48 @@ class Extractor:
         if self.owners:
             os.chown(full, m.uid, m.gid, follow_symlinks=False)
         os.chmod(full, stat.S_IMODE(m.mode))
-        mt = member_mtime_ns(m)
-        os.utime(full, ns=(mt, mt), follow_symlinks=False)
+        os.utime(full, ns=(m.mtime_ns, m.mtime_ns), follow_symlinks=False)
 
-    def _metadata(self, fd: int, m: tarfile.TarInfo) -> None:
-        if self.owners:
+    def _metadata(self, fd: int, m: Member) -> None:
+        if self.owners and (m.uid, m.gid) != self._ids:
             os.fchown(fd, m.uid, m.gid)  # before chmod: chown clears set-id bits
-        os.fchmod(fd, stat.S_IMODE(m.mode))
-        self._xattrs(fd, m)
-        mt = member_mtime_ns(m)
-        os.utime(fd, ns=(mt, mt))
+        if m.mode & 0o7777 != m.mode & 0o777 or m.mode & self._umask or self._umask < 0:
+            os.fchmod(fd, stat.S_IMODE(m.mode))
+        if m.xattrs:
+            self._xattrs(fd, m)
+        os.utime(fd, ns=(m.mtime_ns, m.mtime_ns))
 
-    def _xattrs(self, target: int | bytes, m: tarfile.TarInfo) -> None:
-        for key, value in m.pax_headers.items():
-            if not key.startswith(XATTR_PREFIX):
-                continue
-            attr = key[len(XATTR_PREFIX) :]
+    def _xattrs(self, target: int | bytes, m: Member) -> None:
+        for attr, value in m.xattrs or ():
             if not (attr.startswith("user.") or self.owners):
                 continue
             try:
-                os.setxattr(target, attr, value.encode("utf-8", "surrogateescape"))
+                os.setxattr(target, attr, value)
             except OSError as exc:
                 if exc.errno not in _XATTR_SKIP:
                     raise
                 self._xattr_failures += 1
                 if self._xattr_failures == 1:
-                    self.warn(f"{m.name!r}: extended attribute {attr} not restored: {exc.strerror}")
+                    self.warn(
+                        f"{show_member(m.name)}: extended attribute {attr} not restored: "
+                        f"{exc.strerror}"
+                    )
 
     # -- the end -----------------------------------------------------------------------------
-    def finish(self, index: Index) -> ExtractStats:
-        """Remove what ``index`` does not list and set the index's metadata on the rest:
-        files, symlinks and device nodes as they are seen, directories last, deepest first.
-        Raises :class:`~localbackup.pathmatch.NoPathMatch` if a ``--path`` pattern selects
-        nothing at this point in time (the caller's staged target is then discarded)."""
-        if self.select:
-            self.select.require(index.records)
+    def finish(self, index: IndexRecords) -> ExtractStats:
+        """Remove what ``index`` does not list and set the index's metadata on the rest
+        (:mod:`localbackup.finish`: streamed, directories deepest first); count the restored
+        tree. Raises :class:`~localbackup.pathmatch.NoPathMatch` if a ``--path`` pattern
+        selects nothing at this point in time (the caller's staged target is then discarded)."""
+        self.tree.close()
+        if self.select and self.select.unmatched_in(index.iter_records()):
+            self.select.require(dict(index.iter_records()))  # raises, with near matches
         if self._xattr_failures > 1:
             self.warn(f"extended attributes could not be restored on {self._xattr_failures} paths")
-        records = index.records
-        ancestors: set[bytes] = set()
-        for p in records:
-            parent = p.rpartition(b"/")[0]
-            while parent and parent not in records and parent not in ancestors:
-                ancestors.add(parent)
-                parent = parent.rpartition(b"/")[0]
-        dirs: list[bytes] = []
-        stack = [b""]
-        while stack:
-            rel = stack.pop()
-            with os.scandir(self.tree.path(tuple(rel.split(b"/")) if rel else ())) as it:
-                entries = list(it)
-            for e in entries:
-                child = rel + b"/" + e.name if rel else e.name
-                is_dir = e.is_dir(follow_symlinks=False)
-                rec = records.get(child)
-                if (rec is not None and (rec[9] == _DIR) == is_dir) or (
-                    is_dir and child in ancestors
-                ):
-                    if is_dir:
-                        stack.append(child)
-                        dirs.append(child)
-                    elif rec is not None:
-                        self._set_metadata(os.fsencode(e.path), rec, e.is_symlink())
-                        self._count(rec)
-                    continue
-                self.tree.remove(tuple(child.split(b"/")))
-                self.stats.deleted += 1
-        dirs.sort(key=lambda d: d.count(b"/"), reverse=True)
-        self.stats.dirs += sum(1 for d in dirs if d in records)
-        for d in dirs:
-            full = os.path.join(self.tree.root, d)
-            rec = records.get(d)
-            if rec is None:
-                os.chmod(full, _DEFAULT_DIR_MODE)
-                continue
-            self._set_metadata(full, rec, False)
+        counts = finish_tree(self.tree.root, index, owners=self.owners)
+        self.stats.deleted += counts.deleted
+        self.stats.files += counts.files
+        self.stats.bytes += counts.bytes
+        self.stats.dirs += counts.dirs
+        self.stats.symlinks += counts.symlinks
         return self.stats
-
-    def _count(self, rec: Record) -> None:
-        """Count one non-directory entry of the restored tree."""
-        if rec[9] in _FILES:
-            self.stats.files += 1
-            self.stats.bytes += rec[3]
-        elif rec[9] == _SYMLINK:
-            self.stats.symlinks += 1
-
-    def _set_metadata(self, full: bytes, rec: Record, symlink: bool) -> None:
-        """Owner (before the mode: chown clears set-id bits), mode and mtime of ``rec``; a
-        symlink's own owner and mtime, never its target's (it has no mode of its own)."""
-        if self.owners:
-            os.chown(full, rec[1], rec[2], follow_symlinks=False)
-        if not symlink:
-            os.chmod(full, stat.S_IMODE(rec[0]))
-        os.utime(full, ns=(rec[4], rec[4]), follow_symlinks=False)

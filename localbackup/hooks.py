@@ -31,11 +31,12 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-import structlog
+from localbackup.logevents import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 OUTPUT_TAIL = 8000  # characters of a hook's output kept in the log
 Phase = Literal["before", "after"]
@@ -122,13 +123,10 @@ def _kill(proc: subprocess.Popen[bytes]) -> bytes:
     return out
 
 
-def describe(run: HookRun, line: str) -> str:
-    """``before hook 1 (pg_dump ...): exit status 2``, for messages to the user."""
-    return f"{run.phase} hook {run.index + 1} ({_short(line)}): {run.problem}"
-
-
-def _short(line: str) -> str:
-    return line if len(line) <= 60 else line[:57] + "..."
+def describe(run: HookRun) -> str:
+    """``before hook 1 (pg_dump): exit status 2``, for messages to the user: the position and
+    the program, never the arguments (they may hold a password)."""
+    return f"{run.phase} hook {run.index + 1} ({Path(run.program).name}): {run.problem}"
 
 
 def run_before(
@@ -139,7 +137,7 @@ def run_before(
     for i, line in enumerate(commands):
         run = run_hook("before", i, line, env, timeout)
         if not run.ok:
-            text = describe(run, line)
+            text = describe(run)
             if not warn:
                 raise HookFailed(f"{text}; nothing was backed up")
             return [text]
@@ -155,5 +153,5 @@ def run_after(
     for i, line in enumerate(commands):
         run = run_hook("after", i, line, env, timeout)
         if not run.ok:
-            problems.append(describe(run, line))
+            problems.append(describe(run))
     return problems

@@ -24,7 +24,7 @@ import zstandard
 from localbackup.changes import TYPE_OF_FMT, ChangeDetector
 from localbackup.exclude import compile_excludes
 from localbackup.fileio import CHUNK_SIZE, Opener, open_for_reading, read_xattrs
-from localbackup.index import TYPE_CODE, EntryType, Index, Record, write_index
+from localbackup.index import TYPE_CODE, EntryType, Index, Record
 from localbackup.paxheader import xattr_records
 from localbackup.scan import ScanStats, SkipReason, WarningKind, display_path, scan
 from localbackup.sources import MissingSource, find_missing_sources
@@ -192,7 +192,11 @@ class _Archiver:
             self.tar.add_hardlink(name, st, target)
             self.written += 1
             self.changes.add(
-                name, (*rec[:9], _HARDLINK), target, self.changes.new.hashes.get(target)
+                name,
+                (*rec[:9], _HARDLINK),
+                target,
+                self.changes.new.link_hashes.get(target),
+                in_base=b is not None,
             )
             return
         try:
@@ -224,9 +228,11 @@ class _Archiver:
             self.warn(path, "changed_while_reading", "changed while being read; archived with "
                       "the size recorded at scan time, will be backed up again")  # fmt: skip
         else:
-            self.changes.add(name, rec, None, hasher.hexdigest() if hasher is not None else None)
+            digest = hasher.hexdigest() if hasher is not None else None
+            self.changes.add(name, rec, None, digest, in_base=b is not None)
             return
-        self.changes.add(name, (*rec[:5], _STALE, *rec[6:]))  # never matches next time
+        stale = (*rec[:5], _STALE, *rec[6:])  # never matches next time
+        self.changes.add(name, stale, in_base=b is not None)
 
     def _same_hash(self, fd: int, path: bytes, name: bytes, rec: Record, b: Record) -> bool:
         """Content-hash mode: record ``name`` as unchanged if its content hash matches."""
@@ -238,8 +244,7 @@ class _Archiver:
             os.lseek(fd, 0, os.SEEK_SET)
         except OSError as e:
             self.warn(path, "unreadable", f"cannot read: {e.strerror or e}")
-            self.changes.keep(name, (*b[:5], _STALE, *b[6:]))
-            self.changes.new.hashes.pop(name, None)
+            self.changes.keep(name, (*b[:5], _STALE, *b[6:]), with_hash=False)
             return True
         if digest != old:
             return False
@@ -272,7 +277,7 @@ class _Archiver:
                 self.stats.skipped["unreadable"] += 1
             return
         self.written += 1
-        self.changes.add(name, rec, link)
+        self.changes.add(name, rec, link, in_base=b is not None)
 
 
 def write_increment(
@@ -301,7 +306,9 @@ def write_increment(
     cctx = zstandard.ZstdCompressor(level=options.compression_level, threads=threads)
     sink = _CountingSink(tar_out)
     zout = cctx.stream_writer(sink, closefd=False, write_size=CHUNK_SIZE)  # type: ignore[arg-type]
-    changes = ChangeDetector(base, content_hash=options.content_hash)
+    out_name = getattr(index_out, "name", None)
+    tmp_dir = Path(out_name).parent if isinstance(out_name, str) else None
+    changes = ChangeDetector(base, content_hash=options.content_hash, tmp_dir=tmp_dir)
     scanned_so_far = [0]
 
     def tick(n: int) -> None:
@@ -332,7 +339,7 @@ def write_increment(
         changes.keep_source(root)
     run.tar.close()
     zout.close()  # type: ignore[no-untyped-call]  # ends the frame; tar_out stays open
-    write_index(changes.new, index_out)
+    changes.write_index(index_out)
     if progress is not None:
         progress(scanned, run.bytes_in)
     warnings = [BackupWarning(display_path(p), k, m) for p, k, m in stats.warnings]

@@ -304,6 +304,27 @@ class Index(Mapping[bytes, IndexEntry]):
     def __len__(self) -> int:
         return len(self._records) if self._records is not None else self._cols().count
 
+    def record_of(self, path: bytes) -> Record | None:
+        """The record of ``path`` (None if not listed), without decoding every record of an
+        index as read (which would also make :meth:`rows` re-encode it): a list search."""
+        if self._as_read() is None:
+            return self.records.get(path)
+        rows = self.rows()
+        try:
+            return rows.record(rows.paths.index(path))
+        except ValueError:
+            return None
+
+    def lists_below(self, path: bytes) -> bool:
+        """Whether any entry is below the directory ``path``."""
+        prefix = path + b"/"
+        paths = self.rows().paths if self._as_read() is not None else self.records
+        return any(p.startswith(prefix) for p in paths)
+
+    def iter_records(self) -> Iterator[tuple[bytes, Record]]:
+        """Every (path, record), in archive order (as :class:`StreamedIndex` gives them)."""
+        return iter(self.records.items())
+
     def paths(self) -> KeysView[bytes]:
         """All archive paths, in archive order."""
         return self.records.keys()

@@ -58,7 +58,10 @@ class NoPathMatch(ValueError):
         if self.suggestions:
             hint = f"did you mean {_either(self.suggestions)}?"
         else:
-            hint = "'glacier-backup files' lists the backed-up paths"
+            hint = (
+                "'glacier-backup files PATTERN' lists the backed-up paths and the points in "
+                "time that have them (a deleted file: restore --at an earlier increment)"
+            )
         super().__init__(f"no backed-up path matches {shown}; {hint}")
 
 
@@ -192,8 +195,13 @@ class PathSelection:
 
     def unmatched(self, records: Mapping[bytes, Record]) -> list[str]:
         """The patterns that select none of ``records`` (an index's path -> record)."""
+        return self.unmatched_in(records.items())
+
+    def unmatched_in(self, items: Iterable[tuple[bytes, Record]]) -> list[str]:
+        """The patterns that select none of ``items`` (an index's (path, record) pairs, as a
+        stream: nothing is kept)."""
         left = list(self.patterns)
-        for path, rec in records.items():
+        for path, rec in items:
             is_dir = rec[9] == _DIR
             left = [p for p in left if not p.selects(path, is_dir)]
             if not left:

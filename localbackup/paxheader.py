@@ -20,6 +20,7 @@ import stat
 import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+from zlib import adler32
 
 if TYPE_CHECKING:
     import tarfile
@@ -32,6 +33,7 @@ __all__ = [
     "HeaderEncoder",
     "NameLookup",
     "checksum_field",
+    "header_sum",
     "member_mtime_ns",
     "mtime_record",
     "pax_record",
@@ -120,9 +122,15 @@ def sparse_map(regions: list[tuple[int, int]]) -> bytes:
     return smap + bytes(-len(smap) % BLOCK)
 
 
-def checksum_field(header: bytes) -> bytes:
+def header_sum(header: bytes | bytearray | memoryview) -> int:
+    """The sum of a 512-byte header's bytes, added up by C: the low 16 bits of an Adler-32
+    are 1 + the sum modulo 65521, exact for 256 bytes (at most 65280)."""
+    return (adler32(header[:256]) & 0xFFFF) + (adler32(header[256:512]) & 0xFFFF) - 2
+
+
+def checksum_field(header: bytes | bytearray | memoryview) -> bytes:
     """The checksum field of a ustar header encoded with a blank one."""
-    return b"%06o\0 " % sum(header)
+    return b"%06o\0 " % header_sum(header)
 
 
 def with_checksum(header: bytes) -> bytes:

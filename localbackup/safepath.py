@@ -23,6 +23,8 @@ import stat
 
 from localbackup.fileio import PRIVATE_DIR_MODE
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
 __all__ = [
     "ExtractError",
     "SafeTree",
@@ -54,6 +56,11 @@ def member_parts(name: bytes, *, what: str = "member") -> tuple[bytes, ...]:
 
     ``.`` components and repeated slashes are dropped; an empty result means the target root.
     """
+    # The common case, a clean relative name ("a/b/c", "a/b/" for a directory), in C-level
+    # scans; anything else goes through the full checks below.
+    fast = (name[:-1] if name.endswith(b"/") else name).split(b"/")
+    if not (name.startswith(b"/") or b"\0" in name or b"" in fast or b"." in fast or b".." in fast):
+        return tuple(fast)
     if name.startswith(b"/"):
         raise UnsafeMemberError(name, f"{what} name is an absolute path")
     if b"\0" in name:
@@ -69,16 +76,28 @@ class SafeTree:
 
     ``known`` caches relative paths checked (or made) to be real directories, so the common
     case costs a set lookup; removing a directory drops it and everything below from the cache.
+    A path enters ``known`` only after all its ancestors did, and leaves it with everything
+    below it, so a known parent means every ancestor is a real directory.
     Meant for a fresh, private directory that no other process writes into meanwhile.
     """
 
     def __init__(self, root: bytes) -> None:
         self.root = root
         self.known: set[bytes] = set()
+        # The directory files were last created in, open: members come directory by directory,
+        # so a file is created relative to it (the kernel resolves one name, not the path).
+        self._dir: bytes | None = None
+        self._dir_fd = -1
+
+    def close(self) -> None:
+        """Let go of the open directory (the tree stays usable: it is opened again if needed)."""
+        if self._dir_fd >= 0:
+            os.close(self._dir_fd)
+        self._dir, self._dir_fd = None, -1
 
     def path(self, parts: tuple[bytes, ...]) -> bytes:
         """The absolute path of ``parts`` (the root itself for no parts)."""
-        return os.path.join(self.root, *parts) if parts else self.root
+        return self.root + b"/" + b"/".join(parts) if parts else self.root
 
     def parent_dirs(self, member: bytes, parts: tuple[bytes, ...], *, create: bool = True) -> bool:
         """Make sure every parent of ``parts`` is a real directory (created 0700 if missing).
@@ -87,6 +106,8 @@ class SafeTree:
         a directory is there now). With ``create=False`` nothing is changed: a non-directory
         is a refusal and a missing parent returns False.
         """
+        if len(parts) < 2 or b"/".join(parts[:-1]) in self.known:
+            return True  # a known directory's ancestors are known too (see ``known``)
         for i in range(1, len(parts)):
             rel = b"/".join(parts[:i])
             if rel in self.known:
@@ -111,6 +132,24 @@ class SafeTree:
                 os.mkdir(full, PRIVATE_DIR_MODE)
             self.known.add(rel)
         return True
+
+    def create(self, member: bytes, parts: tuple[bytes, ...], flags: int, mode: int) -> int:
+        """Open a new file at ``parts`` (always ``O_CREAT | O_EXCL | O_NOFOLLOW``, plus
+        ``flags``): parents checked, whatever was there removed first if the path is taken."""
+        flags |= os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        self.parent_dirs(member, parts)
+        parent = b"/".join(parts[:-1])
+        if parent != self._dir:
+            self.close()
+            # a known real directory (parent_dirs), reached through real directories only
+            self._dir_fd = os.open(self.path(parts[:-1]), _DIR_FLAGS)
+            self._dir = parent
+        try:
+            return os.open(parts[-1], flags, mode, dir_fd=self._dir_fd)
+        except FileExistsError:  # also a symlink: O_EXCL never follows one
+            pass
+        self.clear(member, parts)
+        return os.open(parts[-1], flags, mode, dir_fd=self._dir_fd)
 
     def clear(self, member: bytes, parts: tuple[bytes, ...], *, keep_dir: bool = False) -> bool:
         """Prepare ``parts`` to be created: parents checked, whatever is there removed.
@@ -141,6 +180,8 @@ class SafeTree:
             shutil.rmtree(full)
             rel = b"/".join(parts)
             below = rel + b"/"
+            if self._dir is not None and (self._dir == rel or self._dir.startswith(below)):
+                self.close()
             self.known = {k for k in self.known if k != rel and not k.startswith(below)}
         else:
             os.unlink(full)

@@ -7,14 +7,13 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-import structlog
-
 from localbackup import formats
 from localbackup.atomic import atomic_write_bytes
+from localbackup.logevents import get_logger
 from localbackup.paths import ensure_private_dir
 from localbackup.spool import CycleDir, Spool
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # Where a written marker may be: pending, or filed away by the watcher once handled.
 MARKER_SUBDIRS = ("", *formats.HANDLED_MARKER_DIRS)

@@ -50,7 +50,7 @@ def _unmounted(root: bytes, st: os.stat_result, previous: Index | None) -> bool:
     on its parent's filesystem now, where another filesystem holding entries was before."""
     if previous is None or not stat.S_ISDIR(st.st_mode):
         return False
-    before = previous.records.get(root[1:])
+    before = previous.record_of(root[1:])
     if before is None or before[7] == st.st_dev:
         return False  # not backed up before, or the same filesystem as then: a real change
     try:
@@ -59,8 +59,7 @@ def _unmounted(root: bytes, st: os.stat_result, previous: Index | None) -> bool:
             empty = not any(True for _ in it)
     except OSError:
         return False
-    prefix = root[1:] + b"/"
-    return on_parent and empty and any(p.startswith(prefix) for p in previous.records)
+    return on_parent and empty and previous.lists_below(root[1:])
 
 
 def find_missing_sources(

@@ -20,15 +20,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-import structlog
-
 from localbackup import formats
 from localbackup.atomic import PARTIAL_SUFFIX, atomic_write_bytes, fsync_dir, temp_name
 from localbackup.fileio import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE
+from localbackup.logevents import get_logger
 from localbackup.paths import ensure_private_dir
 from localbackup.plan import OpenCycle
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 CYCLES = "cycles"
 LOCK = ".lock"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from localbackup import formats
 from localbackup.extract import ExtractOptions, Extractor, ExtractStats
-from localbackup.index import read_index
+from localbackup.indexstream import verified_index
 from localbackup.integrity import VerifyingReader
 from localbackup.pointintime import increment_chain
 from localbackup.staging import staged_target
@@ -44,8 +44,8 @@ def restore_from_cycle_dir(
                 extractor.apply(reader, info.name)  # type: ignore[arg-type]
                 reader.verify()
         info = by_number[number].index
-        with open(cycle_dir / info.name, "rb") as f:
-            reader = VerifyingReader(f, info.size, info.sha256, info.name)
-            index = read_index(reader)  # type: ignore[arg-type]
-            reader.verify()
-        return extractor.finish(index)
+        with (
+            open(cycle_dir / info.name, "rb") as f,
+            verified_index(VerifyingReader(f, info.size, info.sha256, info.name)) as index,
+        ):
+            return extractor.finish(index)

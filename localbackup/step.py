@@ -12,8 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-import structlog
-
 from localbackup import formats
 from localbackup.atomic import atomic_write_bytes, fsync_dir, temp_name
 from localbackup.config import BackupConfig, ChangeDetection, HookFailure
@@ -21,13 +19,14 @@ from localbackup.fileio import NoSpaceError, create_file, is_no_space
 from localbackup.hooks import run_after, run_before
 from localbackup.increment import IncrementOptions, IncrementResult, write_increment
 from localbackup.index import Index, read_index
+from localbackup.logevents import bound_fields, get_logger
 from localbackup.plan import BackupPlan, CyclePolicy, plan_backup
 from localbackup.scan import normalize_sources
 from localbackup.seal import ensure_markers, seal_cycle
 from localbackup.sources import MissingSource, NothingToBackUp, find_missing_sources
 from localbackup.spool import CycleDir, Spool
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 Progress = Callable[[int, int], None]
 
@@ -142,9 +141,7 @@ def run_backup_step(
             if plan.seal_open_cycle and state is not None:
                 sealed.append(seal_cycle(state[0], cfg.host, cfg.mode, marker_dir, now))
             target = spool.create_cycle(now) if new or state is None else state[0]
-            with structlog.contextvars.bound_contextvars(
-                cycle=target.cycle_id, increment=plan.number
-            ):
+            with bound_fields(cycle=target.cycle_id, increment=plan.number):
                 result, manifest = _write_increment(
                     cfg, target, plan, now, progress, base=base, missing=missing
                 )

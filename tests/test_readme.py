@@ -50,7 +50,9 @@ def test_the_readme_examples_work_as_written(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert any(c.startswith("glacier-backup restore") for c in commands)
     script = "\n".join(
-        f"echo {shlex.quote('$ ' + c)}\n{c} || {{ echo {shlex.quote('FAILED: ' + c)}; exit 1; }}"
+        # The command on a line of its own: a trailing comment must not swallow the check.
+        f"echo {shlex.quote('$ ' + c)}\n{c}\n"
+        f"if [ $? -ne 0 ]; then echo {shlex.quote('FAILED: ' + c)}; exit 1; fi"
         for c in commands
     )
     env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "USER": "reader"}

@@ -12,7 +12,8 @@ from typing import Literal, cast, get_args
 
 from localbackup import paths
 from localbackup.configkit import ConfigError, Section
-from uploader.crypto import InvalidRecipientError, parse_recipient
+from uploader.crypto.errors import InvalidRecipientError
+from uploader.crypto.recipients import recipient_key
 from uploader.object_lock import LockMode, LockPolicy, auto_lock_days
 from uploader.stores import GiB, MiB, ObjectOptions
 from uploader.window import UploadWindow, WindowError
@@ -166,7 +167,7 @@ def encryption_config(
         return EncryptionConfig(mode="none", identity_file=identity_file, source=section.file)
     for i, r in enumerate(recipients):
         try:
-            parse_recipient(r)
+            recipient_key(r)  # checked without loading the cipher library
         except InvalidRecipientError as exc:
             raise section.error(f"recipients[{i}]", f"not an age recipient: {exc}") from None
     if recipients and passphrase_file:

@@ -20,14 +20,13 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import structlog
-
+from localbackup.logevents import get_logger
 from uploader.pacing import Pace, UploadPaused
 from uploader.payload import PartPlan, PayloadSource
 from uploader.stores import ObjectInfo, PartInfo, Store, TransientStoreError
 from uploader.stores.glacier import tree_hash
 
-log = structlog.get_logger("uploader.multipart")
+log = get_logger("uploader.multipart")
 
 ProgressCallback = Callable[[int, int], None]  # (bytes done, total bytes)
 PartCallback = Callable[[PartInfo], Awaitable[None]]
@@ -74,6 +73,7 @@ async def upload_multipart(
     plan: PartPlan,
     *,
     done: Collection[PartInfo] = (),
+    kept: Collection[PartInfo] = (),
     held: Mapping[int, PartInfo] | None = None,
     options: MultipartOptions | None = None,
     on_part: PartCallback | None = None,
@@ -86,7 +86,9 @@ async def upload_multipart(
     ``done`` are parts known to be acknowledged: they are regenerated too, and one whose
     checksum (or Glacier tree hash) is not the recorded one is sent again. ``held`` are parts
     the store lists but nobody recorded (a crash right after the acknowledgement): they are
-    regenerated and not sent again if their checksum matches. ``before_complete`` runs in a
+    regenerated and not sent again if their checksum matches. ``kept`` are parts acknowledged
+    earlier of a payload that cannot change (a Glacier job output): counted as done and never
+    regenerated (regenerating means downloading them again). ``before_complete`` runs in a
     worker thread once every part is acknowledged; if it raises, the upload is not completed.
     ``on_complete`` gets the parts right before completion is asked for (to persist them:
     after that call the upload must be completed again, never started afresh). On a permanent
@@ -100,6 +102,7 @@ async def upload_multipart(
     run = _Run(store, key, upload_id, source, plan, opts=options or MultipartOptions())
     run.finished = {p.number: p for p in done}
     run.resumed = dict(run.finished)
+    run.finished.update({p.number: p for p in kept})
     run.held = dict(held or {})
     run.on_part, run.progress = on_part, progress
     log.info(

@@ -15,11 +15,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 
-import structlog
-
+from localbackup.logevents import get_logger
 from uploader.window import UploadWindow, local_now
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 Pace = Callable[[int], Awaitable[None]]  # awaited with a part's size before it is sent
 

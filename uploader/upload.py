@@ -22,12 +22,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import structlog
-from structlog.contextvars import bound_contextvars
-
 from localbackup import testpoints
-from localbackup.formats import CYCLE_JSON, FormatError, SealedCycle, load_sealed_cycle
-from localbackup.spool import CYCLES
+from localbackup.formats import FormatError, SealedCycle, load_sealed_cycle
+from localbackup.logevents import bound_fields, get_logger
 from uploader.archive import ArchiveMetadata, object_key
 from uploader.bundle import BundleError, BundleReader, VerifyingBundle, cycle_sha256
 from uploader.catalogue import (
@@ -36,10 +33,8 @@ from uploader.catalogue import (
     FlagKind,
     UploadRecord,
     drop_archive,
-    metadata_object_of,
     open_flags,
     pruned_at,
-    pruned_cycle_ids,
     remember_cycle_indexes,
 )
 from uploader.config import EncryptionConfig, UploadConfig
@@ -54,6 +49,7 @@ from uploader.multipart import (
 )
 from uploader.pacing import Pace, UploadPaused
 from uploader.payload import EncryptedPayload, PartPlan, PayloadSource, choose_part_size
+from uploader.pending import metadata_pending_dirs, pending_cycle_dirs, sealed_cycle_dirs
 from uploader.recovery import ensure_metadata_object
 from uploader.stores import (
     ObjectInfo,
@@ -65,33 +61,7 @@ from uploader.stores import (
 )
 from uploader.upload_resume import Resume, find_resume, finish_upload, upload_pin
 
-log = structlog.get_logger("uploader.upload")
-
-
-def sealed_cycle_dirs(spool_dir: Path) -> list[Path]:
-    """Every sealed cycle in the spool, oldest first."""
-    root = spool_dir / CYCLES
-    if not root.is_dir():
-        return []
-    return sorted(p.parent for p in root.glob(f"*/{CYCLE_JSON}"))
-
-
-def metadata_pending_dirs(spool_dir: Path, catalogue: Catalogue, store: str) -> list[Path]:
-    """Sealed cycles whose archive is in ``store`` but not yet its metadata object (a run
-    killed in between, or an upload of an earlier version): ``upload`` sends it."""
-    out = []
-    for d in sealed_cycle_dirs(spool_dir):
-        found = catalogue.find_archive(store, d.name)
-        if found is not None and metadata_object_of(catalogue, store, found.key) is None:
-            out.append(d)
-    return out
-
-
-def pending_cycle_dirs(spool_dir: Path, catalogue: Catalogue, store: str) -> list[Path]:
-    """Sealed cycles that have no archive in ``store`` yet and were never pruned from it."""
-    done = {a.cycle_id for a in catalogue.archives(store=store)}
-    done |= pruned_cycle_ids(catalogue, store)
-    return [d for d in sealed_cycle_dirs(spool_dir) if d.name not in done]
+log = get_logger("uploader.upload")
 
 
 @dataclass(slots=True)
@@ -204,7 +174,7 @@ async def upload_cycle(  # noqa: PLR0917 - the use case's documented signature
     cycle = await asyncio.to_thread(load_sealed_cycle, cycle_dir)
     # One process uploads a cycle at a time (CycleBusy otherwise): two would race each other
     # through the catalogue and the store, and each could abort the other's upload as a stray.
-    with bound_contextvars(cycle=cycle.cycle_id), cycle_lock(catalogue.state_dir, cycle.cycle_id):
+    with bound_fields(cycle=cycle.cycle_id), cycle_lock(catalogue.state_dir, cycle.cycle_id):
         report = report if report is not None else UploadReport()
         again: tuple[str, ...] = (FLAGGED_MISSING, UNCONFIRMED) if force else ()
         if resend_missing and not force:

@@ -13,9 +13,8 @@ import asyncio
 import dataclasses
 from dataclasses import dataclass
 
-import structlog
-
 from localbackup.formats import SealedCycle
+from localbackup.logevents import get_logger
 from uploader.archive import ArchiveMetadata
 from uploader.bundle import BundleReader, cycle_sha256
 from uploader.catalogue import ArchiveRecord, Catalogue, UploadRecord
@@ -28,7 +27,7 @@ from uploader.stores import (
     UploadNotFound,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO, cast
 
 from localbackup.configkit import ConfigError
 from watcher import hosts, logs, output
@@ -36,6 +36,7 @@ COMMANDS = {
     "config": "watcher.commands.config_cmd",
     "cycles": "watcher.commands.cycles",
     "restore-legacy": "watcher.commands.legacy",
+    "migrate": "watcher.commands.migrate",
     "verify": "watcher.commands.verify",
 }
 INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
@@ -64,6 +65,20 @@ def version() -> str:
         return "unknown (not installed)"
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the installed version, looked up only when asked for (reading the
+    package metadata costs more than the start-up of a whole command)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **_: object) -> None:
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show the version"
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"glacier-backup {version()}")
+        parser.exit()
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The command line; only ``command``'s module is imported when it is known."""
     parser = argparse.ArgumentParser(
@@ -71,7 +86,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         description="Incremental local backups, sealed into cycles and uploaded encrypted to "
         "cold storage. 'glacier-backup COMMAND --help' describes each command, with examples.",
     )
-    parser.add_argument("--version", action="version", version=f"glacier-backup {version()}")
+    parser.add_argument("--version", action=_VersionAction)
     parser.add_argument(
         "--config",
         type=Path,
@@ -101,8 +116,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its exit code (0 ok, 1 failure, 2 usage or configuration, 3 warnings).
 
-    A closed output pipe (``status | head -1``) raises :class:`BrokenPipeError` to the caller:
-    :func:`run` ends quietly then."""
+    A closed output pipe (``status | head -1``, ``upload | true``) does not stop the command:
+    the console script (:func:`run`) discards what is printed after the reader has gone
+    (:class:`ReaderGoneSafe`), so the work is finished and its own exit code returned."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(command_of(argv))
     args = parser.parse_args(argv)
@@ -135,6 +151,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return FAILURE
 
 
+class ReaderGoneSafe:
+    """Standard output that outlives its reader: once a write or flush finds the pipe closed,
+    the rest goes to /dev/null, so a command that works (``upload | head -1``) still does all
+    of its work and exits with its own code, and a command that only prints ends quietly."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        """Write ``text``; after the reader has gone, into /dev/null."""
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            _quiet_after_broken_pipe()
+            return self._stream.write(text)
+
+    def flush(self) -> None:
+        """Flush; a pending write the reader will never read goes to /dev/null."""
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            _quiet_after_broken_pipe()
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
 def _quiet_after_broken_pipe() -> None:
     """The reader of stdout has gone: send what is left to /dev/null, so that the flush at exit
     does not fail again (and print "Exception ignored ... BrokenPipeError")."""
@@ -146,6 +190,7 @@ def _quiet_after_broken_pipe() -> None:
 def run() -> None:
     """The ``glacier-backup`` console script."""
     code = OK  # if the reader stops reading first: nothing failed
+    sys.stdout = cast(TextIO, ReaderGoneSafe(sys.stdout))
     try:
         code = main()
         sys.stdout.flush()

@@ -20,10 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-import structlog
-from structlog.contextvars import bound_contextvars
-
 from localbackup import formats
+from localbackup.logevents import bound_fields, get_logger
 from localbackup.spool import Spool
 from localbackup.step import seal_open_cycle
 from uploader.catalogue import (
@@ -51,11 +49,11 @@ from uploader.stores import (
 from uploader.upload import CYCLE_FAULTS, CycleBusy, CyclePruned, upload_cycle
 from uploader.window import local_now
 from watcher.config import AppConfig
-from watcher.markers import DONE, FAILED, QUARANTINE, file_away
+from watcher.markerfiles import DONE, FAILED, QUARANTINE, file_away
 from watcher.notify.events import NoticeEvent
 from watcher.outcomes import Outcomes, upload_done
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class RetryLater(Exception):
@@ -171,7 +169,7 @@ class Dispatcher:
                 f"{path.name}: {reason}",
             )
             return Outcome("quarantined", reason)
-        with bound_contextvars(cycle=marker.cycle_id):
+        with bound_fields(cycle=marker.cycle_id):
             problem = await asyncio.to_thread(self._check_cycle, marker)
             if problem == "archived":
                 file_away(path, marker_dir, DONE)

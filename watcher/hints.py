@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from uploader.config import GlacierStoreConfig, S3StoreConfig
+from uploader.config import GlacierStoreConfig, S3StoreConfig, StoreConfig
 from uploader.stores import (
     ContainerNotFound,
     CredentialsMissing,
@@ -34,17 +34,7 @@ def fix_for(exc: BaseException, config: AppConfig) -> str | None:
     ):
         return _credentials(exc, store, where)
     if isinstance(exc, ContainerNotFound):
-        if isinstance(store, S3StoreConfig):
-            return (
-                f"the bucket {store.bucket!r} does not exist (or is in another account): "
-                f"create it, or set store.bucket{where} to an existing bucket"
-            )
-        if isinstance(store, GlacierStoreConfig):
-            region = store.region or "the default region"
-            return (
-                f"the vault {store.vault!r} does not exist in {region}: create it, or fix "
-                f"store.vault (and store.region){where}"
-            )
+        return _container(store, where)
     if isinstance(exc, TransientStoreError):
         if not isinstance(store, S3StoreConfig | GlacierStoreConfig):
             return f"the store did not answer in time or failed for now: {AGAIN}"
@@ -54,6 +44,21 @@ def fix_for(exc: BaseException, config: AppConfig) -> str | None:
             f"store.endpoint_url{where}, then {AGAIN}"
         )
     return None
+
+
+def _container(store: StoreConfig, where: str) -> str:
+    if isinstance(store, S3StoreConfig):
+        return (
+            f"the bucket {store.bucket!r} does not exist (or is in another account): "
+            f"create it, or set store.bucket{where} to an existing bucket"
+        )
+    if isinstance(store, GlacierStoreConfig):
+        region = store.region or "the default region"
+        return (
+            f"the vault {store.vault!r} does not exist in {region}: create it, or fix "
+            f"store.vault (and store.region){where}"
+        )
+    return f"mount the disk that holds the store folder, or fix store.path{where}"
 
 
 def _credentials(

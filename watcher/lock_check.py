@@ -7,7 +7,6 @@ store never uploads an archive unlocked), so the user hears it before that.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +37,8 @@ class LockCheck:
     def lines(self) -> list[str]:
         """What ``status`` and ``init`` print."""
         how = "auto: the storage class's minimum storage duration" if self.auto else "lock_for"
-        head = f"object lock: {self.mode}, {self.lock_days:g} days per archive ({how})"
+        days = f"{self.lock_days:g} {'day' if self.lock_days == 1 else 'days'}"
+        head = f"object lock: {self.mode}, {days} per archive ({how})"
         if self.problem is None:
             return [f"{head}; the bucket has Object Lock enabled"]
         return [head, f"WARNING: {self.problem}"]
@@ -48,6 +48,8 @@ def check_object_lock(store: StoreConfig) -> LockCheck | None:
     """Ask the bucket (None when ``object_lock`` is not set)."""
     if not isinstance(store, S3StoreConfig) or store.object_lock is None:
         return None
+    import asyncio  # here: status without Object Lock never loads it
+
     return asyncio.run(_check(store))
 
 

@@ -5,16 +5,18 @@ stdout, problems on stderr. Log events stay out of the way there: only warnings 
 shown, as one line each (``glacier-backup: warning: <message>``, no colours), unless
 ``--log-level`` asks for more. When stderr is not a terminal (the service under systemd, cron,
 a pipe), every event from ``info`` up is a JSON line, as before.
+
+structlog itself is set up (and imported) when the first event at the level or above is logged:
+a command that logs nothing does not pay for it (``localbackup/logevents.py``).
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import MutableMapping
 from typing import Any, Literal, TextIO, get_args
 
-import structlog
+from localbackup.logevents import DEBUG, ERROR, INFO, WARNING, defer_setup, import_structlog
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["auto", "console", "json"]  # auto: console on a terminal, else JSON lines
@@ -27,6 +29,13 @@ PIPE_LEVEL: LogLevel = "info"  # default otherwise: every event, for the journal
 _SECRET_FIELDS = ("passphrase", "password", "secret", "file_key", "identity", "private_key")
 # Fields the console line leaves out: what the line itself already says.
 _CONSOLE_SKIP = frozenset({"event", "level", "timestamp", "message"})
+_THRESHOLDS = {"debug": DEBUG, "info": INFO, "warning": WARNING, "error": ERROR}
+
+
+class _Chosen:
+    """The format :func:`configure` chose (process-wide, as structlog's configuration is)."""
+
+    fmt: LogFormat | None = None
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -60,8 +69,7 @@ class _StderrLogger:
 def is_json() -> bool:
     """Whether log events go out as JSON lines (so a message printed for a person is not the
     only record of it)."""
-    processors = structlog.get_config()["processors"]
-    return bool(processors) and isinstance(processors[-1], structlog.processors.JSONRenderer)
+    return _Chosen.fmt == "json"
 
 
 def configure(
@@ -74,13 +82,19 @@ def configure(
         fmt = "console" if out.isatty() else "json"
     if level is None:
         level = TERMINAL_LEVEL if fmt == "console" and out.isatty() else PIPE_LEVEL
+    _Chosen.fmt = fmt
+    threshold = _THRESHOLDS[level]
+    defer_setup(threshold, lambda: _setup_structlog(threshold, fmt, out, stream is None))
+
+
+def _setup_structlog(threshold: int, fmt: LogFormat, out: TextIO, to_stderr: bool) -> None:
+    structlog = import_structlog()
+
     renderer: Any
     factory: Any
     if fmt == "console":
         renderer = _console_line
-        factory = (
-            (lambda *_: _StderrLogger()) if stream is None else structlog.PrintLoggerFactory(out)
-        )
+        factory = (lambda *_: _StderrLogger()) if to_stderr else structlog.PrintLoggerFactory(out)
     else:
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
         factory = structlog.PrintLoggerFactory(out)
@@ -93,7 +107,7 @@ def configure(
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=factory,
         cache_logger_on_first_use=False,
     )

@@ -16,10 +16,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypedDict, Unpack
 
-import structlog
-
 from localbackup.configkit import ConfigError
 from localbackup.formats import load_sealed_cycle
+from localbackup.logevents import get_logger
 from uploader.catalogue import Catalogue
 from uploader.config import metadata_object_options
 from uploader.maintenance import (
@@ -31,14 +30,14 @@ from uploader.maintenance import (
     run_maintenance,
     storage_class_for,
 )
+from uploader.pending import pending_cycle_dirs
 from uploader.stores import open_store
-from uploader.upload import pending_cycle_dirs
 from watcher.config import AppConfig
 from watcher.maintenance_notices import announce_ready_retrievals, missing_keys, report_pass
 from watcher.notify.events import NoticeEvent
 from watcher.outcomes import Outcomes
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def expected_next_upload(config: AppConfig, catalogue: Catalogue, store: str) -> int:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-import structlog
-
+from localbackup.logevents import get_logger
 from uploader import catalogue as cm
 from uploader.catalogue import Catalogue, EventKind, FlagKind
 from uploader.maintenance import MaintenanceReport
@@ -20,7 +19,7 @@ from uploader.stores import Store
 from watcher.notify.events import NoticeEvent
 from watcher.outcomes import Outcomes
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 OVER: EventKind = "over_budget"  # catalogue events: the budget's state in the last pass
 WITHIN: EventKind = "within_budget"
@@ -73,6 +72,17 @@ def report_pass(
                     ),
                     catalogue,
                 )
+    if report.failure is not None:  # the store could not be asked: not a success
+        outcomes.emit(
+            outcomes.notice(
+                NoticeEvent.MAINTENANCE_FAILED,
+                duration=seconds,
+                error=str(report.failure),
+                details={"store": report.store},
+            ),
+            catalogue,
+        )
+        return
     outcomes.emit(
         outcomes.notice(
             NoticeEvent.MAINTENANCE_DONE,

@@ -15,9 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import structlog
-
 from localbackup.configkit import Section
+from localbackup.logevents import get_logger
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     from uploader.catalogue import Catalogue
     from watcher.config import AppConfig
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 PREFIX = "glacier_backup_"
 
@@ -71,7 +70,7 @@ class Snapshot:
 def snapshot(config: AppConfig, catalogue: Catalogue) -> Snapshot:
     """Read everything the metrics file shows (local state only)."""
     from uploader.catalogue import FlagKind, open_flags, operations
-    from uploader.upload import pending_cycle_dirs
+    from uploader.pending import pending_cycle_dirs
 
     store = config.store.name
     ops = operations(catalogue)

@@ -18,8 +18,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import structlog
-
+from localbackup.logevents import get_logger
 from watcher.notify.config import NotifyConfig
 from watcher.notify.delivery import CLOSE_TIMEOUT, Notifier
 from watcher.notify.events import Notice, NoticeEvent, Operation
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
     from uploader.catalogue import ArchiveRecord, Catalogue
     from watcher.config import AppConfig
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # The size an operation's metrics report: what a backup wrote, the archive an upload made.
 _SIZE_OF = {Operation.BACKUP: "written", Operation.UPLOAD: "archive"}

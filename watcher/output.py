@@ -12,13 +12,12 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import structlog
-
+from localbackup.logevents import get_logger
 from watcher import logs
 
 __all__ = ["error", "on_terminal", "warning"]
 
-log = structlog.get_logger("glacier_backup")
+log = get_logger("glacier_backup")
 
 
 def on_terminal() -> bool:

@@ -19,9 +19,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import structlog
-
 from localbackup.configkit import DAY
+from localbackup.logevents import get_logger
 from localbackup.spool import Spool
 from uploader.catalogue import Catalogue
 from watcher.config import AppConfig, load_config
@@ -32,7 +31,7 @@ from watcher.notify.events import NoticeEvent
 from watcher.outcomes import Outcomes
 from watcher.sdnotify import Notifier, watchdog_interval
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 RETRY_FIRST, RETRY_MAX = 15.0, 3600.0
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from uploader.catalogue import Catalogue
-from uploader.upload import pending_cycle_dirs
-from watcher.markers import failed_markers, reason_of
+from uploader.pending import pending_cycle_dirs
+from watcher.markerfiles import failed_markers, reason_of
 
 __all__ = ["FailedCycle", "UploadQueue", "upload_queue"]
 

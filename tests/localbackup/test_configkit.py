@@ -2,7 +2,14 @@ from pathlib import Path
 
 import pytest
 
-from localbackup.configkit import ConfigError, Section, format_duration, parse_duration, parse_size
+from localbackup.configkit import (
+    ConfigError,
+    Section,
+    format_duration,
+    parse_duration,
+    parse_rate,
+    parse_size,
+)
 
 F = Path("/etc/gb/config.toml")
 
@@ -128,3 +135,18 @@ def test_a_zero_duration_is_refused_valid_or_off_as_the_key_says(zero: object) -
     assert s.duration("k", 7.0, zero="off") is None  # full_every = "0": off
     with pytest.raises(ConfigError, match=r"t\.neg: must not be negative"):
         s.duration("neg", None, zero="valid")
+
+
+@pytest.mark.parametrize(
+    ("text", "n"),
+    [("5MiB/s", 5 * 2**20), ("5MB/s", 5_000_000), ("40Mbit/s", 5_000_000), ("20Mbps", 2_500_000)],
+)
+def test_parse_rate(text: str, n: int) -> None:
+    assert parse_rate(text) == n
+
+
+@pytest.mark.parametrize("text", ["5Mb/s", "5mb/s", "100kb/s"])
+def test_a_rate_in_b_is_refused_as_ambiguous(text: str) -> None:
+    """An ISP's "20Mb/s" means bits: read as bytes it would allow eight times as much."""
+    with pytest.raises(ValueError, match=r"ambiguous rate.*Mbit/s"):
+        parse_rate(text)

@@ -146,7 +146,8 @@ def test_a_failing_after_hook_is_a_warning(tmp_path: Path) -> None:
     _hooks(p, after=["/no/such/program --flag"])
     r = p.run("backup")
     assert r.returncode == 3
-    assert "after hook 1 (/no/such/program --flag): cannot be started" in r.stdout
+    assert "after hook 1 (program): cannot be started" in r.stdout
+    assert "--flag" not in r.stdout + r.stderr  # the arguments may hold a secret
     assert len(_cycles(p)) == 1
 
 

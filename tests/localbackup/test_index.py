@@ -139,6 +139,26 @@ def test_rows_by_position_agree_with_the_records(read: bool) -> None:
     assert list(index.entries()) == ENTRIES  # and it still decodes to the same entries
 
 
+@pytest.mark.parametrize("read", [True, False], ids=["read", "in_memory"])
+def test_one_record_and_a_directory_s_contents_are_found_without_decoding_them_all(
+    read: bool,
+) -> None:
+    """What a backup asks of its base about a source root (missing, or an unmounted mount
+    point): the answers of the records, and an index as read stays encoded (its rows are its
+    own columns, not a copy the change detection would have to re-encode)."""
+    index = Index.from_entries(ENTRIES)
+    if read:
+        index = round_trip(index)
+    records = Index.from_entries(ENTRIES).records
+    columns = index.rows().data
+    for path, rec in records.items():
+        assert index.record_of(path) == rec
+    assert index.record_of(b"home/nothing") is None
+    assert index.lists_below(b"home/u") and index.lists_below(b"home")
+    assert not index.lists_below(b"home/u/a") and not index.lists_below(b"home/u/b")
+    assert (index.rows().data is columns) == read
+
+
 def test_rows_of_a_changed_read_index_show_the_change() -> None:
     index = round_trip(Index.from_entries(ENTRIES))
     index.records[b"home/u/a"] = (0o100600, *index.records[b"home/u/a"][1:])

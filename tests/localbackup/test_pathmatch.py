@@ -115,7 +115,11 @@ def _records(tree: dict[bytes, str]) -> dict[bytes, Record]:
         ("raport-1.txt", "did you mean 'report-1.txt'?"),
         ("Documets/docs/a.txt", "did you mean 'Documents/docs/a.txt'?"),
         ("/home/me/Documents/dosc", "did you mean '/home/me/Documents/docs'?"),
-        ("zzzz", "'glacier-backup files' lists the backed-up paths"),
+        (
+            "zzzz",
+            "'glacier-backup files PATTERN' lists the backed-up paths and the points in time "
+            "that have them (a deleted file: restore --at an earlier increment)",
+        ),
     ],
 )
 def test_a_pattern_that_selects_nothing_names_near_matches(pattern: str, hint: str) -> None:

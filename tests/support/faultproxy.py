@@ -33,6 +33,9 @@ the first rule that fires decides. Kinds:
 (``x-amz-restore: ongoing-request="true"``, GetObject refused with ``InvalidObjectState``, a
 repeated request ``RestoreAlreadyInProgress``) until :meth:`FaultProxy.release_restores`.
 
+``log(operation)`` lists the requests that arrived (with their ``Range`` header and query), so
+that a test can check what a client asked again after it was killed.
+
 The proxy runs in a daemon thread with its own event loop, on 127.0.0.1 and a free port.
 """
 
@@ -154,6 +157,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
         self._requests: Counter[str] = Counter()
+        self._log: list[Request] = []
         self._injected: Counter[tuple[str, str]] = Counter()
         self._holding_restores = False
         self._restoring: set[tuple[str, str]] = set()
@@ -271,6 +275,12 @@ class FaultProxy:
         with self._lock:
             return self._requests[operation] if operation else sum(self._requests.values())
 
+    def log(self, operation: str | None = None) -> list[Request]:
+        """Every request that arrived (faulted ones included) for ``operation``, or for all,
+        in the order they arrived: what a test checks was (not) asked again."""
+        with self._lock:
+            return [r for r in self._log if operation in (None, r.operation)]
+
     def injected(self, operation: str | None = None, kind: str | None = None) -> int:
         """Faults injected, by operation and/or kind."""
         with self._lock:
@@ -291,6 +301,7 @@ class FaultProxy:
     def reset_stats(self) -> None:
         with self._lock:
             self._requests.clear()
+            self._log.clear()
             self._injected.clear()
 
     # -- the relay -----------------------------------------------------------------------------
@@ -298,6 +309,7 @@ class FaultProxy:
     def _decide(self, request: Request) -> FaultRule | None:
         with self._lock:
             self._requests[request.operation] += 1
+            self._log.append(request)
             if request.operation == "MotoApi":
                 return None
             chosen = None

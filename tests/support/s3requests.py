@@ -44,6 +44,12 @@ class Request:
     bucket: str
     key: str
     ranged: bool
+    range: str | None = None  # the Range header, as sent
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        """The query string's parameters (``partNumber``, ``uploadId``...)."""
+        return parse_qs(urlsplit(self.target).query, keep_blank_values=True)
 
 
 def classify(method: str, target: str, headers: dict[str, str]) -> Request:
@@ -86,4 +92,4 @@ def classify(method: str, target: str, headers: dict[str, str]) -> Request:
         op = "HeadObject"
     elif method == "DELETE":
         op = "AbortMultipartUpload" if "uploadId" in query else "DeleteObject"
-    return Request(method, target, op, bucket, key, "range" in headers)
+    return Request(method, target, op, bucket, key, "range" in headers, headers.get("range"))

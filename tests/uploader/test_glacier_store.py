@@ -30,6 +30,7 @@ from uploader.crypto import Decryptor, load_identities
 from uploader.multipart import MultipartOptions
 from uploader.stores import open_store
 from uploader.stores.base import MiB, ObjectNotFound, PermanentStoreError, TransientStoreError
+from uploader.stores.glacier import MissingTreeHash
 from uploader.stores.glacier.jobs import (
     BadByteRange,
     IncompleteResponse,
@@ -263,6 +264,21 @@ async def test_bytes_that_do_not_match_the_returned_tree_hash_are_refused(
     assert await _output(gstore, job_id, 0, MiB) == data[:MiB]
     with pytest.raises(TransientStoreError, match="do not match their tree hash"):
         await _output(gstore, job_id, MiB, 2 * MiB)
+
+
+async def test_a_range_without_a_tree_hash_is_refused_when_one_is_required(
+    gstore: GlacierStore, emu: Emulator
+) -> None:
+    data = _noise(3 * MiB, 7)
+    job_id = await _retrieve(gstore, emu, await _put(gstore, "h/r", data))
+
+    async def required(start: int, end: int) -> bytes:
+        reader = gstore.read_job_output(job_id, start, end, require_tree_hash=True)
+        return b"".join([c async for c in reader])
+
+    assert await required(2 * MiB, 3 * MiB) == data[2 * MiB :]  # a node of the tree: checked
+    with pytest.raises(MissingTreeHash, match="no SHA-256 tree hash"):
+        await required(MiB, 3 * MiB)  # two chunks starting at an odd one: not a node
 
 
 async def test_an_expired_job_output_raises_job_output_expired(

@@ -356,4 +356,4 @@ async def test_prune_shows_the_early_deletion_fee_before_deleting(
     assert printed.index(fee) < printed.index("DELETING NOW")
     # the archive, then its metadata object
     assert printed.count("DELETING NOW") == 2 and printed.count(fee) == 1
-    assert "deleted 1 archive(s)" in printed
+    assert "deleted 1 archive;" in printed

@@ -17,8 +17,8 @@ from uploader.bundle import BundleError, BundleReader
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig, UploadConfig
 from uploader.crypto import X25519Identity, decrypt_file, new_encryption
-from uploader.multipart import IncompleteUpload, MultipartOptions
-from uploader.payload import EncryptedPayload, choose_part_size
+from uploader.multipart import IncompleteUpload, MultipartOptions, checksum, upload_multipart
+from uploader.payload import EncryptedPayload, PartPlan, choose_part_size
 from uploader.stores.base import (
     Capabilities,
     MiB,
@@ -285,6 +285,42 @@ async def test_the_byte_count_check_refuses_to_complete_when_short(
     assert lossy.completed == 0
     assert await store.list_multipart_uploads() == []
     assert await store_access.keys(store) == []
+
+
+async def test_kept_parts_are_neither_regenerated_nor_sent_again(
+    store: Store, store_access: StoreAccess
+) -> None:
+    """``kept``: parts of an immutable payload (a Glacier job output) acknowledged by an
+    earlier attempt; reading them again would mean downloading them again."""
+    part = part_size_for(store, PART)
+    data = bytes(range(256)) * (3 * part // 256)
+
+    class Counted:
+        size = len(data)
+
+        def __init__(self) -> None:
+            self.offsets: list[int] = []
+
+        def readinto(self, offset: int, view: memoryview) -> None:
+            self.offsets.append(offset)
+            view[:] = data[offset : offset + len(view)]
+
+    upload_id = await store.create_multipart_upload("h/kept", part, {})
+    first = await store.upload_part("h/kept", upload_id, 1, data[:part], checksum(data[:part]))
+    wrapped, source = Wrapped(store), Counted()
+    info = await upload_multipart(
+        wrapped,  # type: ignore[arg-type]
+        "h/kept",
+        upload_id,
+        source,
+        PartPlan(len(data), part),
+        kept=[first],
+        options=FAST,
+    )
+    assert info.size == len(data)
+    assert sorted(source.offsets) == [part, 2 * part]
+    assert sorted(wrapped.calls) == [2, 3]
+    assert await store_access.read(store, "h/kept") == data
 
 
 async def test_an_archived_cycle_is_not_uploaded_again(

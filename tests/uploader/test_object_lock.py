@@ -196,7 +196,8 @@ async def test_a_retention_extended_since_is_asked_before_deleting(
                 datetime.now(UTC),
             )
             assert report.deleted == []
-            assert report.problems == [f"kept {old}: locked until {until} (S3 Object Lock)"]
+            shown = f"{until:%Y-%m-%d %H:%M} UTC"
+            assert report.problems == [f"kept {old}: locked until {shown} (S3 Object Lock)"]
             inputs = {a.key: a for a in prune_inputs(cat, store.name)}
             assert inputs[old].locked_until == until  # the next plan knows
             replan = await run_maintenance(

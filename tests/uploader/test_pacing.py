@@ -54,7 +54,7 @@ async def test_one_limiter_paces_concurrent_transfers_together() -> None:
     assert waits[-1][1] == 1.0
 
 
-async def test_an_upload_under_max_rate_stays_within_15_percent_of_it(
+async def test_an_upload_never_goes_faster_than_max_rate(
     tmp_path: Path, aws_env: None, moto_server: str
 ) -> None:
     cycle = build_cycle(tmp_path / "spool", [TOTAL])
@@ -74,10 +74,12 @@ async def test_an_upload_under_max_rate_stays_within_15_percent_of_it(
     assert first == 0 and last == record.size
     # the rate of the transfer itself (setting up and completing the upload take what they take)
     ratio = last / (t1 - t0) / LIMIT
-    assert abs(ratio - 1) <= 0.15, f"measured {ratio:.3f} x max_rate"
+    # Only the ceiling: a busy machine can make any transfer slower than the limit, never
+    # faster. That the limiter lets the full rate through is shown with a fake clock above.
+    assert ratio <= 1.15, f"measured {ratio:.3f} x max_rate"
 
 
-async def test_a_restore_download_under_max_rate_stays_within_15_percent_of_it(
+async def test_a_restore_download_never_goes_faster_than_max_rate(
     tmp_path: Path, aws_env: None, moto_server: str
 ) -> None:
     cycle = build_cycle(tmp_path / "spool", [TOTAL])
@@ -115,7 +117,9 @@ async def test_a_restore_download_under_max_rate_stays_within_15_percent_of_it(
     assert (tmp_path / "dl" / "a.part").stat().st_size == archive.size == got
     for elapsed in (ranged, direct):
         ratio = archive.size / elapsed / LIMIT
-        assert abs(ratio - 1) <= 0.15, f"measured {ratio:.3f} x max_rate"
+        # Only the ceiling: a busy machine can make any transfer slower than the limit, never
+    # faster. That the limiter lets the full rate through is shown with a fake clock above.
+    assert ratio <= 1.15, f"measured {ratio:.3f} x max_rate"
 
 
 def test_window_hours_including_across_midnight() -> None:

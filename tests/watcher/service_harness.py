@@ -97,7 +97,12 @@ class Project:
 class Service:
     """The ``watch`` service as a child process; its JSON log events are collected live."""
 
-    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        started: str | None = "watch.started",
+    ) -> None:
         self.proc = subprocess.Popen(
             argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env
         )
@@ -106,7 +111,8 @@ class Service:
         self._lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.wait_for(lambda e: e["event"] == "watch.started", timeout=30)
+        if started is not None:
+            self.wait_for(lambda e: e["event"] == started, timeout=30)
 
     def _read(self) -> None:
         assert self.proc.stderr is not None

@@ -235,6 +235,8 @@ def test_keygen_writes_a_private_identity_that_age_accepts(tmp_path: Path) -> No
 def test_init_never_changes_the_mode_of_a_folder_the_user_named(tmp_path: Path) -> None:
     pytest.importorskip("uploader.crypto")
     env = {**os.environ, **{k: str(tmp_path / k.lower()) for k in ENV_KEYS}}
+    env["HOME"] = str(tmp_path / "home")  # with the default source, ~/Documents
+    (tmp_path / "home" / "Documents").mkdir(parents=True)
     shared = tmp_path / "etc"
     shared.mkdir(mode=0o755)
     shared.chmod(0o755)

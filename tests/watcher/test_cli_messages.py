@@ -102,6 +102,16 @@ def test_config_check_shows_the_resolved_config_and_hides_secrets(tmp_path: Path
     assert f"{p.config}: retention.min_agee: unknown key (did you mean 'min_age'?)" in r.stderr
 
 
+def test_config_check_shows_object_lock_as_its_two_keys(tmp_path: Path) -> None:
+    p = Project(tmp_path, store='type = "s3"\nbucket = "my-bucket"\nobject_lock = "compliance"\n'
+                'lock_for = "2d"')  # fmt: skip
+    r = p.run("config", "check")
+    assert r.returncode == 0, r.stderr
+    assert 'object_lock = "compliance"\nlock_for = "2d"' in r.stdout
+    shown = json.loads(p.run("config", "check", "--json").stdout)["store"]
+    assert (shown["object_lock"], shown["lock_for"]) == ("compliance", "2d")
+
+
 def test_config_check_warns_about_a_missing_source(tmp_path: Path) -> None:
     p = Project(tmp_path)
     p.src.rmdir()
@@ -125,6 +135,31 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
             )
             assert r.returncode == 0, (command, reader, r.stderr)
             assert "Traceback" not in r.stderr and "Broken pipe" not in r.stderr, r.stderr
+
+
+def test_a_closed_pipe_does_not_stop_a_command_that_works(tmp_path: Path) -> None:
+    """``upload | true``: every waiting cycle is still uploaded and the command's own code kept."""
+    p = Project(tmp_path, increments=1)
+    for i in range(6):  # a full and an increment per cycle: three sealed cycles
+        (p.src / f"f{i}.txt").write_text(str(i))
+        p.backup()
+    assert len(p.status()["sealed_waiting"]) == 3
+    cmd = " ".join(p.cmd("upload"))
+    r = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {cmd} | true"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert p.status()["sealed_waiting"] == []
+    archives = [f for f in p.vault.rglob("*.age") if not f.name.endswith(".meta.age")]
+    assert len(archives) == 3
+
+    p.src.rename(tmp_path / "moved")  # config check warns (exit 3) after printing the config
+    cmd = " ".join(p.cmd("config", "check"))
+    r = subprocess.run(["bash", "-c", f"{cmd} | true; exit ${{PIPESTATUS[0]}}"], check=False)
+    assert r.returncode == 3
 
 
 def test_on_a_terminal_only_the_bar_and_the_summary(tmp_path: Path) -> None:
@@ -225,6 +260,19 @@ def test_init_warns_about_a_missing_source(tmp_path: Path) -> None:
     assert f"the source {tmp_path / 'not-there'} does not exist" in r.stderr
     assert "edit" not in r.stdout and "set [backup] sources" not in r.stdout
     assert "next: run 'glacier-backup backup'" in r.stdout
+
+
+def test_init_warns_when_the_default_source_does_not_exist(tmp_path: Path) -> None:
+    env = os.environ | {
+        k: str(tmp_path / k.lower()) for k in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME")
+    }
+    env["HOME"] = str(tmp_path / "home")  # no ~/Documents there
+    r = subprocess.run(
+        [GLACIER_BACKUP, "init"], capture_output=True, text=True, env=env, check=False
+    )
+    assert r.returncode == 3, r.stderr
+    assert "the default source ~/Documents does not exist: set [backup] sources in" in r.stderr
+    assert "next: set [backup] sources in" in r.stdout
 
 
 def test_pyproject_is_read_without_packaging_warnings() -> None:

@@ -83,7 +83,7 @@ def test_prune_deletes_and_inventory_reports(
 ) -> None:
     assert prune.run(_parse(prune, "prune"), uploaded) == 0
     out = capsys.readouterr().out
-    assert "deleted 2 archive(s)" in out
+    assert "deleted 2 archives;" in out
     with Catalogue.in_state_dir(uploaded.state_dir) as cat:
         assert [a.cycle_id for a in cat.archives()] == ["20260103T000000Z"]
     assert inventory.run(_parse(inventory, "inventory"), uploaded) == 0

@@ -147,9 +147,21 @@ def test_usage_errors(
 ) -> None:
     h = make_history(tmp_path)
     config = _config(tmp_path, h)
+    (tmp_path / "vault").mkdir()  # an empty store
     assert _run(config, "restore", *argv, "--to", str(tmp_path / "out")) == code
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_local_store_whose_folder_is_gone_is_not_an_empty_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A NAS or USB disk that is not mounted: the error says so, not "no archive"."""
+    config = _config(tmp_path, make_history(tmp_path))
+    assert _run(config, "restore", "--to", str(tmp_path / "out")) == 1
+    err = capsys.readouterr().err
+    assert f"the store folder {tmp_path / 'vault'} does not exist: is its disk mounted?" in err
+    assert "mount the disk that holds the store folder, or fix store.path" in err
 
 
 def test_a_glacier_vault_archive_without_an_archive_id_asks_for_an_inventory(

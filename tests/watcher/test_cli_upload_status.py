@@ -160,6 +160,8 @@ def test_cycles_open_sealed_missing(tmp_path: Path) -> None:
     cycles = json.loads(p.run("cycles", "--json").stdout)["cycles"]
     assert [c["state"] for c in cycles] == ["MISSING", "open"]
     assert len(cycles[0]["increments"]) == 2 and cycles[1]["location"] == "spool"
+    assert cycles[0]["location"] == "spool"  # the store lost it: only the spool has it
+    assert p.status()["store_usage"] == {"archives": 0, "bytes": 0}
 
 
 def test_status_in_words(tmp_path: Path) -> None:
@@ -182,6 +184,8 @@ def test_status_in_words(tmp_path: Path) -> None:
     assert "waiting for upload: 0 sealed cycles" in out and "store usage: 0 archives, 0 B" in out
     zone = time.strftime("%Z")
     assert zone in out  # local times carry their zone
+    every = p.status()["open_cycle"]["full_every"]
+    assert every == 7 * 86400 and isinstance(every, int)  # whole seconds, not 604800.0
 
 
 def test_an_interrupted_upload_says_how_to_resume_and_resumes(

@@ -101,3 +101,19 @@ def test_the_textfile_must_be_one_the_collector_reads() -> None:
     with pytest.raises(ConfigError) as err:
         metrics_config(Section({"textfile": "/var/lib/node/gb.txt"}, "metrics", None))
     assert err.value.key == "metrics.textfile" and ".prom" in err.value.message
+
+
+def test_a_maintenance_pass_that_cannot_reach_the_store_is_a_failure(tmp_path: Path) -> None:
+    """An alert on "maintenance has not succeeded lately" must fire while the store is gone."""
+    p, prom = _project(tmp_path)
+    (p.src / "a.txt").write_text("alpha\n")
+    p.backup()
+    assert p.run("upload").returncode == 0
+    p.vault.rename(tmp_path / "vault-unmounted")  # the store's disk is gone
+    started = time.time()
+    r = p.run("inventory")
+    assert r.returncode == 1, r.stderr
+    s = _samples(prom)
+    assert _value(s, "last_failure_timestamp_seconds", operation="maintenance") >= started - 1
+    with pytest.raises(KeyError):  # never succeeded
+        _value(s, "last_success_timestamp_seconds", operation="maintenance")

@@ -131,6 +131,26 @@ def test_a_closed_port_is_tried_a_few_times_and_given_up() -> None:
     assert gave_up["attempts"] == 3 and "refused" in gave_up["error"].lower()
 
 
+def test_an_unexpected_delivery_error_is_logged_and_the_command_still_runs(
+    tmp_path: Path,
+) -> None:
+    """A URL urllib refuses (made past the config check) ends that delivery only: logged
+    without its secret, and the command still gets the event."""
+    out = tmp_path / "got.json"
+    config = NotifyConfig(
+        url=f"http://127.0.0.1:1/{SECRET} x",
+        command=(sys.executable, "-c", f"import sys; open({str(out)!r}, 'w').write('ok')"),
+    )
+    with capture_logs() as logs:
+        notifier = Notifier(config, sleep=lambda _: None)
+        notifier.send(_notice(NoticeEvent.UPLOAD_FAILED))
+        notifier.close()
+    gave_up = [e for e in logs if e["event"] == "notify.undeliverable"]
+    assert len(gave_up) == 1 and gave_up[0]["target"] == "http://127.0.0.1:1/***"
+    assert SECRET not in json.dumps(logs)
+    assert out.read_text() == "ok"
+
+
 def test_mask_url_keeps_scheme_and_host_only() -> None:
     assert mask_url(f"https://hc-ping.com/{SECRET}") == "https://hc-ping.com/***"
     assert (
@@ -175,6 +195,10 @@ def test_a_failing_command_is_retried_then_logged(tmp_path: Path) -> None:
         ({"url": "http://x", "on": ["failure", "sucess"]}, "notify.on[1]", "must be one of"),
         ({"command": ""}, "notify.command", "is empty"),
         ({"url": "http://x", "retrying_after": "soon"}, "notify.retrying_after", "not a duration"),
+        ({"url": "http://h/topic/übersicht"}, "notify.url", "ASCII without spaces"),
+        ({"url": "http://h/SEC RET?t=1"}, "notify.url", "ASCII without spaces"),
+        ({"url": "http://h:abc/p"}, "notify.url", "port that is not a number"),
+        ({"url": "http://h/p#x"}, "notify.url", "#fragment"),
     ],
 )
 def test_bad_notify_config_names_the_key(table: dict[str, object], key: str, message: str) -> None:
@@ -231,6 +255,24 @@ def test_a_failed_upload_notifies_and_the_command_still_exits_on_time(tmp_path: 
         assert r.returncode == 1
         (failed,) = [q.json() for q in rx.wait_for(1)]
     assert failed["event"] == "upload_failed" and failed["error"]
+
+
+def test_a_backup_that_cannot_write_its_spool_notifies(tmp_path: Path) -> None:
+    """The failure is said even though it cannot be recorded in the spool."""
+    p = Project(tmp_path, increments=0)
+    (p.src / "a.txt").write_text("alpha\n")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    text = p.config.read_text().replace(
+        f'spool_dir = "{p.spool}"', f'spool_dir = "{blocker}/spool"'
+    )
+    p.config.write_text(text)
+    with http_receiver() as rx:
+        _with(p, "notify", f'url = "{rx.url}"')
+        r = p.run("backup")
+        assert r.returncode == 1
+        (failed,) = [q.json() for q in rx.wait_for(1)]
+    assert failed["event"] == "backup_failed" and "Not a directory" in failed["error"]
 
 
 def test_the_service_notifies_once_when_an_upload_keeps_failing(tmp_path: Path) -> None:

@@ -81,6 +81,16 @@ class Catalogue(Closing):
         with self._tx() as db:
             yield db
 
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction (a consistent snapshot) for queries that stream their rows."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            finally:
+                self._db.execute("COMMIT")
+
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Rows of one read-only statement."""
         with self._lock:
@@ -106,8 +116,11 @@ class Catalogue(Closing):
                     f"{len(MIGRATIONS)}: upgrade glacier-backup"
                 )
             for i in range(version, len(MIGRATIONS)):
-                for statement in MIGRATIONS[i]:
-                    db.execute(statement)
+                for step in MIGRATIONS[i]:
+                    if callable(step):
+                        step(db)
+                    else:
+                        db.execute(step)
             db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
 
     @property
@@ -248,27 +261,15 @@ class Catalogue(Closing):
                 (upload.id,),
             ).fetchall()
             parts = _whole(rows, size)
-            db.execute(
-                "INSERT OR REPLACE INTO archives (store, key, cycle_id, host, size,"
-                " plaintext_sha256, uploaded_at, confirmed_at, archive_id, locked_until, etag,"
-                " version_id, part_size, parts)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.store,
-                    record.key,
-                    record.cycle_id,
-                    record.host,
-                    record.size,
-                    record.plaintext_sha256,
-                    to_db_time(now),
-                    to_db_time(now) if confirmed else None,
-                    archive_id or None,
-                    None if locked_until is None else to_db_time(locked_until),
-                    etag,
-                    version_id,
-                    upload.part_size if parts else None,
-                    parts,
-                ),
+            put_archive(
+                db,
+                record,
+                archive_id,
+                locked_until,
+                etag=etag,
+                version_id=version_id,
+                part_size=upload.part_size if parts else None,
+                parts=parts,
             )
             db.execute("DELETE FROM uploads WHERE id = ?", (upload.id,))
             # Uploaded: whoever was retrying it (the service) is done (see retries.py).
@@ -297,6 +298,42 @@ class Catalogue(Closing):
                 (store, store, cycle_id, cycle_id),
             ).fetchall()
         return [_archive_from_row(r) for r in rows]
+
+
+def put_archive(
+    db: sqlite3.Connection,
+    record: ArchiveRecord,
+    archive_id: str | None,
+    locked_until: datetime | None = None,
+    *,
+    etag: str | None = None,
+    version_id: str | None = None,
+    part_size: int | None = None,
+    parts: str | None = None,
+) -> None:
+    """Record (or replace) an archive row, inside the caller's transaction: with what
+    ``verify`` compares later, when known (the ETag, VersionId, part size and parts JSON)."""
+    db.execute(
+        "INSERT OR REPLACE INTO archives (store, key, cycle_id, host, size, plaintext_sha256,"
+        " uploaded_at, confirmed_at, archive_id, locked_until, etag, version_id, part_size,"
+        " parts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            record.store,
+            record.key,
+            record.cycle_id,
+            record.host,
+            record.size,
+            record.plaintext_sha256,
+            to_db_time(record.uploaded_at),
+            None if record.confirmed_at is None else to_db_time(record.confirmed_at),
+            archive_id or None,
+            None if locked_until is None else to_db_time(locked_until),
+            etag,
+            version_id,
+            part_size,
+            parts,
+        ),
+    )
 
 
 _UPLOAD_COLUMNS = (

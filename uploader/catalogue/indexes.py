@@ -15,14 +15,17 @@ from datetime import datetime
 from pathlib import Path
 
 from localbackup import formats
+from localbackup.indexstream import StreamedIndex
 from uploader.catalogue.db import Catalogue
+from uploader.catalogue.pathversions import remember_path_versions
 from uploader.catalogue.records import StoredIndex
 
 
 def remember_cycle_indexes(catalogue: Catalogue, cycle_dir: Path) -> int:
-    """Copy the indexes and ``cycle.json`` of a sealed cycle into the catalogue (idempotent);
-    return how many indexes. ``cycle_dir`` needs ``cycle.json`` and the index files, not the
-    increments' tars (a recovery passes a directory made from a metadata object)."""
+    """Copy the indexes and ``cycle.json`` of a sealed cycle into the catalogue, with their
+    paths and versions indexed for search (:mod:`.pathversions`; idempotent); return how many
+    indexes. ``cycle_dir`` needs ``cycle.json`` and the index files, not the increments' tars
+    (a recovery passes a directory made from a metadata object)."""
     sealed = formats.load_sealed_cycle(cycle_dir)
     rows = [
         (
@@ -35,6 +38,7 @@ def remember_cycle_indexes(catalogue: Catalogue, cycle_dir: Path) -> int:
         )
         for m in sealed.increments
     ]
+    streams = [StreamedIndex(cycle_dir / m.index.name).iter_records for m in sealed.increments]
     with catalogue.transaction() as db:
         db.executemany(
             "INSERT OR REPLACE INTO cycle_indexes (host, cycle_id, number, kind, finished_at,"
@@ -45,6 +49,7 @@ def remember_cycle_indexes(catalogue: Catalogue, cycle_dir: Path) -> int:
             "INSERT OR REPLACE INTO sealed_cycles (host, cycle_id, cycle_json) VALUES (?, ?, ?)",
             (sealed.host, sealed.cycle_id, sealed.render()),
         )
+        remember_path_versions(db, sealed.host, sealed.cycle_id, streams)
     return len(rows)
 
 

@@ -138,9 +138,12 @@ def record_inventory(
             db.execute("DELETE FROM inventory_jobs WHERE store = ? AND job_id = ?", (store, job_id))
 
 
-def latest_inventory(catalogue: Catalogue, store: str) -> LatestInventory | None:
-    """The newest inventory fetched for ``store`` (what ``verify`` compares vault archives
-    with), or None if none was."""
+def latest_inventory(
+    catalogue: Catalogue, store: str
+) -> tuple[datetime, list[dict[str, object]]] | None:
+    """The newest inventory fetched for ``store``: its InventoryDate and its archives, as
+    recorded (the fields of :class:`~uploader.maintenance.reconcile.ListedArchive`, times as
+    ISO 8601 text); None if none was ever fetched."""
     rows = catalogue.query(
         "SELECT inventory_date, archives FROM inventories WHERE store = ?"
         " ORDER BY inventory_date DESC, id DESC LIMIT 1",
@@ -148,10 +151,24 @@ def latest_inventory(catalogue: Catalogue, store: str) -> LatestInventory | None
     )
     if not rows:
         return None
+    date, raw = rows[0]
+    items = json.loads(raw)
+    return db_time(date), [dict(a) for a in items]
+
+
+def latest_inventory_entries(catalogue: Catalogue, store: str) -> LatestInventory | None:
+    """The newest inventory fetched for ``store`` by store id (what ``verify`` compares vault
+    archives with), or None if none was."""
+    latest = latest_inventory(catalogue, store)
+    if latest is None:
+        return None
     entries = {}
-    for a in json.loads(rows[0][1]):
-        size = int(a["size"])
-        entries[str(a["store_id"])] = InventoryEntry(
-            str(a["store_id"]), size, a.get("key"), a.get("tree_hash")
+    for a in latest[1]:
+        store_id, key, tree = str(a["store_id"]), a.get("key"), a.get("tree_hash")
+        entries[store_id] = InventoryEntry(
+            store_id,
+            int(str(a["size"])),
+            None if key is None else str(key),
+            None if tree is None else str(tree),
         )
-    return LatestInventory(db_time(rows[0][0]), entries)
+    return LatestInventory(latest[0], entries)

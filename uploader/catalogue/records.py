@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from localbackup.index import Index, read_index
 from uploader.stores import PartInfo, Tier
+
+if TYPE_CHECKING:
+    from localbackup.index import Index
 
 
 class UploadState(StrEnum):
@@ -41,6 +43,24 @@ class FlagKind(StrEnum):
     MISSING = "missing"
     MISMATCH = "mismatch"
     DELETION_FAILED = "deletion_failed"
+
+
+class MigrationState(StrEnum):
+    """Where the migration of one vault archive stands (:mod:`uploader.migrate`)."""
+
+    PLANNED = "planned"  # known; no retrieval job runs (none requested yet, or it expired)
+    REQUESTED = "requested"  # a retrieval job was requested and is not yet seen ready
+    READY = "ready"  # the job's output can be read: copying into the destination
+    COPIED = "copied"  # the destination object is verified and recorded; the source is kept
+    SOURCE_DELETED = "source_deleted"  # copied, then the vault archive was deleted
+    FAILED = "failed"  # stopped with an error (``error``); the next run tries again
+
+
+class MigrationKind(StrEnum):
+    """What a migrated vault archive is: one of ours (a cycle), or the original tool's."""
+
+    OURS = "ours"
+    LEGACY = "legacy"
 
 
 class JobStatus(StrEnum):
@@ -121,6 +141,63 @@ class RetrievalRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedArchive:
+    """A vault archive chosen for migration, before the catalogue numbers it."""
+
+    archive_id: str
+    key: str  # the object key in the destination
+    kind: MigrationKind
+    host: str
+    cycle_id: str | None
+    size: int
+    created: datetime
+    metadata: dict[str, str]
+    plaintext_sha256: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationRecord:
+    """One vault archive being moved to another store, as the catalogue remembers it."""
+
+    id: int
+    source: str  # the vault's store name
+    archive_id: str
+    dest: str  # the destination's store name
+    key: str  # the object key in the destination
+    kind: MigrationKind
+    host: str
+    cycle_id: str | None  # None for the original tool's archives
+    size: int
+    created: datetime  # the archive's CreationDate in the vault (its minimum storage clock)
+    metadata: dict[str, str]  # the destination object's metadata
+    plaintext_sha256: str
+    state: MigrationState
+    tier: str | None = None
+    job_id: str | None = None
+    tree_hash: str | None = None  # Glacier's SHA-256 tree hash of the whole archive
+    upload_id: str | None = None  # the destination's multipart upload
+    part_size: int | None = None
+    completing: bool = False  # completion was asked of the destination
+    error: str | None = None
+    copied_at: datetime | None = None
+    checksum: str | None = None  # what the destination reported for the object
+    source_deleted_at: datetime | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether the destination holds the verified copy."""
+        return self.state in (MigrationState.COPIED, MigrationState.SOURCE_DELETED)
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationPart:
+    """A destination part acknowledged during a migration, with the tree hash of its bytes."""
+
+    part: PartInfo
+    tree_hash: str
+
+
+@dataclass(frozen=True, slots=True)
 class StoredIndex:
     """The hot copy of one increment's index (zstd, as written)."""
 
@@ -133,6 +210,8 @@ class StoredIndex:
 
     def load(self) -> Index:
         """The index, parsed."""
+        from localbackup.index import read_index  # zstandard only where an index is read
+
         return read_index(io.BytesIO(self.data))
 
 

@@ -7,13 +7,29 @@ tables, by the module that reads and writes them: ``uploads``, ``upload_parts``,
 ``archive_flags`` (:mod:`.findings`), ``prune_decisions``, ``pending_deletions`` (:mod:`.pruning`),
 ``retrievals``, ``retrieval_ranges`` (:mod:`.retrievals`), ``operations`` (:mod:`.operations`),
 ``sealed_cycles`` (:mod:`.indexes`), ``restores`` (:mod:`.restores`), ``upload_retries``
-(:mod:`.retries`), ``metadata_objects`` (:mod:`.metadata_objects`), ``verifications``
+(:mod:`.retries`), ``version_cycles``, ``paths``, ``path_versions`` (:mod:`.pathversions`),
+``migrations``, ``migration_requests``, ``migration_ranges``, ``migration_parts``
+(:mod:`.migrations`), ``metadata_objects`` (:mod:`.metadata_objects`), ``verifications``
 (:mod:`.verifications`).
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[tuple[str, ...]] = [
+import sqlite3
+from collections.abc import Callable
+
+
+def _backfill_path_versions(db: sqlite3.Connection) -> None:
+    from uploader.catalogue.pathversions import backfill
+
+    backfill(db)
+
+
+#: A step is an SQL statement, or a function run on the connection (a backfill) in the same
+#: transaction.
+Step = str | Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: list[tuple[Step, ...]] = [
     (
         """
         CREATE TABLE uploads (
@@ -270,6 +286,110 @@ MIGRATIONS: list[tuple[str, ...]] = [
             next_at TEXT,
             attempts INTEGER NOT NULL,
             PRIMARY KEY (store, cycle_id)
+        )
+        """,
+    ),
+    (
+        # `files PATTERN` without reading every stored index (pathversions.py): each path once,
+        # indexed by itself and by its last component, and one row per version span of a path
+        # in a cycle; filled by remember_cycle_indexes, backfilled here from cycle_indexes.
+        """
+        CREATE TABLE version_cycles (
+            id INTEGER PRIMARY KEY,
+            host TEXT NOT NULL,
+            cycle_id TEXT NOT NULL,
+            increments INTEGER NOT NULL,
+            UNIQUE (host, cycle_id)
+        )
+        """,
+        """
+        CREATE TABLE paths (
+            id INTEGER PRIMARY KEY,
+            path BLOB NOT NULL UNIQUE,
+            name BLOB NOT NULL
+        )
+        """,
+        """
+        CREATE INDEX paths_name ON paths (name)
+        """,
+        """
+        CREATE TABLE path_versions (
+            path INTEGER NOT NULL,
+            cycle INTEGER NOT NULL,
+            first INTEGER NOT NULL,
+            last INTEGER NOT NULL,
+            type INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            PRIMARY KEY (path, cycle, first)
+        ) WITHOUT ROWID
+        """,
+        _backfill_path_versions,
+    ),
+    (
+        # Migrations out of a Glacier vault (migrations.py): one row per source archive and
+        # destination, with where it stands (retrieval job, destination upload, verification,
+        # deletion of the source); the retrieval requests made (for --max-per-day), the verified
+        # job-output ranges waiting on disk for their part, and the destination's acknowledged
+        # parts with their SHA-256 tree hashes, so that a killed migration loses at most the
+        # parts in flight.
+        """
+        CREATE TABLE migrations (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            archive_id TEXT NOT NULL,
+            dest TEXT NOT NULL,
+            key TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            host TEXT NOT NULL,
+            cycle_id TEXT,
+            size INTEGER NOT NULL,
+            created TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            plaintext_sha256 TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL,
+            tier TEXT,
+            job_id TEXT,
+            tree_hash TEXT,
+            upload_id TEXT,
+            part_size INTEGER,
+            completing INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            copied_at TEXT,
+            checksum TEXT,
+            source_deleted_at TEXT,
+            UNIQUE (source, archive_id, dest),
+            UNIQUE (dest, key)
+        )
+        """,
+        """
+        CREATE TABLE migration_requests (
+            migration INTEGER NOT NULL REFERENCES migrations(id) ON DELETE CASCADE,
+            job_id TEXT NOT NULL,
+            tier TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            requested_at TEXT NOT NULL,
+            PRIMARY KEY (migration, job_id)
+        )
+        """,
+        """
+        CREATE TABLE migration_ranges (
+            migration INTEGER NOT NULL REFERENCES migrations(id) ON DELETE CASCADE,
+            start INTEGER NOT NULL,
+            "end" INTEGER NOT NULL,
+            tree_hash TEXT NOT NULL,
+            PRIMARY KEY (migration, start)
+        )
+        """,
+        """
+        CREATE TABLE migration_parts (
+            migration INTEGER NOT NULL REFERENCES migrations(id) ON DELETE CASCADE,
+            number INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            checksum TEXT NOT NULL,
+            etag TEXT NOT NULL,
+            tree_hash TEXT NOT NULL,
+            PRIMARY KEY (migration, number)
         )
         """,
     ),

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from localbackup.atomic import atomic_create
-from uploader.crypto.errors import InvalidIdentityError, InvalidRecipientError, PassphraseError
+from uploader.crypto.errors import InvalidIdentityError, PassphraseError
 from uploader.crypto.protocols import Identity
+from uploader.crypto.recipients import recipient_key
 from uploader.crypto.x25519 import X25519Identity, X25519Recipient
 
 __all__ = [
@@ -22,12 +23,7 @@ __all__ = [
 
 def parse_recipient(text: str) -> X25519Recipient:
     """Parse an ``age1...`` public key; :class:`InvalidRecipientError` for anything else."""
-    stripped = text.strip()
-    if stripped.upper().startswith("AGE-SECRET-KEY-"):
-        raise InvalidRecipientError("this is a secret identity, not a recipient: use its age1 key")
-    if stripped.startswith("ssh-"):
-        raise InvalidRecipientError("SSH recipients are not supported: use an age1 key")
-    return X25519Recipient.from_string(stripped)
+    return X25519Recipient(recipient_key(text))
 
 
 def load_identities(path: Path | str) -> list[Identity]:

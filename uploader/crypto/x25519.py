@@ -11,12 +11,12 @@ from uploader.crypto.bech32 import bech32_decode, bech32_encode
 from uploader.crypto.errors import HeaderError, InvalidIdentityError, InvalidRecipientError
 from uploader.crypto.header import Stanza, b64decode_canonical, b64encode_raw
 from uploader.crypto.primitives import hkdf_sha256, unwrap_file_key, wrap_file_key
+from uploader.crypto.recipients import RECIPIENT_HRP, recipient_key
 
 __all__ = ["X25519Identity", "X25519Recipient"]
 
 _STANZA_TYPE = "X25519"
 _INFO = b"age-encryption.org/v1/X25519"
-_RECIPIENT_HRP = "age"
 _IDENTITY_HRP = "age-secret-key-"
 _KEY_SIZE = 32
 
@@ -45,17 +45,11 @@ class X25519Recipient:
     @classmethod
     def from_string(cls, text: str) -> X25519Recipient:
         """Parse an ``age1...`` recipient string."""
-        try:
-            hrp, data = bech32_decode(text.strip())
-        except ValueError as exc:
-            raise InvalidRecipientError(f"malformed age recipient: {exc}") from None
-        if hrp != _RECIPIENT_HRP or len(data) != _KEY_SIZE:
-            raise InvalidRecipientError("not an X25519 age recipient (expected 'age1...')")
-        return cls(data)
+        return cls(recipient_key(text))
 
     def to_string(self) -> str:
         """The ``age1...`` form, as printed by ``age-keygen``."""
-        return bech32_encode(_RECIPIENT_HRP, self.public_key)
+        return bech32_encode(RECIPIENT_HRP, self.public_key)
 
     def wrap(self, file_key: bytes) -> list[Stanza]:
         """One ``X25519`` stanza with a fresh ephemeral share."""

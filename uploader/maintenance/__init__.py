@@ -10,33 +10,84 @@ in step. :mod:`.retention` is the ``[retention]`` config section.
 
 from __future__ import annotations
 
-from uploader.maintenance.executor import (
-    MaintenanceConfig,
-    MaintenanceReport,
-    run_maintenance,
-)
-from uploader.maintenance.inventory_plan import InventorySettings, pending_jobs, plan_inventory
-from uploader.maintenance.metadata_upkeep import MetadataUpkeep
-from uploader.maintenance.orphans import plan_orphan_aborts
-from uploader.maintenance.prune import (
-    Decision,
-    PrunePlan,
-    PrunePolicy,
-    early_deletion_fee,
-    may_upload,
-    plan_prune,
-    storage_class_for,
-)
-from uploader.maintenance.reconcile import (
-    ListedArchive,
-    Listing,
-    ReconcileKind,
-    Reconciliation,
-    reconcile,
-)
-from uploader.maintenance.retention import RetentionConfig, retention_config
+from typing import TYPE_CHECKING
+
+from localbackup.lazyfront import lazy_front
+
+if TYPE_CHECKING:
+    from uploader.maintenance.executor import (
+        MaintenanceConfig,
+        MaintenanceReport,
+        run_maintenance,
+    )
+    from uploader.maintenance.inventory_pass import advance_inventory
+    from uploader.maintenance.inventory_plan import InventorySettings, pending_jobs, plan_inventory
+    from uploader.maintenance.metadata_upkeep import MetadataUpkeep
+    from uploader.maintenance.orphans import plan_orphan_aborts
+    from uploader.maintenance.prune import (
+        MIN_STORAGE_DAYS,
+        PRICE_PER_GB_MONTH,
+        Decision,
+        PrunePlan,
+        PrunePolicy,
+        early_deletion_fee,
+        may_upload,
+        plan_prune,
+        storage_class_for,
+    )
+    from uploader.maintenance.reconcile import (
+        ListedArchive,
+        Listing,
+        ReconcileKind,
+        Reconciliation,
+        reconcile,
+    )
+    from uploader.maintenance.retention import RetentionConfig, retention_config
+else:
+    __getattr__ = lazy_front(
+        __name__,
+        {
+            ".executor": (
+                "MaintenanceConfig",
+                "MaintenanceReport",
+                "run_maintenance",
+            ),
+            ".inventory_pass": ("advance_inventory",),
+            ".inventory_plan": (
+                "InventorySettings",
+                "pending_jobs",
+                "plan_inventory",
+            ),
+            ".metadata_upkeep": ("MetadataUpkeep",),
+            ".orphans": ("plan_orphan_aborts",),
+            ".prune": (
+                "MIN_STORAGE_DAYS",
+                "PRICE_PER_GB_MONTH",
+                "Decision",
+                "PrunePlan",
+                "PrunePolicy",
+                "early_deletion_fee",
+                "may_upload",
+                "plan_prune",
+                "storage_class_for",
+            ),
+            ".reconcile": (
+                "ListedArchive",
+                "Listing",
+                "ReconcileKind",
+                "Reconciliation",
+                "reconcile",
+            ),
+            ".retention": (
+                "RetentionConfig",
+                "retention_config",
+            ),
+        },
+    )
 
 __all__ = [
+    "MIN_STORAGE_DAYS",
+    "PRICE_PER_GB_MONTH",
     "Decision",
     "InventorySettings",
     "ListedArchive",
@@ -49,6 +100,7 @@ __all__ = [
     "ReconcileKind",
     "Reconciliation",
     "RetentionConfig",
+    "advance_inventory",
     "early_deletion_fee",
     "may_upload",
     "pending_jobs",

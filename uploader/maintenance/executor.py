@@ -33,13 +33,12 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
-
-import structlog
 
 from localbackup import testpoints
 from localbackup.configkit import DAY
+from localbackup.logevents import get_logger
 from uploader import catalogue as cm
 from uploader.archive import ArchiveMetadata, ObjectKind, parse_object_key
 from uploader.catalogue import Catalogue, FlagKind
@@ -60,7 +59,7 @@ from uploader.maintenance.retention import RetentionConfig
 from uploader.object_lock import locked_at
 from uploader.stores import InventoryJobs, ObjectInfo, ObjectNotFound, Store, StoreError
 
-log = structlog.get_logger("uploader.maintenance.executor")
+log = get_logger("uploader.maintenance.executor")
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,8 +432,12 @@ async def _prune(
             continue
         if locked_at(until := await lock_now(store, d.key), now):
             # A retention extended since the catalogue recorded it: S3 would refuse the delete.
+            assert until is not None  # locked_at holds only for a date
             await asyncio.to_thread(cm.set_locked_until, catalogue, store.name, d.key, until)
-            report.problems.append(f"kept {d.key}: locked until {until} (S3 Object Lock)")
+            report.problems.append(
+                f"kept {d.key}: locked until {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC "
+                "(S3 Object Lock)"
+            )
             log.warning("maintenance.delete_skipped_locked", key=d.key, locked_until=str(until))
             continue
         archive_id = await asyncio.to_thread(cm.archive_id_of, catalogue, store.name, d.key)

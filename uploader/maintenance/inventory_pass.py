@@ -13,8 +13,7 @@ import asyncio
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-import structlog
-
+from localbackup.logevents import get_logger
 from uploader import catalogue as cm
 from uploader.archive import ObjectKind
 from uploader.catalogue import Catalogue, InventoryJobState, InventoryState, JobStatus
@@ -31,7 +30,7 @@ from uploader.maintenance.reconcile import ListedArchive, Listing
 from uploader.stores import InventoryJobs, StoreError
 from uploader.stores.glacier import Inventory, JobOutputExpired, NoInventoryYet
 
-log = structlog.get_logger("uploader.maintenance.inventory_pass")
+log = get_logger("uploader.maintenance.inventory_pass")
 
 _MAX_STEPS = 8  # state machine steps per pass (poll -> fetch -> request -> poll ...)
 

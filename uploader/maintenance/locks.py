@@ -20,8 +20,7 @@ import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
-import structlog
-
+from localbackup.logevents import get_logger
 from uploader.catalogue import PruneArchive
 from uploader.object_lock import vault_lock_days
 from uploader.stores import (
@@ -33,7 +32,7 @@ from uploader.stores import (
     VaultLocking,
 )
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
 FOREVER = datetime.max.replace(tzinfo=UTC)  # a lock that never ends

@@ -19,41 +19,106 @@ restore; :mod:`.target` checks the target; :mod:`.ui` holds the user-facing prot
 
 from __future__ import annotations
 
-from uploader.restore.from_spool import restore_from_spool
-from uploader.restore.from_store import choose_archive, restore_from_store
-from uploader.restore.legacy import (
-    LEGACY_PASSPHRASE_ENV,
-    LegacyArchiveError,
-    LegacyPlan,
-    list_legacy,
-    parse_legacy_at,
-    plan_restore,
-    restore_legacy,
-)
-from uploader.restore.request import (
-    DEFAULT_DAYS,
-    DEFAULT_PARALLEL,
-    DEFAULT_RANGE,
-    POLL_FIRST,
-    POLL_MAX,
-    RestoreRequest,
-    RetrievalOptions,
-)
-from uploader.restore.retrieval import TIER_CHOICES, ready_since_requested
-from uploader.restore.stream import (
-    ArchiveRef,
-    CorruptArchive,
-    OnPlan,
-    RestoreError,
-    RestoreResult,
-    RetrievalRequired,
-    find_archives,
-    identities_for,
-    restore_archive,
-    restore_stream,
-)
-from uploader.restore.target import already_restored, check_target_first, confirm_replace
-from uploader.restore.ui import RestoreDeclined, RestoreUI, RetrievalDeclined
+from typing import TYPE_CHECKING
+
+from localbackup.lazyfront import lazy_front
+
+if TYPE_CHECKING:
+    from uploader.restore.download import fetch_verified
+    from uploader.restore.from_spool import restore_from_spool
+    from uploader.restore.from_store import choose_archive, restore_from_store
+    from uploader.restore.legacy import (
+        LEGACY_PASSPHRASE_ENV,
+        LegacyArchiveError,
+        LegacyPlan,
+        legacy_archive_name,
+        list_legacy,
+        parse_legacy_at,
+        plan_restore,
+        restore_legacy,
+    )
+    from uploader.restore.request import (
+        DEFAULT_DAYS,
+        DEFAULT_PARALLEL,
+        DEFAULT_RANGE,
+        POLL_FIRST,
+        POLL_MAX,
+        RestoreRequest,
+        RetrievalOptions,
+    )
+    from uploader.restore.retrieval import TIER_CHOICES, ready_since_requested
+    from uploader.restore.stream import (
+        ArchiveRef,
+        CorruptArchive,
+        OnPlan,
+        RestoreError,
+        RestoreResult,
+        RetrievalRequired,
+        find_archives,
+        identities_for,
+        restore_archive,
+        restore_stream,
+    )
+    from uploader.restore.target import already_restored, check_target_first, confirm_replace
+    from uploader.restore.ui import RestoreDeclined, RestoreUI, RetrievalDeclined, consent
+else:
+    __getattr__ = lazy_front(
+        __name__,
+        {
+            ".download": ("fetch_verified",),
+            ".from_spool": ("restore_from_spool",),
+            ".from_store": (
+                "choose_archive",
+                "restore_from_store",
+            ),
+            ".legacy": (
+                "LEGACY_PASSPHRASE_ENV",
+                "LegacyArchiveError",
+                "LegacyPlan",
+                "legacy_archive_name",
+                "list_legacy",
+                "parse_legacy_at",
+                "plan_restore",
+                "restore_legacy",
+            ),
+            ".request": (
+                "DEFAULT_DAYS",
+                "DEFAULT_PARALLEL",
+                "DEFAULT_RANGE",
+                "POLL_FIRST",
+                "POLL_MAX",
+                "RestoreRequest",
+                "RetrievalOptions",
+            ),
+            ".retrieval": (
+                "TIER_CHOICES",
+                "ready_since_requested",
+            ),
+            ".stream": (
+                "ArchiveRef",
+                "CorruptArchive",
+                "OnPlan",
+                "RestoreError",
+                "RestoreResult",
+                "RetrievalRequired",
+                "find_archives",
+                "identities_for",
+                "restore_archive",
+                "restore_stream",
+            ),
+            ".target": (
+                "already_restored",
+                "check_target_first",
+                "confirm_replace",
+            ),
+            ".ui": (
+                "RestoreDeclined",
+                "RestoreUI",
+                "RetrievalDeclined",
+                "consent",
+            ),
+        },
+    )
 
 __all__ = [
     "DEFAULT_DAYS",
@@ -80,8 +145,11 @@ __all__ = [
     "check_target_first",
     "choose_archive",
     "confirm_replace",
+    "consent",
+    "fetch_verified",
     "find_archives",
     "identities_for",
+    "legacy_archive_name",
     "list_legacy",
     "parse_legacy_at",
     "plan_restore",

@@ -31,13 +31,12 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Unpack
 
-import structlog
-
 from localbackup import testpoints
+from localbackup.logevents import get_logger
 from localbackup.paths import ensure_private_dir
 from localbackup.staging import RETRIEVAL_NAME, stages_inside
 from uploader import catalogue as cr
@@ -56,7 +55,7 @@ from uploader.stores import (
 )
 from uploader.stores.glacier import JobOutputExpired, tree_hash_ranges
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_RANGE = 32 * MiB
 DEFAULT_PARALLEL = 4
@@ -243,29 +242,44 @@ async def _pin_object(store: PinnedReads, key: str, path: Path) -> Pin:
 
 async def _fetch(store: Store, record: cr.RetrievalRecord, a: int, b: int, pin: Pin) -> bytes:
     """One range, whole and verified, retried on transient errors (cut, hash mismatch)."""
-    for attempt in range(_ATTEMPTS):
+    return await fetch_verified(lambda: _reader(store, record, a, b, pin), a, b, key=record.key)
+
+
+async def fetch_verified(
+    read: Callable[[], AsyncIterator[bytes]],
+    a: int,
+    b: int,
+    *,
+    key: str,
+    attempts: int = _ATTEMPTS,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> bytes:
+    """The bytes ``[a, b)`` that ``read()`` streams, whole and verified (the reader checks
+    what it can: length, Glacier's tree hash), read again on a transient error (a cut
+    connection, a tree-hash mismatch) up to ``attempts`` times; the last error is raised."""
+    for attempt in range(attempts):
         try:
             buf = bytearray()
-            async for chunk in _reader(store, record, a, b, pin):
+            async for chunk in read():
                 buf += chunk
             if len(buf) != b - a:
                 raise TransientStoreError(f"range {a}-{b}: {len(buf)} bytes, expected {b - a}")
             return bytes(buf)
         except TransientStoreError as exc:
-            if attempt == _ATTEMPTS - 1:
+            if attempt == attempts - 1:
                 raise
             wait = 0.5 * 2**attempt
             log.warning(
                 "retrieval.range_retry",
-                key=record.key,
+                key=key,
                 start=a,
                 attempt=attempt + 1,
-                retries=_ATTEMPTS - 1,
+                retries=attempts - 1,
                 wait=wait,
                 retry_at=retry_time(wait),
                 error=str(exc),
             )
-            await asyncio.sleep(wait)
+            await sleep(wait)
     raise AssertionError("unreachable")
 
 

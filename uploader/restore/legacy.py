@@ -33,11 +33,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, BinaryIO, cast
 
-import structlog
-
 from localbackup.extract import ExtractOptions, Extractor, ExtractStats
+from localbackup.logevents import get_logger
 from localbackup.pathmatch import NoPathMatch
-from localbackup.paxheader import member_mtime_ns
+from localbackup.paxreader import Member
 from localbackup.pointintime import PointInTimeError
 from localbackup.safepath import ExtractError, show_member
 from localbackup.staging import staged_target
@@ -50,6 +49,7 @@ __all__ = [
     "LegacyPoint",
     "LegacyResult",
     "choose_point",
+    "legacy_archive_name",
     "list_legacy",
     "parse_legacy_at",
     "plan_restore",
@@ -57,7 +57,7 @@ __all__ = [
     "restore_legacy",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 LEGACY_PASSPHRASE_ENV = "GLACIER_BACKUP_LEGACY_PASSPHRASE"  # noqa: S105 - a name, not a secret
 TIMESTAMP_FORMAT = "%Y%m%d%H%M%S"
@@ -65,6 +65,9 @@ _MEMBER = re.compile(
     r"^(?P<ts>\d{14})_(?:full|incr_from_(?P<base>\d{14}))\.tar\.bz2(?P<enc>\.enc)?$"
 )
 _TIMESTAMP = re.compile(r"^\d{14}$")
+# The outer archive as the original tool named it; its vault description was the archive's
+# local path (``<backupArchiveLocalPath>/GlacierBackup-<ts>.tar[.enc]``).
+_ARCHIVE_NAME = re.compile(r"^GlacierBackup-\d{14}\.tar(?:\.enc)?$")
 _SALTED = b"Salted__"
 _DEFAULT_DIR_MODE = 0o755  # the old tool archived files only, never directories
 
@@ -115,6 +118,13 @@ class LegacyResult:
 
     plan: LegacyPlan
     stats: ExtractStats
+
+
+def legacy_archive_name(description: str) -> str | None:
+    """The archive's file name if ``description`` is one the original tool gave an archive in
+    a vault (its local path, ending ``GlacierBackup-<ts>.tar`` or ``.tar.enc``), else None."""
+    name = description.replace("\\", "/").rsplit("/", 1)[-1]
+    return name if _ARCHIVE_NAME.match(name) else None
 
 
 def read_points(members: Sequence[tuple[str, int]]) -> tuple[list[LegacyPoint], list[str]]:
@@ -315,7 +325,7 @@ class _LegacyExtractor(Extractor):
 
     def __init__(self, root: Path, options: ExtractOptions) -> None:
         super().__init__(root, options)
-        self.dirs: dict[bytes, tarfile.TarInfo] = {}
+        self.dirs: dict[bytes, Member] = {}
 
     def apply_bz2(self, stream: IO[bytes], label: str) -> None:
         try:
@@ -332,14 +342,14 @@ class _LegacyExtractor(Extractor):
                 raise  # UnsafeMemberError, IntegrityError: as they are
             raise LegacyArchiveError(f"{label}: {exc}") from None
 
-    def _directory(self, m: tarfile.TarInfo, parts: tuple[bytes, ...]) -> None:
+    def _directory(self, m: Member, parts: tuple[bytes, ...]) -> None:
         self.dirs[b"/".join(parts)] = m
 
-    def _special(self, m: tarfile.TarInfo, name: bytes, parts: tuple[bytes, ...]) -> bool:
+    def _special(self, m: Member, name: bytes, parts: tuple[bytes, ...]) -> bool:
         self.warn(f"{show_member(name)}: not restored (a device node, FIFO or unknown type)")
         return False
 
-    def _xattrs(self, target: int | bytes, m: tarfile.TarInfo) -> None:
+    def _xattrs(self, target: int | bytes, m: Member) -> None:
         pass
 
     def finish_legacy(self) -> ExtractStats:
@@ -370,5 +380,5 @@ class _LegacyExtractor(Extractor):
             if self.owners:
                 os.chown(full, m.uid, m.gid, follow_symlinks=False)
             os.chmod(full, m.mode & 0o7777)
-            os.utime(full, ns=(member_mtime_ns(m),) * 2, follow_symlinks=False)
+            os.utime(full, ns=(m.mtime_ns, m.mtime_ns), follow_symlinks=False)
         return self.stats

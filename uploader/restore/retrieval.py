@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-import structlog
-
+from localbackup.logevents import get_logger
 from uploader import catalogue as cr
 from uploader.archive import COLD_CLASSES, VAULT
 from uploader.catalogue import Catalogue
@@ -56,7 +55,7 @@ __all__ = [
     "tiers_for",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # One table, documented in docs/restore.md: (class, tier) -> (typical wait, what the docs say,
 # retrieval USD per GB). Prices are public us-east-1 list prices at the time of writing, an

@@ -24,12 +24,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Required, TypedDict, Unpack
 
-import structlog
-
 from localbackup.extract import ExtractOptions, Extractor, ExtractStats
 from localbackup.formats import CYCLE_JSON, FormatError, IncrementManifest, SealedCycle
-from localbackup.index import read_index
+from localbackup.indexstream import verified_index
 from localbackup.integrity import VerifyingReader
+from localbackup.logevents import get_logger
 from localbackup.pointintime import choose_increment, increment_chain
 from localbackup.staging import staged_target
 from uploader.archive import S3_COLD_CLASSES as COLD_STORAGE_CLASSES
@@ -60,7 +59,7 @@ __all__ = [
     "restore_stream",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _MAX_CYCLE_JSON = 64 << 20
 
@@ -243,9 +242,8 @@ def restore_stream(
                     assert member is not None
                     reader: Any = VerifyingReader(member, f.size, f.sha256, f.name)
                     if f.name == inc.index.name:
-                        index = read_index(reader)
-                        reader.verify()
-                        return RestoreResult(cycle, inc, extractor.finish(index))
+                        with verified_index(reader) as index:
+                            return RestoreResult(cycle, inc, extractor.finish(index))
                     extractor.apply(reader, f.name)
                     reader.verify()
                 raise CorruptArchive(f"bundle: no index {inc.index.name}")

@@ -370,9 +370,15 @@ class RetrievalJobs(Protocol):
         ...
 
     def read_job_output(
-        self, job_id: str, start: int = 0, end: int | None = None
+        self,
+        job_id: str,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        require_tree_hash: bool = False,
     ) -> AsyncIterator[bytes]:
-        """The bytes ``[start, end)`` of a succeeded job's output, verified."""
+        """The bytes ``[start, end)`` of a succeeded job's output, verified; with
+        ``require_tree_hash``, a range the service sends no tree hash for is refused."""
         ...
 
 
@@ -388,6 +394,18 @@ class ObjectRestore(Protocol):
 
     async def restore_state(self, key: str) -> str | None:
         """The object's restore status (S3's ``x-amz-restore``), None if none was requested."""
+        ...
+
+
+@runtime_checkable
+class ObjectChecksums(Protocol):
+    """A store that keeps a SHA-256 checksum of each object it made from checksummed parts
+    (S3's ``ChecksumSHA256``), readable without reading the object."""
+
+    async def stored_checksum(self, key: str) -> str | None:
+        """The object's SHA-256 checksum as the store keeps it: for an object made from
+        parts, the base64 SHA-256 of the parts' SHA-256 digests (S3 may add ``-<parts>``);
+        None if the store kept none."""
         ...
 
 

@@ -31,6 +31,7 @@ from uploader.config import LocalStoreConfig
 from uploader.stores.base import (
     READ_CHUNK,
     Capabilities,
+    ContainerNotFound,
     GiB,
     MultipartUploadInfo,
     ObjectInfo,
@@ -80,9 +81,16 @@ class LocalStore(StoreBase):
         self._capabilities = capabilities
 
     async def __aenter__(self) -> Self:
-        with _errors(f"opening {self.root}"):
-            await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        # The folder is made by the first upload, never on opening: a store on a disk that is
+        # not mounted must not read as an empty store (every archive would look MISSING).
         return self
+
+    def _require_root(self) -> None:
+        if not self.root.is_dir():
+            raise ContainerNotFound(
+                f"the store folder {self.root} does not exist: is its disk mounted? "
+                "(the first upload creates it)"
+            )
 
     # -- paths ---------------------------------------------------------------------------------
 
@@ -127,6 +135,7 @@ class LocalStore(StoreBase):
         upload_id = secrets.token_hex(16)
 
         def create() -> None:
+            self.root.mkdir(parents=True, exist_ok=True)
             d = self._upload_dir(upload_id)
             (d / "parts").mkdir(parents=True)
             with open(d / "data", "wb"):
@@ -323,6 +332,7 @@ class LocalStore(StoreBase):
         """Objects whose key starts with ``prefix``, with their metadata."""
 
         def scan() -> list[ObjectInfo]:
+            self._require_root()
             out = []
             for dirpath, dirnames, filenames in os.walk(self.root):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))

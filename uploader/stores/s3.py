@@ -421,6 +421,16 @@ class S3Store(AwsStore):
         status = int(r.get("ResponseMetadata", {}).get("HTTPStatusCode", 202) or 202)
         return "restored" if status == 200 else "started"
 
+    async def stored_checksum(self, key: str) -> str | None:
+        """The ``ChecksumSHA256`` S3 keeps for ``key`` (HeadObject with ``ChecksumMode``):
+        for a multipart object, over the parts' checksums. None if it kept none."""
+        with _errors(f"reading the checksum of {key}"):
+            r = await self.client.head_object(
+                Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED"
+            )
+        value = r.get("ChecksumSHA256")
+        return None if value is None else str(value)
+
     async def object_version(self, key: str) -> tuple[str, str | None]:
         """The ``ETag`` and ``VersionId`` (None in an unversioned bucket) of ``key``: what a
         ranged download passes to :meth:`read` so that every range comes from one object."""

@@ -8,13 +8,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import structlog
-
+from localbackup.logevents import get_logger
 from uploader.object_lock import ObjectLock
 from uploader.stores.base import BucketLock, ObjectVersion, PermanentStoreError
 from uploader.stores.s3_errors import NoLockConfiguration, errors
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 async def read_versioning(client: Any, bucket: str) -> str | None:

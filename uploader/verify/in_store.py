@@ -51,7 +51,7 @@ async def verify_in_store(
     """The check of each archive in ``archives`` (by key), without any retrieval."""
     inventory = None
     if rt.is_vault(store):
-        inventory = await asyncio.to_thread(cm.latest_inventory, catalogue, store.name)
+        inventory = await asyncio.to_thread(cm.latest_inventory_entries, catalogue, store.name)
     out = {}
     with tempfile.TemporaryDirectory(dir=catalogue.path.parent, prefix=".verify-") as tmp:
         ctx = _Context(store, catalogue, unlock, inventory, Path(tmp))

@@ -13,10 +13,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import structlog
-
 from localbackup.configkit import format_size
 from localbackup.hooks import HookFailed
+from localbackup.logevents import get_logger
 from localbackup.sources import NothingToBackUp
 from localbackup.spool import BackupRecord, Spool
 from localbackup.step import StepResult, run_backup_step, seal_open_cycle
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
     from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _SHOWN_WARNINGS = 50
 
@@ -82,9 +81,13 @@ def run_backup(args: argparse.Namespace, config: AppConfig) -> int:
                 config.backup, config.watch.marker_dir, force_full=args.full, progress=progress
             )
     except Exception as exc:
-        spool.record_result(BackupRecord(datetime.now(UTC), "failed", message=str(exc)))
+        # Said first: recording the result can fail for the same reason (a full spool).
         outcomes.emit(outcomes.notice(NoticeEvent.BACKUP_FAILED, error=str(exc)))
         outcomes.close()
+        try:
+            spool.record_result(BackupRecord(datetime.now(UTC), "failed", message=str(exc)))
+        except OSError as unrecorded:
+            output.warning(f"the failure could not be recorded for status: {unrecorded}")
         if isinstance(exc, NothingToBackUp):
             output.error(str(exc), event="backup.failed", missing=[str(m) for m in exc.missing])
             return FAILURE

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from localbackup.configkit import ConfigError, format_duration, format_size
 from uploader.config import PASSPHRASE_ENV
+from uploader.object_lock import LockPolicy
 from watcher.commands.parsers import add_command
 from watcher.exitcodes import OK, USAGE, WARNINGS
+from watcher.humanize import count
 
 if TYPE_CHECKING:
     from watcher.commands.parsers import Subparsers
@@ -43,7 +45,8 @@ _RATES = frozenset({"max_rate"})  # bytes per second
 _AUTO = frozenset({"min_age", "part_size"})  # None means "auto" for these keys
 _SIZES = frozenset({"part_size", "max_store_size"})
 _URL_USERINFO = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@]*@", re.IGNORECASE)
-_HIDDEN = frozenset({"source"})  # internal fields, not keys of the file
+# Internal fields, not keys of the file (the passphrase comes from $GLACIER_BACKUP_PASSPHRASE).
+_HIDDEN = frozenset({"source", "passphrase_env"})
 
 
 def add_check(actions: Subparsers) -> None:
@@ -84,7 +87,8 @@ def run_check(args: argparse.Namespace) -> int:
     for w in warnings:
         print(f"glacier-backup: warning: {w}", file=sys.stderr)
     if not args.json:
-        print(f"# {config.file}: valid" + (f", {len(warnings)} warning(s)" if warnings else ""))
+        said = f", {count(len(warnings), 'warning')}" if warnings else ""
+        print(f"# {config.file}: valid{said}")
     return WARNINGS if warnings else OK
 
 
@@ -123,19 +127,23 @@ def _value(key: str, value: Any) -> Any:
 
 
 def _section(obj: Any) -> dict[str, Any]:
-    return {
-        f.name: _value(f.name, getattr(obj, f.name))
-        for f in dataclasses.fields(obj)
-        if f.name not in _HIDDEN
-    }
+    shown: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, LockPolicy):  # two keys of the file: object_lock and lock_for
+            shown["object_lock"] = value.mode.value
+            days = value.lock_for
+            shown["lock_for"] = "auto" if days is None else format_duration(days)
+        elif f.name not in _HIDDEN:
+            shown[f.name] = _value(f.name, value)
+    return shown
 
 
 def resolved(config: AppConfig) -> dict[str, Any]:
     """The configuration in effect, as TOML-able values (secrets masked)."""
     encryption = _section(config.encryption)
-    if config.encryption.passphrase_env is not None:
-        encryption["passphrase_env"] = f"{PASSPHRASE_ENV} (set; the value is not shown)"
     return {
+        "passphrase_from_env": None if config.encryption.passphrase_env is None else PASSPHRASE_ENV,
         "config_file": str(config.file),
         "state_dir": str(config.state_dir),
         "backup": _section(config.backup),
@@ -184,4 +192,7 @@ def render_toml(shown: dict[str, Any]) -> str:
                 lines.append(f"# {key} = (not set)")
             else:
                 lines.append(f"{key} = {json.dumps(value)}")
+        if name == "encryption" and shown["passphrase_from_env"]:
+            env = shown["passphrase_from_env"]
+            lines.append(f"# passphrase: from ${env} (set; the value is not shown)")
     return "\n".join(lines)

@@ -31,7 +31,7 @@ from uploader.maintenance import storage_class_for
 from watcher.commands.parsers import add_command
 from watcher.exitcodes import OK
 from watcher.humanize import count, iso, size, when
-from watcher.markers import failed_markers, reason_of
+from watcher.markerfiles import failed_markers, reason_of
 
 if TYPE_CHECKING:
     from watcher.commands.parsers import Subparsers
@@ -140,7 +140,9 @@ def _state(cycle_id: str, local: CycleDir | None, known: _Known) -> CycleState:
     return "sealed" if local is not None and local.sealed else "open"
 
 
-def _location(local: CycleDir | None, archive: ArchiveRecord | None) -> Location:
+def _location(local: CycleDir | None, archive: ArchiveRecord | None, known: _Known) -> Location:
+    if archive is not None and archive.key in known.missing:
+        archive = None  # flagged MISSING: the store does not have it
     if local is not None:
         return "both" if archive is not None else "spool"
     return "store" if archive is not None else "nowhere"
@@ -163,7 +165,7 @@ def collect_cycles(config: AppConfig) -> list[dict[str, Any]]:
             {
                 "cycle_id": cycle_id,
                 "state": _state(cycle_id, c, known),
-                "location": _location(c, archive),
+                "location": _location(c, archive, known),
                 "started_at": iso(c.created_at() if c is not None else cycle_id_time(cycle_id)),
                 "sealed_at": iso(sealed_at),
                 "increments": increments,

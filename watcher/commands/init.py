@@ -73,11 +73,17 @@ def run(args: argparse.Namespace) -> int:
         paths.ensure_private_dir(d)
     print(f"wrote {config_file}")
     print(f"spool {spool}, state {state}, local store {vault}")
-    missing = [s for s in sources if args.source and not Path(s).expanduser().exists()]
-    for s in missing:
+    missing = [s for s in sources if not Path(s).expanduser().exists()]
+    for s in missing if args.source else []:
         print(
             f"glacier-backup: warning: the source {s} does not exist (yet): a backup skips it, "
             "keeping what an earlier backup had of it, and exits 3",
+            file=sys.stderr,
+        )
+    if not args.source and missing:
+        print(
+            f"glacier-backup: warning: the default source {missing[0]} does not exist: set "
+            f"[backup] sources in {config_file} (or run init again with --source DIR)",
             file=sys.stderr,
         )
     if args.source:

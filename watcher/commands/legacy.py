@@ -14,10 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import structlog
-
 from localbackup.configkit import format_size
 from localbackup.extract import ExtractOptions
+from localbackup.logevents import get_logger
 from localbackup.pathmatch import NoPathMatch
 from localbackup.pointintime import PointInTimeError
 from localbackup.safepath import ExtractError
@@ -35,12 +34,13 @@ from watcher import output
 from watcher.commands.parsers import add_command
 from watcher.commands.terminal import TerminalUI, declined
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
+from watcher.humanize import count
 
 if TYPE_CHECKING:
     from watcher.commands.parsers import Subparsers
 
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -147,9 +147,9 @@ def _restore(
         return FAILURE
     stats = result.stats
     print(
-        f"restored into {to}: {stats.files:,} files, {format_size(stats.bytes)}, "
-        f"{stats.members:,} entries written (the original tool recorded no deletions: "
-        "files deleted before this point in time are back too)"
+        f"restored into {to}: {count(stats.files, 'file')}, {format_size(stats.bytes)}, "
+        f"{count(stats.members, 'entry', 'entries')} written (the original tool recorded no "
+        "deletions: files deleted before this point in time are back too)"
     )
     for w in stats.warnings:
         print(f"  warning: {w}")

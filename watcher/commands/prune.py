@@ -20,6 +20,7 @@ from uploader.stores import StoreNotAvailable
 from watcher.commands.inventory import could_not_reach
 from watcher.commands.parsers import add_command
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
+from watcher.humanize import count
 from watcher.maintenance_loop import maintenance_pass
 from watcher.outcomes import Outcomes
 
@@ -80,7 +81,10 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
     if not printed:
         print_plan(report.plan, dry_run=args.dry_run)
     if not args.dry_run:
-        print(f"deleted {len(report.deleted)} archive(s); confirmed by the next listing/inventory")
+        print(
+            f"deleted {count(len(report.deleted), 'archive')}; "
+            "confirmed by the next listing/inventory"
+        )
     if not may_upload(report.plan, config.retention):
         print('uploads wait until pruning makes room ([retention] over_budget = "wait")')
     return WARNINGS if report.problems or report.plan.over_budget else OK

@@ -15,13 +15,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import structlog
-
 from localbackup import testpoints
 from localbackup.configkit import format_size
 from localbackup.extract import ExtractError, ExtractStats
 from localbackup.formats import FormatError
 from localbackup.index import IndexFormatError
+from localbackup.logevents import get_logger
 from localbackup.pathmatch import NoPathMatch, roots_of_sources
 from localbackup.pointintime import PointInTimeError, parse_at
 from uploader.catalogue import Catalogue
@@ -49,7 +48,7 @@ if TYPE_CHECKING:
     from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _FAILURES = (
     NoPathMatch,  # raised before anything is retrieved or written, when a local index is known

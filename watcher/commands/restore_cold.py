@@ -37,7 +37,7 @@ def add_cold_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--wait", action="store_true", help="wait for the retrieval, then restore")
     g.add_argument(
         "--poll-interval",
-        type=_seconds,
+        type=seconds,
         default=POLL_FIRST,
         metavar="SECONDS",
         help=f"--wait: first interval between checks, growing by half each time "
@@ -45,7 +45,7 @@ def add_cold_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--poll-max",
-        type=_seconds,
+        type=seconds,
         default=POLL_MAX,
         metavar="SECONDS",
         help=f"--wait: longest interval between checks (default {POLL_MAX:.0f})",
@@ -82,7 +82,8 @@ def retrieval_options(args: argparse.Namespace) -> RetrievalOptions:
     )
 
 
-def _seconds(text: str) -> float:
+def seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds."""
     try:
         value = float(text)
     except ValueError:

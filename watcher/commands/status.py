@@ -19,6 +19,7 @@ from localbackup.configkit import format_duration
 from localbackup.spool import Spool
 from uploader.catalogue import (
     Catalogue,
+    FlagKind,
     UploadRetry,
     Verification,
     inventory_state,
@@ -34,7 +35,7 @@ from watcher.commands.parsers import add_command
 from watcher.exitcodes import OK, WARNINGS
 from watcher.humanize import ago, count, iso, size, when
 from watcher.lock_check import check_object_lock
-from watcher.markers import FAILED, QUARANTINE
+from watcher.markerfiles import FAILED, QUARANTINE
 from watcher.upload_queue import upload_queue
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ def _open_cycle(spool: Spool, config: AppConfig) -> dict[str, Any] | None:
         "last_increment": manifests[-1].number if manifests else None,
         "size": sum(m.tar.size + m.index.size for m in manifests),
         "seals_after_increment": config.backup.increments_per_cycle,
-        "full_every": every,
+        "full_every": None if every is None else int(every),  # seconds
         # the first backup after this time seals the cycle (full_every)
         "full_expires_at": iso(oc.created_at + timedelta(seconds=every)) if every else None,
     }
@@ -159,6 +160,8 @@ def collect(config: AppConfig, now: datetime | None = None) -> dict[str, Any]:
     # ties (a listing's whole seconds after a recovery) go to the newer cycle
     newest = max(archives, key=lambda a: (a.uploaded_at, a.cycle_id), default=None)
     failure = failures[0] if failures else None
+    missing = {f.key for f in flags if f.kind is FlagKind.MISSING}
+    stored = [a for a in archives if a.key not in missing]  # what the store holds
     return {
         "host": config.backup.host,
         "store": store,
@@ -195,7 +198,7 @@ def collect(config: AppConfig, now: datetime | None = None) -> dict[str, Any]:
             "reason": failure.detail,
             "at": iso(failure.at),
         },
-        "store_usage": {"archives": len(archives), "bytes": sum(a.size for a in archives)},
+        "store_usage": {"archives": len(stored), "bytes": sum(a.size for a in stored)},
         "last_verified": _verified(verified),
         "jobs": [
             {
@@ -270,7 +273,8 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         print(f"  {w['cycle_id']}  {size(w['size'])}, sealed {when(_t(w['sealed_at']))}")
     for f in s["upload_failed"]:
         print(f"upload FAILED: {f['cycle_id']} ({size(f['size'])}): {f['reason']}")
-        print("  once the cause is fixed: glacier-backup upload --retry-failed")
+        if "--retry-failed" not in f["reason"]:  # the service's reason already says it
+            print("  once the cause is fixed: glacier-backup upload --retry-failed")
     for u in s["uploads_in_progress"]:
         print(
             f"uploading {u['cycle_id']}: {size(u['bytes_done'])} of {size(u['total_size'])} "
@@ -297,15 +301,8 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         print(f"last failure: {when(_t(lf['at']))} ({ago(_t(lf['at']), now)}): {lf['reason']}")
     usage = s["store_usage"]
     print(f"store usage: {count(usage['archives'], 'archive')}, {size(usage['bytes'])}")
-    lv = s["last_verified"]
-    if lv:
-        print(
-            f"last verified: {when(_t(lv['at']))} ({ago(_t(lv['at']), now)}): "
-            f"{count(lv['archives'], 'archive')}, {lv['read_data']} read whole; "
-            f"{len(lv['failed'])} failed"
-        )
-        for f in lv["failed"]:
-            print(f"VERIFY FAILED: {f['key']} ({when(_t(f['at']))}): {f['detail']}")
+    for line in _verified_lines(s["last_verified"], now):
+        print(line)
     for j in s["jobs"]:
         print(
             f"{j['kind']} job {j['job_id'][:16]}: {j['status']} since {when(_t(j['initiated_at']))}"
@@ -326,6 +323,18 @@ def run(args: argparse.Namespace, config: AppConfig) -> int:
         print("\n".join(lock.lines()))
         print(f"archives locked now: {s['archives_locked']}")
     return code
+
+
+def _verified_lines(lv: dict[str, Any] | None, now: datetime) -> list[str]:
+    """The last ``verify`` run, and each archive whose newest verification failed."""
+    if not lv:
+        return []
+    return [
+        f"last verified: {when(_t(lv['at']))} ({ago(_t(lv['at']), now)}): "
+        f"{count(lv['archives'], 'archive')}, {lv['read_data']} read whole; "
+        f"{len(lv['failed'])} failed",
+        *(f"VERIFY FAILED: {f['key']} ({when(_t(f['at']))}): {f['detail']}" for f in lv["failed"]),
+    ]
 
 
 def _backup_line(b: dict[str, Any] | None, now: datetime) -> str:

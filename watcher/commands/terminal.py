@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from typing import Any, TextIO
 
 from localbackup.configkit import format_size
 from uploader.restore import RestoreDeclined
 from watcher.exitcodes import USAGE
+from watcher.humanize import count
 
 
 class TerminalUI:
     """A :class:`uploader.restore.RestoreUI` on the process's terminal (or pipes)."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    def __init__(self, unit: str = "ranges", out: TextIO | None = None) -> None:
         self._status_shown = False  # a status line waits for its end of line
+        self._unit = unit  # what progress() counts down: "ranges", "archives"
+        self._started: tuple[float, int] | None = None  # (monotonic time, bytes) of the first
         self._out = out  # None: sys.stdout (stderr when stdout carries JSON)
         self._bar: Any = None  # the restore's rich progress bar, while it is shown
         self._task: Any = None
@@ -53,13 +57,24 @@ class TerminalUI:
         print(f"\r{text}", end="", flush=True, file=self._out or sys.stdout)
 
     def progress(self, done: int, total: int, left: int) -> None:
-        """Rewrite the progress line on stderr, if it is a terminal."""
-        if sys.stderr.isatty():
-            line = f"\r  {format_size(done)} of {format_size(total)}, {left} ranges left"
-            print(line, end="", file=sys.stderr, flush=True)
+        """Rewrite the progress line on stderr, if it is a terminal: bytes, rate and ETA."""
+        if not sys.stderr.isatty():
+            return
+        now = time.monotonic()
+        if self._started is None:
+            self._started = (now, done)
+        began, base = self._started
+        rate = (done - base) / (now - began) if now > began else 0.0
+        eta = f", {_eta((total - done) / rate)} to go" if rate > 0 else ""
+        speed = f" at {format_size(rate)}/s" if rate > 0 else ""
+        line = (
+            f"\r  {format_size(done)} of {format_size(total)}{speed}{eta}, {left} {self._unit} left"
+        )
+        print(f"{line:<79}", end="", file=sys.stderr, flush=True)
 
     def progress_done(self) -> None:
         """End the progress line on stderr, if it is a terminal."""
+        self._started = None
         if sys.stderr.isatty():
             print(file=sys.stderr)
 
@@ -79,7 +94,7 @@ class TerminalUI:
                 )
 
                 self._bar = Progress(
-                    TextColumn("[bold]restore[/] {task.fields[files]:,} files"),
+                    TextColumn("[bold]restore[/] {task.fields[files]}"),
                     BarColumn(),
                     DownloadColumn(binary_units=True),
                     TimeRemainingColumn(),
@@ -87,8 +102,12 @@ class TerminalUI:
                     transient=True,
                 )
                 self._bar.start()
-                self._task = self._bar.add_task("restore", total=total or None, files=0)
-            self._bar.update(self._task, completed=done, total=total or None, files=files)
+                self._task = self._bar.add_task(
+                    "restore", total=total or None, files=count(0, "file")
+                )
+            self._bar.update(
+                self._task, completed=done, total=total or None, files=count(files, "file")
+            )
 
     def restoring_done(self) -> None:
         """Remove the restore's bar, if one is shown."""
@@ -96,6 +115,16 @@ class TerminalUI:
             if self._bar is not None:
                 self._bar.stop()
                 self._bar = None
+
+
+def _eta(seconds: float) -> str:
+    """``42s``, ``5m07s``, ``3h02m``."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def declined(exc: RestoreDeclined) -> int:

@@ -22,10 +22,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import structlog
-
 from localbackup.configkit import format_size
 from localbackup.formats import CYCLE_JSON
+from localbackup.logevents import get_logger
 from localbackup.spool import CYCLES
 from uploader.catalogue import Catalogue, pruned_at, record_event
 from uploader.config import metadata_object_options
@@ -45,7 +44,8 @@ from watcher import output
 from watcher.commands.parsers import add_command
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
 from watcher.hints import AGAIN, fix_for
-from watcher.markers import file_done, retry_failed
+from watcher.humanize import count
+from watcher.markerfiles import file_done, retry_failed
 from watcher.notify.events import NoticeEvent
 from watcher.outcomes import Outcomes, upload_done
 from watcher.upload_queue import upload_queue
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 Progress = Callable[[int, int], None]
 INTERRUPTED = 130
@@ -212,7 +212,7 @@ def _send(todo: list[Path], run: _Run, *, now: bool) -> int:
     at = local_now()
     if window is not None and not window.is_open(at):
         print(
-            f"outside the upload window {window}: {len(todo)} cycle(s) wait until it opens "
+            f"outside the upload window {window}: {count(len(todo), 'cycle')} wait until it opens "
             f"at {window.next_open(at):%Y-%m-%d %H:%M %Z} (upload --now uploads anyway)"
         )
         return WARNINGS

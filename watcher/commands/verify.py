@@ -220,7 +220,7 @@ async def _run(
             chosen,
             read_data=args.read_data,
             unlock=unlock,
-            ui=TerminalUI(sys.stderr if args.json else None),
+            ui=TerminalUI(out=sys.stderr if args.json else None),
             options=retrieval_options(args),
             assume_yes=args.yes,
         )

@@ -6,15 +6,14 @@ import argparse
 import asyncio
 from typing import TYPE_CHECKING
 
-import structlog
-
+from localbackup.logevents import get_logger
 from watcher.commands.parsers import add_command
 
 if TYPE_CHECKING:
     from watcher.commands.parsers import Subparsers
     from watcher.config import AppConfig
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def add_parser(sub: Subparsers) -> None:

@@ -58,8 +58,8 @@ def notify_config(section: Section) -> NotifyConfig:
     url = section.optional_string("url")
     if url is not None and not re.match(r"^https?://[^/\s]+", url):
         raise section.error("url", "must be an http(s) URL")
-    if url is not None and urlsplit(url).fragment:
-        raise section.error("url", "must not have a #fragment")
+    if url is not None:
+        _check_url(section, url)
     style = section.enum_choice("url_style", UrlStyle.JSON)
     if style is UrlStyle.HEALTHCHECKS and url is None:
         raise section.error("url_style", '"healthchecks" needs url (the check\'s ping URL)')
@@ -97,3 +97,18 @@ def _command(section: Section) -> tuple[str, ...]:
     if not argv:
         raise section.error("command", "is empty; give the program and its arguments")
     return argv
+
+
+def _check_url(section: Section, url: str) -> None:
+    """A URL that urllib can send as written: ASCII, no spaces, a numeric port, no fragment."""
+    if not url.isascii() or any(c.isspace() or ord(c) < 32 for c in url):
+        raise section.error(
+            "url", "must be ASCII without spaces (percent-encode other characters, e.g. %20)"
+        )
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise section.error("url", "has a port that is not a number") from None
+    if parts.fragment:
+        raise section.error("url", "must not have a #fragment")

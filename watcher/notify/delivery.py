@@ -24,12 +24,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import structlog
-
+from localbackup.logevents import get_logger
 from watcher.notify.config import NotifyConfig, UrlStyle
 from watcher.notify.events import Category, Notice
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 BACKOFF = (2.0, 10.0)  # pauses between the attempts of one delivery (3 attempts)
 CLOSE_TIMEOUT = 30.0
@@ -127,7 +126,11 @@ class Notifier:
                 url = self.config.url
                 if self.config.url_style is UrlStyle.HEALTHCHECKS:
                     url = ping_url(url, item.category)
-                self._deliver(item, mask_url(url), functools.partial(self._post, url, body))
+                try:
+                    target = mask_url(url)
+                except ValueError:  # an unparsable port: the config check refuses it
+                    target = "the [notify] url"
+                self._deliver(item, target, functools.partial(self._post, url, body))
             if self.config.command:
                 name = Path(self.config.command[0]).name
                 self._deliver(item, f"command {name}", functools.partial(self._run, item, body))
@@ -146,6 +149,10 @@ class Notifier:
                     return
                 log.warning("notify.retry", wait=self._backoff[n], **fields)
                 self._sleep(self._backoff[n])
+            except Exception as exc:  # never the end of the worker, nor the operation's failure
+                fields.update(error=self._clean(f"{type(exc).__name__}: {exc}"), attempts=n + 1)
+                log.error("notify.undeliverable", **fields)
+                return
             else:
                 log.info("notify.sent", **fields)
                 return

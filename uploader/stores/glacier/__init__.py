@@ -9,17 +9,50 @@ job and inventory answers; :mod:`.description` is our archive description format
 
 from __future__ import annotations
 
-from uploader.stores.glacier.description import ArchiveDescription, parse_description
-from uploader.stores.glacier.jobs import (
-    Inventory,
-    InventoryArchive,
-    JobInfo,
-    JobOutputExpired,
-    tree_hash_ranges,
-)
-from uploader.stores.glacier.store import GlacierStore
-from uploader.stores.glacier.treehash import TreeHasher, combine_tree_hashes, tree_hash
-from uploader.stores.glacier.wire import NoInventoryYet, VaultNotFound
+from typing import TYPE_CHECKING
+
+from localbackup.lazyfront import lazy_front
+
+if TYPE_CHECKING:
+    from uploader.stores.glacier.description import ArchiveDescription, parse_description
+    from uploader.stores.glacier.jobs import (
+        Inventory,
+        InventoryArchive,
+        JobInfo,
+        JobOutputExpired,
+        tree_hash_ranges,
+    )
+    from uploader.stores.glacier.store import GlacierStore
+    from uploader.stores.glacier.treehash import TreeHasher, combine_tree_hashes, tree_hash
+    from uploader.stores.glacier.wire import MissingTreeHash, NoInventoryYet, VaultNotFound
+else:
+    __getattr__ = lazy_front(
+        __name__,
+        {
+            ".description": (
+                "ArchiveDescription",
+                "parse_description",
+            ),
+            ".jobs": (
+                "Inventory",
+                "InventoryArchive",
+                "JobInfo",
+                "JobOutputExpired",
+                "tree_hash_ranges",
+            ),
+            ".store": ("GlacierStore",),
+            ".treehash": (
+                "TreeHasher",
+                "combine_tree_hashes",
+                "tree_hash",
+            ),
+            ".wire": (
+                "MissingTreeHash",
+                "NoInventoryYet",
+                "VaultNotFound",
+            ),
+        },
+    )
 
 __all__ = [
     "ArchiveDescription",
@@ -28,6 +61,7 @@ __all__ = [
     "InventoryArchive",
     "JobInfo",
     "JobOutputExpired",
+    "MissingTreeHash",
     "NoInventoryYet",
     "TreeHasher",
     "VaultNotFound",

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self
 
-import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
+from localbackup.logevents import get_logger
 from uploader.config import CONNECT_TIMEOUT, READ_TIMEOUT, GlacierStoreConfig
 from uploader.stores.aws_client import AwsClient, AwsStore, default_region, total_attempts
 from uploader.stores.base import (
@@ -86,7 +86,7 @@ __all__ = [
     "VaultNotFound",
 ]
 
-log = structlog.get_logger("uploader.stores.glacier.store")
+log = get_logger("uploader.stores.glacier.store")
 
 GLACIER_CAPABILITIES = Capabilities(
     min_part_size=MiB,
@@ -398,8 +398,13 @@ class GlacierStore(AwsStore):
         return await self._jobs.get_inventory(job_id)
 
     def read_job_output(
-        self, job_id: str, start: int = 0, end: int | None = None
+        self,
+        job_id: str,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        require_tree_hash: bool = False,
     ) -> AsyncIterator[bytes]:
         """Bytes ``[start, end)`` of a job's output, checked (see
         :meth:`.vault_jobs.VaultJobs.read_job_output`)."""
-        return self._jobs.read_job_output(job_id, start, end)
+        return self._jobs.read_job_output(job_id, start, end, require_tree_hash=require_tree_hash)

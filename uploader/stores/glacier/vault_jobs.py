@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import structlog
-
+from localbackup.logevents import get_logger
 from uploader.stores.aws_client import AwsClient
 from uploader.stores.base import TIER_NAMES, ObjectNotFound, PermanentStoreError, Tier
 from uploader.stores.glacier.jobs import (
@@ -27,7 +26,7 @@ from uploader.stores.glacier.jobs import (
 )
 from uploader.stores.glacier.wire import NoInventoryYet, errors, vault_args, verified_stream
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class VaultJobs:
@@ -106,14 +105,20 @@ class VaultJobs:
         return parse_inventory(raw, f"reading the inventory of job {job_id}")
 
     async def read_job_output(
-        self, job_id: str, start: int = 0, end: int | None = None
+        self,
+        job_id: str,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        require_tree_hash: bool = False,
     ) -> AsyncIterator[bytes]:
         """Bytes ``[start, end)`` of a job's output. The length is always checked, and the tree
         hash whenever Glacier sends one (tree-hash-aligned ranges of tree-hash-aligned
         retrievals, see :func:`.jobs.tree_hash_ranges`), at the end of the range: chunks are
         yielded as they arrive, so keep them only if iteration ends without an error.
         A cut connection raises :class:`TransientStoreError` (retry the range); an expired
-        output :class:`JobOutputExpired`."""
+        output :class:`JobOutputExpired`; with ``require_tree_hash``, a response without a
+        tree hash :class:`MissingTreeHash` before any byte is yielded."""
         what = f"reading the output of job {job_id}"
         extra = {}
         if start > 0 or end is not None:
@@ -127,5 +132,5 @@ class VaultJobs:
             raise JobOutputExpired(
                 f"{exc}. Job output is kept about 24 h after the job completes: start a new job"
             ) from exc
-        async for chunk in verified_stream(r, what):
+        async for chunk in verified_stream(r, what, require_tree_hash=require_tree_hash):
             yield chunk

@@ -105,12 +105,26 @@ def set_content_hash(params: dict[str, Any], context: dict[str, Any], **_: Any) 
         headers["x-amz-sha256-tree-hash"] = tree_hash(body)
 
 
-async def verified_stream(response: Mapping[str, Any], what: str) -> AsyncIterator[bytes]:
+class MissingTreeHash(PermanentStoreError):
+    """Glacier sent a range of job output without its tree hash where one was required (it
+    sends one only for tree-hash-aligned ranges of tree-hash-aligned retrievals)."""
+
+
+async def verified_stream(
+    response: Mapping[str, Any], what: str, *, require_tree_hash: bool = False
+) -> AsyncIterator[bytes]:
     """The body of a GetJobOutput response, checked at its end: the length against
-    ``Content-Length`` and, when Glacier sent one, the tree hash of the bytes."""
+    ``Content-Length`` and, when Glacier sent one (always, with ``require_tree_hash``), the
+    tree hash of the bytes."""
     length = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("content-length")
     expected = int(length) if isinstance(length, str) and length.isdigit() else None
     checksum, body = response.get("checksum"), response["body"]
+    if require_tree_hash and not checksum:
+        body.close()
+        raise MissingTreeHash(
+            f"{what}: Glacier sent no SHA-256 tree hash for this range, so it cannot be "
+            "verified on its own"
+        )
     hasher, got = TreeHasher(), 0
     try:
         while True:
