@@ -131,7 +131,11 @@ def test_cycles_move_to_s3_and_every_point_in_time_restores_from_there(
             assert snapshot(restored(out, v.src)) == expected, f"{cycle} increment {n}"
     # The new store's catalogue knows the cycles: nothing is uploaded again.
     assert cli(config, upload, "upload") == 0
-    assert {k for k in v.objects() if k.startswith("backups/")} == {f"backups/{k}" for k in ids}
+    moved = {k for k in v.objects() if k.startswith("backups/")}
+    assert {k for k in moved if ".tar." in k} == {f"backups/{k}" for k in ids}
+    # each cycle's metadata object is made again at the destination (migrate moves archives)
+    meta = {f"backups/{k.replace('.tar.age', '.meta.age')}" for k in ids}
+    assert {k for k in moved if ".meta." in k} == meta
     again = v.main("--resume")
     assert again.returncode == 0, again.stderr
     assert "copied and verified: 3 of 3" in again.stdout

@@ -4,8 +4,10 @@ sources may be deleted. No I/O and no clock: ``now`` is passed in.
 - :func:`select_archives` reads a vault listing: this host's archives of ours (by their
   description) keep their object key and metadata and gain ``source-archive-id``; the original
   tool's archives (``GlacierBackup-<ts>.tar[.enc]``) go, as they are, to
-  ``<host>/legacy/<name>`` with ``--include-legacy``; everything else is listed with the reason
-  it stays.
+  ``<host>/legacy/<name>`` with ``--include-legacy``; a cycle's metadata object is not moved
+  (the destination's maintenance pass makes it again, in its hot storage class, from the
+  catalogue's copy of the cycle: :mod:`uploader.maintenance.metadata_upkeep`); everything
+  else is listed with the reason it stays.
 - :func:`plan_requests` fills a rolling 24-hour window up to ``--max-per-day`` bytes, in order.
 - :func:`plan_source_deletions` lets a copied archive's source go only once it is past the
   vault's minimum storage duration (90 days): deleting earlier is billed as if it had stayed.
@@ -18,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from uploader.archive import ARCHIVE_FORMAT
+from uploader.archive import ARCHIVE_FORMAT, parse_metadata_key
 from uploader.catalogue import MigrationKind, MigrationRecord, MigrationState, PlannedArchive
 from uploader.restore import legacy_archive_name
 from uploader.stores.glacier import parse_description
@@ -95,6 +97,8 @@ def select_archives(listing: Iterable[VaultArchive], options: SelectOptions) -> 
                 answered.add(name)
                 legacy.append((a, name))
             continue
+        if parse_metadata_key(desc.key) is not None:
+            continue  # made again at the destination (see the module docstring)
         host = desc.host or desc.key.split("/", 1)[0]
         if host != options.host:
             skipped.append(_skip(a, desc.key, f"another host's ({host})"))
