@@ -77,6 +77,14 @@ def new_cycle_id(now: datetime, taken: set[str]) -> str:
     return candidate
 
 
+def cycle_sequence(cycle_id: str) -> int:
+    """Which of the cycles started in one second this is: 1 for ``20261126T040000Z``, 2 for
+    ``...Z-2``. Text order puts ``...Z-2.tar.age`` before ``...Z.tar.age`` (and ``-10`` before
+    ``-2``): order by (time, sequence) instead."""
+    _, _, n = cycle_id.partition("-")
+    return int(n) if n.isdigit() else 1
+
+
 def cycle_id_time(cycle_id: str) -> datetime | None:
     """The start time a cycle id carries (``20261126T040000Z``, maybe ``-2``), if it is one."""
     try:

@@ -387,3 +387,17 @@ def test_a_cycle_uploaded_late_is_not_the_newest_backup() -> None:
     )
     plan = plan_prune([late, recent], PrunePolicy(max_store_size=15, keep_last=1), NOW)
     assert table(plan) == [("old-cycle", "delete", "budget"), ("new-cycle", "keep", "keep_last")]
+
+
+def test_cycles_started_in_the_same_second_go_by_their_sequence() -> None:
+    """``...Z-2.tar.age`` sorts before ``...Z.tar.age`` as text: the second cycle of that second
+    is still the newer one (and ``-10`` newer than ``-2``)."""
+    taken = NOW - timedelta(days=100)
+    keys = [f"h/20260101T000000Z{s}.tar.age" for s in ("", "-2", "-10")]
+    archives = [PruneArchive(k, 10, NOW - timedelta(days=99), taken_at=taken) for k in keys]
+    plan = plan_prune(archives, PrunePolicy(max_store_size=15, keep_last=1), NOW)
+    assert table(plan) == [
+        (keys[0], "delete", "budget"),
+        (keys[1], "delete", "budget"),
+        (keys[2], "keep", "keep_last"),
+    ]

@@ -37,8 +37,9 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from localbackup.configkit import DAY
+from localbackup.formats import cycle_sequence
 from uploader.archive import MIN_STORAGE_DAYS as _CLASS_MIN_DAYS
-from uploader.archive import VAULT
+from uploader.archive import VAULT, parse_object_key
 from uploader.catalogue import PruneArchive
 from uploader.config import LocalStoreConfig, S3StoreConfig, StoreConfig
 from uploader.maintenance.retention import RetentionConfig
@@ -214,8 +215,10 @@ _PERIODS: tuple[tuple[PeriodRule, Callable[[datetime], tuple[int, ...]]], ...] =
 )
 
 
-def _order(a: PruneArchive) -> tuple[datetime, str]:
-    return (a.point_in_time, a.key)
+def _order(a: PruneArchive) -> tuple[datetime, int, str]:
+    """Oldest first; two cycles started in the same second by their sequence, not by key text."""
+    parsed = parse_object_key(a.key)
+    return (a.point_in_time, 0 if parsed is None else cycle_sequence(parsed.cycle_id), a.key)
 
 
 def _protected(
