@@ -112,13 +112,15 @@ def spool_indexes(config: AppConfig) -> dict[str, list[StoredIndex]]:
     return found
 
 
-def catalogued(cat: Catalogue, host: str) -> dict[str, dict[int, str]]:
-    """The cycles of ``host`` whose indexes the catalogue keeps: cycle -> increment number ->
-    kind (a catalogue may also hold another host's, recovered with ``--host``)."""
+def catalogued(cat: Catalogue, host: str | None = None) -> dict[str, dict[int, str]]:
+    """The cycles (of ``host``, or of every host) whose indexes the catalogue keeps: cycle ->
+    increment number -> kind (a catalogue may also hold another host's, recovered with
+    ``--host``)."""
     kinds: dict[str, dict[int, str]] = {}
     for cycle_id, number, kind in cat.query(
-        "SELECT cycle_id, number, kind FROM cycle_indexes WHERE host = ? ORDER BY cycle_id, number",
-        (host,),
+        "SELECT cycle_id, number, kind FROM cycle_indexes WHERE ? IS NULL OR host = ?"
+        " ORDER BY cycle_id, number",
+        (host, host),
     ):
         kinds.setdefault(cycle_id, {})[int(number)] = kind
     return kinds
