@@ -11,7 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from uploader.catalogue import Catalogue
-from uploader.maintenance.executor import MaintenanceConfig, run_maintenance
+from uploader.maintenance import MaintenanceConfig, run_maintenance
 from uploader.maintenance.orphans import DAY, KnownUpload, plan_orphan_aborts
 from uploader.maintenance.retention import RetentionConfig
 from uploader.stores.base import MultipartUploadInfo

@@ -19,7 +19,7 @@ from uploader import catalogue as cm
 from uploader.archive import METADATA_FORMAT, parse_object_key
 from uploader.catalogue import Catalogue
 from uploader.config import EncryptionConfig, UploadConfig
-from uploader.maintenance.executor import MaintenanceConfig, run_maintenance
+from uploader.maintenance import MaintenanceConfig, run_maintenance
 from uploader.maintenance.retention import RetentionConfig
 from uploader.multipart import MultipartOptions
 from uploader.stores.base import PartInfo, Store, TransientStoreError, UploadNotFound

@@ -15,15 +15,12 @@ from typing import TYPE_CHECKING
 from localbackup.lazyfront import lazy_front
 
 if TYPE_CHECKING:
-    from uploader.maintenance.executor import (
-        MaintenanceConfig,
-        MaintenanceReport,
-        run_maintenance,
-    )
+    from uploader.maintenance.executor import run_maintenance
     from uploader.maintenance.inventory_pass import advance_inventory
     from uploader.maintenance.inventory_plan import InventorySettings, pending_jobs, plan_inventory
     from uploader.maintenance.metadata_upkeep import MetadataUpkeep
     from uploader.maintenance.orphans import plan_orphan_aborts
+    from uploader.maintenance.pass_types import MaintenanceConfig, MaintenanceReport
     from uploader.maintenance.prune import (
         MIN_STORAGE_DAYS,
         PRICE_PER_GB_MONTH,
@@ -47,11 +44,8 @@ else:
     __getattr__ = lazy_front(
         __name__,
         {
-            ".executor": (
-                "MaintenanceConfig",
-                "MaintenanceReport",
-                "run_maintenance",
-            ),
+            ".executor": ("run_maintenance",),
+            ".pass_types": ("MaintenanceConfig", "MaintenanceReport"),
             ".inventory_pass": ("advance_inventory",),
             ".inventory_plan": (
                 "InventorySettings",

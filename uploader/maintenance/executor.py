@@ -31,79 +31,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 
 from localbackup import testpoints
-from localbackup.configkit import DAY
 from localbackup.logevents import get_logger
 from uploader import catalogue as cm
 from uploader.archive import ArchiveMetadata, ObjectKind, parse_object_key
 from uploader.catalogue import Catalogue, FlagKind
 from uploader.cycle_lock import CycleBusy, cycle_lock
 from uploader.maintenance.inventory_pass import advance_inventory
-from uploader.maintenance.inventory_plan import InventorySettings
 from uploader.maintenance.locks import hidden_archives, lock_now, vault_locked
 from uploader.maintenance.metadata_upkeep import (
-    MetadataUpkeep,
     apply_metadata_action,
     delete_metadata_of,
     keep_metadata,
 )
 from uploader.maintenance.orphans import KnownUpload, host_prefix, plan_orphan_aborts
-from uploader.maintenance.prune import PrunePlan, PrunePolicy, may_upload, plan_prune
+from uploader.maintenance.pass_types import MaintenanceConfig, MaintenanceReport
+from uploader.maintenance.prune import PrunePolicy, may_upload, plan_prune
 from uploader.maintenance.reconcile import ListedArchive, Listing, Reconciliation, reconcile
-from uploader.maintenance.retention import RetentionConfig
 from uploader.object_lock import locked_at
 from uploader.stores import InventoryJobs, ObjectInfo, ObjectNotFound, Store, StoreError
 
 log = get_logger("uploader.maintenance.executor")
-
-
-@dataclass(frozen=True, slots=True)
-class MaintenanceConfig:
-    """What one maintenance pass does and with which rules."""
-
-    retention: RetentionConfig
-    storage_class: str  # uploader.maintenance.prune.storage_class_for(store config)
-    host: str
-    inventory: InventorySettings = field(default_factory=InventorySettings)
-    grace: float = DAY  # inventory lag: what changed this long before an inventory is not judged
-    dry_run: bool = False
-    prune: bool = True
-    request_inventory: bool = False  # ask for an inventory now if no job is in flight
-    next_upload_size: int = 0
-    # Multipart uploads unknown to the catalogue are aborted once this old (a concurrent upload
-    # process records its upload within seconds; see uploader.maintenance.orphans).
-    orphan_grace: float = DAY
-    sweep_orphans: bool = True
-    # Called with the prune plan before anything is deleted (the CLI prints every decision
-    # and its estimated early-deletion fee first: deleting is what costs money).
-    on_plan: Callable[[PrunePlan], None] | None = None
-    # How missing metadata objects are sent again (None: they are only flagged).
-    metadata: MetadataUpkeep | None = None
-
-
-@dataclass(slots=True)
-class MaintenanceReport:
-    """What one maintenance pass found and did."""
-
-    store: str
-    inventory_status: str = ""
-    reconciliation: Reconciliation | None = None
-    plan: PrunePlan | None = None
-    deleted: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    jobs_in_flight: int = 0
-    orphans_aborted: list[str] = field(default_factory=list)  # "<key> <upload id>"
-    metadata_sent: list[str] = field(default_factory=list)  # metadata objects sent again
-    metadata_deleted: list[str] = field(default_factory=list)  # with their pruned archives
-    deleted_again: list[str] = field(default_factory=list)  # keys still listed, deleted again
-    # Why the pass could not learn what the store holds (credentials, no such bucket or vault,
-    # no answer): the store error itself, for the command to say what to fix.
-    failure: StoreError | None = None
 
 
 async def run_maintenance(

@@ -26,7 +26,7 @@ from uploader.object_lock import locked_at
 from uploader.stores.base import ObjectOptions, Store, StoreError
 
 if TYPE_CHECKING:
-    from uploader.maintenance.executor import MaintenanceReport
+    from uploader.maintenance.pass_types import MaintenanceReport
 
 log = structlog.get_logger("uploader.maintenance.metadata_upkeep")
 

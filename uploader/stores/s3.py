@@ -15,12 +15,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Self
 
 import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
-from aiohttp.payload import BytesPayload, Payload
 
 from uploader.archive import S3_COLD_CLASSES
 from uploader.config import CONNECT_TIMEOUT, READ_TIMEOUT, S3StoreConfig, StorageClass
@@ -38,9 +37,7 @@ from uploader.stores.base import (
     ObjectNotFound,
     ObjectOptions,
     ObjectVersion,
-    PartChecksum,
     PartInfo,
-    PermanentStoreError,
     RestoreAlreadyInProgress,
     RestoreOutcome,
     StoredChecksums,
@@ -56,41 +53,11 @@ from uploader.stores.s3_lock import (
     read_versioned,
     read_versions,
 )
+from uploader.stores.s3_parts import object_parts, part_body_as_view
 
 log = structlog.get_logger("uploader.stores.s3")
 
 S3_CAPABILITIES = Capabilities(min_part_size=5 * MiB, max_part_size=5 * GiB, max_parts=10_000)
-
-
-class _PartBody(BytesPayload):
-    """A part's bytes as aiohttp sends them, without a copy, and as botocore sends them again.
-
-    aiohttp copies a bytearray body (it slices it) before sending, a view it does not: 16 MiB
-    less to copy per part. botocore rewinds a body before it retries a request (a 503 SlowDown,
-    a reset connection) and cannot rewind a bare memoryview, which turned one transient error
-    into a failed part. A payload of bytes in memory has nothing to rewind: :meth:`seek` is
-    all botocore needs, and aiohttp sends a payload it is given as it is.
-    """
-
-    def __init__(self, data: bytearray) -> None:
-        # Payload.__init__, not BytesPayload's: that one warns about large bodies in memory,
-        # which is what a part is by design (its size is bounded by the driver's tokens).
-        Payload.__init__(self, memoryview(data), content_type="application/octet-stream")
-        self._size = len(data)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        """Rewind for a retry: the bytes are in memory, every send starts at the first."""
-        return 0
-
-
-def _part_body_as_view(params: dict[str, Any], **_: Any) -> None:
-    """Send a part held in a bytearray as a :class:`_PartBody` (no copy, can be resent).
-
-    botocore's parameter validation refuses anything but bytes-like and file-like bodies, so
-    the swap is made after it, just before the request is built."""
-    body = params.get("body")
-    if isinstance(body, bytearray):
-        params["body"] = _PartBody(body)
 
 
 class S3Store(AwsStore):
@@ -163,7 +130,7 @@ class S3Store(AwsStore):
     async def __aenter__(self) -> Self:
         with _errors("connecting to S3"):
             client = await self._aws.open()
-        client.meta.events.register("before-call.s3.UploadPart", _part_body_as_view)
+        client.meta.events.register("before-call.s3.UploadPart", part_body_as_view)
         return self
 
     def _key(self, key: str) -> str:
@@ -343,7 +310,7 @@ class S3Store(AwsStore):
                 Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED"
             )
         version = _version(r.get("VersionId"))
-        parts, kind = await self._object_parts(key, version, what)
+        parts, kind = await object_parts(self.client, self.bucket, self._key(key), version, what)
         return StoredChecksums(
             size=int(r["ContentLength"]),
             etag=str(r["ETag"]) if r.get("ETag") else None,
@@ -354,46 +321,6 @@ class S3Store(AwsStore):
             storage_class=str(r.get("StorageClass", "STANDARD")),
             metadata=dict(r.get("Metadata", {})),
         )
-
-    async def _object_parts(
-        self, key: str, version: str | None, what: str
-    ) -> tuple[tuple[PartChecksum, ...] | None, str | None]:
-        """Every part's checksum (GetObjectAttributes ObjectParts, page by page) and the
-        checksum type; (None, type) when the service does not list the parts."""
-        parts: list[PartChecksum] = []
-        marker: int | None = None
-        kind: str | None = None
-        extra = {"VersionId": version} if version else {}
-        while True:
-            page = {"PartNumberMarker": marker} if marker is not None else {}
-            try:
-                with _errors(what):
-                    r = await self.client.get_object_attributes(
-                        Bucket=self.bucket,
-                        Key=self._key(key),
-                        ObjectAttributes=["ObjectParts", "Checksum"],
-                        MaxParts=1000,
-                        **extra,
-                        **page,
-                    )
-            except ObjectNotFound:
-                raise
-            except PermanentStoreError as exc:
-                # Not implemented by this S3-compatible server, or not allowed by the policy
-                # (s3:GetObjectAttributes): the other checksums still say a lot.
-                log.warning("s3.object_parts_unavailable", key=key, error=str(exc))
-                return None, kind
-            kind = kind or (r.get("Checksum") or {}).get("ChecksumType")
-            listed = r.get("ObjectParts")
-            if not listed or "Parts" not in listed:
-                return (tuple(parts) or None), kind
-            for p in listed["Parts"]:
-                # "" when the server lists the part without its checksum (SeaweedFS)
-                checksum = str(p.get("ChecksumSHA256") or "")
-                parts.append(PartChecksum(int(p["PartNumber"]), int(p["Size"]), checksum))
-            if not listed.get("IsTruncated"):
-                return tuple(parts), kind
-            marker = int(listed["NextPartNumberMarker"])
 
     # -- retrieval from GLACIER / DEEP_ARCHIVE -------------------------------------------------
 
