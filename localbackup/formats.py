@@ -85,6 +85,12 @@ def cycle_sequence(cycle_id: str) -> int:
     return int(n) if n.isdigit() else 1
 
 
+def cycle_order(cycle_id: str) -> tuple[str, int]:
+    """A sort key for cycle ids in the order they were made: start second, then sequence
+    (``...Z``, ``...Z-2``, ..., ``...Z-10``; not text order)."""
+    return (cycle_id.partition("-")[0], cycle_sequence(cycle_id))
+
+
 def cycle_id_time(cycle_id: str) -> datetime | None:
     """The start time a cycle id carries (``20261126T040000Z``, maybe ``-2``), if it is one."""
     try:

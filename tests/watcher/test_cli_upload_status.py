@@ -222,7 +222,7 @@ def test_an_interrupted_upload_says_how_to_resume_and_resumes(
 
 
 def test_cycles_of_one_second_are_listed_in_the_order_they_were_made() -> None:
-    from watcher.commands.cycles import _cycle_order
+    from localbackup.formats import cycle_order
 
     made = ["20251231T235959Z", "20260101T000000Z", "20260101T000000Z-2", "20260101T000000Z-10"]
-    assert sorted(reversed(made), key=_cycle_order) == made
+    assert sorted(reversed(made), key=cycle_order) == made

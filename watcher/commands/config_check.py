@@ -175,17 +175,9 @@ def render_toml(shown: dict[str, Any]) -> str:
         f"# resolved from {shown['config_file']}",
         f"state_dir = {json.dumps(shown['state_dir'])}",
     ]
-    for name in (
-        "backup",
-        "watch",
-        "encryption",
-        "store",
-        "upload",
-        "retention",
-        "restore",
-        "notify",
-        "metrics",
-    ):
+    from watcher.config import SECTIONS
+
+    for name in SECTIONS:
         lines.append(f"\n[{name}]")
         for key, value in shown[name].items():
             if value is None:

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from localbackup import formats
-from localbackup.formats import cycle_id_time, cycle_sequence
+from localbackup.formats import cycle_id_time, cycle_order
 from localbackup.spool import CycleDir, Spool
 from uploader.catalogue import (
     ArchiveRecord,
@@ -148,11 +148,6 @@ def _location(local: CycleDir | None, archive: ArchiveRecord | None, known: _Kno
     return "store" if archive is not None else "nowhere"
 
 
-def _cycle_order(cycle_id: str) -> tuple[str, int]:
-    """Start second, then sequence: ``...Z``, ``...Z-2``, ..., ``...Z-10`` (not text order)."""
-    return (cycle_id.partition("-")[0], cycle_sequence(cycle_id))
-
-
 def collect_cycles(config: AppConfig) -> list[dict[str, Any]]:
     """Every cycle of this host, oldest first (the ``--json`` document): in the spool, or with
     an archive, an upload or a pruning recorded for the configured store."""
@@ -161,7 +156,7 @@ def collect_cycles(config: AppConfig) -> list[dict[str, Any]]:
     ids = set(local) | set(known.archives) | set(known.uploading) | set(known.pruned)
     storage_class = storage_class_for(config.store)
     out = []
-    for cycle_id in sorted(ids, key=_cycle_order):
+    for cycle_id in sorted(ids, key=cycle_order):
         c = local.get(cycle_id)
         archive = known.archives.get(cycle_id)
         increments, sealed_at = _increments(c, known, cycle_id)
