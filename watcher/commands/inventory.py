@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from localbackup.configkit import format_size
@@ -30,7 +29,7 @@ from uploader.recovery import RecoveryReport, WrongKey, recover_metadata, unlock
 from uploader.restore import RestoreDeclined, RetrievalOptions
 from uploader.stores import StoreNotAvailable, open_store
 from watcher import output
-from watcher.commands.parsers import add_command
+from watcher.commands.parsers import add_command, add_identity_option
 from watcher.commands.terminal import TerminalUI, declined
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
 from watcher.hints import fix_for
@@ -87,13 +86,7 @@ def add_parser(sub: Subparsers) -> None:
         help="rebuild the catalogue from the store: a fresh listing (Glacier: a new inventory "
         "job), then read every metadata object of this host again",
     )
-    p.add_argument(
-        "--identity",
-        type=Path,
-        metavar="FILE",
-        help="age identity file to read metadata objects with (default: [encryption] "
-        "identity_file)",
-    )
+    add_identity_option(p, " to read metadata objects with")
     p.add_argument(
         "--yes", action="store_true", help="Glacier: request the metadata retrieval jobs"
     )

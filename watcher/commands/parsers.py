@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 __all__ = ["Subparsers", "add_command"]
@@ -33,4 +34,14 @@ def add_command(
         description=description,
         epilog=epilog,
         formatter_class=_HelpFormatter,
+    )
+
+
+def add_identity_option(p: argparse.ArgumentParser, what: str = "") -> None:
+    """``--identity FILE``: the age identity file to decrypt with (``what`` says for what)."""
+    p.add_argument(
+        "--identity",
+        type=Path,
+        metavar="FILE",
+        help=f"age identity file{what} (default: [encryption] identity_file)",
     )

@@ -36,7 +36,7 @@ from uploader.restore import (
 )
 from uploader.stores import Store, StoreError, StoreNotAvailable, open_store
 from watcher import output
-from watcher.commands.parsers import add_command
+from watcher.commands.parsers import add_command, add_identity_option
 from watcher.commands.restore_cold import add_cold_arguments, retrieval_options
 from watcher.commands.terminal import TerminalUI, declined
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
@@ -124,12 +124,7 @@ def add_parser(sub: Subparsers) -> None:
         action="store_true",
         help="restore from the local spool instead of the store",
     )
-    p.add_argument(
-        "--identity",
-        type=Path,
-        metavar="FILE",
-        help="age identity file (default: [encryption] identity_file)",
-    )
+    add_identity_option(p)
     p.add_argument(
         "--yes",
         action="store_true",

@@ -17,7 +17,6 @@ import asyncio
 import json
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from localbackup.configkit import format_size
@@ -35,7 +34,7 @@ from uploader.verify import (
     verdicts_to_record,
     verify_archives,
 )
-from watcher.commands.parsers import add_command
+from watcher.commands.parsers import add_command, add_identity_option
 from watcher.commands.restore_cold import add_cold_arguments, retrieval_options
 from watcher.commands.terminal import TerminalUI, declined
 from watcher.exitcodes import FAILURE, OK, USAGE, WARNINGS
@@ -82,12 +81,7 @@ def add_parser(sub: Subparsers) -> None:
         help="--read-data: N archives picked at random (a restore drill under a budget)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument(
-        "--identity",
-        type=Path,
-        metavar="FILE",
-        help="age identity file (default: [encryption] identity_file)",
-    )
+    add_identity_option(p)
     p.add_argument(
         "--yes", action="store_true", help="--read-data: request the retrievals it needs"
     )
